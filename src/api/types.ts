@@ -1,0 +1,76 @@
+// The contract between the local HTTP API and the agent. The HTTP server only sees this
+// interface, so it can be tested with a fake agent; the CLI only sees the JSON it produces.
+import type { MemberStatus } from '../core/membership/types.js';
+
+/** One member as shown by `GET /v1/agent/members` and `mesh members --json`. */
+export interface MemberView {
+  name: string;
+  id: string;
+  /** Cluster address "host:port". */
+  address: string;
+  status: MemberStatus;
+  incarnation: number;
+  zone: string;
+  meta: Record<string, string>;
+}
+
+/** `GET /v1/agent/self` and `mesh info --json`. */
+export interface AgentSelfView {
+  name: string;
+  id: string;
+  /** Address other agents dial (advertise), "host:port". */
+  address: string;
+  /** libp2p multiaddrs this agent listens on, with /p2p/<id>. */
+  multiaddrs: string[];
+  /** Local HTTP API address "host:port". */
+  http: string;
+  zone: string;
+  status: MemberStatus;
+  incarnation: number;
+  version: string;
+  dataDir: string;
+  /** Lifeguard local health score: 0 healthy, higher means this agent is itself slow. */
+  localHealth: number;
+  /** Counts of members by status, as this agent sees them. */
+  members: Record<MemberStatus, number>;
+  /** Counters: messages dropped as malformed, probes, etc. */
+  stats: Record<string, number>;
+  startedAt: string;
+}
+
+export interface JoinResult {
+  /** How many of the given addresses answered and exchanged state. */
+  joined: number;
+  /** One entry per address that failed, with the reason. */
+  errors: Array<{ address: string; message: string }>;
+}
+
+/** What the HTTP API needs from a running agent. */
+export interface AgentApi {
+  self(): AgentSelfView;
+  members(): MemberView[];
+  /** Join the cluster of any of the addresses (host:port, dns:port or multiaddr). Rejects with a
+   * MeshError('join_failed') when none answers. */
+  join(addresses: string[], signal?: AbortSignal): Promise<JoinResult>;
+  /** Graceful leave; the agent process exits after the API has answered. */
+  leave(): Promise<void>;
+}
+
+/** Errors carry a stable code the API maps to a status and the CLI prints as a message. */
+export type MeshErrorCode =
+  | 'bad_request'
+  | 'not_found'
+  | 'method_not_allowed'
+  | 'join_failed'
+  | 'payload_too_large'
+  | 'unavailable'
+  | 'internal';
+
+export class MeshError extends Error {
+  readonly code: MeshErrorCode;
+  constructor(code: MeshErrorCode, message: string) {
+    super(message);
+    this.code = code;
+    this.name = 'MeshError';
+  }
+}

@@ -1,0 +1,113 @@
+// The `mesh` command line: parse, call the API client, print. bin/mesh.ts only calls main().
+import { Command, CommanderError, Option } from 'commander';
+import { ApiClient, defaultHttpAddr } from '../api/client.js';
+import { MeshError } from '../api/types.js';
+import { generateClusterKey } from '../config/cluster-key.js';
+import { addAgentCommand } from './agent.js';
+import { infoCommand } from './info.js';
+import { joinCommand, leaveCommand } from './join-leave.js';
+import { membersCommand } from './members.js';
+import { packageVersion } from './version.js';
+
+export interface Io {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+const processIo: Io = {
+  out: (text) => process.stdout.write(`${text}\n`),
+  err: (text) => process.stderr.write(`${text}\n`),
+};
+
+/** Exit codes: 0 success, 1 the command failed, 2 the command line was wrong. */
+export const exitCodes = { ok: 0, failed: 1, usage: 2 } as const;
+
+function httpOption(): Option {
+  return new Option('--http <addr>', 'address of the agent HTTP API')
+    .env('MESH_HTTP_ADDR')
+    .default(defaultHttpAddr);
+}
+
+function clientCommand(program: Command, name: string, description: string): Command {
+  return program.command(name).description(description).addOption(httpOption());
+}
+
+export function buildProgram(io: Io = processIo): Command {
+  const program = new Command('mesh')
+    .description('a service mesh with no central server')
+    .version(packageVersion())
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) });
+  const client = (opts: { http: string }): ApiClient => new ApiClient(opts.http);
+
+  addAgentCommand(program);
+
+  clientCommand(program, 'members', 'list the members of the cluster as this agent sees them')
+    .option('--json', 'print the JSON array from the API')
+    .addOption(
+      new Option('--status <status>', 'show only members in this state').choices([
+        'alive',
+        'suspect',
+        'failed',
+        'left',
+      ]),
+    )
+    .action(async (opts: { http: string; json?: boolean; status?: string }) => {
+      io.out(await membersCommand(client(opts), opts));
+    });
+
+  clientCommand(program, 'join', 'ask the agent to join the cluster of any of the addresses')
+    .argument('<address...>', 'host:port, [ipv6]:port, dns-name:port or multiaddr')
+    .action(async (addresses: string[], opts: { http: string }) => {
+      io.out(await joinCommand(client(opts), addresses));
+    });
+
+  clientCommand(program, 'leave', 'make the agent leave the cluster gracefully and exit').action(
+    async (opts: { http: string }) => {
+      io.out(await leaveCommand(client(opts)));
+    },
+  );
+
+  clientCommand(program, 'info', "show the agent's identity, addresses and counters")
+    .option('--json', 'print the JSON object from the API')
+    .action(async (opts: { http: string; json?: boolean }) => {
+      io.out(await infoCommand(client(opts), opts));
+    });
+
+  program
+    .command('keygen')
+    .description('print a new random cluster key (32 bytes, base64) for --cluster-key')
+    .action(() => {
+      io.out(generateClusterKey());
+    });
+
+  // Subcommands inherit the parent's settings only when created after them; apply to all.
+  for (const c of program.commands) {
+    c.exitOverride().configureOutput({
+      writeOut: (s) => io.out(s.trimEnd()),
+      writeErr: (s) => io.err(s.trimEnd()),
+    });
+  }
+  return program;
+}
+
+/** Runs the command line; resolves the exit code. `mesh agent` resolves once the agent runs. */
+export async function main(argv: readonly string[], io: Io = processIo): Promise<number> {
+  const program = buildProgram(io);
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return exitCodes.ok;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Commander has already printed its message (or the help / version).
+      return err.code === 'commander.helpDisplayed' || err.code === 'commander.version'
+        ? exitCodes.ok
+        : exitCodes.usage;
+    }
+    const message = err instanceof Error ? err.message : String(err);
+    io.err(`Error: ${message.split('\n')[0]}`);
+    if (!(err instanceof MeshError) && process.env.MESH_DEBUG) io.err(String((err as Error).stack));
+    return exitCodes.failed;
+  }
+}

@@ -1,0 +1,166 @@
+// loadAgentConfig: CLI flags over a config file over defaults, validated into an AgentConfig.
+// Every rejection is a MeshError('bad_request') whose message names the flag or the file and key.
+import { mkdtemp } from 'node:fs/promises';
+import { hostname, networkInterfaces, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import type { AgentConfig, HostPort } from '../agent/agent-config.js';
+import { MeshError } from '../api/types.js';
+import { defaults } from './defaults.js';
+import { readConfigFile } from './file.js';
+import { formatHostPort } from './host-port.js';
+import { type OptionSpec, options, type Settings, suggestKey } from './options.js';
+
+export { parseDurationMs } from './duration.js';
+export { parseHostPort } from './host-port.js';
+
+/** The host facts the defaults depend on; tests replace them. */
+export interface ConfigSystem {
+  hostname(): string;
+  /** Non-internal IPv4 addresses of this host, in interface order. */
+  externalIPv4(): string[];
+  makeTempDir(): Promise<string>;
+}
+
+export const realSystem: ConfigSystem = {
+  hostname,
+  externalIPv4() {
+    const out: string[] = [];
+    for (const addrs of Object.values(networkInterfaces())) {
+      for (const a of addrs ?? []) if (a.family === 'IPv4' && !a.internal) out.push(a.address);
+    }
+    return out;
+  },
+  makeTempDir: () => mkdtemp(join(tmpdir(), 'mesh-dev-')),
+};
+
+const byFlag = new Map<string, OptionSpec>(options.map((o) => [o.flag, o]));
+const byKey = new Map<string, OptionSpec>(options.map((o) => [o.key, o]));
+/** Flags that steer loading itself rather than set an option. */
+const loaderFlags = new Set(['config']);
+
+type Partial_ = Partial<Record<keyof Settings, unknown>>;
+
+function fromFlags(flags: Record<string, unknown>): Partial_ {
+  const out: Partial_ = {};
+  for (const [name, value] of Object.entries(flags)) {
+    if (value === undefined || loaderFlags.has(name)) continue;
+    const spec = byFlag.get(name) ?? byKey.get(name);
+    if (!spec) throw new MeshError('bad_request', `unknown option --${name}`);
+    out[spec.prop] = spec.parse(value, `--${spec.key}`, { kind: 'flag' });
+  }
+  return out;
+}
+
+function fromFile(path: string, data: Record<string, unknown>): Partial_ {
+  const out: Partial_ = {};
+  const source = { kind: 'file' as const, dir: dirname(path) };
+  for (const [key, value] of Object.entries(data)) {
+    const spec = byKey.get(key);
+    if (!spec) {
+      const hint = suggestKey(key);
+      throw new MeshError(
+        'bad_request',
+        `config file ${path}: unknown key ${JSON.stringify(key)}` +
+          (hint ? ` (did you mean "${hint}"?)` : ` (known keys: ${options.map((o) => o.key).join(', ')})`),
+      );
+    }
+    out[spec.prop] = spec.parse(value, `config file ${path}: ${JSON.stringify(key)}`, source);
+  }
+  return out;
+}
+
+function isUnspecified(host: string): boolean {
+  return host === '0.0.0.0' || host === '::';
+}
+
+function defaultAdvertise(bind: HostPort, sys: ConfigSystem): HostPort {
+  if (!isUnspecified(bind.host)) return bind;
+  const ip = sys.externalIPv4()[0];
+  if (ip === undefined) {
+    throw new MeshError(
+      'bad_request',
+      `--bind is ${formatHostPort(bind)} and this host has no non-loopback IPv4 address to advertise; ` +
+        'set --advertise to the address other agents should dial',
+    );
+  }
+  return { host: ip, port: bind.port };
+}
+
+export async function loadAgentConfig(
+  flags: Record<string, unknown>,
+  env: NodeJS.ProcessEnv = process.env,
+  sys: ConfigSystem = realSystem,
+): Promise<AgentConfig> {
+  const configPath = flags.config;
+  if (configPath !== undefined && (typeof configPath !== 'string' || configPath === '')) {
+    throw new MeshError('bad_request', '--config: expected a file path');
+  }
+  const file =
+    configPath === undefined ? {} : fromFile(resolve(configPath), await readConfigFile(configPath));
+  const flagValues = fromFlags(flags);
+  // The environment variable sits at the level of the flag (it exists so the key stays out of `ps`),
+  // above the file; an explicit --cluster-key still wins.
+  const envKey = env.MESH_CLUSTER_KEY;
+  if (flagValues.clusterKey === undefined && envKey !== undefined && envKey !== '') {
+    const spec = byKey.get('cluster-key')!;
+    flagValues.clusterKey = spec.parse(envKey, 'MESH_CLUSTER_KEY', { kind: 'flag' });
+  }
+  const s = { ...file, ...flagValues } as Partial<Settings>;
+
+  const dev = s.dev ?? false;
+  const bind = s.bind ?? (dev ? defaults.devBind : defaults.bind);
+  const retryJoinIntervalMs = s.retryJoinIntervalMs ?? defaults.retryJoinIntervalMs;
+  const retryJoinMaxIntervalMs = s.retryJoinMaxIntervalMs ?? defaults.retryJoinMaxIntervalMs;
+  if (retryJoinIntervalMs === 0) {
+    throw new MeshError(
+      'bad_request',
+      'retry-join-interval: must be more than 0 (a zero wait is a busy loop)',
+    );
+  }
+  if (retryJoinMaxIntervalMs < retryJoinIntervalMs) {
+    throw new MeshError(
+      'bad_request',
+      `retry-join-max-interval (${retryJoinMaxIntervalMs}ms) must not be less than retry-join-interval ` +
+        `(${retryJoinIntervalMs}ms)`,
+    );
+  }
+  const nodeName = s.nodeName ?? sys.hostname();
+  if (s.nodeName === undefined) {
+    // The host name is not checked by the option parser; check it the same way.
+    byKey.get('node-name')!.parse(nodeName, `the host name (default --node-name)`, { kind: 'flag' });
+  }
+  const advertise = s.advertise ?? defaultAdvertise(bind, sys);
+
+  // Last, because it has a side effect: no temporary directory is left behind by a bad config.
+  let dataDir = s.dataDir;
+  let dataDirIsTemporary = false;
+  if (dataDir === undefined) {
+    if (!dev) {
+      throw new MeshError(
+        'bad_request',
+        '--data-dir is required (where the agent keeps its identity and state); use --dev for a throwaway agent',
+      );
+    }
+    dataDir = await sys.makeTempDir();
+    dataDirIsTemporary = true;
+  }
+
+  return {
+    nodeName,
+    dataDir,
+    dataDirIsTemporary,
+    bind,
+    advertise,
+    http: s.http ?? defaults.http,
+    join: s.join ?? [],
+    retryJoinIntervalMs,
+    retryJoinMaxIntervalMs,
+    retryJoinMaxAttempts: s.retryJoinMaxAttempts ?? defaults.retryJoinMaxAttempts,
+    clusterKey: s.clusterKey,
+    zone: s.zone ?? defaults.zone,
+    logLevel: s.logLevel ?? defaults.logLevel,
+    logPretty: dev,
+    dev,
+    leaveTimeoutMs: s.leaveTimeoutMs ?? defaults.leaveTimeoutMs,
+  };
+}

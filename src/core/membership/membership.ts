@@ -350,10 +350,10 @@ export class Membership {
     if (m.status === 'suspect') {
       const timer = this.suspicions.get(u.id);
       if (timer === undefined) throw new Error(`membership: suspect ${u.id} has no suspicion timer`);
-      // Already suspected: an independent confirmation shrinks the timer. Everyone saw it on the
-      // topic already, so it is not republished.
+      // Already suspected: an independent confirmation shrinks the timer. A new one is published
+      // (so other timers shrink too) unless it came from the topic, which reached everyone.
       if (u.inc > m.incarnation) this.table.update(u.id, { incarnation: u.inc }, now);
-      timer.confirm(u.from);
+      if (timer.confirm(u.from)) this.changed(u, via);
       return;
     }
     this.suspicions.set(u.id, new Suspicion(u.from, now, this.table.liveCount(), this.config));
@@ -436,8 +436,9 @@ export class Membership {
 
   private probeFailed(target: NodeId, now: number): void {
     const m = this.table.get(target);
-    if (m === undefined || m.status !== 'alive') return;
-    this.counters.suspicionsRaised++;
+    if (m === undefined || !isLive(m.status)) return;
+    // Probing a member that is already suspect and failing again confirms the suspicion.
+    if (m.status === 'alive') this.counters.suspicionsRaised++;
     this.apply({ t: 'suspect', id: target, inc: m.incarnation, from: this.selfId }, now, {
       source: 'local',
       from: this.selfId,

@@ -81,10 +81,13 @@ function readBody(req: IncomingMessage, bytesMax: number): Promise<Buffer | unde
       if (!done) resolve(Buffer.concat(chunks));
       done = true;
     });
-    req.on('error', (err) => {
-      if (!done) reject(err);
+    // A client that goes away mid-body ends in 'error' (ECONNRESET) or just 'close'.
+    const gone = (err?: Error): void => {
+      if (!done) reject(err ?? new Error('the client closed the connection'));
       done = true;
-    });
+    };
+    req.on('error', gone);
+    req.on('close', () => gone());
   });
 }
 
@@ -157,6 +160,11 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
 
   const server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
+      if (res.destroyed || req.socket.destroyed) {
+        // Nobody to answer: the client went away, which is its business, not an agent error.
+        log.debug({ err, method: req.method }, 'client went away before the answer');
+        return;
+      }
       if (err instanceof MeshError) {
         sendError(res, err);
         return;

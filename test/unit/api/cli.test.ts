@@ -1,0 +1,138 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import pino from 'pino';
+import { type HttpServer, startHttpServer } from '../../../src/api/http-server.js';
+import { formatInfo } from '../../../src/cli/info.js';
+import { main } from '../../../src/cli/main.js';
+import { formatMembers } from '../../../src/cli/members.js';
+import { formatKeyValues, formatTable } from '../../../src/cli/table.js';
+import { FakeAgent, member } from '../../helpers/fake-agent.js';
+import { closedPort } from '../../helpers/net.js';
+
+const meshBin = fileURLToPath(new URL('../../../bin/mesh.js', import.meta.url));
+
+function mesh(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [meshBin, ...args],
+      { timeout: 20_000, env: { ...process.env, MESH_HTTP_ADDR: '' } },
+      (err, stdout, stderr) => {
+        const code = err ? Number((err as { code?: unknown }).code ?? 1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+function captureIo() {
+  const io = { stdout: [] as string[], stderr: [] as string[] };
+  return {
+    io,
+    sink: { out: (t: string) => io.stdout.push(t), err: (t: string) => io.stderr.push(t) },
+  };
+}
+
+describe('mesh (process)', () => {
+  it('prints a one-line error and exits 1 when no agent answers', async () => {
+    const port = await closedPort();
+    const r = await mesh(['members', '--http', `127.0.0.1:${port}`]);
+    assert.equal(r.code, 1);
+    assert.equal(r.stdout, '');
+    assert.equal(
+      r.stderr,
+      `Error: no agent answered at http://127.0.0.1:${port} (is \`mesh agent\` running? set --http or MESH_HTTP_ADDR)\n`,
+    );
+  });
+
+  it('keygen prints a base64 key of 32 bytes', async () => {
+    const r = await mesh(['keygen']);
+    assert.equal(r.code, 0);
+    assert.match(r.stdout, /^[A-Za-z0-9+/]{43}=\n$/);
+    assert.equal(Buffer.from(r.stdout.trim(), 'base64').length, 32);
+  });
+
+  it('exits 2 on a usage error', async () => {
+    const r = await mesh(['members', '--no-such-flag']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /unknown option/);
+  });
+
+  it('agent: a config error is one line and exit 1', async () => {
+    const r = await mesh(['agent', '--bind', '10.0.0.1']);
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr.trim().split('\n').length, 1);
+    assert.match(r.stderr, /^Error: --bind: expected HOST:PORT, got "10.0.0.1"/);
+  });
+});
+
+describe('mesh (in process, against a fake agent)', () => {
+  const agent = new FakeAgent();
+  let server: HttpServer;
+  let http: string;
+  before(async () => {
+    server = await startHttpServer({ agent, host: '127.0.0.1', port: 0, log: pino({ level: 'silent' }) });
+    http = `127.0.0.1:${server.address.port}`;
+  });
+  after(() => server.close());
+
+  it('members prints a sorted table, or JSON', async () => {
+    const { io, sink } = captureIo();
+    assert.equal(await main(['members', '--http', http], sink), 0);
+    assert.deepEqual(io.stdout[0]!.split('\n'), [
+      'NAME    ADDRESS         STATUS   ZONE',
+      'alpha   10.0.0.5:7400   alive    -',
+      'mid     10.0.0.3:7400   failed   eu-2',
+      'zeta    10.0.0.4:7400   alive    eu-1',
+    ]);
+    assert.equal(await main(['members', '--json', '--status', 'failed', '--http', http], sink), 0);
+    assert.deepEqual(JSON.parse(io.stdout[1]!), [member('mid', 'failed', 'eu-2')]);
+  });
+
+  it('join, info and leave', async () => {
+    const { io, sink } = captureIo();
+    assert.equal(await main(['join', '10.0.0.9:7400', 'down.example:7400', '--http', http], sink), 0);
+    assert.match(io.stdout[0]!, /through 1 of 2/);
+    assert.equal(await main(['join', 'down.example:7400', '--http', http], sink), 1);
+    assert.deepEqual(io.stderr, ['Error: could not join any of 1 address(es)']);
+    assert.equal(await main(['info', '--http', http], sink), 0);
+    assert.match(io.stdout[1]!, /^name: +alpha$/m);
+    assert.equal(await main(['leave', '--http', http], sink), 0);
+  });
+});
+
+describe('output formatting', () => {
+  it('aligns table columns without trailing spaces', () => {
+    const text = formatTable(
+      ['NAME', 'STATUS'],
+      [
+        ['a', 'alive'],
+        ['longer-name', 'x'],
+      ],
+    );
+    assert.equal(text, 'NAME          STATUS\na             alive\nlonger-name   x');
+  });
+
+  it('sorts members by name', () => {
+    const lines = formatMembers([member('b', 'alive'), member('a', 'left', 'z1')]).split('\n');
+    assert.deepEqual(
+      lines.map((l) => l.split(/\s+/)[0]),
+      ['NAME', 'a', 'b'],
+    );
+    assert.match(lines[1]!, /left +z1$/);
+  });
+
+  it('formats key-value lines with lists', () => {
+    assert.equal(
+      formatKeyValues([
+        ['a', 'x'],
+        ['long key', ['1', '2']],
+        ['e', []],
+      ]),
+      'a:        x\nlong key: 1\n          2\ne:        -',
+    );
+    assert.match(formatInfo(new FakeAgent().self()), /^members: +alive=2 suspect=0 failed=1 left=0$/m);
+  });
+});

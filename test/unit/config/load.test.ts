@@ -1,0 +1,274 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { MeshError } from '../../../src/api/types.js';
+import { type ConfigSystem, loadAgentConfig } from '../../../src/config/load.js';
+
+const keyBase64 = Buffer.alloc(32, 7).toString('base64');
+const keyHex = Buffer.alloc(32, 7).toString('hex');
+
+function fakeSystem(ips: string[] = ['192.0.2.10']): ConfigSystem & { tempDirs: number } {
+  const sys = {
+    tempDirs: 0,
+    hostname: () => 'test-host',
+    externalIPv4: () => ips,
+    makeTempDir: async () => {
+      sys.tempDirs++;
+      return '/tmp/mesh-dev-fake';
+    },
+  };
+  return sys;
+}
+
+const noEnv = {};
+
+function load(flags: Record<string, unknown>, env: NodeJS.ProcessEnv = noEnv, sys = fakeSystem()) {
+  return loadAgentConfig(flags, env, sys);
+}
+
+async function writeConfig(name: string, text: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'mesh-config-test-'));
+  const path = join(dir, name);
+  await writeFile(path, text);
+  return path;
+}
+
+/** Asserts a bad_request MeshError whose message contains every fragment. */
+async function rejectsWith(p: Promise<unknown>, ...fragments: string[]): Promise<MeshError> {
+  try {
+    await p;
+  } catch (err) {
+    assert.ok(err instanceof MeshError, `expected MeshError, got ${String(err)}`);
+    assert.equal(err.code, 'bad_request');
+    for (const f of fragments)
+      assert.ok(err.message.includes(f), `${JSON.stringify(err.message)} lacks ${f}`);
+    return err;
+  }
+  assert.fail('expected a rejection');
+}
+
+describe('loadAgentConfig defaults', () => {
+  it('fills every default around a data dir', async () => {
+    const c = await load({ dataDir: '/var/lib/mesh' });
+    assert.deepEqual(c, {
+      nodeName: 'test-host',
+      dataDir: '/var/lib/mesh',
+      dataDirIsTemporary: false,
+      bind: { host: '0.0.0.0', port: 7400 },
+      advertise: { host: '192.0.2.10', port: 7400 },
+      http: { host: '127.0.0.1', port: 7500 },
+      join: [],
+      retryJoinIntervalMs: 500,
+      retryJoinMaxIntervalMs: 30_000,
+      retryJoinMaxAttempts: 0,
+      clusterKey: undefined,
+      zone: '',
+      logLevel: 'info',
+      logPretty: false,
+      dev: false,
+      leaveTimeoutMs: 3000,
+    });
+  });
+
+  it('requires a data dir unless --dev, and says why', async () => {
+    const err = await rejectsWith(load({}));
+    assert.equal(
+      err.message,
+      '--data-dir is required (where the agent keeps its identity and state); use --dev for a throwaway agent',
+    );
+  });
+
+  it('--dev: loopback, temporary data dir, pretty logs', async () => {
+    const sys = fakeSystem();
+    const c = await load({ dev: true }, noEnv, sys);
+    assert.deepEqual(c.bind, { host: '127.0.0.1', port: 7400 });
+    assert.deepEqual(c.advertise, { host: '127.0.0.1', port: 7400 });
+    assert.deepEqual(c.http, { host: '127.0.0.1', port: 7500 });
+    assert.equal(c.dataDir, '/tmp/mesh-dev-fake');
+    assert.equal(c.dataDirIsTemporary, true);
+    assert.equal(c.logPretty, true);
+    assert.equal(c.logLevel, 'info');
+    assert.equal(sys.tempDirs, 1);
+  });
+
+  it('--dev with --data-dir keeps the given directory', async () => {
+    const sys = fakeSystem();
+    const c = await load({ dev: true, dataDir: '/srv/mesh' }, noEnv, sys);
+    assert.equal(c.dataDir, '/srv/mesh');
+    assert.equal(c.dataDirIsTemporary, false);
+    assert.equal(sys.tempDirs, 0);
+  });
+
+  it('makes no temporary directory when the rest of the config is bad', async () => {
+    const sys = fakeSystem();
+    await rejectsWith(load({ dev: true, bind: 'nope' }, noEnv, sys), '--bind');
+    assert.equal(sys.tempDirs, 0);
+  });
+
+  it('advertise is the bind address when bind is concrete', async () => {
+    const c = await load({ dataDir: '/d', bind: '10.1.2.3:7000' });
+    assert.deepEqual(c.advertise, { host: '10.1.2.3', port: 7000 });
+  });
+
+  it('a wildcard bind with no external IPv4 asks for --advertise', async () => {
+    await rejectsWith(load({ dataDir: '/d' }, noEnv, fakeSystem([])), '--advertise');
+    const c = await load({ dataDir: '/d', advertise: 'node1.example.com:7400' }, noEnv, fakeSystem([]));
+    assert.deepEqual(c.advertise, { host: 'node1.example.com', port: 7400 });
+  });
+
+  it('rejects an unspecified advertise address', async () => {
+    await rejectsWith(load({ dataDir: '/d', advertise: '0.0.0.0:7400' }), '--advertise', 'dial');
+  });
+});
+
+describe('loadAgentConfig precedence and files', () => {
+  it('flags override the file, the file overrides defaults', async () => {
+    const path = await writeConfig(
+      'mesh.yaml',
+      'data-dir: /from/file\nbind: 10.0.0.5:7401\nhttp: 127.0.0.1:7600\nzone: eu-1\nlog-level: debug\n',
+    );
+    const c = await load({ config: path, bind: '10.0.0.6:7402', logLevel: 'warn' });
+    assert.equal(c.dataDir, '/from/file');
+    assert.deepEqual(c.bind, { host: '10.0.0.6', port: 7402 });
+    assert.deepEqual(c.http, { host: '127.0.0.1', port: 7600 });
+    assert.equal(c.zone, 'eu-1');
+    assert.equal(c.logLevel, 'warn');
+    assert.equal(c.leaveTimeoutMs, 3000);
+  });
+
+  it('reads JSON, YAML, and files without a known extension', async () => {
+    const json = await writeConfig(
+      'mesh.json',
+      JSON.stringify({
+        'data-dir': '/d',
+        join: ['10.0.0.1:7400', '/ip4/10.0.0.2/tcp/7400'],
+        'leave-timeout': 1500,
+      }),
+    );
+    const yaml = await writeConfig(
+      'mesh.yml',
+      'data-dir: /d\njoin:\n  - 10.0.0.1:7400\n  - /ip4/10.0.0.2/tcp/7400\nleave-timeout: 1.5s\n',
+    );
+    const other = await writeConfig('mesh.conf', 'data-dir: /d\njoin: seed.example.com:7400\n');
+    const otherJson = await writeConfig('mesh.conf', '{"data-dir": "/d", "dev": true}');
+    for (const path of [json, yaml]) {
+      const c = await load({ config: path });
+      assert.deepEqual(c.join, ['10.0.0.1:7400', '/ip4/10.0.0.2/tcp/7400']);
+      assert.equal(c.leaveTimeoutMs, 1500);
+    }
+    assert.deepEqual((await load({ config: other })).join, ['seed.example.com:7400']);
+    assert.equal((await load({ config: otherJson })).dev, true);
+  });
+
+  it('an empty YAML file sets nothing', async () => {
+    const path = await writeConfig('empty.yaml', '');
+    assert.equal((await load({ config: path, dataDir: '/d' })).nodeName, 'test-host');
+  });
+
+  it('resolves a relative data-dir in a file against the file', async () => {
+    const path = await writeConfig('mesh.yaml', 'data-dir: state\n');
+    const c = await load({ config: path });
+    assert.equal(c.dataDir, join(path, '..', 'state'));
+  });
+
+  it('rejects an unknown key, naming the file and the key, with a suggestion', async () => {
+    const path = await writeConfig('mesh.yaml', 'data-dir: /d\ndataDir: /e\n');
+    const err = await rejectsWith(
+      load({ config: path }),
+      `config file ${path}`,
+      '"dataDir"',
+      'did you mean "data-dir"',
+    );
+    assert.match(err.message, /unknown key/);
+    const path2 = await writeConfig('mesh.yaml', 'colour: blue\n');
+    await rejectsWith(load({ config: path2 }), '"colour"', 'known keys');
+  });
+
+  it('rejects a bad host:port, naming the file and the key', async () => {
+    const path = await writeConfig('mesh.yaml', 'data-dir: /d\nbind: 10.0.0.1\n');
+    const err = await rejectsWith(load({ config: path }));
+    assert.ok(
+      err.message.startsWith(`config file ${path}: "bind": expected HOST:PORT, got "10.0.0.1"`),
+      err.message,
+    );
+  });
+
+  it('rejects wrong types in a file', async () => {
+    const attempts = await writeConfig('a.json', '{"data-dir": "/d", "retry-join-max-attempts": "5"}');
+    await rejectsWith(load({ config: attempts }), '"retry-join-max-attempts"', 'whole number');
+    const dev = await writeConfig('b.yaml', 'dev: "yes"\n');
+    await rejectsWith(load({ config: dev }), '"dev"', 'true or false');
+    const bind = await writeConfig('c.yaml', 'bind: 7400\n');
+    await rejectsWith(load({ config: bind }), '"bind"', 'HOST:PORT');
+    const join = await writeConfig('d.yaml', 'join:\n  - 10.0.0.1:7400\n  - nope\n');
+    await rejectsWith(load({ config: join }), '"join"[1]', '"nope"');
+  });
+
+  it('rejects a bad duration, naming the file and the key', async () => {
+    const path = await writeConfig('mesh.yaml', 'data-dir: /d\nretry-join-interval: 5 minutes\n');
+    await rejectsWith(load({ config: path }), `config file ${path}: "retry-join-interval"`, '"5 minutes"');
+    await rejectsWith(load({ dataDir: '/d', leaveTimeout: '-1s' }), '--leave-timeout');
+  });
+
+  it('rejects a retry interval longer than its maximum', async () => {
+    await rejectsWith(
+      load({ dataDir: '/d', retryJoinInterval: '1m', retryJoinMaxInterval: '10s' }),
+      'retry-join-max-interval',
+    );
+  });
+
+  it('reports unreadable and unparsable files', async () => {
+    await rejectsWith(
+      load({ config: '/nonexistent/mesh.yaml' }),
+      'config file /nonexistent/mesh.yaml',
+      'no such file',
+    );
+    const bad = await writeConfig('bad.json', '{"data-dir": ');
+    await rejectsWith(load({ config: bad }), `config file ${bad}`, 'not valid JSON');
+    const list = await writeConfig('list.yaml', '- a\n- b\n');
+    await rejectsWith(load({ config: list }), 'mapping');
+  });
+
+  it('parses numbers given as flag strings', async () => {
+    const c = await load({ dataDir: '/d', retryJoinMaxAttempts: '5', retryJoinInterval: '250' });
+    assert.equal(c.retryJoinMaxAttempts, 5);
+    assert.equal(c.retryJoinIntervalMs, 250);
+    await rejectsWith(load({ dataDir: '/d', retryJoinMaxAttempts: 'five' }), '--retry-join-max-attempts');
+  });
+
+  it('checks names and log levels', async () => {
+    await rejectsWith(load({ dataDir: '/d', nodeName: 'has space' }), '--node-name');
+    await rejectsWith(load({ dataDir: '/d', logLevel: 'loud' }), '--log-level', 'debug');
+  });
+});
+
+describe('cluster key', () => {
+  const expected = new Uint8Array(32).fill(7);
+
+  it('accepts base64 and hex', async () => {
+    assert.deepEqual((await load({ dataDir: '/d', clusterKey: keyBase64 })).clusterKey, expected);
+    assert.deepEqual((await load({ dataDir: '/d', clusterKey: keyHex })).clusterKey, expected);
+  });
+
+  it('takes MESH_CLUSTER_KEY from the environment; the flag wins', async () => {
+    assert.deepEqual((await load({ dataDir: '/d' }, { MESH_CLUSTER_KEY: keyHex })).clusterKey, expected);
+    const other = Buffer.alloc(32, 9).toString('base64');
+    const c = await load({ dataDir: '/d', clusterKey: other }, { MESH_CLUSTER_KEY: keyHex });
+    assert.deepEqual(c.clusterKey, new Uint8Array(32).fill(9));
+  });
+
+  it('rejects a bad key without echoing it, and says how to make one', async () => {
+    const secret = 'c2hvcnQta2V5';
+    const err = await rejectsWith(
+      load({ dataDir: '/d', clusterKey: secret }),
+      '--cluster-key',
+      'mesh keygen',
+    );
+    assert.ok(!err.message.includes(secret));
+    const path = await writeConfig('mesh.yaml', `data-dir: /d\ncluster-key: ${keyHex.slice(2)}\n`);
+    await rejectsWith(load({ config: path }), `config file ${path}: "cluster-key"`, 'mesh keygen');
+    await rejectsWith(load({ dataDir: '/d' }, { MESH_CLUSTER_KEY: 'x' }), 'MESH_CLUSTER_KEY');
+  });
+});

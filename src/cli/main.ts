@@ -39,7 +39,8 @@ export function buildProgram(io: Io = processIo): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) });
-  const client = (opts: { http: string }): ApiClient => new ApiClient(opts.http);
+  // An empty MESH_HTTP_ADDR counts as unset.
+  const client = (opts: { http: string }): ApiClient => new ApiClient(opts.http || defaultHttpAddr);
 
   addAgentCommand(program);
 

@@ -1,0 +1,230 @@
+// The agent: the composition root that wires storage, identity, the libp2p host, membership and
+// the local HTTP API, and implements what the API exposes. Each part starts and stops cleanly.
+import { readFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { multiaddr } from '@multiformats/multiaddr';
+import type { Logger } from 'pino';
+import { startHttpServer } from '../api/http-server.js';
+import {
+  type AgentApi,
+  type AgentSelfView,
+  type JoinResult,
+  type MemberView,
+  MeshError,
+} from '../api/types.js';
+import { DEFAULT_MEMBERSHIP_CONFIG } from '../core/membership/config.js';
+import type { Member, MemberStatus } from '../core/membership/types.js';
+import { MembershipService } from '../membership/service.js';
+import { Store } from '../store/store.js';
+import type { AgentConfig } from './agent-config.js';
+import { createHost, formatAddress, type Host, hostPortToMultiaddr, parseAddress } from './host.js';
+import { loadIdentity } from './identity.js';
+
+export const VERSION: string = (() => {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8'));
+    return String(pkg.version);
+  } catch {
+    return 'unknown';
+  }
+})();
+
+export class Agent implements AgentApi {
+  private httpClose: (() => Promise<void>) | undefined;
+  private httpAddress = '';
+  private readonly startedAt = new Date().toISOString();
+  private stopping: Promise<void> | undefined;
+  /** Called when the agent should exit (after `PUT /v1/agent/leave`). */
+  onExit: () => void = () => undefined;
+
+  private constructor(
+    readonly config: AgentConfig,
+    private readonly log: Logger,
+    private readonly store: Store,
+    private readonly host: Host,
+    readonly membership: MembershipService,
+  ) {}
+
+  static async start(config: AgentConfig, log: Logger): Promise<Agent> {
+    const store = await Store.open(config.dataDir);
+    try {
+      const identity = await loadIdentity(store, config.nodeName, log.child({ module: 'identity' }));
+      const host = await createHost({
+        privateKey: identity.privateKey,
+        bind: config.bind,
+        advertise: config.advertise,
+        clusterKey: config.clusterKey,
+        connectionsMax: 128,
+      });
+      await host.start();
+      // With port 0 the kernel picked the port: advertise the one we actually got.
+      const advertise = { ...config.advertise };
+      if (advertise.port === 0) advertise.port = boundPort(host) ?? 0;
+      const membership = new MembershipService({
+        host,
+        self: {
+          id: identity.id,
+          name: config.nodeName,
+          address: formatAddress(advertise),
+          zone: config.zone,
+          meta: {},
+        },
+        incarnation: identity.incarnation,
+        config: DEFAULT_MEMBERSHIP_CONFIG,
+        log: log.child({ module: 'membership' }),
+        peersTarget: 6,
+        joinTimeoutMs: 5_000,
+      });
+      const agent = new Agent(config, log.child({ module: 'agent' }), store, host, membership);
+      membership.onMember((ev) => agent.logMemberEvent(ev.member, ev.previous));
+      await membership.start();
+      const http = await startHttpServer({
+        agent,
+        host: config.http.host,
+        port: config.http.port,
+        log: log.child({ module: 'http' }),
+        onLeave: () => agent.onExit(),
+      });
+      agent.httpClose = http.close;
+      agent.httpAddress = formatAddress(http.address);
+      agent.log.info(
+        {
+          id: identity.id,
+          name: config.nodeName,
+          cluster: formatAddress(advertise),
+          http: agent.httpAddress,
+          multiaddrs: host.getMultiaddrs().map(String),
+          newIdentity: identity.created,
+          incarnation: identity.incarnation,
+          dataDir: config.dataDir,
+        },
+        'agent started',
+      );
+      return agent;
+    } catch (err) {
+      await store.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  self(): AgentSelfView {
+    const me = this.membership.self();
+    const counts: Record<MemberStatus, number> = { alive: 0, suspect: 0, failed: 0, left: 0 };
+    for (const m of this.membership.members()) counts[m.status]++;
+    return {
+      name: me.name,
+      id: me.id,
+      address: me.address,
+      multiaddrs: this.host.getMultiaddrs().map(String),
+      http: this.httpAddress,
+      zone: me.zone,
+      status: me.status,
+      incarnation: me.incarnation,
+      version: VERSION,
+      dataDir: this.config.dataDir,
+      localHealth: this.membership.localHealth(),
+      members: counts,
+      stats: { ...this.membership.stats() },
+      startedAt: this.startedAt,
+    };
+  }
+
+  members(): MemberView[] {
+    return this.membership.members().map(toView);
+  }
+
+  async join(addresses: string[], signal?: AbortSignal): Promise<JoinResult> {
+    const result: JoinResult = { joined: 0, errors: [] };
+    await Promise.all(
+      addresses.map(async (address) => {
+        try {
+          await this.membership.join(toMultiaddr(address), signal);
+          result.joined++;
+        } catch (err) {
+          result.errors.push({ address, message: (err as Error).message });
+        }
+      }),
+    );
+    if (result.joined === 0) {
+      const reasons = result.errors.map((e) => `${e.address}: ${e.message}`).join('; ');
+      throw new MeshError('join_failed', `could not join any of ${addresses.length} address(es): ${reasons}`);
+    }
+    this.log.info({ joined: result.joined, addresses }, 'joined the cluster');
+    return result;
+  }
+
+  async leave(): Promise<void> {
+    await this.stop({ leave: true });
+  }
+
+  /** Stop everything; with `leave` first tell the cluster this node is leaving. Idempotent. */
+  stop(opts: { leave: boolean }): Promise<void> {
+    if (!this.stopping) this.stopping = this.doStop(opts.leave);
+    return this.stopping;
+  }
+
+  private async doStop(leave: boolean): Promise<void> {
+    if (leave) {
+      this.log.info('leaving the cluster');
+      // Enough for the leave to reach the gossip mesh and the direct fanout, bounded by config.
+      await this.membership.leave(Math.min(this.config.leaveTimeoutMs, 500)).catch((err: Error) => {
+        this.log.warn({ err: err.message }, 'leave did not complete');
+      });
+    }
+    await this.httpClose?.().catch(() => undefined);
+    await this.membership.stop().catch(() => undefined);
+    await Promise.resolve(this.host.stop()).catch(() => undefined);
+    await this.store.close().catch(() => undefined);
+    if (this.config.dataDirIsTemporary) await rm(this.config.dataDir, { recursive: true, force: true });
+    this.log.info({ left: leave }, 'agent stopped');
+  }
+
+  private logMemberEvent(m: Member, previous: MemberStatus | undefined): void {
+    // One line per status change; benchmarks and operators key on this message.
+    this.log.info(
+      {
+        member: m.name,
+        id: m.id,
+        address: m.address,
+        status: m.status,
+        previous,
+        incarnation: m.incarnation,
+      },
+      'member status changed',
+    );
+  }
+}
+
+function toView(m: Member): MemberView {
+  return {
+    name: m.name,
+    id: m.id,
+    address: m.address,
+    status: m.status,
+    incarnation: m.incarnation,
+    zone: m.zone,
+    meta: m.meta,
+  };
+}
+
+function boundPort(host: Host): number | undefined {
+  for (const ma of host.getMultiaddrs()) {
+    const parts = ma.toString().split('/');
+    if (parts[3] === 'tcp') return Number(parts[4]);
+  }
+  return undefined;
+}
+
+/** host:port, [v6]:port, dns:port or a multiaddr → a dialable multiaddr. */
+export function toMultiaddr(address: string) {
+  if (address.startsWith('/')) {
+    try {
+      return multiaddr(address);
+    } catch (err) {
+      throw new MeshError('bad_request', `"${address}" is not a valid multiaddr: ${(err as Error).message}`);
+    }
+  }
+  const hp = parseAddress(address);
+  if (!hp) throw new MeshError('bad_request', `"${address}" is not HOST:PORT or a multiaddr`);
+  return hostPortToMultiaddr(hp);
+}

@@ -1,0 +1,97 @@
+// The libp2p host: TCP, Noise, Yamux, identify, ping, gossipsub, and the private-network
+// protector when the cluster has a key. One host per agent; every cluster protocol runs on it.
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import { type GossipSub, gossipsub } from '@libp2p/gossipsub';
+import { identify } from '@libp2p/identify';
+import type { PrivateKey } from '@libp2p/interface';
+import { ping } from '@libp2p/ping';
+import { preSharedKey } from '@libp2p/pnet';
+import { tcp } from '@libp2p/tcp';
+import { type Multiaddr, multiaddr } from '@multiformats/multiaddr';
+import { createLibp2p, type Libp2p } from 'libp2p';
+import type { HostPort } from './agent-config.js';
+
+export type Host = Libp2p<{ pubsub: GossipSub; identify: unknown; ping: unknown }>;
+
+export interface HostInit {
+  privateKey: PrivateKey;
+  bind: HostPort;
+  advertise: HostPort;
+  clusterKey: Uint8Array | undefined;
+  /** Upper bound on open connections; libp2p prunes the least valuable beyond it. */
+  connectionsMax: number;
+}
+
+/** libp2p's swarm key file format, built from our 32-byte cluster key. */
+export function swarmKey(key: Uint8Array): Uint8Array {
+  if (key.length !== 32) throw new Error(`cluster key must be 32 bytes, got ${key.length}`);
+  const hex = Buffer.from(key).toString('hex');
+  return new TextEncoder().encode(`/key/swarm/psk/1.0.0/\n/base16/\n${hex}`);
+}
+
+export async function createHost(init: HostInit): Promise<Host> {
+  return createLibp2p({
+    privateKey: init.privateKey,
+    addresses: {
+      listen: [hostPortToMultiaddr(init.bind).toString()],
+      announce: init.advertise.port === 0 ? [] : [hostPortToMultiaddr(init.advertise).toString()],
+    },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    ...(init.clusterKey ? { connectionProtector: preSharedKey({ psk: swarmKey(init.clusterKey) }) } : {}),
+    connectionManager: {
+      maxConnections: init.connectionsMax,
+      // Many agents behind one address (tests, NAT) connect at once; libp2p's default is 5/s per IP.
+      inboundConnectionThreshold: 1000,
+      maxIncomingPendingConnections: 64,
+    },
+    services: {
+      identify: identify(),
+      ping: ping(),
+      pubsub: gossipsub({
+        // Membership updates are published before the topic mesh forms (a joining node).
+        allowPublishToZeroTopicPeers: true,
+        ignoreDuplicatePublishError: true,
+        emitSelf: false,
+        // Agents on one host or behind one NAT share an IP; the colocation penalty would cut them
+        // out of the mesh (stack.md: with ≥12 agents on 127.0.0.1 nothing is delivered).
+        scoreParams: { IPColocationFactorWeight: 0 },
+        // Gossip batches are small; anything above this is not ours.
+        maxInboundDataLength: 1024 * 1024,
+      }),
+    },
+  }) as unknown as Promise<Host>;
+}
+
+/** host:port → /ip4|ip6|dns/<host>/tcp/<port>. */
+export function hostPortToMultiaddr(hp: HostPort): Multiaddr {
+  const host = hp.host.replace(/^\[|\]$/g, '');
+  let proto = 'dns';
+  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(host)) proto = 'ip4';
+  else if (host.includes(':')) proto = 'ip6';
+  return multiaddr(`/${proto}/${host}/tcp/${hp.port}`);
+}
+
+/** "host:port" (as stored in membership) → HostPort. IPv6 hosts are bracketed. */
+export function parseAddress(address: string): HostPort | undefined {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(address) ?? /^([^:]+):(\d+)$/.exec(address);
+  if (!m) return undefined;
+  const port = Number(m[2]);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) return undefined;
+  return { host: m[1] as string, port };
+}
+
+export function formatAddress(hp: HostPort): string {
+  return hp.host.includes(':') ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
+}
+
+/** A TCP multiaddr's host:port, or undefined for other kinds. */
+export function multiaddrToAddress(ma: Multiaddr): string | undefined {
+  const parts = ma.toString().split('/');
+  // ['', 'ip4', '1.2.3.4', 'tcp', '7400', ...]
+  if (parts.length < 5 || parts[3] !== 'tcp') return undefined;
+  const host = parts[2] as string;
+  return formatAddress({ host, port: Number(parts[4]) });
+}

@@ -1,0 +1,268 @@
+// Drives the pure membership core from the real world: feeds it messages from the membership
+// stream protocol and the gossip topic, wakes it at its next deadline, and carries out what it
+// asks for (send, publish, events). Also keeps connections to a bounded random subset of members
+// so the gossip topic's mesh spans the cluster instead of a star around the seed.
+import { randomInt } from 'node:crypto';
+import type { Message as GossipMessage } from '@libp2p/gossipsub';
+import { peerIdFromString } from '@libp2p/peer-id';
+import type { Multiaddr } from '@multiformats/multiaddr';
+import type { Logger } from 'pino';
+import type { Host } from '../agent/host.js';
+import { hostPortToMultiaddr, multiaddrToAddress, parseAddress } from '../agent/host.js';
+import { MeshError } from '../api/types.js';
+import type { MembershipConfig } from '../core/membership/config.js';
+import { Membership, type MembershipStats } from '../core/membership/membership.js';
+import type { Member, MemberEvent, MemberInfo, Output } from '../core/membership/types.js';
+import { parseMessage, parseUpdates } from '../core/membership/validate.js';
+import { SeededRng, shuffle } from '../core/rand.js';
+import { DecodeError, decode, encode } from '../wire/codec.js';
+import { MembershipTransport } from './transport.js';
+
+export const MEMBERSHIP_TOPIC = 'mesh/membership/1';
+
+export interface MembershipServiceInit {
+  host: Host;
+  self: MemberInfo;
+  incarnation: number;
+  config: MembershipConfig;
+  log: Logger;
+  /** Connections to keep to random live members (besides those probing opens). */
+  peersTarget: number;
+  /** How long a join waits for the seed's push-pull reply. */
+  joinTimeoutMs: number;
+}
+
+export type MemberListener = (event: MemberEvent) => void;
+
+/** Monotonic milliseconds; the core only ever sees this clock. */
+const clock = (): number => Math.floor(performance.now());
+
+export class MembershipService {
+  private readonly core: Membership;
+  private readonly transport: MembershipTransport;
+  private readonly log: Logger;
+  private timer: NodeJS.Timeout | undefined;
+  private peerTimer: NodeJS.Timeout | undefined;
+  private readonly listeners: MemberListener[] = [];
+  private readonly joinWaiters = new Map<string, Array<() => void>>();
+  private readonly rng: SeededRng;
+  private stopped = false;
+  readonly counters = { gossipReceived: 0, gossipMalformed: 0, messagesMalformed: 0, publishFailed: 0 };
+  private warnBudget = { windowStartMs: 0, used: 0, suppressed: 0 };
+
+  constructor(private readonly init: MembershipServiceInit) {
+    this.log = init.log;
+    this.rng = new SeededRng(randomInt(0, 2 ** 32 - 1));
+    this.core = new Membership({
+      self: init.self,
+      incarnation: init.incarnation,
+      config: init.config,
+      rng: this.rng,
+      nowMs: clock(),
+    });
+    this.transport = new MembershipTransport(init.host, (from, frame) => this.onFrame(from, frame), init.log);
+  }
+
+  async start(): Promise<void> {
+    await this.transport.start();
+    const pubsub = this.init.host.services.pubsub;
+    pubsub.addEventListener('message', (evt) => this.onGossip(evt.detail));
+    pubsub.subscribe(MEMBERSHIP_TOPIC);
+    this.pump();
+    this.peerTimer = setInterval(() => this.maintainPeers(), 2_000);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (this.peerTimer) clearInterval(this.peerTimer);
+    this.init.host.services.pubsub.unsubscribe(MEMBERSHIP_TOPIC);
+    await this.transport.stop();
+  }
+
+  onMember(listener: MemberListener): void {
+    this.listeners.push(listener);
+  }
+
+  members(): Member[] {
+    return this.core.members();
+  }
+
+  self(): Member {
+    return this.core.self();
+  }
+
+  localHealth(): number {
+    return this.core.localHealth();
+  }
+
+  stats(): MembershipStats & MembershipService['counters'] & MembershipTransport['stats'] {
+    return { ...this.core.stats(), ...this.counters, ...this.transport.stats };
+  }
+
+  /**
+   * Dial a seed, exchange full state with it, and resolve once its reply has been merged.
+   * Rejects with a message a user can act on (wrong key, nothing listening, timeout).
+   */
+  async join(ma: Multiaddr, signal?: AbortSignal): Promise<string> {
+    const timeout = AbortSignal.timeout(this.init.joinTimeoutMs);
+    const sig = signal ? AbortSignal.any([signal, timeout]) : timeout;
+    let conn: Awaited<ReturnType<Host['dial']>>;
+    try {
+      conn = await this.init.host.dial(ma, { signal: sig });
+    } catch (err) {
+      // A seed list usually names every server, this one included: joining oneself is a no-op.
+      if (/dial self/i.test((err as Error).message)) return this.init.self.id;
+      throw new MeshError('join_failed', `cannot connect to ${ma.toString()}: ${describeDialError(err)}`);
+    }
+    const peer = conn.remotePeer.toString();
+    if (peer === this.init.self.id) return peer;
+    const address = multiaddrToAddress(conn.remoteAddr) ?? '';
+    const replied = new Promise<void>((resolve, reject) => {
+      const list = this.joinWaiters.get(peer) ?? [];
+      list.push(resolve);
+      this.joinWaiters.set(peer, list);
+      sig.addEventListener(
+        'abort',
+        () =>
+          reject(
+            new MeshError(
+              'join_failed',
+              `no state exchange with ${ma.toString()} within ${this.init.joinTimeoutMs} ms`,
+            ),
+          ),
+        { once: true },
+      );
+    });
+    this.core.pushPull(peer, address, true, clock());
+    this.pump();
+    await replied;
+    return peer;
+  }
+
+  /** Graceful leave: tell the cluster, then give the messages time to go out. */
+  async leave(propagateMs: number): Promise<void> {
+    this.core.leave(clock());
+    this.pump();
+    await new Promise((r) => setTimeout(r, propagateMs));
+  }
+
+  private onFrame(from: string, frame: Uint8Array): void {
+    if (this.stopped) return;
+    const value = decode(frame);
+    const msg = value instanceof DecodeError ? `msgpack: ${value.message}` : parseMessage(value);
+    if (typeof msg === 'string') {
+      this.counters.messagesMalformed++;
+      this.warnMalformed(from, msg);
+      return;
+    }
+    this.core.receive(from, msg, clock());
+    if (msg.t === 'push-pull' && msg.reply) {
+      const waiters = this.joinWaiters.get(from);
+      this.joinWaiters.delete(from);
+      for (const w of waiters ?? []) w();
+    }
+    this.pump();
+  }
+
+  private onGossip(message: GossipMessage): void {
+    if (this.stopped || message.topic !== MEMBERSHIP_TOPIC) return;
+    this.counters.gossipReceived++;
+    const from = message.type === 'signed' ? message.from.toString() : 'unknown';
+    const value = decode(message.data);
+    const updates = value instanceof DecodeError ? `msgpack: ${value.message}` : parseUpdates(value);
+    if (typeof updates === 'string') {
+      this.counters.gossipMalformed++;
+      this.warnMalformed(from, updates);
+      return;
+    }
+    this.core.receiveGossip(from, updates, clock());
+    this.pump();
+  }
+
+  /** Carry out everything the core queued, then sleep until its next deadline. */
+  private pump(): void {
+    if (this.stopped) return;
+    const now = clock();
+    this.core.tick(now);
+    this.apply(this.core.drain());
+    if (this.timer) clearTimeout(this.timer);
+    const next = this.core.nextDeadlineMs();
+    // Wake at least once a second: a safety net, not a correctness requirement.
+    const delayMs = next === undefined ? 1_000 : Math.min(1_000, Math.max(0, next - clock()));
+    this.timer = setTimeout(() => this.pump(), delayMs);
+  }
+
+  private apply(out: Output): void {
+    for (const m of out.messages) this.transport.send(m.to, m.address, m.msg);
+    const pubsub = this.init.host.services.pubsub;
+    for (const batch of out.publish) {
+      pubsub.publish(MEMBERSHIP_TOPIC, encode(batch)).catch((err: Error) => {
+        this.counters.publishFailed++;
+        this.log.debug({ err: err.message }, 'gossip publish failed');
+      });
+    }
+    for (const ev of out.events) {
+      if (
+        ev.member.id !== this.init.self.id &&
+        (ev.member.status === 'failed' || ev.member.status === 'left')
+      ) {
+        this.transport.forget(ev.member.id);
+        this.init.host.hangUp(peerIdFromString(ev.member.id)).catch(() => undefined);
+      }
+      for (const l of this.listeners) l(ev);
+    }
+  }
+
+  /** Keep connections to `peersTarget` random live members so gossip spreads in few hops. */
+  private maintainPeers(): void {
+    if (this.stopped) return;
+    const host = this.init.host;
+    const connected = new Set(host.getConnections().map((c) => c.remotePeer.toString()));
+    const live = this.core.members().filter((m) => m.id !== this.init.self.id && m.status === 'alive');
+    const have = live.filter((m) => connected.has(m.id)).length;
+    const deficit = Math.min(this.init.peersTarget - have, 4);
+    if (deficit <= 0) return;
+    const candidates = shuffle(
+      live.filter((m) => !connected.has(m.id)),
+      this.rng,
+    ).slice(0, deficit);
+    for (const m of candidates) {
+      const hp = parseAddress(m.address);
+      if (!hp) continue;
+      const ma = hostPortToMultiaddr(hp).encapsulate(`/p2p/${m.id}`);
+      host.dial(ma, { signal: AbortSignal.timeout(2_000) }).catch((err: Error) => {
+        this.log.debug({ peer: m.name, err: err.message }, 'cannot connect to member');
+      });
+    }
+  }
+
+  /** Malformed input is logged, but at most 10 lines per 10 s so a flood cannot fill the disk. */
+  private warnMalformed(from: string, reason: string): void {
+    const now = clock();
+    if (now - this.warnBudget.windowStartMs > 10_000) {
+      if (this.warnBudget.suppressed > 0) {
+        this.log.warn({ suppressed: this.warnBudget.suppressed }, 'malformed membership messages not logged');
+      }
+      this.warnBudget = { windowStartMs: now, used: 0, suppressed: 0 };
+    }
+    if (this.warnBudget.used < 10) {
+      this.warnBudget.used++;
+      this.log.warn({ from, reason }, 'malformed membership message dropped');
+    } else {
+      this.warnBudget.suppressed++;
+    }
+  }
+}
+
+function describeDialError(err: unknown): string {
+  const e = err as { name?: string; message?: string; errors?: Array<{ message?: string }> };
+  const inner = e.errors?.map((x) => x.message).join('; ');
+  const text = `${e.message ?? String(err)}${inner ? ` (${inner})` : ''}`;
+  if (/ECONNREFUSED/.test(text)) return 'connection refused (no agent listening there)';
+  if (/psk|nonce|protect|pnet|encrypt|handshake/i.test(text)) {
+    return `handshake failed (${text}); is --cluster-key the same on both agents?`;
+  }
+  if (/abort|timeout/i.test(`${e.name} ${text}`)) return `timed out (${text})`;
+  return text;
+}

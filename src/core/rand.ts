@@ -34,3 +34,18 @@ export function shuffle<T>(items: T[], rng: Rng): T[] {
   }
   return items;
 }
+
+/**
+ * Up to `k` items chosen uniformly at random, in random order: a partial Fisher–Yates that
+ * draws k numbers instead of shuffling all n. Reorders `items` in place.
+ */
+export function sample<T>(items: T[], k: number, rng: Rng): T[] {
+  const n = Math.min(Math.max(0, Math.floor(k)), items.length);
+  for (let i = 0; i < n; i++) {
+    const j = i + Math.floor(rng.next() * (items.length - i));
+    const tmp = items[i] as T;
+    items[i] = items[j] as T;
+    items[j] = tmp;
+  }
+  return items.slice(0, n);
+}

@@ -15,7 +15,7 @@ export interface SimOptions {
   delayMs?: [number, number];
   /** Gossip delivery delay in ms (default 10). */
   gossipDelayMs?: number;
-  /** Probability that a point-to-point message is lost (default 0). */
+  /** Probability that a point-to-point message is lost (default 0); see also setLossRate(). */
   lossRate?: number;
   /** Start time (default 0). */
   startMs?: number;
@@ -37,6 +37,7 @@ const STEPS_MAX = 2_000_000;
 export class SimCluster {
   nowMs: number;
   readonly nodes: SimNode[] = [];
+  private readonly byId = new Map<NodeId, SimNode>();
   readonly config: MembershipConfig;
   /** One line per member event, in delivery order: "t node: member previous→status@inc". */
   readonly trace: string[] = [];
@@ -62,7 +63,7 @@ export class SimCluster {
   }
 
   node(id: NodeId): SimNode {
-    const n = this.nodes.find((x) => x.id === id);
+    const n = this.byId.get(id);
     if (n === undefined) throw new Error(`sim: no node ${id}`);
     return n;
   }
@@ -72,6 +73,11 @@ export class SimCluster {
     const seed = this.nodes[0] as SimNode;
     for (const n of this.nodes.slice(1)) n.m.pushPull(seed.id, seed.info.address, true, this.nowMs);
     this.flush();
+  }
+
+  /** Change the point-to-point loss rate from now on (e.g. after a clean join). */
+  setLossRate(rate: number): void {
+    this.opts.lossRate = rate;
   }
 
   /** Stop a node: it receives nothing and sends nothing more (a crash). */
@@ -120,12 +126,17 @@ export class SimCluster {
       }
       if (t > untilMs) break;
       this.nowMs = Math.max(this.nowMs, t);
-      while (this.queue.length > 0 && (this.queue[0] as Delivery).at <= this.nowMs) {
-        this.deliver(this.queue.shift() as Delivery);
+      const touched = new Set<SimNode>();
+      let due = 0;
+      while (due < this.queue.length && (this.queue[due] as Delivery).at <= this.nowMs) due++;
+      for (const d of this.queue.splice(0, due)) {
+        const n = this.deliver(d);
+        if (n !== undefined) touched.add(n);
       }
       for (const n of this.nodes) {
         const d = n.up ? n.m.nextDeadlineMs() : undefined;
         if (d !== undefined && d <= this.nowMs) {
+          touched.add(n);
           n.m.tick(this.nowMs);
           const after = n.m.nextDeadlineMs();
           if (after !== undefined && after <= this.nowMs) {
@@ -133,7 +144,7 @@ export class SimCluster {
           }
         }
       }
-      this.flush();
+      this.flush(touched);
     }
     this.nowMs = Math.max(this.nowMs, untilMs);
   }
@@ -164,9 +175,9 @@ export class SimCluster {
     return cond() ? this.nowMs - start : undefined;
   }
 
-  /** Drain every live node's output into the network, checking invariants. */
-  flush(): void {
-    for (const n of this.nodes) {
+  /** Drain the output of `nodes` (default: all) into the network, checking their invariants. */
+  flush(nodes: Iterable<SimNode> = this.nodes): void {
+    for (const n of nodes) {
       if (!n.up) {
         n.m.drain();
         continue;
@@ -204,7 +215,9 @@ export class SimCluster {
       rng: new SeededRng(this.opts.seed * 1_000_003 + i),
       nowMs: this.nowMs,
     });
-    this.nodes.push({ id, info, m, up: true });
+    const node: SimNode = { id, info, m, up: true };
+    this.nodes.push(node);
+    this.byId.set(id, node);
   }
 
   private reachable(from: NodeId, to: NodeId, kind: Delivery['kind']): boolean {
@@ -212,17 +225,20 @@ export class SimCluster {
     return kind === 'gossip' || !this.cut.has(`${from}|${to}`);
   }
 
-  private deliver(d: Delivery): void {
-    const to = this.nodes.find((n) => n.id === d.to);
-    const from = this.nodes.find((n) => n.id === d.from);
+  /** Deliver one message or gossip batch; returns the node that received it. */
+  private deliver(d: Delivery): SimNode | undefined {
+    const to = this.byId.get(d.to);
     // A message from a node that crashed after sending is still delivered, as on a real network.
-    if (to === undefined || !to.up || from === undefined || !this.reachable(d.from, d.to, d.kind)) return;
+    if (to === undefined || !to.up || !this.byId.has(d.from) || !this.reachable(d.from, d.to, d.kind)) {
+      return undefined;
+    }
     if (d.kind === 'msg') {
       this.delivered.set(d.msg.t, (this.delivered.get(d.msg.t) ?? 0) + 1);
       to.m.receive(d.from, d.msg, this.nowMs);
     } else {
       to.m.receiveGossip(d.from, d.updates, this.nowMs);
     }
+    return to;
   }
 
   private enqueue(d: Delivery): void {

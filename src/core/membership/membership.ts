@@ -16,17 +16,15 @@
 //   stats(): MembershipStats            counters for metrics/diagnostics
 // Additions beyond the contract: checkInvariants() (used by the simulator and tests).
 //
-// Update rules follow hashicorp/memberlist (state.go: aliveNode, suspectNode, deadNode, refute,
-// mergeState). Dissemination differs: the gossip topic delivers every published update to every
-// node, so only updates we originate or learn point-to-point are published; updates received from
-// the topic are applied and not republished.
-import { shuffle } from '../rand.js';
+// The update rules live in rules.ts, probing in probe.ts, the table in table.ts.
+import { sample } from '../rand.js';
 import { Awareness } from './awareness.js';
 import { type MembershipConfig, pushPullScaleMs } from './config.js';
 import { Outbox } from './outbox.js';
 import { Prober } from './probe.js';
-import { Suspicion } from './suspicion.js';
-import { copyInfo, isLive, MemberTable, sameInfo, snapshot } from './table.js';
+import { Rules, type Via } from './rules.js';
+import type { Suspicion } from './suspicion.js';
+import { copyInfo, MemberTable, snapshot } from './table.js';
 import type { Member, MemberInfo, MemberState, Message, NodeId, Output, Rng, Update } from './types.js';
 import { checkInfo, LIMITS } from './validate.js';
 
@@ -60,12 +58,6 @@ export interface MembershipStats {
   relaysDropped: number;
 }
 
-/** How an update reached us; decides whether a change is published and where a refutation goes. */
-interface Via {
-  source: 'local' | 'direct' | 'gossip';
-  from: NodeId;
-}
-
 /** Queue capacity of the outbox, per queue; far above what one drain cycle produces. */
 const OUTBOX_QUEUE_MAX = 4 * LIMITS.statesMax + 4096;
 
@@ -76,7 +68,7 @@ export class Membership {
   private readonly table: MemberTable;
   private readonly outbox: Outbox;
   private readonly awareness: Awareness;
-  private readonly suspicions = new Map<NodeId, Suspicion>();
+  private readonly rules: Rules;
   private readonly prober: Prober;
   private readonly counters: MembershipStats = {
     probesSent: 0,
@@ -111,6 +103,15 @@ export class Membership {
     this.table = new MemberTable(this.config, (e) => this.outbox.event(e));
     this.awareness = new Awareness(this.config.awarenessMaxMultiplier);
     this.table.add(init.self, 'alive', init.incarnation, init.nowMs);
+    this.rules = new Rules(
+      this.selfId,
+      this.config,
+      this.table,
+      this.outbox,
+      this.awareness,
+      this.counters,
+      (id) => this.prober.add(id),
+    );
     this.prober = new Prober(
       {
         selfId: this.selfId,
@@ -119,7 +120,7 @@ export class Membership {
         addressOf: (id) => this.table.get(id)?.address ?? '',
         send: (to, address, msg) => this.outbox.send(to, address, msg),
         nextSeq: () => this.nextSeq(),
-        probeFailed: (target, nowMs) => this.probeFailed(target, nowMs),
+        probeFailed: (target, nowMs) => this.rules.probeFailed(target, nowMs),
       },
       this.config,
       this.rng,
@@ -135,7 +136,7 @@ export class Membership {
   tick(nowMs: number): void {
     const now = this.clock(nowMs);
     if (this.leaving) return;
-    this.expireSuspicions(now);
+    this.rules.expireSuspicions(now);
     this.prober.tick(now);
     if (now >= this.nextPushPullAtMs) {
       this.nextPushPullAtMs = now + pushPullScaleMs(this.config.pushPullIntervalMs, this.table.liveCount());
@@ -160,7 +161,7 @@ export class Membership {
         if (msg.target !== this.selfId) return;
         this.outbox.send(from, this.addressOf(from), { t: 'ack', seq: msg.seq });
         // Lifeguard buddy system: the prober suspects us; refute now rather than wait for gossip.
-        if (msg.suspect) this.refute(this.selfMember().incarnation, now, via);
+        if (msg.suspect) this.rules.refute(this.selfMember().incarnation, now, via);
         return;
       case 'ack':
         this.prober.onAck(msg.seq);
@@ -186,10 +187,10 @@ export class Membership {
             states: this.states(),
           });
         }
-        this.merge(from, msg.states, now);
+        this.rules.merge(from, msg.states, now);
         return;
       case 'updates':
-        for (const u of msg.updates) this.apply(u, now, via);
+        for (const u of msg.updates) this.rules.apply(u, now, via);
         return;
       default:
         unreachable(msg);
@@ -200,7 +201,7 @@ export class Membership {
     const now = this.clock(nowMs);
     if (this.leaving || from === this.selfId) return;
     const via: Via = { source: 'gossip', from };
-    for (const u of updates) this.apply(u, now, via);
+    for (const u of updates) this.rules.apply(u, now, via);
   }
 
   pushPull(to: NodeId, address: string, join: boolean, nowMs: number): void {
@@ -220,7 +221,7 @@ export class Membership {
     this.outbox.publish(update);
     for (const p of peers) this.outbox.send(p.id, p.address, { t: 'updates', updates: [update] });
     this.prober.stop();
-    this.suspicions.clear();
+    this.rules.suspicions.clear();
   }
 
   setMeta(meta: Record<string, string>, nowMs: number): void {
@@ -242,7 +243,7 @@ export class Membership {
   nextDeadlineMs(): number | undefined {
     if (this.leaving) return undefined;
     let t = Math.min(this.prober.nextDeadlineMs(), this.nextPushPullAtMs, this.nextReconnectAtMs);
-    for (const s of this.suspicions.values()) t = Math.min(t, s.deadlineMs());
+    for (const s of this.rules.suspicions.values()) t = Math.min(t, s.deadlineMs());
     const reap = this.table.nextReapMs();
     if (reap !== undefined) t = Math.min(t, reap);
     return t;
@@ -271,7 +272,7 @@ export class Membership {
 
   /** The suspicion timer of a suspect member (for tests and diagnostics). */
   suspicion(id: NodeId): Readonly<Suspicion> | undefined {
-    return this.suspicions.get(id);
+    return this.rules.suspicions.get(id);
   }
 
   /** Throw if the state breaks an invariant. O(N); the simulator calls it after every step. */
@@ -283,178 +284,13 @@ export class Membership {
       throw new Error(`membership: self is ${me.status} (leaving: ${this.leaving})`);
     }
     for (const m of this.table.values()) {
-      const s = this.suspicions.get(m.id);
+      const s = this.rules.suspicions.get(m.id);
       if ((m.status === 'suspect') !== (s !== undefined) && !this.leaving) {
         throw new Error(`membership: ${m.id} is ${m.status} but has ${s ? 'a' : 'no'} suspicion timer`);
       }
     }
-    for (const id of this.suspicions.keys()) {
+    for (const id of this.rules.suspicions.keys()) {
       if (this.table.get(id) === undefined) throw new Error(`membership: suspicion timer for unknown ${id}`);
-    }
-  }
-
-  // ---- update rules -------------------------------------------------------------------------
-
-  private apply(u: Update, now: number, via: Via): void {
-    switch (u.t) {
-      case 'alive':
-        this.applyAlive(u, now, via);
-        return;
-      case 'suspect':
-        this.applySuspect(u, now, via);
-        return;
-      case 'failed':
-        this.applyFailed(u, now, via);
-        return;
-      case 'left':
-        this.applyLeft(u, now, via);
-        return;
-      default:
-        unreachable(u);
-    }
-  }
-
-  private applyAlive(u: Extract<Update, { t: 'alive' }>, now: number, via: Via): void {
-    const id = u.info.id;
-    if (id === this.selfId) {
-      const me = this.selfMember();
-      // Older news about us, or our own current state echoed back: nothing to contradict.
-      if (u.inc < me.incarnation || (u.inc === me.incarnation && sameInfo(me, u.info))) return;
-      this.refute(u.inc, now, via);
-      return;
-    }
-    const m = this.table.get(id);
-    if (m === undefined) {
-      if (!this.table.add(u.info, 'alive', u.inc, now)) {
-        this.counters.updatesDropped++;
-        return;
-      }
-      this.prober.add(id);
-      this.changed(u, via);
-      return;
-    }
-    if (u.inc <= m.incarnation) return;
-    this.suspicions.delete(id);
-    this.table.update(id, { status: 'alive', incarnation: u.inc, info: u.info }, now);
-    this.prober.add(id);
-    this.changed(u, via);
-  }
-
-  private applySuspect(u: Extract<Update, { t: 'suspect' }>, now: number, via: Via): void {
-    if (u.id === this.selfId) {
-      if (u.inc >= this.selfMember().incarnation) this.refute(u.inc, now, via);
-      return;
-    }
-    const m = this.table.get(u.id);
-    if (m === undefined || u.inc < m.incarnation || !isLive(m.status)) return;
-    if (m.status === 'suspect') {
-      const timer = this.suspicions.get(u.id);
-      if (timer === undefined) throw new Error(`membership: suspect ${u.id} has no suspicion timer`);
-      // Already suspected: an independent confirmation shrinks the timer. A new one is published
-      // (so other timers shrink too) unless it came from the topic, which reached everyone.
-      if (u.inc > m.incarnation) this.table.update(u.id, { incarnation: u.inc }, now);
-      if (timer.confirm(u.from)) this.changed(u, via);
-      return;
-    }
-    this.suspicions.set(u.id, new Suspicion(u.from, now, this.table.liveCount(), this.config));
-    this.table.update(u.id, { status: 'suspect', incarnation: u.inc }, now);
-    this.changed(u, via);
-  }
-
-  private applyFailed(u: Extract<Update, { t: 'failed' }>, now: number, via: Via): void {
-    if (u.id === this.selfId) {
-      if (u.inc >= this.selfMember().incarnation) this.refute(u.inc, now, via);
-      return;
-    }
-    const m = this.table.get(u.id);
-    if (m === undefined || u.inc < m.incarnation || !isLive(m.status)) return;
-    this.suspicions.delete(u.id);
-    this.table.update(u.id, { status: 'failed', incarnation: u.inc }, now);
-    this.counters.membersFailed++;
-    this.changed(u, via);
-  }
-
-  private applyLeft(u: Extract<Update, { t: 'left' }>, now: number, via: Via): void {
-    if (u.id === this.selfId) {
-      if (u.inc >= this.selfMember().incarnation) this.refute(u.inc, now, via);
-      return;
-    }
-    const m = this.table.get(u.id);
-    // A leave wins over a failure at the same incarnation: the node said goodbye, it did not crash.
-    if (m === undefined || u.inc < m.incarnation || m.status === 'left') return;
-    this.suspicions.delete(u.id);
-    this.table.update(u.id, { status: 'left', incarnation: u.inc }, now);
-    this.changed(u, via);
-  }
-
-  /** Contradict a claim about us by raising our incarnation above it and announcing we are alive. */
-  private refute(accusedInc: number, now: number, via: Via): void {
-    const me = this.selfMember();
-    const inc = Math.max(me.incarnation, accusedInc) + 1;
-    if (!Number.isSafeInteger(inc)) throw new Error('membership: incarnation overflow');
-    this.table.update(this.selfId, { incarnation: inc }, now);
-    this.counters.refutations++;
-    // Lifeguard: having to refute means others could not hear us in time; maybe we are the slow one.
-    this.awareness.apply(1);
-    const alive: Update = { t: 'alive', info: copyInfo(me), inc };
-    this.outbox.publish(alive);
-    // The accuser learned its view point-to-point and may be cut off from the topic (a healing
-    // partition, a reconnect): tell it directly as well.
-    if (via.source === 'direct') {
-      this.outbox.send(via.from, this.addressOf(via.from), { t: 'updates', updates: [alive] });
-    }
-  }
-
-  /** Publish an update that changed our state, unless the topic already delivered it to everyone. */
-  private changed(u: Update, via: Via): void {
-    if (via.source !== 'gossip') this.outbox.publish(u);
-  }
-
-  /** Merge a remote full state. A remote `failed` only makes us suspect (we may still reach the node). */
-  private merge(from: NodeId, states: MemberState[], now: number): void {
-    const via: Via = { source: 'direct', from };
-    for (const s of states) {
-      const id = s.info.id;
-      switch (s.status) {
-        case 'alive':
-          this.apply({ t: 'alive', info: s.info, inc: s.inc }, now, via);
-          break;
-        case 'suspect':
-        case 'failed':
-          this.apply({ t: 'suspect', id, inc: s.inc, from }, now, via);
-          break;
-        case 'left':
-          this.apply({ t: 'left', id, inc: s.inc }, now, via);
-          break;
-        default:
-          unreachable(s.status);
-      }
-    }
-  }
-
-  // ---- timers ----------------------------------------------------------------------------------
-
-  private probeFailed(target: NodeId, now: number): void {
-    const m = this.table.get(target);
-    if (m === undefined || !isLive(m.status)) return;
-    // Probing a member that is already suspect and failing again confirms the suspicion.
-    if (m.status === 'alive') this.counters.suspicionsRaised++;
-    this.apply({ t: 'suspect', id: target, inc: m.incarnation, from: this.selfId }, now, {
-      source: 'local',
-      from: this.selfId,
-    });
-  }
-
-  private expireSuspicions(now: number): void {
-    const expired: NodeId[] = [];
-    for (const [id, s] of this.suspicions) if (s.deadlineMs() <= now) expired.push(id);
-    for (const id of expired) {
-      const m = this.table.get(id);
-      if (m === undefined) throw new Error(`membership: suspicion timer for unknown ${id}`);
-      this.apply({ t: 'failed', id, inc: m.incarnation, from: this.selfId }, now, {
-        source: 'local',
-        from: this.selfId,
-      });
     }
   }
 
@@ -476,7 +312,7 @@ export class Membership {
   private randomMembers(k: number, pred: (m: Member) => boolean): Member[] {
     const candidates: Member[] = [];
     for (const m of this.table.values()) if (m.id !== this.selfId && pred(m)) candidates.push(m);
-    return shuffle(candidates, this.rng).slice(0, k);
+    return sample(candidates, k, this.rng);
   }
 
   private selfMember(): Member {

@@ -2,7 +2,7 @@
 // round robin; a direct ping, then indirect pings through `indirectChecks` relays, then a
 // suspicion. Also the relay side: probing a target on another node's behalf (ping-req), with
 // Lifeguard's nack when the target stays silent.
-import { shuffle } from '../rand.js';
+import { sample, shuffle } from '../rand.js';
 import type { Awareness } from './awareness.js';
 import type { MembershipConfig } from './config.js';
 import { isLive } from './table.js';
@@ -195,8 +195,7 @@ export class Prober {
     for (const m of this.host.members()) {
       if (m.status === 'alive' && m.id !== this.host.selfId && m.id !== p.target) candidates.push(m);
     }
-    shuffle(candidates, this.rng);
-    const relays = candidates.slice(0, this.config.indirectChecks);
+    const relays = sample(candidates, this.config.indirectChecks, this.rng);
     p.expectedNacks = relays.length;
     for (const r of relays) {
       this.counters.indirectProbesSent++;

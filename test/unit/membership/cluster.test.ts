@@ -126,13 +126,26 @@ describe('membership cluster (simulated)', () => {
   });
 
   it('converges under 10% message loss without failing anyone', () => {
-    const sim = joined(8, 9, { lossRate: 0.1 });
+    const sim = joined(8, 9);
+    sim.setLossRate(0.1);
     sim.run(30_000);
     for (const id of ids(8)) assert.ok(sim.allSee(id, 'alive'), `${id} not alive everywhere`);
     assert.ok(
       !sim.trace.some((l) => /→failed/.test(l)),
       sim.trace.filter((l) => /failed/.test(l)).join('\n'),
     );
+  });
+
+  it('fails 5 of 50 killed nodes everywhere within 8 s under 2% loss, and no one else', () => {
+    const sim = joined(50, 11);
+    sim.setLossRate(0.02);
+    const dead = ['n10', 'n20', 'n30', 'n40', 'n45'];
+    for (const id of dead) sim.kill(id);
+    const took = sim.runUntilTrue(() => dead.every((id) => sim.allSee(id, 'failed')), 8000, 100);
+    assert.ok(took !== undefined, 'not all killed nodes failed everywhere within 8 s');
+    sim.run(30_000);
+    const wrong = sim.trace.filter((l) => /→failed/.test(l) && !dead.some((id) => l.includes(` ${id} `)));
+    assert.deepEqual(wrong, []);
   });
 
   it('is deterministic: the same seed gives the same event trace', () => {

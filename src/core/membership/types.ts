@@ -73,7 +73,11 @@ export interface Outgoing {
   msg: Message;
 }
 
-/** A status change of a member (or its first sighting, `previous` undefined). */
+/**
+ * A status change of a member (or its first sighting, `previous` undefined; self is reported once
+ * at construction). Also emitted, with `previous` equal to the current status, when a member's
+ * name, address, zone or meta change (e.g. after setMeta). Reaping emits nothing.
+ */
 export interface MemberEvent {
   member: Member;
   previous: MemberStatus | undefined;

@@ -74,6 +74,12 @@ export async function waitFor(
   return pred();
 }
 
+/** Every agent process started by any LocalCluster in this process, killed if we exit first. */
+const liveChildren = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const p of liveChildren) if (p.pid && p.exitCode === null) process.kill(p.pid, 'SIGKILL');
+});
+
 export class LocalCluster {
   readonly agents: AgentProc[] = [];
   readonly root: string;
@@ -133,7 +139,13 @@ export class LocalCluster {
   spawn(a: AgentProc): void {
     const proc = spawn(process.execPath, this.args(a), { stdio: ['ignore', 'pipe', 'pipe'] });
     a.proc = proc;
-    a.exited = new Promise((resolve) => proc.on('exit', (code) => resolve(code)));
+    liveChildren.add(proc);
+    a.exited = new Promise((resolve) =>
+      proc.on('exit', (code) => {
+        liveChildren.delete(proc);
+        resolve(code);
+      }),
+    );
     const linesMax = this.opts.outputLinesMax ?? 2_000;
     let buf = '';
     const onData = (d: Buffer): void => {

@@ -168,7 +168,8 @@ export class MembershipService {
   private onGossip(message: GossipMessage): void {
     if (this.stopped || message.topic !== MEMBERSHIP_TOPIC) return;
     this.counters.gossipReceived++;
-    const from = message.type === 'signed' ? message.from.toString() : 'unknown';
+    // Unsigned topic: the publisher is not known (updates name their originator themselves).
+    const from = message.type === 'signed' ? message.from.toString() : '';
     const value = decode(message.data);
     const updates = value instanceof DecodeError ? `msgpack: ${value.message}` : parseUpdates(value);
     if (typeof updates === 'string') {

@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** dist/cluster-sim/launcher.js → dist/bin/mesh.js */
-export const MESH_BIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'mesh.js');
+/** dist/cluster-sim/launcher.js → dist/mesh.mjs: the bundled CLI, as shipped (starts in ~0.3 s instead of ~0.7 s). */
+export const MESH_BIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'mesh.mjs');
 
 export interface StatusLine {
   /** performance.now() when the line arrived. */
@@ -45,17 +45,30 @@ export interface ClusterOptions {
   outputLinesMax?: number;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const srv = createServer();
     srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
   });
+}
+
+// Ports come from below the kernel's ephemeral range (32768+ by default): agents dial each other
+// over loopback, and an ephemeral source port could otherwise take a port before its agent binds.
+// Each process starts at a random offset and walks upward, so parallel runs rarely collide.
+const PORT_LOW = 20_000;
+const PORT_HIGH = 32_000;
+let nextPort = PORT_LOW + Math.floor(Math.random() * (PORT_HIGH - PORT_LOW));
+
+/** A port on 127.0.0.1 that is free now and outside the ephemeral range. */
+export async function freePort(): Promise<number> {
+  for (let tries = 0; tries < 1_000; tries++) {
+    const port = nextPort;
+    nextPort = nextPort + 1 >= PORT_HIGH ? PORT_LOW : nextPort + 1;
+    if (await canBind(port)) return port;
+  }
+  throw new Error(`no free port between ${PORT_LOW} and ${PORT_HIGH}`);
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -22,7 +22,8 @@ async function main(): Promise<void> {
   try {
     for (let i = 0; i < N; i++) await cluster.add();
     for (const a of cluster.agents) await cluster.ready(a, 60_000);
-    if (!(await waitFor(() => cluster.allSeeAlive(N), 120_000, 1_000))) throw new Error(`${N} agents did not converge`);
+    if (!(await waitFor(() => cluster.allSeeAlive(N), 120_000, 1_000)))
+      throw new Error(`${N} agents did not converge`);
     await sleep(5_000);
     const mark = cluster.agents.map((a) => a.output.length);
     const cpu0 = cluster.agents.map((a) => cpuTicks(a.proc!.pid!));

@@ -29,6 +29,8 @@ export interface AgentProc {
   /** Last known status of each member as logged by this agent ("member status changed"). */
   view: Map<string, StatusLine>;
   exited: Promise<number | null>;
+  /** performance.now() when this agent logged that it joined the cluster (undefined until then). */
+  joinedAtMs: number | undefined;
   /** Whole stdout+stderr, for diagnostics when a test fails. */
   output: string[];
   extraArgs: string[];
@@ -114,6 +116,7 @@ export class LocalCluster {
       view: new Map(),
       exited: Promise.resolve(null),
       output: [],
+      joinedAtMs: undefined,
       extraArgs,
     };
     this.agents.push(a);
@@ -130,7 +133,6 @@ export class LocalCluster {
 
   args(a: AgentProc): string[] {
     const args = [
-      MESH_BIN,
       'agent',
       '--node-name',
       a.name,
@@ -150,7 +152,8 @@ export class LocalCluster {
   }
 
   spawn(a: AgentProc): void {
-    const proc = spawn(process.execPath, this.args(a), { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Executed directly, as an operator runs it, so the flags in its #! line apply.
+    const proc = spawn(MESH_BIN, this.args(a), { stdio: ['ignore', 'pipe', 'pipe'] });
     a.proc = proc;
     liveChildren.add(proc);
     a.exited = new Promise((resolve) =>
@@ -169,6 +172,7 @@ export class LocalCluster {
         const line = buf.slice(0, k);
         buf = buf.slice(k + 1);
         if (a.output.length < linesMax) a.output.push(line);
+        if (line.includes('"joined the cluster"')) a.joinedAtMs = atMs;
         if (line.includes('"member status changed"')) {
           try {
             const j = JSON.parse(line) as { member: string; status: string };
@@ -249,6 +253,7 @@ export class LocalCluster {
   async restart(a: AgentProc): Promise<void> {
     await a.exited;
     a.view = new Map();
+    a.joinedAtMs = undefined;
     this.spawn(a);
   }
 

@@ -20,6 +20,8 @@ const STEP_TIMEOUT_MS = 60_000;
 
 interface Figures {
   join_ms: number;
+  /** Part of join_ms: process start + join handshake, until the new agent has merged the seed's state. */
+  join_spawn_to_self_ms: number;
   fail_ms: number;
   leave_ms: number;
   rss_median_mib: number;
@@ -66,7 +68,7 @@ async function runOurs(n: number): Promise<Figures> {
       () => cluster.running().every((a) => aliveCount(a) === n),
       `${n} alive everywhere`,
     );
-    void last;
+    const tSelf = last.joinedAtMs ?? Number.NaN;
     await sleep(1_000);
     const rss = cluster.running().map((a) => rssMiB(a.proc!.pid!));
 
@@ -89,6 +91,7 @@ async function runOurs(n: number): Promise<Figures> {
     );
     return {
       join_ms: tJoin - t0,
+      join_spawn_to_self_ms: tSelf - t0,
       fail_ms: tFail - tk,
       leave_ms: tLeft - tl,
       rss_median_mib: median(rss),
@@ -114,6 +117,7 @@ function runSerf(n: number): Figures | undefined {
   const kv = Object.fromEntries(line.split(' ').map((p) => p.split('=') as [string, string]));
   return {
     join_ms: Number(kv.join_ms_median),
+    join_spawn_to_self_ms: Number(kv.join_spawn_to_self_ms_median),
     fail_ms: Number(kv.fail_ms_median),
     leave_ms: Number(kv.leave_ms_median),
     rss_median_mib: Number(kv.rss_median_kib_median) / 1024,
@@ -143,6 +147,7 @@ async function main(): Promise<void> {
     console.log(`\nN=${n}                         mesh        serf`);
     const rows: Array<[string, keyof Figures, string]> = [
       ['join → all see N alive', 'join_ms', 'ms'],
+      ['  of which start + join', 'join_spawn_to_self_ms', 'ms'],
       ['kill -9 → all see failed', 'fail_ms', 'ms'],
       ['leave → all see left', 'leave_ms', 'ms'],
       ['RSS per agent (median)', 'rss_median_mib', 'MiB'],

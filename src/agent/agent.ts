@@ -125,6 +125,8 @@ export class Agent implements AgentApi {
       localHealth: this.membership.localHealth(),
       members: counts,
       stats: { ...this.membership.stats() },
+      memory: { ...process.memoryUsage() },
+      connections: this.host.getConnections().length,
       startedAt: this.startedAt,
     };
   }

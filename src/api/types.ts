@@ -35,6 +35,10 @@ export interface AgentSelfView {
   members: Record<MemberStatus, number>;
   /** Counters: messages dropped as malformed, probes, etc. */
   stats: Record<string, number>;
+  /** Process memory in bytes (Node's process.memoryUsage(): rss, heapTotal, heapUsed, external, arrayBuffers). */
+  memory: Record<string, number>;
+  /** Open libp2p connections to other agents. */
+  connections: number;
   startedAt: string;
 }
 

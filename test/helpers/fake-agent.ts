@@ -38,6 +38,8 @@ export class FakeAgent implements AgentApi {
       localHealth: 0,
       members: { alive: 2, suspect: 0, failed: 1, left: 0 },
       stats: { probesSent: 3 },
+      memory: { rss: 80 * 1024 * 1024, heapUsed: 20 * 1024 * 1024 },
+      connections: 2,
       startedAt: '2026-01-01T00:00:00.000Z',
     };
   }

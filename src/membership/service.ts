@@ -16,9 +16,10 @@ import type { Member, MemberEvent, MemberInfo, Output } from '../core/membership
 import { parseMessage, parseUpdates } from '../core/membership/validate.js';
 import { SeededRng, shuffle } from '../core/rand.js';
 import { DecodeError, decode, encode } from '../wire/codec.js';
-import { MembershipTransport } from './transport.js';
+import { StreamTransport } from '../wire/stream-transport.js';
 
 export const MEMBERSHIP_TOPIC = 'mesh/membership/1';
+export const MEMBERSHIP_PROTOCOL = '/mesh/membership/1.0.0';
 
 export interface MembershipServiceInit {
   host: Host;
@@ -39,7 +40,7 @@ const clock = (): number => Math.floor(performance.now());
 
 export class MembershipService {
   private readonly core: Membership;
-  private readonly transport: MembershipTransport;
+  private readonly transport: StreamTransport;
   private readonly log: Logger;
   private timer: NodeJS.Timeout | undefined;
   private peerTimer: NodeJS.Timeout | undefined;
@@ -60,7 +61,12 @@ export class MembershipService {
       rng: this.rng,
       nowMs: clock(),
     });
-    this.transport = new MembershipTransport(init.host, (from, frame) => this.onFrame(from, frame), init.log);
+    this.transport = new StreamTransport(
+      MEMBERSHIP_PROTOCOL,
+      init.host,
+      (from, frame) => this.onFrame(from, frame),
+      init.log,
+    );
   }
 
   async start(): Promise<void> {
@@ -96,7 +102,7 @@ export class MembershipService {
     return this.core.localHealth();
   }
 
-  stats(): MembershipStats & MembershipService['counters'] & MembershipTransport['stats'] {
+  stats(): MembershipStats & MembershipService['counters'] & StreamTransport['stats'] {
     return { ...this.core.stats(), ...this.counters, ...this.transport.stats };
   }
 

@@ -8,7 +8,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys';
 import { multiaddr } from '@multiformats/multiaddr';
 import { LocalCluster, sleep, waitFor } from '../../cluster-sim/launcher.js';
 import { createHost, type Host } from '../../src/agent/host.js';
-import { MEMBERSHIP_PROTOCOL } from '../../src/membership/transport.js';
+import { MEMBERSHIP_PROTOCOL } from '../../src/membership/service.js';
 import { encode } from '../../src/wire/codec.js';
 import { encodeFrame } from '../../src/wire/frame.js';
 

@@ -1,19 +1,18 @@
-// Point-to-point transport for membership messages over libp2p: one long-lived outbound stream
-// per peer (opened lazily, reused for every message), length-prefixed msgpack frames. Messages
-// have datagram semantics, as UDP in memberlist: a message that cannot be delivered is dropped
-// and counted, and the protocol's timeouts deal with it.
+// Point-to-point message transport over libp2p, shared by the cluster protocols (membership,
+// raft): one long-lived outbound stream per peer and protocol (opened lazily, reused for every
+// message), length-prefixed msgpack frames. Messages have datagram semantics, as UDP in
+// memberlist: a message that cannot be delivered is dropped and counted, and the protocol's own
+// timeouts and retries deal with it.
 import type { Connection, PeerId, Stream } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import type { Logger } from 'pino';
 import type { Host } from '../agent/host.js';
 import { hostPortToMultiaddr, parseAddress } from '../agent/host.js';
-import { encode } from '../wire/codec.js';
-import { encodeFrame, FrameDecoder, FrameTooLargeError } from '../wire/frame.js';
-
-export const MEMBERSHIP_PROTOCOL = '/mesh/membership/1.0.0';
+import { encode } from './codec.js';
+import { encodeFrame, FrameDecoder, FrameTooLargeError } from './frame.js';
 
 export interface TransportLimits {
-  /** Largest frame accepted or sent. A push-pull of 10,000 members is ~2 MiB. */
+  /** Largest frame accepted or sent (membership: a push-pull of 10,000 members is ~2 MiB). */
   frameBytesMax: number;
   /** Messages queued per peer while its stream opens; older ones are dropped beyond this. */
   queuedPerPeerMax: number;
@@ -46,12 +45,13 @@ interface PeerOut {
 /** Receives each complete frame with the sender's peer id. */
 export type FrameHandler = (from: string, frame: Uint8Array) => void;
 
-export class MembershipTransport {
+export class StreamTransport {
   private readonly peers = new Map<string, PeerOut>();
   readonly stats: TransportStats = { sent: 0, received: 0, sendDropped: 0, malformed: 0 };
   private stopped = false;
 
   constructor(
+    private readonly protocol: string,
     private readonly host: Host,
     private readonly onFrame: FrameHandler,
     private readonly log: Logger,
@@ -59,7 +59,7 @@ export class MembershipTransport {
   ) {}
 
   async start(): Promise<void> {
-    await this.host.handle(MEMBERSHIP_PROTOCOL, (stream, connection) => this.readLoop(stream, connection), {
+    await this.host.handle(this.protocol, (stream, connection) => this.readLoop(stream, connection), {
       maxInboundStreams: 8,
       maxOutboundStreams: 8,
     });
@@ -73,7 +73,7 @@ export class MembershipTransport {
     }
     this.peers.clear();
     await Promise.all(closing);
-    await this.host.unhandle(MEMBERSHIP_PROTOCOL).catch(() => undefined);
+    await this.host.unhandle(this.protocol).catch(() => undefined);
   }
 
   /** Queue `message` for `to`; `address` ("host:port") is dialled when no connection exists. */
@@ -140,7 +140,7 @@ export class MembershipTransport {
       const peerId = peerIdFromString(to);
       const signal = AbortSignal.timeout(this.limits.openTimeoutMs);
       const target = this.host.getConnections(peerId).length > 0 ? peerId : dialTarget(peerId, address);
-      const stream = await this.host.dialProtocol(target, MEMBERSHIP_PROTOCOL, { signal });
+      const stream = await this.host.dialProtocol(target, this.protocol, { signal });
       if (this.stopped || this.peers.get(to) !== peer) {
         stream.abort(new Error('no longer needed'));
         return;
@@ -155,7 +155,7 @@ export class MembershipTransport {
     } catch (err) {
       this.stats.sendDropped += peer.queue.length;
       peer.queue = [];
-      this.log.debug({ to, address, err: (err as Error).message }, 'cannot open membership stream');
+      this.log.debug({ to, address, err: (err as Error).message }, 'cannot open stream');
     } finally {
       peer.opening = false;
     }
@@ -192,12 +192,12 @@ export class MembershipTransport {
       if (this.stopped) return;
       if (err instanceof FrameTooLargeError) {
         this.stats.malformed++;
-        this.log.warn({ from, err: err.message }, 'oversized membership message; closing the stream');
+        this.log.warn({ from, err: err.message }, 'oversized message; closing the stream');
         stream.abort(err);
         return;
       }
       // A reset or a closed connection: the peer went away; nothing was malformed.
-      this.log.debug({ from, err: (err as Error).message }, 'membership stream ended');
+      this.log.debug({ from, err: (err as Error).message }, 'stream ended');
     }
   }
 }

@@ -9,7 +9,7 @@
 //   campaign()                                      start an election now (bootstrap, tests)
 //   hasReady(): boolean; ready(): Ready; advance(rd: Ready): void
 //   compact(index, data)                            the shell took a snapshot of the state machine at
-//                                                   applied index `index`: drop log entries ≤ index − keep
+//                                                   applied index `index`: drop log entries ≤ index
 //   status(): RaftStatus
 // Invariants asserted in code: at most one leader per term from this node's view, commit never
 // decreases, a leader never overwrites or deletes its own entries, log matching on append.
@@ -17,7 +17,8 @@
 // Layout: core.ts holds the state and role transitions, roles.ts one step function per role,
 // replication.ts appends/commit/snapshots, log.ts the in-memory log, progress.ts per-peer flow
 // control, quorum.ts majority math, read-only.ts ReadIndex, conf.ts the configuration.
-// Additions beyond the contract: RaftRestore.snapshotData, checkInvariants().
+// Additions beyond the contract: RaftRestore.snapshotData, compact() returns the snapshot's meta,
+// checkInvariants().
 import { deriveConf } from './conf.js';
 import { checkRaftConfig, Raft } from './core.js';
 import { RaftLog } from './log.js';
@@ -37,6 +38,7 @@ import type {
   Ready,
   Rng,
   Snapshot,
+  SnapshotMeta,
   SoftState,
 } from './types.js';
 
@@ -291,17 +293,24 @@ export class RaftNode {
     if (lastCommitted !== undefined) log.appliedTo(lastCommitted.index);
   }
 
-  compact(index: number, data: Uint8Array): void {
+  /**
+   * The shell snapshotted the state machine at applied index `index`: drop entries ≤ index and
+   * keep the snapshot to send to followers that need them. Returns the snapshot's meta for the
+   * shell to persist with `data`, or undefined if the log was already compacted that far.
+   */
+  compact(index: number, data: Uint8Array): SnapshotMeta | undefined {
     const r = this.r;
     const log = r.log;
-    if (index <= log.snapIndex) return; // already compacted at least this far
+    if (index <= log.snapIndex) return undefined;
     if (index > log.applied)
       throw new Error(`raft: cannot compact to ${index}: applied is only ${log.applied}`);
     const term = log.term(index) as number;
     const conf = deriveConf(r.baseConf, log.all(), index).state();
     log.compact(index);
     r.baseConf = conf;
-    r.snapshot = { meta: { index, term, conf }, data };
+    const meta = { index, term, conf };
+    r.snapshot = { meta, data };
+    return { index, term, conf: copyConf(conf) };
   }
 
   status(): RaftStatus {

@@ -328,7 +328,7 @@ export class SimRaft {
       this.persist(n, rd);
       for (const rs of rd.readStates) n.readStates.push(rs);
       this.apply(n, rd);
-      if (rd.softState !== undefined) this.onSoftState(n, rd);
+      if (rd.softState !== undefined) this.onSoftState(n);
       for (const m of rd.messages) this.enqueue(m);
       raft.advance(rd);
       this.check(n);
@@ -380,7 +380,7 @@ export class SimRaft {
     }
   }
 
-  private onSoftState(n: SimNode, rd: Ready): void {
+  private onSoftState(n: SimNode): void {
     const s = (n.raft as RaftNode).status();
     this.log(`${n.id} is ${s.role} term ${s.term} leader ${s.leader || '-'}`);
     if (s.role !== 'leader') return;

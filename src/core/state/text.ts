@@ -54,6 +54,7 @@ export function joinField(parent: string, child: string): string {
 export function describe(v: unknown): string {
   if (typeof v === 'string') return JSON.stringify(v.length > 32 ? `${v.slice(0, 32)}…` : v);
   if (v === null) return 'null';
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
   if (Array.isArray(v)) return 'an array';
   if (v instanceof Uint8Array) return 'bytes';
   return typeof v;

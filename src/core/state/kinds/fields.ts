@@ -80,8 +80,12 @@ function checkMap(
     return;
   }
   for (const k of keys) {
+    if (k.length === 0) {
+      errors.push({ field: key, message: 'keys must not be empty' });
+      continue;
+    }
     const path = `${key}.${fieldName(k)}`;
-    const kp = k.length === 0 ? 'must not be empty' : stringProblem(k, bounds.keyLengthMax);
+    const kp = stringProblem(k, bounds.keyLengthMax);
     if (kp !== undefined) {
       errors.push({ field: path, message: `key ${kp}` });
       continue;

@@ -38,4 +38,10 @@ export interface AgentConfig {
   dev: boolean;
   /** Seconds to spend spreading a graceful leave before exiting. */
   leaveTimeoutMs: number;
+  /** Start a new Raft cluster with this agent as its only voter (first agent of a cluster). */
+  bootstrap: boolean;
+  /** Wait until this many agents are alive, then the lowest ids among them bootstrap as voters; 0 = off. */
+  bootstrapExpect: number;
+  /** Number of Raft voters the leader maintains (odd); other agents are replicas. */
+  voters: number;
 }

@@ -5,6 +5,7 @@ import { rm } from 'node:fs/promises';
 import { multiaddr } from '@multiformats/multiaddr';
 import type { Logger } from 'pino';
 import { startHttpServer } from '../api/http-server.js';
+import { stateRoutes } from '../api/routes-state.js';
 import {
   type AgentApi,
   type AgentSelfView,
@@ -15,6 +16,11 @@ import {
 import { DEFAULT_MEMBERSHIP_CONFIG } from '../core/membership/config.js';
 import type { Member, MemberStatus } from '../core/membership/types.js';
 import { MembershipService } from '../membership/service.js';
+import { RaftClient } from '../raft/client.js';
+import { ControlPlane } from '../raft/control-plane.js';
+import { ReplicaFanout } from '../raft/replica.js';
+import { RaftService } from '../raft/service.js';
+import { RaftStorage } from '../raft/storage.js';
 import { Store } from '../store/store.js';
 import type { AgentConfig } from './agent-config.js';
 import { createHost, formatAddress, type Host, hostPortToMultiaddr, parseAddress } from './host.js';
@@ -43,6 +49,10 @@ export class Agent implements AgentApi {
     private readonly store: Store,
     private readonly host: Host,
     readonly membership: MembershipService,
+    readonly controlPlane: ControlPlane,
+    private readonly raft: RaftService,
+    private readonly raftClient: RaftClient,
+    private readonly replicas: ReplicaFanout,
   ) {}
 
   static async start(config: AgentConfig, log: Logger): Promise<Agent> {
@@ -75,15 +85,65 @@ export class Agent implements AgentApi {
         peersTarget: 6,
         joinTimeoutMs: 5_000,
       });
-      const agent = new Agent(config, log.child({ module: 'agent' }), store, host, membership);
+      const raftLog = log.child({ module: 'raft' });
+      const storage = new RaftStorage(store);
+      const addressOf = (id: string): string => membership.members().find((m) => m.id === id)?.address ?? '';
+      const raft = new RaftService({
+        id: identity.id,
+        host,
+        storage,
+        log: raftLog,
+        addressOf,
+        tickMs: 50,
+        snapshotEveryEntries: 10_000,
+        proposeTimeoutMs: 5_000,
+      });
+      let controlPlane: ControlPlane | undefined;
+      const raftClient = new RaftClient(
+        host,
+        (req) => {
+          if (!controlPlane) return Promise.reject(new MeshError('unavailable', 'raft is starting'));
+          return controlPlane.handleForwarded(req);
+        },
+        raftLog,
+      );
+      controlPlane = new ControlPlane({
+        selfId: identity.id,
+        raft,
+        client: raftClient,
+        storage,
+        membership,
+        log: raftLog,
+        bootstrap: config.bootstrap,
+        bootstrapExpect: config.bootstrapExpect,
+        voters: config.voters,
+        deadVoterMs: 5_000,
+        forwardTimeoutMs: 5_000,
+      });
+      const replicas = new ReplicaFanout(host, raft, raftClient, addressOf, raftLog);
+      const agent = new Agent(
+        config,
+        log.child({ module: 'agent' }),
+        store,
+        host,
+        membership,
+        controlPlane,
+        raft,
+        raftClient,
+        replicas,
+      );
       membership.onMember((ev) => agent.logMemberEvent(ev.member, ev.previous));
       await membership.start();
+      await raftClient.start();
+      await controlPlane.start();
+      replicas.start();
       const http = await startHttpServer({
         agent,
         host: config.http.host,
         port: config.http.port,
         log: log.child({ module: 'http' }),
         onLeave: () => agent.onExit(),
+        routes: stateRoutes(controlPlane),
       });
       agent.httpClose = http.close;
       agent.httpAddress = formatAddress(http.address);
@@ -168,12 +228,18 @@ export class Agent implements AgentApi {
   private async doStop(leave: boolean): Promise<void> {
     if (leave) {
       this.log.info('leaving the cluster');
+      // A voter hands over leadership and removes itself first, so the voters keep a quorum.
+      await withTimeout(this.controlPlane.leave(), this.config.leaveTimeoutMs);
       // Enough for the leave to reach the gossip mesh and the direct fanout, bounded by config.
       await this.membership.leave(Math.min(this.config.leaveTimeoutMs, 500)).catch((err: Error) => {
         this.log.warn({ err: err.message }, 'leave did not complete');
       });
     }
     await this.httpClose?.().catch(() => undefined);
+    this.replicas.stop();
+    await this.controlPlane.stop().catch(() => undefined);
+    await this.raftClient.stop().catch(() => undefined);
+    await this.raft.stop().catch(() => undefined);
     await this.membership.stop().catch(() => undefined);
     await Promise.resolve(this.host.stop()).catch(() => undefined);
     await this.store.close().catch(() => undefined);
@@ -195,6 +261,16 @@ export class Agent implements AgentApi {
       'member status changed',
     );
   }
+}
+
+function withTimeout(p: Promise<void>, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    p.catch(() => undefined).finally(() => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
 }
 
 function toView(m: Member): MemberView {

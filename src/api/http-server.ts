@@ -56,6 +56,23 @@ function send(
   res.end(text);
 }
 
+/** A raw body (e.g. a KV value with ?raw), sent as application/octet-stream. */
+function sendRaw(
+  res: ServerResponse,
+  status: number,
+  raw: Uint8Array,
+  headers: Record<string, string> = {},
+): void {
+  if (res.headersSent || res.destroyed) return;
+  res.writeHead(status, {
+    'content-type': 'application/octet-stream',
+    'content-length': raw.length,
+    'cache-control': 'no-store',
+    ...headers,
+  });
+  res.end(raw);
+}
+
 function sendError(res: ServerResponse, err: MeshError, headers: Record<string, string> = {}): void {
   send(res, statusForCode(err.code), errorBody(err), headers);
 }
@@ -155,7 +172,8 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
           .catch((err: unknown) => log.error({ err }, `after ${method} ${path}`));
       });
     }
-    send(res, reply.status ?? 200, reply.body);
+    if (reply.raw !== undefined) sendRaw(res, reply.status ?? 200, reply.raw, reply.headers);
+    else send(res, reply.status ?? 200, reply.body, reply.headers);
   }
 
   const server = createServer((req, res) => {

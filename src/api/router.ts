@@ -22,6 +22,10 @@ export interface RequestContext {
 export interface Reply {
   status?: number;
   body: unknown;
+  /** Extra response headers (e.g. X-Mesh-Index). */
+  headers?: Record<string, string>;
+  /** Send these bytes as application/octet-stream instead of `body` as JSON. */
+  raw?: Uint8Array;
   /** Runs after the answer has been sent (e.g. leave, which stops the agent). Errors are logged. */
   afterSend?: () => void | Promise<void>;
 }

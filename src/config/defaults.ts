@@ -22,6 +22,9 @@ export const defaults = {
   /** Long enough for a leave to reach every member in O(log N) gossip rounds on large clusters,
    * short enough that a stop in systemd (90 s default kill timeout) never has to wait. */
   leaveTimeoutMs: 3_000,
+  /** Three voters survive one failure; five survive two at the cost of more replication per write
+   * (Consul and etcd recommend the same). Every other agent is a replica that does not vote. */
+  voters: 3,
 } as const;
 
 /** Bounds that reject values that are surely mistakes rather than intent. */

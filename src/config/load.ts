@@ -124,6 +124,9 @@ export async function loadAgentConfig(
         `(${retryJoinIntervalMs}ms)`,
     );
   }
+  if (s.bootstrap === true && s.bootstrapExpect !== undefined) {
+    throw new MeshError('bad_request', 'bootstrap and bootstrap-expect: give one or the other, not both');
+  }
   const nodeName = s.nodeName ?? sys.hostname();
   if (s.nodeName === undefined) {
     // The host name is not checked by the option parser; check it the same way.
@@ -162,5 +165,9 @@ export async function loadAgentConfig(
     logPretty: dev,
     dev,
     leaveTimeoutMs: s.leaveTimeoutMs ?? defaults.leaveTimeoutMs,
+    // A dev agent is a cluster of one: it bootstraps Raft by itself unless told to wait for others.
+    bootstrap: s.bootstrap ?? (dev && s.bootstrapExpect === undefined),
+    bootstrapExpect: s.bootstrapExpect ?? 0,
+    voters: s.voters ?? defaults.voters,
   };
 }

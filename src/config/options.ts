@@ -26,6 +26,9 @@ export interface Settings {
   retryJoinMaxAttempts: number;
   leaveTimeoutMs: number;
   dev: boolean;
+  bootstrap: boolean;
+  bootstrapExpect: number;
+  voters: number;
 }
 
 export type Source = { kind: 'flag' } | { kind: 'file'; dir: string };
@@ -90,6 +93,23 @@ function count(v: unknown, what: string, source: Source): number {
   return n;
 }
 
+function smallCount(min: number, max: number) {
+  return (v: unknown, what: string, source: Source): number => {
+    const n = source.kind === 'flag' && typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
+      fail(what, `a whole number from ${min} to ${max}`, v);
+    }
+    return n;
+  };
+}
+
+function voterCount(v: unknown, what: string, source: Source): number {
+  const n = smallCount(1, 7)(v, what, source);
+  // An even voter count tolerates no more failures than the odd count below it, and costs more.
+  if (n % 2 === 0) fail(what, 'an odd number (1, 3, 5 or 7)', v);
+  return n;
+}
+
 function logLevel(v: unknown, what: string): LogLevel {
   if (typeof v !== 'string' || !(logLevels as readonly string[]).includes(v)) {
     fail(what, `one of ${logLevels.join(', ')}`, v);
@@ -122,6 +142,9 @@ export const options: readonly OptionSpec[] = [
   opt('retry-join-max-attempts', 'retryJoinMaxAttempts', count),
   opt('leave-timeout', 'leaveTimeoutMs', parseDurationMs),
   opt('dev', 'dev', bool),
+  opt('bootstrap', 'bootstrap', bool),
+  opt('bootstrap-expect', 'bootstrapExpect', smallCount(1, 9)),
+  opt('voters', 'voters', voterCount),
 ];
 
 export const optionKeys: readonly string[] = options.map((o) => o.key);

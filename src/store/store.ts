@@ -13,7 +13,18 @@ export const KEYS = {
   nodeIncarnation: 'node/incarnation',
   /** Node name the identity was created with (informational; a rename is allowed and logged). */
   nodeName: 'node/name',
+  /** Raft hard state {term, vote, commit}, msgpack. */
+  raftHardState: 'raft/hard-state',
+  /** Raft log entries, `raft/log/<index as 16 hex digits>` (sorts by index), msgpack Entry. */
+  raftLogPrefix: 'raft/log/',
+  /** Latest Raft snapshot {meta, data}: the applied state machine at meta.index, msgpack. */
+  raftSnapshot: 'raft/snapshot',
+  /** Raft role bootstrap marker: this node bootstrapped a cluster (never bootstrap twice). */
+  raftBootstrapped: 'raft/bootstrapped',
 } as const;
+
+/** One operation of an atomic batch. */
+export type BatchOp = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string };
 
 export class Store {
   private constructor(
@@ -50,6 +61,26 @@ export class Store {
   async put(key: string, value: Uint8Array | string): Promise<void> {
     const bytes = typeof value === 'string' ? new TextEncoder().encode(value) : value;
     await this.db.put(key, bytes, { sync: true });
+  }
+
+  /** Atomic, synced batch: all operations are durable together or not at all. */
+  async batch(ops: BatchOp[]): Promise<void> {
+    if (ops.length === 0) return;
+    await this.db.batch(ops, { sync: true });
+  }
+
+  /** Entries with gte ≤ key < lt, in key order, at most `limit`. */
+  async range(gte: string, lt: string, limit = -1): Promise<Array<[string, Uint8Array]>> {
+    const out: Array<[string, Uint8Array]> = [];
+    for await (const [k, v] of this.db.iterator({ gte, lt, limit })) out.push([k, v]);
+    return out;
+  }
+
+  /** Keys with gte ≤ key < lt, in key order. */
+  async keys(gte: string, lt: string): Promise<string[]> {
+    const out: string[] = [];
+    for await (const k of this.db.keys({ gte, lt })) out.push(k);
+    return out;
   }
 
   async close(): Promise<void> {

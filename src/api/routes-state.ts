@@ -1,0 +1,226 @@
+// /v1/kv/*, /v1/config/*, /v1/raft/*: the replicated configuration. Reads are answered from this
+// agent's copy and carry X-Mesh-Index (the Raft index they reflect); `?consistent` reads go through
+// the leader (ReadIndex); `?index=N&wait=D` blocks until the data changes past N (like Consul).
+// Writes go through Raft, forwarded to the leader when this agent is not the leader.
+import { parseDurationMs } from '../config/duration.js';
+import {
+  formatValidationError,
+  isValidationError,
+  splitEntryFile,
+  validateCommand,
+} from '../core/state/index.js';
+import type { ApplyResult, Command, ConfigEntry, KvEntry } from '../core/state/types.js';
+import type { ControlPlane } from '../raft/control-plane.js';
+import type { Reply, RequestContext, Route } from './router.js';
+import { MeshError } from './types.js';
+
+/** Blocking queries wait at most this long (Consul: 10 minutes), 5 minutes when not given. */
+const WAIT_MAX_MS = 600_000;
+const WAIT_DEFAULT_MS = 300_000;
+const READ_QUERY = ['consistent', 'index', 'wait'] as const;
+
+function flag(ctx: RequestContext, name: string): boolean {
+  const v = ctx.query.get(name);
+  if (v === null) return false;
+  if (v === '' || v === 'true' || v === '1') return true;
+  if (v === 'false' || v === '0') return false;
+  throw new MeshError('bad_request', `"${name}" is a flag: give it without a value, or true/false`);
+}
+
+function nonNegInt(ctx: RequestContext, name: string): number | undefined {
+  const v = ctx.query.get(name);
+  if (v === null) return undefined;
+  if (!/^\d{1,15}$/.test(v))
+    throw new MeshError(
+      'bad_request',
+      `"${name}" must be a non-negative integer, got ${JSON.stringify(v.slice(0, 40))}`,
+    );
+  return Number(v);
+}
+
+/** Consistency and blocking for a read; returns the index the answer reflects. */
+async function readPoint(cp: ControlPlane, ctx: RequestContext, indexOf: () => number): Promise<void> {
+  const minIndex = nonNegInt(ctx, 'index');
+  const waitRaw = ctx.query.get('wait');
+  let waitMs = WAIT_DEFAULT_MS;
+  if (waitRaw !== null) {
+    waitMs = parseDurationMs(waitRaw, '"wait"');
+    if (waitMs > WAIT_MAX_MS)
+      throw new MeshError('bad_request', `"wait" must be at most 10m, got ${waitRaw}`);
+  }
+  if (minIndex !== undefined) await cp.watch(indexOf, minIndex, waitMs, ctx.signal);
+  if (flag(ctx, 'consistent')) await cp.consistent();
+}
+
+function indexHeader(index: number): Record<string, string> {
+  // Never 0, so a client can always use it as ?index= for the next blocking call (Consul does the same).
+  return { 'X-Mesh-Index': String(Math.max(1, index)) };
+}
+
+function kvView(e: KvEntry) {
+  return {
+    key: e.key,
+    value: Buffer.from(e.value).toString('base64'),
+    createIndex: e.createIndex,
+    modifyIndex: e.modifyIndex,
+  };
+}
+
+function configView(e: ConfigEntry) {
+  return { kind: e.kind, name: e.name, spec: e.spec, createIndex: e.createIndex, modifyIndex: e.modifyIndex };
+}
+
+/** Validate at the edge (400 naming the field) before anything is proposed. */
+function checked(cmd: unknown): Command {
+  const c = validateCommand(cmd);
+  if (isValidationError(c)) throw new MeshError('bad_request', formatValidationError(c));
+  return c;
+}
+
+function writeOutcome(r: ApplyResult): boolean {
+  if (r.ok) return true;
+  if (r.code === 'cas-failed') return false;
+  if (r.code === 'not-found') throw new MeshError('not_found', r.message);
+  throw new MeshError('bad_request', r.message);
+}
+
+export function stateRoutes(cp: ControlPlane): Route[] {
+  const sm = () => cp.raft.state;
+
+  async function kvGet(ctx: RequestContext): Promise<Reply> {
+    const key = ctx.rest;
+    const recurse = flag(ctx, 'recurse');
+    const keysOnly = flag(ctx, 'keys');
+    const indexOf = () => (recurse || keysOnly ? sm().kvIndex(key) : sm().kvKeyIndex(key));
+    await readPoint(cp, ctx, indexOf);
+    const headers = indexHeader(indexOf());
+    if (keysOnly) return { body: sm().kvKeyList(key), headers };
+    if (recurse) return { body: sm().kvList(key).map(kvView), headers };
+    if (key === '') throw new MeshError('bad_request', 'give a key: /v1/kv/<key>, or ?recurse to list');
+    const e = sm().kvGet(key);
+    if (!e)
+      return {
+        status: 404,
+        body: { error: { code: 'not_found', message: `key "${key}" not found` } },
+        headers,
+      };
+    if (flag(ctx, 'raw')) return { raw: e.value, body: undefined, headers };
+    return { body: [kvView(e)], headers };
+  }
+
+  async function kvPut(ctx: RequestContext): Promise<Reply> {
+    const cas = nonNegInt(ctx, 'cas');
+    const cmd = checked({
+      op: 'kv-set',
+      key: ctx.rest,
+      value: new Uint8Array(ctx.body),
+      ...(cas !== undefined ? { cas } : {}),
+    });
+    return { body: writeOutcome(await cp.write(cmd)) };
+  }
+
+  async function kvDelete(ctx: RequestContext): Promise<Reply> {
+    const cas = nonNegInt(ctx, 'cas');
+    const cmd = flag(ctx, 'recurse')
+      ? checked({ op: 'kv-delete-tree', prefix: ctx.rest })
+      : checked({ op: 'kv-delete', key: ctx.rest, ...(cas !== undefined ? { cas } : {}) });
+    const r = await cp.write(cmd);
+    if (!r.ok && r.code === 'not-found') return { body: true };
+    return { body: writeOutcome(r) };
+  }
+
+  function kindName(rest: string): { kind: string | undefined; name: string | undefined } {
+    const parts = rest.split('/').filter((p) => p !== '');
+    if (parts.length > 2)
+      throw new MeshError('bad_request', 'config paths are /v1/config/<kind> or /v1/config/<kind>/<name>');
+    return { kind: parts[0], name: parts[1] };
+  }
+
+  async function configGet(ctx: RequestContext): Promise<Reply> {
+    const { kind, name } = kindName(ctx.rest);
+    const indexOf = () => sm().configIndex(kind, name);
+    await readPoint(cp, ctx, indexOf);
+    const headers = indexHeader(indexOf());
+    if (kind !== undefined && name !== undefined) {
+      const e = sm().configGet(kind, name);
+      if (!e)
+        return {
+          status: 404,
+          body: { error: { code: 'not_found', message: `config entry ${kind}/${name} not found` } },
+          headers,
+        };
+      return { body: configView(e), headers };
+    }
+    return { body: sm().configList(kind).map(configView), headers };
+  }
+
+  async function configPut(ctx: RequestContext): Promise<Reply> {
+    let doc: unknown;
+    try {
+      doc = JSON.parse(ctx.body.toString('utf8'));
+    } catch (err) {
+      throw new MeshError('bad_request', `the body must be a JSON config entry: ${(err as Error).message}`);
+    }
+    const { kind, name } = kindName(ctx.rest);
+    if (kind !== undefined && doc && typeof doc === 'object' && !Array.isArray(doc)) {
+      doc = { kind, ...(name !== undefined ? { name } : {}), ...(doc as object) };
+    }
+    const entry = splitEntryFile(doc);
+    if ('field' in entry) throw new MeshError('bad_request', formatValidationError(entry));
+    if ((kind !== undefined && entry.kind !== kind) || (name !== undefined && entry.name !== name)) {
+      throw new MeshError('bad_request', "the entry's kind and name must match the path");
+    }
+    const cas = nonNegInt(ctx, 'cas');
+    const cmd = checked({
+      op: 'config-set',
+      kind: entry.kind,
+      name: entry.name,
+      spec: entry.spec,
+      ...(cas !== undefined ? { cas } : {}),
+    });
+    const r = await cp.write(cmd);
+    if (!writeOutcome(r))
+      throw new MeshError(
+        'bad_request',
+        `check-and-set failed: ${entry.kind}/${entry.name} changed since index ${cas}`,
+      );
+    return { body: { index: r.index } };
+  }
+
+  async function configDelete(ctx: RequestContext): Promise<Reply> {
+    const { kind, name } = kindName(ctx.rest);
+    if (kind === undefined || name === undefined)
+      throw new MeshError('bad_request', 'give /v1/config/<kind>/<name>');
+    const cas = nonNegInt(ctx, 'cas');
+    const r = await cp.write(
+      checked({ op: 'config-delete', kind, name, ...(cas !== undefined ? { cas } : {}) }),
+    );
+    if (!r.ok && r.code === 'not-found') return { body: true };
+    return { body: writeOutcome(r) };
+  }
+
+  async function transfer(ctx: RequestContext): Promise<Reply> {
+    const to = ctx.query.get('to') ?? undefined;
+    let target: string | undefined;
+    if (to !== undefined) {
+      const peer = cp.peers().find((p) => p.name === to || p.id === to);
+      if (!peer) throw new MeshError('bad_request', `"${to}" is not a raft voter (see mesh raft peers)`);
+      target = peer.id;
+    }
+    return { body: { leader: await cp.transferLeader(target) } };
+  }
+
+  return [
+    { method: 'GET', path: '/v1/kv/*', query: [...READ_QUERY, 'recurse', 'keys', 'raw'], handler: kvGet },
+    { method: 'PUT', path: '/v1/kv/*', query: ['cas'], handler: kvPut },
+    { method: 'DELETE', path: '/v1/kv/*', query: ['cas', 'recurse'], handler: kvDelete },
+    { method: 'GET', path: '/v1/config', query: READ_QUERY, handler: configGet },
+    { method: 'PUT', path: '/v1/config', query: ['cas'], handler: configPut },
+    { method: 'GET', path: '/v1/config/*', query: READ_QUERY, handler: configGet },
+    { method: 'PUT', path: '/v1/config/*', query: ['cas'], handler: configPut },
+    { method: 'DELETE', path: '/v1/config/*', query: ['cas'], handler: configDelete },
+    { method: 'GET', path: '/v1/raft/peers', handler: () => ({ body: cp.peers() }) },
+    { method: 'GET', path: '/v1/raft/status', handler: () => ({ body: cp.status() }) },
+    { method: 'POST', path: '/v1/raft/transfer-leader', query: ['to'], handler: transfer },
+  ];
+}

@@ -1,0 +1,349 @@
+// The control plane as the rest of the agent sees it: writes go to the Raft leader (forwarded when
+// this agent is not the leader), reads are local and say the index they reflect, consistent reads
+// go through ReadIndex. It also bootstraps the cluster (--bootstrap, --bootstrap-expect) and, on
+// the leader, runs autopilot: it keeps `voters` voters, preferring distinct zones, by adding a
+// healthy agent as a learner and promoting it once caught up, and removes voters gossip has marked
+// failed for longer than deadVoterMs or that left.
+import type { Logger } from 'pino';
+import { MeshError } from '../api/types.js';
+import type { Member } from '../core/membership/types.js';
+import type { ConfChange, ConfState, RaftStatus } from '../core/raft/types.js';
+import type { ApplyResult } from '../core/state/state-machine.js';
+import type { MembershipService } from '../membership/service.js';
+import type { RaftClient } from './client.js';
+import type { RaftService } from './service.js';
+import type { RaftStorage } from './storage.js';
+
+export interface ControlPlaneInit {
+  selfId: string;
+  raft: RaftService;
+  client: RaftClient;
+  storage: RaftStorage;
+  membership: MembershipService;
+  log: Logger;
+  bootstrap: boolean;
+  bootstrapExpect: number;
+  voters: number;
+  /** A voter gossip has marked failed this long is replaced (Consul autopilot's dead-server cleanup). */
+  deadVoterMs: number;
+  /** Forwarded calls to the leader give up after this long. */
+  forwardTimeoutMs: number;
+}
+
+export interface PeerView {
+  id: string;
+  name: string;
+  address: string;
+  role: 'leader' | 'voter' | 'learner';
+  voter: boolean;
+  /** Leader's view of the peer's replicated log (0 when unknown). */
+  matchIndex: number;
+  /** Membership status of the peer's agent. */
+  status: string;
+}
+
+/** How long a write waits for a leader to exist before failing (elections take ~1 s). */
+const LEADER_WAIT_MS = 3_000;
+
+/** Blocking queries waiting at once; more get 'unavailable' instead of unbounded memory. */
+const WATCHERS_MAX = 4_096;
+
+interface Watcher {
+  changed: () => boolean;
+  resolve: () => void;
+}
+
+export class ControlPlane {
+  private readonly watchers = new Set<Watcher>();
+  private autopilotTimer: NodeJS.Timeout | undefined;
+  private bootstrapTimer: NodeJS.Timeout | undefined;
+  private readonly failedSince = new Map<string, number>();
+  private confChangeInFlight = false;
+  private stopped = false;
+
+  constructor(private readonly init: ControlPlaneInit) {
+    init.raft.onApply(() => {
+      for (const w of this.watchers) if (w.changed()) w.resolve();
+    });
+  }
+
+  /**
+   * Blocking query: resolves when `indexOf()` rises above `minIndex`, after `waitMs`, or when
+   * `signal` aborts (the client went away), whichever comes first.
+   */
+  watch(indexOf: () => number, minIndex: number, waitMs: number, signal: AbortSignal): Promise<void> {
+    if (indexOf() > minIndex || minIndex === 0) return Promise.resolve();
+    if (this.watchers.size >= WATCHERS_MAX) {
+      return Promise.reject(new MeshError('unavailable', 'too many blocking queries in flight; retry'));
+    }
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        this.watchers.delete(w);
+        resolve();
+      };
+      const w: Watcher = { changed: () => indexOf() > minIndex, resolve: done };
+      const timer = setTimeout(done, waitMs);
+      signal.addEventListener('abort', done, { once: true });
+      this.watchers.add(w);
+    });
+  }
+
+  get raft(): RaftService {
+    return this.init.raft;
+  }
+
+  async start(): Promise<void> {
+    const loaded = await this.init.storage.load();
+    const hasState =
+      loaded.bootstrapped ||
+      loaded.snapshot !== undefined ||
+      loaded.restore.entries.length > 0 ||
+      loaded.restore.hardState.term > 0;
+    const empty: ConfState = { voters: [], learners: [] };
+    if (!hasState && this.init.bootstrap) {
+      const conf = { voters: [this.init.selfId], learners: [] };
+      await this.init.storage.markBootstrapped(conf);
+      await this.init.raft.start(conf);
+      this.init.raft.campaign();
+      this.init.log.info('bootstrapped a new raft cluster with this agent as the only voter');
+    } else if (!hasState && this.init.bootstrapExpect > 0) {
+      // Raft starts once the first voters are decided (it cannot change its initial conf later).
+      this.waitForBootstrapPeers();
+    } else {
+      await this.init.raft.start(empty);
+    }
+    this.autopilotTimer = setInterval(() => void this.autopilot(), 1_000);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const w of [...this.watchers]) w.resolve();
+    if (this.autopilotTimer) clearInterval(this.autopilotTimer);
+    if (this.bootstrapTimer) clearInterval(this.bootstrapTimer);
+  }
+
+  /** Apply a command through Raft; resolves with the state machine's result. */
+  async write(cmd: unknown): Promise<ApplyResult> {
+    const leader = await this.leaderOrWait();
+    if (leader === this.init.selfId) return this.init.raft.proposeLocal(cmd);
+    return (await this.forward(leader, { op: 'propose', cmd })) as ApplyResult;
+  }
+
+  /** Wait until this agent has applied everything committed before the call (linearizable read point). */
+  async consistent(): Promise<number> {
+    const leader = await this.leaderOrWait();
+    const index =
+      leader === this.init.selfId
+        ? await this.init.raft.readIndexLocal()
+        : ((await this.forward(leader, { op: 'read-index' })) as number);
+    if (!(await this.init.raft.waitApplied(index, this.init.forwardTimeoutMs))) {
+      throw new MeshError('unavailable', `this agent did not catch up to index ${index} in time`);
+    }
+    return index;
+  }
+
+  async transferLeader(to: string | undefined): Promise<string> {
+    const st = this.init.raft.status();
+    const target = to ?? st.conf.voters.find((v) => v !== this.init.raft.leader);
+    if (!target) throw new MeshError('bad_request', 'no other voter to transfer leadership to');
+    if (!st.conf.voters.includes(target)) throw new MeshError('bad_request', `${target} is not a voter`);
+    const leader = await this.leaderOrWait();
+    if (leader === this.init.selfId) this.init.raft.transferLeader(target);
+    else await this.forward(leader, { op: 'transfer', to: target });
+    // Report once the new leader is known (bounded).
+    const deadline = Date.now() + 3_000;
+    while (Date.now() < deadline && this.init.raft.leader !== target) await sleep(50);
+    if (this.init.raft.leader !== target)
+      throw new MeshError('unavailable', 'leadership did not move in time; retry');
+    return target;
+  }
+
+  /** Serve requests forwarded by other agents (this agent should be the leader). */
+  async handleForwarded(req: import('./client.js').ClientRequest): Promise<unknown> {
+    switch (req.op) {
+      case 'propose':
+        return this.init.raft.proposeLocal(req.cmd);
+      case 'read-index':
+        return this.init.raft.readIndexLocal();
+      case 'conf':
+        return this.init.raft.proposeConfChangeLocal(req.cc);
+      case 'transfer':
+        this.init.raft.transferLeader(req.to);
+        return true;
+      case 'fetch': {
+        const st = this.init.raft.status();
+        const r = await this.init.storage.readCommitted(req.from, st.commit, 1024, 4 * 1024 * 1024);
+        if (r) return { term: st.term, prevTerm: r.prevTerm, entries: r.entries, commit: st.commit };
+        return { term: st.term, snapshot: await this.init.storage.readSnapshot() };
+      }
+    }
+  }
+
+  /** A voter leaving gracefully hands over leadership and removes itself first. */
+  async leave(): Promise<void> {
+    const st = this.init.raft.status();
+    const isMember = st.conf.voters.includes(this.init.selfId) || st.conf.learners.includes(this.init.selfId);
+    if (!isMember || st.conf.voters.length <= 1) return;
+    try {
+      if (this.init.raft.isLeader) {
+        const other = st.conf.voters.find((v) => v !== this.init.selfId);
+        if (other) await this.transferLeader(other).catch(() => undefined);
+      }
+      const leader = await this.leaderOrWait();
+      const cc: ConfChange = { op: 'remove', node: this.init.selfId };
+      if (leader === this.init.selfId) await this.init.raft.proposeConfChangeLocal(cc);
+      else await this.forward(leader, { op: 'conf', cc });
+      this.init.log.info('removed this agent from the raft configuration before leaving');
+    } catch (err) {
+      this.init.log.warn(
+        { err: (err as Error).message },
+        'could not remove this agent from raft before leaving',
+      );
+    }
+  }
+
+  peers(): PeerView[] {
+    const st = this.init.raft.status();
+    const byId = new Map(this.init.membership.members().map((m) => [m.id, m]));
+    const view = (id: string, voter: boolean): PeerView => {
+      const m = byId.get(id);
+      return {
+        id,
+        name: m?.name ?? '',
+        address: m?.address ?? '',
+        role: id === st.leader ? 'leader' : voter ? 'voter' : 'learner',
+        voter,
+        matchIndex: st.progress[id]?.match ?? (id === this.init.selfId ? st.lastIndex : 0),
+        status: m?.status ?? 'unknown',
+      };
+    };
+    return [...st.conf.voters.map((id) => view(id, true)), ...st.conf.learners.map((id) => view(id, false))];
+  }
+
+  status(): RaftStatus & { leaderName: string; applied: number } {
+    const st = this.init.raft.status();
+    const leader = this.init.membership.members().find((m) => m.id === st.leader);
+    return { ...st, leaderName: leader?.name ?? '', applied: this.init.raft.state.appliedIndex };
+  }
+
+  private async leaderOrWait(): Promise<string> {
+    const deadline = Date.now() + LEADER_WAIT_MS;
+    while (!this.init.raft.leader && Date.now() < deadline && !this.stopped) await sleep(25);
+    const leader = this.init.raft.leader;
+    if (!leader)
+      throw new MeshError(
+        'unavailable',
+        'no raft leader: a quorum of voters is not reachable (see `mesh raft peers`)',
+      );
+    return leader;
+  }
+
+  private forward(leader: string, req: import('./client.js').ClientRequest): Promise<unknown> {
+    const addr = this.init.membership.members().find((m) => m.id === leader)?.address ?? '';
+    return this.init.client.call(leader, addr, req, this.init.forwardTimeoutMs);
+  }
+
+  /** --bootstrap-expect N: once N agents are alive (and stay so for a second), the N lowest ids start as voters. */
+  private waitForBootstrapPeers(): void {
+    let lastKey = '';
+    let stableSince = 0;
+    this.bootstrapTimer = setInterval(() => {
+      if (this.stopped) return;
+      const alive = this.init.membership.members().filter((m) => m.status === 'alive');
+      if (alive.length < this.init.bootstrapExpect) return;
+      const chosen = alive
+        .map((m) => m.id)
+        .sort()
+        .slice(0, this.init.bootstrapExpect);
+      const key = chosen.join(',');
+      if (key !== lastKey) {
+        lastKey = key;
+        stableSince = Date.now();
+        return;
+      }
+      if (Date.now() - stableSince < 1_000) return;
+      clearInterval(this.bootstrapTimer);
+      if (!chosen.includes(this.init.selfId)) {
+        this.init.log.info(
+          { voters: chosen.length },
+          'bootstrap: other agents are the first voters; waiting to be added',
+        );
+        void this.init.raft.start({ voters: [], learners: [] });
+        return;
+      }
+      void this.bootstrapWith(chosen);
+    }, 200);
+  }
+
+  private async bootstrapWith(voters: string[]): Promise<void> {
+    const conf = { voters, learners: [] };
+    await this.init.storage.markBootstrapped(conf);
+    await this.init.raft.start(conf);
+    this.init.log.info({ voters: voters.length }, 'bootstrapped raft with the expected agents as voters');
+  }
+
+  /** Leader only: keep the voter count at its target with healthy, caught-up agents. */
+  private async autopilot(): Promise<void> {
+    if (this.stopped || !this.init.raft.isLeader || this.confChangeInFlight) return;
+    const st = this.init.raft.status();
+    const members = new Map(this.init.membership.members().map((m) => [m.id, m]));
+    const now = Date.now();
+    const inConf = [...st.conf.voters, ...st.conf.learners];
+    for (const id of inConf) {
+      const s = members.get(id)?.status;
+      if (s === 'failed' || s === 'left' || s === undefined) {
+        if (!this.failedSince.has(id)) this.failedSince.set(id, now);
+      } else this.failedSince.delete(id);
+    }
+    const change = this.nextChange(st, members, now);
+    if (!change) return;
+    this.confChangeInFlight = true;
+    try {
+      this.init.log.info(
+        { op: change.op, node: members.get(change.node)?.name ?? change.node },
+        'autopilot: changing voters',
+      );
+      await this.init.raft.proposeConfChangeLocal(change);
+    } catch (err) {
+      this.init.log.debug({ err: (err as Error).message }, 'autopilot change not applied');
+    } finally {
+      this.confChangeInFlight = false;
+    }
+  }
+
+  private nextChange(st: RaftStatus, members: Map<string, Member>, now: number): ConfChange | undefined {
+    const self = this.init.selfId;
+    // 1. Remove members that left, or failed for longer than the threshold (never ourselves).
+    for (const id of [...st.conf.learners, ...st.conf.voters]) {
+      if (id === self) continue;
+      const status = members.get(id)?.status;
+      const since = this.failedSince.get(id);
+      if (status === 'left' || (since !== undefined && now - since >= this.init.deadVoterMs)) {
+        if (st.conf.voters.length > 1 || !st.conf.voters.includes(id)) return { op: 'remove', node: id };
+      }
+    }
+    // 2. Promote a caught-up learner while below target.
+    if (st.conf.voters.length < this.init.voters) {
+      for (const id of st.conf.learners) {
+        const p = st.progress[id];
+        if (p && p.match >= st.commit && members.get(id)?.status === 'alive')
+          return { op: 'promote', node: id };
+      }
+    }
+    // 3. Add a learner while voters + learners are below target, preferring a new zone.
+    if (st.conf.voters.length + st.conf.learners.length < this.init.voters) {
+      const inConf = new Set([...st.conf.voters, ...st.conf.learners]);
+      const zones = new Set([...inConf].map((id) => members.get(id)?.zone ?? ''));
+      const candidates = [...members.values()]
+        .filter((m) => m.status === 'alive' && !inConf.has(m.id))
+        .sort((a, b) => Number(zones.has(a.zone)) - Number(zones.has(b.zone)) || a.id.localeCompare(b.id));
+      const pick = candidates[0];
+      if (pick) return { op: 'add-learner', node: pick.id };
+    }
+    return undefined;
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

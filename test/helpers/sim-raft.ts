@@ -326,7 +326,13 @@ export class SimRaft {
       const raft = n.raft;
       const rd = raft.ready();
       this.persist(n, rd);
-      for (const rs of rd.readStates) n.readStates.push(rs);
+      for (const rs of rd.readStates) {
+        n.readStates.push(rs);
+        this.log(`${id} read ${rs.ctx} at ${rs.index}`);
+      }
+      if (rd.committed.length > 0) {
+        this.log(`${id} applies ${rd.committed.map((e) => `${e.index}@${e.term}:${e.type}`).join(' ')}`);
+      }
       this.apply(n, rd);
       if (rd.softState !== undefined) this.onSoftState(n);
       for (const m of rd.messages) this.enqueue(m);

@@ -1,7 +1,17 @@
 // The HTTP API client used by the CLI. Every failure becomes a MeshError with a message the CLI can
 // print as is.
 import { parseErrorBody } from './errors.js';
-import type { AgentSelfView, JoinResult, MemberView } from './types.js';
+import type {
+  AgentSelfView,
+  ConfigEntryView,
+  ConfigWriteResult,
+  JoinResult,
+  KvEntryView,
+  MemberView,
+  RaftPeerView,
+  RaftStatusView,
+  TransferLeaderResult,
+} from './types.js';
 import { MeshError } from './types.js';
 
 export interface ApiClientOptions {
@@ -38,6 +48,63 @@ export function normalizeBaseUrl(addr: string): string {
   return `${url.protocol}//${url.host}`;
 }
 
+/**
+ * A KV key as a URL path: each '/'-separated segment percent-encoded, the separators kept, so a key
+ * holding '?', '#', '%' or spaces reaches the agent unchanged. Segments "." and ".." are refused:
+ * every URL parser (fetch included) folds them away, so "a/../b" would silently address "b".
+ */
+export function encodeKeyPath(key: string): string {
+  const segments = key.split('/');
+  if (segments.some((s) => s === '.' || s === '..')) {
+    throw new MeshError(
+      'bad_request',
+      `key ${JSON.stringify(key)}: a path segment "." or ".." cannot be sent over HTTP; rename the key`,
+    );
+  }
+  return segments.map(encodeURIComponent).join('/');
+}
+
+/** Query parameters: `true` is sent as a bare flag (`?recurse`), false/undefined are left out. */
+export type QueryParams = Record<string, string | number | boolean | undefined>;
+
+export function queryString(params: QueryParams): string {
+  const parts: string[] = [];
+  for (const [name, v] of Object.entries(params)) {
+    if (v === undefined || v === false) continue;
+    parts.push(
+      v === true ? encodeURIComponent(name) : `${encodeURIComponent(name)}=${encodeURIComponent(v)}`,
+    );
+  }
+  return parts.length > 0 ? `?${parts.join('&')}` : '';
+}
+
+/** A check-and-set index: 0 means "only if absent", n "only if its modify index is n". */
+function checkCas(cas: number | undefined, min: number): void {
+  if (cas !== undefined && (!Number.isSafeInteger(cas) || cas < min)) {
+    throw new MeshError('bad_request', `cas: must be an integer >= ${min}, got ${cas}`);
+  }
+}
+
+export interface ReadOptions {
+  /** Answer through the leader (linearizable) instead of from this agent's replica. */
+  consistent?: boolean;
+}
+
+/** One answer: its status and decoded JSON. */
+interface Answer {
+  status: number;
+  data: unknown;
+}
+
+interface CallOptions {
+  query?: string;
+  body?: Uint8Array | string;
+  contentType?: string;
+  timeoutMs?: number;
+  /** Statuses answered as data instead of thrown (404 for a missing key). */
+  accept?: readonly number[];
+}
+
 export class ApiClient {
   readonly baseUrl: string;
   private readonly timeoutMs: number;
@@ -69,6 +136,125 @@ export class ApiClient {
     await this.request('PUT', '/v1/agent/leave');
   }
 
+  /** The entry at `key`; undefined when there is none. */
+  async kvGet(key: string, opts: ReadOptions = {}): Promise<KvEntryView | undefined> {
+    const a = await this.call('GET', `/v1/kv/${encodeKeyPath(key)}`, {
+      query: queryString({ consistent: opts.consistent }),
+      accept: [404],
+    });
+    if (a.status === 404) return undefined;
+    const entries = a.data as KvEntryView[];
+    if (!Array.isArray(entries) || entries.length !== 1) {
+      throw this.unexpected(`GET /v1/kv/${key}`, 'expected an array of one entry');
+    }
+    return entries[0];
+  }
+
+  /** Every entry whose key starts with `prefix` ('' for all), sorted by key. */
+  async kvList(prefix: string, opts: ReadOptions = {}): Promise<KvEntryView[]> {
+    const a = await this.call('GET', `/v1/kv/${encodeKeyPath(prefix)}`, {
+      query: queryString({ recurse: true, consistent: opts.consistent }),
+    });
+    if (!Array.isArray(a.data)) throw this.unexpected(`GET /v1/kv/${prefix}?recurse`, 'expected an array');
+    return a.data as KvEntryView[];
+  }
+
+  /** The keys starting with `prefix`, without their values. */
+  async kvKeys(prefix: string, opts: ReadOptions = {}): Promise<string[]> {
+    const a = await this.call('GET', `/v1/kv/${encodeKeyPath(prefix)}`, {
+      query: queryString({ keys: true, consistent: opts.consistent }),
+    });
+    if (!Array.isArray(a.data) || !a.data.every((k) => typeof k === 'string')) {
+      throw this.unexpected(`GET /v1/kv/${prefix}?keys`, 'expected an array of strings');
+    }
+    return a.data as string[];
+  }
+
+  /** Write a value (a string is sent as UTF-8). False when the check-and-set `cas` failed. */
+  async kvPut(key: string, value: Uint8Array | string, opts: { cas?: number } = {}): Promise<boolean> {
+    checkCas(opts.cas, 0);
+    const a = await this.call('PUT', `/v1/kv/${encodeKeyPath(key)}`, {
+      query: queryString({ cas: opts.cas }),
+      body: value,
+      contentType: 'application/octet-stream',
+    });
+    return this.boolean(a, `PUT /v1/kv/${key}`);
+  }
+
+  /**
+   * Delete one key, or with `recurse` every key starting with `key`. False when the check-and-set
+   * `cas` failed (the key changed or is gone). Deleting a missing key without `cas` is true.
+   */
+  async kvDelete(key: string, opts: { recurse?: boolean; cas?: number } = {}): Promise<boolean> {
+    checkCas(opts.cas, 1);
+    if (opts.recurse && opts.cas !== undefined) {
+      throw new MeshError(
+        'bad_request',
+        'cas cannot be combined with recurse (a tree has no single modify index)',
+      );
+    }
+    const a = await this.call('DELETE', `/v1/kv/${encodeKeyPath(key)}`, {
+      query: queryString({ recurse: opts.recurse, cas: opts.cas }),
+    });
+    return this.boolean(a, `DELETE /v1/kv/${key}`);
+  }
+
+  /**
+   * Write a configuration entry given as in an entry file: `kind`, `name` and the spec's fields
+   * side by side. The agent validates it; a bad field is a MeshError('bad_request') naming it.
+   */
+  async configPut(entry: Record<string, unknown>, opts: { cas?: number } = {}): Promise<ConfigWriteResult> {
+    checkCas(opts.cas, 0);
+    const a = await this.call('PUT', '/v1/config', {
+      query: queryString({ cas: opts.cas }),
+      body: JSON.stringify(entry),
+      contentType: 'application/json',
+    });
+    const r = a.data as ConfigWriteResult;
+    if (typeof r !== 'object' || r === null || typeof r.index !== 'number') {
+      throw this.unexpected('PUT /v1/config', 'expected {"index": N}');
+    }
+    return r;
+  }
+
+  /** One entry; undefined when there is none. */
+  async configGet(kind: string, name: string, opts: ReadOptions = {}): Promise<ConfigEntryView | undefined> {
+    const a = await this.call('GET', `/v1/config/${encodeURIComponent(kind)}/${encodeURIComponent(name)}`, {
+      query: queryString({ consistent: opts.consistent }),
+      accept: [404],
+    });
+    return a.status === 404 ? undefined : (a.data as ConfigEntryView);
+  }
+
+  /** The entries of one kind, or of every kind. */
+  async configList(kind?: string, opts: ReadOptions = {}): Promise<ConfigEntryView[]> {
+    const path = kind === undefined ? '/v1/config' : `/v1/config/${encodeURIComponent(kind)}`;
+    const a = await this.call('GET', path, { query: queryString({ consistent: opts.consistent }) });
+    if (!Array.isArray(a.data)) throw this.unexpected(`GET ${path}`, 'expected an array');
+    return a.data as ConfigEntryView[];
+  }
+
+  async configDelete(kind: string, name: string): Promise<boolean> {
+    const path = `/v1/config/${encodeURIComponent(kind)}/${encodeURIComponent(name)}`;
+    return this.boolean(await this.call('DELETE', path), `DELETE ${path}`);
+  }
+
+  async raftPeers(): Promise<RaftPeerView[]> {
+    const a = await this.call('GET', '/v1/raft/peers');
+    if (!Array.isArray(a.data)) throw this.unexpected('GET /v1/raft/peers', 'expected an array');
+    return a.data as RaftPeerView[];
+  }
+
+  async raftStatus(): Promise<RaftStatusView> {
+    return (await this.call('GET', '/v1/raft/status')).data as RaftStatusView;
+  }
+
+  /** Hand leadership to `to` (a name or id), or to the most up-to-date voter. */
+  async raftTransferLeader(to?: string): Promise<TransferLeaderResult> {
+    const a = await this.call('POST', '/v1/raft/transfer-leader', { query: queryString({ to }) });
+    return a.data as TransferLeaderResult;
+  }
+
   /** One request; the answer's JSON (unvalidated: the agent is trusted, the shapes are its own). */
   async request(
     method: string,
@@ -77,10 +263,30 @@ export class ApiClient {
     timeoutMs = this.timeoutMs,
   ): Promise<unknown> {
     const qs = query && query.size > 0 ? `?${query}` : '';
-    const url = `${this.baseUrl}${path}${qs}`;
+    return (await this.call(method, path, { query: qs, timeoutMs })).data;
+  }
+
+  private boolean(a: Answer, what: string): boolean {
+    if (typeof a.data !== 'boolean') throw this.unexpected(what, 'expected true or false');
+    return a.data;
+  }
+
+  private unexpected(what: string, expected: string): MeshError {
+    return new MeshError('internal', `unexpected answer from ${this.baseUrl} to ${what}: ${expected}`);
+  }
+
+  private async call(method: string, path: string, opts: CallOptions = {}): Promise<Answer> {
+    const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
+    const url = `${this.baseUrl}${path}${opts.query ?? ''}`;
+    const init: RequestInit = { method, signal: AbortSignal.timeout(timeoutMs) };
+    if (opts.body !== undefined) {
+      // A copy: fetch takes only ArrayBuffer-backed bytes, and a value is at most 512 KiB.
+      init.body = typeof opts.body === 'string' ? opts.body : new Uint8Array(opts.body);
+      init.headers = { 'content-type': opts.contentType ?? 'application/octet-stream' };
+    }
     let res: Response;
     try {
-      res = await fetch(url, { method, signal: AbortSignal.timeout(timeoutMs) });
+      res = await fetch(url, init);
     } catch (err) {
       throw this.unreachable(err, timeoutMs);
     }
@@ -105,9 +311,14 @@ export class ApiClient {
         `unexpected answer from ${this.baseUrl} (HTTP ${res.status}, not JSON); is a mesh agent listening there?`,
       );
     }
-    if (res.ok) return data;
+    if (res.ok) return { status: res.status, data };
+    const error = parseErrorBody(data);
+    // Only the agent's own "not found" counts as an answer; any other 404 stays an error.
+    if (opts.accept?.includes(res.status) && error?.code === 'not_found') {
+      return { status: res.status, data };
+    }
     throw (
-      parseErrorBody(data) ??
+      error ??
       new MeshError(
         'internal',
         `unexpected answer from ${this.baseUrl}: HTTP ${res.status} ${res.statusText}`,

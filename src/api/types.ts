@@ -49,6 +49,71 @@ export interface JoinResult {
   errors: Array<{ address: string; message: string }>;
 }
 
+/** A KV entry as answered by `GET /v1/kv/<key>` (an array of these; `?recurse` for a prefix). */
+export interface KvEntryView {
+  key: string;
+  /** The value's bytes, base64-encoded (values are arbitrary bytes, up to 512 KiB). */
+  value: string;
+  /** Raft index of the write that created the key (a re-created key gets a new one). */
+  createIndex: number;
+  /** Raft index of the last write: what `?cas=N` compares against. */
+  modifyIndex: number;
+}
+
+/** A configuration entry as answered by `GET /v1/config[/<kind>[/<name>]]`. */
+export interface ConfigEntryView {
+  kind: string;
+  name: string;
+  /** The kind's settings in canonical form (entry files write them beside `kind` and `name`). */
+  spec: Record<string, unknown>;
+  createIndex: number;
+  modifyIndex: number;
+}
+
+/** `PUT /v1/config`: the Raft index the entry was written at. */
+export interface ConfigWriteResult {
+  index: number;
+}
+
+/** One member of the Raft configuration, `GET /v1/raft/peers`. */
+export interface RaftPeerView {
+  /** The agent's peer id. */
+  id: string;
+  name: string;
+  /** Cluster address "host:port". */
+  address: string;
+  role: 'leader' | 'voter' | 'learner';
+  voter: boolean;
+  /** Highest log index the leader knows this peer holds (the leader's view). */
+  matchIndex: number;
+  /** Membership status of the peer: alive, suspect, failed or left. */
+  status: string;
+}
+
+/** `GET /v1/raft/status`: this agent's Raft state. */
+export interface RaftStatusView {
+  id: string;
+  term: number;
+  /** This agent's role: leader, follower, candidate, learner... */
+  role: string;
+  /** Id of the leader this agent follows; empty when it knows of none. */
+  leader: string;
+  leaderName: string;
+  /** Highest index known committed. */
+  commit: number;
+  /** Highest index applied to this agent's state. */
+  applied: number;
+  lastIndex: number;
+  firstIndex: number;
+  /** Ids of the voters and learners of the current configuration. */
+  conf: { voters: string[]; learners: string[] };
+}
+
+/** `POST /v1/raft/transfer-leader`: the id of the leader after the transfer. */
+export interface TransferLeaderResult {
+  leader: string;
+}
+
 /** What the HTTP API needs from a running agent. */
 export interface AgentApi {
   self(): AgentSelfView;

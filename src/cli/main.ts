@@ -1,18 +1,18 @@
 // The `mesh` command line: parse, call the API client, print. bin/mesh.ts only calls main().
 import { Command, CommanderError, Option } from 'commander';
-import { ApiClient, defaultHttpAddr } from '../api/client.js';
 import { MeshError } from '../api/types.js';
 import { generateClusterKey } from '../config/cluster-key.js';
 import { addAgentCommand } from './agent.js';
+import { registerConfigCommands } from './config.js';
+import { clientFor as client, clientCommand, type Io, type ReadStdin } from './context.js';
 import { infoCommand } from './info.js';
 import { joinCommand, leaveCommand } from './join-leave.js';
+import { registerKvCommands } from './kv.js';
 import { membersCommand } from './members.js';
+import { registerRaftCommands } from './raft.js';
 import { packageVersion } from './version.js';
 
-export interface Io {
-  out(text: string): void;
-  err(text: string): void;
-}
+export type { Io } from './context.js';
 
 const processIo: Io = {
   out: (text) => process.stdout.write(`${text}\n`),
@@ -22,25 +22,19 @@ const processIo: Io = {
 /** Exit codes: 0 success, 1 the command failed, 2 the command line was wrong. */
 export const exitCodes = { ok: 0, failed: 1, usage: 2 } as const;
 
-function httpOption(): Option {
-  return new Option('--http <addr>', 'address of the agent HTTP API')
-    .env('MESH_HTTP_ADDR')
-    .default(defaultHttpAddr);
+/** Every command below `c`, at any depth (`mesh kv put` is two levels down). */
+function descendants(c: Command): Command[] {
+  return c.commands.flatMap((sub) => [sub, ...descendants(sub)]);
 }
 
-function clientCommand(program: Command, name: string, description: string): Command {
-  return program.command(name).description(description).addOption(httpOption());
-}
-
-export function buildProgram(io: Io = processIo): Command {
+/** `readStdin` is where `mesh kv put KEY -` and `mesh config put -` read; tests pass their own. */
+export function buildProgram(io: Io = processIo, readStdin?: ReadStdin): Command {
   const program = new Command('mesh')
     .description('a service mesh with no central server')
     .version(packageVersion())
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) });
-  // An empty MESH_HTTP_ADDR counts as unset.
-  const client = (opts: { http: string }): ApiClient => new ApiClient(opts.http || defaultHttpAddr);
 
   addAgentCommand(program);
 
@@ -83,8 +77,12 @@ export function buildProgram(io: Io = processIo): Command {
       io.out(generateClusterKey());
     });
 
+  registerKvCommands(program, io, readStdin);
+  registerConfigCommands(program, io, readStdin);
+  registerRaftCommands(program, io);
+
   // Subcommands inherit the parent's settings only when created after them; apply to all.
-  for (const c of program.commands) {
+  for (const c of descendants(program)) {
     c.exitOverride().configureOutput({
       writeOut: (s) => io.out(s.trimEnd()),
       writeErr: (s) => io.err(s.trimEnd()),

@@ -91,8 +91,16 @@ export class Raft {
 
   // ---- roles ---------------------------------------------------------------------------------
 
+  /**
+   * May this node campaign? A voter of its latest configuration may. So may a node whose removal
+   * is not yet committed (Raft thesis §4.2.2): it can hold the only copy of the removal entry
+   * (a removed leader that lost leadership before the commit), and without it the others could
+   * not elect anyone. It never counts its own vote. Once the removal commits it stays silent.
+   */
   promotable(): boolean {
-    return this.conf.voters.has(this.id);
+    if (this.conf.voters.has(this.id)) return true;
+    if (this.conf.learners.has(this.id)) return false;
+    return deriveConf(this.baseConf, this.log.all(), this.log.committed).voters.has(this.id);
   }
 
   private followerRole(): Role {
@@ -184,7 +192,7 @@ export class Raft {
 
   private tickElection(): void {
     this.electionElapsed++;
-    if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
+    if (this.electionElapsed >= this.randomizedElectionTimeout && this.promotable()) {
       this.electionElapsed = 0;
       this.hup(false);
     }

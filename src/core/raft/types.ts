@@ -76,7 +76,10 @@ export type Message =
     })
   | (Base & { t: 'pre-vote-resp' | 'vote-resp'; reject: boolean })
   | (Base & { t: 'append'; prevIndex: number; prevTerm: number; entries: Entry[]; commit: number })
-  /** On success `index` is the follower's last matching index; on reject, `hint` is its last index. */
+  /** On success `index` is the follower's last index matching the leader's log. On reject `index`
+   * is the rejected append's prevIndex and `hint` the largest index ≤ min(prevIndex, the
+   * follower's last index) whose term is ≤ the append's prevTerm: the logs cannot match above it
+   * (etcd's findConflictByTerm), so the leader probes from hint + 1. */
   | (Base & { t: 'append-resp'; index: number; reject: boolean; hint: number })
   /** `ctx` non-empty when the heartbeat carries a ReadIndex round. */
   | (Base & { t: 'heartbeat'; commit: number; ctx: string })

@@ -1,6 +1,9 @@
 // Replication, commitment, proposals, crash/restart.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { DEFAULT_RAFT_CONFIG, RaftNode } from '../../../src/core/raft/raft.js';
+import type { Entry, Message } from '../../../src/core/raft/types.js';
+import { SeededRng } from '../../../src/core/rand.js';
 import { SimRaft } from '../../helpers/sim-raft.js';
 
 const abc = ['a', 'b', 'c'];
@@ -139,5 +142,55 @@ describe('raft replication', () => {
     assert.equal(s.firstIndex, 1);
     assert.deepEqual(s.conf, { voters: abc, learners: [] });
     assert.equal(s.transferee, '');
+  });
+});
+
+describe('raft commit rule (Raft figure 8)', () => {
+  it('never commits an entry of an earlier term by counting replicas', () => {
+    const ent = (index: number, term: number): Entry => ({
+      index,
+      term,
+      type: 'normal',
+      data: new Uint8Array(0),
+    });
+    const mk = (id: string, entries: Entry[]) =>
+      new RaftNode({
+        id,
+        config: { ...DEFAULT_RAFT_CONFIG, preVote: false, appendEntriesMax: 1 },
+        rng: new SeededRng(1),
+        restore: {
+          hardState: { term: 3, vote: '', commit: 1 },
+          snapshot: undefined,
+          entries,
+          initialConf: { voters: abc, learners: [] },
+          applied: 0,
+        },
+      });
+    // a holds 2@2 (replicated nowhere else), c holds a conflicting 2@3, b only 1@1.
+    const a = mk('a', [ent(1, 1), ent(2, 2)]);
+    const b = mk('b', [ent(1, 1)]);
+    const out = (n: RaftNode): Message[] => {
+      const rd = n.ready();
+      n.advance(rd);
+      return rd.messages;
+    };
+    const exchange = (rounds: number) => {
+      for (let i = 0; i < rounds; i++) {
+        for (const m of out(a)) if (m.to === 'b') b.step(m);
+        for (const m of out(b)) a.step(m);
+      }
+    };
+    a.campaign();
+    exchange(1);
+    assert.equal(a.status().role, 'leader');
+    assert.equal(a.status().term, 4);
+    // One entry per append: b first gets 2@2 alone. A majority (a, b) now holds 2@2, yet it is
+    // not committed: c could still become leader with 2@3 and overwrite it.
+    exchange(2);
+    assert.equal(a.status().progress.b?.match, 2);
+    assert.equal(a.status().commit, 1);
+    // Once the leader's own 3@4 is on a majority, both commit.
+    exchange(2);
+    assert.equal(a.status().commit, 3);
   });
 });

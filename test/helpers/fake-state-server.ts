@@ -248,7 +248,7 @@ export class FakeStateServer {
     }
     if (typeof name !== 'string') throw new HttpError(400, 'bad_request', 'name: must be a string');
     if (spec.protocol !== undefined && !protocols.includes(spec.protocol as string)) {
-      throw new HttpError(400, 'bad_request', `spec.protocol: must be one of ${protocols.join(', ')}`);
+      throw new HttpError(400, 'bad_request', `protocol: must be one of ${protocols.join(', ')}`);
     }
     const old = this.config.get(`${kind}/${name}`);
     if (cas !== undefined && (old?.modifyIndex ?? 0) !== cas) {

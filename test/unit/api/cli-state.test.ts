@@ -94,7 +94,7 @@ describe('mesh kv, config, raft (process, against a fake agent)', () => {
     await writeFile(file, 'kind: service-defaults\nname: web\nprotocol: udp\n');
     const r = await mesh(['config', 'put', file, '--http', fake.addr]);
     assert.equal(r.code, 1);
-    assert.equal(r.stderr, `Error: ${file}: spec.protocol: must be one of tcp, http, http2, grpc\n`);
+    assert.equal(r.stderr, `Error: ${file}: protocol: must be one of tcp, http, http2, grpc\n`);
   });
 
   it('raft peers prints an aligned table sorted by name', async () => {

@@ -161,7 +161,7 @@ describe('ApiClient: configuration entries', () => {
   it('reports the field the agent rejects', async () => {
     await assert.rejects(
       client.configPut({ kind: 'service-defaults', name: 'web', protocol: 'udp' }),
-      isMeshError('bad_request', 'spec.protocol: must be one of tcp, http, http2, grpc'),
+      isMeshError('bad_request', 'protocol: must be one of tcp, http, http2, grpc'),
     );
     await assert.rejects(
       client.configPut({ kind: 'service-defaults', name: 'web' }, { cas: 0 }),

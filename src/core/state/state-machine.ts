@@ -12,14 +12,15 @@
 //   key is re-created (its new modifyIndex is higher);
 // - tombstones are bounded; the oldest is forgotten past the bound and its index folds into a
 //   floor that every query includes (a forgotten deletion may have been under any prefix).
-// kvIndex(X) = max(modifyIndex of live keys under X, tombstones under X, floor): O(log n + keys
-// under X), with O(1) for the root. Config queries work the same way per entry, with an exact
-// per-kind index (kinds are few) and a table index for "any entry".
+// kvIndex(X) = max(modifyIndex of live keys under X, tombstones under X, floor). Both sets keep
+// chunk maxima (sorted-index.ts), so this costs O(log n + chunks under X), and O(1) for the root.
+// Config queries work the same way per entry, with an exact per-kind index (kinds are few) and a
+// table index for "any entry".
 import { deepFreeze } from './canonical.js';
 import { isValidationError, validateCommand } from './command.js';
 import { STATE_LIMITS } from './limits.js';
 import { parseSnapshot } from './snapshot.js';
-import { SortedKeys } from './sorted-keys.js';
+import { SortedIndex } from './sorted-index.js';
 import { formatValidationError } from './text.js';
 import { Tombstones } from './tombstones.js';
 import type {
@@ -82,13 +83,15 @@ export class StateMachine {
   private readonly limits: Limits;
 
   private readonly kv = new Map<string, KvEntry>();
-  private kvKeys = new SortedKeys();
+  /** Live keys → modifyIndex, in key order. */
+  private kvKeys = new SortedIndex();
   private readonly kvTombs: Tombstones;
   /** Index of the last command that changed any key. */
   private kvTableIndex = 0;
 
   private readonly config = new Map<string, ConfigEntry>();
-  private configKeys = new SortedKeys();
+  /** Live entries (kind SEP name) → modifyIndex, in (kind, name) order. */
+  private configKeys = new SortedIndex();
   private readonly configTombs: Tombstones;
   private configTableIndex = 0;
   /** Last change per kind; bounded by the number of known kinds. */
@@ -163,10 +166,8 @@ export class StateMachine {
           createIndex: existing?.createIndex ?? index,
           modifyIndex: index,
         });
-        if (existing === undefined) {
-          this.kvKeys.insert(c.key);
-          this.kvTombs.remove(c.key);
-        }
+        if (existing === undefined) this.kvTombs.remove(c.key);
+        this.kvKeys.set(c.key, index);
         this.kv.set(c.key, entry);
         this.kvTableIndex = index;
         return { ok: true, index, op: c.op, changed: 1 };
@@ -181,9 +182,10 @@ export class StateMachine {
         return { ok: true, index, op: c.op, changed: 1 };
       }
       case 'kv-delete-tree': {
-        // Bounded by the number of live keys (kvEntriesMax).
-        const keys = this.kvKeys.range(c.prefix);
-        for (const k of keys) this.kvRemove(k, index);
+        // Bounded by the number of live keys (kvEntriesMax); sorted, as addSorted needs.
+        const keys = this.kvKeys.removeUnder(c.prefix);
+        for (const k of keys) this.kv.delete(k);
+        this.kvTombs.addSorted(keys, index);
         if (keys.length > 0) this.kvTableIndex = index;
         return { ok: true, index, op: c.op, changed: keys.length };
       }
@@ -208,10 +210,8 @@ export class StateMachine {
           createIndex: existing?.createIndex ?? index,
           modifyIndex: index,
         });
-        if (existing === undefined) {
-          this.configKeys.insert(key);
-          this.configTombs.remove(key);
-        }
+        if (existing === undefined) this.configTombs.remove(key);
+        this.configKeys.set(key, index);
         this.config.set(key, entry);
         this.configChanged(c.kind, index);
         return { ok: true, index, op: c.op, changed: 1 };
@@ -265,11 +265,7 @@ export class StateMachine {
    */
   kvIndex(prefix: string): number {
     if (prefix === '') return this.kvTableIndex;
-    let max = Math.max(this.kvTombs.floorIndex, this.kvTombs.maxUnder(prefix));
-    this.kvKeys.forEachUnder(prefix, (k) => {
-      max = Math.max(max, (this.kv.get(k) as KvEntry).modifyIndex);
-    });
-    return max;
+    return Math.max(this.kvTombs.floorIndex, this.kvTombs.maxUnder(prefix), this.kvKeys.maxUnder(prefix));
   }
 
   /** Like kvIndex for exactly one key (no wake-ups for keys that merely share its prefix). O(1). */
@@ -333,15 +329,19 @@ export class StateMachine {
     const snap = parseSnapshot(s);
     const m = new StateMachine(options);
     m.applied = snap.appliedIndex;
-    for (const e of snap.kv) {
-      m.kv.set(e.key, e);
-    }
-    m.kvKeys = SortedKeys.fromSorted(snap.kv.map((e) => e.key));
+    for (const e of snap.kv) m.kv.set(e.key, e);
+    m.kvKeys = SortedIndex.fromSorted(
+      snap.kv.map((e) => e.key),
+      snap.kv.map((e) => e.modifyIndex),
+    );
     m.kvTombs.setFloor(snap.kvTombstoneFloor);
     for (const t of snap.kvTombstones) m.kvTombs.add(t.key, t.index);
     m.kvTableIndex = snap.kvIndex;
     for (const e of snap.config) m.config.set(entryKey(e.kind, e.name), e);
-    m.configKeys = SortedKeys.fromSorted(snap.config.map((e) => entryKey(e.kind, e.name)));
+    m.configKeys = SortedIndex.fromSorted(
+      snap.config.map((e) => entryKey(e.kind, e.name)),
+      snap.config.map((e) => e.modifyIndex),
+    );
     m.configTombs.setFloor(snap.configTombstoneFloor);
     for (const t of snap.configTombstones) m.configTombs.add(entryKey(t.kind, t.name), t.index);
     m.configTableIndex = snap.configIndex;
@@ -372,6 +372,13 @@ export class StateMachine {
     bound('config index', this.configTableIndex, this.applied);
     bound('kv tombstone floor', this.kvTombs.floorIndex, this.kvTableIndex);
     bound('config tombstone floor', this.configTombs.floorIndex, this.configTableIndex);
+    for (const [key, at] of this.kvKeys.entries()) {
+      if (this.kv.get(key)?.modifyIndex !== at) throw new Error(`state machine: kv ${quote(key)} misindexed`);
+    }
+    for (const [key, at] of this.configKeys.entries()) {
+      if (this.config.get(key)?.modifyIndex !== at)
+        throw new Error(`state machine: config ${quote(key)} misindexed`);
+    }
     for (const [key, e] of this.kv) {
       if (e.key !== key) throw new Error(`state machine: kv ${quote(key)} holds ${quote(e.key)}`);
       if (!(e.createIndex >= 1 && e.createIndex <= e.modifyIndex)) {

@@ -1,5 +1,4 @@
 // The configuration state machine: what the shell imports.
-export { deepFreeze } from './canonical.js';
 export { checkKey, checkKind, checkName, isValidationError, validateCommand } from './command.js';
 export { type EntryFile, splitEntryFile } from './entry-file.js';
 export { DEFAULT_PROTOCOL, PROTOCOLS, type Protocol } from './kinds/fields.js';

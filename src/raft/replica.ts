@@ -23,6 +23,9 @@ const BATCH_BYTES_MAX = 512 * 1024;
 const FETCH_ROUNDS_MAX = 64;
 
 interface Batch {
+  /** Per-publisher sequence number. Gossip message ids are content hashes, so without it the
+   * identical heartbeats of a quiet cluster would be dropped as duplicates for minutes. */
+  seq: number;
   leader: string;
   term: number;
   prevIndex: number;
@@ -34,6 +37,7 @@ interface Batch {
 export class ReplicaFanout {
   private heartbeat: NodeJS.Timeout | undefined;
   private fetching = false;
+  private seq = 0;
   private stopped = false;
   readonly counters = { batchesPublished: 0, batchesReceived: 0, batchesMalformed: 0, fetches: 0 };
 
@@ -56,6 +60,7 @@ export class ReplicaFanout {
       if (!this.raft.isLeader) return;
       const st = this.raft.status();
       this.send({
+        seq: 0,
         leader: st.id,
         term: st.term,
         prevIndex: st.commit,
@@ -88,6 +93,7 @@ export class ReplicaFanout {
       const first = batch[0] as Entry;
       const last = batch[batch.length - 1] as Entry;
       this.send({
+        seq: 0,
         leader: st.id,
         term: st.term,
         prevIndex: first.index - 1,
@@ -101,6 +107,7 @@ export class ReplicaFanout {
   }
 
   private send(b: Batch): void {
+    b.seq = ++this.seq;
     this.counters.batchesPublished++;
     this.host.services.pubsub.publish(COMMITS_TOPIC, encode(b)).catch((err: Error) => {
       this.log.debug({ err: err.message }, 'commit batch publish failed');
@@ -108,8 +115,7 @@ export class ReplicaFanout {
   }
 
   private onGossip(message: GossipMessage): void {
-    if (this.stopped || message.topic !== COMMITS_TOPIC) return;
-    if (!this.raft.started || this.raft.isMember()) return;
+    if (this.stopped || message.topic !== COMMITS_TOPIC || !this.raft.started) return;
     const v = decode(message.data);
     const b = v instanceof DecodeError ? undefined : parseBatch(v);
     if (!b) {
@@ -117,14 +123,18 @@ export class ReplicaFanout {
       this.log.warn('malformed commit batch dropped');
       return;
     }
+    // A member that follows this leader gets every entry from it directly.
+    if (this.raft.isMember() && this.raft.leader === b.leader) return;
     this.counters.batchesReceived++;
-    const lastIndex = this.raft.status().lastIndex;
-    if (b.entries.length > 0 && b.prevIndex <= lastIndex) {
+    // Our committed prefix matches the leader's log; anything after it may be a stale tail (an
+    // ex-voter restarted after it was removed), which the append's conflict check truncates.
+    const commit = this.raft.status().commit;
+    if (b.entries.length > 0 && b.prevIndex <= commit) {
       const msg = toAppend(b, this.raft.status().id);
       if (msg) this.raft.stepExternal(msg);
       return;
     }
-    if (b.commit > lastIndex) void this.fetchFrom(b.leader);
+    if (b.commit > commit) void this.fetchFrom(b.leader);
   }
 
   /** Catch up from `peer`, one range (or the snapshot) per round. */
@@ -169,7 +179,7 @@ function parseBatch(v: unknown): Batch | undefined {
   if (typeof v !== 'object' || v === null) return undefined;
   const o = v as Record<string, unknown>;
   if (typeof o.leader !== 'string' || o.leader.length === 0 || o.leader.length > 128) return undefined;
-  for (const k of ['term', 'prevIndex', 'prevTerm', 'commit']) {
+  for (const k of ['seq', 'term', 'prevIndex', 'prevTerm', 'commit']) {
     const n = o[k];
     if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) return undefined;
   }

@@ -112,7 +112,12 @@ export class RaftService {
       id: this.init.id,
       config: DEFAULT_RAFT_CONFIG,
       rng: new SeededRng(randomInt(0, 2 ** 32 - 1)),
-      restore: { ...loaded.restore, initialConf, applied: loaded.snapshot?.meta.index ?? 0 },
+      restore: {
+        ...loaded.restore,
+        initialConf,
+        applied: loaded.snapshot?.meta.index ?? 0,
+        ...(loaded.snapshot ? { snapshotData: loaded.snapshot.data } : {}),
+      },
     });
     await this.transport.start();
     this.tickTimer = setInterval(() => {
@@ -395,9 +400,8 @@ export class RaftService {
     if (this.appliedSinceSnapshot < this.init.snapshotEveryEntries) return;
     const index = this.state.appliedIndex;
     const data = encode(this.state.snapshot());
-    this.core.compact(index, data);
-    const conf = this.core.status().conf;
-    await this.init.storage.saveSnapshot({ meta: { index, term: this.appliedTerm, conf }, data });
+    const meta = this.core.compact(index, data);
+    if (meta) await this.init.storage.saveSnapshot({ meta, data });
     this.appliedSinceSnapshot = 0;
     this.counters.snapshotsTaken++;
     this.init.log.info({ index }, 'raft snapshot taken; log compacted');

@@ -1,0 +1,189 @@
+// Real agents on 127.0.0.1: 5 agents, 3 voters chosen automatically; kill -9 of the leader → a new
+// leader and writes continue; kill -9 of a voter → it is replaced by another agent; every
+// acknowledged write is on every agent once settled (replicas and restarted agents included);
+// a config entry with a bad field is refused with a clear message.
+import '../../src/polyfill.js';
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { type AgentProc, LocalCluster, sleep, waitFor } from '../../cluster-sim/launcher.js';
+
+interface Peer {
+  id: string;
+  name: string;
+  role: string;
+  voter: boolean;
+}
+
+const url = (a: AgentProc, path: string) => `http://127.0.0.1:${a.httpPort}${path}`;
+
+async function getJson<T>(a: AgentProc, path: string): Promise<T> {
+  const res = await fetch(url(a, path), { signal: AbortSignal.timeout(3_000) });
+  return (await res.json()) as T;
+}
+
+async function status(
+  a: AgentProc,
+): Promise<{ leader: string; leaderName: string; role: string; applied: number }> {
+  return getJson(a, '/v1/raft/status');
+}
+
+/** A write through agent `a`, retried while there is no leader (bounded). Returns whether it was acknowledged. */
+async function put(a: AgentProc, key: string, value: string): Promise<boolean> {
+  for (let attempt = 0; attempt < 40; attempt++) {
+    try {
+      const res = await fetch(url(a, `/v1/kv/${key}`), {
+        method: 'PUT',
+        body: value,
+        signal: AbortSignal.timeout(3_000),
+      });
+      if (res.status === 200) return (await res.json()) === true;
+      if (res.status !== 503) throw new Error(`PUT ${key}: HTTP ${res.status} ${await res.text()}`);
+    } catch (err) {
+      if ((err as Error).message.startsWith('PUT')) throw err;
+    }
+    await sleep(250);
+  }
+  return false;
+}
+
+describe('raft control plane with real agents', { timeout: 240_000 }, () => {
+  const cluster = new LocalCluster();
+  const acknowledged = new Map<string, string>();
+
+  before(async () => {
+    await cluster.add(['--bootstrap']);
+    for (let i = 0; i < 4; i++) await cluster.add();
+    for (const a of cluster.agents) await cluster.ready(a);
+  });
+
+  after(async () => {
+    await cluster.stop();
+  });
+
+  const voters = async (a: AgentProc): Promise<Peer[]> =>
+    (await getJson<Peer[]>(a, '/v1/raft/peers')).filter((p) => p.voter);
+
+  it('chooses 3 voters automatically out of 5 agents', async () => {
+    const ok = await waitFor(async () => (await voters(cluster.agents[0]!)).length === 3, 30_000, 250);
+    assert.ok(ok, 'the leader keeps 3 voters');
+    const names = (await voters(cluster.agents[0]!)).map((p) => p.name);
+    assert.equal(new Set(names).size, 3);
+  });
+
+  it('accepts writes through any agent, voter or replica, and every agent applies them', async () => {
+    for (const [i, a] of cluster.agents.entries()) {
+      const key = `t/first-${i}`;
+      assert.ok(await put(a, key, `v${i}`), `write through ${a.name}`);
+      acknowledged.set(key, `v${i}`);
+    }
+    await assertAllHave(cluster.running());
+  });
+
+  it('refuses a config entry with a bad field, naming the field', async () => {
+    const res = await fetch(url(cluster.agents[1]!, '/v1/config'), {
+      method: 'PUT',
+      body: JSON.stringify({ kind: 'service-defaults', name: 'web', protocol: 'udp' }),
+    });
+    assert.equal(res.status, 400);
+    const body = (await res.json()) as { error: { message: string } };
+    assert.match(body.error.message, /protocol/);
+    const list = await getJson<unknown[]>(cluster.agents[1]!, '/v1/config/service-defaults');
+    assert.deepEqual(list, [], 'nothing was committed');
+  });
+
+  it('kill -9 of the leader: a new leader is elected and writes continue', async () => {
+    const st = await status(cluster.agents[0]!);
+    const leader = cluster.agents.find((a) => a.name === st.leaderName)!;
+    assert.ok(leader, 'there is a leader');
+    cluster.kill(leader, 'SIGKILL');
+    await leader.exited;
+    const others = cluster.running();
+    const elected = await waitFor(
+      async () => {
+        const s = await status(others[0]!).catch(() => undefined);
+        return s !== undefined && s.leaderName !== '' && s.leaderName !== leader.name;
+      },
+      20_000,
+      100,
+    );
+    assert.ok(elected, 'a new leader is elected');
+    for (const [i, a] of others.entries()) {
+      const key = `t/after-leader-kill-${i}`;
+      assert.ok(await put(a, key, `w${i}`), `write through ${a.name} after failover`);
+      acknowledged.set(key, `w${i}`);
+    }
+    // The dead voter is replaced by another agent.
+    const replaced = await waitFor(
+      async () => {
+        const v = await voters(others[0]!).catch(() => []);
+        return v.length === 3 && !v.some((p) => p.name === leader.name);
+      },
+      30_000,
+      250,
+    );
+    assert.ok(replaced, `${leader.name} is replaced as a voter`);
+  });
+
+  it('kill -9 of a follower voter: it is replaced by another agent', async () => {
+    const running = cluster.running();
+    const st = await status(running[0]!);
+    const v = await voters(running[0]!);
+    const victimPeer = v.find((p) => p.name !== st.leaderName)!;
+    const victim = cluster.agents.find((a) => a.name === victimPeer.name)!;
+    cluster.kill(victim, 'SIGKILL');
+    await victim.exited;
+    const rest = cluster.running();
+    const replaced = await waitFor(
+      async () => {
+        const now = await voters(rest[0]!).catch(() => []);
+        return now.length === 3 && !now.some((p) => p.name === victim.name);
+      },
+      30_000,
+      250,
+    );
+    assert.ok(replaced, `${victim.name} is replaced as a voter`);
+    assert.ok(await put(rest[0]!, 't/after-voter-kill', 'x'));
+    acknowledged.set('t/after-voter-kill', 'x');
+  });
+
+  it('restarted agents catch up: every acknowledged write is on every agent', async () => {
+    for (const a of cluster.agents) {
+      if (!cluster.running().includes(a)) {
+        await cluster.restart(a);
+        await cluster.ready(a);
+      }
+    }
+    await assertAllHave(cluster.running());
+  });
+
+  async function assertAllHave(agents: AgentProc[]): Promise<void> {
+    for (const a of agents) {
+      const ok = await waitFor(
+        async () => {
+          try {
+            const list = await getJson<Array<{ key: string; value: string }>>(a, '/v1/kv/t/?recurse');
+            const got = new Map(list.map((e) => [e.key, Buffer.from(e.value, 'base64').toString()]));
+            for (const [k, v] of acknowledged) if (got.get(k) !== v) return false;
+            return true;
+          } catch {
+            return false;
+          }
+        },
+        20_000,
+        200,
+      );
+      if (!ok) {
+        const st = await getJson<Record<string, unknown>>(a, '/v1/raft/status').catch(
+          (e: Error) => e.message,
+        );
+        const self = await getJson<{ stats: unknown }>(a, '/v1/agent/self').catch((e: Error) => e.message);
+        assert.fail(
+          `${a.name} lacks acknowledged writes; raft status ${JSON.stringify(st)}; ${JSON.stringify(self).slice(0, 300)}\n${a.output
+            .filter((l) => l.includes('raft'))
+            .slice(-15)
+            .join('\n')}`,
+        );
+      }
+    }
+  }
+});

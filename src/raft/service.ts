@@ -14,7 +14,6 @@ import type {
   Message,
   ProposeError,
   RaftStatus,
-  Ready,
   Snapshot,
 } from '../core/raft/types.js';
 import { SeededRng } from '../core/rand.js';

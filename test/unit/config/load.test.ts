@@ -69,7 +69,23 @@ describe('loadAgentConfig defaults', () => {
       logPretty: false,
       dev: false,
       leaveTimeoutMs: 3000,
+      bootstrap: false,
+      bootstrapExpect: 0,
+      voters: 3,
     });
+  });
+
+  it('a dev agent bootstraps raft by itself unless told to wait for others', async () => {
+    assert.equal((await load({ dev: true })).bootstrap, true);
+    const c = await load({ dev: true, bootstrapExpect: '3' });
+    assert.equal(c.bootstrap, false);
+    assert.equal(c.bootstrapExpect, 3);
+  });
+
+  it('refuses --bootstrap with --bootstrap-expect, and an even voter count', async () => {
+    await rejectsWith(load({ dataDir: '/d', bootstrap: true, bootstrapExpect: '3' }), 'bootstrap-expect');
+    await rejectsWith(load({ dataDir: '/d', voters: '4' }), '--voters', 'odd');
+    assert.equal((await load({ dataDir: '/d', voters: '5' })).voters, 5);
   });
 
   it('requires a data dir unless --dev, and says why', async () => {

@@ -16,6 +16,7 @@ import {
 import { DEFAULT_MEMBERSHIP_CONFIG } from '../core/membership/config.js';
 import type { Member, MemberStatus } from '../core/membership/types.js';
 import { MembershipService } from '../membership/service.js';
+import { AppliedGossip } from '../raft/applied-gossip.js';
 import { RaftClient } from '../raft/client.js';
 import { ControlPlane } from '../raft/control-plane.js';
 import { ReplicaFanout } from '../raft/replica.js';
@@ -53,6 +54,7 @@ export class Agent implements AgentApi {
     private readonly raft: RaftService,
     private readonly raftClient: RaftClient,
     private readonly replicas: ReplicaFanout,
+    private readonly applied: AppliedGossip,
   ) {}
 
   static async start(config: AgentConfig, log: Logger): Promise<Agent> {
@@ -98,6 +100,7 @@ export class Agent implements AgentApi {
         snapshotEveryEntries: 10_000,
         proposeTimeoutMs: 5_000,
       });
+      const applied = new AppliedGossip(host, identity.id, raft);
       let controlPlane: ControlPlane | undefined;
       const raftClient = new RaftClient(
         host,
@@ -119,6 +122,7 @@ export class Agent implements AgentApi {
         voters: config.voters,
         deadVoterMs: 5_000,
         forwardTimeoutMs: 5_000,
+        applied,
       });
       const replicas = new ReplicaFanout(host, raft, raftClient, addressOf, raftLog);
       const agent = new Agent(
@@ -131,12 +135,14 @@ export class Agent implements AgentApi {
         raft,
         raftClient,
         replicas,
+        applied,
       );
       membership.onMember((ev) => agent.logMemberEvent(ev.member, ev.previous));
       await membership.start();
       await raftClient.start();
       await controlPlane.start();
       replicas.start();
+      applied.start();
       const http = await startHttpServer({
         agent,
         host: config.http.host,
@@ -237,6 +243,7 @@ export class Agent implements AgentApi {
     }
     await this.httpClose?.().catch(() => undefined);
     this.replicas.stop();
+    this.applied.stop();
     await this.controlPlane.stop().catch(() => undefined);
     await this.raftClient.stop().catch(() => undefined);
     await this.raft.stop().catch(() => undefined);

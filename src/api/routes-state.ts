@@ -221,6 +221,7 @@ export function stateRoutes(cp: ControlPlane): Route[] {
     { method: 'DELETE', path: '/v1/config/*', query: ['cas'], handler: configDelete },
     { method: 'GET', path: '/v1/raft/peers', handler: () => ({ body: cp.peers() }) },
     { method: 'GET', path: '/v1/raft/status', handler: () => ({ body: cp.status() }) },
+    { method: 'GET', path: '/v1/raft/applied', handler: () => ({ body: cp.appliedAll() }) },
     { method: 'POST', path: '/v1/raft/transfer-leader', query: ['to'], handler: transfer },
   ];
 }

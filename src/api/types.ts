@@ -86,6 +86,8 @@ export interface RaftPeerView {
   voter: boolean;
   /** Highest log index the leader knows this peer holds (the leader's view). */
   matchIndex: number;
+  /** The peer's applied index as it last reported by gossip; -1 before its first report. */
+  appliedIndex: number;
   /** Membership status of the peer: alive, suspect, failed or left. */
   status: string;
 }

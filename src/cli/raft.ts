@@ -11,7 +11,7 @@ export function formatPeers(peers: readonly RaftPeerView[]): string {
     a.name < b.name ? -1 : a.name > b.name ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0,
   );
   return formatTable(
-    ['NAME', 'ID', 'ADDRESS', 'ROLE', 'VOTER', 'MATCH-INDEX', 'STATUS'],
+    ['NAME', 'ID', 'ADDRESS', 'ROLE', 'VOTER', 'MATCH-INDEX', 'APPLIED-INDEX', 'STATUS'],
     sorted.map((p) => [
       p.name === '' ? '-' : p.name,
       p.id,
@@ -19,6 +19,7 @@ export function formatPeers(peers: readonly RaftPeerView[]): string {
       p.role,
       String(p.voter),
       String(p.matchIndex),
+      p.appliedIndex < 0 ? '-' : String(p.appliedIndex),
       p.status,
     ]),
   );

@@ -28,6 +28,8 @@ export interface ControlPlaneInit {
   deadVoterMs: number;
   /** Forwarded calls to the leader give up after this long. */
   forwardTimeoutMs: number;
+  /** Applied indexes reported by gossip (set once the agent has wired it). */
+  applied?: import('./applied-gossip.js').AppliedGossip;
 }
 
 export interface PeerView {
@@ -38,6 +40,8 @@ export interface PeerView {
   voter: boolean;
   /** Leader's view of the peer's replicated log (0 when unknown). */
   matchIndex: number;
+  /** The peer's applied index as it last reported by gossip (-1 when not heard yet). */
+  appliedIndex: number;
   /** Membership status of the peer's agent. */
   status: string;
 }
@@ -92,6 +96,12 @@ export class ControlPlane {
 
   get raft(): RaftService {
     return this.init.raft;
+  }
+
+  /** Every agent's applied index as gossip last reported it, with its name. */
+  appliedAll(): Array<{ id: string; name: string; applied: number; term: number; ageMs: number }> {
+    const names = new Map(this.init.membership.members().map((m) => [m.id, m.name]));
+    return (this.init.applied?.all() ?? []).map((v) => ({ ...v, name: names.get(v.id) ?? '' }));
   }
 
   async start(): Promise<void> {
@@ -216,6 +226,7 @@ export class ControlPlane {
         role: id === st.leader ? 'leader' : voter ? 'voter' : 'learner',
         voter,
         matchIndex: st.progress[id]?.match ?? (id === this.init.selfId ? st.lastIndex : 0),
+        appliedIndex: this.init.applied?.applied(id) ?? -1,
         status: m?.status ?? 'unknown',
       };
     };

@@ -49,6 +49,7 @@ export const fakePeers: RaftPeerView[] = [
     role: 'voter',
     voter: true,
     matchIndex: 41,
+    appliedIndex: 41,
     status: 'alive',
   },
   {
@@ -58,6 +59,7 @@ export const fakePeers: RaftPeerView[] = [
     role: 'leader',
     voter: true,
     matchIndex: 42,
+    appliedIndex: 42,
     status: 'alive',
   },
   {
@@ -67,6 +69,7 @@ export const fakePeers: RaftPeerView[] = [
     role: 'learner',
     voter: false,
     matchIndex: 7,
+    appliedIndex: -1,
     status: 'failed',
   },
 ];

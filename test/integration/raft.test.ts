@@ -79,6 +79,22 @@ describe('raft control plane with real agents', { timeout: 240_000 }, () => {
     await assertAllHave(cluster.running());
   });
 
+  it("shows every agent's applied index through gossip (GET /v1/raft/applied)", async () => {
+    const target = (await status(cluster.agents[0]!)).applied;
+    const ok = await waitFor(
+      async () => {
+        const list = await getJson<Array<{ name: string; applied: number }>>(
+          cluster.agents[2]!,
+          '/v1/raft/applied',
+        );
+        return list.length === 5 && list.every((v) => v.applied >= target);
+      },
+      20_000,
+      250,
+    );
+    assert.ok(ok, "all 5 agents report an applied index at least the leader's");
+  });
+
   it('refuses a config entry with a bad field, naming the field', async () => {
     const res = await fetch(url(cluster.agents[1]!, '/v1/config'), {
       method: 'PUT',

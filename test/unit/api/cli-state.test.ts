@@ -101,10 +101,10 @@ describe('mesh kv, config, raft (process, against a fake agent)', () => {
     const r = await mesh(['raft', 'peers', '--http', fake.addr]);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(r.stdout.split('\n'), [
-      'NAME    ID          ADDRESS         ROLE      VOTER   MATCH-INDEX   STATUS',
-      'db-1    12D3KooWC   10.0.0.7:7400   learner   false   7             failed',
-      'web-1   12D3KooWA   10.0.0.5:7400   leader    true    42            alive',
-      'web-2   12D3KooWB   10.0.0.6:7400   voter     true    41            alive',
+      'NAME    ID          ADDRESS         ROLE      VOTER   MATCH-INDEX   APPLIED-INDEX   STATUS',
+      'db-1    12D3KooWC   10.0.0.7:7400   learner   false   7             -               failed',
+      'web-1   12D3KooWA   10.0.0.5:7400   leader    true    42            42              alive',
+      'web-2   12D3KooWB   10.0.0.6:7400   voter     true    41            41              alive',
       '',
     ]);
   });

@@ -1,0 +1,92 @@
+// Every agent's applied Raft index, spread by gossip: each agent publishes {id, applied, term}
+// when its applied index changed (at most once a second) and at least every 10 s, and keeps the
+// latest it heard from everyone. `mesh raft peers` and GET /v1/raft/applied show it, so an
+// operator (or a benchmark) can see how far behind any agent, replica or voter, is.
+import type { Message as GossipMessage } from '@libp2p/gossipsub';
+import type { Host } from '../agent/host.js';
+import { DecodeError, decode, encode } from '../wire/codec.js';
+import type { RaftService } from './service.js';
+
+export const APPLIED_TOPIC = 'mesh/raft-applied/1';
+const PUBLISH_MIN_INTERVAL_MS = 1_000;
+const PUBLISH_MAX_INTERVAL_MS = 10_000;
+/** Entries kept; one per agent, so this bounds the cluster size tracked. */
+const AGENTS_MAX = 10_000;
+
+export interface AppliedView {
+  id: string;
+  applied: number;
+  term: number;
+  /** Milliseconds since this agent's report arrived. */
+  ageMs: number;
+}
+
+export class AppliedGossip {
+  private readonly reports = new Map<string, { applied: number; term: number; atMs: number }>();
+  private timer: NodeJS.Timeout | undefined;
+  private lastPublished = -1;
+  private lastPublishedAtMs = 0;
+  private seq = 0;
+
+  constructor(
+    private readonly host: Host,
+    private readonly selfId: string,
+    private readonly raft: RaftService,
+  ) {}
+
+  start(): void {
+    const pubsub = this.host.services.pubsub;
+    pubsub.addEventListener('message', (evt) => this.onGossip(evt.detail));
+    pubsub.subscribe(APPLIED_TOPIC);
+    this.timer = setInterval(() => this.maybePublish(), PUBLISH_MIN_INTERVAL_MS);
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.host.services.pubsub.unsubscribe(APPLIED_TOPIC);
+  }
+
+  /** Latest report of every agent, this one included (its own value is live). */
+  all(): AppliedView[] {
+    const now = performance.now();
+    const out: AppliedView[] = [...this.reports].map(([id, r]) => ({
+      id,
+      applied: r.applied,
+      term: r.term,
+      ageMs: Math.round(now - r.atMs),
+    }));
+    const st = this.raft.status();
+    const self = { id: this.selfId, applied: this.raft.state.appliedIndex, term: st.term, ageMs: 0 };
+    return [self, ...out.filter((v) => v.id !== this.selfId)];
+  }
+
+  applied(id: string): number | undefined {
+    if (id === this.selfId) return this.raft.state.appliedIndex;
+    return this.reports.get(id)?.applied;
+  }
+
+  private maybePublish(): void {
+    if (!this.raft.started) return;
+    const applied = this.raft.state.appliedIndex;
+    const now = performance.now();
+    if (applied === this.lastPublished && now - this.lastPublishedAtMs < PUBLISH_MAX_INTERVAL_MS) return;
+    this.lastPublished = applied;
+    this.lastPublishedAtMs = now;
+    // seq keeps each report unique: gossip message ids are content hashes.
+    const msg = { id: this.selfId, applied, term: this.raft.status().term, seq: ++this.seq };
+    this.host.services.pubsub.publish(APPLIED_TOPIC, encode(msg)).catch(() => undefined);
+  }
+
+  private onGossip(message: GossipMessage): void {
+    if (message.topic !== APPLIED_TOPIC) return;
+    const v = decode(message.data);
+    if (v instanceof DecodeError || typeof v !== 'object' || v === null) return;
+    const o = v as Record<string, unknown>;
+    if (typeof o.id !== 'string' || o.id.length === 0 || o.id.length > 128 || o.id === this.selfId) return;
+    if (!isIndex(o.applied) || !isIndex(o.term)) return;
+    if (!this.reports.has(o.id) && this.reports.size >= AGENTS_MAX) return;
+    this.reports.set(o.id, { applied: o.applied, term: o.term, atMs: performance.now() });
+  }
+}
+
+const isIndex = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;

@@ -89,7 +89,7 @@ export class Agent implements AgentApi {
       });
       const raftLog = log.child({ module: 'raft' });
       const storage = new RaftStorage(store);
-      const addressOf = (id: string): string => membership.members().find((m) => m.id === id)?.address ?? '';
+      const addressOf = (id: string): string => membership.member(id)?.address ?? '';
       const raft = new RaftService({
         id: identity.id,
         host,
@@ -124,7 +124,18 @@ export class Agent implements AgentApi {
         forwardTimeoutMs: 5_000,
         applied,
       });
-      const replicas = new ReplicaFanout(host, raft, raftClient, addressOf, raftLog);
+      // Recomputed at most twice a second: it walks the member table, and it is asked per commit.
+      let replicasCache = { value: true, atMs: -Infinity };
+      const hasReplicas = (): boolean => {
+        const now = performance.now();
+        if (now - replicasCache.atMs < 500) return replicasCache.value;
+        const conf = raft.status().conf;
+        const inConf = new Set([...conf.voters, ...conf.learners]);
+        const value = membership.members().some((m) => m.status === 'alive' && !inConf.has(m.id));
+        replicasCache = { value, atMs: now };
+        return value;
+      };
+      const replicas = new ReplicaFanout(host, raft, raftClient, addressOf, raftLog, hasReplicas);
       const agent = new Agent(
         config,
         log.child({ module: 'agent' }),

@@ -98,6 +98,11 @@ export class MembershipService {
     return this.core.self();
   }
 
+  /** One member by id, without copying the whole table (hot path: every raft message). */
+  member(id: string): Member | undefined {
+    return this.core.member(id);
+  }
+
   localHealth(): number {
     return this.core.localHealth();
   }

@@ -252,7 +252,7 @@ export class ControlPlane {
   }
 
   private forward(leader: string, req: import('./client.js').ClientRequest): Promise<unknown> {
-    const addr = this.init.membership.members().find((m) => m.id === leader)?.address ?? '';
+    const addr = this.init.membership.member(leader)?.address ?? '';
     return this.init.client.call(leader, addr, req, this.init.forwardTimeoutMs);
   }
 

@@ -19,6 +19,9 @@ export const COMMITS_TOPIC = 'mesh/raft-commits/1';
 /** Entries per published batch, and bytes (gossipsub messages are capped at 1 MiB). */
 const BATCH_ENTRIES_MAX = 512;
 const BATCH_BYTES_MAX = 512 * 1024;
+/** Applied entries are gathered this long before publishing, so a busy leader publishes a few
+ * large batches rather than one per write (well under the 50 ms propagation target). */
+const COALESCE_MS = 2;
 /** Rounds of fetching per detected gap, so a replica far behind yields between rounds. */
 const FETCH_ROUNDS_MAX = 64;
 
@@ -38,6 +41,9 @@ export class ReplicaFanout {
   private heartbeat: NodeJS.Timeout | undefined;
   private fetching = false;
   private seq = 0;
+  private pending: Entry[] = [];
+  private pendingPrevTerm = 0;
+  private flushTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   readonly counters = { batchesPublished: 0, batchesReceived: 0, batchesMalformed: 0, fetches: 0 };
 
@@ -47,6 +53,8 @@ export class ReplicaFanout {
     private readonly client: RaftClient,
     private readonly addressOf: (id: string) => string,
     private readonly log: Logger,
+    /** True when some live agent is neither voter nor learner (otherwise nobody needs batches). */
+    private readonly hasReplicas: () => boolean,
   ) {}
 
   start(): void {
@@ -54,7 +62,10 @@ export class ReplicaFanout {
     pubsub.addEventListener('message', (evt) => this.onGossip(evt.detail));
     pubsub.subscribe(COMMITS_TOPIC);
     this.raft.onCommitted((entries, prevTerm) => {
-      if (this.raft.isLeader) this.publish(entries, prevTerm);
+      if (!this.raft.isLeader || !this.hasReplicas()) return;
+      if (this.pending.length === 0) this.pendingPrevTerm = prevTerm;
+      for (const e of entries) this.pending.push(e);
+      this.flushTimer ??= setTimeout(() => this.flush(), COALESCE_MS);
     });
     this.heartbeat = setInterval(() => {
       if (!this.raft.isLeader) return;
@@ -71,8 +82,16 @@ export class ReplicaFanout {
     }, 1_000);
   }
 
+  private flush(): void {
+    this.flushTimer = undefined;
+    const entries = this.pending;
+    this.pending = [];
+    if (entries.length > 0 && this.raft.isLeader) this.publish(entries, this.pendingPrevTerm);
+  }
+
   stop(): void {
     this.stopped = true;
+    if (this.flushTimer) clearTimeout(this.flushTimer);
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.host.services.pubsub.unsubscribe(COMMITS_TOPIC);
   }

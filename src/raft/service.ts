@@ -318,6 +318,16 @@ export class RaftService {
       const rd = this.core.ready();
       const conf = this.core.status().conf;
       this.replicaMode = !conf.voters.includes(this.init.id) && !conf.learners.includes(this.init.id);
+      // Raft thesis §10.2.1: a leader's appends and heartbeats may go out while it writes its own
+      // log; only acknowledgements (votes, append responses) must wait until what they promise is
+      // durable. Committed entries are applied only after this Ready's write, since Readys are
+      // handled strictly one after another. This takes the leader's disk sync off the write path.
+      const later: Message[] = [];
+      for (const m of rd.messages) {
+        if (m.t === 'append' || m.t === 'heartbeat' || m.t === 'snapshot' || m.t === 'timeout-now')
+          this.send(m);
+        else later.push(m);
+      }
       try {
         await this.init.storage.persist(rd);
       } catch (err) {
@@ -327,7 +337,7 @@ export class RaftService {
         return;
       }
       if (rd.snapshot) this.installSnapshot(rd.snapshot);
-      for (const m of rd.messages) this.send(m);
+      for (const m of later) this.send(m);
       this.applyCommitted(rd.committed);
       for (const rs of rd.readStates) {
         const r = this.reads.get(rs.ctx);

@@ -21,6 +21,8 @@ export interface LoadedRaftState {
 export class RaftStorage {
   /** Index of the last persisted entry (0 when the log is empty). */
   private lastIndex = 0;
+  /** The hard state last written, to tell a commit-only change from a term or vote change. */
+  private lastHard: HardState | undefined;
 
   constructor(private readonly store: Store) {}
 
@@ -50,9 +52,20 @@ export class RaftStorage {
     return { restore: { hardState, snapshot: snapshot?.meta, entries }, snapshot, bootstrapped };
   }
 
-  /** Persist everything durable in a Ready in one synced batch. */
+  /**
+   * Persist everything durable in a Ready in one batch, synced unless the only change is the
+   * commit index: Raft does not need commit durable (a restarted node learns it again from the
+   * leader), and skipping that fsync takes one disk sync off every write's critical path.
+   */
   async persist(rd: Ready): Promise<void> {
     const ops: BatchOp[] = [];
+    const commitOnly =
+      rd.entries.length === 0 &&
+      rd.snapshot === undefined &&
+      rd.hardState !== undefined &&
+      this.lastHard !== undefined &&
+      rd.hardState.term === this.lastHard.term &&
+      rd.hardState.vote === this.lastHard.vote;
     if (rd.snapshot) {
       ops.push({ type: 'put', key: KEYS.raftSnapshot, value: encode(rd.snapshot) });
       // The snapshot replaces the whole log up to and including its index.
@@ -68,8 +81,11 @@ export class RaftStorage {
       for (const e of rd.entries) ops.push({ type: 'put', key: logKey(e.index), value: encode(e) });
       this.lastIndex = (rd.entries[rd.entries.length - 1] as Entry).index;
     }
-    if (rd.hardState) ops.push({ type: 'put', key: KEYS.raftHardState, value: encode(rd.hardState) });
-    await this.store.batch(ops);
+    if (rd.hardState) {
+      ops.push({ type: 'put', key: KEYS.raftHardState, value: encode(rd.hardState) });
+      this.lastHard = rd.hardState;
+    }
+    await this.store.batch(ops, !commitOnly);
   }
 
   /** Save a snapshot the state machine produced and drop the log entries it covers. */

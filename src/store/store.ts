@@ -63,10 +63,13 @@ export class Store {
     await this.db.put(key, bytes, { sync: true });
   }
 
-  /** Atomic, synced batch: all operations are durable together or not at all. */
-  async batch(ops: BatchOp[]): Promise<void> {
+  /**
+   * Atomic batch: all operations land together or not at all. With `sync` (the default) it is
+   * on disk before the promise resolves; without, a crash may lose it (never half of it).
+   */
+  async batch(ops: BatchOp[], sync = true): Promise<void> {
     if (ops.length === 0) return;
-    await this.db.batch(ops, { sync: true });
+    await this.db.batch(ops, { sync });
   }
 
   /** Entries with gte ≤ key < lt, in key order, at most `limit`. */

@@ -40,6 +40,9 @@ interface PeerOut {
   stream: Stream | undefined;
   opening: boolean;
   queue: Uint8Array[];
+  /** Frames written in this event-loop turn, sent as one buffer in a microtask: one encrypted
+   * write instead of one per message (a Raft Ready often holds several messages per peer). */
+  batch: Uint8Array[];
 }
 
 /** Receives each complete frame with the sender's peer id. */
@@ -89,7 +92,7 @@ export class StreamTransport {
     let peer = this.peers.get(to);
     if (!peer) {
       if (this.peers.size >= this.limits.streamsMax) this.evictOne();
-      peer = { stream: undefined, opening: false, queue: [] };
+      peer = { stream: undefined, opening: false, queue: [], batch: [] };
       this.peers.set(to, peer);
     }
     if (peer.stream && peer.stream.status === 'open') {
@@ -120,15 +123,26 @@ export class StreamTransport {
   }
 
   private write(to: string, peer: PeerOut, frame: Uint8Array): void {
+    if (!peer.stream) return;
+    peer.batch.push(frame);
+    if (peer.batch.length === 1) queueMicrotask(() => this.flush(to, peer));
+  }
+
+  private flush(to: string, peer: PeerOut): void {
+    const frames = peer.batch;
+    peer.batch = [];
     const stream = peer.stream;
-    if (!stream) return;
+    if (!stream || frames.length === 0) {
+      this.stats.sendDropped += frames.length;
+      return;
+    }
     try {
-      // send() returns false when the stream's buffer is full; the frame is still buffered, and
+      // send() returns false when the stream's buffer is full; the data is still buffered, and
       // libp2p bounds the buffer (maxWriteBufferLength). Datagram semantics: no waiting here.
-      stream.send(frame);
-      this.stats.sent++;
+      stream.send(frames.length === 1 ? (frames[0] as Uint8Array) : Buffer.concat(frames));
+      this.stats.sent += frames.length;
     } catch (err) {
-      this.stats.sendDropped++;
+      this.stats.sendDropped += frames.length;
       this.log.debug({ to, err: (err as Error).message }, 'send failed; dropping the stream');
       peer.stream = undefined;
     }

@@ -188,7 +188,7 @@ async function failover(f: Partial<Figures>): Promise<void> {
       const ok = await waitFor(
         async () => {
           const r = await request(a.httpPort, 'GET', '/v1/kv/fo/?keys').catch(() => undefined);
-          if (!r || r.status !== 200) return false;
+          if (r?.status !== 200) return false;
           const keys = new Set(JSON.parse(r.text) as string[]);
           return acked.every((k) => keys.has(k));
         },

@@ -172,6 +172,32 @@ describe('raft control plane with real agents', { timeout: 240_000 }, () => {
     await assertAllHave(cluster.running());
   });
 
+  it('SIGTERM of a voter: it removes itself before it goes, and another agent takes its place', async () => {
+    const running = cluster.running();
+    const v = await voters(running[0]!);
+    const leaverPeer = v[v.length - 1]!;
+    const leaver = cluster.agents.find((a) => a.name === leaverPeer.name)!;
+    cluster.kill(leaver, 'SIGTERM');
+    assert.equal(await leaver.exited, 0, 'graceful leave exits 0');
+    const rest = cluster.running();
+    // Removed at once by its own request (not after the failed-voter threshold), then replaced.
+    const removed = await waitFor(
+      async () => !(await voters(rest[0]!).catch(() => [])).some((p) => p.name === leaver.name),
+      3_000,
+      100,
+    );
+    assert.ok(removed, `${leaver.name} removed itself from the voters`);
+    const replaced = await waitFor(
+      async () => (await voters(rest[0]!).catch(() => [])).length === 3,
+      30_000,
+      250,
+    );
+    assert.ok(replaced, 'back to 3 voters');
+    assert.ok(await put(rest[0]!, 't/after-voter-leave', 'y'));
+    acknowledged.set('t/after-voter-leave', 'y');
+    await assertAllHave(rest);
+  });
+
   async function assertAllHave(agents: AgentProc[]): Promise<void> {
     for (const a of agents) {
       const ok = await waitFor(

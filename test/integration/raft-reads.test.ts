@@ -1,0 +1,108 @@
+// --bootstrap-expect, consistent reads through a follower, and blocking queries, on real agents.
+import '../../src/polyfill.js';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { type AgentProc, LocalCluster, MESH_BIN, waitFor } from '../../cluster-sim/launcher.js';
+
+const run = promisify(execFile);
+const url = (a: AgentProc, path: string) => `http://127.0.0.1:${a.httpPort}${path}`;
+
+describe('bootstrap-expect, consistent reads and blocking queries', { timeout: 120_000 }, () => {
+  const cluster = new LocalCluster();
+
+  before(async () => {
+    for (let i = 0; i < 3; i++) await cluster.add(['--bootstrap-expect', '3']);
+    for (const a of cluster.agents) await cluster.ready(a);
+  });
+
+  after(async () => {
+    await cluster.stop();
+  });
+
+  it('three agents started with --bootstrap-expect 3 become the voters and elect a leader', async () => {
+    const ok = await waitFor(
+      async () => {
+        try {
+          const peers = (await (await fetch(url(cluster.agents[0]!, '/v1/raft/peers'))).json()) as Array<{
+            voter: boolean;
+            role: string;
+          }>;
+          return peers.filter((p) => p.voter).length === 3 && peers.some((p) => p.role === 'leader');
+        } catch {
+          return false;
+        }
+      },
+      30_000,
+      250,
+    );
+    assert.ok(ok, '3 voters with a leader');
+  });
+
+  it('mesh kv put/get through the CLI, and a consistent read on a follower sees the write', async () => {
+    const st = (await (await fetch(url(cluster.agents[0]!, '/v1/raft/status'))).json()) as {
+      leaderName: string;
+    };
+    const follower = cluster.agents.find((a) => a.name !== st.leaderName)!;
+    const leader = cluster.agents.find((a) => a.name === st.leaderName)!;
+    await run(
+      process.execPath,
+      [MESH_BIN, 'kv', 'put', 'app/color', 'blue', '--http', `127.0.0.1:${leader.httpPort}`],
+      { timeout: 15_000 },
+    );
+    const { stdout } = await run(
+      process.execPath,
+      [MESH_BIN, 'kv', 'get', 'app/color', '--consistent', '--http', `127.0.0.1:${follower.httpPort}`],
+      { timeout: 15_000 },
+    );
+    assert.equal(stdout.trim(), 'blue');
+    await assert.rejects(
+      run(
+        process.execPath,
+        [MESH_BIN, 'kv', 'get', 'app/missing', '--http', `127.0.0.1:${follower.httpPort}`],
+        { timeout: 15_000 },
+      ),
+      (err: { stderr: string; code: number }) => {
+        assert.equal(err.code, 1);
+        assert.match(err.stderr, /not found/);
+        assert.equal(err.stderr.trim().split('\n').length, 1, 'one line');
+        return true;
+      },
+    );
+  });
+
+  it('a blocking query returns when the key changes, with a higher X-Mesh-Index', async () => {
+    const [a, b] = [cluster.agents[1]!, cluster.agents[2]!];
+    const first = await fetch(url(a, '/v1/kv/app/color'));
+    const index = Number(first.headers.get('x-mesh-index'));
+    assert.ok(index >= 1);
+    const t0 = performance.now();
+    const blocked = fetch(url(a, `/v1/kv/app/color?index=${index}&wait=20s`));
+    await new Promise((r) => setTimeout(r, 300));
+    await fetch(url(b, '/v1/kv/app/color'), { method: 'PUT', body: 'green' });
+    const res = await blocked;
+    const elapsedMs = performance.now() - t0;
+    assert.ok(elapsedMs < 15_000, 'woke on the change, not at the timeout');
+    assert.ok(Number(res.headers.get('x-mesh-index')) > index);
+    const [e] = (await res.json()) as Array<{ value: string }>;
+    assert.equal(Buffer.from(e!.value, 'base64').toString(), 'green');
+  });
+
+  it('a blocking query with no change returns after its wait with the same index', async () => {
+    const a = cluster.agents[0]!;
+    const first = await fetch(url(a, '/v1/kv/app/color'));
+    const index = Number(first.headers.get('x-mesh-index'));
+    const res = await fetch(url(a, `/v1/kv/app/color?index=${index}&wait=500ms`));
+    assert.equal(res.status, 200);
+    assert.equal(Number(res.headers.get('x-mesh-index')), index);
+  });
+
+  it('refuses bad read parameters', async () => {
+    const a = cluster.agents[0]!;
+    for (const q of ['?index=abc', '?wait=forever&index=1', '?wait=11m&index=1', '?bogus']) {
+      const res = await fetch(url(a, `/v1/kv/app/color${q}`));
+      assert.equal(res.status, 400, q);
+    }
+  });
+});

@@ -57,7 +57,12 @@ export class Agent implements AgentApi {
     private readonly applied: AppliedGossip,
   ) {}
 
-  static async start(config: AgentConfig, log: Logger): Promise<Agent> {
+  /** `onMembershipStarted` runs as soon as gossip membership is up (the join starts there). */
+  static async start(
+    config: AgentConfig,
+    log: Logger,
+    onMembershipStarted?: (agent: Agent) => void,
+  ): Promise<Agent> {
     const store = await Store.open(config.dataDir);
     try {
       const identity = await loadIdentity(store, config.nodeName, log.child({ module: 'identity' }));
@@ -150,6 +155,7 @@ export class Agent implements AgentApi {
       );
       membership.onMember((ev) => agent.logMemberEvent(ev.member, ev.previous));
       await membership.start();
+      onMembershipStarted?.(agent);
       await raftClient.start();
       await controlPlane.start();
       replicas.start();

@@ -8,10 +8,22 @@ import type { AgentConfig } from './agent-config.js';
 
 export async function runAgent(config: AgentConfig): Promise<void> {
   const log = createLogger(config.logLevel, config.logPretty);
+  const abort = new AbortController();
+  // The join starts as soon as membership runs, while Raft and the HTTP API finish starting:
+  // other agents see this one sooner (bench:membership's join figure).
+  let joinFailure: Promise<Error | undefined> = Promise.resolve(undefined);
+  const startJoin = (a: Agent): void => {
+    if (config.join.length === 0) return;
+    joinFailure = retryJoin(a, config, log.child({ module: 'join' }), abort.signal).then(
+      () => undefined,
+      (err: Error) => err,
+    );
+  };
   let agent: Agent;
   try {
-    agent = await Agent.start(config, log);
+    agent = await Agent.start(config, log, startJoin);
   } catch (err) {
+    abort.abort();
     const msg = err instanceof MeshError ? err.message : (err as Error).stack;
     log.fatal({ err: msg }, 'agent failed to start');
     await flushAndExit(log, 1);
@@ -22,7 +34,6 @@ export async function runAgent(config: AgentConfig): Promise<void> {
     log.info(`dev agent ready: cluster ${s.address}, HTTP API http://${s.http}, node ${s.name} (${s.id})`);
   }
 
-  const abort = new AbortController();
   let exiting = false;
   const exit = async (code: number, leave: boolean): Promise<void> => {
     if (exiting) return;
@@ -53,12 +64,11 @@ export async function runAgent(config: AgentConfig): Promise<void> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
-  if (config.join.length > 0) {
-    retryJoin(agent, config, log.child({ module: 'join' }), abort.signal).catch(async (err: Error) => {
-      log.fatal({ err: err.message }, 'could not join the cluster');
-      await exit(1, false);
-    });
-  }
+  void joinFailure.then(async (err) => {
+    if (!err) return;
+    log.fatal({ err: err.message }, 'could not join the cluster');
+    await exit(1, false);
+  });
 }
 
 /** Consul's retry-join: try every seed, back off (doubling, capped, jittered), until one answers. */

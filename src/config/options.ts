@@ -85,14 +85,6 @@ function joinList(v: unknown, what: string): string[] {
   return list.map((a, i) => validateJoinAddress(a, Array.isArray(v) ? `${what}[${i}]` : what));
 }
 
-function count(v: unknown, what: string, source: Source): number {
-  const n = source.kind === 'flag' && typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
-  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > limits.retryJoinMaxAttemptsMax) {
-    fail(what, `a whole number from 0 to ${limits.retryJoinMaxAttemptsMax}`, v);
-  }
-  return n;
-}
-
 function smallCount(min: number, max: number) {
   return (v: unknown, what: string, source: Source): number => {
     const n = source.kind === 'flag' && typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
@@ -139,7 +131,7 @@ export const options: readonly OptionSpec[] = [
   opt('log-level', 'logLevel', logLevel),
   opt('retry-join-interval', 'retryJoinIntervalMs', parseDurationMs),
   opt('retry-join-max-interval', 'retryJoinMaxIntervalMs', parseDurationMs),
-  opt('retry-join-max-attempts', 'retryJoinMaxAttempts', count),
+  opt('retry-join-max-attempts', 'retryJoinMaxAttempts', smallCount(0, limits.retryJoinMaxAttemptsMax)),
   opt('leave-timeout', 'leaveTimeoutMs', parseDurationMs),
   opt('dev', 'dev', bool),
   opt('bootstrap', 'bootstrap', bool),

@@ -5,7 +5,7 @@
 // healthy agent as a learner and promoting it once caught up, and removes voters gossip has marked
 // failed for longer than deadVoterMs or that left.
 import type { Logger } from 'pino';
-import { MeshError } from '../api/types.js';
+import { MeshError, type RaftPeerView } from '../api/types.js';
 import type { Member } from '../core/membership/types.js';
 import type { ConfChange, ConfState, RaftStatus } from '../core/raft/types.js';
 import type { ApplyResult } from '../core/state/state-machine.js';
@@ -30,20 +30,6 @@ export interface ControlPlaneInit {
   forwardTimeoutMs: number;
   /** Applied indexes reported by gossip (set once the agent has wired it). */
   applied?: import('./applied-gossip.js').AppliedGossip;
-}
-
-export interface PeerView {
-  id: string;
-  name: string;
-  address: string;
-  role: 'leader' | 'voter' | 'learner';
-  voter: boolean;
-  /** Leader's view of the peer's replicated log (0 when unknown). */
-  matchIndex: number;
-  /** The peer's applied index as it last reported by gossip (-1 when not heard yet). */
-  appliedIndex: number;
-  /** Membership status of the peer's agent. */
-  status: string;
 }
 
 /** How long a write waits for a leader to exist before failing (elections take ~1 s). */
@@ -214,10 +200,10 @@ export class ControlPlane {
     }
   }
 
-  peers(): PeerView[] {
+  peers(): RaftPeerView[] {
     const st = this.init.raft.status();
     const byId = new Map(this.init.membership.members().map((m) => [m.id, m]));
-    const view = (id: string, voter: boolean): PeerView => {
+    const view = (id: string, voter: boolean): RaftPeerView => {
       const m = byId.get(id);
       return {
         id,

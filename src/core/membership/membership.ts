@@ -117,7 +117,7 @@ export class Membership {
         selfId: this.selfId,
         member: (id) => this.table.get(id),
         members: () => this.table.values(),
-        addressOf: (id) => this.table.get(id)?.address ?? '',
+        addressOf: (id) => this.table.addressOf(id),
         send: (to, address, msg) => this.outbox.send(to, address, msg),
         nextSeq: () => this.nextSeq(),
         probeFailed: (target, nowMs) => this.rules.probeFailed(target, nowMs),
@@ -316,13 +316,11 @@ export class Membership {
   }
 
   private selfMember(): Member {
-    const me = this.table.get(this.selfId);
-    if (me === undefined) throw new Error('membership: self missing from the member table');
-    return me;
+    return this.table.expect(this.selfId);
   }
 
   private addressOf(id: NodeId): string {
-    return this.table.get(id)?.address ?? '';
+    return this.table.addressOf(id);
   }
 
   private nextSeq(): number {

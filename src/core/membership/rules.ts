@@ -199,13 +199,11 @@ export class Rules {
   }
 
   private selfMember(): Member {
-    const me = this.table.get(this.selfId);
-    if (me === undefined) throw new Error('membership: self missing from the member table');
-    return me;
+    return this.table.expect(this.selfId);
   }
 
   private addressOf(id: NodeId): string {
-    return this.table.get(id)?.address ?? '';
+    return this.table.addressOf(id);
   }
 }
 

@@ -54,6 +54,18 @@ export class MemberTable {
     private readonly onEvent: (event: MemberEvent) => void,
   ) {}
 
+  /** The member's dial address, '' when unknown. */
+  addressOf(id: NodeId): string {
+    return this.byId.get(id)?.address ?? '';
+  }
+
+  /** A member that must be present (this node itself); a missing one is a broken invariant. */
+  expect(id: NodeId): Member {
+    const m = this.byId.get(id);
+    if (m === undefined) throw new Error(`membership: ${id} missing from the member table`);
+    return m;
+  }
+
   get(id: NodeId): Member | undefined {
     return this.byId.get(id);
   }

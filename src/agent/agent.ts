@@ -23,6 +23,7 @@ import { ReplicaFanout } from '../raft/replica.js';
 import { RaftService } from '../raft/service.js';
 import { RaftStorage } from '../raft/storage.js';
 import { Store } from '../store/store.js';
+import { GossipBus } from '../wire/gossip-bus.js';
 import type { AgentConfig } from './agent-config.js';
 import { createHost, formatAddress, type Host, hostPortToMultiaddr, parseAddress } from './host.js';
 import { loadIdentity } from './identity.js';
@@ -55,6 +56,7 @@ export class Agent implements AgentApi {
     private readonly raftClient: RaftClient,
     private readonly replicas: ReplicaFanout,
     private readonly applied: AppliedGossip,
+    private readonly bus: GossipBus,
   ) {}
 
   /** `onMembershipStarted` runs as soon as gossip membership is up (the join starts there). */
@@ -77,8 +79,10 @@ export class Agent implements AgentApi {
       // With port 0 the kernel picked the port: advertise the one we actually got.
       const advertise = { ...config.advertise };
       if (advertise.port === 0) advertise.port = boundPort(host) ?? 0;
+      const bus = new GossipBus(host, log.child({ module: 'gossip' }));
       const membership = new MembershipService({
         host,
+        bus,
         self: {
           id: identity.id,
           name: config.nodeName,
@@ -105,7 +109,7 @@ export class Agent implements AgentApi {
         snapshotEveryEntries: 10_000,
         proposeTimeoutMs: 5_000,
       });
-      const applied = new AppliedGossip(host, identity.id, raft);
+      const applied = new AppliedGossip(bus, identity.id, raft);
       let controlPlane: ControlPlane | undefined;
       const raftClient = new RaftClient(
         host,
@@ -140,7 +144,7 @@ export class Agent implements AgentApi {
         replicasCache = { value, atMs: now };
         return value;
       };
-      const replicas = new ReplicaFanout(host, raft, raftClient, addressOf, raftLog, hasReplicas);
+      const replicas = new ReplicaFanout(bus, raft, raftClient, addressOf, raftLog, hasReplicas);
       const agent = new Agent(
         config,
         log.child({ module: 'agent' }),
@@ -152,8 +156,10 @@ export class Agent implements AgentApi {
         raftClient,
         replicas,
         applied,
+        bus,
       );
       membership.onMember((ev) => agent.logMemberEvent(ev.member, ev.previous));
+      bus.start();
       await membership.start();
       onMembershipStarted?.(agent);
       await raftClient.start();
@@ -207,7 +213,12 @@ export class Agent implements AgentApi {
       dataDir: this.config.dataDir,
       localHealth: this.membership.localHealth(),
       members: counts,
-      stats: { ...this.membership.stats() },
+      stats: {
+        ...this.membership.stats(),
+        gossipMessages: this.bus.counters.received,
+        gossipDropped: this.bus.counters.malformed,
+        publishFailed: this.bus.counters.publishFailed,
+      },
       memory: { ...process.memoryUsage() },
       connections: this.host.getConnections().length,
       startedAt: this.startedAt,
@@ -265,6 +276,7 @@ export class Agent implements AgentApi {
     await this.raftClient.stop().catch(() => undefined);
     await this.raft.stop().catch(() => undefined);
     await this.membership.stop().catch(() => undefined);
+    this.bus.stop();
     await Promise.resolve(this.host.stop()).catch(() => undefined);
     await this.store.close().catch(() => undefined);
     if (this.config.dataDirIsTemporary) await rm(this.config.dataDir, { recursive: true, force: true });

@@ -3,7 +3,6 @@
 // asks for (send, publish, events). Also keeps connections to a bounded random subset of members
 // so the gossip topic's mesh spans the cluster instead of a star around the seed.
 import { randomInt } from 'node:crypto';
-import type { Message as GossipMessage } from '@libp2p/gossipsub';
 import { peerIdFromString } from '@libp2p/peer-id';
 import type { Multiaddr } from '@multiformats/multiaddr';
 import type { Logger } from 'pino';
@@ -15,10 +14,10 @@ import { Membership, type MembershipStats } from '../core/membership/membership.
 import type { Member, MemberEvent, MemberInfo, Output } from '../core/membership/types.js';
 import { parseMessage, parseUpdates } from '../core/membership/validate.js';
 import { SeededRng, shuffle } from '../core/rand.js';
-import { DecodeError, decode, encode } from '../wire/codec.js';
+import { DecodeError, decode } from '../wire/codec.js';
+import type { GossipBus } from '../wire/gossip-bus.js';
 import { StreamTransport } from '../wire/stream-transport.js';
 
-export const MEMBERSHIP_TOPIC = 'mesh/membership/1';
 export const MEMBERSHIP_PROTOCOL = '/mesh/membership/1.0.0';
 
 export interface MembershipServiceInit {
@@ -27,6 +26,8 @@ export interface MembershipServiceInit {
   incarnation: number;
   config: MembershipConfig;
   log: Logger;
+  /** The cluster's gossip topic; membership updates are its 'membership' messages. */
+  bus: GossipBus;
   /** Connections to keep to random live members (besides those probing opens). */
   peersTarget: number;
   /** How long a join waits for the seed's push-pull reply. */
@@ -48,7 +49,7 @@ export class MembershipService {
   private readonly joinWaiters = new Map<string, Array<() => void>>();
   private readonly rng: SeededRng;
   private stopped = false;
-  readonly counters = { gossipReceived: 0, gossipMalformed: 0, messagesMalformed: 0, publishFailed: 0 };
+  readonly counters = { gossipReceived: 0, gossipMalformed: 0, messagesMalformed: 0 };
   private warnBudget = { windowStartMs: 0, used: 0, suppressed: 0 };
 
   constructor(private readonly init: MembershipServiceInit) {
@@ -71,9 +72,7 @@ export class MembershipService {
 
   async start(): Promise<void> {
     await this.transport.start();
-    const pubsub = this.init.host.services.pubsub;
-    pubsub.addEventListener('message', (evt) => this.onGossip(evt.detail));
-    pubsub.subscribe(MEMBERSHIP_TOPIC);
+    this.init.bus.on('membership', (from, payload) => this.onGossip(from, payload));
     this.pump();
     this.peerTimer = setInterval(() => this.maintainPeers(), 2_000);
   }
@@ -82,7 +81,6 @@ export class MembershipService {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     if (this.peerTimer) clearInterval(this.peerTimer);
-    this.init.host.services.pubsub.unsubscribe(MEMBERSHIP_TOPIC);
     await this.transport.stop();
   }
 
@@ -176,13 +174,11 @@ export class MembershipService {
     this.pump();
   }
 
-  private onGossip(message: GossipMessage): void {
-    if (this.stopped || message.topic !== MEMBERSHIP_TOPIC) return;
+  private onGossip(from: string, payload: unknown): void {
+    if (this.stopped) return;
     this.counters.gossipReceived++;
-    // Unsigned topic: the publisher is not known (updates name their originator themselves).
-    const from = message.type === 'signed' ? message.from.toString() : '';
-    const value = decode(message.data);
-    const updates = value instanceof DecodeError ? `msgpack: ${value.message}` : parseUpdates(value);
+    // Unsigned gossip: the publisher is not known (updates name their originator themselves).
+    const updates = parseUpdates(payload);
     if (typeof updates === 'string') {
       this.counters.gossipMalformed++;
       this.warnMalformed(from, updates);
@@ -207,13 +203,7 @@ export class MembershipService {
 
   private apply(out: Output): void {
     for (const m of out.messages) this.transport.send(m.to, m.address, m.msg);
-    const pubsub = this.init.host.services.pubsub;
-    for (const batch of out.publish) {
-      pubsub.publish(MEMBERSHIP_TOPIC, encode(batch)).catch((err: Error) => {
-        this.counters.publishFailed++;
-        this.log.debug({ err: err.message }, 'gossip publish failed');
-      });
-    }
+    for (const batch of out.publish) this.init.bus.publish('membership', batch);
     for (const ev of out.events) {
       if (
         ev.member.id !== this.init.self.id &&
@@ -230,7 +220,10 @@ export class MembershipService {
   private maintainPeers(): void {
     if (this.stopped) return;
     const host = this.init.host;
-    const connected = new Set(host.getConnections().map((c) => c.remotePeer.toString()));
+    const connections = host.getConnections();
+    // Cheap check first: with enough connections there is nothing to do (most of the time).
+    if (connections.length >= this.init.peersTarget) return;
+    const connected = new Set(connections.map((c) => c.remotePeer.toString()));
     const live = this.core.members().filter((m) => m.id !== this.init.self.id && m.status === 'alive');
     const have = live.filter((m) => connected.has(m.id)).length;
     const deficit = Math.min(this.init.peersTarget - have, 4);

@@ -1,13 +1,10 @@
-// Every agent's applied Raft index, spread by gossip: each agent publishes {id, applied, term}
+// Every agent's applied Raft index, spread by gossip ('raft-applied' messages on the gossip bus): each agent publishes {id, applied, term}
 // when its applied index changed (at most once a second) and at least every 10 s, and keeps the
 // latest it heard from everyone. `mesh raft peers` and GET /v1/raft/applied show it, so an
 // operator (or a benchmark) can see how far behind any agent, replica or voter, is.
-import type { Message as GossipMessage } from '@libp2p/gossipsub';
-import type { Host } from '../agent/host.js';
-import { DecodeError, decode, encode } from '../wire/codec.js';
+import type { GossipBus } from '../wire/gossip-bus.js';
 import type { RaftService } from './service.js';
 
-export const APPLIED_TOPIC = 'mesh/raft-applied/1';
 const PUBLISH_MIN_INTERVAL_MS = 1_000;
 const PUBLISH_MAX_INTERVAL_MS = 10_000;
 /** Entries kept; one per agent, so this bounds the cluster size tracked. */
@@ -29,21 +26,18 @@ export class AppliedGossip {
   private seq = 0;
 
   constructor(
-    private readonly host: Host,
+    private readonly bus: GossipBus,
     private readonly selfId: string,
     private readonly raft: RaftService,
   ) {}
 
   start(): void {
-    const pubsub = this.host.services.pubsub;
-    pubsub.addEventListener('message', (evt) => this.onGossip(evt.detail));
-    pubsub.subscribe(APPLIED_TOPIC);
+    this.bus.on('raft-applied', (_from, payload) => this.onGossip(payload));
     this.timer = setInterval(() => this.maybePublish(), PUBLISH_MIN_INTERVAL_MS);
   }
 
   stop(): void {
     if (this.timer) clearInterval(this.timer);
-    this.host.services.pubsub.unsubscribe(APPLIED_TOPIC);
   }
 
   /** Latest report of every agent, this one included (its own value is live). */
@@ -74,13 +68,11 @@ export class AppliedGossip {
     this.lastPublishedAtMs = now;
     // seq keeps each report unique: gossip message ids are content hashes.
     const msg = { id: this.selfId, applied, term: this.raft.status().term, seq: ++this.seq };
-    this.host.services.pubsub.publish(APPLIED_TOPIC, encode(msg)).catch(() => undefined);
+    this.bus.publish('raft-applied', msg);
   }
 
-  private onGossip(message: GossipMessage): void {
-    if (message.topic !== APPLIED_TOPIC) return;
-    const v = decode(message.data);
-    if (v instanceof DecodeError || typeof v !== 'object' || v === null) return;
+  private onGossip(v: unknown): void {
+    if (typeof v !== 'object' || v === null) return;
     const o = v as Record<string, unknown>;
     if (typeof o.id !== 'string' || o.id.length === 0 || o.id.length > 128 || o.id === this.selfId) return;
     if (!isIndex(o.applied) || !isIndex(o.term)) return;

@@ -5,16 +5,12 @@
 // its own Raft core as an append from the leader, so replicas persist and apply exactly like
 // members do (same log, same state machine path). A replica that sees a gap fetches the missing
 // range, or the snapshot, from the leader.
-import type { Message as GossipMessage } from '@libp2p/gossipsub';
 import type { Logger } from 'pino';
-import type { Host } from '../agent/host.js';
 import type { Entry, Message } from '../core/raft/types.js';
-import { DecodeError, decode, encode } from '../wire/codec.js';
+import type { GossipBus } from '../wire/gossip-bus.js';
 import type { RaftClient } from './client.js';
 import type { RaftService } from './service.js';
 import { parseRaftMessage } from './validate.js';
-
-export const COMMITS_TOPIC = 'mesh/raft-commits/1';
 
 /** Entries per published batch, and bytes (gossipsub messages are capped at 1 MiB). */
 const BATCH_ENTRIES_MAX = 512;
@@ -48,7 +44,7 @@ export class ReplicaFanout {
   readonly counters = { batchesPublished: 0, batchesReceived: 0, batchesMalformed: 0, fetches: 0 };
 
   constructor(
-    private readonly host: Host,
+    private readonly bus: GossipBus,
     private readonly raft: RaftService,
     private readonly client: RaftClient,
     private readonly addressOf: (id: string) => string,
@@ -58,9 +54,7 @@ export class ReplicaFanout {
   ) {}
 
   start(): void {
-    const pubsub = this.host.services.pubsub;
-    pubsub.addEventListener('message', (evt) => this.onGossip(evt.detail));
-    pubsub.subscribe(COMMITS_TOPIC);
+    this.bus.on('raft-commits', (_from, payload) => this.onGossip(payload));
     this.raft.onCommitted((entries, prevTerm) => {
       if (!this.raft.isLeader || !this.hasReplicas()) return;
       if (this.pending.length === 0) this.pendingPrevTerm = prevTerm;
@@ -93,7 +87,6 @@ export class ReplicaFanout {
     this.stopped = true;
     if (this.flushTimer) clearTimeout(this.flushTimer);
     if (this.heartbeat) clearInterval(this.heartbeat);
-    this.host.services.pubsub.unsubscribe(COMMITS_TOPIC);
   }
 
   private publish(entries: Entry[], prevTerm: number): void {
@@ -128,15 +121,12 @@ export class ReplicaFanout {
   private send(b: Batch): void {
     b.seq = ++this.seq;
     this.counters.batchesPublished++;
-    this.host.services.pubsub.publish(COMMITS_TOPIC, encode(b)).catch((err: Error) => {
-      this.log.debug({ err: err.message }, 'commit batch publish failed');
-    });
+    this.bus.publish('raft-commits', b);
   }
 
-  private onGossip(message: GossipMessage): void {
-    if (this.stopped || message.topic !== COMMITS_TOPIC || !this.raft.started) return;
-    const v = decode(message.data);
-    const b = v instanceof DecodeError ? undefined : parseBatch(v);
+  private onGossip(payload: unknown): void {
+    if (this.stopped || !this.raft.started) return;
+    const b = parseBatch(payload);
     if (!b) {
       this.counters.batchesMalformed++;
       this.log.warn('malformed commit batch dropped');

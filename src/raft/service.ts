@@ -118,9 +118,12 @@ export class RaftService {
         ...(loaded.snapshot ? { snapshotData: loaded.snapshot.data } : {}),
       },
     });
+    this.updateReplicaMode();
     await this.transport.start();
     this.tickTimer = setInterval(() => {
-      this.node?.tick();
+      // A replica (neither voter nor learner) has no election or heartbeat to time: skip it.
+      if (!this.node || this.replicaMode) return;
+      this.node.tick();
       this.kick();
     }, this.init.tickMs);
     this.kick();
@@ -193,6 +196,11 @@ export class RaftService {
     if (!this.node || this.stopped) return;
     this.node.step(msg);
     this.kick();
+  }
+
+  private updateReplicaMode(): void {
+    const conf = this.core.status().conf;
+    this.replicaMode = !conf.voters.includes(this.init.id) && !conf.learners.includes(this.init.id);
   }
 
   /** Is this agent a voter or learner (as opposed to a replica)? */
@@ -316,8 +324,7 @@ export class RaftService {
     // Bounded: each round hands out what accumulated; new input sets `again` for another round.
     for (let round = 0; round < 64 && this.node?.hasReady() && !this.stopped; round++) {
       const rd = this.core.ready();
-      const conf = this.core.status().conf;
-      this.replicaMode = !conf.voters.includes(this.init.id) && !conf.learners.includes(this.init.id);
+      this.updateReplicaMode();
       // Raft thesis §10.2.1: a leader's appends and heartbeats may go out while it writes its own
       // log; only acknowledgements (votes, append responses) must wait until what they promise is
       // durable. Committed entries are applied only after this Ready's write, since Readys are

@@ -142,22 +142,33 @@ describe('raft control plane with real agents', { timeout: 240_000 }, () => {
 
   it('kill -9 of a follower voter: it is replaced by another agent', async () => {
     const running = cluster.running();
-    const st = await status(running[0]!);
-    const v = await voters(running[0]!);
-    const victimPeer = v.find((p) => p.name !== st.leaderName)!;
-    const victim = cluster.agents.find((a) => a.name === victimPeer.name)!;
-    cluster.kill(victim, 'SIGKILL');
-    await victim.exited;
+    // A running voter that is not the leader, from a view that knows the leader.
+    let victim: AgentProc | undefined;
+    await waitFor(
+      async () => {
+        const st = await status(running[0]!).catch(() => undefined);
+        if (!st?.leaderName) return false;
+        const v = await voters(running[0]!).catch(() => []);
+        victim = running.find((a) => a.name !== st.leaderName && v.some((p) => p.name === a.name));
+        return victim !== undefined;
+      },
+      20_000,
+      200,
+    );
+    assert.ok(victim, 'a follower voter to kill');
+    const killed: AgentProc = victim;
+    cluster.kill(killed, 'SIGKILL');
+    await killed.exited;
     const rest = cluster.running();
     const replaced = await waitFor(
       async () => {
         const now = await voters(rest[0]!).catch(() => []);
-        return now.length === 3 && !now.some((p) => p.name === victim.name);
+        return now.length === 3 && !now.some((p) => p.name === killed.name);
       },
       30_000,
       250,
     );
-    assert.ok(replaced, `${victim.name} is replaced as a voter`);
+    assert.ok(replaced, `${killed.name} is replaced as a voter`);
     assert.ok(await put(rest[0]!, 't/after-voter-kill', 'x'));
     acknowledged.set('t/after-voter-kill', 'x');
   });

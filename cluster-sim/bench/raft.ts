@@ -285,7 +285,12 @@ async function main(): Promise<void> {
   await sequentialAndThroughput(f);
   await failover(f);
   await propagation(f);
-  const e = runEtcd();
+  let e: Record<string, number> | undefined;
+  try {
+    e = runEtcd();
+  } catch (err) {
+    console.log(`etcd run failed: ${(err as Error).message.slice(0, 200)}`);
+  }
   const fmt = (v: number | undefined, unit: string): string =>
     v === undefined || Number.isNaN(v) ? '—' : `${unit === 'ops' ? v.toFixed(0) : v.toFixed(2)} ${unit}`;
   const rows: Array<[string, number | undefined, number | undefined, string]> = [

@@ -5,8 +5,7 @@
 import type { GossipBus } from '../wire/gossip-bus.js';
 import type { RaftService } from './service.js';
 
-const PUBLISH_MIN_INTERVAL_MS = 1_000;
-const PUBLISH_MAX_INTERVAL_MS = 10_000;
+const PUBLISH_MIN_INTERVAL_MS = 5_000;
 /** Entries kept; one per agent, so this bounds the cluster size tracked. */
 const AGENTS_MAX = 10_000;
 
@@ -22,7 +21,6 @@ export class AppliedGossip {
   private readonly reports = new Map<string, { applied: number; term: number; atMs: number }>();
   private timer: NodeJS.Timeout | undefined;
   private lastPublished = -1;
-  private lastPublishedAtMs = 0;
   private seq = 0;
 
   constructor(
@@ -33,11 +31,18 @@ export class AppliedGossip {
 
   start(): void {
     this.bus.on('raft-applied', (_from, payload) => this.onGossip(payload));
-    this.timer = setInterval(() => this.maybePublish(), PUBLISH_MIN_INTERVAL_MS);
+    // Jittered start, so agents started together do not publish together.
+    const jitterMs = Math.floor(Math.random() * PUBLISH_MIN_INTERVAL_MS);
+    const first = setTimeout(() => {
+      this.maybePublish();
+      this.timer = setInterval(() => this.maybePublish(), PUBLISH_MIN_INTERVAL_MS);
+    }, jitterMs);
+    this.timer = first;
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
+    // clearTimeout and clearInterval clear either kind of Node timer.
+    if (this.timer) clearTimeout(this.timer);
   }
 
   /** Latest report of every agent, this one included (its own value is live). */
@@ -62,10 +67,8 @@ export class AppliedGossip {
   private maybePublish(): void {
     if (!this.raft.started) return;
     const applied = this.raft.state.appliedIndex;
-    const now = performance.now();
-    if (applied === this.lastPublished && now - this.lastPublishedAtMs < PUBLISH_MAX_INTERVAL_MS) return;
+    if (applied === this.lastPublished) return;
     this.lastPublished = applied;
-    this.lastPublishedAtMs = now;
     // seq keeps each report unique: gossip message ids are content hashes.
     const msg = { id: this.selfId, applied, term: this.raft.status().term, seq: ++this.seq };
     this.bus.publish('raft-applied', msg);

@@ -12,7 +12,6 @@ import type {
   ConfState,
   Entry,
   Message,
-  ProposeError,
   RaftStatus,
   Snapshot,
 } from '../core/raft/types.js';
@@ -20,6 +19,7 @@ import { SeededRng } from '../core/rand.js';
 import { type ApplyResult, StateMachine } from '../core/state/state-machine.js';
 import { DecodeError, decode, encode } from '../wire/codec.js';
 import { StreamTransport } from '../wire/stream-transport.js';
+import { proposeError } from './errors.js';
 import type { RaftStorage } from './storage.js';
 import { parseRaftMessage } from './validate.js';
 
@@ -436,22 +436,4 @@ function decodeSnapshot(s: Snapshot): unknown {
   if (v instanceof DecodeError)
     throw new Error(`corrupt raft snapshot at index ${s.meta.index}: ${v.message}`);
   return v;
-}
-
-export function proposeError(e: ProposeError): MeshError {
-  switch (e.code) {
-    case 'not-leader':
-      return new MeshError(
-        'unavailable',
-        e.leader ? `not the leader (leader is ${e.leader})` : 'no raft leader at the moment; retry',
-      );
-    case 'transferring':
-      return new MeshError('unavailable', 'leadership is being transferred; retry');
-    case 'overloaded':
-      return new MeshError('unavailable', 'too many uncommitted writes; retry');
-    case 'conf-change-pending':
-      return new MeshError('unavailable', 'another membership change is in progress; retry');
-    case 'invalid':
-      return new MeshError('bad_request', e.message);
-  }
 }

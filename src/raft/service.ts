@@ -7,14 +7,7 @@ import type { Logger } from 'pino';
 import type { Host } from '../agent/host.js';
 import { MeshError } from '../api/types.js';
 import { DEFAULT_RAFT_CONFIG, RaftNode } from '../core/raft/raft.js';
-import type {
-  ConfChange,
-  ConfState,
-  Entry,
-  Message,
-  RaftStatus,
-  Snapshot,
-} from '../core/raft/types.js';
+import type { ConfChange, ConfState, Entry, Message, RaftStatus, Snapshot } from '../core/raft/types.js';
 import { SeededRng } from '../core/rand.js';
 import { type ApplyResult, StateMachine } from '../core/state/state-machine.js';
 import { DecodeError, decode, encode } from '../wire/codec.js';

@@ -1,39 +1,13 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { formatEntry, parseEntryFile } from '../../../src/cli/config.js';
 import { main } from '../../../src/cli/main.js';
 import { formatPeers, formatRaftStatus } from '../../../src/cli/raft.js';
+import { captureIo, mesh } from '../../helpers/cli.js';
 import { FakeStateServer, fakePeers } from '../../helpers/fake-state-server.js';
-
-const meshBin = fileURLToPath(new URL('../../../bin/mesh.js', import.meta.url));
-
-function mesh(args: string[], stdin = ''): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = execFile(
-      process.execPath,
-      [meshBin, ...args],
-      { timeout: 20_000, env: { ...process.env, MESH_HTTP_ADDR: '' } },
-      (err, stdout, stderr) => {
-        const code = err ? Number((err as { code?: unknown }).code ?? 1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-    child.stdin?.end(stdin);
-  });
-}
-
-function captureIo() {
-  const io = { stdout: [] as string[], stderr: [] as string[] };
-  return {
-    io,
-    sink: { out: (t: string) => io.stdout.push(t), err: (t: string) => io.stderr.push(t) },
-  };
-}
 
 describe('mesh kv, config, raft (process, against a fake agent)', () => {
   const fake = new FakeStateServer();

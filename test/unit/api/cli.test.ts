@@ -1,39 +1,14 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { type HttpServer, startHttpServer } from '../../../src/api/http-server.js';
 import { formatInfo } from '../../../src/cli/info.js';
 import { main } from '../../../src/cli/main.js';
 import { formatMembers } from '../../../src/cli/members.js';
 import { formatKeyValues, formatTable } from '../../../src/cli/table.js';
+import { captureIo, mesh } from '../../helpers/cli.js';
 import { FakeAgent, member } from '../../helpers/fake-agent.js';
 import { closedPort } from '../../helpers/net.js';
-
-const meshBin = fileURLToPath(new URL('../../../bin/mesh.js', import.meta.url));
-
-function mesh(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [meshBin, ...args],
-      { timeout: 20_000, env: { ...process.env, MESH_HTTP_ADDR: '' } },
-      (err, stdout, stderr) => {
-        const code = err ? Number((err as { code?: unknown }).code ?? 1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
-
-function captureIo() {
-  const io = { stdout: [] as string[], stderr: [] as string[] };
-  return {
-    io,
-    sink: { out: (t: string) => io.stdout.push(t), err: (t: string) => io.stderr.push(t) },
-  };
-}
 
 describe('mesh (process)', () => {
   it('prints a one-line error and exits 1 when no agent answers', async () => {

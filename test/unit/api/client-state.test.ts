@@ -1,18 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { ApiClient, encodeKeyPath, queryString } from '../../../src/api/client.js';
-import { MeshError } from '../../../src/api/types.js';
+import { isMeshError } from '../../helpers/cli.js';
 import { FakeStateServer, fakePeers } from '../../helpers/fake-state-server.js';
-
-function isMeshError(code: string, message?: RegExp | string) {
-  return (err: unknown): boolean => {
-    assert.ok(err instanceof MeshError, String(err));
-    assert.equal(err.code, code);
-    if (typeof message === 'string') assert.equal(err.message, message);
-    else if (message) assert.match(err.message, message);
-    return true;
-  };
-}
 
 describe('ApiClient: key-value store', () => {
   const fake = new FakeStateServer();

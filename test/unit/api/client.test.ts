@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { ApiClient, normalizeBaseUrl } from '../../../src/api/client.js';
 import { type HttpServer, startHttpServer } from '../../../src/api/http-server.js';
-import { MeshError } from '../../../src/api/types.js';
+import { isMeshError } from '../../helpers/cli.js';
 import { FakeAgent } from '../../helpers/fake-agent.js';
 import { closedPort } from '../../helpers/net.js';
 
@@ -15,16 +15,6 @@ async function listen(
   const server = createServer(handler);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return { server, addr: `127.0.0.1:${(server.address() as AddressInfo).port}` };
-}
-
-function isMeshError(code: string, message?: RegExp | string) {
-  return (err: unknown): boolean => {
-    assert.ok(err instanceof MeshError, String(err));
-    assert.equal(err.code, code);
-    if (typeof message === 'string') assert.equal(err.message, message);
-    else if (message) assert.match(err.message, message);
-    return true;
-  };
 }
 
 describe('ApiClient against the server', () => {

@@ -6,7 +6,8 @@
 // failed for longer than deadVoterMs or that left.
 import type { Logger } from 'pino';
 import { MeshError, type RaftPeerView } from '../api/types.js';
-import type { Member } from '../core/membership/types.js';
+import { FailedSince, nextConfChange } from '../core/raft/autopilot.js';
+import { FETCH_BYTES_MAX, FETCH_ENTRIES_MAX } from '../core/raft/fanout.js';
 import type { ConfChange, ConfState, RaftStatus } from '../core/raft/types.js';
 import type { ApplyResult } from '../core/state/state-machine.js';
 import type { MembershipService } from '../membership/service.js';
@@ -47,7 +48,7 @@ export class ControlPlane {
   private readonly watchers = new Set<Watcher>();
   private autopilotTimer: NodeJS.Timeout | undefined;
   private bootstrapTimer: NodeJS.Timeout | undefined;
-  private readonly failedSince = new Map<string, number>();
+  private readonly failedSince = new FailedSince();
   private confChangeInFlight = false;
   private stopped = false;
 
@@ -170,7 +171,12 @@ export class ControlPlane {
         return true;
       case 'fetch': {
         const st = this.init.raft.status();
-        const r = await this.init.storage.readCommitted(req.from, st.commit, 1024, 4 * 1024 * 1024);
+        const r = await this.init.storage.readCommitted(
+          req.from,
+          st.commit,
+          FETCH_ENTRIES_MAX,
+          FETCH_BYTES_MAX,
+        );
         if (r) return { term: st.term, prevTerm: r.prevTerm, entries: r.entries, commit: st.commit };
         return { term: st.term, snapshot: await this.init.storage.readSnapshot() };
       }
@@ -287,14 +293,12 @@ export class ControlPlane {
     const st = this.init.raft.status();
     const members = new Map(this.init.membership.members().map((m) => [m.id, m]));
     const now = Date.now();
-    const inConf = [...st.conf.voters, ...st.conf.learners];
-    for (const id of inConf) {
-      const s = members.get(id)?.status;
-      if (s === 'failed' || s === 'left' || s === undefined) {
-        if (!this.failedSince.has(id)) this.failedSince.set(id, now);
-      } else this.failedSince.delete(id);
-    }
-    const change = this.nextChange(st, members, now);
+    this.failedSince.observe(st, members, now);
+    const change = nextConfChange(st, members, this.failedSince, now, {
+      self: this.init.selfId,
+      voters: this.init.voters,
+      deadVoterMs: this.init.deadVoterMs,
+    });
     if (!change) return;
     this.confChangeInFlight = true;
     try {
@@ -308,38 +312,6 @@ export class ControlPlane {
     } finally {
       this.confChangeInFlight = false;
     }
-  }
-
-  private nextChange(st: RaftStatus, members: Map<string, Member>, now: number): ConfChange | undefined {
-    const self = this.init.selfId;
-    // 1. Remove members that left, or failed for longer than the threshold (never ourselves).
-    for (const id of [...st.conf.learners, ...st.conf.voters]) {
-      if (id === self) continue;
-      const status = members.get(id)?.status;
-      const since = this.failedSince.get(id);
-      if (status === 'left' || (since !== undefined && now - since >= this.init.deadVoterMs)) {
-        if (st.conf.voters.length > 1 || !st.conf.voters.includes(id)) return { op: 'remove', node: id };
-      }
-    }
-    // 2. Promote a caught-up learner while below target.
-    if (st.conf.voters.length < this.init.voters) {
-      for (const id of st.conf.learners) {
-        const p = st.progress[id];
-        if (p && p.match >= st.commit && members.get(id)?.status === 'alive')
-          return { op: 'promote', node: id };
-      }
-    }
-    // 3. Add a learner while voters + learners are below target, preferring a new zone.
-    if (st.conf.voters.length + st.conf.learners.length < this.init.voters) {
-      const inConf = new Set([...st.conf.voters, ...st.conf.learners]);
-      const zones = new Set([...inConf].map((id) => members.get(id)?.zone ?? ''));
-      const candidates = [...members.values()]
-        .filter((m) => m.status === 'alive' && !inConf.has(m.id))
-        .sort((a, b) => Number(zones.has(a.zone)) - Number(zones.has(b.zone)) || a.id.localeCompare(b.id));
-      const pick = candidates[0];
-      if (pick) return { op: 'add-learner', node: pick.id };
-    }
-    return undefined;
   }
 }
 

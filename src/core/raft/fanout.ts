@@ -1,0 +1,139 @@
+// Replica fan-out, the pure part. Agents that are neither voters nor learners are replicas: the
+// leader does not replicate to them one by one (its work per commit grows with the voter count,
+// not the cluster size). It publishes each committed batch on the gossip topic; a replica feeds a
+// batch into its own Raft core as an append from the leader, and fetches what it missed. The shell
+// (src/raft/replica.ts) and the simulator (cluster-sim) both decide with these functions.
+import type { Entry, Message, NodeId, Snapshot } from './types.js';
+
+/** Entries per published batch, and bytes (gossipsub messages are capped at 1 MiB). */
+export const BATCH_ENTRIES_MAX = 512;
+export const BATCH_BYTES_MAX = 512 * 1024;
+/** Entries and bytes a fetch answer carries at most; beyond it the replica asks again. */
+export const FETCH_ENTRIES_MAX = 1024;
+export const FETCH_BYTES_MAX = 4 * 1024 * 1024;
+
+export interface CommitBatch {
+  /** Per-publisher sequence number. Gossip message ids are content hashes, so without it the
+   * identical heartbeats of a quiet cluster would be dropped as duplicates for minutes. */
+  seq: number;
+  leader: NodeId;
+  term: number;
+  prevIndex: number;
+  prevTerm: number;
+  commit: number;
+  entries: Entry[];
+}
+
+/** Split newly committed entries (the entry before them has term `prevTerm`) into batches that fit. */
+export function planBatches(
+  entries: readonly Entry[],
+  prevTerm: number,
+  leader: NodeId,
+  term: number,
+): Omit<CommitBatch, 'seq'>[] {
+  const out: Omit<CommitBatch, 'seq'>[] = [];
+  let start = 0;
+  let prev = prevTerm;
+  while (start < entries.length) {
+    let end = start;
+    let bytes = 0;
+    while (end < entries.length && end - start < BATCH_ENTRIES_MAX) {
+      bytes += (entries[end] as Entry).data.length + 64;
+      if (end > start && bytes > BATCH_BYTES_MAX) break;
+      end++;
+    }
+    const batch = entries.slice(start, end);
+    const first = batch[0] as Entry;
+    const last = batch[batch.length - 1] as Entry;
+    out.push({
+      leader,
+      term,
+      prevIndex: first.index - 1,
+      prevTerm: prev,
+      commit: last.index,
+      entries: batch,
+    });
+    prev = last.term;
+    start = end;
+  }
+  return out;
+}
+
+/** The leader's periodic heartbeat batch: no entries, its commit index (replicas learn of gaps). */
+export function heartbeatBatch(leader: NodeId, term: number, commit: number): Omit<CommitBatch, 'seq'> {
+  return { leader, term, prevIndex: commit, prevTerm: 0, commit, entries: [] };
+}
+
+export interface ReplicaView {
+  id: NodeId;
+  /** This node's commit index. */
+  commit: number;
+  /** A voter or learner of the current configuration. */
+  isMember: boolean;
+  /** The leader this node follows, '' if none. */
+  leader: NodeId;
+}
+
+export type BatchAction =
+  | { do: 'ignore' }
+  /** Step this append into the Raft core (validate it first if it came off the wire). */
+  | { do: 'append'; msg: Message }
+  /** A gap: fetch from `peer` starting after our last index. */
+  | { do: 'fetch'; peer: NodeId };
+
+/** What a node does with a published batch. */
+export function onCommitBatch(b: CommitBatch, self: ReplicaView): BatchAction {
+  // A member that follows this leader gets every entry from it directly.
+  if (self.isMember && self.leader === b.leader) return { do: 'ignore' };
+  // Our committed prefix matches the leader's log; anything after it may be a stale tail (an
+  // ex-voter restarted after it was removed), which the append's conflict check truncates.
+  if (b.entries.length > 0 && b.prevIndex <= self.commit) {
+    return {
+      do: 'append',
+      msg: {
+        t: 'append',
+        term: b.term,
+        from: b.leader,
+        to: self.id,
+        prevIndex: b.prevIndex,
+        prevTerm: b.prevTerm,
+        entries: b.entries,
+        commit: b.commit,
+      },
+    };
+  }
+  if (b.commit > self.commit) return { do: 'fetch', peer: b.leader };
+  return { do: 'ignore' };
+}
+
+/** The answer to a fetch: committed entries after `from`, or the snapshot when they are compacted. */
+export type FetchReply =
+  | { term: number; prevTerm: number; entries: Entry[]; commit: number }
+  | { term: number; snapshot: Snapshot | undefined };
+
+/** A fetch answer as the message the replica steps (unvalidated: the shell validates wire data). */
+export function fetchReplyToMessage(res: FetchReply, peer: NodeId, self: NodeId, lastIndex: number): Message {
+  // Off the wire an absent snapshot may arrive as null.
+  const snapshot = 'snapshot' in res ? res.snapshot : undefined;
+  if (snapshot !== undefined && snapshot !== null) {
+    return { t: 'snapshot', term: res.term, from: peer, to: self, snapshot };
+  }
+  const r = res as Extract<FetchReply, { entries: Entry[] }>;
+  return {
+    t: 'append',
+    term: r.term,
+    from: peer,
+    to: self,
+    prevIndex: lastIndex,
+    prevTerm: r.prevTerm,
+    entries: r.entries,
+    commit: r.commit,
+  };
+}
+
+/** Whether another fetch round is needed after stepping `msg` (the answer was capped). */
+export function fetchWantsMore(msg: Message): boolean {
+  if (msg.t !== 'append') return false;
+  const last = msg.entries[msg.entries.length - 1];
+  return last !== undefined && last.index < msg.commit;
+}

@@ -1,0 +1,111 @@
+// The pure decisions shared by the agent and the simulator: autopilot's next membership change and
+// what a node does with a published commit batch.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { type AutopilotMember, FailedSince, nextConfChange } from '../../../src/core/raft/autopilot.js';
+import { onCommitBatch, planBatches } from '../../../src/core/raft/fanout.js';
+import type { Entry, RaftStatus } from '../../../src/core/raft/types.js';
+
+function status(voters: string[], learners: string[] = [], match: Record<string, number> = {}): RaftStatus {
+  const progress: RaftStatus['progress'] = {};
+  for (const id of [...voters, ...learners]) {
+    progress[id] = { match: match[id] ?? 10, next: 11, state: 'replicate', recentActive: true };
+  }
+  return {
+    id: 'a',
+    term: 2,
+    vote: 'a',
+    role: 'leader',
+    leader: 'a',
+    commit: 10,
+    applied: 10,
+    lastIndex: 10,
+    firstIndex: 1,
+    conf: { voters, learners },
+    progress,
+    transferee: '',
+  };
+}
+
+function members(...ms: Array<[string, AutopilotMember['status'], string?]>): Map<string, AutopilotMember> {
+  return new Map(ms.map(([id, s, zone]) => [id, { id, status: s, zone: zone ?? '' }]));
+}
+
+const policy = { self: 'a', voters: 3, deadVoterMs: 5_000 };
+
+describe('autopilot', () => {
+  it('adds a learner from a new zone first, then promotes it once caught up', () => {
+    const ms = members(['a', 'alive', 'z1'], ['b', 'alive', 'z1'], ['c', 'alive', 'z2']);
+    const fs = new FailedSince();
+    const st = status(['a']);
+    fs.observe(st, ms, 0);
+    assert.deepEqual(nextConfChange(st, ms, fs, 0, policy), { op: 'add-learner', node: 'c' });
+    const lagging = status(['a'], ['c'], { c: 3 });
+    assert.deepEqual(nextConfChange(lagging, ms, fs, 0, policy), { op: 'add-learner', node: 'b' });
+    const caughtUp = status(['a'], ['c'], { c: 10 });
+    assert.deepEqual(nextConfChange(caughtUp, ms, fs, 0, policy), { op: 'promote', node: 'c' });
+  });
+
+  it('removes a voter only after it has looked failed for deadVoterMs, and never itself', () => {
+    const ms = members(['a', 'failed'], ['b', 'alive'], ['c', 'failed']);
+    const fs = new FailedSince();
+    const st = status(['a', 'b', 'c']);
+    fs.observe(st, ms, 1_000);
+    assert.equal(nextConfChange(st, ms, fs, 1_000, policy), undefined);
+    fs.observe(st, ms, 6_000);
+    assert.deepEqual(nextConfChange(st, ms, fs, 6_000, policy), { op: 'remove', node: 'c' });
+    // Healthy again: the clock starts over.
+    const healed = members(['a', 'alive'], ['b', 'alive'], ['c', 'alive']);
+    fs.observe(st, healed, 7_000);
+    assert.equal(fs.get('c'), undefined);
+  });
+
+  it('removes a member that left at once', () => {
+    const ms = members(['a', 'alive'], ['b', 'alive'], ['c', 'left']);
+    const fs = new FailedSince();
+    const st = status(['a', 'b', 'c']);
+    fs.observe(st, ms, 0);
+    assert.deepEqual(nextConfChange(st, ms, fs, 0, policy), { op: 'remove', node: 'c' });
+  });
+});
+
+const entry = (index: number, term = 1, bytes = 10): Entry => ({
+  index,
+  term,
+  type: 'normal',
+  data: new Uint8Array(bytes),
+});
+
+describe('replica fan-out', () => {
+  it('splits large commits into chained batches', () => {
+    const entries = Array.from({ length: 1_200 }, (_, i) => entry(i + 5, i < 600 ? 1 : 2));
+    const batches = planBatches(entries, 1, 'a', 2);
+    assert.equal(batches.length, 3);
+    assert.equal(batches[0]?.prevIndex, 4);
+    for (let i = 1; i < batches.length; i++) {
+      const prev = batches[i - 1]!;
+      const last = prev.entries[prev.entries.length - 1]!;
+      assert.equal(batches[i]?.prevIndex, last.index);
+      assert.equal(batches[i]?.prevTerm, last.term);
+    }
+    assert.equal(batches.flatMap((b) => b.entries).length, 1_200);
+  });
+
+  it('appends a batch that continues its committed prefix, fetches on a gap, ignores its own leader', () => {
+    const b = {
+      seq: 1,
+      leader: 'a',
+      term: 2,
+      prevIndex: 10,
+      prevTerm: 2,
+      commit: 12,
+      entries: [entry(11), entry(12)],
+    };
+    const replica = { id: 'r', commit: 10, isMember: false, leader: '' };
+    assert.equal(onCommitBatch(b, replica).do, 'append');
+    assert.deepEqual(onCommitBatch(b, { ...replica, commit: 8 }), { do: 'fetch', peer: 'a' });
+    assert.deepEqual(onCommitBatch(b, { ...replica, isMember: true, leader: 'a' }), { do: 'ignore' });
+    const hb = { ...b, entries: [], prevIndex: 12 };
+    assert.deepEqual(onCommitBatch(hb, { ...replica, commit: 12 }), { do: 'ignore' });
+  });
+});

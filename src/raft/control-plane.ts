@@ -7,6 +7,7 @@
 import type { Logger } from 'pino';
 import { MeshError, type RaftPeerView } from '../api/types.js';
 import { FailedSince, nextConfChange } from '../core/raft/autopilot.js';
+import { bootstrapLog } from '../core/raft/bootstrap.js';
 import { FETCH_BYTES_MAX, FETCH_ENTRIES_MAX } from '../core/raft/fanout.js';
 import type { ConfChange, ConfState, RaftStatus } from '../core/raft/types.js';
 import type { ApplyResult } from '../core/state/state-machine.js';
@@ -100,9 +101,8 @@ export class ControlPlane {
       loaded.restore.hardState.term > 0;
     const empty: ConfState = { voters: [], learners: [] };
     if (!hasState && this.init.bootstrap) {
-      const conf = { voters: [this.init.selfId], learners: [] };
-      await this.init.storage.markBootstrapped(conf);
-      await this.init.raft.start(conf);
+      await this.writeBootstrap([this.init.selfId]);
+      await this.init.raft.start(empty);
       this.init.raft.campaign();
       this.init.log.info('bootstrapped a new raft cluster with this agent as the only voter');
     } else if (!hasState && this.init.bootstrapExpect > 0) {
@@ -280,10 +280,15 @@ export class ControlPlane {
     }, 200);
   }
 
+  /** The initial configuration goes into the log, so agents added later derive the same one. */
+  private async writeBootstrap(voters: string[]): Promise<void> {
+    await this.init.storage.markBootstrapped({ voters, learners: [] });
+    await this.init.storage.persist({ ...bootstrapLog(voters), messages: [], committed: [], readStates: [] });
+  }
+
   private async bootstrapWith(voters: string[]): Promise<void> {
-    const conf = { voters, learners: [] };
-    await this.init.storage.markBootstrapped(conf);
-    await this.init.raft.start(conf);
+    await this.writeBootstrap(voters);
+    await this.init.raft.start({ voters: [], learners: [] });
     this.init.log.info({ voters: voters.length }, 'bootstrapped raft with the expected agents as voters');
   }
 

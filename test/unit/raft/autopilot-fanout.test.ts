@@ -3,8 +3,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type AutopilotMember, FailedSince, nextConfChange } from '../../../src/core/raft/autopilot.js';
+import { bootstrapLog } from '../../../src/core/raft/bootstrap.js';
 import { onCommitBatch, planBatches } from '../../../src/core/raft/fanout.js';
 import type { Entry, RaftStatus } from '../../../src/core/raft/types.js';
+import { SimRaft } from '../../helpers/sim-raft.js';
 
 function status(voters: string[], learners: string[] = [], match: Record<string, number> = {}): RaftStatus {
   const progress: RaftStatus['progress'] = {};
@@ -107,5 +109,44 @@ describe('replica fan-out', () => {
     assert.deepEqual(onCommitBatch(b, { ...replica, isMember: true, leader: 'a' }), { do: 'ignore' });
     const hb = { ...b, entries: [], prevIndex: 12 };
     assert.deepEqual(onCommitBatch(hb, { ...replica, commit: 12 }), { do: 'ignore' });
+  });
+});
+
+describe('bootstrap configuration in the log', () => {
+  it('an agent added after bootstrap counts the bootstrap voter (found by cluster-sim seed 1)', () => {
+    const b = bootstrapLog(['a']);
+    const sim = new SimRaft({ voters: [], spares: ['a', 'b', 'c'], seed: 3 });
+    // Restart 'a' from a disk that holds the bootstrap entries, as the agent writes them.
+    sim.crash('a');
+    const a = sim.node('a');
+    a.disk.entries = b.entries;
+    a.disk.hardState = b.hardState;
+    sim.restart('a');
+    sim.with('a', (r) => r.campaign());
+    assert.equal(sim.status('a').role, 'leader');
+    for (const id of ['b', 'c']) {
+      sim.with('a', (r) => r.proposeConfChange({ op: 'add-learner', node: id }));
+      sim.tick(5);
+      sim.with('a', (r) => r.proposeConfChange({ op: 'promote', node: id }));
+      sim.tick(5);
+    }
+    for (const id of ['a', 'b', 'c']) assert.deepEqual(sim.status(id).conf.voters, ['a', 'b', 'c'], id);
+    // Removing the bootstrap voter is a valid change everywhere.
+    sim.with(sim.leader() as string, (r) => r.transferLeader('b'));
+    sim.tick(20);
+    sim.with('b', (r) => r.proposeConfChange({ op: 'remove', node: 'a' }));
+    sim.tick(10);
+    for (const id of ['b', 'c']) assert.deepEqual(sim.status(id).conf.voters, ['b', 'c'], id);
+  });
+
+  it('writes sorted, committed conf entries at term 1 and refuses bad voter lists', () => {
+    const b = bootstrapLog(['c', 'a']);
+    assert.deepEqual(
+      b.entries.map((e) => `${e.index}@${e.term} ${e.conf?.op} ${e.conf?.node}`),
+      ['1@1 add-learner a', '2@1 promote a', '3@1 add-learner c', '4@1 promote c'],
+    );
+    assert.deepEqual(b.hardState, { term: 1, vote: '', commit: 4 });
+    assert.throws(() => bootstrapLog([]), /at least one voter/);
+    assert.throws(() => bootstrapLog(['a', 'a']), /twice/);
   });
 });

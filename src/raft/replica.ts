@@ -3,19 +3,24 @@
 // with the voter count, not the cluster size). The leader publishes each applied batch, and a
 // heartbeat with its commit index every second, on a gossip topic. A replica feeds a batch into
 // its own Raft core as an append from the leader, so replicas persist and apply exactly like
-// members do (same log, same state machine path). A replica that sees a gap fetches the missing
-// range, or the snapshot, from the leader.
+// members do (same log, same state machine path). Gossip does not keep order: a batch that arrives
+// ahead of a gap is held for up to GAP_WAIT_MS for the missing one; then the replica fetches the
+// missing range, or the snapshot, from the leader.
 import type { Logger } from 'pino';
 import {
+  type BatchAction,
   type CommitBatch,
   type FetchReply,
   fetchReplyToMessage,
   fetchWantsMore,
+  GAP_WAIT_MS,
+  HELD_BATCHES_MAX,
+  HeldBatches,
   heartbeatBatch,
   onCommitBatch,
   planBatches,
 } from '../core/raft/fanout.js';
-import type { Entry } from '../core/raft/types.js';
+import type { Entry, Message } from '../core/raft/types.js';
 import type { GossipBus } from '../wire/gossip-bus.js';
 import type { RaftClient } from './client.js';
 import type { RaftService } from './service.js';
@@ -30,6 +35,8 @@ const FETCH_ROUNDS_MAX = 64;
 export class ReplicaFanout {
   private heartbeat: NodeJS.Timeout | undefined;
   private fetching = false;
+  private readonly held = new HeldBatches();
+  private gapTimer: NodeJS.Timeout | undefined;
   private seq = 0;
   private pending: Entry[] = [];
   private pendingPrevTerm = 0;
@@ -72,6 +79,7 @@ export class ReplicaFanout {
   stop(): void {
     this.stopped = true;
     if (this.flushTimer) clearTimeout(this.flushTimer);
+    if (this.gapTimer) clearTimeout(this.gapTimer);
     if (this.heartbeat) clearInterval(this.heartbeat);
   }
 
@@ -93,21 +101,54 @@ export class ReplicaFanout {
       this.log.warn('malformed commit batch dropped');
       return;
     }
+    const action = this.decide(b);
+    if (action.do === 'ignore') return;
+    this.counters.batchesReceived++;
+    if (action.do === 'append') {
+      this.stepBatch(action.msg, b.leader);
+      this.releaseHeld();
+      return;
+    }
+    // A gap: hold the batch a little, since the missing one is usually a hop behind it.
+    this.held.hold(b, performance.now());
+    this.maybeFetch(action.peer);
+    if (!this.fetching && !this.stopped) {
+      this.gapTimer ??= setTimeout(() => {
+        this.gapTimer = undefined;
+        this.maybeFetch(action.peer);
+      }, GAP_WAIT_MS);
+    }
+  }
+
+  private decide(b: CommitBatch): BatchAction {
     const st = this.raft.status();
-    const action = onCommitBatch(b, {
+    return onCommitBatch(b, {
       id: st.id,
       commit: st.commit,
       isMember: this.raft.isMember(),
       leader: this.raft.leader,
     });
-    if (action.do === 'ignore') return;
-    this.counters.batchesReceived++;
-    if (action.do === 'append') {
-      const msg = parseRaftMessage(action.msg, b.leader);
-      if (typeof msg !== 'string') this.raft.stepExternal(msg);
-      return;
+  }
+
+  private stepBatch(append: Message, leader: string): void {
+    const msg = parseRaftMessage(append, leader);
+    if (typeof msg !== 'string') this.raft.stepExternal(msg);
+  }
+
+  /** Step held batches that now continue our log (the core's commit moves as each is stepped). */
+  private releaseHeld(): void {
+    for (let i = 0; i < HELD_BATCHES_MAX; i++) {
+      const b = this.held.next(this.raft.status().commit);
+      if (b === undefined) return;
+      const action = this.decide(b);
+      if (action.do === 'append') this.stepBatch(action.msg, b.leader);
     }
-    void this.fetchFrom(action.peer);
+  }
+
+  private maybeFetch(peer: string): void {
+    this.releaseHeld();
+    if (this.fetching || this.stopped || !this.held.shouldFetch(performance.now())) return;
+    void this.fetchFrom(peer);
   }
 
   /** Catch up from `peer`, one range (or the snapshot) per round. */
@@ -146,6 +187,8 @@ export class ReplicaFanout {
       );
     } finally {
       this.fetching = false;
+      this.held.fetched(performance.now());
+      this.releaseHeld();
     }
   }
 }

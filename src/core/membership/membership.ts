@@ -182,12 +182,13 @@ export class Membership {
         if (!msg.reply) {
           this.outbox.send(from, this.addressOf(from), {
             t: 'push-pull',
-            join: false,
+            join: msg.join,
             reply: true,
             states: this.states(),
           });
         }
-        this.rules.merge(from, msg.states, now);
+        // What the seed tells a joining node is news only to that node: do not republish it.
+        this.rules.merge(from, msg.states, now, !(msg.reply && msg.join));
         return;
       case 'updates':
         for (const u of msg.updates) this.rules.apply(u, now, via);

@@ -11,7 +11,10 @@ import type { Member, MemberState, NodeId, Update } from './types.js';
 
 /** How an update reached us; decides whether a change is published and where a refutation goes. */
 export interface Via {
-  source: 'local' | 'direct' | 'gossip';
+  /** 'sync': learned from the answer to our own join push-pull. The seed already knows it and so,
+   * nearly always, does everyone else: republishing a whole member list per joining node would
+   * cost O(N²) gossip as a cluster forms. */
+  source: 'local' | 'direct' | 'sync' | 'gossip';
   from: NodeId;
 }
 
@@ -142,19 +145,19 @@ export class Rules {
     this.outbox.publish(alive);
     // The accuser learned its view point-to-point and may be cut off from the topic (a healing
     // partition, a reconnect): tell it directly as well.
-    if (via.source === 'direct') {
+    if (via.source === 'direct' || via.source === 'sync') {
       this.outbox.send(via.from, this.addressOf(via.from), { t: 'updates', updates: [alive] });
     }
   }
 
   /** Publish an update that changed our state, unless the topic already delivered it to everyone. */
   private changed(u: Update, via: Via): void {
-    if (via.source !== 'gossip') this.outbox.publish(u);
+    if (via.source === 'local' || via.source === 'direct') this.outbox.publish(u);
   }
 
   /** Merge a remote full state. A remote `failed` only makes us suspect (we may still reach the node). */
-  merge(from: NodeId, states: MemberState[], now: number): void {
-    const via: Via = { source: 'direct', from };
+  merge(from: NodeId, states: MemberState[], now: number, republish = true): void {
+    const via: Via = { source: republish ? 'direct' : 'sync', from };
     for (const s of states) {
       const id = s.info.id;
       switch (s.status) {

@@ -60,7 +60,8 @@ export type Message =
   | { t: 'ping-req'; seq: number; target: NodeId; targetAddress: string }
   /** Lifeguard: the relay did not hear from the target in time (tells the prober its own link works). */
   | { t: 'nack'; seq: number }
-  /** Full-state exchange. `join` marks the first exchange of a joining node; `reply` marks the answer
+  /** Full-state exchange. `join` marks the first exchange of a joining node (and the answer to it);
+   * `reply` marks the answer
    * (a reply is never answered, which bounds the exchange to two messages). */
   | { t: 'push-pull'; join: boolean; reply: boolean; states: MemberState[] }
   /** Updates delivered directly (e.g. a leave sent to a few peers besides the gossip topic). */

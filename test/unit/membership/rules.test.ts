@@ -401,3 +401,45 @@ describe('membership probing and local health', () => {
     assert.equal(m.member('b')?.statusChangedAtMs, 5000);
   });
 });
+
+describe('join state exchange', () => {
+  const states = (ids: string[]) => ids.map((id) => ({ info: info(id), status: 'alive' as const, inc: 0 }));
+
+  it('a joining node does not republish the member list its seed sent (O(N²) gossip as a cluster forms)', () => {
+    const m = mk();
+    m.pushPull('seed', 'seed:7946', true, 0);
+    m.drain();
+    m.receive(
+      'seed',
+      { t: 'push-pull', join: true, reply: true, states: states(['seed', 'a', 'b', 'c']) },
+      1,
+    );
+    const out = m.drain();
+    assert.deepEqual(out.publish, []);
+    assert.equal(m.members().filter((x) => x.status === 'alive').length, 5);
+  });
+
+  it('the seed republishes the joiner, and answers with join set so the joiner can tell', () => {
+    const m = mk();
+    m.receive('j', { t: 'push-pull', join: true, reply: false, states: states(['j']) }, 1);
+    const out = m.drain();
+    const reply = out.messages.find((o) => o.msg.t === 'push-pull');
+    assert.ok(reply && reply.msg.t === 'push-pull' && reply.msg.join && reply.msg.reply);
+    assert.deepEqual(
+      out.publish.flat().map((u) => (u.t === 'alive' ? u.info.id : u.t)),
+      ['j'],
+    );
+  });
+
+  it('news from a periodic exchange is republished (a healed partition converges)', () => {
+    const m = mk();
+    m.receive('p', { t: 'push-pull', join: false, reply: true, states: states(['p', 'x']) }, 1);
+    assert.deepEqual(
+      m
+        .drain()
+        .publish.flat()
+        .map((u) => (u.t === 'alive' ? u.info.id : u.t)),
+      ['p', 'x'],
+    );
+  });
+});

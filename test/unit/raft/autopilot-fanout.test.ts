@@ -4,7 +4,13 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type AutopilotMember, FailedSince, nextConfChange } from '../../../src/core/raft/autopilot.js';
 import { bootstrapLog } from '../../../src/core/raft/bootstrap.js';
-import { onCommitBatch, planBatches } from '../../../src/core/raft/fanout.js';
+import {
+  GAP_WAIT_MS,
+  HELD_BATCHES_MAX,
+  HeldBatches,
+  onCommitBatch,
+  planBatches,
+} from '../../../src/core/raft/fanout.js';
 import type { Entry, RaftStatus } from '../../../src/core/raft/types.js';
 import { SimRaft } from '../../helpers/sim-raft.js';
 
@@ -148,5 +154,45 @@ describe('bootstrap configuration in the log', () => {
     assert.deepEqual(b.hardState, { term: 1, vote: '', commit: 4 });
     assert.throws(() => bootstrapLog([]), /at least one voter/);
     assert.throws(() => bootstrapLog(['a', 'a']), /twice/);
+  });
+});
+
+describe('held batches', () => {
+  const batch = (prevIndex: number, n: number) => ({
+    seq: prevIndex,
+    leader: 'a',
+    term: 1,
+    prevIndex,
+    prevTerm: 1,
+    commit: prevIndex + n,
+    entries: Array.from({ length: n }, (_, i) => entry(prevIndex + i + 1)),
+  });
+
+  it('releases batches that arrived out of order once the gap closes, without fetching', () => {
+    const h = new HeldBatches();
+    h.hold(batch(20, 5), 0);
+    h.hold(batch(15, 5), 1);
+    assert.equal(h.next(10), undefined, 'nothing continues index 10');
+    assert.equal(h.shouldFetch(50), false);
+    // The missing batch (10..15) arrived and was stepped: commit is 15.
+    assert.equal(h.next(15)?.prevIndex, 15);
+    assert.equal(h.next(20)?.prevIndex, 20);
+    assert.equal(h.next(25), undefined);
+    assert.equal(h.shouldFetch(10_000), false, 'caught up: no gap');
+  });
+
+  it('asks for a fetch when a gap stays open for GAP_WAIT_MS, and bounds what it holds', () => {
+    const h = new HeldBatches();
+    for (let i = 0; i < HELD_BATCHES_MAX + 10; i++) h.hold(batch(100 + 5 * i, 5), 0);
+    assert.equal(h.size, HELD_BATCHES_MAX);
+    assert.equal(h.shouldFetch(GAP_WAIT_MS - 1), false);
+    assert.equal(h.shouldFetch(GAP_WAIT_MS), true);
+    h.fetched(500);
+    assert.equal(h.shouldFetch(500 + GAP_WAIT_MS - 1), false, 'timed afresh after a fetch');
+    // A heartbeat alone (no entries) also opens a gap.
+    const hb = new HeldBatches();
+    hb.hold({ ...batch(30, 0), commit: 30 }, 0);
+    assert.equal(hb.size, 0);
+    assert.equal(hb.shouldFetch(GAP_WAIT_MS), true);
   });
 });

@@ -170,6 +170,11 @@ export class ControlPlane {
         this.init.raft.transferLeader(req.to);
         return true;
       case 'fetch': {
+        // The answer becomes an append (or snapshot) from us at our term: only a leader may send
+        // one, or a replica that knows another leader of that term would see two (cluster-sim).
+        if (!this.init.raft.isLeader) {
+          throw new MeshError('unavailable', 'not the leader; fetch from the leader of the latest batch');
+        }
         const st = this.init.raft.status();
         const r = await this.init.storage.readCommitted(
           req.from,

@@ -12,6 +12,7 @@ import {
   type CommitBatch,
   type FetchReply,
   fetchReplyToMessage,
+  fetchStart,
   fetchWantsMore,
   GAP_WAIT_MS,
   HELD_BATCHES_MAX,
@@ -125,8 +126,6 @@ export class ReplicaFanout {
     return onCommitBatch(b, {
       id: st.id,
       commit: st.commit,
-      isMember: this.raft.isMember(),
-      leader: this.raft.leader,
     });
   }
 
@@ -162,11 +161,11 @@ export class ReplicaFanout {
         const res = (await this.client.call(
           peer,
           this.addressOf(peer),
-          { op: 'fetch', from: st.lastIndex + 1 },
+          { op: 'fetch', from: fetchStart(st.commit) },
           10_000,
         )) as Record<string, unknown>;
         const msg = parseRaftMessage(
-          fetchReplyToMessage(res as unknown as FetchReply, peer, st.id, st.lastIndex),
+          fetchReplyToMessage(res as unknown as FetchReply, peer, st.id, st.commit),
           peer,
         );
         if (typeof msg === 'string') return;
@@ -175,7 +174,7 @@ export class ReplicaFanout {
         await this.raft.waitApplied(
           msg.t === 'snapshot'
             ? msg.snapshot.meta.index
-            : st.lastIndex + (msg.t === 'append' ? msg.entries.length : 0),
+            : st.commit + (msg.t === 'append' ? msg.entries.length : 0),
           5_000,
         );
         if (!fetchWantsMore(msg)) return;

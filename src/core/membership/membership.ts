@@ -145,7 +145,9 @@ export class Membership {
     }
     if (now >= this.nextReconnectAtMs) {
       this.nextReconnectAtMs = now + this.config.reconnectIntervalMs;
-      const peer = this.randomMembers(1, (m) => m.status === 'failed')[0];
+      // Only scan when some member is down (failed or left): the common case costs nothing.
+      const anyDown = this.table.size() > this.table.liveCount();
+      const peer = anyDown ? this.randomMembers(1, (m) => m.status === 'failed')[0] : undefined;
       if (peer !== undefined) this.sendPushPull(peer.id, peer.address, false);
     }
     this.table.reap(now, this.selfId);

@@ -68,10 +68,6 @@ export interface ReplicaView {
   id: NodeId;
   /** This node's commit index. */
   commit: number;
-  /** A voter or learner of the current configuration. */
-  isMember: boolean;
-  /** The leader this node follows, '' if none. */
-  leader: NodeId;
 }
 
 export type BatchAction =
@@ -83,8 +79,11 @@ export type BatchAction =
 
 /** What a node does with a published batch. */
 export function onCommitBatch(b: CommitBatch, self: ReplicaView): BatchAction {
-  // A member that follows this leader gets every entry from it directly.
-  if (self.isMember && self.leader === b.leader) return { do: 'ignore' };
+  // Nothing new. (Members included: a member normally has every entry from the leader before the
+  // batch arrives. One that is behind must not ignore it: a voter removed while it was cut off
+  // still believes it is a member, the leader no longer replicates to it, and batches are its only
+  // way to learn of its removal; cluster-sim found such a voter stuck in pre-vote for good.)
+  if (b.commit <= self.commit) return { do: 'ignore' };
   // Our committed prefix matches the leader's log; anything after it may be a stale tail (an
   // ex-voter restarted after it was removed), which the append's conflict check truncates.
   if (b.entries.length > 0 && b.prevIndex <= self.commit) {
@@ -111,8 +110,19 @@ export type FetchReply =
   | { term: number; prevTerm: number; entries: Entry[]; commit: number }
   | { term: number; snapshot: Snapshot | undefined };
 
-/** A fetch answer as the message the replica steps (unvalidated: the shell validates wire data). */
-export function fetchReplyToMessage(res: FetchReply, peer: NodeId, self: NodeId, lastIndex: number): Message {
+/**
+ * Where a replica's fetch starts: right after its commit index, not its last index. Entries past
+ * the commit may be a stale tail (a voter removed while cut off, an ex-leader), which an append
+ * from the commit index truncates; asking from the last index would be refused forever
+ * (cluster-sim seed 436741408).
+ */
+export function fetchStart(commit: number): number {
+  return commit + 1;
+}
+
+/** A fetch answer as the message the replica steps (unvalidated: the shell validates wire data).
+ * `prevIndex` is the index the fetch started after: fetchStart(commit) − 1. */
+export function fetchReplyToMessage(res: FetchReply, peer: NodeId, self: NodeId, prevIndex: number): Message {
   // Off the wire an absent snapshot may arrive as null.
   const snapshot = 'snapshot' in res ? res.snapshot : undefined;
   if (snapshot !== undefined && snapshot !== null) {
@@ -124,7 +134,7 @@ export function fetchReplyToMessage(res: FetchReply, peer: NodeId, self: NodeId,
     term: r.term,
     from: peer,
     to: self,
-    prevIndex: lastIndex,
+    prevIndex,
     prevTerm: r.prevTerm,
     entries: r.entries,
     commit: r.commit,

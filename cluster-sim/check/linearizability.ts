@@ -21,6 +21,10 @@
 //   (as Knossos does): such an op may take effect at any point after its call, and placing it after
 //   every completed op is the same as it never taking effect.
 //
+// Unknown outcomes are what make a refutation expensive: each one left open doubles the sets of
+// linearized ops to visit. So before searching we narrow them, keeping the same verdicts (see
+// narrowUnknowns; the brute-force property test checks the equivalence).
+//
 // Time is compared conservatively: a return precedes a call only if strictly earlier, so at equal
 // times calls sort before returns (the ops are then concurrent and either order is tried).
 //
@@ -145,8 +149,11 @@ function compareNumbers(a: number, b: number): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-// Register states are interned: 0 is absent (null), 1.. are the key's distinct values.
+// Register states are interned per key: 0 is absent (null), 1 stands for every value that no op
+// compares the register with (those behave alike, so merging them lets the cache merge states), and
+// 2.. are the values some read returned or some cas expected.
 const ABSENT = 0;
+const UNCOMPARED = 1;
 const ILLEGAL = -1;
 // What an op does to the register, compiled from input and output.
 const READ = 0; // legal iff state === a
@@ -179,74 +186,80 @@ function apply(m: ModelOp, state: number): number {
   }
 }
 
-/** Compiles a key's ops for the search, dropping those that constrain nothing: unknown reads, and
+/** Compiles a key's ops for the search, leaving out those that constrain nothing: unknown reads, and
  * writes/deletes that answered ok:false (a definite failure: they did not take effect). */
-function compile(ops: readonly HistoryOp[], names: (string | null)[]): ModelOp[] {
+function compile(history: readonly HistoryOp[], names: (string | null)[]): ModelOp[] {
+  const compared = new Set<string | null>();
+  for (const { input, output } of history) {
+    if (input.op === 'cas') compared.add(input.expect);
+    else if (input.op === 'read' && output !== undefined && 'value' in output) compared.add(output.value);
+  }
   const ids = new Map<string, number>();
   const intern = (v: string | null): number => {
     if (v === null) return ABSENT;
+    if (!compared.has(v)) return UNCOMPARED;
     let id = ids.get(v);
     if (id === undefined) {
-      id = names.length;
+      id = names.push(v) - 1;
       ids.set(v, id);
-      names.push(v);
     }
     return id;
   };
-  const out: ModelOp[] = [];
-  for (const op of ops) {
+  const ops: ModelOp[] = [];
+  for (const op of history) {
     const { input, output } = op;
     const returnMs = op.returnMs ?? Infinity;
     const ok = output !== undefined && 'ok' in output ? output.ok : undefined;
     if (input.op === 'read') {
       if (output !== undefined && 'value' in output)
-        out.push({ op, kind: READ, a: intern(output.value), b: 0, returnMs });
+        ops.push({ op, kind: READ, a: intern(output.value), b: 0, returnMs });
     } else if (input.op === 'write' || input.op === 'delete') {
-      if (ok === false) continue;
-      out.push({ op, kind: SET, a: intern(input.op === 'write' ? input.value : null), b: 0, returnMs });
+      if (ok !== false)
+        ops.push({ op, kind: SET, a: input.op === 'write' ? intern(input.value) : ABSENT, b: 0, returnMs });
     } else {
       const kind = ok === undefined ? CAS_MAYBE : ok ? CAS_OK : CAS_FAILED;
-      out.push({ op, kind, a: intern(input.expect), b: intern(input.value), returnMs });
+      ops.push({ op, kind, a: intern(input.expect), b: intern(input.value), returnMs });
     }
   }
-  return settleUnknowns(out);
+  return narrowUnknowns(ops);
 }
 
-/** Narrows unknown outcomes. Left open to the end, each doubles the states a refutation must visit.
- * For an unknown op that would set the register to v:
- * - if it is the only op that can produce v, and a completed op needed the register to hold v (a read
- *   of v, a swap from v), then it did take effect, before the first such op returned;
- * - if no op compares the register with v (no read of v, no cas from v) and no cas on the key failed
- *   (which any other value would help), taking effect can only hurt the ops that follow until v is
- *   overwritten, so it is dropped, as if it never took effect.
- * Both keep exactly the same set of linearizable histories; the brute-force property test checks it. */
-function settleUnknowns(ops: ModelOp[]): ModelOp[] {
+/** Narrows the unknown outcomes (return +Infinity), each of which would set the register to some v:
+ * - If it is the only op that can produce v (values are unique per write in a generated workload),
+ *   and a completed op needed the register to hold v (a read of v, a swap from v), then it took
+ *   effect, before the first such op returned: that becomes its return time.
+ * - If no op compares the register with v, and no failed cas (which any other value satisfies) returns
+ *   after its call, then taking effect only hurts the ops that follow until v is overwritten: it is
+ *   left out, as if it never took effect. So is a cas from a value that nothing can produce.
+ * Both keep the set of linearizable histories the same. */
+function narrowUnknowns(ops: ModelOp[]): ModelOp[] {
   const producers = new Map<number, number>(); // value -> how many ops can set it
-  const compared = new Set<number>(); // values some op compares the register with
   const neededByMs = new Map<number, number>(); // value -> first return of a completed op needing it
-  let anyCasFailed = false;
+  const comparedIds = new Set<number>();
+  let lastFailedCasMs = -Infinity;
   for (const m of ops) {
     const sets = m.kind === SET ? m.a : m.kind === CAS_OK || m.kind === CAS_MAYBE ? m.b : undefined;
     if (sets !== undefined) producers.set(sets, (producers.get(sets) ?? 0) + 1);
-    if (m.kind !== SET) compared.add(m.a);
-    if (m.kind === CAS_FAILED) anyCasFailed = true;
+    if (m.kind !== SET) comparedIds.add(m.a);
+    if (m.kind === CAS_FAILED) lastFailedCasMs = Math.max(lastFailedCasMs, m.returnMs);
     if (m.kind === READ || m.kind === CAS_OK)
       neededByMs.set(m.a, Math.min(neededByMs.get(m.a) ?? Infinity, m.returnMs));
   }
   return ops.flatMap((m) => {
     if (m.returnMs !== Infinity) return [m];
+    if (m.kind === CAS_MAYBE && m.a !== ABSENT && !producers.has(m.a)) return [];
     const v = m.kind === SET ? m.a : m.b;
     const neededMs = neededByMs.get(v);
-    // Not before its call: a return earlier than the call then still sorts first and is refuted.
-    if (v !== ABSENT && neededMs !== undefined && producers.get(v) === 1) {
+    // Not before its call: a needing op that returned earlier still sorts first and is refuted.
+    if (v !== ABSENT && v !== UNCOMPARED && neededMs !== undefined && producers.get(v) === 1) {
       return [{ ...m, returnMs: Math.max(neededMs, m.op.callMs) }];
     }
-    return compared.has(v) || anyCasFailed ? [m] : [];
+    return comparedIds.has(v) || lastFailedCasMs >= m.op.callMs ? [m] : [];
   });
 }
 
 function checkKey(key: string, history: HistoryOp[], stepsMax: number): LinearizabilityResult {
-  const names: (string | null)[] = [null];
+  const names: (string | null)[] = [null, null];
   const ops = compile(history, names);
   const opCount = ops.length;
   // Entries 0..2n-1: entry 2i is op i's call, 2i+1 its return. HEAD is the list's sentinel.
@@ -270,6 +283,22 @@ function checkKey(key: string, history: HistoryOp[], stepsMax: number): Lineariz
     last = e;
   }
   next[last] = END;
+  // Unknown outcomes with the same effect are interchangeable, and the one called first can go
+  // wherever a later one can: only the first not yet linearized of each class is tried. Without this,
+  // k alike ops give 2^k cache entries instead of k + 1.
+  const classOf = new Int32Array(opCount).fill(-1);
+  const rankOf = new Int32Array(opCount);
+  const classes = new Map<string, number>();
+  const classSizes: number[] = [];
+  for (const e of order) {
+    const m = ops[e >> 1]!;
+    if ((e & 1) === 1 || m.returnMs !== Infinity) continue;
+    const effect = `${m.kind},${m.a},${m.b}`;
+    const c = classes.get(effect) ?? classes.set(effect, classSizes.push(0) - 1).get(effect)!;
+    classOf[e >> 1] = c;
+    rankOf[e >> 1] = classSizes[c]!++;
+  }
+  const classUsed = new Int32Array(classSizes.length);
 
   // Lifting an op removes its call and its return; unlifting in reverse order restores both.
   const lift = (call: number): void => {
@@ -310,6 +339,13 @@ function checkKey(key: string, history: HistoryOp[], stepsMax: number): Lineariz
   let bestPending = true;
   let best = { prefix: [] as number[], state: ABSENT, blocker: undefined as ModelOp | undefined };
 
+  // Placing an unknown outcome where nothing sees its effect is the same as never placing it (which
+  // stays possible), but would fill the cache with states that differ only in it: so it is not done.
+  // That is when it changes nothing, or when the op placed right after it overwrites the register.
+  const pointless = (m: ModelOp, after: number): boolean =>
+    (m.returnMs === Infinity && after === state) ||
+    (m.kind === SET && depth > 0 && ops[stackCall[depth - 1]! >> 1]!.returnMs === Infinity);
+
   let entry = next[HEAD]!;
   for (let steps = 0; requiredLeft > 0; steps++) {
     if (steps >= stepsMax) {
@@ -319,8 +355,9 @@ function checkKey(key: string, history: HistoryOp[], stepsMax: number): Lineariz
     if (entry === END) throw new Error('linearizability: invariant broken: walked off the entry list');
     const m = ops[entry >> 1]!;
     if ((entry & 1) === 0) {
-      const after = apply(m, state);
-      if (after !== ILLEGAL) {
+      const c = classOf[entry >> 1]!;
+      const after = c === -1 || rankOf[entry >> 1] === classUsed[c] ? apply(m, state) : ILLEGAL;
+      if (after !== ILLEGAL && !pointless(m, after)) {
         flip(entry >> 1);
         const k = cacheKey(after);
         if (!seen.has(k)) {
@@ -331,6 +368,7 @@ function checkKey(key: string, history: HistoryOp[], stepsMax: number): Lineariz
           state = after;
           lift(entry);
           if (m.returnMs !== Infinity) requiredLeft--;
+          else classUsed[c]!++;
           if (depth > bestDepth) {
             bestDepth = depth;
             bestPending = true;
@@ -356,6 +394,7 @@ function checkKey(key: string, history: HistoryOp[], stepsMax: number): Lineariz
     flip(call >> 1);
     unlift(call);
     if (ops[call >> 1]!.returnMs !== Infinity) requiredLeft++;
+    else classUsed[classOf[call >> 1]!]!--;
     entry = next[call]!;
   }
   return { verdict: 'ok', keys: 1, ops: history.length };
@@ -376,7 +415,7 @@ function describeStuck(
   names: (string | null)[],
   opCount: number,
 ): string {
-  const held = JSON.stringify(names[best.state]);
+  const held = best.state === UNCOMPARED ? 'a value no op reads' : JSON.stringify(names[best.state]);
   const head = `the longest linearized prefix has ${best.prefix.length} of ${opCount} ops and leaves ${held}`;
   const b = best.blocker?.op;
   if (b === undefined) return head;

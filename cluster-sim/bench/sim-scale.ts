@@ -44,7 +44,7 @@ for (const nodes of sizes) {
     f(s.detectionMs),
     `${s.counters.falseFailures} (${s.counters.falseFailuresClean} clean), ${((s.counters.falseFailures / nodeMinutes) * 60).toFixed(2)}/node-hour`,
     f(s.propagationMs),
-    s.leaderMsgsPerCommit.toFixed(2),
+    `${s.leaderMsgsPerCommit.toFixed(2)} (${(s.counters.leaderRaftMsgs / s.commitIndex).toFixed(1)} raft, ${(s.counters.leaderBatches / s.commitIndex).toFixed(2)} gossip, ${(s.counters.leaderFetchReplies / s.commitIndex).toFixed(2)} fetch)`,
     s.violation ? `VIOLATION ${s.violation.property}` : 'ok',
   ]);
   console.error(`${nodes} agents done in ${(s.wallMs / 1000).toFixed(1)} s`);

@@ -66,6 +66,7 @@ export class Propagation {
   /** Bound on open records: older ones are dropped (counted) rather than kept forever. */
   private static readonly OPEN_MAX = 50_000;
   dropped = 0;
+  private disturbedTo = 0;
 
   /** The leader applied `index` at `atMs` (first time only). */
   committed(index: number, atMs: number): void {
@@ -78,13 +79,19 @@ export class Propagation {
     }
   }
 
+  /** An agent crashed or restarted: entries committed so far are not measured (a restarted agent
+   * replays them long after their commit, which says nothing about propagation). */
+  disturb(): void {
+    this.disturbedTo = this.records[this.records.length - 1]?.index ?? this.disturbedTo;
+  }
+
   /** Agent `id` has applied up to `index`; `upCount` agents are up now. */
   applied(id: string, index: number, upCount: number, nowMs: number): void {
     let c = Math.max(this.cursor.get(id) ?? 0, this.first);
     while (c < this.records.length && (this.records[c] as { index: number }).index <= index) {
       const r = this.records[c] as { index: number; atMs: number; count: number };
       r.count++;
-      if (r.count === upCount) this.doneMs.push(nowMs - r.atMs);
+      if (r.count === upCount && r.index > this.disturbedTo) this.doneMs.push(nowMs - r.atMs);
       c++;
     }
     this.cursor.set(id, c);

@@ -294,6 +294,7 @@ export class SimWorld implements WorldPort {
     const restart = a.epoch > 0 || a.disk.state.incarnation > 0;
     a.start();
     this.upCountCache++;
+    this.propagation.disturb();
     if (restart) this.counters.restarts++;
     else if (++this.startedOnce === this.agents.length) this.allStartedMs = this.nowMs;
     this.note(`${a.id} ${restart ? 'restarted' : 'started'}`);
@@ -310,6 +311,7 @@ export class SimWorld implements WorldPort {
     if (!a.up) return;
     for (const m of a.m.members()) if (m.id !== a.id) this.views.change(m.id, m.status, undefined);
     a.crash();
+    this.propagation.disturb();
     this.safety.onCrash(a.id, a.disk.state.hardState.commit);
     this.upCountCache--;
     this.deferred.delete(a);

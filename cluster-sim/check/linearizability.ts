@@ -1,34 +1,34 @@
 // Linearizability checker for a key-value register history, in the style of Porcupine.
 //
-// A history is linearizable if each op can be given one instant between its call and its return,
-// such that replaying the ops in that order against a register gives the outputs that were observed
-// (Herlihy & Wing 1990). Finding that order is NP-complete in general, so we search, as follows:
+// A history is linearizable if each op can be given one instant between its call and its return such
+// that replaying the ops in that order against a register gives the outputs observed (Herlihy & Wing
+// 1990). Finding that order is NP-complete, so we search:
+// - P-compositionality: keys are independent registers, and a history is linearizable iff each key's
+//   sub-history is. One search over n ops becomes several small ones.
+// - Wing & Gong (1993): every op's call and return go on one list sorted by time. Walking from the
+//   head, any call met before the first return may be linearized next. Linearizing it lifts both its
+//   entries out of the list and the walk restarts at the head. Meeting a return means that op had to
+//   be linearized already: backtrack and try the next call after the last choice. Backtracking with
+//   an empty stack proves that no order exists.
+// - Lowe (2017): memoise each (set of linearized ops, register state) reached. Reaching one again
+//   would explore the same subtree, so the search skips it. This bounds the search by the ops in flight
+//   at once rather than by n!.
+// - Porcupine (Anish Athalye): the doubly linked list with lift/unlift, the bitset-plus-state cache,
+//   and, as in Knossos, a return time of +Infinity for an unknown outcome: it may take effect at any
+//   point after its call, and placing it after every completed op is the same as it never happening.
 //
-// - P-compositionality (Horn & Kroening 2015): keys are independent registers, and a history is
-//   linearizable iff each key's sub-history is. Partitioning by key turns one search over n ops into
-//   several small ones, which is what makes realistic histories cheap.
-// - Wing & Gong (1993): put every op's call and return on one list sorted by time. Walking from the
-//   head, any call met before the first return may be linearized next (it is minimal: no pending op
-//   returned before it was called). Linearizing "lifts" both its entries out of the list and the walk
-//   restarts at the head. Meeting a return means that op had to be linearized already: backtrack,
-//   undo the last choice and try the next call after it. An empty stack at a return is a proof that no
-//   order exists.
-// - Lowe (2017): memoise each (set of linearized ops, register state) reached; reaching one again
-//   explores the same subtree, so it is skipped. This prunes the search from factorial to roughly
-//   exponential in the number of ops in flight at once, which a workload keeps small.
-// - Porcupine (Anish Athalye, github.com/anishathalye/porcupine): the doubly linked list with
-//   lift/unlift, the bitset-plus-state cache, and giving unknown outcomes a return time of +Infinity
-//   (as Knossos does): such an op may take effect at any point after its call, and placing it after
-//   every completed op is the same as it never taking effect.
+// Unknown outcomes stay open to the end, and each doubles the states a refutation must visit. Four
+// reductions keep the verdicts the same (the brute-force property test checks this): (1) values
+// that nothing compares the register with are one state; (2) unknown ops with the same effect are
+// interchangeable, so only the earliest-called unused one of each class is tried; (3) an unknown op
+// that changes nothing is not placed; (4) the cache counts the unknown ops used per class and skips a
+// state that a failed one covers: same completed ops and state, and no more used of any class. Each
+// node tries completed ops before unknown ones, so the covering state is usually explored first.
 //
-// Unknown outcomes are what make a refutation expensive: each one left open doubles the sets of
-// linearized ops to visit. So before searching we narrow them, keeping the same verdicts (see
-// narrowUnknowns; the brute-force property test checks the equivalence).
+// Time is compared conservatively: only a strictly earlier return precedes a call, so at equal times
+// calls sort before returns and the two ops count as concurrent.
 //
-// Time is compared conservatively: a return precedes a call only if strictly earlier, so at equal
-// times calls sort before returns (the ops are then concurrent and either order is tried).
-//
-// Pure: no I/O, no clock, no randomness. The step budget bounds the search; exceeding it is 'unknown'.
+// Pure: no I/O, no clock, no randomness. A step budget bounds each key's search.
 
 /** What a client asked. Values in a generated workload are unique per write, which is what lets CAS
  * be expressed on values ("expect") instead of on modify indexes. `expect: null` means "only if absent". */
@@ -66,8 +66,8 @@ export interface CheckOptions {
   stepsMaxPerKey?: number;
 }
 
-// A step is one entry visited. A linearizable key costs about one step per entry plus a little
-// backtracking, so a million covers keys of ~100k ops, while an unprovable one gives up in ~1 s.
+// A step is one list entry visited. Proving a linearizable key costs a few steps per op; a million
+// steps takes about a second, which bounds the time spent on a key that cannot be decided.
 const STEPS_MAX_PER_KEY_DEFAULT = 1_000_000;
 
 export function checkLinearizable(
@@ -85,7 +85,7 @@ export function checkLinearizable(
     if (ops === undefined) byKey.set(op.input.key, [op]);
     else ops.push(op);
   }
-  // A violation is a proof and outranks an 'unknown' elsewhere, so every key is checked.
+  // A violation is a proof, so it wins over an 'unknown' on another key: every key is checked.
   let undecided: LinearizabilityResult | undefined;
   for (const key of [...byKey.keys()].sort()) {
     const ops = byKey.get(key)!.sort((a, b) => a.callMs - b.callMs || a.id - b.id);
@@ -99,63 +99,55 @@ export function checkLinearizable(
 /** Throws on a history the search cannot interpret, naming the op, so the recorder can be fixed. */
 function validateHistory(history: readonly HistoryOp[]): void {
   const ids = new Set<number>();
-  const byClient = new Map<number, HistoryOp[]>();
   for (const op of history) {
     const at = `history op ${op.id}`;
     if (ids.has(op.id)) throw new Error(`${at}: duplicate id (ids must be unique per history)`);
     ids.add(op.id);
     if (!Number.isFinite(op.callMs)) throw new Error(`${at}: callMs must be a finite number`);
-    if (op.output !== undefined && op.returnMs === undefined) {
-      throw new Error(`${at}: has an output but no returnMs (an op that answered has returned)`);
-    }
-    if (op.output === undefined && op.returnMs !== undefined) {
-      throw new Error(`${at}: has a returnMs but no output (an unknown outcome has no return time)`);
+    if ((op.output === undefined) !== (op.returnMs === undefined)) {
+      const has = op.output === undefined ? 'a returnMs but no output' : 'an output but no returnMs';
+      throw new Error(
+        `${at}: has ${has} (both are set when it returned, neither when its outcome is unknown)`,
+      );
     }
     if (op.returnMs !== undefined && !(op.returnMs >= op.callMs)) {
       throw new Error(`${at}: returnMs ${op.returnMs} is before callMs ${op.callMs}`);
     }
-    if (op.output !== undefined) {
-      const wantsValue = op.input.op === 'read';
-      const o = op.output as { value?: unknown; ok?: unknown };
-      const fits = wantsValue ? o.value === null || typeof o.value === 'string' : typeof o.ok === 'boolean';
-      if (!fits)
-        throw new Error(`${at}: a ${op.input.op} must output ${wantsValue ? '{ value }' : '{ ok }'}`);
+    const wantsValue = op.input.op === 'read';
+    const o = op.output as { value?: unknown; ok?: unknown } | undefined;
+    const fits = wantsValue ? o?.value === null || typeof o?.value === 'string' : typeof o?.ok === 'boolean';
+    if (o !== undefined && !fits) {
+      throw new Error(`${at}: a ${op.input.op} must output ${wantsValue ? '{ value }' : '{ ok }'}`);
     }
-    const mine = byClient.get(op.client);
-    if (mine === undefined) byClient.set(op.client, [op]);
-    else mine.push(op);
   }
-  // A client that gave up on an op (unknown outcome) may go on: the op is abandoned, not in flight,
-  // though it may still take effect later, which its +Infinity return models. So only completed ops
-  // occupy their client. At an equal call time, abandoned and zero-length ops sort first.
-  for (const [client, ops] of byClient) {
-    ops.sort(
-      (a, b) => a.callMs - b.callMs || compareNumbers(a.returnMs ?? -Infinity, b.returnMs ?? -Infinity),
-    );
-    let busy: HistoryOp | undefined;
-    for (const op of ops) {
-      if (busy !== undefined && op.callMs < busy.returnMs!) {
-        throw new Error(
-          `client ${client}: ops ${busy.id} and ${op.id} overlap (a client has at most one op in flight)`,
-        );
-      }
-      if (op.returnMs !== undefined) busy = op;
+  // A client that gave up on an op (unknown outcome) may go on: that op may still take effect later,
+  // as its +Infinity return models, but it no longer occupies the client. Only completed ops do.
+  // At an equal call time the unknown op sorts first, then the shorter one.
+  const sorted = [...history].sort(
+    (a, b) =>
+      a.client - b.client || a.callMs - b.callMs || compare(a.returnMs ?? -Infinity, b.returnMs ?? -Infinity),
+  );
+  let busy: HistoryOp | undefined;
+  for (const op of sorted) {
+    if (busy?.client !== op.client) busy = undefined;
+    if (busy !== undefined && op.callMs < busy.returnMs!) {
+      throw new Error(`client ${op.client}: ops ${busy.id} and ${op.id} overlap (at most one op in flight)`);
     }
+    if (op.returnMs !== undefined) busy = op;
   }
 }
 
-/** Like a - b, but Infinity equals Infinity (unknown outcomes all return at +Infinity). */
-function compareNumbers(a: number, b: number): number {
+/** a - b as a sort order, but equal for Infinity and Infinity (where a - b is NaN). */
+function compare(a: number, b: number): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-// Register states are interned per key: 0 is absent (null), 1 stands for every value that no op
-// compares the register with (those behave alike, so merging them lets the cache merge states), and
-// 2.. are the values some read returned or some cas expected.
+// Register states, interned per key: ABSENT (null); UNCOMPARED for every value that no read returned
+// and no cas expected (they behave alike, so they are one state to the cache); 2.. the other values.
 const ABSENT = 0;
 const UNCOMPARED = 1;
 const ILLEGAL = -1;
-// What an op does to the register, compiled from input and output.
+// What an op does to the register, compiled from its input and output.
 const READ = 0; // legal iff state === a
 const SET = 1; // state := a (write, delete, and their unknown outcomes)
 const CAS_OK = 2; // legal iff state === a; state := b
@@ -167,43 +159,32 @@ interface ModelOp {
   kind: number;
   a: number;
   b: number;
-  /** When it must have taken effect by: +Infinity for an unknown outcome, which may never. */
+  /** +Infinity for an unknown outcome: it need never take effect. */
   returnMs: number;
 }
 
 function apply(m: ModelOp, state: number): number {
-  switch (m.kind) {
-    case READ:
-      return state === m.a ? state : ILLEGAL;
-    case SET:
-      return m.a;
-    case CAS_OK:
-      return state === m.a ? m.b : ILLEGAL;
-    case CAS_FAILED:
-      return state !== m.a ? state : ILLEGAL;
-    default:
-      return state === m.a ? m.b : state;
-  }
+  if (m.kind === READ) return state === m.a ? state : ILLEGAL;
+  if (m.kind === SET) return m.a;
+  if (m.kind === CAS_OK) return state === m.a ? m.b : ILLEGAL;
+  if (m.kind === CAS_FAILED) return state !== m.a ? state : ILLEGAL;
+  return state === m.a ? m.b : state;
 }
 
-/** Compiles a key's ops for the search, leaving out those that constrain nothing: unknown reads, and
- * writes/deletes that answered ok:false (a definite failure: they did not take effect). */
+/** Compiles a key's ops, leaving out those that constrain nothing: unknown reads, and writes and
+ * deletes that answered ok:false (a definite failure: they did not take effect). */
 function compile(history: readonly HistoryOp[], names: (string | null)[]): ModelOp[] {
   const compared = new Set<string | null>();
   for (const { input, output } of history) {
     if (input.op === 'cas') compared.add(input.expect);
-    else if (input.op === 'read' && output !== undefined && 'value' in output) compared.add(output.value);
+    if (output !== undefined && 'value' in output) compared.add(output.value);
   }
   const ids = new Map<string, number>();
   const intern = (v: string | null): number => {
     if (v === null) return ABSENT;
     if (!compared.has(v)) return UNCOMPARED;
-    let id = ids.get(v);
-    if (id === undefined) {
-      id = names.push(v) - 1;
-      ids.set(v, id);
-    }
-    return id;
+    if (!ids.has(v)) ids.set(v, names.push(v) - 1);
+    return ids.get(v)!;
   };
   const ops: ModelOp[] = [];
   for (const op of history) {
@@ -211,71 +192,32 @@ function compile(history: readonly HistoryOp[], names: (string | null)[]): Model
     const returnMs = op.returnMs ?? Infinity;
     const ok = output !== undefined && 'ok' in output ? output.ok : undefined;
     if (input.op === 'read') {
-      if (output !== undefined && 'value' in output)
+      if (output !== undefined && 'value' in output) {
         ops.push({ op, kind: READ, a: intern(output.value), b: 0, returnMs });
-    } else if (input.op === 'write' || input.op === 'delete') {
-      if (ok !== false)
-        ops.push({ op, kind: SET, a: input.op === 'write' ? intern(input.value) : ABSENT, b: 0, returnMs });
+      }
+    } else if (input.op !== 'cas') {
+      const a = input.op === 'write' ? intern(input.value) : ABSENT;
+      if (ok !== false) ops.push({ op, kind: SET, a, b: 0, returnMs });
     } else {
       const kind = ok === undefined ? CAS_MAYBE : ok ? CAS_OK : CAS_FAILED;
       ops.push({ op, kind, a: intern(input.expect), b: intern(input.value), returnMs });
     }
   }
-  return narrowUnknowns(ops);
-}
-
-/** Narrows the unknown outcomes (return +Infinity), each of which would set the register to some v:
- * - If it is the only op that can produce v (values are unique per write in a generated workload),
- *   and a completed op needed the register to hold v (a read of v, a swap from v), then it took
- *   effect, before the first such op returned: that becomes its return time.
- * - If no op compares the register with v, and no failed cas (which any other value satisfies) returns
- *   after its call, then taking effect only hurts the ops that follow until v is overwritten: it is
- *   left out, as if it never took effect. So is a cas from a value that nothing can produce.
- * Both keep the set of linearizable histories the same. */
-function narrowUnknowns(ops: ModelOp[]): ModelOp[] {
-  const producers = new Map<number, number>(); // value -> how many ops can set it
-  const neededByMs = new Map<number, number>(); // value -> first return of a completed op needing it
-  const comparedIds = new Set<number>();
-  let lastFailedCasMs = -Infinity;
-  for (const m of ops) {
-    const sets = m.kind === SET ? m.a : m.kind === CAS_OK || m.kind === CAS_MAYBE ? m.b : undefined;
-    if (sets !== undefined) producers.set(sets, (producers.get(sets) ?? 0) + 1);
-    if (m.kind !== SET) comparedIds.add(m.a);
-    if (m.kind === CAS_FAILED) lastFailedCasMs = Math.max(lastFailedCasMs, m.returnMs);
-    if (m.kind === READ || m.kind === CAS_OK)
-      neededByMs.set(m.a, Math.min(neededByMs.get(m.a) ?? Infinity, m.returnMs));
-  }
-  return ops.flatMap((m) => {
-    if (m.returnMs !== Infinity) return [m];
-    if (m.kind === CAS_MAYBE && m.a !== ABSENT && !producers.has(m.a)) return [];
-    const v = m.kind === SET ? m.a : m.b;
-    const neededMs = neededByMs.get(v);
-    // Not before its call: a needing op that returned earlier still sorts first and is refuted.
-    if (v !== ABSENT && v !== UNCOMPARED && neededMs !== undefined && producers.get(v) === 1) {
-      return [{ ...m, returnMs: Math.max(neededMs, m.op.callMs) }];
-    }
-    return comparedIds.has(v) || lastFailedCasMs >= m.op.callMs ? [m] : [];
-  });
+  return ops;
 }
 
 function checkKey(key: string, history: HistoryOp[], stepsMax: number): LinearizabilityResult {
   const names: (string | null)[] = [null, null];
   const ops = compile(history, names);
   const opCount = ops.length;
-  // Entries 0..2n-1: entry 2i is op i's call, 2i+1 its return. HEAD is the list's sentinel.
-  const entryCount = 2 * opCount;
-  const HEAD = entryCount;
+  // Entry 2i is op i's call and 2i + 1 its return; HEAD is the sentinel before the first entry.
+  const HEAD = 2 * opCount;
   const END = -1;
-  const timeOf = (e: number): number => {
-    const m = ops[e >> 1]!;
-    return (e & 1) === 0 ? m.op.callMs : m.returnMs;
-  };
-  // By time; at equal time calls first (the conservative rule); then by index, for a stable order.
-  const order = Array.from({ length: entryCount }, (_, e) => e).sort(
-    (x, y) => compareNumbers(timeOf(x), timeOf(y)) || (x & 1) - (y & 1) || x - y,
-  );
-  const next = new Int32Array(entryCount + 1);
-  const prev = new Int32Array(entryCount + 1);
+  const timeOf = (e: number): number => ((e & 1) === 0 ? ops[e >> 1]!.op.callMs : ops[e >> 1]!.returnMs);
+  const order = Array.from({ length: HEAD }, (_, e) => e);
+  order.sort((x, y) => compare(timeOf(x), timeOf(y)) || (x & 1) - (y & 1) || x - y); // calls first
+  const next = new Int32Array(HEAD + 1);
+  const prev = new Int32Array(HEAD + 1);
   let last = HEAD;
   for (const e of order) {
     next[last] = e;
@@ -283,155 +225,136 @@ function checkKey(key: string, history: HistoryOp[], stepsMax: number): Lineariz
     last = e;
   }
   next[last] = END;
-  // Unknown outcomes with the same effect are interchangeable, and the one called first can go
-  // wherever a later one can: only the first not yet linearized of each class is tried. Without this,
-  // k alike ops give 2^k cache entries instead of k + 1.
+  // A call always has its return after it, so only a return can be last. Unlift undoes lift.
+  const lift = (call: number): void => {
+    next[prev[call]!] = next[call]!;
+    prev[next[call]!] = prev[call]!;
+    next[prev[call + 1]!] = next[call + 1]!;
+    if (next[call + 1] !== END) prev[next[call + 1]!] = prev[call + 1]!;
+  };
+  const unlift = (call: number): void => {
+    next[prev[call + 1]!] = call + 1;
+    if (next[call + 1] !== END) prev[next[call + 1]!] = call + 1;
+    next[prev[call]!] = call;
+    prev[next[call]!] = call;
+  };
+
+  // Classes of unknown ops with the same effect, and each one's rank in its class by call time.
   const classOf = new Int32Array(opCount).fill(-1);
   const rankOf = new Int32Array(opCount);
-  const classes = new Map<string, number>();
+  const classIds = new Map<string, number>();
   const classSizes: number[] = [];
   for (const e of order) {
     const m = ops[e >> 1]!;
     if ((e & 1) === 1 || m.returnMs !== Infinity) continue;
     const effect = `${m.kind},${m.a},${m.b}`;
-    const c = classes.get(effect) ?? classes.set(effect, classSizes.push(0) - 1).get(effect)!;
-    classOf[e >> 1] = c;
-    rankOf[e >> 1] = classSizes[c]!++;
+    if (!classIds.has(effect)) classIds.set(effect, classSizes.push(0) - 1);
+    classOf[e >> 1] = classIds.get(effect)!;
+    rankOf[e >> 1] = classSizes[classOf[e >> 1]!]!++;
   }
   const classUsed = new Int32Array(classSizes.length);
 
-  // Lifting an op removes its call and its return; unlifting in reverse order restores both.
-  const lift = (call: number): void => {
-    next[prev[call]!] = next[call]!;
-    prev[next[call]!] = prev[call]!; // a call always has its return after it, so next is not END
-    const ret = call + 1;
-    next[prev[ret]!] = next[ret]!;
-    if (next[ret] !== END) prev[next[ret]!] = prev[ret]!;
-  };
-  const unlift = (call: number): void => {
-    const ret = call + 1;
-    next[prev[ret]!] = ret;
-    if (next[ret] !== END) prev[next[ret]!] = ret;
-    next[prev[call]!] = call;
-    prev[next[call]!] = call;
-  };
-
+  // The cache key: the state, then the bitset of completed ops linearized, 16 bits per UTF-16 unit.
   const linearized = new Uint16Array(Math.ceil(opCount / 16));
-  const flip = (i: number): void => {
-    linearized[i >> 4]! ^= 1 << (i & 15);
-  };
-  // The cache key packs the bitset 16 bits per UTF-16 code unit: compact, and Set hashes it for us.
   const cacheKey = (state: number): string => {
     let s = String.fromCharCode(state & 0xffff, state >>> 16);
-    for (let w = 0; w < linearized.length; w += 4096)
+    for (let w = 0; w < linearized.length; w += 4096) {
       s += String.fromCharCode(...linearized.subarray(w, w + 4096));
+    }
     return s;
   };
-  const seen = new Set<string>();
-  const stackCall = new Int32Array(opCount);
-  const stackState = new Int32Array(opCount);
-  let depth = 0;
-  let state = ABSENT;
-  // Unknown outcomes never have to take effect, so the search is done once every other op is placed.
+  type Visit = { used: Int32Array; done: boolean };
+  const visits = new Map<string, Visit[]>();
+  // Only a finished visit has failed. An unfinished one with the same key is an ancestor, which
+  // has fewer ops linearized, so it never has equal counts: it cannot cover the current state.
+  const covered = (seen: Visit[]): boolean =>
+    seen.some((v) => v.done && v.used.every((n, c) => n <= classUsed[c]!));
   let requiredLeft = ops.filter((m) => m.returnMs !== Infinity).length;
-  // The deepest prefix, snapshotted lazily at its first backtrack, with the op whose return stopped it.
-  let bestDepth = 0;
+  const mark = (i: number, by: 1 | -1): void => {
+    if (classOf[i] !== -1) {
+      classUsed[classOf[i]!]! += by;
+    } else {
+      linearized[i >> 4]! ^= 1 << (i & 15);
+      requiredLeft -= by;
+    }
+  };
+  const stack: { call: number; state: number; visit: Visit }[] = [];
+  let state = ABSENT;
+  // The deepest prefix, snapshotted at its first backtrack with the op whose return stopped it.
+  let best = { prefix: [] as number[], state, blocker: undefined as HistoryOp | undefined };
   let bestPending = true;
-  let best = { prefix: [] as number[], state: ABSENT, blocker: undefined as ModelOp | undefined };
 
-  // Placing an unknown outcome where nothing sees its effect is the same as never placing it (which
-  // stays possible), but would fill the cache with states that differ only in it: so it is not done.
-  // That is when it changes nothing, or when the op placed right after it overwrites the register.
-  const pointless = (m: ModelOp, after: number): boolean =>
-    (m.returnMs === Infinity && after === state) ||
-    (m.kind === SET && depth > 0 && ops[stackCall[depth - 1]! >> 1]!.returnMs === Infinity);
-
+  // Each node first tries the completed ops, then (a second pass) the unknown ones.
+  let tryingUnknowns = false;
   let entry = next[HEAD]!;
   for (let steps = 0; requiredLeft > 0; steps++) {
     if (steps >= stepsMax) {
       const message = `key ${JSON.stringify(key)}: gave up after ${stepsMax} search steps over ${history.length} ops`;
       return { verdict: 'unknown', key, ops: history.length, message };
     }
-    if (entry === END) throw new Error('linearizability: invariant broken: walked off the entry list');
-    const m = ops[entry >> 1]!;
+    if (entry === END) throw new Error('linearizability: invariant broken: walked past the last return');
+    const i = entry >> 1;
+    const c = classOf[i]!;
     if ((entry & 1) === 0) {
-      const c = classOf[entry >> 1]!;
-      const after = c === -1 || rankOf[entry >> 1] === classUsed[c] ? apply(m, state) : ILLEGAL;
-      if (after !== ILLEGAL && !pointless(m, after)) {
-        flip(entry >> 1);
+      const tryable = (c !== -1) === tryingUnknowns && (c === -1 || rankOf[i] === classUsed[c]);
+      const after = tryable ? apply(ops[i]!, state) : ILLEGAL;
+      if (after !== ILLEGAL && !(c !== -1 && after === state)) {
+        mark(i, 1);
         const k = cacheKey(after);
-        if (!seen.has(k)) {
-          seen.add(k);
-          stackCall[depth] = entry;
-          stackState[depth] = state;
-          depth++;
+        const seen = visits.get(k) ?? visits.set(k, []).get(k)!;
+        if (!covered(seen)) {
+          const visit = { used: classUsed.slice(), done: false };
+          seen.push(visit);
+          stack.push({ call: entry, state, visit });
+          if (stack.length > best.prefix.length) bestPending = true;
           state = after;
           lift(entry);
-          if (m.returnMs !== Infinity) requiredLeft--;
-          else classUsed[c]!++;
-          if (depth > bestDepth) {
-            bestDepth = depth;
-            bestPending = true;
-          }
-          entry = next[HEAD]!;
+          [entry, tryingUnknowns] = [next[HEAD]!, false];
           continue;
         }
-        flip(entry >> 1);
+        mark(i, -1);
       }
       entry = next[entry]!;
       continue;
     }
-    // A return: its op had to be linearized by now, and this prefix did not allow it.
+    // A return: its op had to be linearized by now. Once the unknown ops were tried too, backtrack.
+    if (!tryingUnknowns && classSizes.length > 0) {
+      [entry, tryingUnknowns] = [next[HEAD]!, true];
+      continue;
+    }
     if (bestPending) {
-      const prefix = Array.from(stackCall.subarray(0, depth), (c) => ops[c >> 1]!.op.id);
-      best = { prefix, state, blocker: m };
+      best = { prefix: stack.map((s) => ops[s.call >> 1]!.op.id), state, blocker: ops[i]!.op };
       bestPending = false;
     }
-    if (depth === 0) return violation(key, history, best.prefix, describeStuck(best, names, opCount));
-    depth--;
-    const call = stackCall[depth]!;
-    state = stackState[depth]!;
-    flip(call >> 1);
-    unlift(call);
-    if (ops[call >> 1]!.returnMs !== Infinity) requiredLeft++;
-    else classUsed[classOf[call >> 1]!]!--;
-    entry = next[call]!;
+    const top = stack.pop();
+    if (top === undefined) {
+      const message = `key ${JSON.stringify(key)} is not linearizable: ${describeStuck(best, names, opCount)}`;
+      return { verdict: 'violation', key, ops: history, longestPrefix: best.prefix, message };
+    }
+    top.visit.done = true;
+    state = top.state;
+    mark(top.call >> 1, -1);
+    unlift(top.call);
+    [entry, tryingUnknowns] = [next[top.call]!, classOf[top.call >> 1] !== -1];
   }
   return { verdict: 'ok', keys: 1, ops: history.length };
 }
 
-function violation(
-  key: string,
-  ops: HistoryOp[],
-  longestPrefix: number[],
-  why: string,
-): LinearizabilityResult {
-  const message = `key ${JSON.stringify(key)} is not linearizable: ${why}`;
-  return { verdict: 'violation', key, ops, longestPrefix, message };
-}
-
 function describeStuck(
-  best: { prefix: number[]; state: number; blocker: ModelOp | undefined },
+  best: { prefix: number[]; state: number; blocker: HistoryOp | undefined },
   names: (string | null)[],
   opCount: number,
 ): string {
   const held = best.state === UNCOMPARED ? 'a value no op reads' : JSON.stringify(names[best.state]);
   const head = `the longest linearized prefix has ${best.prefix.length} of ${opCount} ops and leaves ${held}`;
-  const b = best.blocker?.op;
+  const b = best.blocker;
   if (b === undefined) return head;
   return `${head}; then op ${b.id} (client ${b.client}, ${describeOp(b)}, ${b.callMs}..${b.returnMs} ms) cannot take effect`;
 }
 
-function describeOp(op: HistoryOp): string {
-  const { input, output } = op;
-  const out =
-    output === undefined
-      ? 'unknown'
-      : 'value' in output
-        ? JSON.stringify(output.value)
-        : output.ok
-          ? 'ok'
-          : 'failed';
+function describeOp({ input, output }: HistoryOp): string {
+  const ok = output !== undefined && 'ok' in output ? (output.ok ? 'ok' : 'failed') : undefined;
+  const out = output === undefined ? 'unknown' : 'value' in output ? JSON.stringify(output.value) : ok;
   if (input.op === 'read') return `read -> ${out}`;
   if (input.op === 'write') return `write ${JSON.stringify(input.value)} -> ${out}`;
   if (input.op === 'delete') return `delete -> ${out}`;

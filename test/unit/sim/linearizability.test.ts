@@ -112,6 +112,16 @@ describe('checkLinearizable: hand-written histories', () => {
     assert.equal(verdict([read(1, 'b', [2, 5]), write(2, 'b', [10])]), 'violation');
   });
 
+  it('refutes a stale read among many unknown writes without running out of steps', () => {
+    // Each unknown write may or may not have happened: 2^20 combinations for a naive search.
+    const unknowns = Array.from({ length: 20 }, (_, i) => write(10 + i, `u${i}`, [2 + i]));
+    const h = [write(1, 'a', [0, 1]), ...unknowns, read(2, 'a', [30, 31]), write(3, 'b', [40, 41])];
+    assert.equal(verdict(h), 'ok');
+    const result = checkLinearizable([...h, read(2, 'a', [50, 51])]);
+    assert.ok(result.verdict === 'violation', result.verdict === 'unknown' ? result.message : result.verdict);
+    assert.match(result.message, /read -> "a", 50\.\.51 ms\) cannot take effect/);
+  });
+
   it('an unknown cas may have swapped or not; an unknown read constrains nothing', () => {
     const base = () => [write(1, 'a', [0, 1]), cas(2, 'a', 'b', undefined, [2])];
     assert.equal(verdict([...base(), read(3, 'a', [5, 6])]), 'ok');
@@ -173,8 +183,13 @@ interface StepSpec {
 
 /** Runs the steps in order against a reference register, each taking effect at its own instant
  * `tMs`, and wraps each in an interval around that instant, one op in flight per client.
- * Legal by construction. */
-function buildLegalHistory(steps: readonly StepSpec[], clientCount: number, keyCount: number): HistoryOp[] {
+ * Legal by construction. Values are unique per write unless `valueCount` makes them repeat. */
+function buildLegalHistory(
+  steps: readonly StepSpec[],
+  clientCount: number,
+  keyCount: number,
+  valueCount = Infinity,
+): HistoryOp[] {
   const register = new Map<string, string | null>();
   const written = new Map<string, string[]>();
   const freeAtMs: number[] = new Array(clientCount).fill(0);
@@ -187,7 +202,7 @@ function buildLegalHistory(steps: readonly StepSpec[], clientCount: number, keyC
     const key = `k${s.keyPick % keyCount}`;
     const current = register.get(key) ?? null;
     const values = written.get(key) ?? [];
-    const value = `v${i}`;
+    const value = `v${i % valueCount}`;
     let input: KvInput;
     let output: KvOutput;
     let after = current;
@@ -322,13 +337,14 @@ describe('checkLinearizable: properties', () => {
   it('agrees with brute force on small histories with some outputs changed at random', () => {
     const smallArb = fc.record({
       clientCount: fc.integer({ min: 1, max: 4 }),
+      valueCount: fc.constantFrom(Infinity, 2, 3),
       keyCount: fc.integer({ min: 1, max: 2 }),
       steps: fc.array(stepArb(15), { minLength: 1, maxLength: 7, size: 'max' }),
       changes: fc.array(fc.record({ at: fc.nat(), to: fc.constantFrom(null, 'v0', 'v1', 'v2', 'v3') })),
     });
     fc.assert(
-      fc.property(smallArb, ({ clientCount, keyCount, steps, changes }) => {
-        const h = buildLegalHistory(steps, clientCount, keyCount);
+      fc.property(smallArb, ({ clientCount, keyCount, valueCount, steps, changes }) => {
+        const h = buildLegalHistory(steps, clientCount, keyCount, valueCount);
         for (const { at, to } of changes) {
           const o = h[at % h.length]!;
           if (o.output === undefined) continue;

@@ -104,13 +104,17 @@ function validateHistory(history: readonly HistoryOp[]): void {
     if (ids.has(op.id)) throw new Error(`${at}: duplicate id (ids must be unique per history)`);
     ids.add(op.id);
     if (!Number.isFinite(op.callMs)) throw new Error(`${at}: callMs must be a finite number`);
+    // +Infinity marks an unknown outcome inside the search, so a completed op may not use it.
+    if (op.returnMs !== undefined && !Number.isFinite(op.returnMs)) {
+      throw new Error(`${at}: returnMs must be a finite number (leave it undefined for an unknown outcome)`);
+    }
     if ((op.output === undefined) !== (op.returnMs === undefined)) {
       const has = op.output === undefined ? 'a returnMs but no output' : 'an output but no returnMs';
       throw new Error(
         `${at}: has ${has} (both are set when it returned, neither when its outcome is unknown)`,
       );
     }
-    if (op.returnMs !== undefined && !(op.returnMs >= op.callMs)) {
+    if (op.returnMs !== undefined && op.returnMs < op.callMs) {
       throw new Error(`${at}: returnMs ${op.returnMs} is before callMs ${op.callMs}`);
     }
     const wantsValue = op.input.op === 'read';

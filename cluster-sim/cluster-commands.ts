@@ -43,7 +43,9 @@ interface CommandSpec {
   help: string;
   /** More forms of the same command, each a line of help. */
   also?: Array<[string, string]>;
-  run: (args: string[]) => Promise<Outcome | undefined>;
+  /** Fewest and most arguments; outside them the command prints its usage. */
+  arity?: [number, number];
+  run: (args: string[], usage: string) => Promise<Outcome | undefined>;
 }
 
 function int(token: string | undefined, what: string, min: number, max: number, usage: string): number {
@@ -153,7 +155,9 @@ export class ClusterSession {
     try {
       const cmd = this.commands.get(word.toLowerCase()) ?? this.aliases.get(word.toLowerCase());
       if (!cmd) throw new CommandError(`unknown command ${JSON.stringify(word)} (type help for the list)`);
-      return (await cmd.run(args)) ?? 'continue';
+      const [min, max] = cmd.arity ?? [0, Number.POSITIVE_INFINITY];
+      if (args.length < min || args.length > max) throw new CommandError(`usage: ${cmd.usage}`);
+      return (await cmd.run(args, cmd.usage)) ?? 'continue';
     } catch (err) {
       this.print(`error: ${err instanceof Error ? err.message : String(err)}`);
       return 'continue';
@@ -258,16 +262,13 @@ export class ClusterSession {
     const add = (name: string, spec: CommandSpec): void => {
       this.commands.set(name, spec);
     };
-    const arity = (args: string[], min: number, max: number, usage: string): void => {
-      if (args.length < min || args.length > max) throw new CommandError(`usage: ${usage}`);
-    };
 
     add('kill', {
       usage: 'kill NAME',
       help: 'SIGKILL the agent: a crash; the others mark it failed within a few seconds',
-      run: async (args) => {
-        arity(args, 1, 1, 'kill NAME');
-        const a = this.running(args[0], 'kill NAME');
+      arity: [1, 1],
+      run: async (args, usage) => {
+        const a = this.running(args[0], usage);
         const pid = a.proc?.pid;
         this.cluster.kill(a, 'SIGKILL');
         this.stopped.delete(a);
@@ -281,9 +282,9 @@ export class ClusterSession {
     add('stop', {
       usage: 'stop NAME',
       help: 'SIGSTOP the agent: frozen, not dead; the others suspect it, then mark it failed',
-      run: async (args) => {
-        arity(args, 1, 1, 'stop NAME');
-        const a = this.running(args[0], 'stop NAME');
+      arity: [1, 1],
+      run: async (args, usage) => {
+        const a = this.running(args[0], usage);
         if (this.stopped.has(a))
           throw new CommandError(`${a.name} is already stopped (cont ${a.name} resumes it)`);
         this.cluster.kill(a, 'SIGSTOP');
@@ -296,9 +297,9 @@ export class ClusterSession {
     add('cont', {
       usage: 'cont NAME',
       help: 'SIGCONT a stopped agent: it refutes the suspicion and is alive again',
-      run: async (args) => {
-        arity(args, 1, 1, 'cont NAME');
-        const a = this.running(args[0], 'cont NAME');
+      arity: [1, 1],
+      run: async (args, usage) => {
+        const a = this.running(args[0], usage);
         if (!this.stopped.has(a)) throw new CommandError(`${a.name} is not stopped`);
         this.cluster.kill(a, 'SIGCONT');
         this.stopped.delete(a);
@@ -310,9 +311,9 @@ export class ClusterSession {
     add('leave', {
       usage: 'leave NAME',
       help: 'SIGTERM the agent: it leaves gracefully (others see it left) and exits 0',
-      run: async (args) => {
-        arity(args, 1, 1, 'leave NAME');
-        const a = this.running(args[0], 'leave NAME');
+      arity: [1, 1],
+      run: async (args, usage) => {
+        const a = this.running(args[0], usage);
         await this.terminate(a);
         this.print(`${a.name} left (exit ${describeExit(a)})`);
         return undefined;
@@ -322,9 +323,9 @@ export class ClusterSession {
     add('restart', {
       usage: 'restart NAME',
       help: 'start the agent again with the same data dir and ports (a running one is sent SIGTERM first)',
-      run: async (args) => {
-        arity(args, 1, 1, 'restart NAME');
-        const a = this.agent(args[0], 'restart NAME');
+      arity: [1, 1],
+      run: async (args, usage) => {
+        const a = this.agent(args[0], usage);
         if (isRunning(a)) await this.terminate(a);
         a.extraArgs = [...(this.ownArgs.get(a) ?? []), ...this.joinArgs(a)];
         await this.cluster.restart(a);
@@ -337,8 +338,8 @@ export class ClusterSession {
     add('add', {
       usage: 'add',
       help: 'start one more agent; it joins the agents that are running',
-      run: async (args) => {
-        arity(args, 0, 0, 'add');
+      arity: [0, 0],
+      run: async () => {
         if (this.cluster.agents.length >= agentsMax)
           throw new CommandError(`already ${agentsMax} agents, the most one session starts`);
         const a = await this.cluster.add(this.joinArgs());
@@ -354,8 +355,8 @@ export class ClusterSession {
     add('status', {
       usage: 'status',
       help: 'the agents with their state: running, stopped or exited(code)',
-      run: async (args) => {
-        arity(args, 0, 0, 'status');
+      arity: [0, 0],
+      run: async () => {
         this.print(this.table(true));
         return undefined;
       },
@@ -364,9 +365,9 @@ export class ClusterSession {
     add('members', {
       usage: 'members [NAME]',
       help: 'the member list as one agent sees it (default: the first running one)',
-      run: async (args) => {
-        arity(args, 0, 1, 'members [NAME]');
-        const a = args[0] === undefined ? this.answering()[0] : this.running(args[0], 'members [NAME]');
+      arity: [0, 1],
+      run: async (args, usage) => {
+        const a = args[0] === undefined ? this.answering()[0] : this.running(args[0], usage);
         if (!a) throw new CommandError('no running agent to ask');
         if (this.stopped.has(a))
           throw new CommandError(`${a.name} is stopped and cannot answer (cont ${a.name})`);
@@ -392,13 +393,10 @@ export class ClusterSession {
     add('logs', {
       usage: 'logs NAME [LINES]',
       help: `the agent's last log lines (default ${logLinesDefault})`,
-      run: async (args) => {
-        arity(args, 1, 2, 'logs NAME [LINES]');
-        const a = this.agent(args[0], 'logs NAME [LINES]');
-        const n =
-          args[1] === undefined
-            ? logLinesDefault
-            : int(args[1], 'LINES', 1, logLinesMax, 'logs NAME [LINES]');
+      arity: [1, 2],
+      run: async (args, usage) => {
+        const a = this.agent(args[0], usage);
+        const n = args[1] === undefined ? logLinesDefault : int(args[1], 'LINES', 1, logLinesMax, usage);
         this.print(a.output.slice(-n).join('\n'));
         return undefined;
       },
@@ -407,9 +405,9 @@ export class ClusterSession {
     add('sleep', {
       usage: 'sleep MS',
       help: 'pause the script for MS milliseconds',
-      run: async (args) => {
-        arity(args, 1, 1, 'sleep MS');
-        await sleep(int(args[0], 'MS', 0, sleepMsMax, 'sleep MS'));
+      arity: [1, 1],
+      run: async (args, usage) => {
+        await sleep(int(args[0], 'MS', 0, sleepMsMax, usage));
         return undefined;
       },
     });

@@ -6,7 +6,7 @@
 //   state machine safety   no two nodes apply different entries at one index
 //   commit monotonic       a node's persisted commit index never decreases while it runs, nor
 //                          below what it had synced when it restarts
-import type { Entry, NodeId, RaftStatus } from '../../src/core/raft/types.js';
+import type { Entry, NodeId, RaftStatus, Snapshot } from '../../src/core/raft/types.js';
 
 export class SafetyViolation extends Error {
   constructor(
@@ -143,6 +143,29 @@ export class RaftSafety {
   get highestCommit(): number {
     return this.commitKnown;
   }
+}
+
+/** The checker's view of a persisted log held as entries after an optional snapshot. */
+export function persistedLog(
+  state: () => { readonly entries: readonly Entry[]; readonly snapshot: Snapshot | undefined },
+): PersistedLog {
+  const find = (i: number): Entry | undefined => {
+    const es = state().entries;
+    const first = es[0];
+    if (first === undefined) return undefined;
+    const e = es[i - first.index];
+    return e !== undefined && e.index === i ? e : es.find((x) => x.index === i);
+  };
+  return {
+    termAt(i: number): number {
+      if (i === 0) return 0;
+      const s = state().snapshot?.meta;
+      if (s !== undefined && i === s.index) return s.term;
+      return find(i)?.term ?? -1;
+    },
+    entryAt: find,
+    snapshotIndex: () => state().snapshot?.meta.index ?? 0,
+  };
 }
 
 function fnv1a(data: Uint8Array): number {

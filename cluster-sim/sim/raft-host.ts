@@ -32,8 +32,8 @@ import type {
 } from '../../src/core/raft/types.js';
 import type { SeededRng } from '../../src/core/rand.js';
 import { type ApplyResult, StateMachine } from '../../src/core/state/state-machine.js';
-import { entryKey, type PersistedLog, type RaftSafety } from '../check/raft-safety.js';
-import { appendEntries, compactTo, type DiskState, installSnapshot, type SimDisk } from './disk.js';
+import { entryKey, type PersistedLog, persistedLog, type RaftSafety } from '../check/raft-safety.js';
+import { appendEntries, compactTo, installSnapshot, type SimDisk } from './disk.js';
 
 // The agent's codec settings (src/wire/codec.ts), so commands and snapshots are real bytes.
 const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true, int64AsType: 'number' });
@@ -440,25 +440,4 @@ function safeUnpack(data: Uint8Array): unknown {
   } catch {
     return undefined;
   }
-}
-
-/** The checker's view of a disk's log. */
-function persistedLog(state: () => Readonly<DiskState>): PersistedLog {
-  const find = (i: number): Entry | undefined => {
-    const es = state().entries;
-    const first = es[0];
-    if (first === undefined) return undefined;
-    const e = es[i - first.index];
-    return e !== undefined && e.index === i ? e : es.find((x) => x.index === i);
-  };
-  return {
-    termAt(i: number): number {
-      if (i === 0) return 0;
-      const s = state().snapshot?.meta;
-      if (s !== undefined && i === s.index) return s.term;
-      return find(i)?.term ?? -1;
-    },
-    entryAt: find,
-    snapshotIndex: () => state().snapshot?.meta.index ?? 0,
-  };
 }

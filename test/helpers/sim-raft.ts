@@ -2,13 +2,10 @@
 // duplication, reordering by random delay, partitions), a fake disk per node (every Ready is
 // persisted before its messages leave; a crash loses only what was never persisted and the node
 // restarts from its disk through RaftRestore), a state machine per node (the applied entries),
-// and a safety checker run after every step:
-//   election safety        at most one leader per term, across all nodes and all time
-//   log matching           an (index, term) pair names one entry and one previous term everywhere
-//   leader completeness    a leader of term T holds every entry committed in a term < T
-//   state machine safety   no two nodes apply different entries at one index
-//   commit monotonic       a node's commit never decreases, across restarts too
+// and cluster-sim's Raft safety checker (cluster-sim/check/raft-safety.ts) run after every step.
 // Time is in ticks; a message takes [delayTicks[0], delayTicks[1]] ticks (0 = within the tick).
+
+import { entryKey, persistedLog, RaftSafety } from '../../cluster-sim/check/raft-safety.js';
 import { DEFAULT_RAFT_CONFIG, RaftNode, type RaftRestore } from '../../src/core/raft/raft.js';
 import type {
   ConfState,
@@ -66,10 +63,7 @@ interface InFlight {
 const text = new TextDecoder();
 const enc = new TextEncoder();
 
-export function entryKey(e: Entry): string {
-  const conf = e.conf === undefined ? '' : ` ${e.conf.op}:${e.conf.node}`;
-  return `${e.term}/${e.type}/${text.decode(e.data)}${conf}`;
-}
+export { entryKey };
 
 const DELIVERIES_PER_TICK_MAX = 100_000;
 
@@ -84,14 +78,8 @@ export class SimRaft {
   private readonly cut = new Set<string>();
   private readonly opts: Required<Omit<SimRaftOptions, 'config' | 'learners' | 'spares'>>;
   private readonly bootstrap: ConfState;
-  // Safety bookkeeping, global across nodes and restarts.
-  private readonly leaderOfTerm = new Map<number, NodeId>();
-  private readonly entryAt = new Map<string, { key: string; prevTerm: number }>();
-  private readonly appliedAt: string[] = [];
-  /** Term in which each index was first seen committed by a leader. */
-  private readonly commitTermAt: number[] = [];
-  private commitKnown = 0;
-  private readonly lastCommit = new Map<NodeId, number>();
+  /** Safety, checked across nodes and restarts; the first violation throws. */
+  readonly safety = new RaftSafety();
   dropRate: number;
   dupRate: number;
   delayTicks: [number, number];
@@ -180,7 +168,6 @@ export class SimRaft {
     node.incarnation++;
     const rng = new SeededRng((this.opts.seed * 7919 + hash(node.id) * 31 + node.incarnation) >>> 0);
     node.raft = new RaftNode({ id: node.id, config: this.config, rng, restore });
-    this.lastCommit.set(node.id, Math.max(this.lastCommit.get(node.id) ?? 0, 0));
   }
 
   /** Crash: the node loses its memory (nothing unpersisted exists: Readys are handled at once). */
@@ -348,7 +335,7 @@ export class SimRaft {
       d.entries = d.entries.filter((e) => e.index > rd.snapshot!.meta.index);
       // A received snapshot replaces the state machine.
       const sm = JSON.parse(text.decode(rd.snapshot.data)) as string[];
-      for (let i = 1; i < sm.length; i++) this.checkApplied(n.id, i, sm[i] as string);
+      for (let i = 1; i < sm.length; i++) this.safety.onApply(n.id, i, sm[i] as string);
       d.sm = sm;
       d.entries = [];
       this.log(`${n.id} installed snapshot ${rd.snapshot.meta.index}@${rd.snapshot.meta.term}`);
@@ -360,14 +347,14 @@ export class SimRaft {
       if (d.entries.length > 0 && (d.entries[0] as Entry).index !== snapIndex + 1) {
         throw new Error(`sim: ${n.id} persisted log does not start after its snapshot`);
       }
-      for (const e of rd.entries) this.checkEntry(n, e);
+      this.safety.onPersistEntries(
+        n.id,
+        rd.entries,
+        persistedLog(() => d),
+      );
     }
     if (rd.hardState !== undefined) {
-      const prev = this.lastCommit.get(n.id) ?? 0;
-      if (rd.hardState.commit < prev) {
-        throw new Error(`safety: ${n.id} commit decreased ${prev} → ${rd.hardState.commit}`);
-      }
-      this.lastCommit.set(n.id, rd.hardState.commit);
+      this.safety.onPersistCommit(n.id, rd.hardState.commit);
       if (rd.hardState.term < d.hardState.term) throw new Error(`safety: ${n.id} term decreased`);
       d.hardState = { ...rd.hardState };
     }
@@ -381,7 +368,7 @@ export class SimRaft {
         );
       }
       const key = entryKey(e);
-      this.checkApplied(n.id, e.index, key);
+      this.safety.onApply(n.id, e.index, key);
       n.disk.sm.push(key);
     }
   }
@@ -389,61 +376,20 @@ export class SimRaft {
   private onSoftState(n: SimNode): void {
     const s = (n.raft as RaftNode).status();
     this.log(`${n.id} is ${s.role} term ${s.term} leader ${s.leader || '-'}`);
-    if (s.role !== 'leader') return;
-    // Leader completeness: every entry committed in an earlier term is in this leader's log.
-    const snapIndex = n.disk.snapshot?.meta.index ?? 0;
-    for (let i = snapIndex + 1; i <= this.commitKnown; i++) {
-      if ((this.commitTermAt[i] as number) >= s.term) continue;
-      const e = n.disk.entries.find((x) => x.index === i);
-      const want = this.appliedAt[i];
-      if (e === undefined || (want !== undefined && entryKey(e) !== want)) {
-        throw new Error(`safety: leader ${n.id} of term ${s.term} lacks committed entry ${i}`);
-      }
-    }
+    if (s.role === 'leader')
+      this.safety.onBecomeLeader(
+        n.id,
+        s.term,
+        persistedLog(() => n.disk),
+      );
   }
 
   // ---- safety ----------------------------------------------------------------------------------
 
-  private checkEntry(n: SimNode, e: Entry): void {
-    const k = `${e.index}@${e.term}`;
-    const prevTerm = this.termIn(n, e.index - 1);
-    const seen = this.entryAt.get(k);
-    const key = entryKey(e);
-    if (seen === undefined) {
-      this.entryAt.set(k, { key, prevTerm });
-    } else if (seen.key !== key || (prevTerm >= 0 && seen.prevTerm >= 0 && seen.prevTerm !== prevTerm)) {
-      throw new Error(`safety: log matching broken at ${k} on ${n.id}: ${key} vs ${seen.key}`);
-    }
-  }
-
-  /** Term of index i in a node's persisted log; -1 if unknown (compacted). */
-  private termIn(n: SimNode, i: number): number {
-    if (i === 0) return 0;
-    const s = n.disk.snapshot?.meta;
-    if (s !== undefined && i === s.index) return s.term;
-    return n.disk.entries.find((e) => e.index === i)?.term ?? -1;
-  }
-
-  private checkApplied(id: NodeId, index: number, key: string): void {
-    const had = this.appliedAt[index];
-    if (had === undefined) this.appliedAt[index] = key;
-    else if (had !== key)
-      throw new Error(`safety: ${id} applied ${key} at ${index}, another node applied ${had}`);
-  }
-
   private check(n: SimNode): void {
     const raft = n.raft as RaftNode;
     raft.checkInvariants();
-    const s = raft.status();
-    if (s.role === 'leader') {
-      const other = this.leaderOfTerm.get(s.term);
-      if (other !== undefined && other !== s.id) {
-        throw new Error(`safety: two leaders in term ${s.term}: ${other} and ${s.id}`);
-      }
-      this.leaderOfTerm.set(s.term, s.id);
-      for (let i = this.commitKnown + 1; i <= s.commit; i++) this.commitTermAt[i] = s.term;
-      this.commitKnown = Math.max(this.commitKnown, s.commit);
-    }
+    this.safety.onStatus(raft.status());
   }
 
   /** Every node's applied sequence is a prefix of the longest one. */

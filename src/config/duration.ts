@@ -1,32 +1,18 @@
 // Durations in configuration: "500ms", "2s", "1.5m", "1h", or a plain number of milliseconds.
+// The rule itself is the pure one in src/core/duration.ts; this adds the agent's error type.
 import { MeshError } from '../api/types.js';
+import { durationMs } from '../core/duration.js';
 import { describe } from './host-port.js';
 
-const unitMs: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-/** setTimeout fires at once for delays above 2^31-1 ms, so no duration may exceed it (~24.8 days). */
-export const durationMsMax = 2 ** 31 - 1;
+export { durationMsMax, formatDurationMs } from '../core/duration.js';
 
 export function parseDurationMs(v: unknown, what: string): number {
-  let ms = Number.NaN;
-  if (typeof v === 'number') {
-    ms = v;
-  } else if (typeof v === 'string') {
-    const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(v.trim());
-    if (m) ms = Number(m[1]) * (unitMs[m[2] ?? 'ms'] ?? Number.NaN);
-  }
-  if (!Number.isFinite(ms) || ms < 0 || ms > durationMsMax) {
+  const ms = durationMs(v);
+  if (ms === undefined) {
     throw new MeshError(
       'bad_request',
       `${what}: expected a duration like "500ms", "2s", "1m" or a number of milliseconds, got ${describe(v)}`,
     );
   }
-  return Math.round(ms);
-}
-
-/** "1500" → "1.5s": the shortest readable form, for messages and docs. */
-export function formatDurationMs(ms: number): string {
-  if (ms % 3_600_000 === 0 && ms > 0) return `${ms / 3_600_000}h`;
-  if (ms % 60_000 === 0 && ms > 0) return `${ms / 60_000}m`;
-  if (ms >= 1000) return `${ms / 1000}s`;
-  return `${ms}ms`;
+  return ms;
 }

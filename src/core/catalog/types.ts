@@ -39,7 +39,7 @@ export type CheckSpec =
       /** Accept any server certificate (https only). */
       tlsSkipVerify: boolean;
     }
-  | { type: 'tcp'; /** host:port to connect to. */ address: string }
+  | { type: 'tcp' /** host:port to connect to. */; address: string }
   | {
       type: 'grpc';
       /** host:port of the gRPC server. */
@@ -55,7 +55,10 @@ export type CheckSpec =
       /** argv; run without a shell. Exit 0 passes, 1 warns, anything else fails (as Consul). */
       args: string[];
     }
-  | { type: 'ttl'; /** The service must report within this long or the check turns critical. */ ttlMs: number };
+  | {
+      type: 'ttl' /** The service must report within this long or the check turns critical. */;
+      ttlMs: number;
+    };
 
 export type CheckType = CheckSpec['type'];
 
@@ -100,7 +103,7 @@ export interface CheckState {
   name: string;
   type: CheckType;
   status: CheckStatus;
-  /** Last probe's output or the TTL note, truncated to LIMITS.checkOutputBytesMax. */
+  /** Last probe's output or the TTL note, truncated to CHECK_OUTPUT_BYTES_MAX (check-state.ts). */
   output: string;
 }
 

@@ -1,0 +1,28 @@
+// Durations as operators write them: "500ms", "2s", "1.5m", "1h", or a plain number of
+// milliseconds. Pure, so config files (src/config) and service definitions (src/core/catalog)
+// read them by one rule.
+
+const unitMs: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+/** setTimeout fires at once for delays above 2^31-1 ms, so no duration may exceed it (~24.8 days). */
+export const durationMsMax = 2 ** 31 - 1;
+
+/** Milliseconds, or undefined when `v` is not a duration in [0, durationMsMax]. */
+export function durationMs(v: unknown): number | undefined {
+  let ms = Number.NaN;
+  if (typeof v === 'number') {
+    ms = v;
+  } else if (typeof v === 'string') {
+    const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(v.trim());
+    if (m) ms = Number(m[1]) * (unitMs[m[2] ?? 'ms'] ?? Number.NaN);
+  }
+  if (!Number.isFinite(ms) || ms < 0 || ms > durationMsMax) return undefined;
+  return Math.round(ms);
+}
+
+/** "1500" → "1.5s": the shortest readable form, for messages and docs. */
+export function formatDurationMs(ms: number): string {
+  if (ms % 3_600_000 === 0 && ms > 0) return `${ms / 3_600_000}h`;
+  if (ms % 60_000 === 0 && ms > 0) return `${ms / 60_000}m`;
+  if (ms >= 1000) return `${ms / 1000}s`;
+  return `${ms}ms`;
+}

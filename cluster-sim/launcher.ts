@@ -148,6 +148,8 @@ export class LocalCluster {
       ...a.extraArgs,
     ];
     if (a.index > 1 && !a.extraArgs.includes('--join')) args.push('--join', this.seed);
+    // Many agents share this host: each DNS server takes a free port (GET /v1/agent/self shows it).
+    if (!args.includes('--dns')) args.push('--dns', '127.0.0.1:0');
     return args;
   }
 

@@ -44,4 +44,10 @@ export interface AgentConfig {
   bootstrapExpect: number;
   /** Number of Raft voters the leader maintains (odd); other agents are replicas. */
   voters: number;
+  /** Directory of service definition files (read at start and on reload); undefined = none. */
+  configDir: string | undefined;
+  /** Allow checks that run a command (`args`); off by default, as in Consul. */
+  enableScriptChecks: boolean;
+  /** DNS server listen address, or 'off'. */
+  dns: HostPort | 'off';
 }

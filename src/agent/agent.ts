@@ -5,6 +5,7 @@ import { rm } from 'node:fs/promises';
 import { multiaddr } from '@multiformats/multiaddr';
 import type { Logger } from 'pino';
 import { startHttpServer } from '../api/http-server.js';
+import { catalogRoutes } from '../api/routes-catalog.js';
 import { stateRoutes } from '../api/routes-state.js';
 import {
   type AgentApi,
@@ -13,8 +14,12 @@ import {
   type MemberView,
   MeshError,
 } from '../api/types.js';
+import { LocalServices } from '../catalog/local.js';
+import { CatalogQuery } from '../catalog/query.js';
+import { CatalogService } from '../catalog/service.js';
 import { DEFAULT_MEMBERSHIP_CONFIG } from '../core/membership/config.js';
 import type { Member, MemberStatus } from '../core/membership/types.js';
+import { type DnsServer, startDnsServer } from '../dns/server.js';
 import { MembershipService } from '../membership/service.js';
 import { AppliedGossip } from '../raft/applied-gossip.js';
 import { RaftClient } from '../raft/client.js';
@@ -40,6 +45,7 @@ export const VERSION: string = (() => {
 export class Agent implements AgentApi {
   private httpClose: (() => Promise<void>) | undefined;
   private httpAddress = '';
+  private dns: DnsServer | undefined;
   private readonly startedAt = new Date().toISOString();
   private stopping: Promise<void> | undefined;
   /** Called when the agent should exit (after `PUT /v1/agent/leave`). */
@@ -57,6 +63,9 @@ export class Agent implements AgentApi {
     private readonly replicas: ReplicaFanout,
     private readonly applied: AppliedGossip,
     private readonly bus: GossipBus,
+    readonly catalog: CatalogService,
+    readonly services: LocalServices,
+    readonly query: CatalogQuery,
   ) {}
 
   /** `onMembershipStarted` runs as soon as gossip membership is up (the join starts there). */
@@ -145,6 +154,29 @@ export class Agent implements AgentApi {
         return value;
       };
       const replicas = new ReplicaFanout(bus, raft, raftClient, addressOf, raftLog, hasReplicas);
+      const catalogLog = log.child({ module: 'catalog' });
+      const catalog = await CatalogService.create({
+        selfId: identity.id,
+        host,
+        bus,
+        membership,
+        store,
+        log: catalogLog,
+      });
+      const services = new LocalServices({
+        store,
+        log: log.child({ module: 'services' }),
+        configDir: config.configDir,
+        enableScriptChecks: config.enableScriptChecks,
+        onChange: (instances) => catalog.setLocal(instances),
+      });
+      const query = new CatalogQuery({
+        catalog: catalog.core,
+        member: (id) => membership.member(id),
+        members: () => membership.members(),
+        state: () => raft.state,
+        local: services,
+      });
       const agent = new Agent(
         config,
         log.child({ module: 'agent' }),
@@ -157,6 +189,9 @@ export class Agent implements AgentApi {
         replicas,
         applied,
         bus,
+        catalog,
+        services,
+        query,
       );
       membership.onMember((ev) => agent.logMemberEvent(ev.member, ev.previous));
       bus.start();
@@ -166,13 +201,24 @@ export class Agent implements AgentApi {
       await controlPlane.start();
       replicas.start();
       applied.start();
+      await catalog.start();
+      // A bad service file stops the start here, naming the file and the field.
+      await services.start();
+      if (config.dns !== 'off') {
+        agent.dns = await startDnsServer({
+          host: config.dns.host,
+          port: config.dns.port,
+          catalog: query,
+          log: log.child({ module: 'dns' }),
+        });
+      }
       const http = await startHttpServer({
         agent,
         host: config.http.host,
         port: config.http.port,
         log: log.child({ module: 'http' }),
         onLeave: () => agent.onExit(),
-        routes: stateRoutes(controlPlane),
+        routes: [...stateRoutes(controlPlane), ...catalogRoutes({ catalog, query, local: services })],
       });
       agent.httpClose = http.close;
       agent.httpAddress = formatAddress(http.address);
@@ -182,6 +228,7 @@ export class Agent implements AgentApi {
           name: config.nodeName,
           cluster: formatAddress(advertise),
           http: agent.httpAddress,
+          dns: agent.dns ? formatAddress(agent.dns.address) : 'off',
           multiaddrs: host.getMultiaddrs().map(String),
           newIdentity: identity.created,
           incarnation: identity.incarnation,
@@ -206,6 +253,7 @@ export class Agent implements AgentApi {
       address: me.address,
       multiaddrs: this.host.getMultiaddrs().map(String),
       http: this.httpAddress,
+      dns: this.dns ? formatAddress(this.dns.address) : 'off',
       zone: me.zone,
       status: me.status,
       incarnation: me.incarnation,
@@ -218,6 +266,10 @@ export class Agent implements AgentApi {
         gossipMessages: this.bus.counters.received,
         gossipDropped: this.bus.counters.malformed,
         publishFailed: this.bus.counters.publishFailed,
+        catalogInstances: this.catalog.core.instanceCount(),
+        catalogNodes: this.catalog.core.nodes().length,
+        ...catalogCounters(this.catalog),
+        ...(this.dns ? prefixed('dns', this.dns.stats) : {}),
       },
       memory: { ...process.memoryUsage() },
       connections: this.host.getConnections().length,
@@ -270,6 +322,9 @@ export class Agent implements AgentApi {
       });
     }
     await this.httpClose?.().catch(() => undefined);
+    await this.dns?.close().catch(() => undefined);
+    this.services.stop();
+    await this.catalog.stop().catch(() => undefined);
     this.replicas.stop();
     this.applied.stop();
     await this.controlPlane.stop().catch(() => undefined);
@@ -297,6 +352,17 @@ export class Agent implements AgentApi {
       'member status changed',
     );
   }
+}
+
+function prefixed(prefix: string, counters: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(counters)) out[`${prefix}${k[0]!.toUpperCase()}${k.slice(1)}`] = v;
+  return out;
+}
+
+function catalogCounters(c: CatalogService): Record<string, number> {
+  const { catalogTransport: _t, ...rest } = c.stats();
+  return prefixed('catalog', rest);
 }
 
 function withTimeout(p: Promise<void>, ms: number): Promise<void> {

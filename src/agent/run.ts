@@ -63,6 +63,13 @@ export async function runAgent(config: AgentConfig): Promise<void> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // SIGHUP re-reads --config-dir, as Consul's: a bad file is logged and changes nothing.
+  process.on('SIGHUP', () => {
+    agent.services.reload().then(
+      (r) => log.info({ services: r.services, files: r.files }, 'reloaded on SIGHUP'),
+      (err: Error) => log.error({ err: err.message }, 'reload on SIGHUP failed; nothing changed'),
+    );
+  });
 
   void joinFailure.then(async (err) => {
     if (!err) return;

@@ -3,11 +3,16 @@
 import { parseErrorBody } from './errors.js';
 import type {
   AgentSelfView,
+  CatalogServiceView,
+  CheckView,
   ConfigEntryView,
   ConfigWriteResult,
+  InstanceView,
   JoinResult,
   KvEntryView,
+  LocalServiceView,
   MemberView,
+  NodeView,
   RaftPeerView,
   RaftStatusView,
   TransferLeaderResult,
@@ -253,6 +258,63 @@ export class ApiClient {
   async raftTransferLeader(to?: string): Promise<TransferLeaderResult> {
     const a = await this.call('POST', '/v1/raft/transfer-leader', { query: queryString({ to }) });
     return a.data as TransferLeaderResult;
+  }
+
+  async agentServices(): Promise<LocalServiceView[]> {
+    return this.list('/v1/agent/services') as Promise<LocalServiceView[]>;
+  }
+
+  async agentChecks(): Promise<CheckView[]> {
+    return this.list('/v1/agent/checks') as Promise<CheckView[]>;
+  }
+
+  /** Register (or replace) a service on this agent; the agent validates it and names a bad field. */
+  async serviceRegister(definition: unknown): Promise<{ id: string; name: string }> {
+    const a = await this.call('PUT', '/v1/agent/service/register', {
+      body: JSON.stringify(definition),
+      contentType: 'application/json',
+    });
+    return a.data as { id: string; name: string };
+  }
+
+  async serviceDeregister(id: string): Promise<void> {
+    await this.call('PUT', `/v1/agent/service/deregister/${encodeURIComponent(id)}`);
+  }
+
+  /** A TTL check's status, as the service reports it. */
+  async checkUpdate(status: 'pass' | 'warn' | 'fail', id: string, note?: string): Promise<CheckView> {
+    const a = await this.call('PUT', `/v1/agent/check/${status}/${encodeURIComponent(id)}`, {
+      query: queryString({ note }),
+    });
+    return a.data as CheckView;
+  }
+
+  /** Re-read the agent's --config-dir. */
+  async reload(): Promise<{ services: number; files: number }> {
+    return (await this.call('PUT', '/v1/agent/reload')).data as { services: number; files: number };
+  }
+
+  async catalogServices(): Promise<CatalogServiceView[]> {
+    return this.list('/v1/catalog/services') as Promise<CatalogServiceView[]>;
+  }
+
+  /** Instances of a service cluster-wide; `healthy` keeps passing and warning ones. */
+  async catalogInstances(
+    name: string,
+    opts: { healthy?: boolean; tag?: string } = {},
+  ): Promise<InstanceView[]> {
+    const path = `/v1/health/service/${encodeURIComponent(name)}`;
+    return this.list(path, queryString({ healthy: opts.healthy, tag: opts.tag })) as Promise<InstanceView[]>;
+  }
+
+  async catalogNodes(): Promise<NodeView[]> {
+    return this.list('/v1/catalog/nodes') as Promise<NodeView[]>;
+  }
+
+  private async list(path: string, query = ''): Promise<unknown[]> {
+    const a = await this.call('GET', path, { query });
+    if (!Array.isArray(a.data)) throw this.unexpected(`GET ${path}`, 'expected an array');
+    return a.data;
   }
 
   /** One request; the answer's JSON (unvalidated: the agent is trusted, the shapes are its own). */

@@ -7,6 +7,8 @@ const statusByCode: Record<MeshErrorCode, number> = {
   not_found: 404,
   method_not_allowed: 405,
   payload_too_large: 413,
+  /** The request contradicts what exists (a duplicate id, a service owned by a config file). */
+  conflict: 409,
   internal: 500,
   /** The agent reached no seed: a gateway-style failure of an upstream, not of this request. */
   join_failed: 502,

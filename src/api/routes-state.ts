@@ -2,7 +2,6 @@
 // agent's copy and carry X-Mesh-Index (the Raft index they reflect); `?consistent` reads go through
 // the leader (ReadIndex); `?index=N&wait=D` blocks until the data changes past N (like Consul).
 // Writes go through Raft, forwarded to the leader when this agent is not the leader.
-import { parseDurationMs } from '../config/duration.js';
 import {
   formatValidationError,
   isValidationError,
@@ -11,50 +10,17 @@ import {
 } from '../core/state/index.js';
 import type { ApplyResult, Command, ConfigEntry, KvEntry } from '../core/state/types.js';
 import type { ControlPlane } from '../raft/control-plane.js';
+import { BLOCKING_QUERY, blockingParams, flag, indexHeader, nonNegInt } from './query-params.js';
 import type { Reply, RequestContext, Route } from './router.js';
 import { MeshError } from './types.js';
 
-/** Blocking queries wait at most this long (Consul: 10 minutes), 5 minutes when not given. */
-const WAIT_MAX_MS = 600_000;
-const WAIT_DEFAULT_MS = 300_000;
-const READ_QUERY = ['consistent', 'index', 'wait'] as const;
+const READ_QUERY = ['consistent', ...BLOCKING_QUERY] as const;
 
-function flag(ctx: RequestContext, name: string): boolean {
-  const v = ctx.query.get(name);
-  if (v === null) return false;
-  if (v === '' || v === 'true' || v === '1') return true;
-  if (v === 'false' || v === '0') return false;
-  throw new MeshError('bad_request', `"${name}" is a flag: give it without a value, or true/false`);
-}
-
-function nonNegInt(ctx: RequestContext, name: string): number | undefined {
-  const v = ctx.query.get(name);
-  if (v === null) return undefined;
-  if (!/^\d{1,15}$/.test(v))
-    throw new MeshError(
-      'bad_request',
-      `"${name}" must be a non-negative integer, got ${JSON.stringify(v.slice(0, 40))}`,
-    );
-  return Number(v);
-}
-
-/** Consistency and blocking for a read; returns the index the answer reflects. */
+/** Consistency and blocking for a read. */
 async function readPoint(cp: ControlPlane, ctx: RequestContext, indexOf: () => number): Promise<void> {
-  const minIndex = nonNegInt(ctx, 'index');
-  const waitRaw = ctx.query.get('wait');
-  let waitMs = WAIT_DEFAULT_MS;
-  if (waitRaw !== null) {
-    waitMs = parseDurationMs(waitRaw, '"wait"');
-    if (waitMs > WAIT_MAX_MS)
-      throw new MeshError('bad_request', `"wait" must be at most 10m, got ${waitRaw}`);
-  }
+  const { minIndex, waitMs } = blockingParams(ctx);
   if (minIndex !== undefined) await cp.watch(indexOf, minIndex, waitMs, ctx.signal);
   if (flag(ctx, 'consistent')) await cp.consistent();
-}
-
-function indexHeader(index: number): Record<string, string> {
-  // Never 0, so a client can always use it as ?index= for the next blocking call (Consul does the same).
-  return { 'X-Mesh-Index': String(Math.max(1, index)) };
 }
 
 function kvView(e: KvEntry) {

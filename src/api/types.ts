@@ -24,6 +24,8 @@ export interface AgentSelfView {
   multiaddrs: string[];
   /** Local HTTP API address "host:port". */
   http: string;
+  /** DNS server address "host:port" (`NAME.service.mesh`), or "off". */
+  dns: string;
   zone: string;
   status: MemberStatus;
   incarnation: number;
@@ -134,6 +136,7 @@ export type MeshErrorCode =
   | 'method_not_allowed'
   | 'join_failed'
   | 'payload_too_large'
+  | 'conflict'
   | 'unavailable'
   | 'internal';
 
@@ -144,4 +147,82 @@ export class MeshError extends Error {
     this.code = code;
     this.name = 'MeshError';
   }
+}
+
+/** A check's state: `GET /v1/agent/checks`, and each instance's `checks`. */
+export interface CheckView {
+  id: string;
+  name: string;
+  /** http, tcp, grpc, script, ttl; `agent` for the implicit mesh-agent check (gossip health of the host). */
+  type: string;
+  status: 'passing' | 'warning' | 'critical';
+  /** Last probe output or TTL note (at most 4 KiB). */
+  output: string;
+  serviceId: string;
+}
+
+/** A service registered on this agent: `GET /v1/agent/services`, `mesh services list`. */
+export interface LocalServiceView {
+  id: string;
+  name: string;
+  /** As registered; '' means the agent's address. */
+  address: string;
+  port: number;
+  tags: string[];
+  meta: Record<string, string>;
+  /** The protocol in effect: the definition's, else the service-defaults entry's, else tcp. */
+  protocol: string;
+  upstreams: Array<{ service: string; localPort: number }>;
+  /** Where the definition comes from: a file in --config-dir, or the API (kept in the data dir). */
+  source: 'file' | 'api';
+  file?: string;
+  /** Worst of its checks. */
+  health: 'passing' | 'warning' | 'critical';
+  checks: CheckView[];
+}
+
+/** One service name cluster-wide: `GET /v1/catalog/services`. */
+export interface CatalogServiceView {
+  name: string;
+  /** Union of the tags of its instances, sorted. */
+  tags: string[];
+  protocol: string;
+  instances: number;
+  passing: number;
+  warning: number;
+  critical: number;
+}
+
+/** One instance cluster-wide: `GET /v1/catalog/service/<name>`, `GET /v1/health/service/<name>`. */
+export interface InstanceView {
+  /** Name, id and cluster address of the agent hosting it. */
+  node: string;
+  nodeId: string;
+  nodeAddress: string;
+  /** Membership status of that agent. */
+  nodeStatus: string;
+  id: string;
+  name: string;
+  /** Address to reach the instance: its own, or its agent's host when registered without one. */
+  address: string;
+  port: number;
+  tags: string[];
+  meta: Record<string, string>;
+  protocol: string;
+  health: 'passing' | 'warning' | 'critical';
+  /** The instance's checks, led by the implicit `mesh-agent` check (critical once its agent failed). */
+  checks: CheckView[];
+}
+
+/** One agent with its services: `GET /v1/catalog/nodes`. */
+export interface NodeView {
+  name: string;
+  id: string;
+  address: string;
+  zone: string;
+  status: string;
+  services: number;
+  passing: number;
+  warning: number;
+  critical: number;
 }

@@ -29,6 +29,12 @@ export function addAgentCommand(program: Command): void {
     .option('--bootstrap', 'start a new Raft cluster with this agent as the first voter (implied by --dev)')
     .option('--bootstrap-expect <n>', 'wait for n agents, then bootstrap Raft with them as voters')
     .option('--voters <n>', 'Raft voters the leader keeps (odd; default: 3)')
+    .option(
+      '--config-dir <dir>',
+      'directory of service definition files (JSON/YAML), re-read on `mesh reload`',
+    )
+    .option('--enable-script-checks', 'allow health checks that run a command (`args`); off by default')
+    .option('--dns <ip:port>', 'DNS server for NAME.service.mesh, or "off" (default: 127.0.0.1:8600)')
     .action(async (flags: Record<string, unknown>) => {
       const config = await loadAgentConfig(flags);
       const { runAgent } = await import('../agent/run.js');

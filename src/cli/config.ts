@@ -30,11 +30,10 @@ function firstLine(err: unknown): string {
 }
 
 /**
- * Decode an entry file: JSON for .json, YAML for .yaml/.yml, otherwise (and for standard input)
- * JSON, then YAML. Only the shape the CLI needs is checked here (an object with a string kind and
- * name); the agent validates the rest and names the field it rejects.
+ * Decode a document file: JSON for .json, YAML for .yaml/.yml, otherwise (and for standard input)
+ * JSON, then YAML. It must hold one object; `what` names it in the error.
  */
-export function parseEntryFile(source: string, bytes: Uint8Array): Record<string, unknown> {
+export function parseDocument(source: string, bytes: Uint8Array, what: string): Record<string, unknown> {
   const text = utf8OrUndefined(bytes);
   if (text === undefined) throw fileError(source, 'not UTF-8 text');
   const ext = source === '-' ? '' : extname(source).toLowerCase();
@@ -56,9 +55,17 @@ export function parseEntryFile(source: string, bytes: Uint8Array): Record<string
     throw fileError(source, `not valid ${ext === '.json' ? 'JSON' : 'YAML'}: ${firstLine(err)}`);
   }
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
-    throw fileError(source, 'an entry file must hold one object with kind, name and the settings');
+    throw fileError(source, `${what} file must hold one object`);
   }
-  const entry = data as Record<string, unknown>;
+  return data as Record<string, unknown>;
+}
+
+/**
+ * Decode an entry file. Only the shape the CLI needs is checked here (an object with a string kind
+ * and name); the agent validates the rest and names the field it rejects.
+ */
+export function parseEntryFile(source: string, bytes: Uint8Array): Record<string, unknown> {
+  const entry = parseDocument(source, bytes, 'an entry');
   for (const field of ['kind', 'name'] as const) {
     if (typeof entry[field] !== 'string' || entry[field] === '') {
       throw fileError(source, `${field}: must be a non-empty string`);

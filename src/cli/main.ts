@@ -3,6 +3,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { MeshError } from '../api/types.js';
 import { generateClusterKey } from '../config/cluster-key.js';
 import { addAgentCommand } from './agent.js';
+import { registerCatalogCommands } from './catalog.js';
 import { registerConfigCommands } from './config.js';
 import { clientFor as client, clientCommand, type Io, type ReadStdin } from './context.js';
 import { infoCommand } from './info.js';
@@ -10,6 +11,7 @@ import { joinCommand, leaveCommand } from './join-leave.js';
 import { registerKvCommands } from './kv.js';
 import { membersCommand } from './members.js';
 import { registerRaftCommands } from './raft.js';
+import { registerServiceCommands } from './services.js';
 import { packageVersion } from './version.js';
 
 export type { Io } from './context.js';
@@ -80,6 +82,8 @@ export function buildProgram(io: Io = processIo, readStdin?: ReadStdin): Command
   registerKvCommands(program, io, readStdin);
   registerConfigCommands(program, io, readStdin);
   registerRaftCommands(program, io);
+  registerServiceCommands(program, io, readStdin);
+  registerCatalogCommands(program, io);
 
   // Subcommands inherit the parent's settings only when created after them; apply to all.
   for (const c of descendants(program)) {

@@ -25,6 +25,9 @@ export const defaults = {
   /** Three voters survive one failure; five survive two at the cost of more replication per write
    * (Consul and etcd recommend the same). Every other agent is a replica that does not vote. */
   voters: 3,
+  /** Consul's DNS port, on loopback: the host's resolver forwards the `mesh` domain to it; other
+   * hosts have their own agent. Port 0 picks a free port (several agents on one host). */
+  dns: { host: '127.0.0.1', port: 8600 } as HostPort,
 } as const;
 
 /** Bounds that reject values that are surely mistakes rather than intent. */

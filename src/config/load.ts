@@ -169,5 +169,8 @@ export async function loadAgentConfig(
     bootstrap: s.bootstrap ?? (dev && s.bootstrapExpect === undefined),
     bootstrapExpect: s.bootstrapExpect ?? 0,
     voters: s.voters ?? defaults.voters,
+    configDir: s.configDir,
+    enableScriptChecks: s.enableScriptChecks ?? false,
+    dns: s.dns ?? defaults.dns,
   };
 }

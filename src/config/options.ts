@@ -29,6 +29,9 @@ export interface Settings {
   bootstrap: boolean;
   bootstrapExpect: number;
   voters: number;
+  configDir: string;
+  enableScriptChecks: boolean;
+  dns: HostPort | 'off';
 }
 
 export type Source = { kind: 'flag' } | { kind: 'file'; dir: string };
@@ -102,6 +105,12 @@ function voterCount(v: unknown, what: string, source: Source): number {
   return n;
 }
 
+function dnsAddress(v: unknown, what: string): HostPort | 'off' {
+  // `off` turns the DNS server off, e.g. where another resolver owns the port.
+  if (v === 'off' || v === false) return 'off';
+  return listenAddress(v, what);
+}
+
 function logLevel(v: unknown, what: string): LogLevel {
   if (typeof v !== 'string' || !(logLevels as readonly string[]).includes(v)) {
     fail(what, `one of ${logLevels.join(', ')}`, v);
@@ -137,6 +146,9 @@ export const options: readonly OptionSpec[] = [
   opt('bootstrap', 'bootstrap', bool),
   opt('bootstrap-expect', 'bootstrapExpect', smallCount(1, 9)),
   opt('voters', 'voters', voterCount),
+  opt('config-dir', 'configDir', dir),
+  opt('enable-script-checks', 'enableScriptChecks', bool),
+  opt('dns', 'dns', dnsAddress),
 ];
 
 export const optionKeys: readonly string[] = options.map((o) => o.key);

@@ -6,6 +6,7 @@
 // failed for longer than deadVoterMs or that left.
 import type { Logger } from 'pino';
 import { MeshError, type RaftPeerView } from '../api/types.js';
+import { Watchers } from '../api/watchers.js';
 import { FailedSince, nextConfChange } from '../core/raft/autopilot.js';
 import { bootstrapLog } from '../core/raft/bootstrap.js';
 import { FETCH_BYTES_MAX, FETCH_ENTRIES_MAX } from '../core/raft/fanout.js';
@@ -37,16 +38,8 @@ export interface ControlPlaneInit {
 /** How long a write waits for a leader to exist before failing (elections take ~1 s). */
 const LEADER_WAIT_MS = 3_000;
 
-/** Blocking queries waiting at once; more get 'unavailable' instead of unbounded memory. */
-const WATCHERS_MAX = 4_096;
-
-interface Watcher {
-  changed: () => boolean;
-  resolve: () => void;
-}
-
 export class ControlPlane {
-  private readonly watchers = new Set<Watcher>();
+  private readonly watchers = new Watchers();
   private autopilotTimer: NodeJS.Timeout | undefined;
   private bootstrapTimer: NodeJS.Timeout | undefined;
   private readonly failedSince = new FailedSince();
@@ -55,7 +48,7 @@ export class ControlPlane {
 
   constructor(private readonly init: ControlPlaneInit) {
     init.raft.onApply(() => {
-      for (const w of this.watchers) if (w.changed()) w.resolve();
+      this.watchers.notify();
     });
   }
 
@@ -64,22 +57,7 @@ export class ControlPlane {
    * `signal` aborts (the client went away), whichever comes first.
    */
   watch(indexOf: () => number, minIndex: number, waitMs: number, signal: AbortSignal): Promise<void> {
-    if (indexOf() > minIndex || minIndex === 0) return Promise.resolve();
-    if (this.watchers.size >= WATCHERS_MAX) {
-      return Promise.reject(new MeshError('unavailable', 'too many blocking queries in flight; retry'));
-    }
-    return new Promise((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', done);
-        this.watchers.delete(w);
-        resolve();
-      };
-      const w: Watcher = { changed: () => indexOf() > minIndex, resolve: done };
-      const timer = setTimeout(done, waitMs);
-      signal.addEventListener('abort', done, { once: true });
-      this.watchers.add(w);
-    });
+    return this.watchers.watch(indexOf, minIndex, waitMs, signal);
   }
 
   get raft(): RaftService {
@@ -116,7 +94,7 @@ export class ControlPlane {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    for (const w of [...this.watchers]) w.resolve();
+    this.watchers.releaseAll();
     if (this.autopilotTimer) clearInterval(this.autopilotTimer);
     if (this.bootstrapTimer) clearInterval(this.bootstrapTimer);
   }

@@ -21,6 +21,11 @@ export const KEYS = {
   raftSnapshot: 'raft/snapshot',
   /** Raft role bootstrap marker: this node bootstrapped a cluster (never bootstrap twice). */
   raftBootstrapped: 'raft/bootstrapped',
+  /** Catalog generation, decimal string, bumped at every start: this run's record versions are
+   * above every earlier run's, so other agents replace what they held of us. */
+  catalogGeneration: 'catalog/generation',
+  /** Services registered through the API, `services/<id>` → the definition as registered (JSON). */
+  servicesPrefix: 'services/',
 } as const;
 
 /** One operation of an atomic batch. */

@@ -30,6 +30,7 @@ export class FakeAgent implements AgentApi {
       address: '10.0.0.5:7400',
       multiaddrs: ['/ip4/10.0.0.5/tcp/7400/p2p/id-alpha'],
       http: '127.0.0.1:7500',
+      dns: 'off',
       zone: '',
       status: 'alive',
       incarnation: 1,

@@ -43,6 +43,7 @@ describe('joining', { timeout: 90_000 }, () => {
         `bind: 127.0.0.1:${clusterPort}`,
         `http: 127.0.0.1:${httpPort}`,
         'zone: zone-b',
+        'dns: "off"',
         `join: [${cluster.seed}]`,
         '',
       ].join('\n'),

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { MeshError } from '../../../src/api/types.js';
 import { type ConfigSystem, loadAgentConfig } from '../../../src/config/load.js';
@@ -72,6 +72,9 @@ describe('loadAgentConfig defaults', () => {
       bootstrap: false,
       bootstrapExpect: 0,
       voters: 3,
+      configDir: undefined,
+      enableScriptChecks: false,
+      dns: { host: '127.0.0.1', port: 8600 },
     });
   });
 
@@ -86,6 +89,11 @@ describe('loadAgentConfig defaults', () => {
     await rejectsWith(load({ dataDir: '/d', bootstrap: true, bootstrapExpect: '3' }), 'bootstrap-expect');
     await rejectsWith(load({ dataDir: '/d', voters: '4' }), '--voters', 'odd');
     assert.equal((await load({ dataDir: '/d', voters: '5' })).voters, 5);
+    assert.equal((await load({ dataDir: '/d', dns: 'off' })).dns, 'off');
+    assert.deepEqual((await load({ dataDir: '/d', dns: '127.0.0.1:0' })).dns, { host: '127.0.0.1', port: 0 });
+    await rejectsWith(load({ dataDir: '/d', dns: 'example.com:53' }), '--dns', 'IP address');
+    assert.equal((await load({ dataDir: '/d', enableScriptChecks: true })).enableScriptChecks, true);
+    assert.equal((await load({ dataDir: '/d', configDir: 'svc' })).configDir, resolve('svc'));
   });
 
   it('requires a data dir unless --dev, and says why', async () => {

@@ -16,6 +16,7 @@ export function formatInfo(s: AgentSelfView): string {
     ['address', s.address],
     ['multiaddrs', s.multiaddrs],
     ['http', s.http],
+    ['dns', s.dns],
     ['zone', s.zone === '' ? '-' : s.zone],
     ['incarnation', String(s.incarnation)],
     ['local health', String(s.localHealth)],

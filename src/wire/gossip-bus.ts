@@ -1,5 +1,5 @@
 // One gossipsub topic for all cluster-wide dissemination (membership updates, Raft commit batches
-// for replicas, applied-index reports, catalog changes). Every agent needs all three, and gossipsub's heartbeat
+// for replicas, applied-index reports, catalog changes). Every agent needs all of them, and gossipsub's heartbeat
 // work (mesh upkeep, IHAVE gossip) is per topic: at N=30 three topics cost ~2.2 % CPU per idle
 // agent against ~1 % for one. Each message is msgpack {k: kind, p: payload}; the payload is
 // handed to the kind's handler as `unknown`, to be validated there.

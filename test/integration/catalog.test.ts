@@ -244,6 +244,15 @@ describe('service catalog with real agents', { timeout: 300_000 }, () => {
       body: '{"name": ',
     });
     assert.equal(notJson.status, 400);
+    const taken = await fetch(`http://127.0.0.1:${c.httpPort}/v1/agent/service/register`, {
+      method: 'PUT',
+      body: JSON.stringify({ name: 'cache', port: 1 }),
+    });
+    assert.equal(taken.status, 409, 'an id a --config-dir file defines');
+    for (const query of ['tag=a&tag=b', 'wait=11m&index=1', 'colour=red']) {
+      const res = await fetch(`http://127.0.0.1:${a.httpPort}/v1/health/service/web?${query}`);
+      assert.equal(res.status, 400, query);
+    }
     const fileOwned = await mesh(c, 'services', 'deregister', 'cache');
     assert.equal(fileOwned.code, 1);
     assert.match(fileOwned.stderr, /defined in .*cache\.yaml/);

@@ -115,9 +115,8 @@ function loop(w: SimWorld, untilMs: number): void {
   for (;;) {
     const t = w.queue.peekMs();
     if (t === undefined || t > untilMs) break;
-    const e = w.queue.pop()!;
-    w.nowMs = e.atMs;
-    e.run();
+    w.nowMs = t;
+    w.queue.runNext();
     if (w.counters.events > EVENTS_MAX) throw new Error(`sim: more than ${EVENTS_MAX} events; stuck?`);
   }
   w.nowMs = Math.max(w.nowMs, untilMs);

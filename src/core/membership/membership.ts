@@ -17,7 +17,6 @@
 // Additions beyond the contract: checkInvariants() (used by the simulator and tests).
 //
 // The update rules live in rules.ts, probing in probe.ts, the table in table.ts.
-import { sample } from '../rand.js';
 import { Awareness } from './awareness.js';
 import { type MembershipConfig, pushPullScaleMs } from './config.js';
 import { Outbox } from './outbox.js';
@@ -25,7 +24,17 @@ import { Prober } from './probe.js';
 import { Rules, type Via } from './rules.js';
 import type { Suspicion } from './suspicion.js';
 import { copyInfo, MemberTable, snapshot } from './table.js';
-import type { Member, MemberInfo, MemberState, Message, NodeId, Output, Rng, Update } from './types.js';
+import type {
+  Member,
+  MemberInfo,
+  MemberState,
+  MemberStatus,
+  Message,
+  NodeId,
+  Output,
+  Rng,
+  Update,
+} from './types.js';
 import { checkInfo, LIMITS } from './validate.js';
 
 export interface MembershipInit {
@@ -117,6 +126,7 @@ export class Membership {
         selfId: this.selfId,
         member: (id) => this.table.get(id),
         members: () => this.table.values(),
+        pickAlive: (k, except) => this.table.pick('alive', k, except, this.rng),
         addressOf: (id) => this.table.addressOf(id),
         send: (to, address, msg) => this.outbox.send(to, address, msg),
         nextSeq: () => this.nextSeq(),
@@ -140,14 +150,14 @@ export class Membership {
     this.prober.tick(now);
     if (now >= this.nextPushPullAtMs) {
       this.nextPushPullAtMs = now + pushPullScaleMs(this.config.pushPullIntervalMs, this.table.liveCount());
-      const peer = this.randomMembers(1, (m) => m.status === 'alive')[0];
+      const peer = this.randomMembers(1, 'alive')[0];
       if (peer !== undefined) this.sendPushPull(peer.id, peer.address, false);
     }
     if (now >= this.nextReconnectAtMs) {
       this.nextReconnectAtMs = now + this.config.reconnectIntervalMs;
       // Only scan when some member is down (failed or left): the common case costs nothing.
       const anyDown = this.table.size() > this.table.liveCount();
-      const peer = anyDown ? this.randomMembers(1, (m) => m.status === 'failed')[0] : undefined;
+      const peer = anyDown ? this.randomMembers(1, 'failed')[0] : undefined;
       if (peer !== undefined) this.sendPushPull(peer.id, peer.address, false);
     }
     this.table.reap(now, this.selfId);
@@ -218,7 +228,7 @@ export class Membership {
     if (this.leaving) return;
     const me = this.selfMember();
     const update: Update = { t: 'left', id: this.selfId, inc: me.incarnation + 1 };
-    const peers = this.randomMembers(this.config.leaveDirectFanout, (m) => m.status === 'alive');
+    const peers = this.randomMembers(this.config.leaveDirectFanout, 'alive');
     this.leaving = true;
     this.table.update(this.selfId, { status: 'left', incarnation: update.inc }, now);
     this.outbox.publish(update);
@@ -304,18 +314,14 @@ export class Membership {
     this.outbox.send(to, address, { t: 'push-pull', join, reply: false, states: this.states() });
   }
 
+  /** Our full state for a push-pull: frozen, and shared with other messages until a member changes. */
   private states(): MemberState[] {
-    const out: MemberState[] = [];
-    for (const m of this.table.values())
-      out.push({ info: copyInfo(m), status: m.status, inc: m.incarnation });
-    return out;
+    return this.table.states();
   }
 
-  /** Up to `k` distinct random members other than self that match `pred`. O(N). */
-  private randomMembers(k: number, pred: (m: Member) => boolean): Member[] {
-    const candidates: Member[] = [];
-    for (const m of this.table.values()) if (m.id !== this.selfId && pred(m)) candidates.push(m);
-    return sample(candidates, k, this.rng);
+  /** Up to `k` distinct random members other than self with `status`. O(k). */
+  private randomMembers(k: number, status: MemberStatus): Member[] {
+    return this.table.pick(status, k, [this.selfId], this.rng);
   }
 
   private selfMember(): Member {

@@ -2,7 +2,7 @@
 // round robin; a direct ping, then indirect pings through `indirectChecks` relays, then a
 // suspicion. Also the relay side: probing a target on another node's behalf (ping-req), with
 // Lifeguard's nack when the target stays silent.
-import { sample, shuffle } from '../rand.js';
+import { shuffle } from '../rand.js';
 import type { Awareness } from './awareness.js';
 import type { MembershipConfig } from './config.js';
 import { isLive } from './table.js';
@@ -16,6 +16,8 @@ export interface ProbeHost {
   readonly selfId: NodeId;
   member(id: NodeId): Member | undefined;
   members(): Iterable<Member>;
+  /** Up to `k` random alive members not in `except`, as sample() over them in table order would pick. */
+  pickAlive(k: number, except: readonly NodeId[]): Member[];
   /** Where to send a reply to `id`: its known address, or '' (the shell answers on the open connection). */
   addressOf(id: NodeId): string;
   send(to: NodeId, address: string, msg: Message): void;
@@ -191,11 +193,7 @@ export class Prober {
     p.indirect = true;
     const target = this.host.member(p.target);
     if (target === undefined || !isLive(target.status)) return;
-    const candidates: Member[] = [];
-    for (const m of this.host.members()) {
-      if (m.status === 'alive' && m.id !== this.host.selfId && m.id !== p.target) candidates.push(m);
-    }
-    const relays = sample(candidates, this.config.indirectChecks, this.rng);
+    const relays = this.host.pickAlive(this.config.indirectChecks, [this.host.selfId, p.target]);
     p.expectedNacks = relays.length;
     for (const r of relays) {
       this.counters.indirectProbesSent++;

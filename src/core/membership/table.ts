@@ -2,7 +2,13 @@
 // own invariants (bounded size, incarnations never go down, a live-member count kept in step) and
 // reports every status change as an event; the SWIM update rules that decide *whether* to change
 // a member live in membership.ts.
-import type { Member, MemberEvent, MemberInfo, MemberStatus, NodeId } from './types.js';
+//
+// At 1,000 members the table is read far more often than it changes, so it keeps what the hot
+// reads need instead of scanning: members of each status in insertion order (random picks of
+// relays and push-pull peers cost O(k), not O(N)), and each member's push-pull entry, built once
+// per change and shared, frozen, by every full-state message until the member changes again.
+import { sampleExcept } from './sample.js';
+import type { Member, MemberEvent, MemberInfo, MemberState, MemberStatus, NodeId, Rng } from './types.js';
 
 export interface TableLimits {
   membersMax: number;
@@ -28,14 +34,30 @@ export function copyInfo(info: MemberInfo): MemberInfo {
   return { id: info.id, name: info.name, address: info.address, zone: info.zone, meta: { ...info.meta } };
 }
 
+/** A copy of a member (fields listed, not spread: one object shape for every copy). */
 export function snapshot(m: Member): Member {
   return {
-    ...copyInfo(m),
+    id: m.id,
+    name: m.name,
+    address: m.address,
+    zone: m.zone,
+    meta: { ...m.meta },
     status: m.status,
     incarnation: m.incarnation,
     statusChangedAtMs: m.statusChangedAtMs,
   };
 }
+
+/** A member as the table holds it: the public fields plus bookkeeping that never leaves the table
+ * (snapshot() copies only the public fields). */
+interface Row extends Member {
+  /** Insertion order, the order of values(); the per-status lists are kept sorted by it. */
+  readonly seq: number;
+  /** This member's push-pull entry, frozen; undefined after any change until it is next needed. */
+  state: MemberState | undefined;
+}
+
+const STATUSES: readonly MemberStatus[] = ['alive', 'suspect', 'failed', 'left'];
 
 export interface MemberChange {
   status?: MemberStatus;
@@ -44,7 +66,12 @@ export interface MemberChange {
 }
 
 export class MemberTable {
-  private readonly byId = new Map<NodeId, Member>();
+  private readonly byId = new Map<NodeId, Row>();
+  /** Members of each status, in insertion order (the order a scan of values() would meet them). */
+  private readonly byStatus: Record<MemberStatus, Row[]> = { alive: [], suspect: [], failed: [], left: [] };
+  private seq = 0;
+  /** The full-state list of the last states() call, until any member changes. */
+  private statesCache: readonly MemberState[] | undefined;
   private live = 0;
   /** No failed/left member is due for reaping before this time (a lower bound, refreshed on reap). */
   private reapCheckAtMs = Number.POSITIVE_INFINITY;
@@ -83,13 +110,69 @@ export class MemberTable {
     return this.byId.values();
   }
 
+  /** Members with `status`, in insertion order. A live view: do not keep it across changes. */
+  withStatus(status: MemberStatus): readonly Member[] {
+    return this.byStatus[status];
+  }
+
+  /**
+   * Up to `k` distinct random members with `status`, other than those in `except`: the same picks,
+   * from the same draws of `rng`, as sample() over the matching members in insertion order.
+   */
+  pick(status: MemberStatus, k: number, except: readonly NodeId[], rng: Rng): Member[] {
+    const list = this.byStatus[status];
+    const skip: number[] = [];
+    for (const id of except) {
+      const r = this.byId.get(id);
+      if (r !== undefined && r.status === status && !skip.includes(r.seq)) skip.push(r.seq);
+    }
+    const at = skip.map((seq) => positionOf(list, seq)).sort((a, b) => a - b);
+    return sampleExcept(list, at, k, rng);
+  }
+
+  /** Every member's full-state entry, in insertion order. Frozen and shared: callers only read. */
+  states(): MemberState[] {
+    if (this.statesCache === undefined) {
+      const out: MemberState[] = [];
+      for (const r of this.byId.values()) {
+        r.state ??= Object.freeze({
+          info: Object.freeze({
+            id: r.id,
+            name: r.name,
+            address: r.address,
+            zone: r.zone,
+            meta: Object.freeze({ ...r.meta }),
+          }),
+          status: r.status,
+          inc: r.incarnation,
+        });
+        out.push(r.state);
+      }
+      this.statesCache = Object.freeze(out);
+    }
+    return this.statesCache as MemberState[];
+  }
+
   /** Add a member never seen before; false when the table is full. */
   add(info: MemberInfo, status: MemberStatus, incarnation: number, nowMs: number): boolean {
     if (this.byId.has(info.id)) throw new Error(`table: member ${info.id} already present`);
     assertInc(incarnation);
     if (this.byId.size >= this.limits.membersMax) return false;
-    const m: Member = { ...copyInfo(info), status, incarnation, statusChangedAtMs: nowMs };
+    const m: Row = {
+      id: info.id,
+      name: info.name,
+      address: info.address,
+      zone: info.zone,
+      meta: { ...info.meta },
+      status,
+      incarnation,
+      statusChangedAtMs: nowMs,
+      seq: this.seq++,
+      state: undefined,
+    };
     this.byId.set(info.id, m);
+    this.byStatus[status].push(m);
+    this.statesCache = undefined;
     if (isLive(status)) this.live++;
     else this.noteDown(status, nowMs);
     this.onEvent({ member: snapshot(m), previous: undefined });
@@ -102,6 +185,8 @@ export class MemberTable {
     if (m === undefined) throw new Error(`table: update of unknown member ${id}`);
     const previous = m.status;
     let infoChanged = false;
+    m.state = undefined;
+    this.statesCache = undefined;
     if (change.incarnation !== undefined) {
       assertInc(change.incarnation);
       if (change.incarnation < m.incarnation) {
@@ -124,6 +209,7 @@ export class MemberTable {
     }
     const status = change.status ?? previous;
     if (status !== previous) {
+      moveRow(this.byStatus[previous], this.byStatus[status], m);
       m.status = status;
       m.statusChangedAtMs = nowMs;
       if (isLive(previous) && !isLive(status)) this.live--;
@@ -144,7 +230,12 @@ export class MemberTable {
       if (due <= nowMs) removed.push(m.id);
       else next = Math.min(next, due);
     }
-    for (const id of removed) this.byId.delete(id);
+    for (const id of removed) {
+      const m = this.byId.get(id) as Row;
+      this.byId.delete(id);
+      moveRow(this.byStatus[m.status], undefined, m);
+      this.statesCache = undefined;
+    }
     this.reapCheckAtMs = next;
     return removed;
   }
@@ -175,6 +266,19 @@ export class MemberTable {
       }
     }
     if (live !== this.live) throw new Error(`table: live count ${this.live} but ${live} live members`);
+    let listed = 0;
+    for (const status of STATUSES) {
+      const list = this.byStatus[status];
+      listed += list.length;
+      for (let i = 0; i < list.length; i++) {
+        const r = list[i] as Row;
+        if (r.status !== status || this.byId.get(r.id) !== r) {
+          throw new Error(`table: ${r.id} listed as ${status} but is ${r.status}`);
+        }
+        if (i > 0 && (list[i - 1] as Row).seq >= r.seq) throw new Error(`table: ${status} list out of order`);
+      }
+    }
+    if (listed !== this.byId.size) throw new Error(`table: ${listed} listed members, ${this.byId.size} held`);
   }
 
   private reapAtMs(m: Member): number {
@@ -185,6 +289,26 @@ export class MemberTable {
     const after = status === 'left' ? this.limits.leftReapMs : this.limits.failedReapMs;
     this.reapCheckAtMs = Math.min(this.reapCheckAtMs, nowMs + after);
   }
+}
+
+/** Position of the row with `seq` in a list sorted by seq (where it would go, if absent). */
+function positionOf(list: readonly Row[], seq: number): number {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((list[mid] as Row).seq < seq) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** Move a row from one status list to another (or out of the table), keeping both in order. */
+function moveRow(from: Row[], to: Row[] | undefined, r: Row): void {
+  const i = positionOf(from, r.seq);
+  if (from[i] !== r) throw new Error(`table: ${r.id} missing from its status list`);
+  from.splice(i, 1);
+  to?.splice(positionOf(to, r.seq), 0, r);
 }
 
 function assertInc(inc: number): void {

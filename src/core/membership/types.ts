@@ -62,7 +62,8 @@ export type Message =
   | { t: 'nack'; seq: number }
   /** Full-state exchange. `join` marks the first exchange of a joining node (and the answer to it);
    * `reply` marks the answer
-   * (a reply is never answered, which bounds the exchange to two messages). */
+   * (a reply is never answered, which bounds the exchange to two messages). The core sends
+   * `states` frozen and shares it between messages until a member changes: read it, never modify. */
   | { t: 'push-pull'; join: boolean; reply: boolean; states: MemberState[] }
   /** Updates delivered directly (e.g. a leave sent to a few peers besides the gossip topic). */
   | { t: 'updates'; updates: Update[] };

@@ -25,7 +25,7 @@ async function put(a: AgentProc, path: string, body?: unknown): Promise<void> {
   const res = await fetch(`${base(a)}${path}`, {
     method: 'PUT',
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    signal: AbortSignal.timeout(10_000),
+    signal: AbortSignal.timeout(60_000),
   });
   if (!res.ok) throw new Error(`PUT ${path}: HTTP ${res.status} ${await res.text()}`);
 }
@@ -152,9 +152,11 @@ async function main(): Promise<void> {
     const heapBefore = await heapUsedMiB(probe);
     const perAgent = Math.ceil(INSTANCES / AGENTS);
     const tReg = performance.now();
+    const putMs: number[] = [];
     await Promise.all(
       cluster.agents.map(async (a) => {
         for (let k = 0; k < perAgent; k++) {
+          const t = performance.now();
           await put(a, '/v1/agent/service/register', {
             name: `bulk-${k % 100}`,
             id: `bulk-${a.index}-${k}`,
@@ -163,14 +165,22 @@ async function main(): Promise<void> {
             meta: { version: '1.0.0' },
             check: { ttl: '10m', status: 'passing' },
           });
+          putMs.push(performance.now() - t);
         }
       }),
+    );
+    console.log(
+      `registration calls (${putMs.length}, ${AGENTS} agents at once): p50 ${quantile(putMs, 0.5).toFixed(1)} ms, ` +
+        `p99 ${quantile(putMs, 0.99).toFixed(1)} ms, max ${Math.max(...putMs).toFixed(0)} ms`,
     );
     const total = perAgent * AGENTS + AGENTS;
     const spread = await waitFor(async () => (await catalogInstances(probe)) >= total, 120_000, 500);
     const regS = (performance.now() - tReg) / 1000;
     await sleep(3_000);
     const heapAfter = await heapUsedMiB(probe);
+    const stats = (await (await fetch(`${base(probe)}/v1/agent/self`)).json()) as { stats: Record<string, number> };
+    const pick = Object.entries(stats.stats).filter(([k]) => k.startsWith('catalog'));
+    console.log(`catalog counters on ${probe.name}: ${pick.map(([k, v]) => `${k}=${v}`).join(' ')}`);
     console.log(
       `catalog with ${total} instances: ${spread ? `on every agent ${regS.toFixed(1)} s after registration began` : 'NOT all seen within 120 s'}; ` +
         `agent heap ${heapBefore.toFixed(1)} → ${heapAfter.toFixed(1)} MiB (+${(heapAfter - heapBefore).toFixed(1)} MiB, GC not forced)`,

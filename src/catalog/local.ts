@@ -55,6 +55,10 @@ export class LocalServices {
   private readonly runner: CheckRunner;
   private notifyScheduled = false;
   private readonly lastStatus = new Map<string, CheckStatus>();
+  private instanceCache = new Map<
+    string,
+    { def: ServiceDefinition; checksKey: string; instance: Instance }
+  >();
   private stopped = false;
   /** Serialises registrations, deregistrations and reloads: each sees the previous one's result. */
   private queue: Promise<unknown> = Promise.resolve();
@@ -176,18 +180,15 @@ export class LocalServices {
     return this.runner.report(checkId, status, note);
   }
 
-  /** The instances as they are gossiped: definitions with their checks' current states. */
+  /**
+   * The instances as they are gossiped: definitions with their checks' current states. An
+   * unchanged instance is the same object as last time, so the catalog skips comparing it.
+   */
   instances(): Instance[] {
     const states = new Map(this.runner.states().map((s) => [s.id, s]));
-    return this.list().map(({ definition: d }) => ({
-      id: d.id,
-      name: d.name,
-      address: d.address,
-      port: d.port,
-      tags: d.tags,
-      meta: d.meta,
-      protocol: d.protocol,
-      checks: d.checks.map(
+    const next = new Map<string, { def: ServiceDefinition; checksKey: string; instance: Instance }>();
+    const out = this.list().map(({ definition: d }) => {
+      const checks = d.checks.map(
         (c) =>
           states.get(c.id) ?? {
             id: c.id,
@@ -196,8 +197,27 @@ export class LocalServices {
             status: c.initialStatus,
             output: '',
           },
-      ),
-    }));
+      );
+      const checksKey = checks.map((c) => `${c.id}\0${c.status}\0${c.output}`).join('\0');
+      const cached = this.instanceCache.get(d.id);
+      const instance =
+        cached && cached.def === d && cached.checksKey === checksKey
+          ? cached.instance
+          : {
+              id: d.id,
+              name: d.name,
+              address: d.address,
+              port: d.port,
+              tags: d.tags,
+              meta: d.meta,
+              protocol: d.protocol,
+              checks,
+            };
+      next.set(d.id, { def: d, checksKey, instance });
+      return instance;
+    });
+    this.instanceCache = next;
+    return out;
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {

@@ -56,6 +56,9 @@ export interface CheckRunnerInit {
 
 interface Entry {
   def: CheckDefinition;
+  /** The object `set` was last given for this check: the same object again needs no comparison
+   * (a registration re-sends every check of the agent; comparing them all made each one O(n)). */
+  source: CheckDefinition | undefined;
   progress: CheckProgress;
   /** The next probe (probe checks) or the expiry (TTL checks); undefined while queued or in flight. */
   timer: NodeJS.Timeout | undefined;
@@ -115,15 +118,19 @@ export class CheckRunner {
     }
     for (const [id, entry] of this.entries) {
       const def = wanted.get(id);
+      if (def !== undefined && def === entry.source) continue;
       // Compare clone to clone: the stored copy was cloned, and a strict comparison would otherwise
       // see a null-prototype object from a parser as different from its clone and restart the check.
-      if (def !== undefined && isDeepStrictEqual(structuredClone(def), entry.def)) continue;
+      if (def !== undefined && isDeepStrictEqual(structuredClone(def), entry.def)) {
+        entry.source = def;
+        continue;
+      }
       this.remove(entry);
       this.log.debug({ checkId: id }, def === undefined ? 'check removed' : 'check changed; restarting it');
     }
     for (const def of wanted.values()) {
       if (this.entries.has(def.id)) continue;
-      this.add(structuredClone(def));
+      this.add(structuredClone(def), def);
     }
   }
 
@@ -172,9 +179,10 @@ export class CheckRunner {
     this.queue.length = 0;
   }
 
-  private add(def: CheckDefinition): void {
+  private add(def: CheckDefinition, source: CheckDefinition): void {
     const entry: Entry = {
       def,
+      source,
       progress: initialProgress(def),
       timer: undefined,
       queued: false,

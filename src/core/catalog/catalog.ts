@@ -124,7 +124,8 @@ export class Catalog {
     const removes: string[] = [];
     for (const [id, inst] of next) {
       const old = held.instances.get(id);
-      if (!old || canonical(old) !== canonical(inst)) upserts.push(inst);
+      // The shell hands back the same object for an unchanged instance: no serialising needed.
+      if (old !== inst && (!old || canonical(old) !== canonical(inst))) upserts.push(inst);
     }
     for (const id of held.instances.keys()) if (!next.has(id)) removes.push(id);
     if (upserts.length === 0 && removes.length === 0) return undefined;

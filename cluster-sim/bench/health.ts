@@ -21,12 +21,31 @@ const STEP_TIMEOUT_MS = 30_000;
 
 const base = (a: AgentProc): string => `http://127.0.0.1:${a.httpPort}`;
 
-async function put(a: AgentProc, path: string, body?: unknown): Promise<void> {
-  const res = await fetch(`${base(a)}${path}`, {
-    method: 'PUT',
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    signal: AbortSignal.timeout(60_000),
-  });
+/** Network errors retried by put (registrations are idempotent), reported with the figures. */
+let putRetries = 0;
+
+async function put(a: AgentProc, path: string, body?: unknown, attempt = 1): Promise<void> {
+  let res: Response;
+  try {
+    res = await fetch(`${base(a)}${path}`, {
+      method: 'PUT',
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      signal: AbortSignal.timeout(60_000),
+    });
+  } catch (err) {
+    const cause = (err as { cause?: { message?: string } }).cause?.message ?? '';
+    const exit = a.proc?.exitCode ?? a.proc?.signalCode ?? 'running';
+    // A keep-alive connection the agent closed as the next request went out (ECONNRESET) is the
+    // client's race, not the agent's failure: retry a few times, and count it.
+    if (exit === 'running' && attempt < 4) {
+      putRetries++;
+      await sleep(100);
+      return put(a, path, body, attempt + 1);
+    }
+    throw new Error(
+      `PUT ${path} on ${a.name}: ${(err as Error).message} ${cause} (agent: ${exit})\n${a.output.slice(-15).join('\n')}`,
+    );
+  }
   if (!res.ok) throw new Error(`PUT ${path}: HTTP ${res.status} ${await res.text()}`);
 }
 
@@ -171,14 +190,16 @@ async function main(): Promise<void> {
     );
     console.log(
       `registration calls (${putMs.length}, ${AGENTS} agents at once): p50 ${quantile(putMs, 0.5).toFixed(1)} ms, ` +
-        `p99 ${quantile(putMs, 0.99).toFixed(1)} ms, max ${Math.max(...putMs).toFixed(0)} ms`,
+        `p99 ${quantile(putMs, 0.99).toFixed(1)} ms, max ${Math.max(...putMs).toFixed(0)} ms, ${putRetries} retried after a connection reset`,
     );
     const total = perAgent * AGENTS + AGENTS;
     const spread = await waitFor(async () => (await catalogInstances(probe)) >= total, 120_000, 500);
     const regS = (performance.now() - tReg) / 1000;
     await sleep(3_000);
     const heapAfter = await heapUsedMiB(probe);
-    const stats = (await (await fetch(`${base(probe)}/v1/agent/self`)).json()) as { stats: Record<string, number> };
+    const stats = (await (await fetch(`${base(probe)}/v1/agent/self`)).json()) as {
+      stats: Record<string, number>;
+    };
     const pick = Object.entries(stats.stats).filter(([k]) => k.startsWith('catalog'));
     console.log(`catalog counters on ${probe.name}: ${pick.map(([k, v]) => `${k}=${v}`).join(' ')}`);
     console.log(

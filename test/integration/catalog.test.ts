@@ -281,6 +281,25 @@ describe('service catalog with real agents', { timeout: 300_000 }, () => {
     );
   });
 
+  it('a service-defaults entry through Raft sets the protocol of a service everywhere', async () => {
+    const file = join(cluster.root, 'cache-defaults.yaml');
+    writeFileSync(file, 'kind: service-defaults\nname: cache\nprotocol: http2\n');
+    const r = await mesh(a, 'config', 'put', file);
+    assert.equal(r.code, 0, r.stderr);
+    const protocolOn = async (x: AgentProc): Promise<string | undefined> =>
+      (await instances(x, 'cache'))[0]?.protocol;
+    assert.ok(
+      await waitFor(
+        async () => (await protocolOn(b)) === 'http2' && (await protocolOn(c)) === 'http2',
+        20_000,
+        200,
+      ),
+      'protocol from service-defaults on B and C',
+    );
+    const own = (await instances(b, 'web')).find((i) => i.id === 'web-a');
+    assert.equal(own?.protocol, 'http', "a definition's own protocol wins");
+  });
+
   it('a blocking query returns when the service changes', async () => {
     const first = await fetch(`http://127.0.0.1:${b.httpPort}/v1/health/service/web`);
     const index = Number(first.headers.get('x-mesh-index'));

@@ -69,6 +69,9 @@ export function runSim(opts: SimOptions, faultsText = ''): SimSummary {
       }
     }
     if (settledMs === undefined) throw unsettled(w);
+    // The membership core's own invariants (table, prober), once per agent at the end: O(N) each,
+    // too costly after every step at 1,000 agents. A break is a 'core assertion' violation.
+    for (const a of w.upAgents()) a.m.checkInvariants();
     checkStatesEqual(w);
     lin = checkLinearizable(w.workload.history);
     if (lin.verdict === 'violation') {

@@ -14,7 +14,7 @@
 //   self(): Member
 //   localHealth(): number               Lifeguard awareness score (0 = healthy)
 //   stats(): MembershipStats            counters for metrics/diagnostics
-// Additions beyond the contract: checkInvariants() (used by the simulator and tests).
+// Additions beyond the contract: checkInvariants() (used by the simulator at the end of a run, and tests).
 //
 // The update rules live in rules.ts, probing in probe.ts, the table in table.ts.
 import { Awareness } from './awareness.js';
@@ -288,7 +288,7 @@ export class Membership {
     return this.rules.suspicions.get(id);
   }
 
-  /** Throw if the state breaks an invariant. O(N); the simulator calls it after every step. */
+  /** Throw if the state breaks an invariant. O(N); the simulator calls it on every agent after settling. */
   checkInvariants(): void {
     this.table.checkInvariants(this.selfId);
     this.prober.checkInvariants();

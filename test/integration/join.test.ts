@@ -59,8 +59,23 @@ describe('joining', { timeout: 90_000 }, () => {
         zone: string;
       };
       assert.equal(m.zone, 'zone-b', 'zone comes from the file');
-      const res = await fetch(`http://127.0.0.1:${httpPort}/v1/agent/self`);
-      const self = (await res.json()) as { address: string; name: string };
+      // The join starts before the HTTP API listens (others see the agent sooner), so the seed
+      // can see it alive a moment before its API answers: wait for the API.
+      let self: { address: string; name: string } | undefined;
+      const answered = await waitFor(
+        async () => {
+          try {
+            const res = await fetch(`http://127.0.0.1:${httpPort}/v1/agent/self`);
+            self = (await res.json()) as { address: string; name: string };
+            return true;
+          } catch {
+            return false;
+          }
+        },
+        20_000,
+        100,
+      );
+      assert.ok(answered && self, 'its API answers');
       assert.equal(self.address, `127.0.0.1:${clusterPort}`);
     } finally {
       proc.kill('SIGKILL');

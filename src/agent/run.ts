@@ -31,7 +31,9 @@ export async function runAgent(config: AgentConfig): Promise<void> {
   }
   if (config.dev) {
     const s = agent.self();
-    log.info(`dev agent ready: cluster ${s.address}, HTTP API http://${s.http}, node ${s.name} (${s.id})`);
+    log.info(
+      `dev agent ready: cluster ${s.address}, HTTP API http://${s.http}, DNS ${s.dns}, node ${s.name} (${s.id})`,
+    );
   }
 
   let exiting = false;

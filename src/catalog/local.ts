@@ -8,7 +8,13 @@ import type { Logger } from 'pino';
 import { MeshError } from '../api/types.js';
 import { readConfigFile } from '../config/file.js';
 import { duplicateIds, parseService, parseServiceFile } from '../core/catalog/definition.js';
-import type { CheckState, CheckStatus, Instance, ServiceDefinition } from '../core/catalog/types.js';
+import type {
+  CheckState,
+  CheckStatus,
+  Instance,
+  InstanceFields,
+  ServiceDefinition,
+} from '../core/catalog/types.js';
 import { WIRE_LIMITS } from '../core/catalog/wire.js';
 import { formatValidationError } from '../core/state/index.js';
 import type { ValidationError } from '../core/state/types.js';
@@ -47,6 +53,19 @@ function problemsMessage(prefix: string, problems: readonly ValidationError[]): 
   const shown = problems.slice(0, 10).map(formatValidationError).join('; ');
   const more = problems.length > 10 ? ` (and ${problems.length - 10} more)` : '';
   return `${prefix}${shown}${more}`;
+}
+
+/** The part of a definition every agent sees (upstreams and check definitions stay local). */
+function instanceFields(d: ServiceDefinition): InstanceFields {
+  return {
+    id: d.id,
+    name: d.name,
+    address: d.address,
+    port: d.port,
+    tags: d.tags,
+    meta: d.meta,
+    protocol: d.protocol,
+  };
 }
 
 export class LocalServices {
@@ -203,16 +222,7 @@ export class LocalServices {
       const instance =
         cached && cached.def === d && cached.checksKey === checksKey
           ? cached.instance
-          : {
-              id: d.id,
-              name: d.name,
-              address: d.address,
-              port: d.port,
-              tags: d.tags,
-              meta: d.meta,
-              protocol: d.protocol,
-              checks,
-            };
+          : { ...instanceFields(d), checks };
       next.set(d.id, { def: d, checksKey, instance });
       return instance;
     });

@@ -3,7 +3,7 @@
 // read them by one rule.
 
 const unitMs: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-/** setTimeout fires at once for delays above 2^31-1 ms, so no duration may exceed it (~24.8 days). */
+/** Node's timers treat a delay above 2^31-1 ms as 1 ms, so no duration may exceed it (~24.8 days). */
 export const durationMsMax = 2 ** 31 - 1;
 
 /** Milliseconds, or undefined when `v` is not a duration in [0, durationMsMax]. */

@@ -5,8 +5,11 @@
 // and API format (durations as "10s", one of `http`/`tcp`/`grpc`/`ttl`/`args` naming the check
 // type, as in Consul) is parsed into them by definition.ts.
 
-export type ServiceProtocol = 'tcp' | 'http' | 'http2' | 'grpc';
-export const SERVICE_PROTOCOLS: readonly ServiceProtocol[] = ['tcp', 'http', 'http2', 'grpc'];
+import type { Protocol } from '../state/kinds/fields.js';
+
+/** The protocols a service speaks: the same list service-defaults and proxy-defaults choose from. */
+export type ServiceProtocol = Protocol;
+export { PROTOCOLS as SERVICE_PROTOCOLS } from '../state/kinds/fields.js';
 
 /** Health of a check or an instance. An instance's health is the worst of its checks. */
 export type CheckStatus = 'passing' | 'warning' | 'critical';
@@ -82,7 +85,8 @@ export interface CheckDefinition {
   initialStatus: CheckStatus;
 }
 
-export interface ServiceDefinition {
+/** What a registration says about an instance, and what every agent learns of it. */
+export interface InstanceFields {
   /** Unique on the agent; default the name. */
   id: string;
   name: string;
@@ -93,6 +97,9 @@ export interface ServiceDefinition {
   meta: Record<string, string>;
   /** Unset: the cluster's service-defaults entry decides, else tcp. */
   protocol: ServiceProtocol | undefined;
+}
+
+export interface ServiceDefinition extends InstanceFields {
   upstreams: Upstream[];
   checks: CheckDefinition[];
 }
@@ -108,14 +115,6 @@ export interface CheckState {
 }
 
 /** One service instance as every agent holds it in its catalog (gossiped by its host agent). */
-export interface Instance {
-  id: string;
-  name: string;
-  /** The instance's own address; '' = its node's address. */
-  address: string;
-  port: number;
-  tags: string[];
-  meta: Record<string, string>;
-  protocol: ServiceProtocol | undefined;
+export interface Instance extends InstanceFields {
   checks: CheckState[];
 }

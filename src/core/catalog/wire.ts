@@ -1,6 +1,6 @@
 // Catalog messages and their validation at the edge. Decoded wire data is `unknown` until one of
 // the parse functions accepts it; they return a reason string instead of throwing.
-import { utf8Length } from '../state/text.js';
+import { isObj, utf8Length } from '../state/text.js';
 import { CHECK_OUTPUT_BYTES_MAX } from './check-state.js';
 import { addressProblem, DEFINITION_LIMITS, SERVICE_NAME_PATTERN } from './definition.js';
 import {
@@ -64,8 +64,6 @@ export const WIRE_LIMITS = Object.freeze({
   nodeIdLengthMax: 128,
 });
 
-type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isVersion = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 const isNodeId = (v: unknown): v is string =>
   typeof v === 'string' && v.length > 0 && v.length <= WIRE_LIMITS.nodeIdLengthMax;
@@ -101,9 +99,9 @@ export function parseInstance(v: unknown): Instance | string {
   if (!tags.every((t) => str(t, DEFINITION_LIMITS.tagLengthMax))) return 'instance.tags: bad';
   if (!isObj(meta)) return 'instance.meta: bad';
   const keys = Object.keys(meta);
-  if (keys.length > DEFINITION_LIMITS.metaEntriesMax) return 'instance.meta: too many entries';
+  if (keys.length > DEFINITION_LIMITS.meta.entriesMax) return 'instance.meta: too many entries';
   for (const k of keys) {
-    if (!str(k, DEFINITION_LIMITS.metaKeyLengthMax) || !str(meta[k], DEFINITION_LIMITS.metaValueLengthMax))
+    if (!str(k, DEFINITION_LIMITS.meta.keyLengthMax) || !str(meta[k], DEFINITION_LIMITS.meta.valueLengthMax))
       return 'instance.meta: bad entry';
   }
   if (protocol !== undefined && protocol !== null && !SERVICE_PROTOCOLS.includes(protocol as ServiceProtocol))

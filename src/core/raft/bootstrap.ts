@@ -17,20 +17,16 @@ export function bootstrapLog(voters: readonly NodeId[]): { hardState: HardState;
   const entries: Entry[] = [];
   for (const node of sorted) {
     if (node === '') throw new Error('raft: bootstrap voter id is empty');
-    entries.push({
-      term: 1,
-      index: entries.length + 1,
-      type: 'conf',
-      data: new Uint8Array(0),
-      conf: { op: 'add-learner', node },
-    });
-    entries.push({
-      term: 1,
-      index: entries.length + 1,
-      type: 'conf',
-      data: new Uint8Array(0),
-      conf: { op: 'promote', node },
-    });
+    // Added as a learner, then promoted: the same two steps autopilot takes for a later voter.
+    for (const op of ['add-learner', 'promote'] as const) {
+      entries.push({
+        term: 1,
+        index: entries.length + 1,
+        type: 'conf',
+        data: new Uint8Array(0),
+        conf: { op, node },
+      });
+    }
   }
   return { hardState: { term: 1, vote: '', commit: entries.length }, entries };
 }

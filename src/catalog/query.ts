@@ -1,6 +1,8 @@
 // Answers about the catalog, from this agent's memory only: the instances gossip brought, the
 // health of their agents from membership, and service-defaults / proxy-defaults from the
 // replicated configuration (for the protocol). Shared by the HTTP API and the DNS server.
+
+import { parseAddress } from '../agent/host.js';
 import type {
   CatalogServiceView,
   CheckView,
@@ -26,10 +28,9 @@ export interface CatalogQueryInit {
   local: LocalServices;
 }
 
-/** The host part of "host:port" / "[v6]:port". */
-export function hostOf(address: string): string {
-  const m = /^\[([^\]]+)\]:\d+$/.exec(address) ?? /^([^:]+):\d+$/.exec(address);
-  return m ? (m[1] as string) : address;
+/** The host part of a member's cluster address ("host:port" / "[v6]:port"). */
+function hostOf(address: string): string {
+  return parseAddress(address)?.host ?? address;
 }
 
 function specProtocol(spec: unknown): unknown {
@@ -68,18 +69,21 @@ export class CatalogQuery implements DnsCatalog {
       const tags = new Set<string>();
       const counts: Record<CheckStatus, number> = { passing: 0, warning: 0, critical: 0 };
       let own: string | undefined;
-      const placed = this.init.catalog.instances(name);
-      for (const p of placed) {
+      let shown = 0;
+      for (const p of this.init.catalog.placed(name)) {
+        // Counted as `instances()` lists them: not those of agents that left or are unknown.
+        if (this.hidden(p)) continue;
+        shown++;
         for (const t of p.instance.tags) tags.add(t);
         counts[instanceHealth(p.instance, this.init.member(p.node)?.status)]++;
         own ??= p.instance.protocol;
       }
-      if (placed.every((p) => this.hidden(p))) continue;
+      if (shown === 0) continue;
       out.push({
         name,
         tags: [...tags].sort(),
         protocol: this.protocolOf(name, own),
-        instances: placed.length,
+        instances: shown,
         ...counts,
       });
     }
@@ -157,10 +161,11 @@ export class CatalogQuery implements DnsCatalog {
   // --- DnsCatalog ---
 
   healthyInstances(service: string, tag: string | undefined): DnsInstance[] | undefined {
-    const placed = this.init.catalog.instances(service).filter((p) => !this.hidden(p));
-    if (placed.length === 0) return undefined;
+    let known = false;
     const out: DnsInstance[] = [];
-    for (const p of placed) {
+    for (const p of this.init.catalog.placed(service)) {
+      if (this.hidden(p)) continue;
+      known = true;
       if (tag !== undefined && !p.instance.tags.some((t) => t.toLowerCase() === tag.toLowerCase())) continue;
       const member = this.init.member(p.node);
       if (!isHealthy(instanceHealth(p.instance, member?.status))) continue;
@@ -170,7 +175,7 @@ export class CatalogQuery implements DnsCatalog {
         port: p.instance.port,
       });
     }
-    return out;
+    return known ? out : undefined;
   }
 
   node(name: string): { name: string; address: string } | undefined {

@@ -265,6 +265,11 @@ export class Catalog {
     return [...this.byName.keys()].sort();
   }
 
+  /** Every instance of a service (healthy or not), in no particular order: for counting and DNS. */
+  placed(name: string): Iterable<Placed> {
+    return this.byName.get(name)?.values() ?? [];
+  }
+
   /** Every instance of a service (healthy or not), sorted by node then id. */
   instances(name: string): Placed[] {
     const m = this.byName.get(name);

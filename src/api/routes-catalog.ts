@@ -51,17 +51,33 @@ export function catalogRoutes(init: CatalogRoutesInit): Route[] {
     return indexHeader(indexOf());
   }
 
-  function ttl(status: CheckStatus) {
-    return (ctx: RequestContext): Reply => {
-      const note = ctx.query.get('note') ?? '';
-      if (note.length > NOTE_LENGTH_MAX)
-        throw new MeshError('bad_request', `"note" is longer than ${NOTE_LENGTH_MAX} characters`);
-      if (ctx.rest === '')
-        throw new MeshError(
-          'bad_request',
-          `give a check id: /v1/agent/check/${status === 'passing' ? 'pass' : status === 'warning' ? 'warn' : 'fail'}/<id>`,
-        );
-      return { body: local.report(ctx.rest, status, note) };
+  /** A TTL report route: `verb` is the path word (pass, warn, fail). */
+  function ttl(verb: string, status: CheckStatus): Route {
+    return {
+      method: 'PUT',
+      path: `/v1/agent/check/${verb}/*`,
+      query: ['note'],
+      handler: (ctx) => {
+        const note = ctx.query.get('note') ?? '';
+        if (note.length > NOTE_LENGTH_MAX)
+          throw new MeshError('bad_request', `"note" is longer than ${NOTE_LENGTH_MAX} characters`);
+        if (ctx.rest === '')
+          throw new MeshError('bad_request', `give a check id: /v1/agent/check/${verb}/<id>`);
+        return { body: local.report(ctx.rest, status, note) };
+      },
+    };
+  }
+
+  /** A whole-catalog read that blocks on the catalog's index. */
+  function catalogList(path: string, body: () => unknown): Route {
+    return {
+      method: 'GET',
+      path,
+      query: BLOCKING_QUERY,
+      handler: async (ctx) => {
+        const headers = await blocking(ctx, () => query.index());
+        return { body: body(), headers };
+      },
     };
   }
 
@@ -98,19 +114,11 @@ export function catalogRoutes(init: CatalogRoutesInit): Route[] {
         return { body: { deregistered: ctx.rest } };
       },
     },
-    { method: 'PUT', path: '/v1/agent/check/pass/*', query: ['note'], handler: ttl('passing') },
-    { method: 'PUT', path: '/v1/agent/check/warn/*', query: ['note'], handler: ttl('warning') },
-    { method: 'PUT', path: '/v1/agent/check/fail/*', query: ['note'], handler: ttl('critical') },
+    ttl('pass', 'passing'),
+    ttl('warn', 'warning'),
+    ttl('fail', 'critical'),
     { method: 'PUT', path: '/v1/agent/reload', handler: async () => ({ body: await local.reload() }) },
-    {
-      method: 'GET',
-      path: '/v1/catalog/services',
-      query: BLOCKING_QUERY,
-      handler: async (ctx) => {
-        const headers = await blocking(ctx, () => query.index());
-        return { body: query.services(), headers };
-      },
-    },
+    catalogList('/v1/catalog/services', () => query.services()),
     {
       method: 'GET',
       path: '/v1/catalog/service/*',
@@ -123,14 +131,6 @@ export function catalogRoutes(init: CatalogRoutesInit): Route[] {
       query: [...BLOCKING_QUERY, 'tag', 'passing', 'healthy'],
       handler: instancesOf(true),
     },
-    {
-      method: 'GET',
-      path: '/v1/catalog/nodes',
-      query: BLOCKING_QUERY,
-      handler: async (ctx) => {
-        const headers = await blocking(ctx, () => query.index());
-        return { body: query.nodes(), headers };
-      },
-    },
+    catalogList('/v1/catalog/nodes', () => query.nodes()),
   ];
 }

@@ -18,7 +18,9 @@ export type ClientRequest =
   | { op: 'conf'; cc: ConfChange }
   | { op: 'transfer'; to: string }
   /** Committed entries from `from` (a replica repairing a gap), or the snapshot if compacted. */
-  | { op: 'fetch'; from: number };
+  | { op: 'fetch'; from: number }
+  /** Does the answering agent hold Raft state (is a cluster already bootstrapped)? */
+  | { op: 'has-state' };
 
 type Wire =
   | { t: 'req'; id: number; req: ClientRequest }
@@ -137,6 +139,8 @@ function parseWire(v: unknown): Wire | undefined {
       return { t: 'req', id: o.id, req: { op: 'propose', cmd: r.cmd } };
     case 'read-index':
       return { t: 'req', id: o.id, req: { op: 'read-index' } };
+    case 'has-state':
+      return { t: 'req', id: o.id, req: { op: 'has-state' } };
     case 'fetch':
       return typeof r.from === 'number' && Number.isSafeInteger(r.from) && r.from > 0
         ? { t: 'req', id: o.id, req: { op: 'fetch', from: r.from } }

@@ -37,6 +37,8 @@ export interface ControlPlaneInit {
 
 /** How long a write waits for a leader to exist before failing (elections take ~1 s). */
 const LEADER_WAIT_MS = 3_000;
+/** Agents asked whether a Raft cluster already exists before --bootstrap-expect bootstraps one. */
+const BOOTSTRAP_PROBE_MAX = 8;
 
 export class ControlPlane {
   private readonly watchers = new Watchers();
@@ -147,6 +149,11 @@ export class ControlPlane {
       case 'transfer':
         this.init.raft.transferLeader(req.to);
         return true;
+      case 'has-state': {
+        if (!this.init.raft.started) return false;
+        const st = this.init.raft.status();
+        return st.term > 0 || st.lastIndex > 0;
+      }
       case 'fetch': {
         // The answer becomes an append (or snapshot) from us at our term: only a leader may send
         // one, or a replica that knows another leader of that term would see two (cluster-sim).
@@ -231,12 +238,18 @@ export class ControlPlane {
     return this.init.client.call(leader, addr, req, this.init.forwardTimeoutMs);
   }
 
-  /** --bootstrap-expect N: once N agents are alive (and stay so for a second), the N lowest ids start as voters. */
+  /**
+   * --bootstrap-expect N: once N agents are alive (and stay so for a second), the N lowest ids
+   * start as voters — unless some agent already holds Raft state: then a cluster exists (this agent
+   * joined late, or came back with an empty data dir) and bootstrapping a second one would write a
+   * different log under the same indexes. This agent then starts empty and waits to be added.
+   */
   private waitForBootstrapPeers(): void {
     let lastKey = '';
     let stableSince = 0;
+    let asking = false;
     this.bootstrapTimer = setInterval(() => {
-      if (this.stopped) return;
+      if (this.stopped || asking) return;
       const alive = this.init.membership.members().filter((m) => m.status === 'alive');
       if (alive.length < this.init.bootstrapExpect) return;
       const chosen = alive
@@ -250,17 +263,46 @@ export class ControlPlane {
         return;
       }
       if (Date.now() - stableSince < 1_000) return;
-      clearInterval(this.bootstrapTimer);
-      if (!chosen.includes(this.init.selfId)) {
-        this.init.log.info(
-          { voters: chosen.length },
-          'bootstrap: other agents are the first voters; waiting to be added',
-        );
-        void this.init.raft.start({ voters: [], learners: [] });
-        return;
-      }
-      void this.bootstrapWith(chosen);
+      asking = true;
+      void this.existingCluster([...new Set([...chosen, ...alive.map((m) => m.id)])])
+        .then((exists) => {
+          if (exists === undefined || this.stopped) return;
+          clearInterval(this.bootstrapTimer);
+          if (exists || !chosen.includes(this.init.selfId)) {
+            this.init.log.info(
+              { voters: chosen.length, existing: exists },
+              exists
+                ? 'bootstrap: a raft cluster already exists; waiting to be added'
+                : 'bootstrap: other agents are the first voters; waiting to be added',
+            );
+            return this.init.raft.start({ voters: [], learners: [] });
+          }
+          return this.bootstrapWith(chosen);
+        })
+        .finally(() => {
+          asking = false;
+        });
     }, 200);
+  }
+
+  /**
+   * Ask up to BOOTSTRAP_PROBE_MAX other live agents whether they hold Raft state. True if one
+   * does; false if all that were asked answered no; undefined if one did not answer (ask again).
+   */
+  private async existingCluster(alive: string[]): Promise<boolean | undefined> {
+    const others = alive.filter((id) => id !== this.init.selfId).slice(0, BOOTSTRAP_PROBE_MAX);
+    const answers = await Promise.all(
+      others.map((id) =>
+        this.init.client
+          .call(id, this.init.membership.member(id)?.address ?? '', { op: 'has-state' }, 2_000)
+          .then(
+            (v) => v === true,
+            () => undefined,
+          ),
+      ),
+    );
+    if (answers.includes(true)) return true;
+    return answers.includes(undefined) ? undefined : false;
   }
 
   /** The initial configuration goes into the log, so agents added later derive the same one. */

@@ -48,6 +48,7 @@ export class SimCluster {
   private order = 0;
   private readonly cut = new Set<string>();
   private readonly isolated = new Set<NodeId>();
+  private readonly deaf = new Set<NodeId>();
   private readonly opts: Required<Omit<SimOptions, 'config'>>;
 
   constructor(opts: SimOptions) {
@@ -113,6 +114,12 @@ export class SimCluster {
   isolate(id: NodeId, isIsolated = true): void {
     if (isIsolated) this.isolated.add(id);
     else this.isolated.delete(id);
+  }
+
+  /** Drop (or again deliver) gossip to a node, as while it is not yet in the topic's mesh. */
+  deafen(id: NodeId, isDeaf = true): void {
+    if (isDeaf) this.deaf.add(id);
+    else this.deaf.delete(id);
   }
 
   /** Advance the clock to `untilMs`, delivering messages and ticking nodes at their deadlines. */
@@ -222,6 +229,7 @@ export class SimCluster {
 
   private reachable(from: NodeId, to: NodeId, kind: Delivery['kind']): boolean {
     if (this.isolated.has(from) || this.isolated.has(to)) return false;
+    if (kind === 'gossip' && this.deaf.has(to)) return false;
     return kind === 'gossip' || !this.cut.has(`${from}|${to}`);
   }
 

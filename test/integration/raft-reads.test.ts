@@ -21,7 +21,7 @@ describe('bootstrap-expect, consistent reads and blocking queries', { timeout: 1
     await cluster.stop();
   });
 
-  it('three agents started with --bootstrap-expect 3 become the voters and elect a leader', async () => {
+  it('three agents started with --bootstrap-expect 3 become the voters and all follow one leader', async () => {
     const ok = await waitFor(
       async () => {
         try {
@@ -29,7 +29,15 @@ describe('bootstrap-expect, consistent reads and blocking queries', { timeout: 1
             voter: boolean;
             role: string;
           }>;
-          return peers.filter((p) => p.voter).length === 3 && peers.some((p) => p.role === 'leader');
+          if (peers.filter((p) => p.voter).length !== 3 || !peers.some((p) => p.role === 'leader'))
+            return false;
+          const leaders = new Set<string>();
+          for (const a of cluster.agents) {
+            leaders.add(
+              ((await (await fetch(url(a, '/v1/raft/status'))).json()) as { leader: string }).leader,
+            );
+          }
+          return leaders.size === 1 && !leaders.has('');
         } catch {
           return false;
         }
@@ -37,7 +45,7 @@ describe('bootstrap-expect, consistent reads and blocking queries', { timeout: 1
       30_000,
       250,
     );
-    assert.ok(ok, '3 voters with a leader');
+    assert.ok(ok, '3 voters, and every agent names the same leader');
   });
 
   it('mesh kv put/get through the CLI, and a consistent read on a follower sees the write', async () => {
@@ -84,7 +92,8 @@ describe('bootstrap-expect, consistent reads and blocking queries', { timeout: 1
       return r;
     });
     await new Promise((r) => setTimeout(r, 300));
-    await fetch(url(b, '/v1/kv/app/color'), { method: 'PUT', body: 'green' });
+    const put = await fetch(url(b, '/v1/kv/app/color'), { method: 'PUT', body: 'green' });
+    assert.equal(put.status, 200, await put.clone().text());
     const writtenAt = performance.now();
     const res = await blocked;
     assert.ok(answeredAt - writtenAt < 30_000, 'woke on the change, not at the 60 s timeout');
@@ -102,6 +111,36 @@ describe('bootstrap-expect, consistent reads and blocking queries', { timeout: 1
     const res = await fetch(url(a, `/v1/kv/app/color?index=${index}&wait=500ms`));
     assert.equal(res.status, 200);
     assert.equal(Number(res.headers.get('x-mesh-index')), index);
+  });
+
+  it('an agent started later with --bootstrap-expect joins the existing cluster instead of bootstrapping another', async () => {
+    // Expecting 4 makes the newcomer one of the "first voters" it would choose: only finding the
+    // existing Raft state stops it from writing a second, conflicting log.
+    const late = await cluster.add(['--bootstrap-expect', '4']);
+    await cluster.ready(late);
+    const ok = await waitFor(
+      async () => {
+        try {
+          const res = await fetch(url(late, '/v1/kv/app/color'));
+          if (res.status !== 200) return false;
+          const [e] = (await res.json()) as Array<{ value: string }>;
+          return Buffer.from(e!.value, 'base64').toString() === 'green';
+        } catch {
+          return false;
+        }
+      },
+      30_000,
+      250,
+    );
+    assert.ok(ok, "the late agent holds the existing cluster's data");
+    assert.ok(
+      late.output.some((l) => l.includes('a raft cluster already exists')),
+      'it said why it did not bootstrap',
+    );
+    const peers = (await (await fetch(url(cluster.agents[0]!, '/v1/raft/peers'))).json()) as Array<{
+      voter: boolean;
+    }>;
+    assert.equal(peers.filter((p) => p.voter).length, 3, 'still the three voters');
   });
 
   it('refuses bad read parameters', async () => {

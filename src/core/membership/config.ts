@@ -43,6 +43,14 @@ export interface MembershipConfig {
    */
   pushPullIntervalMs: number;
   /**
+   * After a join, one more push-pull with a random live member this long later. Gossip published
+   * while the newcomer was not yet in the topic's mesh (its subscription takes tens of ms to
+   * spread, mesh grafts happen on the 1 s heartbeat) never reaches it; without this follow-up it
+   * would miss members that joined at the same moment until the next periodic push-pull (up to
+   * pushPullIntervalMs). 2 s: two gossip heartbeats, well after the newcomer is meshed.
+   */
+  joinFollowUpMs: number;
+  /**
    * How often to try one random failed member again with a push-pull (Serf's reconnect): a node
    * that was partitioned, not dead, is found again. 10 s.
    */
@@ -67,6 +75,7 @@ export const DEFAULT_MEMBERSHIP_CONFIG: Readonly<MembershipConfig> = Object.free
   suspicionMaxTimeoutMult: 6,
   awarenessMaxMultiplier: 8,
   pushPullIntervalMs: 15_000,
+  joinFollowUpMs: 2_000,
   reconnectIntervalMs: 10_000,
   failedReapMs: 72 * 3600_000,
   leftReapMs: 24 * 3600_000,

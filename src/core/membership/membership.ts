@@ -201,6 +201,10 @@ export class Membership {
         }
         // What the seed tells a joining node is news only to that node: do not republish it.
         this.rules.merge(from, msg.states, now, !(msg.reply && msg.join));
+        // Joined: catch what gossip carried before this node was in the topic's mesh (config).
+        if (msg.reply && msg.join) {
+          this.nextPushPullAtMs = Math.min(this.nextPushPullAtMs, now + this.config.joinFollowUpMs);
+        }
         return;
       case 'updates':
         for (const u of msg.updates) this.rules.apply(u, now, via);
@@ -358,6 +362,7 @@ function checkConfig(c: MembershipConfig): void {
     'suspicionMaxTimeoutMult',
     'awarenessMaxMultiplier',
     'pushPullIntervalMs',
+    'joinFollowUpMs',
     'reconnectIntervalMs',
     'membersMax',
     'updatesPerMessageMax',

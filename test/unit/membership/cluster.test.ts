@@ -28,6 +28,23 @@ describe('membership cluster (simulated)', () => {
     }
   });
 
+  it('a newcomer that missed gossip while joining learns of a simultaneous joiner by its follow-up push-pull', () => {
+    const sim = new SimCluster({ n: 3, seed: 11 });
+    // n2 joins first but hears no gossip yet (its subscription has not spread); then n1 joins.
+    sim.deafen('n2');
+    sim.node('n2').m.pushPull('n0', sim.node('n0').info.address, true, sim.nowMs);
+    sim.flush();
+    sim.run(100);
+    sim.node('n1').m.pushPull('n0', sim.node('n0').info.address, true, sim.nowMs);
+    sim.flush();
+    sim.run(400);
+    sim.deafen('n2', false);
+    assert.equal(sim.view('n2', 'n1'), undefined, 'n2 missed the gossip about n1');
+    const took = sim.runUntilTrue(() => sim.view('n2', 'n1')?.status === 'alive', 20_000);
+    // The follow-up comes joinFollowUpMs after the join; the periodic push-pull only 7.5–15 s later.
+    assert.ok(took !== undefined && took <= 3_000, `took ${took} ms`);
+  });
+
   it('probes directly and keeps a healthy cluster free of suspicion', () => {
     const sim = joined(5, 2);
     sim.run(20_000);

@@ -5,6 +5,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { RaftPeerView, RaftStatusView } from '../../src/api/types.js';
+import { KIND_NAMES } from '../../src/core/state/index.js';
 
 interface Stored {
   value: Buffer;
@@ -246,7 +247,7 @@ export class FakeStateServer {
       throw new HttpError(
         400,
         'bad_request',
-        `kind: unknown kind ${JSON.stringify(kind)}; known kinds: proxy-defaults, service-defaults`,
+        `kind: unknown kind ${JSON.stringify(kind)}; known kinds: ${KIND_NAMES.join(', ')}`,
       );
     }
     if (typeof name !== 'string') throw new HttpError(400, 'bad_request', 'name: must be a string');

@@ -51,7 +51,7 @@ export function checkName(kind: string, v: unknown, path = 'name'): ValidationEr
   if (v.length > STATE_LIMITS.nameLengthMax) {
     return err(path, `must be at most ${STATE_LIMITS.nameLengthMax} characters`);
   }
-  if (!NAME_PATTERN.test(v)) {
+  if (!NAME_PATTERN.test(v) && !kindModule(kind)?.extraNames?.includes(v)) {
     return err(path, "must be lower-case letters, digits, '.', '_' and '-', starting with a letter or digit");
   }
   const own = kindModule(kind)?.validateName?.(v);

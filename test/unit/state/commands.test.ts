@@ -110,7 +110,7 @@ describe('validateCommand', () => {
     bad(
       { op: 'config-set', kind: 'x', name: 'web', spec: {} },
       'kind',
-      /^unknown kind "x"; known kinds: proxy-defaults, service-defaults$/,
+      /^unknown kind "x"; known kinds: ([a-z-]+, )*proxy-defaults, service-defaults(, [a-z-]+)*$/,
     );
     bad({ op: 'config-delete', kind: 'constructor', name: 'web' }, 'kind', /unknown kind/);
     bad({ op: 'config-set', kind: 5, name: 'web', spec: {} }, 'kind', /must be a string/);

@@ -4,15 +4,27 @@
 // Adding a kind changes what replicas accept: an agent that does not know a kind records a
 // committed entry of it as invalid. Roll a new kind out to every agent before using it.
 import type { ValidationError } from '../types.js';
+import { caRoots } from './ca-roots.js';
+import { mesh } from './mesh.js';
 import { proxyDefaults } from './proxy-defaults.js';
 import { serviceDefaults } from './service-defaults.js';
+import { serviceIntentions } from './service-intentions.js';
+import { serviceResolver } from './service-resolver.js';
+import { serviceRouter } from './service-router.js';
+import { serviceSplitter } from './service-splitter.js';
 import type { KindModule } from './types.js';
 
 export type { KindModule } from './types.js';
 
 export const KINDS: Readonly<Record<string, KindModule>> = Object.freeze({
+  [caRoots.kind]: caRoots,
+  [mesh.kind]: mesh,
   [proxyDefaults.kind]: proxyDefaults,
   [serviceDefaults.kind]: serviceDefaults,
+  [serviceIntentions.kind]: serviceIntentions,
+  [serviceResolver.kind]: serviceResolver,
+  [serviceRouter.kind]: serviceRouter,
+  [serviceSplitter.kind]: serviceSplitter,
 });
 
 /** Known kinds, sorted. */

@@ -20,8 +20,18 @@ export interface KindModule {
   /** Rules for the entry's name beyond the common pattern (e.g. proxy-defaults: only "global"). */
   validateName?(name: string): ValidationError | undefined;
   /**
+   * Names accepted although the common name pattern refuses them (service-intentions: "*", which
+   * stands for every service). validateName still runs on them.
+   */
+  readonly extraNames?: readonly string[];
+  /**
    * The stored form of a spec that passed `validate`. Without it the spec is stored as a canonical
    * copy. Must not fill in defaults: the stored form would then depend on the agent's version.
    */
   normalise?(spec: unknown): unknown;
+  /**
+   * Written only by the agents themselves (through Raft like any entry), never through the config
+   * API or CLI: e.g. ca-roots, which the leader maintains.
+   */
+  readonly managed?: boolean;
 }

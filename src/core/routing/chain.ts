@@ -1,0 +1,108 @@
+// compileChain: the discovery chain of one service, as Consul's. From the stored entries it works
+// out, once per configuration change, where calls to the service go:
+//
+//   service-router (http/http2/grpc only) → per route: service-splitter → service-resolver
+//     (redirects, subsets) → targets (+ failover targets)
+//
+// The result is plain data for the proxy worker; route.ts turns it into per-request decisions.
+// A configuration that cannot be compiled (a cycle, a missing subset, a chain too long) yields the
+// fallback chain straight to the service, with the reasons in `errors`: one bad entry must not
+// stop the service's traffic.
+import { PROTOCOLS, type Protocol } from '../state/kinds/fields.js';
+import type { RouteDestination, ServiceRouterSpec } from '../state/kinds/service-router.js';
+import { serviceNameProblem } from '../state/kinds/spec-fields.js';
+import { ChainWalk, defaultLoadBalancer } from './chain-walk.js';
+import type { ChainTarget, CompiledChain, CompiledRoute, Lookup, NextHop } from './types.js';
+
+export { CHAIN_LIMITS } from './chain-walk.js';
+export type {
+  ChainTarget,
+  CompiledChain,
+  CompiledRoute,
+  Lookup,
+  NextHop,
+  RequestInfo,
+  RouteDecision,
+  WeightedTarget,
+} from './types.js';
+
+/** Protocols with requests to route; on tcp a splitter chooses once per connection. */
+export function isL7(protocol: Protocol): boolean {
+  return protocol !== 'tcp';
+}
+
+function defaultRoute(next: NextHop): CompiledRoute {
+  return { next, numRetries: 0, retryOnStatusCodes: [], retryOnConnectFailure: false };
+}
+
+/** Every call straight to the service, every setting at its default: what a broken chain does. */
+export function fallbackChain(service: string, protocol: Protocol, errors: string[]): CompiledChain {
+  const target: ChainTarget = {
+    id: service,
+    service,
+    onlyPassing: false,
+    failover: [],
+    loadBalancer: defaultLoadBalancer(),
+  };
+  return {
+    service,
+    protocol,
+    routes: [defaultRoute({ type: 'target', targetId: service })],
+    targets: [target],
+    errors,
+  };
+}
+
+function routeFrom(walk: ChainWalk, service: string, d: RouteDestination | undefined, index: number) {
+  const svc = d?.service ?? service;
+  const trail = [`service-router ${service} routes[${index}]`];
+  return d?.serviceSubset !== undefined ? walk.resolve(svc, d.serviceSubset, trail) : walk.split(svc, trail);
+}
+
+function compile(lookup: Lookup, service: string, protocol: Protocol): CompiledChain {
+  const walk = new ChainWalk(lookup);
+  const routes: CompiledRoute[] = [];
+  if (isL7(protocol)) {
+    const router = walk.spec<ServiceRouterSpec>('service-router', service);
+    (router?.routes ?? []).forEach((r, i) => {
+      const d = r.destination;
+      const hop = routeFrom(walk, service, d, i);
+      if (hop === undefined) return;
+      const next: NextHop = typeof hop === 'string' ? { type: 'target', targetId: hop } : hop;
+      const route: CompiledRoute = {
+        next,
+        numRetries: d?.numRetries ?? 0,
+        retryOnStatusCodes: [...(d?.retryOnStatusCodes ?? [])],
+        retryOnConnectFailure: d?.retryOnConnectFailure ?? false,
+      };
+      if (r.match?.http !== undefined) route.match = r.match.http;
+      if (d?.prefixRewrite !== undefined) route.prefixRewrite = d.prefixRewrite;
+      if (d?.requestTimeoutMs !== undefined) route.requestTimeoutMs = d.requestTimeoutMs;
+      routes.push(route);
+    });
+  }
+  const rest = walk.split(service, []);
+  if (rest !== undefined) routes.push(defaultRoute(rest));
+  walk.resolveFailover();
+  if (walk.errors.length > 0) return fallbackChain(service, protocol, walk.errors);
+  const targets = [...walk.targets.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return { service, protocol, routes, targets, errors: [] };
+}
+
+/**
+ * The discovery chain of `service` for its `protocol`. `lookup(kind, name)` returns stored specs;
+ * a stored spec that fails its kind's validation counts as an error. Never throws.
+ */
+export function compileChain(lookup: Lookup, service: string, protocol: Protocol): CompiledChain {
+  const proto: Protocol = (PROTOCOLS as readonly string[]).includes(protocol) ? protocol : 'tcp';
+  const problem = serviceNameProblem(service);
+  if (problem !== undefined) return fallbackChain(String(service), proto, [`service name ${problem}`]);
+  try {
+    return compile(lookup, service, proto);
+  } catch (e) {
+    // Not expected: validation bounds every input. Kept so a bug degrades to plain routing.
+    return fallbackChain(service, proto, [
+      `internal error compiling the chain: ${e instanceof Error ? e.message : String(e)}`,
+    ]);
+  }
+}

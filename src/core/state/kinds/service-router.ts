@@ -1,0 +1,153 @@
+// service-router: L7 routes for calls to one service (the entry's name), as Consul's kind of the
+// same name. Routes are tried in order; the first whose match accepts the request decides where it
+// goes; a request no route matches goes to the service itself. Applies only when the service's
+// protocol is http, http2 or grpc: tcp traffic has no requests to match.
+import { field } from '../text.js';
+import type { ValidationError } from '../types.js';
+import { specObject } from './fields.js';
+import { checkRouteMatch, type HttpMatch } from './http-match.js';
+import {
+  at,
+  type Errors,
+  item,
+  listAt,
+  objectAt,
+  optBool,
+  optInt,
+  optServiceName,
+  optSubsetName,
+  optText,
+  serviceNameProblem,
+} from './spec-fields.js';
+import type { KindModule } from './types.js';
+
+export type { HeaderMatch, HttpMatch, QueryMatch } from './http-match.js';
+export { HTTP_MATCH_LIMITS } from './http-match.js';
+
+export interface RouteDestination {
+  /** Default: the router's own service. */
+  service?: string;
+  /** A subset defined by the destination's service-resolver; unset: its default subset. */
+  serviceSubset?: string;
+  /** Replaces the matched pathPrefix (or the whole pathExact) before forwarding. */
+  prefixRewrite?: string;
+  /** Whole-request timeout, retries included; unset: the destination resolver's, else none. */
+  requestTimeoutMs?: number;
+  /** Default 0: a retry re-sends the request, which is only safe for idempotent calls. */
+  numRetries?: number;
+  /** Response status codes that trigger a retry (e.g. 503). */
+  retryOnStatusCodes?: number[];
+  /** Retry when no connection to an instance could be made (the request never left). */
+  retryOnConnectFailure?: boolean;
+}
+
+export interface Route {
+  /** Unset: the route matches every request. */
+  match?: { http?: HttpMatch };
+  /** Unset: the router's own service. */
+  destination?: RouteDestination;
+}
+
+export interface ServiceRouterSpec {
+  routes?: Route[];
+}
+
+export const SERVICE_ROUTER_LIMITS = Object.freeze({
+  /** Routes are matched one by one per request, so their number bounds the work per request. */
+  routesMax: 64,
+  /** Ten retries already multiply a failing call's load elevenfold; more only prolongs an outage. */
+  numRetriesMax: 10,
+  retryOnStatusCodesMax: 16,
+  /** 2^31 − 1 ms (about 24.8 days): the longest single wait JavaScript schedules. */
+  requestTimeoutMsMax: 2_147_483_647,
+  prefixRewriteLengthMax: 2048,
+});
+
+const FIELDS = ['routes'] as const;
+const ROUTE_FIELDS = ['match', 'destination'] as const;
+const DESTINATION_FIELDS = [
+  'service',
+  'serviceSubset',
+  'prefixRewrite',
+  'requestTimeoutMs',
+  'numRetries',
+  'retryOnStatusCodes',
+  'retryOnConnectFailure',
+] as const;
+
+function checkStatusCodes(v: unknown, path: string, errors: Errors): void {
+  const list = listAt(v, path, 0, SERVICE_ROUTER_LIMITS.retryOnStatusCodesMax, errors);
+  list?.forEach((c, i) => {
+    if (typeof c !== 'number' || !Number.isInteger(c) || c < 100 || c > 599) {
+      errors.push({
+        field: item(path, i),
+        message: `must be an HTTP status code from 100 to 599, got ${String(c)}`,
+      });
+    }
+  });
+}
+
+function checkDestination(v: unknown, path: string, hasPathMatch: boolean, errors: Errors): void {
+  const d = objectAt(v, path, DESTINATION_FIELDS, errors);
+  if (d === undefined) return;
+  optServiceName(d, 'service', path, errors);
+  optSubsetName(d, 'serviceSubset', path, errors);
+  const rewrite = optText(d, 'prefixRewrite', path, SERVICE_ROUTER_LIMITS.prefixRewriteLengthMax, errors);
+  if (rewrite !== undefined && !rewrite.startsWith('/')) {
+    errors.push({ field: at(path, 'prefixRewrite'), message: 'must start with "/"' });
+  } else if (rewrite !== undefined && !hasPathMatch) {
+    // Without a matched prefix there is nothing to replace; Consul refuses this too.
+    errors.push({
+      field: at(path, 'prefixRewrite'),
+      message:
+        'needs match.http.pathPrefix or match.http.pathExact on the same route (it replaces that part)',
+    });
+  }
+  optInt(d, 'requestTimeoutMs', path, 1, SERVICE_ROUTER_LIMITS.requestTimeoutMsMax, errors);
+  optInt(d, 'numRetries', path, 0, SERVICE_ROUTER_LIMITS.numRetriesMax, errors);
+  const codes = field(d, 'retryOnStatusCodes');
+  if (codes !== undefined) checkStatusCodes(codes, at(path, 'retryOnStatusCodes'), errors);
+  optBool(d, 'retryOnConnectFailure', path, errors);
+}
+
+/** Whether a route's match names a path prefix or exact path (read leniently: only for the rewrite rule). */
+function hasPathMatch(route: Record<string, unknown>): boolean {
+  const m = field(route, 'match');
+  const h = typeof m === 'object' && m !== null ? (m as Record<string, unknown>).http : undefined;
+  if (typeof h !== 'object' || h === null) return false;
+  const o = h as Record<string, unknown>;
+  return Object.hasOwn(o, 'pathPrefix') || Object.hasOwn(o, 'pathExact');
+}
+
+function validate(spec: unknown): ValidationError[] {
+  const errors: ValidationError[] = [];
+  const o = specObject(spec, FIELDS, errors);
+  if (o === undefined) return errors;
+  const routes = field(o, 'routes');
+  if (routes === undefined) return errors;
+  const list = listAt(routes, 'routes', 0, SERVICE_ROUTER_LIMITS.routesMax, errors);
+  list?.forEach((r, i) => {
+    const path = item('routes', i);
+    const route = objectAt(r, path, ROUTE_FIELDS, errors);
+    if (route === undefined) return;
+    const match = field(route, 'match');
+    if (match !== undefined) checkRouteMatch(match, at(path, 'match'), errors);
+    const dest = field(route, 'destination');
+    if (dest !== undefined) checkDestination(dest, at(path, 'destination'), hasPathMatch(route), errors);
+  });
+  return errors;
+}
+
+/** The entry names the service it routes, so it must be a service name (else it never applies). */
+export function validateServiceEntryName(name: string): ValidationError | undefined {
+  const problem = serviceNameProblem(name);
+  return problem === undefined ? undefined : { field: 'name', message: problem };
+}
+
+export const serviceRouter: KindModule = {
+  kind: 'service-router',
+  description:
+    'HTTP/gRPC routes for calls to one service: match path, method, headers, query; pick a destination.',
+  validate,
+  validateName: validateServiceEntryName,
+};

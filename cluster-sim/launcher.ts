@@ -150,6 +150,8 @@ export class LocalCluster {
     if (a.index > 1 && !a.extraArgs.includes('--join')) args.push('--join', this.seed);
     // Many agents share this host: each DNS server takes a free port (GET /v1/agent/self shows it).
     if (!args.includes('--dns')) args.push('--dns', '127.0.0.1:0');
+    // …and each proxy's inbound listener too (the agent gossips the port it got).
+    if (!args.includes('--inbound')) args.push('--inbound', '127.0.0.1:0');
     return args;
   }
 

@@ -50,4 +50,8 @@ export interface AgentConfig {
   enableScriptChecks: boolean;
   /** DNS server listen address, or 'off'. */
   dns: HostPort | 'off';
+  /** The proxy's inbound mTLS listener (other agents' proxies connect here). */
+  inbound: HostPort;
+  /** Lifetime of the leaf certificates this agent signs when it is a voter. */
+  caLeafTtlMs: number;
 }

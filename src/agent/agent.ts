@@ -6,6 +6,7 @@ import { multiaddr } from '@multiformats/multiaddr';
 import type { Logger } from 'pino';
 import { startHttpServer } from '../api/http-server.js';
 import { catalogRoutes } from '../api/routes-catalog.js';
+import { meshRoutes } from '../api/routes-mesh.js';
 import { stateRoutes } from '../api/routes-state.js';
 import {
   type AgentApi,
@@ -21,8 +22,9 @@ import { DEFAULT_MEMBERSHIP_CONFIG } from '../core/membership/config.js';
 import type { Member, MemberStatus } from '../core/membership/types.js';
 import { type DnsServer, startDnsServer } from '../dns/server.js';
 import { MembershipService } from '../membership/service.js';
+import { INBOUND_META_KEY } from '../proxy/snapshot.js';
 import { AppliedGossip } from '../raft/applied-gossip.js';
-import { RaftClient } from '../raft/client.js';
+import { isCaRequest, RaftClient } from '../raft/client.js';
 import { ControlPlane } from '../raft/control-plane.js';
 import { ReplicaFanout } from '../raft/replica.js';
 import { RaftService } from '../raft/service.js';
@@ -30,6 +32,7 @@ import { RaftStorage } from '../raft/storage.js';
 import { Store } from '../store/store.js';
 import { GossipBus } from '../wire/gossip-bus.js';
 import type { AgentConfig } from './agent-config.js';
+import { DataPlane } from './data-plane.js';
 import { createHost, formatAddress, type Host, hostPortToMultiaddr, parseAddress } from './host.js';
 import { loadIdentity } from './identity.js';
 
@@ -66,6 +69,7 @@ export class Agent implements AgentApi {
     readonly catalog: CatalogService,
     readonly services: LocalServices,
     readonly query: CatalogQuery,
+    readonly dataPlane: DataPlane,
   ) {}
 
   /** `onMembershipStarted` runs as soon as gossip membership is up (the join starts there). */
@@ -75,6 +79,7 @@ export class Agent implements AgentApi {
     onMembershipStarted?: (agent: Agent) => void,
   ): Promise<Agent> {
     const store = await Store.open(config.dataDir);
+    let dataPlane: DataPlane | undefined;
     try {
       const identity = await loadIdentity(store, config.nodeName, log.child({ module: 'identity' }));
       const host = await createHost({
@@ -88,6 +93,8 @@ export class Agent implements AgentApi {
       // With port 0 the kernel picked the port: advertise the one we actually got.
       const advertise = { ...config.advertise };
       if (advertise.port === 0) advertise.port = boundPort(host) ?? 0;
+      // The proxy first: its inbound port is part of what this agent gossips about itself.
+      dataPlane = await DataPlane.startProxy(config, log.child({ module: 'proxy' }));
       const bus = new GossipBus(host, log.child({ module: 'gossip' }));
       const membership = new MembershipService({
         host,
@@ -97,7 +104,7 @@ export class Agent implements AgentApi {
           name: config.nodeName,
           address: formatAddress(advertise),
           zone: config.zone,
-          meta: {},
+          meta: { [INBOUND_META_KEY]: dataPlane.inboundAdvertised(advertise.host) },
         },
         incarnation: identity.incarnation,
         config: DEFAULT_MEMBERSHIP_CONFIG,
@@ -122,8 +129,9 @@ export class Agent implements AgentApi {
       let controlPlane: ControlPlane | undefined;
       const raftClient = new RaftClient(
         host,
-        (req) => {
+        (req, from) => {
           if (!controlPlane) return Promise.reject(new MeshError('unavailable', 'raft is starting'));
+          if (isCaRequest(req)) return (dataPlane as DataPlane).handle(req, from);
           return controlPlane.handleForwarded(req);
         },
         raftLog,
@@ -168,7 +176,11 @@ export class Agent implements AgentApi {
         log: log.child({ module: 'services' }),
         configDir: config.configDir,
         enableScriptChecks: config.enableScriptChecks,
-        onChange: (instances) => catalog.setLocal(instances),
+        onChange: (instances) => {
+          catalog.setLocal(instances);
+          dataPlane?.changed();
+          dataPlane?.leaves?.sync();
+        },
       });
       const query = new CatalogQuery({
         catalog: catalog.core,
@@ -192,6 +204,7 @@ export class Agent implements AgentApi {
         catalog,
         services,
         query,
+        dataPlane,
       );
       membership.onMember((ev) => agent.logMemberEvent(ev.member, ev.previous));
       bus.start();
@@ -204,6 +217,20 @@ export class Agent implements AgentApi {
       await catalog.start();
       // A bad service file stops the start here, naming the file and the field.
       await services.start();
+      await dataPlane.start({
+        config,
+        log,
+        selfId: identity.id,
+        store,
+        raft,
+        controlPlane,
+        raftClient,
+        membership,
+        catalog: catalog.core,
+        services,
+        query,
+      });
+      catalog.onChange(() => dataPlane?.changed());
       if (config.dns !== 'off') {
         agent.dns = await startDnsServer({
           host: config.dns.host,
@@ -218,7 +245,11 @@ export class Agent implements AgentApi {
         port: config.http.port,
         log: log.child({ module: 'http' }),
         onLeave: () => agent.onExit(),
-        routes: [...stateRoutes(controlPlane), ...catalogRoutes({ catalog, query, local: services })],
+        routes: [
+          ...stateRoutes(controlPlane),
+          ...catalogRoutes({ catalog, query, local: services }),
+          ...meshRoutes(dataPlane, controlPlane),
+        ],
       });
       agent.httpClose = http.close;
       agent.httpAddress = formatAddress(http.address);
@@ -238,6 +269,7 @@ export class Agent implements AgentApi {
       );
       return agent;
     } catch (err) {
+      await dataPlane?.stop().catch(() => undefined);
       await store.close().catch(() => undefined);
       throw err;
     }
@@ -323,6 +355,7 @@ export class Agent implements AgentApi {
     }
     await this.httpClose?.().catch(() => undefined);
     await this.dns?.close().catch(() => undefined);
+    await this.dataPlane.stop().catch(() => undefined);
     this.services.stop();
     await this.catalog.stop().catch(() => undefined);
     this.replicas.stop();

@@ -328,6 +328,19 @@ export class ApiClient {
     return (await this.call(method, path, { query: qs, timeoutMs })).data;
   }
 
+  /** One request with a JSON body; the answer's JSON. */
+  async send(
+    method: string,
+    path: string,
+    query: URLSearchParams,
+    body: unknown,
+    timeoutMs = this.timeoutMs,
+  ): Promise<unknown> {
+    const qs = query.size > 0 ? `?${query}` : '';
+    const opts = { query: qs, timeoutMs, body: JSON.stringify(body), contentType: 'application/json' };
+    return (await this.call(method, path, opts)).data;
+  }
+
   private boolean(a: Answer, what: string): boolean {
     if (typeof a.data !== 'boolean') throw this.unexpected(what, 'expected true or false');
     return a.data;

@@ -4,6 +4,8 @@ import { MeshError, type MeshErrorCode } from './types.js';
 
 const statusByCode: Record<MeshErrorCode, number> = {
   bad_request: 400,
+  /** The caller is not allowed to do this (a CA key to a non-voter, a leaf for a service it does not host). */
+  forbidden: 403,
   not_found: 404,
   method_not_allowed: 405,
   payload_too_large: 413,

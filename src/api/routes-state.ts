@@ -5,6 +5,7 @@
 import {
   formatValidationError,
   isValidationError,
+  kindModule,
   splitEntryFile,
   validateCommand,
 } from '../core/state/index.js';
@@ -37,13 +38,13 @@ function configView(e: ConfigEntry) {
 }
 
 /** Validate at the edge (400 naming the field) before anything is proposed. */
-function checked(cmd: unknown): Command {
+export function checked(cmd: unknown): Command {
   const c = validateCommand(cmd);
   if (isValidationError(c)) throw new MeshError('bad_request', formatValidationError(c));
   return c;
 }
 
-function writeOutcome(r: ApplyResult): boolean {
+export function writeOutcome(r: ApplyResult): boolean {
   if (r.ok) return true;
   if (r.code === 'cas-failed') return false;
   if (r.code === 'not-found') throw new MeshError('not_found', r.message);
@@ -120,6 +121,16 @@ export function stateRoutes(cp: ControlPlane): Route[] {
     return { body: sm().configList(kind).map(configView), headers };
   }
 
+  /** Kinds the agents write themselves (ca-roots) are read-only through the config API. */
+  function refuseManaged(kind: string): void {
+    if (kindModule(kind)?.managed) {
+      throw new MeshError(
+        'bad_request',
+        `${kind} entries are managed by the agents and cannot be written directly (see \`mesh ca\`)`,
+      );
+    }
+  }
+
   async function configPut(ctx: RequestContext): Promise<Reply> {
     let doc: unknown;
     try {
@@ -136,6 +147,7 @@ export function stateRoutes(cp: ControlPlane): Route[] {
     if ((kind !== undefined && entry.kind !== kind) || (name !== undefined && entry.name !== name)) {
       throw new MeshError('bad_request', "the entry's kind and name must match the path");
     }
+    refuseManaged(entry.kind);
     const cas = nonNegInt(ctx, 'cas');
     const cmd = checked({
       op: 'config-set',
@@ -157,6 +169,7 @@ export function stateRoutes(cp: ControlPlane): Route[] {
     const { kind, name } = kindName(ctx.rest);
     if (kind === undefined || name === undefined)
       throw new MeshError('bad_request', 'give /v1/config/<kind>/<name>');
+    refuseManaged(kind);
     const cas = nonNegInt(ctx, 'cas');
     const r = await cp.write(
       checked({ op: 'config-delete', kind, name, ...(cas !== undefined ? { cas } : {}) }),

@@ -132,6 +132,7 @@ export interface AgentApi {
 /** Errors carry a stable code the API maps to a status and the CLI prints as a message. */
 export type MeshErrorCode =
   | 'bad_request'
+  | 'forbidden'
   | 'not_found'
   | 'method_not_allowed'
   | 'join_failed'

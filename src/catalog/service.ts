@@ -57,6 +57,7 @@ export class CatalogService {
   readonly core: Catalog;
   private readonly transport: StreamTransport;
   private readonly watchers = new Watchers();
+  private readonly changeListeners: Array<() => void> = [];
   private syncTimer: NodeJS.Timeout | undefined;
   private pruneTimer: NodeJS.Timeout | undefined;
   private publishTimer: NodeJS.Timeout | undefined;
@@ -181,6 +182,12 @@ export class CatalogService {
       this.transport.send(o.to, address, messageToWire(o.msg) as CatalogMessage);
     }
     this.watchers.notify();
+    for (const l of this.changeListeners) l();
+  }
+
+  /** Called after every batch of catalog messages (the proxy rebuilds its view when it changed). */
+  onChange(listener: () => void): void {
+    this.changeListeners.push(listener);
   }
 
   private scheduleSync(): void {

@@ -35,6 +35,14 @@ export function addAgentCommand(program: Command): void {
     )
     .option('--enable-script-checks', 'allow health checks that run a command (`args`); off by default')
     .option('--dns <ip:port>', 'DNS server for NAME.service.mesh, or "off" (default: 127.0.0.1:8600)')
+    .option(
+      '--inbound <ip:port>',
+      "the proxy's mTLS listener for calls from other agents (default: bind host, port 7401)",
+    )
+    .option(
+      '--ca-leaf-ttl <duration>',
+      'lifetime of leaf certificates this agent signs as a voter (default: 72h)',
+    )
     .action(async (flags: Record<string, unknown>) => {
       const config = await loadAgentConfig(flags);
       const { runAgent } = await import('../agent/run.js');

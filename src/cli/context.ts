@@ -89,3 +89,10 @@ export function utf8OrUndefined(bytes: Uint8Array): string | undefined {
     return undefined;
   }
 }
+
+/** Ends a command with this exit code after it printed its answer (no error message). */
+export class ExitCode extends Error {
+  constructor(readonly code: number) {
+    super(`exit ${code}`);
+  }
+}

@@ -5,11 +5,12 @@ import { generateClusterKey } from '../config/cluster-key.js';
 import { addAgentCommand } from './agent.js';
 import { registerCatalogCommands } from './catalog.js';
 import { registerConfigCommands } from './config.js';
-import { clientFor as client, clientCommand, type Io, type ReadStdin } from './context.js';
+import { clientFor as client, clientCommand, ExitCode, type Io, type ReadStdin } from './context.js';
 import { infoCommand } from './info.js';
 import { joinCommand, leaveCommand } from './join-leave.js';
 import { registerKvCommands } from './kv.js';
 import { membersCommand } from './members.js';
+import { registerMeshCommands } from './mesh.js';
 import { registerRaftCommands } from './raft.js';
 import { registerServiceCommands } from './services.js';
 import { packageVersion } from './version.js';
@@ -84,6 +85,7 @@ export function buildProgram(io: Io = processIo, readStdin?: ReadStdin): Command
   registerRaftCommands(program, io);
   registerServiceCommands(program, io, readStdin);
   registerCatalogCommands(program, io);
+  registerMeshCommands(program, io);
 
   // Subcommands inherit the parent's settings only when created after them; apply to all.
   for (const c of descendants(program)) {
@@ -108,6 +110,7 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
         ? exitCodes.ok
         : exitCodes.usage;
     }
+    if (err instanceof ExitCode) return err.code;
     const message = err instanceof Error ? err.message : String(err);
     io.err(`Error: ${message.split('\n')[0]}`);
     if (!(err instanceof MeshError) && process.env.MESH_DEBUG) io.err(String((err as Error).stack));

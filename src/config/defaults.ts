@@ -28,6 +28,12 @@ export const defaults = {
   /** Consul's DNS port, on loopback: the host's resolver forwards the `mesh` domain to it; other
    * hosts have their own agent. Port 0 picks a free port (several agents on one host). */
   dns: { host: '127.0.0.1', port: 8600 } as HostPort,
+  /** The proxy's inbound mTLS listener listens on the cluster interface (--bind's host) at this
+   * port: next to the cluster port, so one firewall rule pair covers an agent. */
+  inboundPort: 7401,
+  /** Consul's leaf_cert_ttl: three days. Agents renew at 50–67% of the lifetime, so a day-long
+   * control-plane outage never lets a certificate expire. Used by voters when they sign. */
+  caLeafTtlMs: 72 * 3_600_000,
 } as const;
 
 /** Bounds that reject values that are surely mistakes rather than intent. */

@@ -172,5 +172,8 @@ export async function loadAgentConfig(
     configDir: s.configDir,
     enableScriptChecks: s.enableScriptChecks ?? false,
     dns: s.dns ?? defaults.dns,
+    // Next to the cluster port, on the same interface: other agents must reach it as they reach us.
+    inbound: s.inbound ?? { host: bind.host, port: defaults.inboundPort },
+    caLeafTtlMs: s.caLeafTtlMs ?? defaults.caLeafTtlMs,
   };
 }

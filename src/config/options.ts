@@ -32,6 +32,8 @@ export interface Settings {
   configDir: string;
   enableScriptChecks: boolean;
   dns: HostPort | 'off';
+  inbound: HostPort;
+  caLeafTtlMs: number;
 }
 
 export type Source = { kind: 'flag' } | { kind: 'file'; dir: string };
@@ -111,6 +113,13 @@ function dnsAddress(v: unknown, what: string): HostPort | 'off' {
   return listenAddress(v, what);
 }
 
+/** Leaf certificates live 1 minute to 30 days: shorter cannot be renewed in time, longer defeats rotation. */
+function leafTtl(v: unknown, what: string): number {
+  const ms = parseDurationMs(v, what);
+  if (ms < 60_000 || ms > 30 * 24 * 3_600_000) fail(what, 'a duration from 1m to 720h', v);
+  return ms;
+}
+
 function logLevel(v: unknown, what: string): LogLevel {
   if (typeof v !== 'string' || !(logLevels as readonly string[]).includes(v)) {
     fail(what, `one of ${logLevels.join(', ')}`, v);
@@ -149,6 +158,8 @@ export const options: readonly OptionSpec[] = [
   opt('config-dir', 'configDir', dir),
   opt('enable-script-checks', 'enableScriptChecks', bool),
   opt('dns', 'dns', dnsAddress),
+  opt('inbound', 'inbound', listenAddress),
+  opt('ca-leaf-ttl', 'caLeafTtlMs', leafTtl),
 ];
 
 export const optionKeys: readonly string[] = options.map((o) => o.key);

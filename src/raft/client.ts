@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { Host } from '../agent/host.js';
 import { isMeshErrorCode } from '../api/errors.js';
 import { MeshError, type MeshErrorCode } from '../api/types.js';
+import type { CaRequest } from '../ca/manager.js';
 import type { ConfChange } from '../core/raft/types.js';
 import { DecodeError, decode } from '../wire/codec.js';
 import { StreamTransport } from '../wire/stream-transport.js';
@@ -20,7 +21,17 @@ export type ClientRequest =
   /** Committed entries from `from` (a replica repairing a gap), or the snapshot if compacted. */
   | { op: 'fetch'; from: number }
   /** Does the answering agent hold Raft state (is a cluster already bootstrapped)? */
-  | { op: 'has-state' };
+  | { op: 'has-state' }
+  /** The cluster CA (src/ca/manager.ts): a key for a voter, a leaf signature, a rotation. */
+  | CaRequest;
+
+export function isCaRequest(r: ClientRequest): r is CaRequest {
+  return r.op === 'ca-key' || r.op === 'ca-sign' || r.op === 'ca-rotate';
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+/** A CSR is ~500 bytes of PEM; the signer checks it again (X509_LIMITS). */
+const CSR_PEM_MAX = 8 * 1024;
 
 type Wire =
   | { t: 'req'; id: number; req: ClientRequest }
@@ -141,6 +152,19 @@ function parseWire(v: unknown): Wire | undefined {
       return { t: 'req', id: o.id, req: { op: 'read-index' } };
     case 'has-state':
       return { t: 'req', id: o.id, req: { op: 'has-state' } };
+    case 'ca-key':
+      return typeof r.rootId === 'string' && HEX64.test(r.rootId)
+        ? { t: 'req', id: o.id, req: { op: 'ca-key', rootId: r.rootId } }
+        : undefined;
+    case 'ca-sign':
+      return typeof r.service === 'string' &&
+        r.service.length <= 64 &&
+        typeof r.csrPem === 'string' &&
+        r.csrPem.length <= CSR_PEM_MAX
+        ? { t: 'req', id: o.id, req: { op: 'ca-sign', service: r.service, csrPem: r.csrPem } }
+        : undefined;
+    case 'ca-rotate':
+      return { t: 'req', id: o.id, req: { op: 'ca-rotate' } };
     case 'fetch':
       return typeof r.from === 'number' && Number.isSafeInteger(r.from) && r.from > 0
         ? { t: 'req', id: o.id, req: { op: 'fetch', from: r.from } }

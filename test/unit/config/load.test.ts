@@ -75,6 +75,8 @@ describe('loadAgentConfig defaults', () => {
       configDir: undefined,
       enableScriptChecks: false,
       dns: { host: '127.0.0.1', port: 8600 },
+      inbound: { host: '0.0.0.0', port: 7401 },
+      caLeafTtlMs: 72 * 3_600_000,
     });
   });
 

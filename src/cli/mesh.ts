@@ -1,0 +1,147 @@
+// `mesh ca`, `mesh intention` and `mesh proxy`: the data plane's identity, authorization and state.
+import type { Command } from 'commander';
+import type { ApiClient } from '../api/client.js';
+import { clientCommand, clientFor, ExitCode, type Io } from './context.js';
+import { formatKeyValues, formatTable } from './table.js';
+
+interface RootsView {
+  trustDomain: string;
+  activeRootId: string;
+  roots: Array<{ id: string; active: boolean; notAfter: string; crossSigned: boolean; certPem: string }>;
+}
+
+interface IntentionView {
+  source: string;
+  destination: string;
+  action: string;
+  description: string;
+  precedence: number;
+}
+
+interface ProxyStatusView {
+  inbound: string;
+  certs: string[];
+  upstreams: Array<{ source: string; destination: string; address: string; protocol: string; error: string }>;
+  snapshotsApplied: number;
+  handshakeFailures: number;
+  version: { raft: number; catalog: number };
+}
+
+const pair = (source: string, destination: string) => new URLSearchParams({ source, destination });
+
+export async function caRootsCommand(
+  client: ApiClient,
+  opts: { json?: boolean; pem?: boolean },
+): Promise<string> {
+  const r = (await client.request('GET', '/v1/ca/roots')) as RootsView;
+  if (opts.json) return JSON.stringify(r, null, 2);
+  if (opts.pem) return r.roots.map((x) => x.certPem.trimEnd()).join('\n');
+  if (r.roots.length === 0)
+    return 'No CA yet: the Raft leader creates it shortly after the cluster first has one.';
+  return [
+    `trust domain: ${r.trustDomain}`,
+    formatTable(
+      ['ID', 'ACTIVE', 'NOT-AFTER', 'CROSS-SIGNED'],
+      r.roots.map((x) => [x.id.slice(0, 16), String(x.active), x.notAfter, String(x.crossSigned)]),
+    ),
+  ].join('\n');
+}
+
+export async function intentionListCommand(client: ApiClient, opts: { json?: boolean }): Promise<string> {
+  const rows = (await client.request('GET', '/v1/intentions')) as IntentionView[];
+  if (opts.json) return JSON.stringify(rows, null, 2);
+  if (rows.length === 0) return 'No intentions: the default decides (see `mesh config get mesh global`).';
+  return formatTable(
+    ['SOURCE', 'DESTINATION', 'ACTION', 'PRECEDENCE', 'DESCRIPTION'],
+    rows.map((r) => [r.source, r.destination, r.action, String(r.precedence), r.description || '-']),
+  );
+}
+
+export function registerMeshCommands(program: Command, io: Io): void {
+  const ca = program.command('ca').description('the cluster certificate authority that identifies services');
+  clientCommand(ca, 'roots', 'show the trusted CA roots (the active one and, after a rotation, the previous)')
+    .option('--json', 'print the JSON object from the API')
+    .option('--pem', 'print the root certificates as PEM')
+    .action(async (opts: { http: string; json?: boolean; pem?: boolean }) => {
+      io.out(await caRootsCommand(clientFor(opts), opts));
+    });
+  clientCommand(
+    ca,
+    'rotate',
+    'create a new root, cross-signed by the current one; leaves re-issue under it',
+  ).action(async (opts: { http: string }) => {
+    const r = (await clientFor(opts).send('POST', '/v1/ca/rotate', new URLSearchParams(), {}, 30_000)) as {
+      activeRootId: string;
+    };
+    io.out(
+      `Rotated: the active root is now ${r.activeRootId.slice(0, 16)}; agents renew their certificates now.`,
+    );
+  });
+
+  const intention = program
+    .command('intention')
+    .description('allow or deny calls between services (enforced by the destination agent)');
+  for (const action of ['allow', 'deny'] as const) {
+    clientCommand(intention, action, `${action} calls from SOURCE to DESTINATION ("*" matches every service)`)
+      .argument('<source>')
+      .argument('<destination>')
+      .option('--description <text>', 'why the rule exists, shown by `mesh intention list`')
+      .action(async (source: string, destination: string, opts: { http: string; description?: string }) => {
+        await clientFor(opts).send('PUT', '/v1/intentions/exact', pair(source, destination), {
+          action,
+          ...(opts.description ? { description: opts.description } : {}),
+        });
+        io.out(`Created: ${source} => ${destination} (${action})`);
+      });
+  }
+  clientCommand(intention, 'delete', 'remove the rule for SOURCE to DESTINATION')
+    .argument('<source>')
+    .argument('<destination>')
+    .action(async (source: string, destination: string, opts: { http: string }) => {
+      await clientFor(opts).send('DELETE', '/v1/intentions/exact', pair(source, destination), {});
+      io.out(`Deleted: ${source} => ${destination}`);
+    });
+  clientCommand(intention, 'list', 'list every rule, most specific first')
+    .option('--json', 'print the JSON array from the API')
+    .action(async (opts: { http: string; json?: boolean }) => {
+      io.out(await intentionListCommand(clientFor(opts), opts));
+    });
+  clientCommand(intention, 'check', 'would a call from SOURCE to DESTINATION be allowed? (exit 0 yes, 1 no)')
+    .argument('<source>')
+    .argument('<destination>')
+    .action(async (source: string, destination: string, opts: { http: string }) => {
+      const r = (await clientFor(opts).request('GET', '/v1/intentions/check', pair(source, destination))) as {
+        allowed: boolean;
+        reason: string;
+      };
+      io.out(`${r.allowed ? 'Allowed' : 'Denied'} (${r.reason})`);
+      // Scripts branch on the exit code: 0 allowed, 1 denied.
+      if (!r.allowed) throw new ExitCode(1);
+    });
+
+  const proxy = program.command('proxy').description("this agent's data-plane proxy");
+  clientCommand(proxy, 'status', 'listeners, certificates and the configuration version the proxy runs on')
+    .option('--json', 'print the JSON object from the API')
+    .action(async (opts: { http: string; json?: boolean }) => {
+      const s = (await clientFor(opts).request('GET', '/v1/agent/proxy')) as ProxyStatusView;
+      if (opts.json) return io.out(JSON.stringify(s, null, 2));
+      io.out(
+        formatKeyValues([
+          ['inbound', s.inbound],
+          ['certificates', s.certs.length > 0 ? s.certs : ['none yet']],
+          ['raft index', String(s.version.raft)],
+          ['catalog index', String(s.version.catalog)],
+          ['snapshots applied', String(s.snapshotsApplied)],
+          ['inbound handshake failures', String(s.handshakeFailures)],
+        ]),
+      );
+      if (s.upstreams.length > 0) {
+        io.out(
+          formatTable(
+            ['SOURCE', 'DESTINATION', 'LISTEN', 'PROTOCOL', 'ERROR'],
+            s.upstreams.map((u) => [u.source, u.destination, u.address, u.protocol, u.error || '-']),
+          ),
+        );
+      }
+    });
+}

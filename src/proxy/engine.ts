@@ -1,0 +1,163 @@
+// The data plane: the inbound mTLS listener and one loopback listener per upstream, driven by the
+// snapshots the control plane posts. It runs in its own worker thread (worker.ts), so proxy load
+// never delays membership probes or Raft heartbeats on the agent's main event loop.
+//
+// Applying a snapshot never drops a connection: listeners whose port stays are kept (their
+// handlers read the current upstream on each call), removed ones stop accepting and let their
+// connections finish, new ones open. A listener that cannot bind is reported in the status.
+
+import { createServer as createHttpServer } from 'node:http';
+import { createServer as createH2Server } from 'node:http2';
+import { createServer as createNetServer, type Server } from 'node:net';
+import type { SecureContext } from 'node:tls';
+import type { EngineContext, LogFn } from './context.js';
+import { Inbound } from './inbound.js';
+import { ProxyMetrics } from './metrics.js';
+import { handleH1Request, handleH1Upgrade, handleH2Stream } from './outbound-http.js';
+import { handleTcpConnection } from './outbound-tcp.js';
+import { ContextCache } from './peer-tls.js';
+import { Pools } from './pools.js';
+import { RoutingTable } from './routing.js';
+import type { ProxyProtocol, ProxySnapshot, ProxyStatus, ProxyUpstream } from './types.js';
+
+interface Listener {
+  key: string;
+  protocol: ProxyProtocol;
+  server: Server;
+  up: ProxyUpstream;
+  error: string;
+}
+
+const listenerKey = (u: ProxyUpstream): string => `${u.bindHost}:${u.port}`;
+/** HTTP/2 on an upstream port: http2 and grpc speak it; everything else is HTTP/1.1 or raw TCP. */
+const serverKind = (p: ProxyProtocol): 'tcp' | 'h1' | 'h2' =>
+  p === 'tcp' ? 'tcp' : p === 'http' ? 'h1' : 'h2';
+
+export class ProxyEngine {
+  readonly metrics = new ProxyMetrics();
+  private readonly routing = new RoutingTable();
+  private readonly pools = new Pools();
+  private readonly contexts = new ContextCache();
+  private readonly listeners = new Map<string, Listener>();
+  private readonly inbound: Inbound;
+  private inboundAddress = '';
+  private snapshotsApplied = 0;
+  private readonly ctx: EngineContext;
+
+  constructor(private readonly opts: { connectionsMax: number; log: LogFn }) {
+    this.ctx = {
+      routing: this.routing,
+      pools: this.pools,
+      metrics: this.metrics,
+      log: opts.log,
+      connectionsMax: opts.connectionsMax,
+      trustDomain: () => this.routing.snapshot.trustDomain,
+      clientContext: (source) => this.contextFor(source),
+      serverContext: (service) => this.contextFor(service),
+      accessLogs: () => this.routing.snapshot.accessLogs,
+    };
+    this.inbound = new Inbound(this.ctx);
+  }
+
+  async start(host: string, port: number): Promise<{ host: string; port: number }> {
+    const a = await this.inbound.listen(host, port);
+    this.inboundAddress = `${a.host}:${a.port}`;
+    return a;
+  }
+
+  private contextFor(service: string): SecureContext | undefined {
+    const s = this.routing.snapshot;
+    const cert = s.certs[service];
+    return cert && s.roots.length > 0 ? this.contexts.get(cert, s.roots) : undefined;
+  }
+
+  apply(s: ProxySnapshot): void {
+    const rootsChanged = s.roots.join('') !== this.routing.snapshot.roots.join('');
+    this.routing.apply(s);
+    this.snapshotsApplied++;
+    if (rootsChanged) this.inbound.setRoots(s.roots);
+    const wanted = new Map(s.upstreams.map((u) => [listenerKey(u), u]));
+    for (const [key, l] of this.listeners) {
+      const u = wanted.get(key);
+      if (u && serverKind(u.protocol) === serverKind(l.protocol)) {
+        l.up = u;
+        continue;
+      }
+      // Stop accepting; connections in flight finish on their own.
+      l.server.close();
+      this.listeners.delete(key);
+    }
+    for (const [key, u] of wanted) if (!this.listeners.has(key)) this.open(key, u);
+  }
+
+  private open(key: string, up: ProxyUpstream): void {
+    const ctx = this.ctx;
+    const server = this.makeServer(up.protocol, () => l.up);
+    const l: Listener = { key, protocol: up.protocol, server, up, error: '' };
+    server.maxConnections = this.opts.connectionsMax;
+    server.on('error', (err) => {
+      l.error = err.message;
+      ctx.log('error', 'upstream listener failed', {
+        address: key,
+        destination: l.up.destination,
+        err: err.message,
+      });
+    });
+    server.listen(up.port, up.bindHost, () => {
+      l.error = '';
+      ctx.log('info', 'upstream listener open', {
+        address: key,
+        source: up.source,
+        destination: up.destination,
+        protocol: up.protocol,
+      });
+    });
+    this.listeners.set(key, l);
+  }
+
+  private makeServer(protocol: ProxyProtocol, up: () => ProxyUpstream): Server {
+    const ctx = this.ctx;
+    switch (serverKind(protocol)) {
+      case 'tcp':
+        return createNetServer((socket) => handleTcpConnection(ctx, up(), socket));
+      case 'h1': {
+        const s = createHttpServer(
+          { keepAliveTimeout: 60_000 },
+          (req, res) => void handleH1Request(ctx, up(), req, res),
+        );
+        s.on('upgrade', (req, socket, head) => handleH1Upgrade(ctx, up(), req, socket, head));
+        return s;
+      }
+      case 'h2': {
+        const s = createH2Server();
+        s.on('stream', (stream, headers) => void handleH2Stream(ctx, up(), stream, headers));
+        return s as unknown as Server;
+      }
+    }
+  }
+
+  status(): ProxyStatus {
+    const s = this.routing.snapshot;
+    return {
+      version: s.version,
+      inbound: this.inboundAddress,
+      upstreams: [...this.listeners.values()].map((l) => ({
+        source: l.up.source,
+        destination: l.up.destination,
+        address: l.key,
+        protocol: l.up.protocol,
+        error: l.error,
+      })),
+      snapshotsApplied: this.snapshotsApplied,
+      certs: Object.keys(s.certs).sort(),
+      handshakeFailures: this.inbound.handshakeFailures,
+    };
+  }
+
+  stop(): void {
+    for (const l of this.listeners.values()) l.server.close();
+    this.listeners.clear();
+    this.inbound.close();
+    this.pools.close();
+  }
+}

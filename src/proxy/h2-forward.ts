@@ -1,0 +1,172 @@
+// Relay one HTTP/2 stream (HTTP/2 or gRPC) to an upstream session and the response back, with
+// trailers (gRPC puts its status in them) and streaming in both directions. Used on both sides of a
+// mesh hop.
+
+import {
+  type ClientHttp2Session,
+  constants,
+  type IncomingHttpHeaders,
+  type OutgoingHttpHeaders,
+  type ServerHttp2Stream,
+} from 'node:http2';
+
+const { NGHTTP2_CANCEL } = constants;
+
+/** Connection-specific headers HTTP/2 forbids (RFC 9113 §8.2.2), and pseudo-headers set anew. */
+const DROP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'host',
+  ':authority',
+  ':scheme',
+  ':method',
+  ':path',
+]);
+
+export function isGrpc(headers: IncomingHttpHeaders): boolean {
+  return String(headers['content-type'] ?? '').startsWith('application/grpc');
+}
+
+/** Request headers for the upstream: end-to-end ones, `extra`, and the pseudo-headers. */
+export function upstreamHeaders(
+  h: IncomingHttpHeaders,
+  path: string,
+  authority: string,
+  extra: OutgoingHttpHeaders,
+  drop: readonly string[] = [],
+): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {
+    ':method': h[':method'] ?? 'GET',
+    ':path': path,
+    ':scheme': 'http',
+    ':authority': authority,
+  };
+  for (const [k, v] of Object.entries(h)) {
+    if (v === undefined || DROP.has(k) || drop.includes(k) || k.startsWith(':')) continue;
+    out[k] = v;
+  }
+  return Object.assign(out, extra);
+}
+
+/**
+ * Answer an error on a stream: for gRPC a trailers-only response with `grpcStatus` (14
+ * UNAVAILABLE, 4 DEADLINE_EXCEEDED, 7 PERMISSION_DENIED), else an HTTP status with a text body.
+ */
+export function replyH2Error(
+  stream: ServerHttp2Stream,
+  grpc: boolean,
+  httpStatus: number,
+  grpcStatus: number,
+  message: string,
+): void {
+  if (stream.destroyed || stream.closed) return;
+  if (stream.headersSent) {
+    stream.close(NGHTTP2_CANCEL);
+    return;
+  }
+  if (grpc) {
+    stream.respond(
+      {
+        ':status': 200,
+        'content-type': 'application/grpc',
+        'grpc-status': String(grpcStatus),
+        'grpc-message': encodeURIComponent(message),
+      },
+      { endStream: true },
+    );
+    return;
+  }
+  stream.respond({ ':status': httpStatus, 'content-type': 'text/plain; charset=utf-8' });
+  stream.end(`${message}\n`);
+}
+
+export type H2Outcome =
+  | { status: number; grpcStatus: string; sentResponse: true }
+  | { status: number; sentResponse: false; message: string; timedOut: boolean };
+
+/**
+ * Forward `stream` to `session`. Resolves when the exchange ends or fails before any response.
+ * `timeoutMs` bounds the wait for the response headers, not the whole (maybe streaming) exchange.
+ */
+export function forwardH2(
+  stream: ServerHttp2Stream,
+  session: ClientHttp2Session,
+  headers: OutgoingHttpHeaders,
+  timeoutMs: number,
+): Promise<H2Outcome> {
+  return new Promise((resolve) => {
+    let settled = false;
+    let status = 0;
+    let grpcStatus = '';
+    const settle = (o: H2Outcome): void => {
+      if (!settled) {
+        settled = true;
+        clearTimeout(timer);
+        resolve(o);
+      }
+    };
+    let up: ReturnType<ClientHttp2Session['request']>;
+    try {
+      up = session.request(headers, { endStream: false });
+    } catch (err) {
+      settle({ status: 502, sentResponse: false, message: (err as Error).message, timedOut: false });
+      return;
+    }
+    const timer = setTimeout(() => {
+      up.close(NGHTTP2_CANCEL);
+      if (!stream.headersSent)
+        settle({
+          status: 504,
+          sentResponse: false,
+          message: `no response within ${timeoutMs} ms`,
+          timedOut: true,
+        });
+      else stream.close(NGHTTP2_CANCEL);
+    }, timeoutMs);
+    let trailers: OutgoingHttpHeaders | undefined;
+    up.on('response', (h) => {
+      // The timeout bounds the wait for the response head: a long gRPC stream is not cut off.
+      clearTimeout(timer);
+      status = Number(h[':status'] ?? 0);
+      const out: OutgoingHttpHeaders = {};
+      for (const [k, v] of Object.entries(h)) if (v !== undefined && !DROP.has(k)) out[k] = v;
+      if (h['grpc-status'] !== undefined) grpcStatus = String(h['grpc-status']);
+      if (stream.destroyed) return;
+      stream.respond(out, { waitForTrailers: true });
+      up.pipe(stream);
+    });
+    up.on('trailers', (t) => {
+      trailers = {};
+      for (const [k, v] of Object.entries(t))
+        if (v !== undefined && v !== null && !k.startsWith(':')) trailers[k] = v as string | string[];
+      if (t['grpc-status'] !== undefined) grpcStatus = String(t['grpc-status']);
+    });
+    stream.on('wantTrailers', () => {
+      if (trailers && Object.keys(trailers).length > 0) stream.sendTrailers(trailers);
+      else stream.close();
+    });
+    up.on('error', (err) => {
+      if (!stream.headersSent)
+        settle({ status: 502, sentResponse: false, message: err.message, timedOut: false });
+      else stream.close(NGHTTP2_CANCEL);
+    });
+    up.on('close', () => {
+      if (status > 0) settle({ status, grpcStatus, sentResponse: true });
+      else
+        settle({
+          status: 502,
+          sentResponse: false,
+          message: 'the upstream closed the stream',
+          timedOut: false,
+        });
+    });
+    // The caller went away (or cancelled): cancel upstream.
+    stream.on('close', () => {
+      if (!up.closed) up.close(NGHTTP2_CANCEL);
+    });
+    stream.pipe(up);
+  });
+}

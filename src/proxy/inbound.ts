@@ -1,0 +1,254 @@
+// The inbound mTLS listener (one per agent, `--inbound`). A caller's agent proves its service's
+// identity with a leaf certificate from the cluster CA; the server name it asks for selects the
+// destination service (and the certificate this agent proves it with); ALPN selects L4 or L7.
+// Intentions are checked for every connection (L4) or request (L7); a denial is counted and
+// answered clearly: a closed connection, HTTP 403, gRPC PERMISSION_DENIED.
+
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import {
+  createServer as createH2Server,
+  type IncomingHttpHeaders,
+  type ServerHttp2Session,
+  type ServerHttp2Stream,
+} from 'node:http2';
+import { connect as netConnect, type Socket } from 'node:net';
+import { createServer as createTlsServer, type TLSSocket, type Server as TlsServer } from 'node:tls';
+import { peerServiceOf } from '../ca/spiffe.js';
+import type { EngineContext } from './context.js';
+import { endToEndHeaders, forwardH1, replyError } from './h1-forward.js';
+import { forwardH2, isGrpc, replyH2Error, upstreamHeaders } from './h2-forward.js';
+import { ALPN_H1, ALPN_H2, ALPN_TCP, INBOUND_ALPN, serviceOfServerName } from './peer-tls.js';
+import { readPreamble } from './preamble.js';
+import type { ProxyLocalInstance } from './types.js';
+import { relayUpgrade } from './upgrade.js';
+
+/** Headers the caller's agent adds for this hop; never passed to the instance. */
+export const INSTANCE_HEADER = 'x-mesh-instance';
+const PREAMBLE_TIMEOUT_MS = 5_000;
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+
+interface Caller {
+  source: string;
+  destination: string;
+}
+
+export class Inbound {
+  private readonly tls: TlsServer;
+  private readonly h1 = createHttpServer({ keepAliveTimeout: 60_000 }, (req, res) => this.onH1(req, res));
+  private readonly h2 = createH2Server({ maxSessionMemory: 64 });
+  private readonly callers = new WeakMap<object, Caller>();
+  private pendingCaller: Caller | undefined;
+  handshakeFailures = 0;
+
+  constructor(private readonly ctx: EngineContext) {
+    this.tls = createTlsServer({
+      SNICallback: (name, cb) => {
+        const context = ctx.serverContext(serviceOfServerName(name, ctx.trustDomain()) ?? '');
+        if (context) cb(null, context);
+        else cb(new Error(`no local service for server name ${name}`));
+      },
+      requestCert: true,
+      rejectUnauthorized: true,
+      ALPNProtocols: INBOUND_ALPN,
+      handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+      minVersion: 'TLSv1.3',
+    });
+    this.tls.on('secureConnection', (s) => this.onConnection(s));
+    this.tls.on('tlsClientError', () => this.handshakeFailures++);
+    this.tls.maxConnections = ctx.connectionsMax;
+    this.h2.on('session', (session: ServerHttp2Session) => {
+      // Emitted synchronously inside emit('connection'): pendingCaller is this socket's caller.
+      if (this.pendingCaller) this.callers.set(session, this.pendingCaller);
+    });
+    this.h2.on('stream', (stream, headers) => void this.onH2(stream, headers));
+    this.h1.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) =>
+      this.onUpgrade(req, socket, head),
+    );
+  }
+
+  listen(host: string, port: number): Promise<{ host: string; port: number }> {
+    return new Promise((resolve, reject) => {
+      this.tls.once('error', reject);
+      this.tls.listen(port, host, () => {
+        this.tls.off('error', reject);
+        const a = this.tls.address();
+        resolve({ host, port: typeof a === 'object' && a ? a.port : port });
+      });
+    });
+  }
+
+  /** Trusted roots changed: the default context verifies callers against them. */
+  setRoots(roots: readonly string[]): void {
+    if (roots.length > 0) this.tls.setSecureContext({ ca: [...roots], minVersion: 'TLSv1.3' });
+  }
+
+  close(): void {
+    this.tls.close();
+    this.h1.close();
+    this.h2.close();
+  }
+
+  private onConnection(socket: TLSSocket): void {
+    const peer = peerServiceOf(socket.getPeerCertificate());
+    const destination = serviceOfServerName(socket.servername || '', this.ctx.trustDomain());
+    if (!peer || peer.trustDomain !== this.ctx.trustDomain() || destination === undefined) {
+      socket.destroy();
+      return;
+    }
+    const caller: Caller = { source: peer.service, destination };
+    this.ctx.metrics.open.inc({ direction: 'inbound' });
+    socket.once('close', () => this.ctx.metrics.open.dec({ direction: 'inbound' }));
+    socket.on('error', () => undefined);
+    switch (socket.alpnProtocol) {
+      case ALPN_TCP:
+        void this.onTcp(socket, caller);
+        return;
+      case ALPN_H2:
+        this.pendingCaller = caller;
+        this.h2.emit('connection', socket);
+        this.pendingCaller = undefined;
+        return;
+      case ALPN_H1:
+        this.callers.set(socket, caller);
+        this.h1.emit('connection', socket);
+        return;
+      default:
+        socket.destroy();
+    }
+  }
+
+  private async onTcp(socket: TLSSocket, caller: Caller): Promise<void> {
+    const labels = { direction: 'inbound', source: caller.source, destination: caller.destination } as const;
+    let instanceId: string;
+    try {
+      ({ instanceId } = await readPreamble(socket, PREAMBLE_TIMEOUT_MS));
+    } catch (err) {
+      this.ctx.log('warn', 'inbound connection without a valid preamble', {
+        ...caller,
+        err: (err as Error).message,
+      });
+      socket.destroy();
+      return;
+    }
+    const decision = this.ctx.routing.intention(caller.source, caller.destination);
+    if (!decision.allow) {
+      this.ctx.metrics.denied.inc({ source: caller.source, destination: caller.destination });
+      this.ctx.metrics.connections.inc({ ...labels, result: 'refused' });
+      this.ctx.log('info', 'connection refused by intention', { ...caller, reason: decision.reason });
+      socket.destroy();
+      return;
+    }
+    const inst = this.instance(instanceId, caller.destination);
+    if (!inst) {
+      this.ctx.metrics.connections.inc({ ...labels, result: 'error' });
+      socket.destroy();
+      return;
+    }
+    const local = netConnect({ host: inst.host, port: inst.port });
+    local.setNoDelay(true);
+    local.setTimeout(inst.connectTimeoutMs, () => local.destroy());
+    local.once('connect', () => {
+      local.setTimeout(0);
+      this.ctx.metrics.connections.inc({ ...labels, result: 'ok' });
+      socket.pipe(local);
+      local.pipe(socket);
+      socket.resume();
+    });
+    local.once('error', () => {
+      if (local.connecting) this.ctx.metrics.connections.inc({ ...labels, result: 'error' });
+      socket.destroy();
+    });
+    local.once('close', () => socket.destroy());
+    socket.once('close', () => local.destroy());
+  }
+
+  /** The local instance a call names, or (none named) the first of the destination service. */
+  private instance(id: string | undefined, service: string): ProxyLocalInstance | undefined {
+    const all = this.ctx.routing.localInstances(service);
+    return id === undefined ? all[0] : all.find((i) => i.id === id);
+  }
+
+  private async onH1(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const caller = this.callers.get(req.socket);
+    if (!caller) return replyError(res, 400, 'mesh: no caller identity');
+    const startedMs = performance.now();
+    const labels = { direction: 'inbound', source: caller.source, destination: caller.destination };
+    const decision = this.ctx.routing.intention(caller.source, caller.destination);
+    if (!decision.allow) {
+      this.ctx.metrics.denied.inc({ source: caller.source, destination: caller.destination });
+      this.ctx.metrics.requests.inc({ ...labels, code: '403' });
+      return replyError(res, 403, `mesh: ${decision.reason} (${caller.source} → ${caller.destination})`);
+    }
+    const inst = this.instance(headerString(req.headers[INSTANCE_HEADER]), caller.destination);
+    if (!inst) return replyError(res, 503, `mesh: no local instance of ${caller.destination}`);
+    const o = await forwardH1(req, res, {
+      agent: this.ctx.pools.h1Agent(`local|${inst.id}`),
+      host: inst.host,
+      port: inst.port,
+      path: req.url ?? '/',
+      headers: endToEndHeaders(req.headers, [INSTANCE_HEADER]),
+      timeoutMs: inst.requestTimeoutMs,
+    });
+    if (!o.sentResponse)
+      replyError(res, o.status, `mesh: ${caller.destination} instance ${inst.id}: ${o.message}`);
+    this.ctx.metrics.requests.inc({ ...labels, code: String(o.status) });
+    this.ctx.metrics.latency.observe(labels, (performance.now() - startedMs) / 1000);
+  }
+
+  private async onH2(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): Promise<void> {
+    const caller = this.callers.get(stream.session as object);
+    const grpc = isGrpc(headers);
+    if (!caller) return replyH2Error(stream, grpc, 400, 16, 'mesh: no caller identity');
+    const startedMs = performance.now();
+    const labels = { direction: 'inbound', source: caller.source, destination: caller.destination };
+    const decision = this.ctx.routing.intention(caller.source, caller.destination);
+    if (!decision.allow) {
+      this.ctx.metrics.denied.inc({ source: caller.source, destination: caller.destination });
+      this.ctx.metrics.requests.inc({ ...labels, code: '403' });
+      return replyH2Error(
+        stream,
+        grpc,
+        403,
+        7,
+        `mesh: ${decision.reason} (${caller.source} → ${caller.destination})`,
+      );
+    }
+    const inst = this.instance(headerString(headers[INSTANCE_HEADER]), caller.destination);
+    if (!inst) return replyH2Error(stream, grpc, 503, 14, `mesh: no local instance of ${caller.destination}`);
+    const authority = `${inst.host}:${inst.port}`;
+    const session = this.ctx.pools.h2Session(`local|${inst.id}`, authority);
+    const path = headerString(headers[':path']) ?? '/';
+    const o = await forwardH2(
+      stream,
+      session,
+      upstreamHeaders(headers, path, authority, {}, [INSTANCE_HEADER]),
+      inst.requestTimeoutMs,
+    );
+    if (!o.sentResponse)
+      replyH2Error(stream, grpc, o.status, o.timedOut ? 4 : 14, `mesh: ${caller.destination}: ${o.message}`);
+    this.ctx.metrics.requests.inc({ ...labels, code: String(o.status) });
+    this.ctx.metrics.latency.observe(labels, (performance.now() - startedMs) / 1000);
+  }
+
+  private onUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    const caller = this.callers.get(req.socket);
+    const decision = caller ? this.ctx.routing.intention(caller.source, caller.destination) : undefined;
+    const inst = caller
+      ? this.instance(headerString(req.headers[INSTANCE_HEADER]), caller.destination)
+      : undefined;
+    if (!caller || !decision?.allow || !inst) {
+      if (caller && decision && !decision.allow)
+        this.ctx.metrics.denied.inc({ source: caller.source, destination: caller.destination });
+      socket.end(
+        `HTTP/1.1 ${decision?.allow === false ? '403 Forbidden' : '503 Service Unavailable'}\r\nconnection: close\r\n\r\n`,
+      );
+      return;
+    }
+    const local = netConnect({ host: inst.host, port: inst.port });
+    relayUpgrade(req, socket, head, local, [INSTANCE_HEADER]);
+  }
+}
+
+export function headerString(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}

@@ -1,0 +1,246 @@
+// L7 outbound: HTTP/1.1 (http) and HTTP/2 (http2, gRPC) on an upstream's loopback port. Each
+// request is routed by the destination's chain (path, headers, method, query → route → split →
+// target → healthy instance by the target's balancer), sent over a pooled mTLS connection to that
+// instance's agent, and retried on another instance when the route allows it and the request has
+// no body (a streamed body cannot be replayed).
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import type { RequestInfo } from '../core/routing/types.js';
+import type { HashPolicy } from '../core/state/kinds/load-balancer.js';
+import type { EngineContext } from './context.js';
+import { endToEndHeaders, forwardH1, replyError } from './h1-forward.js';
+import { forwardH2, isGrpc, replyH2Error, upstreamHeaders } from './h2-forward.js';
+import { headerString, INSTANCE_HEADER } from './inbound.js';
+import { ALPN_H1, ALPN_H2, connectPeer } from './peer-tls.js';
+import type { Picked } from './routing.js';
+import { nextTraceparent } from './trace.js';
+import type { ProxyEndpoint, ProxyUpstream } from './types.js';
+import { relayUpgrade } from './upgrade.js';
+
+const EMPTY_BODY = Buffer.alloc(0);
+
+type Headers = IncomingHttpHeaders;
+
+function splitUrl(url: string): { path: string; query: string } {
+  const q = url.indexOf('?');
+  return q < 0 ? { path: url, query: '' } : { path: url.slice(0, q), query: url.slice(q + 1) };
+}
+
+/** The ring_hash key of a request: the first hash policy that yields a value. */
+function hashKeyOf(
+  policies: readonly HashPolicy[],
+  headers: Headers,
+  query: string,
+  sourceIp: string,
+): string | undefined {
+  for (const p of policies) {
+    if ('sourceIp' in p) return sourceIp;
+    const name = p.fieldValue;
+    if (p.field === 'header') {
+      const v = headerString(headers[name.toLowerCase()]);
+      if (v !== undefined) return v;
+    } else if (p.field === 'query_parameter') {
+      const v = new URLSearchParams(query).get(name);
+      if (v !== null) return v;
+    } else {
+      for (const part of String(headers.cookie ?? '').split(';')) {
+        const eq = part.indexOf('=');
+        if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+      }
+    }
+  }
+  return undefined;
+}
+
+/** A request with no body can be sent again; one with a body streams once. */
+function hasBody(h: Headers): boolean {
+  const len = h['content-length'];
+  return (len !== undefined && len !== '0') || h['transfer-encoding'] !== undefined;
+}
+
+function peerKey(e: ProxyEndpoint, source: string): string {
+  return `${e.inbound}|${source}|${e.service}`;
+}
+
+function openPeer(
+  ctx: EngineContext,
+  e: ProxyEndpoint,
+  source: string,
+  alpn: string,
+  connectTimeoutMs: number,
+) {
+  return () => {
+    const context = ctx.clientContext(source);
+    if (!context) throw new Error(`no certificate for ${source} yet`);
+    return connectPeer({
+      inbound: e.inbound,
+      destination: e.service,
+      trustDomain: ctx.trustDomain(),
+      context,
+      alpn,
+      connectTimeoutMs,
+    });
+  };
+}
+
+function pick(
+  ctx: EngineContext,
+  up: ProxyUpstream,
+  info: RequestInfo,
+  tried: Set<string>,
+  sourceIp: string,
+): Picked {
+  if (!ctx.clientContext(up.source)) return { error: `no certificate for ${up.source} yet` };
+  return ctx.routing.pickHttp(up.destination, info, tried, Date.now(), (p) =>
+    hashKeyOf(p, info.headers as Headers, info.query, sourceIp),
+  );
+}
+
+export async function handleH1Request(
+  ctx: EngineContext,
+  up: ProxyUpstream,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  const startedMs = performance.now();
+  const { path, query } = splitUrl(req.url ?? '/');
+  const info: RequestInfo = { path, method: req.method ?? 'GET', headers: req.headers, query };
+  const replayable = !hasBody(req.headers);
+  const traceparent = nextTraceparent(req.headers.traceparent);
+  const tried = new Set<string>();
+  let status = 0;
+  for (let attempt = 0; ; attempt++) {
+    const picked = pick(ctx, up, info, tried, req.socket.remoteAddress ?? '');
+    if ('error' in picked) {
+      status = 503;
+      replyError(res, status, `mesh: ${picked.error}`);
+      break;
+    }
+    const { endpoint, balancer, decision } = picked;
+    tried.add(endpoint.id);
+    const canRetry = replayable && attempt < decision.numRetries;
+    balancer.onStart(endpoint.id, Date.now());
+    const t0 = performance.now();
+    const o = await forwardH1(
+      req,
+      res,
+      {
+        agent: ctx.pools.h1Agent(
+          peerKey(endpoint, up.source),
+          openPeer(ctx, endpoint, up.source, ALPN_H1, picked.connectTimeoutMs),
+        ),
+        host: endpoint.inbound,
+        port: 0,
+        path: query ? `${decision.path}?${query}` : decision.path,
+        headers: {
+          ...endToEndHeaders(req.headers, [INSTANCE_HEADER]),
+          traceparent,
+          [INSTANCE_HEADER]: endpoint.instanceId,
+        },
+        timeoutMs: picked.requestTimeoutMs,
+        ...(canRetry && decision.retryOnStatusCodes.length > 0
+          ? { retryOn: (s: number) => decision.retryOnStatusCodes.includes(s) }
+          : {}),
+      },
+      replayable ? EMPTY_BODY : undefined,
+    );
+    balancer.onEnd(endpoint.id, performance.now() - t0, o.status < 500, Date.now());
+    status = o.status;
+    if (o.sentResponse) break;
+    const retry = canRetry && (o.retryable === true || (o.connectFailed && decision.retryOnConnectFailure));
+    if (!retry) {
+      replyError(res, o.status, `mesh: ${endpoint.service} via ${endpoint.inbound}: ${o.message}`);
+      break;
+    }
+  }
+  record(ctx, up, status, startedMs, traceparent, req.method, path);
+}
+
+export async function handleH2Stream(
+  ctx: EngineContext,
+  up: ProxyUpstream,
+  stream: ServerHttp2Stream,
+  headers: Headers,
+): Promise<void> {
+  const startedMs = performance.now();
+  const grpc = isGrpc(headers);
+  const { path, query } = splitUrl(headerString(headers[':path']) ?? '/');
+  const info: RequestInfo = { path, method: headerString(headers[':method']) ?? 'GET', headers, query };
+  const traceparent = nextTraceparent(headers.traceparent);
+  const picked = pick(ctx, up, info, new Set(), stream.session?.socket?.remoteAddress ?? '');
+  let status = 503;
+  if ('error' in picked) {
+    replyH2Error(stream, grpc, 503, 14, `mesh: ${picked.error}`);
+  } else {
+    const { endpoint, balancer, decision } = picked;
+    balancer.onStart(endpoint.id, Date.now());
+    const t0 = performance.now();
+    const session = ctx.pools.h2Session(
+      peerKey(endpoint, up.source),
+      endpoint.service,
+      openPeer(ctx, endpoint, up.source, ALPN_H2, picked.connectTimeoutMs),
+    );
+    const fullPath = query ? `${decision.path}?${query}` : decision.path;
+    const authority = headerString(headers[':authority']) ?? endpoint.service;
+    const extra = { traceparent, [INSTANCE_HEADER]: endpoint.instanceId };
+    const o = await forwardH2(
+      stream,
+      session,
+      upstreamHeaders(headers, fullPath, authority, extra, [INSTANCE_HEADER, 'traceparent']),
+      picked.requestTimeoutMs,
+    );
+    balancer.onEnd(endpoint.id, performance.now() - t0, o.status < 500, Date.now());
+    status = o.status;
+    // Not retried: the stream's body went into the failed attempt and cannot be replayed.
+    if (!o.sentResponse) {
+      const why = `mesh: ${endpoint.service} via ${endpoint.inbound}: ${o.message}`;
+      replyH2Error(stream, grpc, o.status, o.timedOut ? 4 : 14, why);
+    }
+  }
+  record(ctx, up, status, startedMs, traceparent, info.method, path);
+}
+
+/** WebSocket and other upgrades: routed like a request, then the two sockets are spliced. */
+export function handleH1Upgrade(
+  ctx: EngineContext,
+  up: ProxyUpstream,
+  req: IncomingMessage,
+  socket: import('node:stream').Duplex,
+  head: Buffer,
+): void {
+  const { path, query } = splitUrl(req.url ?? '/');
+  const info: RequestInfo = { path, method: req.method ?? 'GET', headers: req.headers, query };
+  const picked = pick(ctx, up, info, new Set(), req.socket.remoteAddress ?? '');
+  if ('error' in picked) {
+    socket.end(`HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\n\r\n`);
+    return;
+  }
+  const peer = openPeer(ctx, picked.endpoint, up.source, ALPN_H1, picked.connectTimeoutMs)();
+  relayUpgrade(req, socket, head, peer, [INSTANCE_HEADER], { [INSTANCE_HEADER]: picked.endpoint.instanceId });
+}
+
+function record(
+  ctx: EngineContext,
+  up: ProxyUpstream,
+  status: number,
+  startedMs: number,
+  traceparent: string,
+  method: string | undefined,
+  path: string,
+): void {
+  const labels = { direction: 'outbound', source: up.source, destination: up.destination };
+  const seconds = (performance.now() - startedMs) / 1000;
+  ctx.metrics.requests.inc({ ...labels, code: String(status) });
+  ctx.metrics.latency.observe(labels, seconds);
+  if (ctx.accessLogs()) {
+    ctx.log('info', 'request', {
+      ...labels,
+      method,
+      path,
+      status,
+      durationMs: Math.round(seconds * 1e6) / 1000,
+      traceparent,
+    });
+  }
+}

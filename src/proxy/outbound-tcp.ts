@@ -1,0 +1,85 @@
+// L4 outbound: a connection to an upstream's loopback port is relayed, unchanged, to one instance
+// of the destination through its agent (mTLS, ALPN mesh-tcp, a preamble naming the instance).
+// A failed connect is retried on another instance (at most CONNECT_ATTEMPTS_MAX in all).
+
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { EngineContext } from './context.js';
+import { ALPN_TCP, connectPeer } from './peer-tls.js';
+import { encodePreamble } from './preamble.js';
+import type { ProxyUpstream } from './types.js';
+
+const CONNECT_ATTEMPTS_MAX = 3;
+
+export function handleTcpConnection(ctx: EngineContext, up: ProxyUpstream, client: Socket): void {
+  client.setNoDelay(true);
+  client.pause();
+  const tried = new Set<string>();
+  const labels = { direction: 'outbound', source: up.source, destination: up.destination } as const;
+  ctx.metrics.open.inc({ direction: 'outbound' });
+  client.once('close', () => ctx.metrics.open.dec({ direction: 'outbound' }));
+  client.on('error', () => undefined);
+  client.on('data', (b: Buffer) => ctx.metrics.bytes.inc({ ...labels, flow: 'sent' }, b.length));
+  let current: TLSSocket | undefined;
+  client.once('close', () => current?.destroy());
+
+  const attempt = (): void => {
+    const picked = ctx.routing.pickTcp(up.destination, tried, Date.now());
+    const context = ctx.clientContext(up.source);
+    if ('error' in picked || context === undefined) {
+      const why = 'error' in picked ? picked.error : `no certificate for ${up.source} yet`;
+      ctx.metrics.connections.inc({ ...labels, result: 'error' });
+      ctx.log('warn', 'outbound connection failed', { ...labels, err: why });
+      client.destroy();
+      return;
+    }
+    const { endpoint, balancer, connectTimeoutMs } = picked;
+    tried.add(endpoint.id);
+    const startedMs = Date.now();
+    balancer.onStart(endpoint.id, startedMs);
+    let ended = false;
+    const end = (ok: boolean): void => {
+      if (ended) return;
+      ended = true;
+      balancer.onEnd(endpoint.id, Date.now() - startedMs, ok, Date.now());
+    };
+    const peer: TLSSocket = connectPeer({
+      inbound: endpoint.inbound,
+      destination: endpoint.service,
+      trustDomain: ctx.trustDomain(),
+      context,
+      alpn: ALPN_TCP,
+      connectTimeoutMs,
+    });
+    current = peer;
+    peer.write(encodePreamble(endpoint.instanceId));
+    let established = false;
+    peer.once('secureConnect', () => {
+      established = true;
+      ctx.metrics.connections.inc({ ...labels, result: 'ok' });
+      client.pipe(peer);
+      peer.pipe(client);
+      client.resume();
+    });
+    peer.on('data', (b: Buffer) => ctx.metrics.bytes.inc({ ...labels, flow: 'received' }, b.length));
+    peer.once('error', (err) => {
+      end(false);
+      if (!established && !client.destroyed && tried.size < CONNECT_ATTEMPTS_MAX) {
+        ctx.log('warn', 'outbound connect failed; trying another instance', {
+          ...labels,
+          endpoint: endpoint.id,
+          err: err.message,
+        });
+        attempt();
+        return;
+      }
+      if (!established) ctx.metrics.connections.inc({ ...labels, result: 'error' });
+      client.destroy();
+    });
+    peer.once('close', () => {
+      end(true);
+      if (established) client.destroy();
+    });
+  };
+  attempt();
+}

@@ -1,0 +1,105 @@
+// mTLS between agents: the caller's agent connects to the callee's agent's inbound listener with
+// the calling service's leaf certificate, and accepts the server only if it proves (by its SPIFFE
+// URI SAN, chained to a trusted root) to be the destination service. The ALPN protocol says what
+// follows: `mesh-tcp` (a preamble naming the instance, then raw bytes), `http/1.1` or `h2`.
+
+import {
+  connect,
+  createSecureContext,
+  type PeerCertificate,
+  type SecureContext,
+  type TLSSocket,
+} from 'node:tls';
+import { peerServiceOf, spiffeId } from '../ca/spiffe.js';
+import type { ProxyCert } from './types.js';
+
+export const ALPN_TCP = 'mesh-tcp';
+export const ALPN_H1 = 'http/1.1';
+export const ALPN_H2 = 'h2';
+export const INBOUND_ALPN = [ALPN_TCP, ALPN_H2, ALPN_H1];
+
+/** The TLS server name a caller asks for: selects the destination's certificate on the callee. */
+export function serverName(service: string, trustDomain: string): string {
+  return `${service}.svc.${trustDomain}`;
+}
+
+/** Service name from a server name (inverse of serverName), or undefined. */
+export function serviceOfServerName(name: string, trustDomain: string): string | undefined {
+  const suffix = `.svc.${trustDomain}`;
+  return name.endsWith(suffix) ? name.slice(0, -suffix.length) : undefined;
+}
+
+/**
+ * Secure contexts, built once per certificate: building one parses keys and certificates, far too
+ * slow for every connection.
+ */
+export class ContextCache {
+  private readonly byKey = new Map<string, SecureContext>();
+
+  get(cert: ProxyCert, roots: readonly string[]): SecureContext {
+    const key = `${cert.certPem}\u0000${roots.join('')}`;
+    let ctx = this.byKey.get(key);
+    if (ctx === undefined) {
+      ctx = createSecureContext({
+        key: cert.keyPem,
+        cert: [cert.certPem, ...cert.chainPem].join('\n'),
+        ca: [...roots],
+        minVersion: 'TLSv1.3',
+      });
+      // Bounded: contexts of replaced certificates go; a few per local service remain.
+      if (this.byKey.size >= 256) this.byKey.clear();
+      this.byKey.set(key, ctx);
+    }
+    return ctx;
+  }
+}
+
+export interface PeerConnectOptions {
+  /** host:port of the callee agent's inbound listener. */
+  inbound: string;
+  destination: string;
+  trustDomain: string;
+  context: SecureContext;
+  alpn: string;
+  connectTimeoutMs: number;
+}
+
+/** Check that the server proved to be `destination` in `trustDomain`; an Error if not. */
+export function checkPeer(
+  cert: PeerCertificate | undefined,
+  destination: string,
+  trustDomain: string,
+): Error | undefined {
+  const who = cert ? peerServiceOf(cert) : undefined;
+  if (who === undefined) return new Error('the peer presented no mesh identity');
+  if (who.trustDomain !== trustDomain || who.service !== destination) {
+    return new Error(
+      `the peer is ${spiffeId(who.trustDomain, who.service)}, expected ${spiffeId(trustDomain, destination)}`,
+    );
+  }
+  return undefined;
+}
+
+/** Open an mTLS connection to a peer agent. The socket is returned at once (writes are buffered until the handshake). */
+export function connectPeer(o: PeerConnectOptions): TLSSocket {
+  const sep = o.inbound.lastIndexOf(':');
+  const host = o.inbound.slice(0, sep).replace(/^\[|\]$/g, '');
+  const port = Number(o.inbound.slice(sep + 1));
+  const socket = connect({
+    host,
+    port,
+    secureContext: o.context,
+    servername: serverName(o.destination, o.trustDomain),
+    ALPNProtocols: [o.alpn],
+    // Chain verification stays on (rejectUnauthorized); the name check is the SPIFFE one.
+    checkServerIdentity: (_name, cert) => checkPeer(cert, o.destination, o.trustDomain),
+  });
+  socket.setNoDelay(true);
+  const timer = setTimeout(
+    () => socket.destroy(new Error(`connect to ${o.inbound} timed out after ${o.connectTimeoutMs} ms`)),
+    o.connectTimeoutMs,
+  );
+  socket.once('secureConnect', () => clearTimeout(timer));
+  socket.once('close', () => clearTimeout(timer));
+  return socket;
+}

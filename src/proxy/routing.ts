@@ -1,0 +1,188 @@
+// The proxy's routing table: the last snapshot from the control plane, turned into what a request
+// needs — the chain router per destination, the candidate instances per target (subset filter,
+// health, failover), a balancer per target, the intention decision, the local instances.
+// Derived data is rebuilt on every snapshot; balancers survive snapshots (their latency and
+// outstanding counts are the point of having them) unless the target's policy changed.
+
+import { randomInt } from 'node:crypto';
+import { SeededRng } from '../core/rand.js';
+import { decideIntention } from '../core/routing/intentions.js';
+import { type Balancer, createBalancer } from '../core/routing/lb.js';
+import { ChainRouter, inSubset } from '../core/routing/route.js';
+import type { ChainTarget, RequestInfo, RouteDecision } from '../core/routing/types.js';
+import type { HashPolicy } from '../core/state/kinds/load-balancer.js';
+import type { ProxyEndpoint, ProxyLocalInstance, ProxySnapshot } from './types.js';
+
+/** Balancers kept at once (one per destination target); bounded like every map here. */
+const BALANCERS_MAX = 4_096;
+const CONNECT_TIMEOUT_MS_DEFAULT = 5_000;
+/** Consul's default route timeout: a request without an answer in 15 s gets a 504. */
+export const REQUEST_TIMEOUT_MS_DEFAULT = 15_000;
+
+export type Picked =
+  | {
+      endpoint: ProxyEndpoint;
+      balancer: Balancer;
+      target: ChainTarget;
+      decision: RouteDecision;
+      connectTimeoutMs: number;
+      requestTimeoutMs: number;
+    }
+  | { error: string };
+
+const EMPTY: ProxySnapshot = {
+  version: { raft: 0, catalog: 0 },
+  trustDomain: '',
+  roots: [],
+  certs: {},
+  upstreams: [],
+  chains: {},
+  endpoints: {},
+  local: [],
+  intentions: {},
+  mesh: undefined,
+  accessLogs: false,
+};
+
+export class RoutingTable {
+  private snap: ProxySnapshot = EMPTY;
+  private readonly rng = new SeededRng(randomInt(0, 2 ** 32 - 1));
+  private routers = new Map<string, ChainRouter>();
+  private readonly chainJson = new Map<string, string>();
+  private candidates = new Map<string, ProxyEndpoint[]>();
+  private byId = new Map<string, ProxyEndpoint>();
+  private localByService = new Map<string, ProxyLocalInstance[]>();
+  private readonly balancers = new Map<string, { policy: string; balancer: Balancer }>();
+
+  get snapshot(): ProxySnapshot {
+    return this.snap;
+  }
+
+  apply(s: ProxySnapshot): void {
+    this.snap = s;
+    const routers = new Map<string, ChainRouter>();
+    for (const [dest, chain] of Object.entries(s.chains)) {
+      // Regexes compile once per chain change, not per snapshot.
+      const json = JSON.stringify(chain);
+      const prev = this.routers.get(dest);
+      routers.set(dest, prev && this.chainJson.get(dest) === json ? prev : new ChainRouter(chain));
+      this.chainJson.set(dest, json);
+    }
+    for (const dest of this.chainJson.keys()) if (!routers.has(dest)) this.chainJson.delete(dest);
+    this.routers = routers;
+    this.candidates = new Map();
+    this.byId = new Map();
+    for (const list of Object.values(s.endpoints)) for (const e of list) this.byId.set(e.id, e);
+    this.localByService = new Map();
+    for (const i of s.local) {
+      const list = this.localByService.get(i.service) ?? [];
+      list.push(i);
+      this.localByService.set(i.service, list);
+    }
+  }
+
+  localInstances(service: string): ProxyLocalInstance[] {
+    return this.localByService.get(service) ?? [];
+  }
+
+  intention(source: string, destination: string): { allow: boolean; reason: string } {
+    const d = decideIntention(
+      (kind, name) =>
+        kind === 'service-intentions'
+          ? this.snap.intentions[name]
+          : kind === 'mesh' && name === 'global'
+            ? this.snap.mesh
+            : undefined,
+      source,
+      destination,
+    );
+    return { allow: d.action === 'allow', reason: d.reason };
+  }
+
+  /** An instance for a new L4 connection to `dest`. */
+  pickTcp(dest: string, exclude: ReadonlySet<string>, nowMs: number): Picked {
+    const router = this.routers.get(dest);
+    if (!router) return { error: `no route to ${dest}` };
+    const c = router.routeConnection(this.rng.next());
+    const decision: RouteDecision = {
+      ...c,
+      path: '',
+      numRetries: 0,
+      retryOnStatusCodes: [],
+      retryOnConnectFailure: true,
+    };
+    return this.pick(dest, decision, exclude, nowMs, undefined);
+  }
+
+  /** An instance for one HTTP/gRPC request to `dest`; `hashKey(policies)` reads the request for ring_hash. */
+  pickHttp(
+    dest: string,
+    req: RequestInfo,
+    exclude: ReadonlySet<string>,
+    nowMs: number,
+    hashKey: (policies: readonly HashPolicy[]) => string | undefined,
+  ): Picked {
+    const router = this.routers.get(dest);
+    if (!router) return { error: `no route to ${dest}` };
+    return this.pick(dest, router.routeRequest(req, this.rng.next()), exclude, nowMs, hashKey);
+  }
+
+  private pick(
+    dest: string,
+    decision: RouteDecision,
+    exclude: ReadonlySet<string>,
+    nowMs: number,
+    hashKey: ((policies: readonly HashPolicy[]) => string | undefined) | undefined,
+  ): Picked {
+    const router = this.routers.get(dest) as ChainRouter;
+    // The decided target, else its failover targets in order: the first with a healthy instance.
+    for (const targetId of [decision.target.id, ...decision.target.failover]) {
+      const target = router.target(targetId);
+      if (!target) continue;
+      const cands = this.candidatesOf(target);
+      if (cands.length === 0) continue;
+      const balancer = this.balancerOf(dest, target);
+      const policies = target.loadBalancer.hashPolicies;
+      const key = policies && hashKey ? hashKey(policies) : undefined;
+      const chosen = balancer.pick(cands, { nowMs, ...(key !== undefined ? { hashKey: key } : {}) }, exclude);
+      const endpoint = chosen ? this.byId.get(chosen.id) : undefined;
+      if (!endpoint) continue;
+      return {
+        endpoint,
+        balancer,
+        target,
+        decision,
+        connectTimeoutMs: target.connectTimeoutMs ?? CONNECT_TIMEOUT_MS_DEFAULT,
+        requestTimeoutMs: decision.requestTimeoutMs ?? target.requestTimeoutMs ?? REQUEST_TIMEOUT_MS_DEFAULT,
+      };
+    }
+    return { error: `no healthy instance of ${decision.target.id}` };
+  }
+
+  /** Healthy instances of a target (subset filter applied), cached until the next snapshot. */
+  private candidatesOf(t: ChainTarget): ProxyEndpoint[] {
+    let c = this.candidates.get(t.id);
+    if (c === undefined) {
+      c = (this.snap.endpoints[t.service] ?? []).filter(
+        (e) => (t.onlyPassing ? e.passing : e.healthy) && inSubset(t, e),
+      );
+      this.candidates.set(t.id, c);
+    }
+    return c;
+  }
+
+  private balancerOf(dest: string, t: ChainTarget): Balancer {
+    const key = `${dest}|${t.id}`;
+    const policy = t.loadBalancer.policy;
+    const held = this.balancers.get(key);
+    if (held && held.policy === policy) return held.balancer;
+    if (this.balancers.size >= BALANCERS_MAX) this.balancers.clear();
+    const balancer = createBalancer(
+      policy,
+      this.rng,
+      t.loadBalancer.ringHash ? { ringHash: t.loadBalancer.ringHash } : {},
+    );
+    this.balancers.set(key, { policy, balancer });
+    return balancer;
+  }
+}

@@ -1,0 +1,122 @@
+// Build the proxy's snapshot from what this agent already holds: its local services (upstreams to
+// listen for, instances to forward to), the gossiped catalog and membership (every instance of
+// every destination, its health, its agent's inbound address), the replicated configuration
+// (routing chains, intentions, defaults, CA roots) and this agent's leaf certificates.
+
+import type { LocalService } from '../catalog/local.js';
+import type { Catalog } from '../core/catalog/catalog.js';
+import { instanceHealth, isHealthy } from '../core/catalog/health.js';
+import type { Member } from '../core/membership/types.js';
+import { compileChain } from '../core/routing/chain.js';
+import type { CompiledChain } from '../core/routing/types.js';
+import type { CaRootsSpec } from '../core/state/kinds/ca-roots.js';
+import type { Protocol } from '../core/state/kinds/fields.js';
+import type { StateMachine } from '../core/state/state-machine.js';
+import { REQUEST_TIMEOUT_MS_DEFAULT } from './routing.js';
+import type { ProxyCert, ProxyEndpoint, ProxyLocalInstance, ProxySnapshot, ProxyUpstream } from './types.js';
+
+/** The member meta key under which an agent gossips its inbound listener's host:port. */
+export const INBOUND_META_KEY = 'inbound';
+const CONNECT_TIMEOUT_MS_DEFAULT = 5_000;
+
+export interface SnapshotSources {
+  local: () => LocalService[];
+  catalog: Catalog;
+  member: (id: string) => Member | undefined;
+  state: () => StateMachine;
+  protocolOf: (service: string, own: string | undefined) => string;
+  roots: () => CaRootsSpec | undefined;
+  certs: () => Record<string, ProxyCert>;
+}
+
+function numberField(spec: unknown, key: string): number | undefined {
+  const v = typeof spec === 'object' && spec !== null ? (spec as Record<string, unknown>)[key] : undefined;
+  return typeof v === 'number' ? v : undefined;
+}
+
+/** The protocol the destination's instances declare (the first that declares one), as the catalog API shows it. */
+function declaredProtocol(catalog: Catalog, service: string): string | undefined {
+  for (const p of catalog.placed(service)) if (p.instance.protocol !== undefined) return p.instance.protocol;
+  return undefined;
+}
+
+export function buildSnapshot(src: SnapshotSources): ProxySnapshot {
+  const sm = src.state();
+  const lookup = (kind: string, name: string): unknown => sm.configGet(kind, name)?.spec;
+  const roots = src.roots();
+  const local = src.local().map((l) => l.definition);
+
+  const upstreams: ProxyUpstream[] = [];
+  const chains: Record<string, CompiledChain> = {};
+  for (const d of local) {
+    for (const u of d.upstreams) {
+      const protocol = src.protocolOf(u.service, declaredProtocol(src.catalog, u.service)) as Protocol;
+      upstreams.push({
+        source: d.name,
+        destination: u.service,
+        bindHost: '127.0.0.1',
+        port: u.localPort,
+        protocol,
+      });
+      chains[u.service] ??= compileChain(lookup, u.service, protocol);
+    }
+  }
+
+  const endpoints: Record<string, ProxyEndpoint[]> = {};
+  for (const chain of Object.values(chains)) {
+    for (const t of chain.targets) {
+      if (endpoints[t.service] !== undefined) continue;
+      const list: ProxyEndpoint[] = [];
+      for (const p of src.catalog.placed(t.service)) {
+        const m = src.member(p.node);
+        const inbound = m?.meta[INBOUND_META_KEY];
+        if (!m || !inbound || m.status === 'left') continue;
+        const health = instanceHealth(p.instance, m.status);
+        list.push({
+          id: `${p.node}/${p.instance.id}`,
+          instanceId: p.instance.id,
+          service: t.service,
+          inbound,
+          healthy: isHealthy(health),
+          passing: health === 'passing',
+          tags: p.instance.tags,
+          meta: p.instance.meta,
+        });
+      }
+      // Sorted: the same catalog gives the same snapshot (and the balancers the same order).
+      endpoints[t.service] = list.sort((a, b) => (a.id < b.id ? -1 : 1));
+    }
+  }
+
+  const localInstances: ProxyLocalInstance[] = local.map((d) => {
+    const defaults = sm.configGet('service-defaults', d.name)?.spec;
+    return {
+      id: d.id,
+      service: d.name,
+      host: d.address === '' ? '127.0.0.1' : d.address,
+      port: d.port,
+      protocol: src.protocolOf(d.name, d.protocol) as Protocol,
+      requestTimeoutMs: numberField(defaults, 'localRequestTimeoutMs') ?? REQUEST_TIMEOUT_MS_DEFAULT,
+      connectTimeoutMs: numberField(defaults, 'connectTimeoutMs') ?? CONNECT_TIMEOUT_MS_DEFAULT,
+    };
+  });
+
+  const intentions: Record<string, unknown> = {};
+  for (const e of sm.configList('service-intentions')) intentions[e.name] = e.spec;
+  const proxyConfig = (lookup('proxy-defaults', 'global') as { config?: Record<string, unknown> } | undefined)
+    ?.config;
+
+  return {
+    version: { raft: sm.appliedIndex, catalog: src.catalog.index },
+    trustDomain: roots?.trustDomain ?? '',
+    roots: roots?.roots.map((r) => r.certPem) ?? [],
+    certs: src.certs(),
+    upstreams,
+    chains,
+    endpoints,
+    local: localInstances,
+    intentions,
+    mesh: lookup('mesh', 'global'),
+    accessLogs: proxyConfig?.accessLogs === true,
+  };
+}

@@ -1,0 +1,118 @@
+// What the agent's main thread tells the data plane (the proxy worker), and what the worker
+// reports back. Plain, structured-cloneable data only: it crosses a worker_threads boundary.
+//
+// The main thread owns every decision input (catalog, membership, Raft state, certificates) and
+// posts a whole ProxySnapshot whenever one of them changes; the worker keeps the last one it got,
+// so traffic keeps flowing on the last good state if the control plane stalls.
+
+import type { CompiledChain } from '../core/routing/chain.js';
+
+export type ProxyProtocol = 'tcp' | 'http' | 'http2' | 'grpc';
+
+/** One instance a caller may be sent to: where its agent's inbound listener is. */
+export interface ProxyEndpoint {
+  /** `<agent id>/<instance id>`: unique in the cluster; the balancers key on it. */
+  id: string;
+  /** The instance's id on its agent (sent in the preamble so that agent knows whom to call). */
+  instanceId: string;
+  service: string;
+  /** host:port of the hosting agent's inbound mTLS listener. */
+  inbound: string;
+  healthy: boolean;
+  /** Only passing (not warning) — for subsets with onlyPassing. */
+  passing: boolean;
+  tags: string[];
+  meta: Record<string, string>;
+}
+
+/** A loopback listener for one upstream of one local service. */
+export interface ProxyUpstream {
+  /** The local service that calls (its certificate authenticates the call). */
+  source: string;
+  destination: string;
+  bindHost: string;
+  port: number;
+  protocol: ProxyProtocol;
+}
+
+/** A local instance the inbound listener forwards to. */
+export interface ProxyLocalInstance {
+  id: string;
+  service: string;
+  host: string;
+  port: number;
+  protocol: ProxyProtocol;
+  /** Bound on one request to the instance (L7), from service-defaults localRequestTimeoutMs. */
+  requestTimeoutMs: number;
+  connectTimeoutMs: number;
+}
+
+export interface ProxyCert {
+  certPem: string;
+  keyPem: string;
+  /** Intermediates sent after the leaf (the cross-signed root during a rotation). */
+  chainPem: string[];
+  notAfterMs: number;
+}
+
+export interface ProxySnapshot {
+  /** Raft applied index and catalog index this snapshot reflects (shown in /v1/agent/proxy). */
+  version: { raft: number; catalog: number };
+  trustDomain: string;
+  /** Every trusted root (the active one and, during a rotation, the previous one). */
+  roots: string[];
+  /** Leaf certificate per local service name. */
+  certs: Record<string, ProxyCert>;
+  upstreams: ProxyUpstream[];
+  /** Compiled routing per destination service reachable from an upstream. */
+  chains: Record<string, CompiledChain>;
+  /** Instances per service name, for every service a chain may route to. */
+  endpoints: Record<string, ProxyEndpoint[]>;
+  local: ProxyLocalInstance[];
+  /** service-intentions specs by entry name (destination service or "*"). */
+  intentions: Record<string, unknown>;
+  /** The `mesh` entry's spec (defaultIntention), if any. */
+  mesh: unknown;
+  /** Log every request and connection (proxy-defaults config `accessLogs: true`). */
+  accessLogs: boolean;
+}
+
+/** Main thread → worker. */
+export type ToWorker =
+  | { t: 'snapshot'; snapshot: ProxySnapshot }
+  | { t: 'metrics'; id: number }
+  | { t: 'status'; id: number }
+  | { t: 'stop' };
+
+/** Worker → main thread. */
+export type FromWorker =
+  | { t: 'ready'; inbound: { host: string; port: number } }
+  | { t: 'metrics'; id: number; text: string }
+  | { t: 'status'; id: number; status: ProxyStatus }
+  | { t: 'log'; level: 'info' | 'warn' | 'error'; msg: string; fields: Record<string, unknown> }
+  | { t: 'fatal'; message: string };
+
+export interface ProxyStatus {
+  version: ProxySnapshot['version'];
+  inbound: string;
+  upstreams: Array<{
+    source: string;
+    destination: string;
+    address: string;
+    protocol: ProxyProtocol;
+    error: string;
+  }>;
+  snapshotsApplied: number;
+  /** Local services this agent holds a leaf certificate for. */
+  certs: string[];
+  /** TLS handshakes on the inbound listener that failed (no or untrusted client certificate…). */
+  handshakeFailures: number;
+}
+
+/** The start parameters of the worker (workerData). */
+export interface ProxyWorkerData {
+  role: 'mesh-proxy';
+  inbound: { host: string; port: number };
+  /** Bound on concurrent connections per listener. */
+  connectionsMax: number;
+}

@@ -79,7 +79,8 @@ export class ProxyEngine {
     const wanted = new Map(s.upstreams.map((u) => [listenerKey(u), u]));
     for (const [key, l] of this.listeners) {
       const u = wanted.get(key);
-      if (u && serverKind(u.protocol) === serverKind(l.protocol)) {
+      // Kept as is unless its kind changed or it failed to bind (then the next snapshot retries).
+      if (u && serverKind(u.protocol) === serverKind(l.protocol) && l.error === '') {
         l.up = u;
         continue;
       }

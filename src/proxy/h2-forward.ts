@@ -10,7 +10,7 @@ import {
   type ServerHttp2Stream,
 } from 'node:http2';
 
-const { NGHTTP2_CANCEL } = constants;
+const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM } = constants;
 
 /** Connection-specific headers HTTP/2 forbids (RFC 9113 §8.2.2), and pseudo-headers set anew. */
 const DROP = new Set([
@@ -127,7 +127,7 @@ export function forwardH2(
       else stream.close(NGHTTP2_CANCEL);
     }, timeoutMs);
     let trailers: OutgoingHttpHeaders | undefined;
-    up.on('response', (h) => {
+    up.on('response', (h, flags) => {
       // The timeout bounds the wait for the response head: a long gRPC stream is not cut off.
       clearTimeout(timer);
       status = Number(h[':status'] ?? 0);
@@ -135,6 +135,11 @@ export function forwardH2(
       for (const [k, v] of Object.entries(h)) if (v !== undefined && !DROP.has(k)) out[k] = v;
       if (h['grpc-status'] !== undefined) grpcStatus = String(h['grpc-status']);
       if (stream.destroyed) return;
+      // A trailers-only answer (gRPC errors: the status in the one HEADERS frame) stays one.
+      if ((flags & NGHTTP2_FLAG_END_STREAM) !== 0) {
+        stream.respond(out, { endStream: true });
+        return;
+      }
       stream.respond(out, { waitForTrailers: true });
       up.pipe(stream);
     });
@@ -145,8 +150,10 @@ export function forwardH2(
       if (t['grpc-status'] !== undefined) grpcStatus = String(t['grpc-status']);
     });
     stream.on('wantTrailers', () => {
-      if (trailers && Object.keys(trailers).length > 0) stream.sendTrailers(trailers);
-      else stream.close();
+      // Without trailers, empty ones end the stream (Node sends an empty DATA frame with
+      // END_STREAM). stream.close() here left the client waiting forever once the request body had
+      // been read: Node 20 then sends neither END_STREAM nor RST_STREAM.
+      stream.sendTrailers(trailers ?? {});
     });
     up.on('error', (err) => {
       if (!stream.headersSent)

@@ -92,6 +92,12 @@ export class Inbound {
     const peer = peerServiceOf(socket.getPeerCertificate());
     const destination = serviceOfServerName(socket.servername || '', this.ctx.trustDomain());
     if (!peer || peer.trustDomain !== this.ctx.trustDomain() || destination === undefined) {
+      // A valid chain but no identity of this mesh (another trust domain, no SPIFFE id).
+      this.handshakeFailures++;
+      this.ctx.log('warn', 'inbound connection without a mesh identity refused', {
+        peer: peer ? `${peer.trustDomain}/${peer.service}` : 'none',
+        serverName: socket.servername || '',
+      });
       socket.destroy();
       return;
     }

@@ -53,7 +53,8 @@ export function readPreamble(socket: Duplex, timeoutMs: number): Promise<{ insta
       if (buf.length < HEADER_BYTES + len) return;
       let id: unknown;
       try {
-        id = (JSON.parse(buf.subarray(HEADER_BYTES, HEADER_BYTES + len).toString()) as { i?: unknown }).i;
+        id = (JSON.parse(buf.subarray(HEADER_BYTES, HEADER_BYTES + len).toString()) as { i?: unknown } | null)
+          ?.i;
       } catch {
         done(new Error('preamble is not JSON'));
         return;

@@ -11,26 +11,12 @@ import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { type AgentProc, freePort, LocalCluster, MESH_BIN, waitFor } from '../../cluster-sim/launcher.js';
+import { type AgentProc, freePort, LocalCluster, waitFor } from '../../cluster-sim/launcher.js';
 import type { InstanceView, LocalServiceView } from '../../src/api/types.js';
+import { meshCli as mesh } from '../helpers/mesh-fixtures.js';
 
 const run = promisify(execFile);
 const hasDig = spawnSync('dig', ['-v'], { stdio: 'ignore' }).status === 0;
-
-async function mesh(
-  a: AgentProc,
-  ...args: string[]
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await run(process.execPath, [MESH_BIN, ...args, '--http', `127.0.0.1:${a.httpPort}`], {
-      timeout: 15_000,
-    });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 async function instances(a: AgentProc, name: string): Promise<InstanceView[]> {
   const r = await mesh(a, 'catalog', 'instances', name, '--json');

@@ -1,0 +1,171 @@
+// What the data-plane integration tests share: the CLI and API of a real agent, and small
+// instances to put behind the mesh (an HTTP server that names its version, a TCP echo server, a
+// gRPC server built with @grpc/grpc-js).
+import { execFile } from 'node:child_process';
+import { createServer as createHttpServer, type Server as HttpServer, request } from 'node:http';
+import { createServer as createNetServer, type Server as NetServer } from 'node:net';
+import { promisify } from 'node:util';
+import * as grpc from '@grpc/grpc-js';
+import { type AgentProc, MESH_BIN } from '../../cluster-sim/launcher.js';
+
+const run = promisify(execFile);
+
+/** Run `mesh ARGS --http <agent>`; the exit code and output, never a throw. */
+export async function meshCli(
+  a: AgentProc,
+  ...args: string[]
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await run(process.execPath, [MESH_BIN, ...args, '--http', `127.0.0.1:${a.httpPort}`], {
+      timeout: 30_000,
+    });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+export async function api(
+  a: AgentProc,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; json: unknown }> {
+  const res = await fetch(`http://127.0.0.1:${a.httpPort}${path}`, {
+    method,
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    signal: AbortSignal.timeout(15_000),
+  });
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = text;
+  }
+  return { status: res.status, json };
+}
+
+export async function register(a: AgentProc, definition: Record<string, unknown>): Promise<void> {
+  const r = await api(a, 'PUT', '/v1/agent/service/register', definition);
+  if (r.status !== 200)
+    throw new Error(`register ${JSON.stringify(definition)}: ${r.status} ${JSON.stringify(r.json)}`);
+}
+
+export async function putConfig(a: AgentProc, kind: string, name: string, spec: object): Promise<void> {
+  const r = await api(a, 'PUT', '/v1/config', { kind, name, ...(spec as object) });
+  if (r.status !== 200) throw new Error(`config ${kind}/${name}: ${r.status} ${JSON.stringify(r.json)}`);
+}
+
+/** One GET with a fresh connection; status and body (status 0 when the connection failed). */
+export function httpGet(
+  port: number,
+  path = '/',
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve) => {
+    const req = request({ host: '127.0.0.1', port, path, headers, agent: false, timeout: 10_000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('error', () => resolve({ status: 0, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', (err) => resolve({ status: 0, body: err.message }));
+    req.end();
+  });
+}
+
+export interface VersionServer {
+  server: HttpServer;
+  port: number;
+  /** Requests served, by path. */
+  hits: number;
+  /** What /health answers: 200 while true, 500 otherwise. */
+  healthy: boolean;
+  /** Headers of the last request to a path other than /health. */
+  lastHeaders: Record<string, string | string[] | undefined>;
+}
+
+/** An HTTP server answering `{"version": V}` (and /health for its check). */
+export async function versionServer(version: string): Promise<VersionServer> {
+  const s: VersionServer = { server: createHttpServer(), port: 0, hits: 0, healthy: true, lastHeaders: {} };
+  s.server.on('request', (req, res) => {
+    if (req.url === '/health') {
+      res.writeHead(s.healthy ? 200 : 500).end();
+      return;
+    }
+    s.hits++;
+    s.lastHeaders = req.headers;
+    res
+      .writeHead(200, { 'content-type': 'application/json' })
+      .end(JSON.stringify({ version, path: req.url }));
+  });
+  await new Promise<void>((r) => s.server.listen(0, '127.0.0.1', r));
+  s.port = (s.server.address() as { port: number }).port;
+  return s;
+}
+
+export async function echoServer(): Promise<{ server: NetServer; port: number; connections: number }> {
+  const e = { server: createNetServer(), port: 0, connections: 0 };
+  e.server.on('connection', (c) => {
+    e.connections++;
+    c.pipe(c);
+    c.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => e.server.listen(0, '127.0.0.1', r));
+  e.port = (e.server.address() as { port: number }).port;
+  return e;
+}
+
+const identity = (b: Buffer): Buffer => b;
+/** A unary gRPC method with raw byte messages: no .proto file needed. */
+const GREETER = {
+  sayHello: {
+    path: '/demo.Greeter/SayHello',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: identity,
+    requestDeserialize: identity,
+    responseSerialize: identity,
+    responseDeserialize: identity,
+  },
+} as const;
+
+export async function grpcServer(): Promise<{ server: grpc.Server; port: number }> {
+  const server = new grpc.Server();
+  server.addService(GREETER as unknown as grpc.ServiceDefinition, {
+    sayHello: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) =>
+      cb(null, Buffer.from(`hello ${call.request.toString()}`)),
+  });
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) =>
+      err ? reject(err) : resolve(p),
+    ),
+  );
+  return { server, port };
+}
+
+/** Call SayHello on 127.0.0.1:port; the answer or the gRPC status code of the failure. */
+export function grpcHello(
+  port: number,
+  name: string,
+): Promise<{ text: string } | { code: number; details: string }> {
+  const Client = grpc.makeGenericClientConstructor(GREETER as unknown as grpc.ServiceDefinition, 'Greeter');
+  const client = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as unknown as {
+    sayHello: (
+      req: Buffer,
+      opts: grpc.CallOptions,
+      cb: (err: grpc.ServiceError | null, res?: Buffer) => void,
+    ) => void;
+    close: () => void;
+  };
+  return new Promise((resolve) => {
+    client.sayHello(Buffer.from(name), { deadline: Date.now() + 10_000 }, (err, res) => {
+      client.close();
+      resolve(err ? { code: err.code, details: err.details } : { text: res?.toString() ?? '' });
+    });
+  });
+}

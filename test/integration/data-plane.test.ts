@@ -1,0 +1,287 @@
+// The data plane on real agents: `client` on n01 calls `web` (HTTP, two versions on n02 and n03),
+// `echo` (TCP) and `greeter` (gRPC, @grpc/grpc-js) through its upstream ports; every call goes
+// n01's proxy → mTLS → the callee's agent → the instance. Intentions refuse and permit; a 90/10
+// split holds over 1,000 requests; a plain or wrongly-signed connection to an inbound port is
+// refused; the agent's Prometheus endpoint counts the traffic.
+import '../../src/polyfill.js';
+import assert from 'node:assert/strict';
+import { connect as netConnect } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { connect as tlsConnect } from 'node:tls';
+import { type AgentProc, freePort, LocalCluster, waitFor } from '../../cluster-sim/launcher.js';
+import { createLeafKeyAndCsr, createRoot, signLeaf } from '../../src/ca/x509.js';
+import {
+  api,
+  echoServer,
+  grpcHello,
+  grpcServer,
+  httpGet,
+  meshCli,
+  putConfig,
+  register,
+  type VersionServer,
+  versionServer,
+} from '../helpers/mesh-fixtures.js';
+
+/** Bytes sent through a TCP upstream and what came back (closed: the connection was refused). */
+function echoOnce(port: number, text: string): Promise<string | 'closed'> {
+  return new Promise((resolve) => {
+    const s = netConnect({ host: '127.0.0.1', port });
+    let got = '';
+    const timer = setTimeout(() => s.destroy(), 10_000);
+    s.on('connect', () => s.write(text));
+    s.on('data', (d) => {
+      got += d.toString();
+      if (got.length >= text.length) s.end();
+    });
+    s.on('error', () => undefined);
+    s.on('close', () => {
+      clearTimeout(timer);
+      resolve(got === '' ? 'closed' : got);
+    });
+  });
+}
+
+async function versionOf(port: number): Promise<string> {
+  const r = await httpGet(port, '/');
+  return r.status === 200 ? (JSON.parse(r.body) as { version: string }).version : `status ${r.status}`;
+}
+
+describe('the data plane between real agents', { timeout: 240_000 }, () => {
+  const cluster = new LocalCluster();
+  let n01: AgentProc;
+  let n02: AgentProc;
+  let n03: AgentProc;
+  let v1: VersionServer;
+  let v2: VersionServer;
+  let echo: Awaited<ReturnType<typeof echoServer>>;
+  let greeter: Awaited<ReturnType<typeof grpcServer>>;
+  const ports = { web: 0, echo: 0, greeter: 0 };
+
+  before(async () => {
+    await cluster.add(['--bootstrap']);
+    await cluster.add();
+    await cluster.add();
+    [n01, n02, n03] = cluster.agents as [AgentProc, AgentProc, AgentProc];
+    for (const a of cluster.agents) await cluster.ready(a);
+    [v1, v2, echo, greeter] = await Promise.all([
+      versionServer('v1'),
+      versionServer('v2'),
+      echoServer(),
+      grpcServer(),
+    ]);
+    ports.web = await freePort();
+    ports.echo = await freePort();
+    ports.greeter = await freePort();
+    const check = (p: number) => ({ http: `http://127.0.0.1:${p}/health`, interval: '500ms' });
+    await register(n02, {
+      name: 'web',
+      id: 'web-v1',
+      port: v1.port,
+      protocol: 'http',
+      meta: { version: 'v1' },
+      check: check(v1.port),
+    });
+    await register(n03, {
+      name: 'web',
+      id: 'web-v2',
+      port: v2.port,
+      protocol: 'http',
+      meta: { version: 'v2' },
+      check: check(v2.port),
+    });
+    await register(n02, { name: 'echo', port: echo.port, protocol: 'tcp' });
+    await register(n02, { name: 'greeter', port: greeter.port, protocol: 'grpc' });
+    await register(n01, {
+      name: 'client',
+      port: 1,
+      upstreams: [
+        { service: 'web', localPort: ports.web },
+        { service: 'echo', localPort: ports.echo },
+        { service: 'greeter', localPort: ports.greeter },
+      ],
+    });
+  });
+
+  after(async () => {
+    if (process.env.MESH_TEST_LOGS)
+      for (const a of cluster.agents)
+        process.stderr.write(`${a.name}\n${a.output.length} ${a.output.slice(0, 30).join('\n')}\n`);
+    await cluster.stop();
+    v1?.server.close();
+    v2?.server.close();
+    echo?.server.close();
+    greeter?.server.forceShutdown();
+  });
+
+  it('HTTP/1.1: client reaches both versions of web through its upstream port, with a traceparent', async () => {
+    const seen = new Set<string>();
+    const ok = await waitFor(
+      async () => {
+        seen.add(await versionOf(ports.web));
+        return seen.has('v1') && seen.has('v2');
+      },
+      60_000,
+      100,
+    );
+    assert.ok(ok, `saw ${[...seen].join(', ')}`);
+    assert.match(String(v1.lastHeaders.traceparent), /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+    assert.equal(
+      v1.lastHeaders['x-mesh-instance'],
+      undefined,
+      'the mesh header is not passed to the service',
+    );
+  });
+
+  it('TCP: bytes echo through the mesh', async () => {
+    const ok = await waitFor(
+      async () => (await echoOnce(ports.echo, 'ping over mTLS')) === 'ping over mTLS',
+      30_000,
+      200,
+    );
+    assert.ok(ok);
+  });
+
+  it('gRPC: a unary call from a real gRPC client reaches the real gRPC server', async () => {
+    let last: unknown;
+    const ok = await waitFor(
+      async () => {
+        last = await grpcHello(ports.greeter, 'mesh');
+        return (last as { text?: string }).text === 'hello mesh';
+      },
+      30_000,
+      200,
+    );
+    assert.ok(ok, JSON.stringify(last));
+  });
+
+  it('a deny intention refuses HTTP with 403, TCP with a closed connection, gRPC with PERMISSION_DENIED; allow permits again', async () => {
+    for (const dest of ['web', 'echo', 'greeter'])
+      assert.equal((await meshCli(n01, 'intention', 'deny', 'client', dest)).code, 0);
+    const check = await meshCli(n03, 'intention', 'check', 'client', 'web');
+    assert.equal(check.code, 1);
+    assert.match(check.stdout, /Denied/);
+    assert.ok(await waitFor(async () => (await httpGet(ports.web)).status === 403, 20_000, 100), 'HTTP 403');
+    const denied = await httpGet(ports.web);
+    assert.match(denied.body, /client → web/);
+    assert.ok(
+      await waitFor(async () => (await echoOnce(ports.echo, 'x')) === 'closed', 20_000, 100),
+      'TCP closed',
+    );
+    assert.ok(
+      await waitFor(async () => 'code' in (await grpcHello(ports.greeter, 'x')), 20_000, 100),
+      'gRPC refused',
+    );
+    const g = await grpcHello(ports.greeter, 'x');
+    assert.equal('code' in g ? g.code : -1, 7, 'PERMISSION_DENIED');
+    const list = await meshCli(n01, 'intention', 'list');
+    assert.match(list.stdout, /client\s+web\s+deny/);
+    for (const dest of ['web', 'echo', 'greeter'])
+      assert.equal((await meshCli(n01, 'intention', 'allow', 'client', dest)).code, 0);
+    assert.ok(
+      await waitFor(async () => (await httpGet(ports.web)).status === 200, 20_000, 100),
+      'allowed again',
+    );
+    assert.ok(await waitFor(async () => (await echoOnce(ports.echo, 'y')) === 'y', 20_000, 100));
+    assert.equal((await meshCli(n01, 'intention', 'check', 'client', 'web')).code, 0);
+  });
+
+  it('a 90/10 split between the v1 and v2 subsets holds over 1,000 requests', async () => {
+    await putConfig(n01, 'service-resolver', 'web', {
+      subsets: { v1: { filter: { meta: { version: 'v1' } } }, v2: { filter: { meta: { version: 'v2' } } } },
+    });
+    await putConfig(n01, 'service-splitter', 'web', {
+      splits: [
+        { weight: 90, serviceSubset: 'v1' },
+        { weight: 10, serviceSubset: 'v2' },
+      ],
+    });
+    // The split is in force once 200 requests in a row never hit v2 at 50%: wait for the config.
+    await new Promise((r) => setTimeout(r, 1_000));
+    const counts: Record<string, number> = {};
+    for (let i = 0; i < 1000; i++) {
+      const v = await versionOf(ports.web);
+      counts[v] = (counts[v] ?? 0) + 1;
+    }
+    const v2share = (counts.v2 ?? 0) / 1000;
+    // Binomial(1000, 0.1): sd ≈ 0.95 %; 5 %–15 % is over five sd either side.
+    assert.ok(v2share >= 0.05 && v2share <= 0.15, JSON.stringify(counts));
+    assert.equal((counts.v1 ?? 0) + (counts.v2 ?? 0), 1000, JSON.stringify(counts));
+    await api(n01, 'DELETE', '/v1/config/service-splitter/web');
+  });
+
+  it('refuses a plain TCP connection and a certificate from another CA at the inbound port', async () => {
+    const members = (await api(n02, 'GET', '/v1/agent/members')).json as Array<{
+      name: string;
+      meta: Record<string, string>;
+    }>;
+    const inbound = members.find((m) => m.name === n02.name)?.meta.inbound ?? '';
+    const [host, port] = [
+      inbound.slice(0, inbound.lastIndexOf(':')),
+      Number(inbound.slice(inbound.lastIndexOf(':') + 1)),
+    ];
+    const before = v1.hits;
+    const plain = await new Promise<string>((resolve) => {
+      const s = netConnect({ host, port });
+      let got = '';
+      s.on('connect', () => s.write('GET / HTTP/1.1\r\nhost: x\r\n\r\n'));
+      s.on('data', (d) => (got += d.toString('latin1')));
+      s.on('error', () => undefined);
+      s.on('close', () => resolve(got));
+      setTimeout(() => s.destroy(), 5_000);
+    });
+    assert.doesNotMatch(plain, /^HTTP\//, 'no HTTP answer to a plain connection');
+    const roots = (await api(n02, 'GET', '/v1/ca/roots')).json as { trustDomain: string };
+    const rogue = await createRoot({ trustDomain: roots.trustDomain, nowMs: Date.now(), ttlMs: 3_600_000 });
+    const { keyPem, csrPem } = await createLeafKeyAndCsr({
+      trustDomain: roots.trustDomain,
+      service: 'client',
+    });
+    const leaf = await signLeaf({
+      csrPem,
+      caCertPem: rogue.certPem,
+      caKeyPem: rogue.keyPem,
+      trustDomain: roots.trustDomain,
+      service: 'client',
+      nowMs: Date.now(),
+      ttlMs: 3_600_000,
+    });
+    const answer = await new Promise<string>((resolve) => {
+      const s = tlsConnect({
+        host,
+        port,
+        key: keyPem,
+        cert: leaf.certPem,
+        servername: `web.svc.${roots.trustDomain}`,
+        ALPNProtocols: ['http/1.1'],
+        rejectUnauthorized: false,
+      });
+      let got = '';
+      s.on('secureConnect', () => s.write('GET / HTTP/1.1\r\nhost: x\r\nx-mesh-instance: web-v1\r\n\r\n'));
+      s.on('data', (d) => (got += d.toString('latin1')));
+      s.on('error', (err) => (got += `error: ${err.message}`));
+      s.on('close', () => resolve(got));
+      setTimeout(() => s.destroy(), 5_000);
+    });
+    assert.doesNotMatch(answer, /^HTTP\//, `no HTTP answer to a rogue certificate: ${answer}`);
+    assert.equal(v1.hits, before, 'nothing reached the instance');
+  });
+
+  it('Prometheus metrics count the requests by source, destination and status', async () => {
+    const res = await fetch(`http://127.0.0.1:${n01.httpPort}/v1/agent/metrics?format=prometheus`);
+    assert.match(res.headers.get('content-type') ?? '', /^text\/plain/);
+    const text = await res.text();
+    assert.match(
+      text,
+      /mesh_proxy_requests_total\{direction="outbound",source="client",destination="web",code="200"\} \d+/,
+    );
+    assert.match(text, /mesh_proxy_request_duration_seconds_bucket/);
+    const inbound = await (
+      await fetch(`http://127.0.0.1:${n02.httpPort}/v1/agent/metrics?format=prometheus`)
+    ).text();
+    assert.match(
+      inbound,
+      /mesh_proxy_intention_denied_total\{source="client",destination="(web|echo|greeter)"\} [1-9]/,
+    );
+  });
+});

@@ -1,0 +1,482 @@
+// Two real ProxyEngines in this process — a caller agent (service web) and a callee agent (echo, api,
+// h2api, canary) — with real local instances behind the callee, over mTLS on 127.0.0.1. Every case
+// is something an operator would see: bytes and requests arriving, denials, refused strangers,
+// traffic splits, unhealthy instances skipped, listeners following the snapshot.
+import assert from 'node:assert/strict';
+import { Agent } from 'node:http';
+import type { Socket } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { connect as tlsConnect } from 'node:tls';
+import { type CaRoot, createRoot } from '../../../src/ca/x509.js';
+import { compileChain, type Lookup } from '../../../src/core/routing/chain.js';
+import { ProxyEngine } from '../../../src/proxy/engine.js';
+import type {
+  ProxyEndpoint,
+  ProxyLocalInstance,
+  ProxyProtocol,
+  ProxySnapshot,
+  ProxyUpstream,
+} from '../../../src/proxy/types.js';
+import {
+  connectRetry,
+  echo,
+  echoInstance,
+  freePorts,
+  get,
+  h2Get,
+  h2Instance,
+  httpInstance,
+  type Instance,
+  issue,
+  metricValue,
+  untilClosed,
+  WAIT_MS,
+  waitRefused,
+} from './harness.js';
+
+const TD = '5e1f00d2.mesh';
+const HOUR_MS = 3_600_000;
+const SPLIT_REQUESTS = 1_000;
+const SPLIT_CONCURRENCY = 16;
+const noEntries: Lookup = () => undefined;
+
+interface Logged {
+  level: string;
+  msg: string;
+  fields: Record<string, unknown>;
+}
+
+describe('ProxyEngine (caller and callee in process)', () => {
+  let root: CaRoot;
+  let caller: ProxyEngine;
+  let callee: ProxyEngine;
+  let calleeInbound = '';
+  const logs: Logged[] = [];
+  const inst: Record<string, Instance> = {};
+  const port: Record<'echo' | 'api' | 'h2api' | 'canary', number> = { echo: 0, api: 0, h2api: 0, canary: 0 };
+  let calleeBase: ProxySnapshot;
+  let callerBase: ProxySnapshot;
+  let version = 1;
+
+  const localOf = (id: string, service: string, protocol: ProxyProtocol): ProxyLocalInstance => ({
+    id,
+    service,
+    host: '127.0.0.1',
+    port: (inst[id] as Instance).port,
+    protocol,
+    requestTimeoutMs: WAIT_MS,
+    connectTimeoutMs: WAIT_MS,
+  });
+  const endpoint = (
+    instanceId: string,
+    service: string,
+    o: { healthy?: boolean; meta?: Record<string, string> } = {},
+  ): ProxyEndpoint => ({
+    id: `callee/${instanceId}`,
+    instanceId,
+    service,
+    inbound: calleeInbound,
+    healthy: o.healthy ?? true,
+    passing: o.healthy ?? true,
+    tags: [],
+    meta: o.meta ?? {},
+  });
+  const upstream = (destination: keyof typeof port, protocol: ProxyProtocol): ProxyUpstream => ({
+    source: 'web',
+    destination,
+    bindHost: '127.0.0.1',
+    port: port[destination],
+    protocol,
+  });
+  /** The snapshot with a new version, so each apply is a change the engine must take in. */
+  const next = (s: ProxySnapshot, change: Partial<ProxySnapshot> = {}): ProxySnapshot => ({
+    ...s,
+    ...change,
+    version: { raft: ++version, catalog: version },
+  });
+
+  before(async () => {
+    root = await createRoot({ trustDomain: TD, nowMs: Date.now(), ttlMs: HOUR_MS });
+    const [web, echoCert, api, h2api, canary] = await Promise.all(
+      ['web', 'echo', 'api', 'h2api', 'canary'].map((s) => issue(root, TD, s)),
+    );
+    inst['echo-1'] = await echoInstance('echo-1');
+    for (const id of ['api-1', 'api-2', 'canary-v1', 'canary-v2']) inst[id] = await httpInstance(id);
+    inst['h2api-1'] = await h2Instance('h2api-1');
+
+    const log = (level: string, msg: string, fields: Record<string, unknown>): void => {
+      logs.push({ level, msg, fields });
+    };
+    callee = new ProxyEngine({ connectionsMax: 256, log });
+    caller = new ProxyEngine({ connectionsMax: 256, log });
+    const a = await callee.start('127.0.0.1', 0);
+    await caller.start('127.0.0.1', 0);
+    calleeInbound = `${a.host}:${a.port}`;
+
+    const common = {
+      trustDomain: TD,
+      roots: [root.certPem],
+      intentions: {},
+      mesh: undefined,
+      accessLogs: false,
+    };
+    calleeBase = {
+      ...common,
+      version: { raft: 1, catalog: 1 },
+      certs: { echo: echoCert!, api: api!, h2api: h2api!, canary: canary! },
+      upstreams: [],
+      chains: {},
+      endpoints: {},
+      local: [
+        localOf('echo-1', 'echo', 'tcp'),
+        localOf('api-1', 'api', 'http'),
+        localOf('api-2', 'api', 'http'),
+        localOf('h2api-1', 'h2api', 'http2'),
+        localOf('canary-v1', 'canary', 'http'),
+        localOf('canary-v2', 'canary', 'http'),
+      ],
+    };
+    const canaryEntries: Lookup = (kind, name) => {
+      if (name !== 'canary') return undefined;
+      if (kind === 'service-resolver') {
+        return {
+          defaultSubset: 'v1',
+          subsets: {
+            v1: { filter: { meta: { version: 'v1' } } },
+            v2: { filter: { meta: { version: 'v2' } } },
+          },
+        };
+      }
+      if (kind === 'service-splitter') {
+        return {
+          splits: [
+            { weight: 90, serviceSubset: 'v1' },
+            { weight: 10, serviceSubset: 'v2' },
+          ],
+        };
+      }
+      return undefined;
+    };
+    const canaryChain = compileChain(canaryEntries, 'canary', 'http');
+    assert.deepEqual(canaryChain.errors, []);
+    const free = await freePorts(4);
+    [port.echo, port.api, port.h2api, port.canary] = free as [number, number, number, number];
+    callerBase = {
+      ...common,
+      version: { raft: 1, catalog: 1 },
+      certs: { web: web! },
+      upstreams: [
+        upstream('echo', 'tcp'),
+        upstream('api', 'http'),
+        upstream('h2api', 'http2'),
+        upstream('canary', 'http'),
+      ],
+      chains: {
+        echo: compileChain(noEntries, 'echo', 'tcp'),
+        api: compileChain(noEntries, 'api', 'http'),
+        h2api: compileChain(noEntries, 'h2api', 'http2'),
+        canary: canaryChain,
+      },
+      endpoints: {
+        echo: [endpoint('echo-1', 'echo')],
+        // api-2 is down: it must never get a request while api-1 is up.
+        api: [endpoint('api-1', 'api'), endpoint('api-2', 'api', { healthy: false })],
+        h2api: [endpoint('h2api-1', 'h2api')],
+        canary: [
+          endpoint('canary-v1', 'canary', { meta: { version: 'v1' } }),
+          endpoint('canary-v2', 'canary', { meta: { version: 'v2' } }),
+        ],
+      },
+      local: [],
+    };
+    callee.apply(calleeBase);
+    caller.apply(callerBase);
+    for (const p of [port.api, port.h2api, port.canary]) (await connectRetry(p)).destroy();
+  });
+
+  after(async () => {
+    caller?.stop();
+    callee?.stop();
+    await Promise.all(Object.values(inst).map((i) => i.close()));
+  });
+
+  it('relays TCP bytes both ways: upstream port → callee inbound → instance', async () => {
+    const s = await connectRetry(port.echo);
+    try {
+      assert.equal(await echo(s, 'hello through the mesh'), 'hello through the mesh');
+      const big = 'x'.repeat(256 * 1024);
+      assert.equal(await echo(s, big), big);
+    } finally {
+      s.destroy();
+    }
+    const text = await caller.metrics.text();
+    const labels = { direction: 'outbound', source: 'web', destination: 'echo' };
+    assert.ok(metricValue(text, 'mesh_proxy_connections_total', { ...labels, result: 'ok' }) >= 1);
+    assert.ok(metricValue(text, 'mesh_proxy_tcp_bytes_total', { ...labels, flow: 'received' }) >= 256 * 1024);
+  });
+
+  it('relays an HTTP/1.1 request with a traceparent and without the mesh instance header', async () => {
+    const before = inst['api-1']!.seen.length;
+    const r = await get(port.api, '/users?id=7', { headers: { 'x-mesh-instance': 'api-2' } });
+    assert.equal(r.status, 200);
+    assert.equal(r.body, 'api-1 /users?id=7');
+    assert.equal(r.headers['x-served-by'], 'api-1');
+    const seen = inst['api-1']!.seen.slice(before);
+    assert.equal(seen.length, 1);
+    assert.match(String(seen[0]!.headers.traceparent), /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+    assert.equal(seen[0]!.headers['x-mesh-instance'], undefined);
+  });
+
+  it('relays request bodies, chunked or with a length', async () => {
+    const body = 'line of a streamed upload\n'.repeat(4_000);
+    const before = inst['api-1']!.seen.length;
+    const chunked = await get(port.api, '/upload', { method: 'POST', body, chunkBytes: 1_000 });
+    assert.equal(chunked.status, 200);
+    const sized = await get(port.api, '/upload', {
+      method: 'PUT',
+      body,
+      headers: { 'content-length': String(Buffer.byteLength(body)) },
+    });
+    assert.equal(sized.status, 200);
+    const seen = inst['api-1']!.seen.slice(before);
+    assert.deepEqual(
+      seen.map((s) => [s.method, s.body.length]),
+      [
+        ['POST', body.length],
+        ['PUT', body.length],
+      ],
+    );
+    assert.equal(seen[0]!.body, body);
+  });
+
+  it('continues the caller’s trace across the hop', async () => {
+    const trace = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const before = inst['api-1']!.seen.length;
+    const r = await get(port.api, '/t', { headers: { traceparent: `00-${trace}-00f067aa0ba902b7-01` } });
+    assert.equal(r.status, 200);
+    const tp = String(inst['api-1']!.seen[before]?.headers.traceparent);
+    assert.equal(tp.split('-')[1], trace);
+    assert.notEqual(tp.split('-')[2], '00f067aa0ba902b7');
+  });
+
+  it('relays an HTTP/2 request with its trailers', async () => {
+    const before = inst['h2api-1']!.seen.length;
+    const r = await h2Get(port.h2api, '/grpc.Health/Check');
+    assert.equal(r.headers[':status'], 200);
+    assert.equal(r.headers['x-served-by'], 'h2api-1');
+    assert.equal(r.body, 'h2api-1 /grpc.Health/Check');
+    assert.equal(r.trailers['x-checksum'], 'c0ffee');
+    const seen = inst['h2api-1']!.seen.slice(before);
+    assert.equal(seen.length, 1);
+    assert.match(String(seen[0]!.headers.traceparent), /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+    assert.equal(seen[0]!.headers['x-mesh-instance'], undefined);
+  });
+
+  it('relays an HTTP/2 response without trailers', async () => {
+    const r = await h2Get(port.h2api, '/no-trailers');
+    assert.equal(r.headers[':status'], 200);
+    assert.equal(r.body, 'h2api-1 /no-trailers');
+  });
+
+  it('enforces a deny intention: HTTP/1.1 and HTTP/2 403, TCP closed, counted; nothing reaches the instance', async () => {
+    const deny = { sources: [{ name: 'web', action: 'deny' }] };
+    const deniedOf = async (destination: string): Promise<number> =>
+      metricValue(await callee.metrics.text(), 'mesh_proxy_intention_denied_total', {
+        source: 'web',
+        destination,
+      });
+    const apiBefore = inst['api-1']!.seen.length;
+    const echoBefore = inst['echo-1']!.seen.length;
+    const h2Before = inst['h2api-1']!.seen.length;
+    const [deniedApi0, deniedEcho0, deniedH20] = [
+      await deniedOf('api'),
+      await deniedOf('echo'),
+      await deniedOf('h2api'),
+    ];
+    callee.apply(next(calleeBase, { intentions: { api: deny, echo: deny, h2api: deny } }));
+    try {
+      const r = await get(port.api, '/secret');
+      assert.equal(r.status, 403);
+      assert.match(r.body, /deny/);
+      assert.match(r.body, /web → api/);
+
+      const s = await connectRetry(port.echo);
+      s.write('let me in');
+      assert.equal(await untilClosed(s), '', 'a denied TCP connection gets no bytes back');
+
+      assert.equal(inst['api-1']!.seen.length, apiBefore);
+      assert.equal(inst['echo-1']!.seen.length, echoBefore);
+      assert.equal(await deniedOf('api'), deniedApi0 + 1);
+      assert.equal(await deniedOf('echo'), deniedEcho0 + 1);
+
+      const h2 = await h2Get(port.h2api, '/grpc.Health/Check');
+      assert.equal(h2.headers[':status'], 403);
+      assert.match(h2.body, /web → h2api/);
+      assert.equal(inst['h2api-1']!.seen.length, h2Before);
+      assert.equal(await deniedOf('h2api'), deniedH20 + 1);
+    } finally {
+      callee.apply(next(calleeBase));
+    }
+    const r = await get(port.api, '/open-again');
+    assert.equal(r.status, 200, 'removing the intention lets calls through again');
+  });
+
+  describe('the inbound listener', () => {
+    const request = 'GET /direct HTTP/1.1\r\nhost: api\r\nconnection: close\r\n\r\n';
+    const inboundPort = (): number => Number(calleeInbound.split(':')[1]);
+    const reachedApi = (): number => inst['api-1']!.seen.length + inst['api-2']!.seen.length;
+
+    /** Speak HTTP/1.1 over mTLS to the callee's inbound as `cert` would; what came back until close. */
+    const callDirect = async (cert?: { keyPem: string; certPem: string }): Promise<string> => {
+      const s = tlsConnect({
+        host: '127.0.0.1',
+        port: inboundPort(),
+        servername: `api.svc.${TD}`,
+        ALPNProtocols: ['http/1.1'],
+        ...(cert ? { key: cert.keyPem, cert: cert.certPem } : {}),
+        // The server is not what is tested here; its refusal of the client is.
+        rejectUnauthorized: false,
+      });
+      s.on('secureConnect', () => s.write(request));
+      return untilClosed(s as Socket);
+    };
+
+    /**
+     * Runs `call`, which must be refused: no HTTP answer, nothing at the instances, and (when the
+     * handshake itself fails) one more handshake failure in the proxy status.
+     */
+    const refused = async (call: () => Promise<string>, handshakeFails: boolean): Promise<void> => {
+      const before = reachedApi();
+      const failures = callee.status().handshakeFailures;
+      assert.doesNotMatch(await call(), /HTTP\/1\.1/);
+      assert.equal(reachedApi(), before, 'the request reached an instance');
+      if (handshakeFails) assert.equal(callee.status().handshakeFailures, failures + 1);
+    };
+
+    it('answers a caller with a certificate of the mesh (the control case)', async () => {
+      const before = reachedApi();
+      const reply = await callDirect(await issue(root, TD, 'web'));
+      assert.match(reply, /^HTTP\/1\.1 200/);
+      assert.match(reply, /api-1 \/direct/);
+      assert.equal(reachedApi(), before + 1);
+    });
+
+    it('refuses plain TCP (no TLS)', async () => {
+      await refused(async () => {
+        const s = await connectRetry(inboundPort());
+        s.write(request);
+        return untilClosed(s);
+      }, true);
+    });
+
+    it('refuses TLS without a client certificate', async () => {
+      await refused(() => callDirect(), true);
+    });
+
+    it('refuses a certificate from another root', async () => {
+      const stranger = await createRoot({ trustDomain: TD, nowMs: Date.now(), ttlMs: HOUR_MS });
+      await refused(async () => callDirect(await issue(stranger, TD, 'web')), true);
+    });
+
+    it('refuses a certificate of the same root for another trust domain', async () => {
+      // The chain is valid, so the handshake succeeds; the identity check then closes the connection.
+      await refused(async () => callDirect(await issue(root, 'elsewhere.mesh', 'web')), false);
+    });
+  });
+
+  it(`splits ${SPLIT_REQUESTS} requests 90/10 between subsets v1 and v2`, async () => {
+    const agent = new Agent({ keepAlive: true, maxSockets: SPLIT_CONCURRENCY });
+    const count: Record<string, number> = {};
+    try {
+      let sent = 0;
+      const worker = async (): Promise<void> => {
+        while (sent < SPLIT_REQUESTS) {
+          sent++;
+          const r = await get(port.canary, '/', { agent });
+          assert.equal(r.status, 200);
+          const who = String(r.headers['x-served-by']);
+          count[who] = (count[who] ?? 0) + 1;
+        }
+      };
+      await Promise.all(Array.from({ length: SPLIT_CONCURRENCY }, worker));
+    } finally {
+      agent.destroy();
+    }
+    const v1 = count['canary-v1'] ?? 0;
+    const v2 = count['canary-v2'] ?? 0;
+    assert.equal(v1 + v2, SPLIT_REQUESTS, JSON.stringify(count));
+    // Expected 100 ± 9.5 (one standard deviation): 5 % and 15 % are more than 5 deviations away.
+    assert.ok(v2 >= SPLIT_REQUESTS * 0.05 && v2 <= SPLIT_REQUESTS * 0.15, JSON.stringify(count));
+  });
+
+  it('sends nothing to an unhealthy instance, and answers 503 when none is healthy', async () => {
+    const down = inst['api-2']!.seen.length;
+    for (let i = 0; i < 50; i++) assert.equal((await get(port.api, `/n${i}`)).status, 200);
+    assert.equal(inst['api-2']!.seen.length, down, 'the unhealthy instance got traffic');
+
+    const apiSeen = inst['api-1']!.seen.length;
+    caller.apply(
+      next(callerBase, {
+        endpoints: {
+          ...callerBase.endpoints,
+          api: [endpoint('api-1', 'api', { healthy: false }), endpoint('api-2', 'api', { healthy: false })],
+        },
+      }),
+    );
+    try {
+      const r = await get(port.api, '/anyone');
+      assert.equal(r.status, 503);
+      assert.match(r.body, /no healthy instance of api/);
+      assert.equal(inst['api-1']!.seen.length, apiSeen);
+    } finally {
+      caller.apply(next(callerBase));
+    }
+    assert.equal((await get(port.api, '/back')).status, 200);
+  });
+
+  it('closes the listener of a removed upstream; its open connections carry on', async () => {
+    const s = await connectRetry(port.echo);
+    try {
+      assert.equal(await echo(s, 'before'), 'before');
+      caller.apply(
+        next(callerBase, { upstreams: callerBase.upstreams.filter((u) => u.destination !== 'echo') }),
+      );
+      await waitRefused(port.echo);
+      assert.deepEqual(
+        caller
+          .status()
+          .upstreams.map((u) => u.destination)
+          .sort(),
+        ['api', 'canary', 'h2api'],
+      );
+      assert.equal(await echo(s, 'after'), 'after', 'an open connection outlives its listener');
+    } finally {
+      s.destroy();
+      caller.apply(next(callerBase));
+    }
+    const again = await connectRetry(port.echo);
+    try {
+      assert.equal(await echo(again, 'reopened'), 'reopened');
+    } finally {
+      again.destroy();
+    }
+  });
+
+  it('keeps a kept upstream’s connections working across a snapshot', async () => {
+    const s = await connectRetry(port.echo);
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      assert.equal(await echo(s, 'one'), 'one');
+      assert.equal((await get(port.api, '/one', { agent })).status, 200);
+      caller.apply(next(callerBase));
+      callee.apply(next(calleeBase));
+      assert.equal(await echo(s, 'two'), 'two');
+      const r = await get(port.api, '/two', { agent });
+      assert.equal(r.status, 200);
+      assert.equal(r.reusedSocket, true, 'the keep-alive connection was dropped');
+    } finally {
+      s.destroy();
+      agent.destroy();
+    }
+  });
+});

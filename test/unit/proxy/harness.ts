@@ -1,0 +1,340 @@
+// Fixtures for the in-process proxy tests: certificates from a real root, local "instances" (HTTP/1.1,
+// h2c, TCP echo) that record what reaches them, and clients whose every wait is bounded.
+import {
+  type Agent,
+  createServer as createHttpServer,
+  request as httpRequest,
+  type IncomingHttpHeaders,
+} from 'node:http';
+import {
+  createServer as createH2Server,
+  type IncomingHttpHeaders as H2Headers,
+  connect as h2connect,
+  type ServerHttp2Session,
+} from 'node:http2';
+import {
+  type AddressInfo,
+  createServer as createNetServer,
+  connect as netConnect,
+  type Socket,
+} from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type CaRoot, createLeafKeyAndCsr, signLeaf } from '../../../src/ca/x509.js';
+import type { ProxyCert } from '../../../src/proxy/types.js';
+
+/** Bound on any single wait in these tests: far above what loopback needs, short of a hung run. */
+export const WAIT_MS = 10_000;
+const RETRY_EVERY_MS = 20;
+const DAY_MS = 86_400_000;
+
+export async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A leaf for `service` from `root`, in the shape the proxy snapshot carries. */
+export async function issue(root: CaRoot, trustDomain: string, service: string): Promise<ProxyCert> {
+  const { keyPem, csrPem } = await createLeafKeyAndCsr({ trustDomain, service });
+  const leaf = await signLeaf({
+    csrPem,
+    caCertPem: root.certPem,
+    caKeyPem: root.keyPem,
+    trustDomain,
+    service,
+    nowMs: Date.now(), // OpenSSL checks validity against the real clock
+    ttlMs: DAY_MS,
+  });
+  return { certPem: leaf.certPem, keyPem, chainPem: [], notAfterMs: leaf.notAfterMs };
+}
+
+/** `n` distinct ports free a moment ago (bound together, then released). */
+export async function freePorts(n: number): Promise<number[]> {
+  const servers = Array.from({ length: n }, () => createNetServer());
+  const ports = await Promise.all(
+    servers.map(
+      (s) =>
+        new Promise<number>((resolve) =>
+          s.listen(0, '127.0.0.1', () => resolve((s.address() as AddressInfo).port)),
+        ),
+    ),
+  );
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
+}
+
+/** A TCP connection to 127.0.0.1:port, retried while nothing listens there yet (a listener opening). */
+export async function connectRetry(port: number): Promise<Socket> {
+  const deadline = Date.now() + WAIT_MS;
+  for (;;) {
+    const s = netConnect({ host: '127.0.0.1', port });
+    const outcome = await new Promise<Error | undefined>((resolve) => {
+      s.once('connect', () => resolve(undefined));
+      s.once('error', resolve);
+    });
+    if (outcome === undefined) return s;
+    s.destroy();
+    if ((outcome as NodeJS.ErrnoException).code !== 'ECONNREFUSED' || Date.now() > deadline) throw outcome;
+    await sleep(RETRY_EVERY_MS);
+  }
+}
+
+/** Resolves once a connect to `port` is refused (its listener closed). */
+export async function waitRefused(port: number): Promise<void> {
+  const deadline = Date.now() + WAIT_MS;
+  for (;;) {
+    const s = netConnect({ host: '127.0.0.1', port });
+    const code = await new Promise<string | undefined>((resolve) => {
+      s.once('connect', () => resolve(undefined));
+      s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code));
+    });
+    s.destroy();
+    if (code === 'ECONNREFUSED') return;
+    if (Date.now() > deadline) throw new Error(`port ${port} still accepts connections`);
+    await sleep(RETRY_EVERY_MS);
+  }
+}
+
+export interface Seen {
+  method: string;
+  path: string;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+export interface Instance {
+  name: string;
+  port: number;
+  /** Requests (or, for echo, connections) that reached it. */
+  seen: Seen[];
+  close(): Promise<void>;
+}
+
+/** An HTTP/1.1 instance answering `200 <name> <path>`. */
+export async function httpInstance(name: string): Promise<Instance> {
+  const seen: Seen[] = [];
+  const server = createHttpServer((req, res) => {
+    const parts: Buffer[] = [];
+    req.on('data', (c: Buffer) => parts.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(parts).toString();
+      seen.push({ method: req.method ?? '', path: req.url ?? '', headers: req.headers, body });
+      res.writeHead(200, { 'content-type': 'text/plain', 'x-served-by': name });
+      res.end(`${name} ${req.url}`);
+    });
+  });
+  const port = await listen(server);
+  return {
+    name,
+    port,
+    seen,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+/** An h2c instance answering `200 <name> <path>` with a trailer `x-checksum: c0ffee` (see `/no-trailers`). */
+export async function h2Instance(name: string): Promise<Instance> {
+  const seen: Seen[] = [];
+  const sessions = new Set<ServerHttp2Session>();
+  const server = createH2Server();
+  server.on('session', (s) => {
+    sessions.add(s);
+    s.once('close', () => sessions.delete(s));
+  });
+  server.on('stream', (stream, headers) => {
+    seen.push({
+      method: String(headers[':method']),
+      path: String(headers[':path']),
+      headers: headers as IncomingHttpHeaders,
+      body: '',
+    });
+    stream.resume();
+    // `/no-trailers…` answers without trailers, as most plain HTTP/2 services do.
+    const trailers = !String(headers[':path']).startsWith('/no-trailers');
+    stream.respond(
+      { ':status': 200, 'content-type': 'text/plain', 'x-served-by': name },
+      { waitForTrailers: trailers },
+    );
+    if (trailers) stream.on('wantTrailers', () => stream.sendTrailers({ 'x-checksum': 'c0ffee' }));
+    stream.end(`${name} ${headers[':path']}`);
+  });
+  const port = await listen(server);
+  return {
+    name,
+    port,
+    seen,
+    close: async () => {
+      for (const s of sessions) s.destroy();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+/** A TCP instance that echoes every byte back; `seen` gets one entry per connection. */
+export async function echoInstance(name: string): Promise<Instance> {
+  const seen: Seen[] = [];
+  const sockets = new Set<Socket>();
+  const server = createNetServer((s) => {
+    seen.push({ method: '', path: '', headers: {}, body: '' });
+    sockets.add(s);
+    s.on('error', () => undefined);
+    s.once('close', () => sockets.delete(s));
+    s.pipe(s);
+  });
+  const port = await listen(server);
+  return {
+    name,
+    port,
+    seen,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+function listen(server: {
+  listen(port: number, host: string, cb: () => void): unknown;
+  address(): AddressInfo | string | null;
+}): Promise<number> {
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)),
+  );
+}
+
+export interface Reply {
+  status: number;
+  body: string;
+  headers: IncomingHttpHeaders;
+  reusedSocket: boolean;
+}
+
+export interface CallOptions {
+  agent?: Agent;
+  headers?: Record<string, string>;
+  method?: string;
+  /** Sent in pieces of `chunkBytes` (chunked transfer encoding unless a content-length header is set). */
+  body?: string;
+  chunkBytes?: number;
+}
+
+/** A request to 127.0.0.1:port`path` over HTTP/1.1 (a fresh connection unless `agent`); GET by default. */
+export function get(port: number, path: string, opts: CallOptions = {}): Promise<Reply> {
+  const done = new Promise<Reply>((resolve, reject) => {
+    const req = httpRequest(
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        method: opts.method ?? 'GET',
+        agent: opts.agent ?? false,
+        headers: opts.headers ?? {},
+      },
+      (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (c: Buffer) => parts.push(c));
+        res.on('error', reject);
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            body: Buffer.concat(parts).toString(),
+            headers: res.headers,
+            reusedSocket: req.reusedSocket,
+          }),
+        );
+      },
+    );
+    req.on('error', reject);
+    const body = opts.body ?? '';
+    const step = opts.chunkBytes ?? Math.max(1, body.length);
+    for (let at = 0; at < body.length; at += step) req.write(body.slice(at, at + step));
+    req.end();
+  });
+  return within(done, WAIT_MS, `${opts.method ?? 'GET'} :${port}${path}`);
+}
+
+export interface H2Reply {
+  headers: H2Headers;
+  body: string;
+  trailers: H2Headers;
+}
+
+/** One h2c request to 127.0.0.1:port on a new session, closed afterwards. */
+export async function h2Get(port: number, path: string): Promise<H2Reply> {
+  const session = h2connect(`http://127.0.0.1:${port}`);
+  session.on('error', () => undefined);
+  try {
+    return await within(
+      new Promise<H2Reply>((resolve, reject) => {
+        const req = session.request({ ':path': path, ':method': 'GET' });
+        let headers: H2Headers = {};
+        let trailers: H2Headers = {};
+        const parts: Buffer[] = [];
+        req.on('response', (h) => (headers = h));
+        req.on('trailers', (t) => (trailers = t));
+        req.on('data', (c: Buffer) => parts.push(c));
+        req.on('error', reject);
+        req.on('end', () => resolve({ headers, body: Buffer.concat(parts).toString(), trailers }));
+        req.end();
+      }),
+      WAIT_MS,
+      `h2 GET :${port}${path}`,
+    );
+  } finally {
+    session.destroy();
+  }
+}
+
+/** Write `data` on `s` and resolve with the first `data.length` bytes read back. */
+export function echo(s: Socket, data: string): Promise<string> {
+  const got = new Promise<string>((resolve, reject) => {
+    let buf = '';
+    const onData = (c: Buffer): void => {
+      buf += c.toString();
+      if (buf.length >= data.length) {
+        s.off('data', onData);
+        resolve(buf);
+      }
+    };
+    s.on('data', onData);
+    s.once('error', reject);
+    s.once('close', () => reject(new Error(`closed after ${JSON.stringify(buf)}`)));
+  });
+  s.write(data);
+  return within(got, WAIT_MS, `echo of ${JSON.stringify(data)}`);
+}
+
+/** Resolves with what `s` received once it closes (bounded). */
+export function untilClosed(s: Socket): Promise<string> {
+  return within(
+    new Promise<string>((resolve) => {
+      let buf = '';
+      s.on('error', () => undefined);
+      s.on('data', (c: Buffer) => (buf += c.toString()));
+      s.once('close', () => resolve(buf));
+    }),
+    WAIT_MS,
+    'connection close',
+  );
+}
+
+/** The value of one series in Prometheus text (0 when absent). */
+export function metricValue(text: string, name: string, labels: Record<string, string>): number {
+  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`)) continue;
+    const close = line.lastIndexOf('}');
+    const have = line.slice(name.length + 1, close).split(',');
+    if (want.every((w) => have.includes(w))) return Number(line.slice(close + 1).trim());
+  }
+  return 0;
+}

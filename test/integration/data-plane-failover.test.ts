@@ -1,0 +1,179 @@
+// The data plane when things change under it, on real agents: an instance whose check fails stops
+// getting traffic (and gets it back); saturating the proxy neither fails a member nor starts an
+// election (the proxy runs off the agent's main thread); `mesh ca rotate` during traffic fails no
+// request; killing an instance's agent moves its traffic to the other instance.
+import '../../src/polyfill.js';
+import assert from 'node:assert/strict';
+import { Agent as HttpAgent, request } from 'node:http';
+import { after, before, describe, it } from 'node:test';
+import { type AgentProc, freePort, LocalCluster, waitFor } from '../../cluster-sim/launcher.js';
+import { api, meshCli, register, type VersionServer, versionServer } from '../helpers/mesh-fixtures.js';
+
+const keepAlive = new HttpAgent({ keepAlive: true, maxSockets: 64 });
+
+/** GET through the upstream; the version that answered, or the failure. */
+function hit(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const req = request({ host: '127.0.0.1', port, path: '/', agent: keepAlive, timeout: 10_000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () =>
+        resolve(
+          res.statusCode === 200
+            ? (JSON.parse(body) as { version: string }).version
+            : `status ${res.statusCode}: ${body.trim()}`,
+        ),
+      );
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', (err) => resolve(`error: ${err.message}`));
+    req.end();
+  });
+}
+
+/** True once `n` requests in a row were answered by `version`. */
+async function streak(port: number, version: string, n: number, timeoutMs: number): Promise<boolean> {
+  let run = 0;
+  return waitFor(
+    async () => {
+      run = (await hit(port)) === version ? run + 1 : 0;
+      return run >= n;
+    },
+    timeoutMs,
+    10,
+  );
+}
+
+async function terms(agents: AgentProc[]): Promise<number[]> {
+  return Promise.all(
+    agents.map(async (a) => ((await api(a, 'GET', '/v1/raft/status')).json as { term: number }).term),
+  );
+}
+
+describe('the data plane through failures and rotations', { timeout: 240_000 }, () => {
+  const cluster = new LocalCluster();
+  let n01: AgentProc;
+  let n02: AgentProc;
+  let n03: AgentProc;
+  let v1: VersionServer;
+  let v2: VersionServer;
+  let port = 0;
+
+  before(async () => {
+    await cluster.add(['--bootstrap']);
+    await cluster.add();
+    await cluster.add();
+    [n01, n02, n03] = cluster.agents as [AgentProc, AgentProc, AgentProc];
+    for (const a of cluster.agents) await cluster.ready(a);
+    [v1, v2] = await Promise.all([versionServer('v1'), versionServer('v2')]);
+    port = await freePort();
+    const check = (p: number) => ({ http: `http://127.0.0.1:${p}/health`, interval: '300ms' });
+    await register(n02, {
+      name: 'web',
+      id: 'web-v1',
+      port: v1.port,
+      protocol: 'http',
+      meta: { version: 'v1' },
+      check: check(v1.port),
+    });
+    await register(n03, {
+      name: 'web',
+      id: 'web-v2',
+      port: v2.port,
+      protocol: 'http',
+      meta: { version: 'v2' },
+      check: check(v2.port),
+    });
+    await register(n01, { name: 'client', port: 1, upstreams: [{ service: 'web', localPort: port }] });
+    const seen = new Set<string>();
+    const ok = await waitFor(async () => seen.add(await hit(port)).has('v1') && seen.has('v2'), 60_000, 50);
+    assert.ok(ok, `both versions answer: saw ${[...seen].join(', ')}`);
+  });
+
+  after(async () => {
+    keepAlive.destroy();
+    await cluster.stop();
+    v1?.server.close();
+    v2?.server.close();
+  });
+
+  it('an instance whose check fails stops receiving traffic, and gets it back when it passes', async () => {
+    v2.healthy = false;
+    assert.ok(await streak(port, 'v1', 50, 30_000), 'only v1 once v2 is critical');
+    v2.healthy = true;
+    const back = await waitFor(async () => (await hit(port)) === 'v2', 30_000, 10);
+    assert.ok(back, 'v2 gets traffic again');
+  });
+
+  it('saturating the proxy fails no member and starts no election', async () => {
+    const termsBefore = await terms(cluster.agents);
+    const viewsBefore = cluster.agents.map((a) => new Map(a.view));
+    let done = 0;
+    let failed = 0;
+    const deadline = performance.now() + 8_000;
+    // 64 callers as fast as they can, bounded in time and count.
+    await Promise.all(
+      Array.from({ length: 64 }, async () => {
+        while (performance.now() < deadline && done < 200_000) {
+          const r = await hit(port);
+          done++;
+          if (r !== 'v1' && r !== 'v2') failed++;
+        }
+      }),
+    );
+    assert.ok(done > 1_000, `${done} requests`);
+    assert.equal(failed, 0);
+    assert.deepEqual(await terms(cluster.agents), termsBefore, 'no election');
+    cluster.agents.forEach((a, i) => {
+      for (const [member, v] of a.view) {
+        const was = viewsBefore[i]?.get(member);
+        assert.ok(v.status === 'alive', `${a.name} sees ${member} ${v.status} (was ${was?.status})`);
+      }
+    });
+  });
+
+  it('mesh ca rotate during traffic fails no request; every agent renews under the new root', async () => {
+    const before = (await api(n01, 'GET', '/v1/ca/roots')).json as { activeRootId: string };
+    let stop = false;
+    let sent = 0;
+    const failures: string[] = [];
+    const traffic = (async () => {
+      const deadline = performance.now() + 60_000;
+      while (!stop && performance.now() < deadline && sent < 50_000) {
+        const r = await hit(port);
+        sent++;
+        if (r !== 'v1' && r !== 'v2') failures.push(r);
+      }
+    })();
+    const rotated = await meshCli(n02, 'ca', 'rotate');
+    assert.equal(rotated.code, 0, rotated.stderr);
+    const after = (await api(n01, 'GET', '/v1/ca/roots')).json as {
+      activeRootId: string;
+      roots: Array<{ id: string; crossSigned: boolean }>;
+    };
+    assert.notEqual(after.activeRootId, before.activeRootId);
+    assert.equal(after.roots.length, 2, 'the old root stays trusted');
+    assert.ok(
+      after.roots.find((r) => r.id === after.activeRootId)?.crossSigned,
+      'the new root is cross-signed',
+    );
+    const prefix = after.activeRootId.slice(0, 16);
+    const renewed = (a: AgentProc) =>
+      a.output.some((l) => l.includes('renewed a leaf certificate') && l.includes(prefix));
+    const all = await waitFor(() => cluster.agents.every(renewed), 30_000, 100);
+    // A few more calls on the new certificates, then stop.
+    const mark = sent;
+    await waitFor(() => sent >= mark + 200, 20_000, 20);
+    stop = true;
+    await traffic;
+    assert.ok(all, 'every agent renewed its leaves under the new root');
+    assert.ok(sent > 200, `${sent} requests`);
+    assert.deepEqual(failures, []);
+  });
+
+  it('killing the agent of one instance moves its traffic to the other', async () => {
+    cluster.kill(n03);
+    assert.ok(await streak(port, 'v1', 50, 30_000), 'only v1 after n03 died');
+  });
+});

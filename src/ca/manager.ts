@@ -59,12 +59,13 @@ export class CaManager {
   private readonly keys = new Map<string, string>();
   private timer: NodeJS.Timeout | undefined;
   private busy = false;
+  private rotating = false;
   readonly counters = { signed: 0, signRefused: 0, keysFetched: 0, rootsCreated: 0 };
 
   constructor(private readonly init: CaManagerInit) {}
 
   async start(): Promise<void> {
-    for (const [key, value] of await this.init.store.range(KEY_PREFIX, `${KEY_PREFIX}\uffff`, 16)) {
+    for (const [key, value] of await this.init.store.range(KEY_PREFIX, `${KEY_PREFIX}\uffff`, 64)) {
       this.keys.set(key.slice(KEY_PREFIX.length), new TextDecoder().decode(value));
     }
     this.timer = setInterval(() => void this.check(), CHECK_INTERVAL_MS);
@@ -90,22 +91,28 @@ export class CaManager {
       }
       const conf = this.init.raft.status().conf;
       const member = conf.voters.includes(this.init.selfId) || conf.learners.includes(this.init.selfId);
-      if (member && !this.keys.has(roots.activeRootId) && !this.init.raft.isLeader && this.init.raft.leader) {
-        const r = (await this.init.call(
-          this.init.raft.leader,
-          { op: 'ca-key', rootId: roots.activeRootId },
-          5_000,
-        )) as {
-          keyPem?: unknown;
-        };
-        if (typeof r?.keyPem !== 'string') throw new Error('the leader sent no key');
-        await this.saveKey(roots.activeRootId, r.keyPem);
-        this.counters.keysFetched++;
-        this.init.log.info(
-          { rootId: roots.activeRootId.slice(0, 16) },
-          'obtained the CA key from the leader',
-        );
+      // Keys are only for voters and learners, and only of the roots still listed.
+      const keep = new Set(member ? roots.roots.map((r) => r.id) : []);
+      for (const id of [...this.keys.keys()]) {
+        // A rotation saves its new key before the entry naming it commits.
+        if (keep.has(id) || this.rotating) continue;
+        await this.init.store.batch([{ type: 'del', key: `${KEY_PREFIX}${id}` }]);
+        this.keys.delete(id);
+        this.init.log.info({ rootId: id.slice(0, 16) }, 'dropped a CA key this agent no longer needs');
       }
+      if (!member || this.keys.has(roots.activeRootId)) return;
+      // From the leader; a leader that lacks it (elected before it fetched) asks another voter.
+      const from = this.init.raft.isLeader
+        ? conf.voters.find((v) => v !== this.init.selfId)
+        : this.init.raft.leader || undefined;
+      if (from === undefined) return;
+      const r = (await this.init.call(from, { op: 'ca-key', rootId: roots.activeRootId }, 5_000)) as {
+        keyPem?: unknown;
+      };
+      if (typeof r?.keyPem !== 'string') throw new Error('the peer sent no key');
+      await this.saveKey(roots.activeRootId, r.keyPem);
+      this.counters.keysFetched++;
+      this.init.log.info({ rootId: roots.activeRootId.slice(0, 16), from }, 'obtained the CA key');
     } catch (err) {
       this.init.log.warn({ err: (err as Error).message }, 'CA upkeep failed; retrying');
     } finally {
@@ -147,6 +154,16 @@ export class CaManager {
       if (!leader) throw new MeshError('unavailable', 'no raft leader to rotate the CA');
       return (await this.init.call(leader, { op: 'ca-rotate' }, 15_000)) as string;
     }
+    if (this.rotating) throw new MeshError('conflict', 'a rotation is already running; retry');
+    this.rotating = true;
+    try {
+      return await this.rotateHere();
+    } finally {
+      this.rotating = false;
+    }
+  }
+
+  private async rotateHere(): Promise<string> {
     const entry = this.init.raft.state.configGet('ca-roots', CA_ROOTS_NAME);
     const cur = entry?.spec as CaRootsSpec | undefined;
     if (!entry || !cur)

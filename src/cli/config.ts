@@ -138,7 +138,7 @@ export async function configDeleteCommand(client: ApiClient, kind: string, name:
 export function registerConfigCommands(program: Command, io: Io, readStdin: ReadStdin = processStdin): void {
   const config = program
     .command('config')
-    .description('write, read, list and delete configuration entries (service-defaults, proxy-defaults)');
+    .description('write, read, list and delete configuration entries (see docs/configuration-entries.md)');
 
   clientCommand(config, 'put', 'write the configuration entry of a JSON or YAML file ("-": standard input)')
     .argument('<file>', 'entry file: kind, name and the settings of the kind')

@@ -28,6 +28,9 @@ interface Listener {
   error: string;
 }
 
+/** How long after a failed bind an upstream listener tries again. */
+const LISTEN_RETRY_MS = 5_000;
+
 const listenerKey = (u: ProxyUpstream): string => `${u.bindHost}:${u.port}`;
 /** HTTP/2 on an upstream port: http2 and grpc speak it; everything else is HTTP/1.1 or raw TCP. */
 const serverKind = (p: ProxyProtocol): 'tcp' | 'h1' | 'h2' =>
@@ -42,6 +45,7 @@ export class ProxyEngine {
   private readonly inbound: Inbound;
   private inboundAddress = '';
   private snapshotsApplied = 0;
+  private stopped = false;
   private readonly ctx: EngineContext;
 
   constructor(private readonly opts: { connectionsMax: number; log: LogFn }) {
@@ -102,7 +106,15 @@ export class ProxyEngine {
         address: key,
         destination: l.up.destination,
         err: err.message,
+        retryInMs: LISTEN_RETRY_MS,
       });
+      // The port may be freed later (a process exits): try again while the upstream is wanted.
+      const retry = setTimeout(() => {
+        if (this.listeners.get(key) !== l || this.stopped) return;
+        this.listeners.delete(key);
+        this.open(key, l.up);
+      }, LISTEN_RETRY_MS);
+      retry.unref();
     });
     server.listen(up.port, up.bindHost, () => {
       l.error = '';
@@ -156,6 +168,7 @@ export class ProxyEngine {
   }
 
   stop(): void {
+    this.stopped = true;
     for (const l of this.listeners.values()) l.server.close();
     this.listeners.clear();
     this.inbound.close();

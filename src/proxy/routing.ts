@@ -48,7 +48,7 @@ export class RoutingTable {
   private snap: ProxySnapshot = EMPTY;
   private readonly rng = new SeededRng(randomInt(0, 2 ** 32 - 1));
   private routers = new Map<string, ChainRouter>();
-  private readonly chainJson = new Map<string, string>();
+  private chainJson = new Map<string, string>();
   private candidates = new Map<string, ProxyEndpoint[]>();
   private byId = new Map<string, ProxyEndpoint>();
   private localByService = new Map<string, ProxyLocalInstance[]>();
@@ -59,16 +59,18 @@ export class RoutingTable {
   }
 
   apply(s: ProxySnapshot): void {
-    this.snap = s;
+    // Everything that can throw comes before the first assignment: a bad snapshot changes nothing.
     const routers = new Map<string, ChainRouter>();
+    const chainJson = new Map<string, string>();
     for (const [dest, chain] of Object.entries(s.chains)) {
       // Regexes compile once per chain change, not per snapshot.
       const json = JSON.stringify(chain);
       const prev = this.routers.get(dest);
       routers.set(dest, prev && this.chainJson.get(dest) === json ? prev : new ChainRouter(chain));
-      this.chainJson.set(dest, json);
+      chainJson.set(dest, json);
     }
-    for (const dest of this.chainJson.keys()) if (!routers.has(dest)) this.chainJson.delete(dest);
+    this.chainJson = chainJson;
+    this.snap = s;
     this.routers = routers;
     this.candidates = new Map();
     this.byId = new Map();

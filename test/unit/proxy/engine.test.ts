@@ -227,6 +227,25 @@ describe('ProxyEngine (caller and callee in process)', () => {
     assert.equal(seen[0]!.headers['x-mesh-instance'], undefined);
   });
 
+  it('passes an HTTP Upgrade (WebSocket) through: after the 101, bytes flow both ways', async () => {
+    const s = await connectRetry(port.api);
+    const head = await new Promise<string>((resolve) => {
+      let got = '';
+      const onData = (d: Buffer): void => {
+        got += d.toString('latin1');
+        if (got.includes('\r\n\r\n')) {
+          s.off('data', onData);
+          resolve(got);
+        }
+      };
+      s.on('data', onData);
+      s.write('GET /chat HTTP/1.1\r\nhost: api\r\nconnection: Upgrade\r\nupgrade: echo\r\n\r\n');
+    });
+    assert.match(head, /^HTTP\/1\.1 101 /);
+    assert.equal(await echo(s, 'frames after the upgrade'), 'frames after the upgrade');
+    s.destroy();
+  });
+
   it('relays request bodies, chunked or with a length', async () => {
     const body = 'line of a streamed upload\n'.repeat(4_000);
     const before = inst['api-1']!.seen.length;

@@ -129,6 +129,14 @@ export async function httpInstance(name: string): Promise<Instance> {
       res.end(`${name} ${req.url}`);
     });
   });
+  // An Upgrade (as WebSocket does) switches to echoing raw bytes after the 101.
+  server.on('upgrade', (req, socket: Socket, head: Buffer) => {
+    seen.push({ method: req.method ?? '', path: req.url ?? '', headers: req.headers, body: '' });
+    socket.write('HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: echo\r\n\r\n');
+    if (head.length > 0) socket.write(head);
+    socket.pipe(socket);
+    socket.on('error', () => undefined);
+  });
   const port = await listen(server);
   return {
     name,

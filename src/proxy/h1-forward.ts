@@ -53,7 +53,26 @@ export interface H1Target {
 /** What happened, for metrics and retries: the status sent, or why none was. */
 export type H1Outcome =
   | { status: number; sentResponse: true }
-  | { status: number; sentResponse: false; connectFailed: boolean; message: string; retryable?: true };
+  | {
+      status: number;
+      sentResponse: false;
+      connectFailed: boolean;
+      message: string;
+      retryable?: true;
+      /** A pooled keep-alive socket the peer had closed: the request never reached it. */
+      staleSocket?: true;
+    };
+
+/** Hop-independent rule: a request without a body can be sent again; one with a body streams once. */
+export function hasBody(h: IncomingHttpHeaders): boolean {
+  const len = h['content-length'];
+  return (len !== undefined && len !== '0') || h['transfer-encoding'] !== undefined;
+}
+
+export const EMPTY_BODY = Buffer.alloc(0);
+
+/** Sent again at most this often when a reused keep-alive socket turns out closed. */
+export const STALE_SOCKET_RETRIES_MAX = 1;
 
 /**
  * Send `req` to `t`. Resolves when the response has been relayed (sentResponse) or when the
@@ -100,6 +119,10 @@ export function forwardH1(
           sentResponse: false,
           connectFailed: !connected,
           message: err.message,
+          // The race every keep-alive client has: the server closed an idle socket as we reused it.
+          ...(up.reusedSocket && (err as NodeJS.ErrnoException).code === 'ECONNRESET'
+            ? { staleSocket: true as const }
+            : {}),
         });
       }
     });

@@ -15,7 +15,14 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { createServer as createTlsServer, type TLSSocket, type Server as TlsServer } from 'node:tls';
 import { peerServiceOf } from '../ca/spiffe.js';
 import type { EngineContext } from './context.js';
-import { endToEndHeaders, forwardH1, replyError } from './h1-forward.js';
+import {
+  EMPTY_BODY,
+  endToEndHeaders,
+  forwardH1,
+  hasBody,
+  replyError,
+  STALE_SOCKET_RETRIES_MAX,
+} from './h1-forward.js';
 import { forwardH2, isGrpc, replyH2Error, upstreamHeaders } from './h2-forward.js';
 import { ALPN_H1, ALPN_H2, ALPN_TCP, INBOUND_ALPN, serviceOfServerName } from './peer-tls.js';
 import { readPreamble } from './preamble.js';
@@ -187,14 +194,19 @@ export class Inbound {
     }
     const inst = this.instance(headerString(req.headers[INSTANCE_HEADER]), caller.destination);
     if (!inst) return replyError(res, 503, `mesh: no local instance of ${caller.destination}`);
-    const o = await forwardH1(req, res, {
+    const target = {
       agent: this.ctx.pools.h1Agent(`local|${inst.id}`),
       host: inst.host,
       port: inst.port,
       path: req.url ?? '/',
       headers: endToEndHeaders(req.headers, [INSTANCE_HEADER]),
       timeoutMs: inst.requestTimeoutMs,
-    });
+    };
+    const replayable = !hasBody(req.headers);
+    let o = await forwardH1(req, res, target, replayable ? EMPTY_BODY : undefined);
+    for (let i = 0; i < STALE_SOCKET_RETRIES_MAX && !o.sentResponse && o.staleSocket && replayable; i++) {
+      o = await forwardH1(req, res, target, EMPTY_BODY);
+    }
     if (!o.sentResponse)
       replyError(res, o.status, `mesh: ${caller.destination} instance ${inst.id}: ${o.message}`);
     this.ctx.metrics.requests.inc({ ...labels, code: String(o.status) });

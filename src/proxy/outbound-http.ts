@@ -9,7 +9,14 @@ import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import type { RequestInfo } from '../core/routing/types.js';
 import type { HashPolicy } from '../core/state/kinds/load-balancer.js';
 import type { EngineContext } from './context.js';
-import { endToEndHeaders, forwardH1, replyError } from './h1-forward.js';
+import {
+  EMPTY_BODY,
+  endToEndHeaders,
+  forwardH1,
+  hasBody,
+  replyError,
+  STALE_SOCKET_RETRIES_MAX,
+} from './h1-forward.js';
 import { forwardH2, isGrpc, replyH2Error, upstreamHeaders } from './h2-forward.js';
 import { headerString, INSTANCE_HEADER } from './inbound.js';
 import { ALPN_H1, ALPN_H2, connectPeer } from './peer-tls.js';
@@ -17,8 +24,6 @@ import type { Picked } from './routing.js';
 import { nextTraceparent } from './trace.js';
 import type { ProxyEndpoint, ProxyUpstream } from './types.js';
 import { relayUpgrade } from './upgrade.js';
-
-const EMPTY_BODY = Buffer.alloc(0);
 
 type Headers = IncomingHttpHeaders;
 
@@ -54,11 +59,6 @@ function hashKeyOf(
 }
 
 /** A request with no body can be sent again; one with a body streams once. */
-function hasBody(h: Headers): boolean {
-  const len = h['content-length'];
-  return (len !== undefined && len !== '0') || h['transfer-encoding'] !== undefined;
-}
-
 function peerKey(e: ProxyEndpoint, source: string): string {
   return `${e.inbound}|${source}|${e.service}`;
 }
@@ -110,6 +110,7 @@ export async function handleH1Request(
   const traceparent = nextTraceparent(req.headers.traceparent);
   const tried = new Set<string>();
   let status = 0;
+  let staleRetries = 0;
   for (let attempt = 0; ; attempt++) {
     const picked = pick(ctx, up, info, tried, req.socket.remoteAddress ?? '');
     if ('error' in picked) {
@@ -148,7 +149,10 @@ export async function handleH1Request(
     balancer.onEnd(endpoint.id, performance.now() - t0, o.status < 500, Date.now());
     status = o.status;
     if (o.sentResponse) break;
-    const retry = canRetry && (o.retryable === true || (o.connectFailed && decision.retryOnConnectFailure));
+    const stale = o.staleSocket === true && replayable && staleRetries++ < STALE_SOCKET_RETRIES_MAX;
+    if (stale) tried.delete(endpoint.id);
+    const retry =
+      stale || (canRetry && (o.retryable === true || (o.connectFailed && decision.retryOnConnectFailure)));
     if (!retry) {
       replyError(res, o.status, `mesh: ${endpoint.service} via ${endpoint.inbound}: ${o.message}`);
       break;

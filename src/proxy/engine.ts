@@ -41,6 +41,8 @@ export class ProxyEngine {
   private readonly routing = new RoutingTable();
   private readonly pools = new Pools();
   private readonly contexts = new ContextCache();
+  /** This snapshot's TLS context per local service that has a certificate. */
+  private current = new Map<string, SecureContext>();
   private readonly listeners = new Map<string, Listener>();
   private readonly inbound: Inbound;
   private inboundAddress = '';
@@ -69,15 +71,26 @@ export class ProxyEngine {
     return a;
   }
 
+  /**
+   * Asked on every request and connection: answered from a per-snapshot map, so the content-keyed
+   * cache (whose key is the whole certificate and roots text) is consulted once per snapshot.
+   */
   private contextFor(service: string): SecureContext | undefined {
+    const held = this.current.get(service);
+    if (held) return held;
     const s = this.routing.snapshot;
     const cert = s.certs[service];
-    return cert && s.roots.length > 0 ? this.contexts.get(cert, s.roots) : undefined;
+    if (!cert || s.roots.length === 0) return undefined;
+    // Only names with a certificate are kept (a caller's server name is not: it is untrusted input).
+    const ctx = this.contexts.get(cert, s.roots);
+    this.current.set(service, ctx);
+    return ctx;
   }
 
   apply(s: ProxySnapshot): void {
     const rootsChanged = s.roots.join('') !== this.routing.snapshot.roots.join('');
     this.routing.apply(s);
+    this.current = new Map();
     this.snapshotsApplied++;
     if (rootsChanged) this.inbound.setRoots(s.roots);
     const wanted = new Map(s.upstreams.map((u) => [listenerKey(u), u]));

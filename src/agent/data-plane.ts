@@ -115,6 +115,7 @@ export class DataPlane {
           local: () => d.services.list(),
           catalog: d.catalog,
           member: (id) => d.membership.member(id),
+          selfId: d.selfId,
           state: () => d.raft.state,
           protocolOf: (name, own) => d.query.protocolOf(name, own),
           roots: () => this.ca.roots(),

@@ -6,14 +6,14 @@
 // handlers read the current upstream on each call), removed ones stop accepting and let their
 // connections finish, new ones open. A listener that cannot bind is reported in the status.
 
-import { createServer as createHttpServer } from 'node:http';
 import { createServer as createH2Server } from 'node:http2';
 import { createServer as createNetServer, type Server } from 'node:net';
 import type { SecureContext } from 'node:tls';
 import type { EngineContext, LogFn } from './context.js';
+import { serveH1 } from './h1/relay.js';
 import { Inbound } from './inbound.js';
 import { ProxyMetrics } from './metrics.js';
-import { handleH1Request, handleH1Upgrade, handleH2Stream } from './outbound-http.js';
+import { handleH1, handleH2Stream } from './outbound-http.js';
 import { handleTcpConnection } from './outbound-tcp.js';
 import { ContextCache } from './peer-tls.js';
 import { Pools } from './pools.js';
@@ -146,14 +146,9 @@ export class ProxyEngine {
     switch (serverKind(protocol)) {
       case 'tcp':
         return createNetServer((socket) => handleTcpConnection(ctx, up(), socket));
-      case 'h1': {
-        const s = createHttpServer(
-          { keepAliveTimeout: 60_000 },
-          (req, res) => void handleH1Request(ctx, up(), req, res),
-        );
-        s.on('upgrade', (req, socket, head) => handleH1Upgrade(ctx, up(), req, socket, head));
-        return s;
-      }
+      case 'h1':
+        // The upstream is read per request: a snapshot may change its routing mid-connection.
+        return createNetServer({ noDelay: true }, (socket) => serveH1(socket, (x) => handleH1(ctx, up(), x)));
       case 'h2': {
         const s = createH2Server();
         s.on('stream', (stream, headers) => void handleH2Stream(ctx, up(), stream, headers));

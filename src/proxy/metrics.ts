@@ -9,6 +9,9 @@ export type Direction = 'inbound' | 'outbound';
 /** Latency buckets in seconds: 0.5 ms to 10 s, dense where a mesh hop lives (sub-millisecond to tens of ms). */
 const LATENCY_BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10];
 
+/** Label sets whose prom-client children are kept (services on this agent × callers × codes). */
+const CHILDREN_CACHED_MAX = 4096;
+
 export class ProxyMetrics {
   readonly registry = new Registry();
   readonly requests = new Counter({
@@ -48,6 +51,24 @@ export class ProxyMetrics {
     labelNames: ['direction', 'source', 'destination', 'flow'] as const,
     registers: [this.registry],
   });
+
+  /** Labelled children by label values: prom-client hashes the labels of every unlabelled call. */
+  private readonly children = new Map<string, { inc(): void; observe(v: number): void }>();
+
+  /** Count one request and its duration (seconds; omitted for a request refused before it started). */
+  request(direction: Direction, source: string, destination: string, code: number, seconds?: number): void {
+    const key = `${direction}\u0000${source}\u0000${destination}\u0000${code}`;
+    let c = this.children.get(key);
+    if (c === undefined) {
+      const counter = this.requests.labels(direction, source, destination, String(code));
+      const histogram = this.latency.labels(direction, source, destination);
+      c = { inc: () => counter.inc(), observe: (v) => histogram.observe(v) };
+      // Bounded like the series themselves; past it, calls still count, only uncached.
+      if (this.children.size < CHILDREN_CACHED_MAX) this.children.set(key, c);
+    }
+    c.inc();
+    if (seconds !== undefined) c.observe(seconds);
+  }
 
   text(): Promise<string> {
     return this.registry.metrics();

@@ -4,26 +4,19 @@
 // instance's agent, and retried on another instance when the route allows it and the request has
 // no body (a streamed body cannot be replayed).
 
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import type { RequestInfo } from '../core/routing/types.js';
 import type { HashPolicy } from '../core/state/kinds/load-balancer.js';
 import type { EngineContext } from './context.js';
-import {
-  EMPTY_BODY,
-  endToEndHeaders,
-  forwardH1,
-  hasBody,
-  replyError,
-  STALE_SOCKET_RETRIES_MAX,
-} from './h1-forward.js';
+import type { Head } from './h1/head.js';
+import { type Exchange, STALE_SOCKET_RETRIES_MAX } from './h1/relay.js';
 import { forwardH2, isGrpc, replyH2Error, upstreamHeaders } from './h2-forward.js';
 import { headerString, INSTANCE_HEADER } from './inbound.js';
 import { ALPN_H1, ALPN_H2, connectPeer } from './peer-tls.js';
+import type { PoolTarget } from './pools.js';
 import type { Picked } from './routing.js';
 import { nextTraceparent } from './trace.js';
 import type { ProxyEndpoint, ProxyUpstream } from './types.js';
-import { relayUpgrade } from './upgrade.js';
 
 type Headers = IncomingHttpHeaders;
 
@@ -97,68 +90,112 @@ function pick(
   );
 }
 
-export async function handleH1Request(
-  ctx: EngineContext,
-  up: ProxyUpstream,
-  req: IncomingMessage,
-  res: ServerResponse,
-): Promise<void> {
+/** Request headers as an object (lowercase names, repeats joined), for route matching and hashing. */
+function headerObject(h: Head): Headers {
+  const out: Headers = {};
+  for (let i = 0; i < h.lower.length; i++) {
+    const k = h.lower[i] as string;
+    const prev = out[k];
+    out[k] = prev === undefined ? (h.values[i] as string) : `${String(prev)}, ${h.values[i]}`;
+  }
+  return out;
+}
+
+/** Headers this agent sets on the hop, never taken from the caller. */
+const OWN_HEADERS: ReadonlySet<string> = new Set([INSTANCE_HEADER, 'traceparent']);
+
+/**
+ * One HTTP/1.1 request on an upstream port: route it, then relay it to the picked instance through
+ * that instance's agent (mTLS), or straight to it when it runs on this agent (same intentions).
+ */
+export async function handleH1(ctx: EngineContext, up: ProxyUpstream, x: Exchange): Promise<void> {
   const startedMs = performance.now();
-  const { path, query } = splitUrl(req.url ?? '/');
-  const info: RequestInfo = { path, method: req.method ?? 'GET', headers: req.headers, query };
-  const replayable = !hasBody(req.headers);
-  const traceparent = nextTraceparent(req.headers.traceparent);
+  const { path, query } = splitUrl(x.head.target);
+  const headers = headerObject(x.head);
+  const info: RequestInfo = { path, method: x.head.method, headers, query };
+  const traceparent = nextTraceparent(headers.traceparent);
+  const forwarded = x.lines(OWN_HEADERS);
   const tried = new Set<string>();
   let status = 0;
   let staleRetries = 0;
   for (let attempt = 0; ; attempt++) {
-    const picked = pick(ctx, up, info, tried, req.socket.remoteAddress ?? '');
+    const picked = pick(ctx, up, info, tried, x.remoteAddress);
     if ('error' in picked) {
       status = 503;
-      replyError(res, status, `mesh: ${picked.error}`);
+      x.reply(status, `mesh: ${picked.error}`);
       break;
     }
     const { endpoint, balancer, decision } = picked;
     tried.add(endpoint.id);
-    const canRetry = replayable && attempt < decision.numRetries;
+    const canRetry = x.replayable && attempt < decision.numRetries;
+    const target = endpoint.local
+      ? localTarget(ctx, up, endpoint)
+      : peerTarget(ctx, up, endpoint, picked.connectTimeoutMs);
+    if ('status' in target) {
+      status = target.status;
+      x.reply(status, target.message);
+      break;
+    }
     balancer.onStart(endpoint.id, Date.now());
     const t0 = performance.now();
-    const o = await forwardH1(
-      req,
-      res,
-      {
-        agent: ctx.pools.h1Agent(
-          peerKey(endpoint, up.source),
-          openPeer(ctx, endpoint, up.source, ALPN_H1, picked.connectTimeoutMs),
-        ),
-        host: endpoint.inbound,
-        port: 0,
-        path: query ? `${decision.path}?${query}` : decision.path,
-        headers: {
-          ...endToEndHeaders(req.headers, [INSTANCE_HEADER]),
-          traceparent,
-          [INSTANCE_HEADER]: endpoint.instanceId,
-        },
-        timeoutMs: picked.requestTimeoutMs,
-        ...(canRetry && decision.retryOnStatusCodes.length > 0
-          ? { retryOn: (s: number) => decision.retryOnStatusCodes.includes(s) }
-          : {}),
-      },
-      replayable ? EMPTY_BODY : undefined,
-    );
+    const o = await x.forward({
+      ...target,
+      startLine: x.startLine(x.head.method, query ? `${decision.path}?${query}` : decision.path),
+      lines: [...forwarded, `traceparent: ${traceparent}`, `${INSTANCE_HEADER}: ${endpoint.instanceId}`],
+      timeoutMs: picked.requestTimeoutMs,
+      ...(canRetry && decision.retryOnStatusCodes.length > 0
+        ? { retryOn: (s: number) => decision.retryOnStatusCodes.includes(s) }
+        : {}),
+    });
     balancer.onEnd(endpoint.id, performance.now() - t0, o.status < 500, Date.now());
     status = o.status;
+    if (endpoint.local) ctx.metrics.request('inbound', up.source, endpoint.service, o.status);
     if (o.sentResponse) break;
-    const stale = o.staleSocket === true && replayable && staleRetries++ < STALE_SOCKET_RETRIES_MAX;
+    const stale = o.staleSocket === true && x.replayable && staleRetries++ < STALE_SOCKET_RETRIES_MAX;
     if (stale) tried.delete(endpoint.id);
     const retry =
       stale || (canRetry && (o.retryable === true || (o.connectFailed && decision.retryOnConnectFailure)));
     if (!retry) {
-      replyError(res, o.status, `mesh: ${endpoint.service} via ${endpoint.inbound}: ${o.message}`);
+      x.reply(o.status, `mesh: ${endpoint.service} via ${endpoint.inbound}: ${o.message}`);
       break;
     }
   }
-  record(ctx, up, status, startedMs, traceparent, req.method, path);
+  record(ctx, up, status, startedMs, traceparent, x.head.method, path);
+}
+
+/** Through the instance's agent: a pooled mTLS connection as the calling service. */
+function peerTarget(
+  ctx: EngineContext,
+  up: ProxyUpstream,
+  e: ProxyEndpoint,
+  connectTimeoutMs: number,
+): PoolTarget {
+  return {
+    pool: ctx.pools.h1,
+    key: peerKey(e, up.source),
+    open: openPeer(ctx, e, up.source, ALPN_H1, connectTimeoutMs),
+    secure: true,
+  };
+}
+
+/**
+ * An instance on this agent: the mTLS hop to itself would prove nothing this agent does not know,
+ * so the call goes straight to the instance after the same intention check the inbound side makes.
+ */
+function localTarget(
+  ctx: EngineContext,
+  up: ProxyUpstream,
+  e: ProxyEndpoint,
+): PoolTarget | { status: number; message: string } {
+  const decision = ctx.routing.intention(up.source, e.service);
+  if (!decision.allow) {
+    ctx.metrics.denied.inc({ source: up.source, destination: e.service });
+    ctx.metrics.request('inbound', up.source, e.service, 403);
+    return { status: 403, message: `mesh: ${decision.reason} (${up.source} → ${e.service})` };
+  }
+  const inst = ctx.routing.localInstances(e.service).find((i) => i.id === e.instanceId);
+  if (!inst) return { status: 503, message: `mesh: no local instance ${e.instanceId} of ${e.service}` };
+  return ctx.pools.localTarget(inst);
 }
 
 export async function handleH2Stream(
@@ -205,25 +242,6 @@ export async function handleH2Stream(
   record(ctx, up, status, startedMs, traceparent, info.method, path);
 }
 
-/** WebSocket and other upgrades: routed like a request, then the two sockets are spliced. */
-export function handleH1Upgrade(
-  ctx: EngineContext,
-  up: ProxyUpstream,
-  req: IncomingMessage,
-  socket: import('node:stream').Duplex,
-  head: Buffer,
-): void {
-  const { path, query } = splitUrl(req.url ?? '/');
-  const info: RequestInfo = { path, method: req.method ?? 'GET', headers: req.headers, query };
-  const picked = pick(ctx, up, info, new Set(), req.socket.remoteAddress ?? '');
-  if ('error' in picked) {
-    socket.end(`HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\n\r\n`);
-    return;
-  }
-  const peer = openPeer(ctx, picked.endpoint, up.source, ALPN_H1, picked.connectTimeoutMs)();
-  relayUpgrade(req, socket, head, peer, [INSTANCE_HEADER], { [INSTANCE_HEADER]: picked.endpoint.instanceId });
-}
-
 function record(
   ctx: EngineContext,
   up: ProxyUpstream,
@@ -235,8 +253,7 @@ function record(
 ): void {
   const labels = { direction: 'outbound', source: up.source, destination: up.destination };
   const seconds = (performance.now() - startedMs) / 1000;
-  ctx.metrics.requests.inc({ ...labels, code: String(status) });
-  ctx.metrics.latency.observe(labels, seconds);
+  ctx.metrics.request('outbound', up.source, up.destination, status, seconds);
   if (ctx.accessLogs()) {
     ctx.log('info', 'request', {
       ...labels,

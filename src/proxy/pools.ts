@@ -1,31 +1,19 @@
-// Connection reuse: HTTP/1.1 keep-alive agents and HTTP/2 sessions, to peer agents (over mTLS) and
-// to local instances (plain, on loopback). Keyed maps with a bound; the oldest entry is closed when
-// a new key would exceed it.
+// Connection reuse: HTTP/1.1 keep-alive connections (the relay's pool) and HTTP/2 sessions, to peer
+// agents (over mTLS) and to local instances (plain, on loopback). Keyed maps with a bound; the oldest
+// entry is closed when a new key would exceed it.
 
-import { Agent, type AgentOptions } from 'node:http';
 import { type ClientHttp2Session, connect as h2connect } from 'node:http2';
+import { connect as netConnect } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { H1Pool } from './h1/pool.js';
+import type { ForwardTarget } from './h1/relay.js';
+import type { ProxyLocalInstance } from './types.js';
+
+/** Where the HTTP/1.1 relay takes a connection from. */
+export type PoolTarget = Pick<ForwardTarget, 'pool' | 'key' | 'open' | 'secure'>;
 
 /** Distinct pooled destinations kept at once (agents × services for peers, instances for local). */
 export const POOL_KEYS_MAX = 1024;
-/** Sockets per HTTP/1.1 destination; more requests queue in the agent. */
-export const H1_SOCKETS_MAX = 256;
-const H1_FREE_SOCKETS_MAX = 64;
-
-/** An http.Agent whose connections come from `connect` (e.g. mTLS to a peer agent). */
-class ConnectAgent extends Agent {
-  constructor(
-    options: AgentOptions,
-    private readonly open: () => Duplex,
-  ) {
-    super(options);
-  }
-
-  override createConnection(): Duplex {
-    return this.open();
-  }
-}
-
 class Bounded<V> {
   private readonly map = new Map<string, V>();
 
@@ -59,20 +47,22 @@ class Bounded<V> {
 }
 
 export class Pools {
-  private readonly h1 = new Bounded<Agent>((a) => a.destroy());
+  /** Idle HTTP/1.1 connections, per peer agent and service or per local instance. */
+  readonly h1 = new H1Pool();
   private readonly h2 = new Bounded<ClientHttp2Session>((s) => s.close());
 
-  /** A keep-alive agent for `key`; `open` makes a new connection when none is free. */
-  h1Agent(key: string, open?: () => Duplex): Agent {
-    return this.h1.get(key, () => {
-      const options: AgentOptions = {
-        keepAlive: true,
-        maxSockets: H1_SOCKETS_MAX,
-        maxFreeSockets: H1_FREE_SOCKETS_MAX,
-        scheduling: 'lifo',
-      };
-      return open ? new ConnectAgent(options, open) : new Agent(options);
-    });
+  /** Plain pooled connections to an instance on this agent. */
+  localTarget(inst: ProxyLocalInstance): PoolTarget {
+    return {
+      pool: this.h1,
+      key: `local|${inst.id}`,
+      open: () => {
+        const s = netConnect({ host: inst.host, port: inst.port });
+        s.setNoDelay(true);
+        return s;
+      },
+      secure: false,
+    };
   }
 
   /** An HTTP/2 session for `key`, made anew once the previous one closed or failed. */
@@ -95,11 +85,11 @@ export class Pools {
   }
 
   close(): void {
-    this.h1.clear();
+    this.h1.close();
     this.h2.clear();
   }
 
   get size(): { h1: number; h2: number } {
-    return { h1: this.h1.size, h2: this.h2.size };
+    return { h1: this.h1.idleCount, h2: this.h2.size };
   }
 }

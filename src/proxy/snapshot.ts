@@ -23,6 +23,8 @@ export interface SnapshotSources {
   local: () => LocalService[];
   catalog: Catalog;
   member: (id: string) => Member | undefined;
+  /** This agent's node id: its own instances are called directly. */
+  selfId: string;
   state: () => StateMachine;
   protocolOf: (service: string, own: string | undefined) => string;
   roots: () => CaRootsSpec | undefined;
@@ -77,6 +79,7 @@ export function buildSnapshot(src: SnapshotSources): ProxySnapshot {
           instanceId: p.instance.id,
           service: t.service,
           inbound,
+          local: p.node === src.selfId,
           healthy: isHealthy(health),
           passing: health === 'passing',
           tags: p.instance.tags,

@@ -18,6 +18,8 @@ export interface ProxyEndpoint {
   service: string;
   /** host:port of the hosting agent's inbound mTLS listener. */
   inbound: string;
+  /** The instance runs on this agent: calls go straight to it, without the mTLS hop to ourselves. */
+  local: boolean;
   healthy: boolean;
   /** Only passing (not warning) — for subsets with onlyPassing. */
   passing: boolean;

@@ -76,6 +76,7 @@ describe('ProxyEngine (caller and callee in process)', () => {
     instanceId,
     service,
     inbound: calleeInbound,
+    local: false,
     healthy: o.healthy ?? true,
     passing: o.healthy ?? true,
     tags: [],

@@ -1,0 +1,140 @@
+// Where a relayed body ends. The proxy forwards body bytes as they are (chunk framing included), so
+// it only has to count: a fixed length, or the chunked grammar of RFC 9112 §7.1 walked byte by byte
+// (sizes, extensions, trailers), with a bound on every line.
+import type { BodyKind } from './head.js';
+
+export const BODY_LIMITS = Object.freeze({
+  /** A chunk-size line, extensions included. */
+  chunkLineBytesMax: 4096,
+  /** All trailer lines together. */
+  trailerBytesMax: 16 * 1024,
+  /** Hex digits of a chunk size: 12 digits is 256 TiB, far past any real chunk. */
+  chunkSizeDigitsMax: 12,
+});
+
+enum S {
+  Size,
+  Ext,
+  SizeLf,
+  Data,
+  DataCr,
+  DataLf,
+  TrailerStart,
+  Trailer,
+  TrailerLf,
+  EndLf,
+  Done,
+}
+
+export type FrameStep = { used: number; done: boolean } | { error: string };
+
+/** Counts the bytes of one body; `push` says how many of `chunk[from..]` belong to it, and whether it ended. */
+export class BodyFramer {
+  private state: S;
+  private remaining: number;
+  private digits = 0;
+  private lineBytes = 0;
+  private trailerBytes = 0;
+
+  constructor(readonly body: BodyKind) {
+    this.remaining = body.kind === 'length' ? body.length : 0;
+    this.state = body.kind === 'chunked' ? S.Size : body.kind === 'none' ? S.Done : S.Data;
+  }
+
+  get done(): boolean {
+    return this.state === S.Done;
+  }
+
+  push(chunk: Uint8Array, from = 0): FrameStep {
+    if (this.body.kind === 'close') return { used: chunk.length - from, done: false };
+    if (this.body.kind !== 'chunked') {
+      const used = Math.min(this.remaining, chunk.length - from);
+      this.remaining -= used;
+      if (this.remaining === 0) this.state = S.Done;
+      return { used, done: this.state === S.Done };
+    }
+    let i = from;
+    while (i < chunk.length && this.state !== S.Done) {
+      if (this.state === S.Data) {
+        const n = Math.min(this.remaining, chunk.length - i);
+        this.remaining -= n;
+        i += n;
+        if (this.remaining === 0) this.state = S.DataCr;
+        continue;
+      }
+      const err = this.step(chunk[i] as number);
+      if (err) return { error: err };
+      i++;
+    }
+    return { used: i - from, done: this.state === S.Done };
+  }
+
+  /** One byte of framing (everything but chunk data). */
+  private step(c: number): string | undefined {
+    switch (this.state) {
+      case S.Size:
+      case S.Ext: {
+        if (++this.lineBytes > BODY_LIMITS.chunkLineBytesMax) return 'chunk-size line too long';
+        if (c === 13) {
+          if (this.digits === 0) return 'chunk size missing';
+          this.state = S.SizeLf;
+          return undefined;
+        }
+        if (this.state === S.Ext)
+          return c === 10 || c === 0 ? 'control character in a chunk extension' : undefined;
+        const v = hexValue(c);
+        if (v >= 0) {
+          if (++this.digits > BODY_LIMITS.chunkSizeDigitsMax) return 'chunk size too large';
+          this.remaining = this.remaining * 16 + v;
+          return undefined;
+        }
+        if ((c === 59 || c === 32 || c === 9) && this.digits > 0) {
+          this.state = S.Ext;
+          return undefined;
+        }
+        return 'invalid chunk size';
+      }
+      case S.SizeLf:
+        if (c !== 10) return 'chunk-size line not ended by CRLF';
+        this.lineBytes = 0;
+        this.digits = 0;
+        this.state = this.remaining === 0 ? S.TrailerStart : S.Data;
+        return undefined;
+      case S.DataCr:
+        if (c !== 13) return 'chunk data not followed by CRLF';
+        this.state = S.DataLf;
+        return undefined;
+      case S.DataLf:
+        if (c !== 10) return 'chunk data not followed by CRLF';
+        this.state = S.Size;
+        return undefined;
+      case S.TrailerStart:
+      case S.Trailer:
+        if (++this.trailerBytes > BODY_LIMITS.trailerBytesMax) return 'trailers too long';
+        if (c === 13) {
+          this.state = this.state === S.TrailerStart ? S.EndLf : S.TrailerLf;
+          return undefined;
+        }
+        if (c === 10 || c === 0) return 'control character in a trailer';
+        this.state = S.Trailer;
+        return undefined;
+      case S.TrailerLf:
+        if (c !== 10) return 'trailer line not ended by CRLF';
+        this.state = S.TrailerStart;
+        return undefined;
+      case S.EndLf:
+        if (c !== 10) return 'chunked body not ended by CRLF';
+        this.state = S.Done;
+        return undefined;
+      default:
+        return 'unexpected state';
+    }
+  }
+}
+
+function hexValue(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  if (c >= 97 && c <= 102) return c - 87;
+  if (c >= 65 && c <= 70) return c - 55;
+  return -1;
+}

@@ -1,0 +1,254 @@
+// HTTP/1.1 message heads (RFC 9112): parse a request or response head from raw bytes, decide how its
+// body is framed, and write the head to forward. The proxy relays bodies byte for byte, so it needs
+// only the head and the framing, not Node's full HTTP machinery (which costs ~3× the CPU per hop).
+// Strict where a lenient reading lets two parties disagree about where a message ends (request
+// smuggling): bare LF, obs-fold, space before the colon, Content-Length with Transfer-Encoding,
+// conflicting Content-Lengths, chunked not last: all refused.
+
+export const H1_LIMITS = Object.freeze({
+  /** Whole head, request or status line included (Node's default max header size is 16 KiB). */
+  headBytesMax: 64 * 1024,
+  headersMax: 256,
+  /** Empty lines tolerated before a request line (RFC 9112 §2.2 allows at least one). */
+  leadingEmptyLinesMax: 4,
+});
+
+export interface Head {
+  /** Request method ('' in a response). */
+  method: string;
+  /** Request target ('' in a response). */
+  target: string;
+  /** Response status (0 in a request). */
+  status: number;
+  reason: string;
+  /** The x of HTTP/1.x. */
+  minor: 0 | 1;
+  /** Header names as received, their lowercase forms, and values (OWS trimmed), in order. */
+  names: string[];
+  lower: string[];
+  values: string[];
+  /** Content-Length when present (and no Transfer-Encoding). */
+  contentLength: number | undefined;
+  /** Transfer-Encoding ends in chunked. */
+  chunked: boolean;
+  /** The connection ends after this message (Connection: close, or HTTP/1.0 without keep-alive). */
+  close: boolean;
+  /** Connection: upgrade with an Upgrade header. */
+  upgrade: boolean;
+  /** Lowercase tokens of the Connection header: headers named there are hop-by-hop too. */
+  connection: string[];
+}
+
+export type HeadResult =
+  | { kind: 'partial' }
+  | { kind: 'error'; status: number; message: string }
+  | { kind: 'head'; head: Head; size: number };
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** Field values: visible ASCII, obs-text, space and tab (no CR, LF, NUL or other controls). */
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+/** Request targets: no whitespace or controls. */
+const TARGET = /^[\x21-\x7e\x80-\xff]+$/;
+const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
+
+const fail = (status: number, message: string): HeadResult => ({ kind: 'error', status, message });
+
+/** Parse one head at `buf[start..]`: 'partial' until the blank line has arrived. */
+export function parseHead(buf: Buffer, start: number, type: 'request' | 'response'): HeadResult {
+  let from = start;
+  if (type === 'request') {
+    for (let i = 0; i < H1_LIMITS.leadingEmptyLinesMax && buf[from] === 13 && buf[from + 1] === 10; i++)
+      from += 2;
+  }
+  const end = buf.indexOf(CRLFCRLF, from);
+  if (end < 0 || end + 4 - start > H1_LIMITS.headBytesMax) {
+    if (buf.length - start <= H1_LIMITS.headBytesMax) return { kind: 'partial' };
+    return fail(type === 'request' ? 431 : 502, `head longer than ${H1_LIMITS.headBytesMax} bytes`);
+  }
+  const lines = buf.toString('latin1', from, end).split('\r\n');
+  const first = lines[0] ?? '';
+  if (first.includes('\n') || first.includes('\r')) return fail(400, 'bare CR or LF in the start line');
+  const head: Head = {
+    method: '',
+    target: '',
+    status: 0,
+    reason: '',
+    minor: 1,
+    names: [],
+    lower: [],
+    values: [],
+    contentLength: undefined,
+    chunked: false,
+    close: false,
+    upgrade: false,
+    connection: [],
+  };
+  const bad = type === 'request' ? parseRequestLine(first, head) : parseStatusLine(first, head);
+  if (bad) return bad;
+  if (lines.length - 1 > H1_LIMITS.headersMax) return fail(431, `more than ${H1_LIMITS.headersMax} headers`);
+  const te: string[] = [];
+  const cl: string[] = [];
+  let hasUpgrade = false;
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i] as string;
+    const colon = line.indexOf(':');
+    if (colon <= 0) return fail(400, `header line ${i} has no name`);
+    const name = line.slice(0, colon);
+    // Covers obs-fold (a line starting with whitespace) and whitespace before the colon.
+    if (!TOKEN.test(name)) return fail(400, `header name "${name.slice(0, 40)}" is not a token`);
+    const value = line.slice(colon + 1).trim();
+    if (!FIELD_VALUE.test(value)) return fail(400, `header ${name} has a control character in its value`);
+    const lower = name.toLowerCase();
+    head.names.push(name);
+    head.lower.push(lower);
+    head.values.push(value);
+    if (lower === 'content-length') cl.push(value);
+    else if (lower === 'transfer-encoding') te.push(value);
+    else if (lower === 'connection') {
+      for (const t of value.split(',')) {
+        const tok = t.trim().toLowerCase();
+        if (tok !== '') head.connection.push(tok);
+      }
+    } else if (lower === 'upgrade') hasUpgrade = true;
+  }
+  const framing = framingOf(head, te, cl, type);
+  if (framing) return framing;
+  const keepAlive = head.connection.includes('keep-alive');
+  head.close = head.connection.includes('close') || (head.minor === 0 && !keepAlive);
+  head.upgrade = hasUpgrade && head.connection.includes('upgrade');
+  return { kind: 'head', head, size: end + 4 - start };
+}
+
+function parseRequestLine(line: string, head: Head): HeadResult | undefined {
+  const a = line.indexOf(' ');
+  const b = line.indexOf(' ', a + 1);
+  if (a <= 0 || b <= a + 1 || line.indexOf(' ', b + 1) >= 0) return fail(400, 'malformed request line');
+  const method = line.slice(0, a);
+  const target = line.slice(a + 1, b);
+  const version = line.slice(b + 1);
+  if (!TOKEN.test(method)) return fail(400, 'malformed method');
+  if (!TARGET.test(target)) return fail(400, 'malformed request target');
+  if (version !== 'HTTP/1.1' && version !== 'HTTP/1.0')
+    return fail(505, `unsupported version ${version.slice(0, 16)}`);
+  head.method = method;
+  head.target = target;
+  head.minor = version === 'HTTP/1.1' ? 1 : 0;
+  return undefined;
+}
+
+function parseStatusLine(line: string, head: Head): HeadResult | undefined {
+  const m = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: (.*))?$/.exec(line);
+  if (!m) return fail(502, 'malformed status line');
+  const reason = m[3] ?? '';
+  if (!FIELD_VALUE.test(reason)) return fail(502, 'control character in the reason phrase');
+  head.minor = m[1] === '1' ? 1 : 0;
+  head.status = Number(m[2]);
+  head.reason = reason;
+  return undefined;
+}
+
+/** RFC 9112 §6.3, strictly: one framing, or the message is refused. */
+function framingOf(
+  head: Head,
+  te: string[],
+  cl: string[],
+  type: 'request' | 'response',
+): HeadResult | undefined {
+  const status = type === 'request' ? 400 : 502;
+  if (te.length > 0) {
+    if (cl.length > 0) return fail(status, 'both Transfer-Encoding and Content-Length');
+    if (head.minor === 0) return fail(status, 'Transfer-Encoding in an HTTP/1.0 message');
+    const codings = te
+      .join(',')
+      .split(',')
+      .map((c) => c.trim().toLowerCase())
+      .filter((c) => c !== '');
+    const chunkedAt = codings.indexOf('chunked');
+    if (chunkedAt >= 0 && chunkedAt !== codings.length - 1)
+      return fail(status, 'chunked is not the last coding');
+    if (chunkedAt < 0) {
+      // A request must be chunked to have a knowable end; a response without chunked runs to close.
+      if (type === 'request') return fail(501, `unsupported Transfer-Encoding ${codings.join(', ')}`);
+      return undefined;
+    }
+    head.chunked = true;
+    return undefined;
+  }
+  if (cl.length > 0) {
+    const all = cl
+      .join(',')
+      .split(',')
+      .map((v) => v.trim());
+    const first = all[0] as string;
+    if (!/^\d{1,15}$/.test(first) || all.some((v) => v !== first))
+      return fail(status, `invalid Content-Length ${cl.join(', ').slice(0, 40)}`);
+    head.contentLength = Number(first);
+  }
+  return undefined;
+}
+
+/** How a body is delimited: a byte count, chunked, until the connection closes, or none at all. */
+export type BodyKind =
+  | { kind: 'none' }
+  | { kind: 'length'; length: number }
+  | { kind: 'chunked' }
+  | { kind: 'close' };
+
+export function requestBody(h: Head): BodyKind {
+  if (h.chunked) return { kind: 'chunked' };
+  if (h.contentLength !== undefined && h.contentLength > 0)
+    return { kind: 'length', length: h.contentLength };
+  return { kind: 'none' };
+}
+
+/** The body of a response to a request with `method` (RFC 9112 §6.3 items 1–7). */
+export function responseBody(h: Head, method: string): BodyKind {
+  if (method === 'HEAD' || h.status < 200 || h.status === 204 || h.status === 304) return { kind: 'none' };
+  if (h.chunked) return { kind: 'chunked' };
+  if (h.contentLength !== undefined)
+    return h.contentLength > 0 ? { kind: 'length', length: h.contentLength } : { kind: 'none' };
+  return { kind: 'close' };
+}
+
+/** Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded. Transfer-Encoding stays: bodies are relayed as framed. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'upgrade',
+  'proxy-authorization',
+  'proxy-authenticate',
+]);
+
+/**
+ * The "Name: value" lines of `h` to forward: without hop-by-hop headers, headers the Connection
+ * header names, and `drop` (lowercase). With `keepUpgrade`, Upgrade and `Connection: upgrade` stay
+ * (a WebSocket handshake is relayed as such).
+ */
+export function forwardLines(h: Head, drop: ReadonlySet<string>, keepUpgrade = false): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < h.lower.length; i++) {
+    const name = h.lower[i] as string;
+    if (keepUpgrade && name === 'upgrade') {
+      out.push(`${h.names[i]}: ${h.values[i]}`);
+      continue;
+    }
+    if (drop.has(name) || HOP_BY_HOP.has(name) || h.connection.includes(name)) continue;
+    out.push(`${h.names[i]}: ${h.values[i]}`);
+  }
+  if (keepUpgrade) out.push('Connection: upgrade');
+  return out;
+}
+
+/** The value of the first header `lower` (lowercase), if any. */
+export function headerValue(h: Head, lower: string): string | undefined {
+  const i = h.lower.indexOf(lower);
+  return i < 0 ? undefined : h.values[i];
+}
+
+/** A head as bytes: the start line, the header lines, the blank line. */
+export function writeHead(startLine: string, lines: readonly string[]): string {
+  return lines.length === 0 ? `${startLine}\r\n\r\n` : `${startLine}\r\n${lines.join('\r\n')}\r\n\r\n`;
+}

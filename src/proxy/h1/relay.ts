@@ -1,0 +1,287 @@
+// The HTTP/1.1 relay: serves requests on a downstream connection (an application on loopback, or a
+// peer agent over mTLS) and relays each to an upstream connection from a pool, byte for byte after
+// the head. Only heads are parsed and rewritten; bodies stream through with backpressure, their ends
+// found by BodyFramer. One request at a time per connection (pipelined requests wait their turn).
+// The handler decides where a request goes; it resolves once the response has been sent.
+import { STATUS_CODES } from 'node:http';
+import { BodyFramer } from './body.js';
+import { forwardLines, type Head, parseHead, requestBody, writeHead } from './head.js';
+import type { H1Pool, RelaySocket } from './pool.js';
+import { Upstream } from './upstream.js';
+
+export const RELAY_LIMITS = Object.freeze({
+  /** Request body bytes read ahead while the handler picks an upstream. */
+  pendingBodyBytesMax: 64 * 1024,
+  /** A connection waiting for its next request (keep-alive) or for the rest of a head. */
+  idleTimeoutMs: 60_000,
+});
+
+export interface ForwardTarget {
+  pool: H1Pool;
+  key: string;
+  open: () => RelaySocket;
+  /** The socket from `open` is TLS: connected means handshake done. */
+  secure: boolean;
+  /** The start line and header lines to send; the request's body follows as received. */
+  startLine: string;
+  lines: string[];
+  timeoutMs: number;
+  /** A response with a status for which this is true is dropped, not relayed (the caller retries). */
+  retryOn?: (status: number) => boolean;
+}
+
+/** What happened, for metrics and retries: the status sent, or why none was. */
+export type Outcome =
+  | { status: number; sentResponse: true }
+  | {
+      status: number;
+      sentResponse: false;
+      connectFailed: boolean;
+      message: string;
+      retryable?: true;
+      /** A pooled keep-alive connection the other side had closed: the request never reached it. */
+      staleSocket?: true;
+    };
+
+/** Sent again at most this often when a reused keep-alive connection turns out closed. */
+export const STALE_SOCKET_RETRIES_MAX = 1;
+
+const EMPTY = Buffer.alloc(0);
+
+export type Handler = (x: Exchange) => Promise<void>;
+
+/** Serve HTTP/1.1 on `socket` until it closes; `handler` answers each request. */
+export function serveH1(socket: RelaySocket, handler: Handler): void {
+  new Conn(socket, handler).next();
+}
+
+class Conn {
+  /** Bytes read but not yet consumed: the next head, or body read ahead. */
+  buf: Buffer = EMPTY;
+  ex: Exchange | undefined;
+  closed = false;
+  private readonly onData = (d: Buffer): void => this.data(d);
+
+  constructor(
+    readonly socket: RelaySocket,
+    private readonly handler: Handler,
+  ) {
+    socket.on('data', this.onData);
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      this.closed = true;
+      this.ex?.downstreamGone();
+    });
+    // One listener for the connection's life; setTimeout below only re-arms or disarms it.
+    socket.on('timeout', () => socket.destroy());
+    socket.setTimeout(RELAY_LIMITS.idleTimeoutMs);
+  }
+
+  private data(d: Buffer): void {
+    const ex = this.ex;
+    if (ex && !ex.bodyDone) {
+      ex.pushBody(d);
+      return;
+    }
+    this.buf = this.buf.length > 0 ? Buffer.concat([this.buf, d]) : d;
+    if (ex) this.socket.pause();
+    else this.next();
+  }
+
+  /** Parse and dispatch the next request in `buf`, if a whole head is there. */
+  next(): void {
+    if (this.closed || this.ex || this.buf.length === 0) return;
+    const r = parseHead(this.buf, 0, 'request');
+    if (r.kind === 'partial') return;
+    if (r.kind === 'error') {
+      this.refuse(r.status, r.message);
+      return;
+    }
+    if (r.head.method === 'CONNECT') {
+      this.refuse(405, 'CONNECT is not supported');
+      return;
+    }
+    const rest = this.buf.subarray(r.size);
+    this.buf = EMPTY;
+    const ex = new Exchange(this, r.head);
+    this.ex = ex;
+    this.socket.setTimeout(0);
+    if (rest.length > 0) ex.pushBody(rest);
+    this.handler(ex)
+      .catch(() => ex.reply(500, 'mesh: internal error'))
+      .finally(() => this.finish(ex));
+  }
+
+  private finish(ex: Exchange): void {
+    this.ex = undefined;
+    if (this.closed || ex.hijacked) return;
+    if (!ex.responded) ex.reply(502, 'mesh: no response');
+    // A body not read to its end leaves the connection mid-message: it cannot carry another request.
+    if (ex.mustClose || !ex.bodyDone) {
+      this.detach();
+      this.socket.end();
+      return;
+    }
+    this.socket.setTimeout(RELAY_LIMITS.idleTimeoutMs);
+    this.socket.resume();
+    this.next();
+  }
+
+  /** Answer a request that could not be read, and close (the stream's framing is lost). */
+  private refuse(status: number, message: string): void {
+    const body = `mesh: ${message}\n`;
+    this.socket.end(
+      writeHead(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}`, [
+        'content-type: text/plain; charset=utf-8',
+        `content-length: ${Buffer.byteLength(body)}`,
+        'connection: close',
+      ]) + body,
+    );
+    this.detach();
+  }
+
+  /** Stop reading requests: the socket now belongs to someone else, or is closing. */
+  detach(): void {
+    this.socket.off('data', this.onData);
+    this.closed = true;
+  }
+}
+
+/** One request on a downstream connection, and its response. */
+export class Exchange {
+  readonly replayable: boolean;
+  bodyDone: boolean;
+  responded = false;
+  hijacked = false;
+  /** The downstream connection closes after this response. */
+  mustClose: boolean;
+  private readonly framer: BodyFramer;
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private sink: ((chunk: Buffer) => boolean) | undefined;
+  private upstream: Upstream | undefined;
+
+  constructor(
+    readonly conn: Conn,
+    readonly head: Head,
+  ) {
+    const body = requestBody(head);
+    this.framer = new BodyFramer(body);
+    this.bodyDone = this.framer.done;
+    this.replayable = body.kind === 'none';
+    this.mustClose = head.close;
+  }
+
+  get socket(): RelaySocket {
+    return this.conn.socket;
+  }
+
+  get remoteAddress(): string {
+    return (this.conn.socket as { remoteAddress?: string }).remoteAddress ?? '';
+  }
+
+  /** `METHOD target HTTP/1.x`, in the client's version (an HTTP/1.0 client gets no chunked reply). */
+  startLine(method: string, target: string): string {
+    return `${method} ${target} HTTP/1.${this.head.minor}`;
+  }
+
+  /** The request's headers to forward, minus hop-by-hop ones and `drop` (lowercase names). */
+  lines(drop: ReadonlySet<string>): string[] {
+    return forwardLines(this.head, drop, this.head.upgrade);
+  }
+
+  /** Relay the request to `t` and its response back. A replayable request may be forwarded again. */
+  forward(t: ForwardTarget): Promise<Outcome> {
+    const up = new Upstream(this, t);
+    this.upstream = up;
+    return up.run().finally(() => {
+      this.upstream = undefined;
+      this.sink = undefined;
+    });
+  }
+
+  /** Start sending the request body (held so far) through `write`; false from write means wait for drain. */
+  attachSink(write: (chunk: Buffer) => boolean, onDrain: (resume: () => void) => void): void {
+    const resume = (): void => {
+      if (this.conn.buf.length === 0 && !this.conn.closed) this.socket.resume();
+    };
+    this.sink = (chunk) => {
+      const ok = write(chunk);
+      if (!ok) {
+        this.socket.pause();
+        onDrain(resume);
+      }
+      return ok;
+    };
+    const held = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    for (const c of held) this.sink(c);
+    if (this.conn.buf.length === 0) this.socket.resume();
+  }
+
+  pushBody(chunk: Buffer): void {
+    const step = this.framer.push(chunk);
+    if ('error' in step) {
+      // The request cannot be relayed faithfully: drop both sides.
+      this.upstream?.abort();
+      this.socket.destroy();
+      return;
+    }
+    const part = step.used === chunk.length ? chunk : chunk.subarray(0, step.used);
+    if (part.length > 0) {
+      if (this.sink) this.sink(part);
+      else {
+        this.pending.push(part);
+        this.pendingBytes += part.length;
+        if (this.pendingBytes > RELAY_LIMITS.pendingBodyBytesMax) this.socket.pause();
+      }
+    }
+    if (step.done) this.bodyDone = true;
+    if (step.used < chunk.length) {
+      // The next request (pipelined): it waits until this one is answered.
+      this.conn.buf = Buffer.concat([this.conn.buf, chunk.subarray(step.used)]);
+      this.socket.pause();
+    }
+  }
+
+  downstreamGone(): void {
+    this.upstream?.abort();
+  }
+
+  /**
+   * The response head for the client (the caller writes it, with the first body bytes when it can:
+   * one write, one syscall). The connection closes after the response when it must.
+   */
+  responseHead(status: number, reason: string, lines: string[], closeAfter: boolean): string {
+    this.responded = true;
+    if (closeAfter || this.head.minor === 0) this.mustClose = true;
+    if (this.mustClose) lines.push('connection: close');
+    return writeHead(`HTTP/1.1 ${status} ${reason}`, lines);
+  }
+
+  /** Answer locally with a short text (when nothing was sent yet; otherwise the connection is cut). */
+  reply(status: number, message: string): void {
+    if (this.responded) {
+      this.socket.destroy();
+      return;
+    }
+    const body = `${message}\n`;
+    const head = this.responseHead(
+      status,
+      STATUS_CODES[status] ?? '',
+      ['content-type: text/plain; charset=utf-8', `content-length: ${Buffer.byteLength(body)}`],
+      !this.bodyDone,
+    );
+    this.socket.write(this.head.method === 'HEAD' ? head : head + body);
+  }
+
+  /** Hand the downstream socket over (an upgraded connection): returns bytes already read past the head. */
+  hijack(): Buffer {
+    this.hijacked = true;
+    this.conn.detach();
+    const rest = this.conn.buf;
+    this.conn.buf = EMPTY;
+    return rest;
+  }
+}

@@ -1,0 +1,223 @@
+// The HTTP/1.1 relay's codec: heads parse back to what was written, bodies end exactly where their
+// framing says (whatever the read boundaries), and anything that could let two parties disagree on
+// where a message ends is refused. Property tests for the grammar, examples for the refusals.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { BodyFramer } from '../../../src/proxy/h1/body.js';
+import {
+  forwardLines,
+  H1_LIMITS,
+  type HeadResult,
+  parseHead,
+  requestBody,
+  responseBody,
+  writeHead,
+} from '../../../src/proxy/h1/head.js';
+
+const token = fc.stringMatching(/^[a-zA-Z][a-zA-Z0-9-]{0,15}$/);
+const value = fc.stringMatching(/^[\x21-\x7e]([\x20-\x7e]{0,30}[\x21-\x7e])?$/);
+const path = fc.stringMatching(/^\/[a-zA-Z0-9/._~%-]{0,40}$/);
+const headerList = fc.array(
+  fc.tuple(token, value).filter(([n]) => !['content-length', 'transfer-encoding'].includes(n.toLowerCase())),
+  { maxLength: 12 },
+);
+
+const req = (text: string): HeadResult => parseHead(Buffer.from(text, 'latin1'), 0, 'request');
+const res = (text: string): HeadResult => parseHead(Buffer.from(text, 'latin1'), 0, 'response');
+const refused = (r: HeadResult, status: number): void => {
+  assert.equal(r.kind, 'error', JSON.stringify(r));
+  if (r.kind === 'error') assert.equal(r.status, status, r.message);
+};
+
+/** Feeds `bytes` to a framer in pieces cut at `cuts`; the total it claimed, and whether it ended. */
+function frame(
+  f: BodyFramer,
+  bytes: Buffer,
+  cuts: number[],
+): { used: number; done: boolean; error?: string } {
+  let used = 0;
+  let at = 0;
+  for (const end of [...cuts.filter((c) => c > 0 && c < bytes.length).sort((a, b) => a - b), bytes.length]) {
+    if (end <= at) continue;
+    const step = f.push(bytes.subarray(at, end));
+    if ('error' in step) return { used, done: false, error: step.error };
+    used += step.used;
+    if (step.done) return { used, done: true };
+    at = end;
+  }
+  return { used, done: f.done };
+}
+
+function chunked(parts: Buffer[], ext: boolean, trailers: Array<[string, string]>): Buffer {
+  const out: Buffer[] = [];
+  for (const p of parts) {
+    if (p.length === 0) continue;
+    out.push(Buffer.from(`${p.length.toString(16)}${ext ? ';name=v' : ''}\r\n`), p, Buffer.from('\r\n'));
+  }
+  out.push(Buffer.from(`0\r\n${trailers.map(([n, v]) => `${n}: ${v}\r\n`).join('')}\r\n`));
+  return Buffer.concat(out);
+}
+
+describe('HTTP/1.1 heads', () => {
+  it('a written request head parses back to the same method, target, headers and size, and is partial before its end', () => {
+    fc.assert(
+      fc.property(token, path, headerList, fc.nat(200), (method, target, headers, cut) => {
+        const text = writeHead(
+          `${method.toUpperCase()} ${target} HTTP/1.1`,
+          headers.map(([n, v]) => `${n}: ${v}`),
+        );
+        const bytes = Buffer.from(`${text}next`, 'latin1');
+        const r = parseHead(bytes, 0, 'request');
+        assert.equal(r.kind, 'head');
+        if (r.kind !== 'head') return;
+        assert.equal(r.size, text.length);
+        assert.equal(r.head.method, method.toUpperCase());
+        assert.equal(r.head.target, target);
+        assert.deepEqual(
+          r.head.names.map((n, i) => [n, r.head.values[i]]),
+          headers,
+        );
+        const prefix = Math.min(cut, text.length - 1);
+        assert.equal(parseHead(bytes.subarray(0, prefix), 0, 'request').kind, 'partial');
+      }),
+    );
+  });
+
+  it('never throws on arbitrary bytes', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), fc.boolean(), (bytes, isReq) => {
+        const b = Buffer.concat([Buffer.from(bytes), Buffer.from('\r\n\r\n')]);
+        const r = parseHead(b, 0, isReq ? 'request' : 'response');
+        // Partial only when the blank line was eaten as leading empty lines before a request.
+        assert.ok(r.kind === 'head' || r.kind === 'error' || (isReq && r.kind === 'partial'));
+      }),
+    );
+  });
+
+  it('refuses what could let two parties disagree about where a message ends', () => {
+    refused(req('POST / HTTP/1.1\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n'), 400);
+    refused(req('POST / HTTP/1.1\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\n'), 400);
+    refused(req('POST / HTTP/1.1\r\ncontent-length: -1\r\n\r\n'), 400);
+    refused(req('POST / HTTP/1.1\r\ntransfer-encoding: chunked, gzip\r\n\r\n'), 400);
+    refused(req('POST / HTTP/1.1\r\ntransfer-encoding: gzip\r\n\r\n'), 501);
+    refused(req('POST / HTTP/1.0\r\ntransfer-encoding: chunked\r\n\r\n'), 400);
+    refused(req('GET / HTTP/1.1\r\nhost : a\r\n\r\n'), 400);
+    refused(req('GET / HTTP/1.1\r\nx-a: 1\r\n folded\r\n\r\n'), 400);
+    refused(req('GET / HTTP/1.1\r\nx-a: 1\nx-b: 2\r\n\r\n'), 400);
+    refused(req('GET / HTTP/2.0\r\n\r\n'), 505);
+    refused(req('GET  / HTTP/1.1\r\n\r\n'), 400);
+    refused(res('HTTP/1.1 2000 OK\r\n\r\n'), 502);
+    const long = `GET / HTTP/1.1\r\nx: ${'a'.repeat(H1_LIMITS.headBytesMax)}\r\n\r\n`;
+    refused(req(long), 431);
+    refused(req(long.slice(0, -4)), 431);
+  });
+
+  it('accepts repeated equal Content-Lengths and reads framing, keep-alive and upgrade', () => {
+    const r = req('PUT /x HTTP/1.1\r\nContent-Length: 3\r\ncontent-length: 3\r\n\r\n');
+    assert.equal(r.kind === 'head' && r.head.contentLength, 3);
+    const h10 = req('GET / HTTP/1.0\r\n\r\n');
+    assert.equal(h10.kind === 'head' && h10.head.close, true);
+    const ka = req('GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n');
+    assert.equal(ka.kind === 'head' && ka.head.close, false);
+    const up = req('GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+    assert.equal(up.kind === 'head' && up.head.upgrade, true);
+    const lead = req('\r\nGET / HTTP/1.1\r\n\r\n');
+    assert.equal(lead.kind === 'head' && lead.head.method, 'GET');
+  });
+
+  it('knows which responses have no body, and which run to the end of the connection', () => {
+    const h = (text: string) => {
+      const r = res(text);
+      assert.equal(r.kind, 'head');
+      return (r as { head: Parameters<typeof responseBody>[0] }).head;
+    };
+    assert.deepEqual(responseBody(h('HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\n'), 'HEAD'), {
+      kind: 'none',
+    });
+    assert.deepEqual(responseBody(h('HTTP/1.1 204 No Content\r\n\r\n'), 'GET'), { kind: 'none' });
+    assert.deepEqual(responseBody(h('HTTP/1.1 304 Not Modified\r\ncontent-length: 9\r\n\r\n'), 'GET'), {
+      kind: 'none',
+    });
+    assert.deepEqual(responseBody(h('HTTP/1.1 200 OK\r\n\r\n'), 'GET'), { kind: 'close' });
+    assert.deepEqual(responseBody(h('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n'), 'GET'), {
+      kind: 'chunked',
+    });
+    const r = req('GET / HTTP/1.1\r\n\r\n');
+    assert.deepEqual(r.kind === 'head' && requestBody(r.head), { kind: 'none' });
+  });
+
+  it('forwards end-to-end headers only, keeping Upgrade when asked', () => {
+    const r = req(
+      'GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Hop\r\nKeep-Alive: 5\r\nX-Hop: 1\r\nTE: trailers\r\nX-Mesh-Instance: i\r\nUpgrade: websocket\r\nAccept: */*\r\n\r\n',
+    );
+    assert.equal(r.kind, 'head');
+    if (r.kind !== 'head') return;
+    assert.deepEqual(forwardLines(r.head, new Set(['x-mesh-instance'])), ['Host: a', 'Accept: */*']);
+    assert.deepEqual(forwardLines(r.head, new Set(), true), [
+      'Host: a',
+      'X-Mesh-Instance: i',
+      'Upgrade: websocket',
+      'Accept: */*',
+      'Connection: upgrade',
+    ]);
+  });
+});
+
+describe('HTTP/1.1 body framing', () => {
+  it('a chunked body ends exactly at its last CRLF, however the reads are cut', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 6 }),
+        fc.boolean(),
+        fc.array(fc.tuple(token, value), { maxLength: 3 }),
+        fc.array(fc.nat(2_000), { maxLength: 8 }),
+        (parts, ext, trailers, cuts) => {
+          const body = chunked(
+            parts.map((p) => Buffer.from(p)),
+            ext,
+            trailers,
+          );
+          const withNext = Buffer.concat([body, Buffer.from('GET / HTTP/1.1\r\n\r\n')]);
+          const r = frame(new BodyFramer({ kind: 'chunked' }), withNext, cuts);
+          assert.deepEqual(r, { used: body.length, done: true });
+        },
+      ),
+    );
+  });
+
+  it('a sized body ends after its length', () => {
+    fc.assert(
+      fc.property(
+        fc.nat(5_000),
+        fc.nat(100),
+        fc.array(fc.nat(6_000), { maxLength: 6 }),
+        (len, extra, cuts) => {
+          const bytes = Buffer.alloc(len + extra, 7);
+          const r = frame(new BodyFramer({ kind: 'length', length: len }), bytes, cuts);
+          assert.deepEqual(r, len === 0 ? { used: 0, done: true } : { used: len, done: true });
+        },
+      ),
+    );
+  });
+
+  it('refuses malformed chunk framing without throwing', () => {
+    const bad = [
+      'zz\r\nab\r\n0\r\n\r\n',
+      '2\r\nabc\r\n0\r\n\r\n',
+      '2\nab\r\n0\r\n\r\n',
+      `${'f'.repeat(13)}\r\n`,
+      '\r\n',
+    ];
+    for (const b of bad) {
+      const r = frame(new BodyFramer({ kind: 'chunked' }), Buffer.from(b), []);
+      assert.ok(r.error, `${JSON.stringify(b)} → ${JSON.stringify(r)}`);
+    }
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) => {
+        const r = frame(new BodyFramer({ kind: 'chunked' }), Buffer.from(bytes), []);
+        assert.ok(r.used <= bytes.length);
+      }),
+    );
+  });
+});

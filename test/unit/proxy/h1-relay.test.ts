@@ -1,0 +1,156 @@
+// The HTTP/1.1 relay on real loopback sockets: a client speaks raw HTTP to serveH1, whose handler
+// forwards to a Node HTTP server through the pool. What a client and an upstream would notice:
+// order, reuse, refusals, interim responses, bodies that end with the connection.
+import assert from 'node:assert/strict';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { H1Pool } from '../../../src/proxy/h1/pool.js';
+import { type Exchange, serveH1 } from '../../../src/proxy/h1/relay.js';
+
+const listen = <S extends Server | HttpServer>(s: S): Promise<number> =>
+  new Promise((r) => s.listen(0, '127.0.0.1', () => r((s.address() as AddressInfo).port)));
+
+/** Sends `text` on a fresh connection and collects everything until the server closes or `untilMs`. */
+function exchange(port: number, text: string, untilMs = 1_500): Promise<{ data: string; closed: boolean }> {
+  return new Promise((resolve) => {
+    const s: Socket = connect(port, '127.0.0.1');
+    let data = '';
+    const done = (closed: boolean): void => {
+      clearTimeout(t);
+      s.destroy();
+      resolve({ data, closed });
+    };
+    const t = setTimeout(() => done(false), untilMs);
+    s.on('data', (d) => (data += d.toString('latin1')));
+    s.on('end', () => done(true));
+    s.on('error', () => done(true));
+    s.write(text);
+  });
+}
+
+describe('HTTP/1.1 relay', () => {
+  let upstream: HttpServer;
+  let upstreamPort = 0;
+  let upstreamConnections = 0;
+  let proxy: Server;
+  let port = 0;
+  const pool = new H1Pool();
+
+  before(async () => {
+    upstream = createHttpServer((req, res) => {
+      if (req.url === '/close-delimited') {
+        // No length, no chunking: the body ends when the connection does.
+        res.socket?.write('HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nuntil the end');
+        res.socket?.end();
+        return;
+      }
+      let body = '';
+      req.on('data', (d) => (body += d));
+      req.on('end', () => res.end(`${req.method} ${req.url} ${body}`));
+    });
+    upstream.on('connection', () => upstreamConnections++);
+    upstreamPort = await listen(upstream);
+    const handler = async (x: Exchange): Promise<void> => {
+      const o = await x.forward({
+        pool,
+        key: 'up',
+        open: () => connect(upstreamPort, '127.0.0.1'),
+        secure: false,
+        startLine: x.startLine(x.head.method, x.head.target),
+        lines: x.lines(new Set()),
+        timeoutMs: 5_000,
+      });
+      if (!o.sentResponse) x.reply(o.status, o.message);
+    };
+    proxy = createServer((s) => serveH1(s, handler));
+    port = await listen(proxy);
+  });
+
+  after(() => {
+    pool.close();
+    proxy.close();
+    upstream.closeAllConnections();
+    upstream.close();
+  });
+
+  it('answers pipelined requests in order on one connection, reusing one upstream connection', async () => {
+    const before = upstreamConnections;
+    const r = await exchange(
+      port,
+      'GET /a HTTP/1.1\r\nhost: x\r\n\r\nPOST /b HTTP/1.1\r\nhost: x\r\ncontent-length: 4\r\n\r\nbodyGET /c HTTP/1.1\r\nhost: x\r\n\r\n',
+    );
+    const bodies = r.data.split('\r\n\r\n').slice(1);
+    assert.deepEqual(
+      bodies.map((b) => b.split('HTTP/1.1')[0]),
+      ['GET /a ', 'POST /b body', 'GET /c '],
+    );
+    assert.equal(upstreamConnections - before, 1);
+    assert.equal(r.closed, false);
+  });
+
+  it('refuses a malformed request with 400 and closes, and goes on serving other connections', async () => {
+    const bad = await exchange(
+      port,
+      'GET / HTTP/1.1\r\ncontent-length: 1\r\ntransfer-encoding: chunked\r\n\r\n',
+    );
+    assert.match(bad.data, /^HTTP\/1\.1 400 /);
+    assert.match(bad.data, /connection: close/);
+    assert.equal(bad.closed, true);
+    const ok = await exchange(port, 'GET /after HTTP/1.1\r\nhost: x\r\n\r\n');
+    assert.match(ok.data, /^HTTP\/1\.1 200 [\s\S]*GET \/after $/);
+  });
+
+  it('closes after answering an HTTP/1.0 request', async () => {
+    const r = await exchange(port, 'GET /old HTTP/1.0\r\n\r\n');
+    assert.match(r.data, /^HTTP\/1\.1 200 /);
+    assert.match(r.data, /connection: close/i);
+    assert.match(r.data, /GET \/old $/);
+    assert.equal(r.closed, true);
+  });
+
+  it('passes 100 Continue on and relays the body that follows', async () => {
+    const r = await exchange(
+      port,
+      'PUT /up HTTP/1.1\r\nhost: x\r\nexpect: 100-continue\r\ncontent-length: 5\r\n\r\nhello',
+    );
+    assert.match(r.data, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /);
+    assert.match(r.data, /PUT \/up hello$/);
+  });
+
+  it('relays a body delimited by the connection close, then closes the client connection', async () => {
+    const r = await exchange(port, 'GET /close-delimited HTTP/1.1\r\nhost: x\r\n\r\n');
+    assert.match(r.data, /^HTTP\/1\.1 200 OK\r\n/);
+    assert.match(r.data, /connection: close\r\n\r\nuntil the end$/);
+    assert.equal(r.closed, true);
+  });
+
+  it('answers 502 when the upstream cannot be reached, keeping the client connection', async () => {
+    const gone = createServer();
+    const closedPort = await listen(gone);
+    await new Promise((r) => gone.close(r));
+    const s = createServer((sock) =>
+      serveH1(sock, async (x) => {
+        const o = await x.forward({
+          pool,
+          key: 'nowhere',
+          open: () => connect(closedPort, '127.0.0.1'),
+          secure: false,
+          startLine: x.startLine('GET', '/'),
+          lines: [],
+          timeoutMs: 2_000,
+        });
+        assert.equal(o.sentResponse, false);
+        if (!o.sentResponse) {
+          assert.equal(o.connectFailed, true);
+          x.reply(o.status, o.message);
+        }
+      }),
+    );
+    const p = await listen(s);
+    const r = await exchange(p, 'GET / HTTP/1.1\r\nhost: x\r\n\r\n', 500);
+    assert.match(r.data, /^HTTP\/1\.1 502 /);
+    assert.equal(r.closed, false);
+    s.close();
+  });
+});

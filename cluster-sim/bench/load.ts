@@ -1,0 +1,166 @@
+// Load generators and process meters for the proxy benchmark: wrk (closed loop, the anchor's tool)
+// and a constant-rate open-loop generator (wrk2-style: latency is measured from the moment a request
+// was due, so a stall counts against every request it delayed). Every run is bounded in time and
+// count; every process is measured through /proc by the PID we started.
+import { execFile, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+
+export interface WrkResult {
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  /** Lines in wrk's output that report socket errors or non-2xx answers. */
+  errorLines: number;
+  /** wrk's own summary, kept for the verbose log. */
+  raw: string;
+}
+
+/** wrk prints durations as 812.00us / 1.23ms / 1.01s. */
+export function wrkMs(v: string | undefined): number {
+  if (v === undefined) return Number.NaN;
+  const n = Number.parseFloat(v);
+  if (v.endsWith('us')) return n / 1_000;
+  if (v.endsWith('ms')) return n;
+  if (v.endsWith('s')) return n * 1_000;
+  return Number.NaN;
+}
+
+export function parseWrk(out: string): Omit<WrkResult, 'raw'> {
+  const field = (label: string): string | undefined =>
+    out
+      .split('\n')
+      .map((l) => l.trim().split(/\s+/))
+      .find((parts) => parts[0] === label)?.[1];
+  return {
+    rps: Number.parseFloat(field('Requests/sec:') ?? 'NaN'),
+    p50Ms: wrkMs(field('50%')),
+    p99Ms: wrkMs(field('99%')),
+    errorLines: out.split('\n').filter((l) => /Non-2xx|Socket errors/.test(l)).length,
+  };
+}
+
+/** One wrk run against `url`: `wrk -t<threads> -c<conns> -d<secs>s --latency`. */
+export function runWrk(url: string, o: { threads: number; conns: number; secs: number }): Promise<WrkResult> {
+  const args = [`-t${o.threads}`, `-c${o.conns}`, `-d${o.secs}s`, '--latency', url];
+  return new Promise((resolve, reject) => {
+    execFile('wrk', args, { timeout: (o.secs + 30) * 1_000 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`wrk ${args.join(' ')}: ${stderr.trim() || err.message}`));
+      else resolve({ ...parseWrk(stdout), raw: stdout });
+    });
+  });
+}
+
+export interface RateResult {
+  sent: number;
+  ok: number;
+  failed: number;
+  p50Ms: number;
+  p99Ms: number;
+}
+
+/** Nearest-rank percentile of an ascending array. */
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const k = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[k] as number;
+}
+
+/**
+ * `rate` GETs a second to `port` for `secs` seconds over at most `conns` keep-alive connections.
+ * Request i is due at t0 + i/rate; its latency runs from that moment to the end of the answer, so a
+ * slow server cannot hide queueing behind a paused generator (coordinated omission).
+ */
+export async function constantRate(
+  port: number,
+  o: { rate: number; secs: number; conns: number },
+): Promise<RateResult> {
+  const agent = new Agent({ keepAlive: true, maxSockets: o.conns });
+  const total = Math.round(o.rate * o.secs);
+  const lat: number[] = [];
+  let failed = 0;
+  let sent = 0;
+  const t0 = performance.now() + 50;
+  const inflight = new Set<Promise<void>>();
+  const one = (dueMs: number): Promise<void> =>
+    new Promise((resolve) => {
+      const req = request({ host: '127.0.0.1', port, path: '/', agent, timeout: 5_000 }, (res) => {
+        res.resume();
+        res.on('end', () => {
+          if (res.statusCode === 200) lat.push(performance.now() - dueMs);
+          else failed++;
+          resolve();
+        });
+        res.on('error', () => {
+          failed++;
+          resolve();
+        });
+      });
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', () => {
+        failed++;
+        resolve();
+      });
+      req.end();
+    });
+  try {
+    while (sent < total) {
+      const now = performance.now();
+      const due = Math.min(total, Math.floor(((now - t0) * o.rate) / 1_000) + 1);
+      while (sent < due) {
+        const p = one(t0 + (sent * 1_000) / o.rate);
+        inflight.add(p);
+        void p.then(() => inflight.delete(p));
+        sent++;
+      }
+      const nextDueMs = t0 + (sent * 1_000) / o.rate;
+      await new Promise((r) => setTimeout(r, Math.max(0, nextDueMs - performance.now())));
+    }
+    await Promise.all(inflight);
+  } finally {
+    agent.destroy();
+  }
+  lat.sort((a, b) => a - b);
+  return { sent, ok: lat.length, failed, p50Ms: percentile(lat, 50), p99Ms: percentile(lat, 99) };
+}
+
+/** CPU seconds (user + system, all threads) a process has used; from /proc/<pid>/stat. */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name, which may itself hold spaces: it ends at the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return ticks / CLOCK_TICKS_PER_SECOND;
+}
+
+const CLOCK_TICKS_PER_SECOND = (() => {
+  const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
+  const n = Number.parseInt(r.stdout ?? '', 10);
+  return Number.isFinite(n) && n > 0 ? n : 100;
+})();
+
+/** Resident set size in MiB; from /proc/<pid>/status. */
+export function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : Number.NaN;
+}
+
+/** Starts measuring a process; `stop()` gives its CPU use over the interval (1.0 = one core) and RSS now. */
+export function meter(pid: number): { stop(): { cpuCores: number; rssMiB: number } } {
+  const c0 = cpuSeconds(pid);
+  const t0 = performance.now();
+  return {
+    stop: () => ({
+      cpuCores: (cpuSeconds(pid) - c0) / ((performance.now() - t0) / 1_000),
+      rssMiB: rssMiB(pid),
+    }),
+  };
+}
+
+/** Median of a non-empty list (mean of the middle two for even lengths). */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
+  if (s.length === 0) return Number.NaN;
+  const mid = s.length >> 1;
+  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}

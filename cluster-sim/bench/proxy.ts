@@ -1,0 +1,273 @@
+// `npm run bench:proxy`: the data plane's cost on loopback, side by side with HAProxy in the same run.
+//
+// Upstream: a one-thread Node HTTP server answering "ok" (the anchor's node upstream). Paths:
+//   direct     wrk → upstream
+//   one hop    wrk → agent B's outbound listener → upstream (the instance is on B itself)
+//   mesh path  wrk → agent A's outbound listener → mTLS → agent B's inbound → upstream
+//   haproxy    wrk → HAProxy (HTTP mode, keep-alive) → upstream
+//   haproxy×2  wrk → HAProxy → mTLS → HAProxy → upstream (two processes)
+// Each: `wrk -t1 -c50 -d10s --latency`, REPS rounds with the paths interleaved, median reported;
+// CPU (1.0 = one core, all threads) and RSS of each proxy process during its runs. Then each path at
+// a constant 1,000 req/s (open loop, latency from the moment a request was due) to give the p99 the
+// proxy adds over the direct path. Env: REPS (3), SECS (10), CONNS (50), RATE (1000).
+//
+// wrk and HAProxy are Debian packages; run as root and they are installed when missing. Without
+// HAProxy its columns say so; without wrk the benchmark cannot run and exits 1.
+import '../../src/polyfill.js';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type AgentProc, freePort, LocalCluster, sleep, waitFor } from '../launcher.js';
+import { ensureTools, type HaproxyPair, startHaproxy } from './haproxy.js';
+import { constantRate, median, meter, type RateResult, runWrk, type WrkResult } from './load.js';
+
+const env = (k: string, d: number): number => {
+  const v = Number(process.env[k] ?? d);
+  if (!Number.isFinite(v) || v <= 0) throw new Error(`${k} must be a positive number, got ${process.env[k]}`);
+  return v;
+};
+const REPS = env('REPS', 3);
+const SECS = env('SECS', 10);
+const CONNS = env('CONNS', 50);
+const RATE = env('RATE', 1_000);
+const READY_WAIT_MS = 60_000;
+
+interface Target {
+  name: string;
+  port: number;
+  /** Processes whose CPU and RSS are the cost of this path. */
+  pids: Array<{ label: string; pid: number }>;
+}
+
+interface Row {
+  wrk: WrkResult[];
+  cost: Array<Map<string, { cpuCores: number; rssMiB: number }>>;
+  rate?: RateResult;
+}
+
+async function api(a: AgentProc, method: string, path: string, body: unknown): Promise<void> {
+  const res = await fetch(`http://127.0.0.1:${a.httpPort}${path}`, {
+    method,
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(5_000),
+  });
+  if (!res.ok) throw new Error(`${method} ${path} on ${a.name}: HTTP ${res.status} ${await res.text()}`);
+}
+
+async function answersOk(port: number): Promise<boolean> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(2_000) });
+    return res.status === 200 && (await res.text()) === 'ok';
+  } catch {
+    return false;
+  }
+}
+
+function startUpstream(port: number): ChildProcess {
+  const code = `require('http').createServer((q,s)=>{s.end('ok')}).listen(${port},'127.0.0.1')`;
+  return spawn(process.execPath, ['-e', code], { stdio: 'ignore' });
+}
+
+/** Two agents: B hosts the upstream and a caller of it (one hop), A a caller across the mesh. */
+async function startMesh(
+  cluster: LocalCluster,
+  upstreamPort: number,
+): Promise<{ hop: number; mesh: number }> {
+  const a = await cluster.add(['--bootstrap']);
+  const b = await cluster.add();
+  for (const x of [a, b]) await cluster.ready(x, 20_000);
+  if (!(await waitFor(() => cluster.allSeeAlive(2), 20_000, 100))) throw new Error('agents did not meet');
+  const hop = await freePort();
+  const mesh = await freePort();
+  await api(b, 'PUT', '/v1/agent/service/register', {
+    name: 'upstream',
+    port: upstreamPort,
+    protocol: 'http',
+  });
+  const callers: Array<[AgentProc, string, number]> = [
+    [b, 'caller-local', hop],
+    [a, 'caller', mesh],
+  ];
+  for (const [agent, name, localPort] of callers) {
+    await api(agent, 'PUT', '/v1/agent/service/register', {
+      name,
+      port: await freePort(),
+      protocol: 'http',
+      upstreams: [{ service: 'upstream', localPort }],
+    });
+  }
+  await waitFor(
+    async () => {
+      try {
+        await api(a, 'PUT', '/v1/config', { kind: 'service-defaults', name: 'upstream', protocol: 'http' });
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    READY_WAIT_MS,
+    250,
+  );
+  for (const port of [hop, mesh]) {
+    if (!(await waitFor(() => answersOk(port), READY_WAIT_MS, 250)))
+      throw new Error(`the mesh did not answer on 127.0.0.1:${port} within ${READY_WAIT_MS / 1_000} s`);
+  }
+  return { hop, mesh };
+}
+
+const pidOf = (a: AgentProc | undefined): number => {
+  const pid = a?.proc?.pid;
+  if (pid === undefined) throw new Error('agent not running');
+  return pid;
+};
+
+async function measure(targets: Target[]): Promise<Map<string, Row>> {
+  const rows = new Map<string, Row>(targets.map((t) => [t.name, { wrk: [], cost: [] }]));
+  for (let rep = 1; rep <= REPS; rep++) {
+    for (const t of targets) {
+      const meters = t.pids.map((p) => [p.label, meter(p.pid)] as const);
+      const r = await runWrk(`http://127.0.0.1:${t.port}/`, { threads: 1, conns: CONNS, secs: SECS });
+      const row = rows.get(t.name) as Row;
+      row.wrk.push(r);
+      row.cost.push(new Map(meters.map(([label, m]) => [label, m.stop()])));
+      console.log(
+        `rep=${rep} ${t.name.padEnd(10)} ${r.rps.toFixed(0).padStart(7)} req/s  p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms${r.errorLines ? `  ERRORS: ${r.errorLines} lines` : ''}`,
+      );
+      await sleep(1_000);
+    }
+  }
+  for (const t of targets) {
+    const row = rows.get(t.name) as Row;
+    row.rate = await constantRate(t.port, { rate: RATE, secs: SECS, conns: CONNS });
+    console.log(
+      `rate=${RATE}/s ${t.name.padEnd(10)} p50 ${row.rate.p50Ms.toFixed(2)} ms  p99 ${row.rate.p99Ms.toFixed(2)} ms  failed ${row.rate.failed}/${row.rate.sent}`,
+    );
+    await sleep(1_000);
+  }
+  return rows;
+}
+
+function report(targets: Target[], rows: Map<string, Row>): void {
+  const direct = rows.get('direct')?.rate;
+  const f = (v: number | undefined, digits = 2): string =>
+    v === undefined || Number.isNaN(v) ? '—' : v.toFixed(digits);
+  console.log(
+    `\n${'path'.padEnd(11)}${'req/s'.padStart(8)}${'p50 ms'.padStart(8)}${'p99 ms'.padStart(8)}` +
+      `${`p99@${RATE}/s`.padStart(12)}${'added p99'.padStart(11)}   cpu (cores) and RSS (MiB) per process`,
+  );
+  const result: string[] = [];
+  for (const t of targets) {
+    const row = rows.get(t.name) as Row;
+    const rps = median(row.wrk.map((w) => w.rps));
+    const p50 = median(row.wrk.map((w) => w.p50Ms));
+    const p99 = median(row.wrk.map((w) => w.p99Ms));
+    const added = row.rate && direct ? row.rate.p99Ms - direct.p99Ms : Number.NaN;
+    const costs = t.pids.map((p) => {
+      const cpu = median(row.cost.map((c) => c.get(p.label)?.cpuCores ?? Number.NaN));
+      const rss = median(row.cost.map((c) => c.get(p.label)?.rssMiB ?? Number.NaN));
+      result.push(`${t.name}_${p.label}_cpu=${f(cpu)} ${t.name}_${p.label}_rss_mib=${f(rss, 0)}`);
+      return `${p.label} ${f(cpu)} / ${f(rss, 0)}`;
+    });
+    console.log(
+      `${t.name.padEnd(11)}${f(rps, 0).padStart(8)}${f(p50).padStart(8)}${f(p99).padStart(8)}` +
+        `${f(row.rate?.p99Ms).padStart(12)}${(t.name === 'direct' ? '' : f(added)).padStart(11)}   ${costs.join(', ')}`,
+    );
+    result.push(`${t.name}_rps=${f(rps, 0)} ${t.name}_p50_ms=${f(p50)} ${t.name}_p99_ms=${f(p99)}`);
+    if (t.name !== 'direct') result.push(`${t.name}_added_p99_ms=${f(added)}`);
+  }
+  const ratio = (a: string, b: string): string => {
+    const x = median(rows.get(a)?.wrk.map((w) => w.rps) ?? []);
+    const y = median(rows.get(b)?.wrk.map((w) => w.rps) ?? []);
+    return f(x / y);
+  };
+  if (rows.has('haproxy')) {
+    console.log(`\none hop / haproxy req/s: ${ratio('one-hop', 'haproxy')} (target ≥ 0.80)`);
+    console.log(`mesh path / haproxy TLS pair req/s: ${ratio('mesh', 'haproxy×2')} (target ≥ 0.80)`);
+  }
+  console.log(`added p99 at ${RATE}/s target: ≤ 1 ms`);
+  console.log(`result ${result.join(' ')}`);
+}
+
+async function main(): Promise<void> {
+  const tools = ensureTools(['wrk', 'haproxy']);
+  if (!tools.wrk) throw new Error('wrk is not installed (apt-get install wrk)');
+  const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+  console.log(
+    `bench:proxy  commit ${commit}  node ${process.version}  wrk -t1 -c${CONNS} -d${SECS}s  reps ${REPS}` +
+      `${tools.haproxy ? '' : '  (haproxy not installed: its rows are skipped)'}`,
+  );
+  const dir = mkdtempSync(join(tmpdir(), 'mesh-bench-proxy-'));
+  const cluster = new LocalCluster({ logLevel: 'info' });
+  const upstreamPort = await freePort();
+  const upstream = startUpstream(upstreamPort);
+  let haproxy: HaproxyPair | undefined;
+  // The watchdog exits without the finally below: the processes started here go with it, by PID.
+  process.on('exit', () => {
+    for (const pid of [upstream.pid, haproxy?.frontPid, haproxy?.backPid]) {
+      try {
+        if (pid !== undefined) process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  });
+  try {
+    if (!(await waitFor(() => answersOk(upstreamPort), 10_000, 50)))
+      throw new Error('upstream did not start');
+    const { hop, mesh } = await startMesh(cluster, upstreamPort);
+    const [a, b] = cluster.agents;
+    const targets: Target[] = [
+      { name: 'direct', port: upstreamPort, pids: [] },
+      { name: 'one-hop', port: hop, pids: [{ label: 'agent', pid: pidOf(b) }] },
+      {
+        name: 'mesh',
+        port: mesh,
+        pids: [
+          { label: 'agentA', pid: pidOf(a) },
+          { label: 'agentB', pid: pidOf(b) },
+        ],
+      },
+    ];
+    if (tools.haproxy) {
+      const ports = {
+        upstream: upstreamPort,
+        http: await freePort(),
+        pair: await freePort(),
+        inner: await freePort(),
+      };
+      haproxy = await startHaproxy(dir, ports);
+      for (const port of [ports.http, ports.pair]) {
+        if (!(await waitFor(() => answersOk(port), 10_000, 50)))
+          throw new Error(`haproxy on ${port} not answering`);
+      }
+      targets.push(
+        { name: 'haproxy', port: ports.http, pids: [{ label: 'haproxy', pid: haproxy.frontPid }] },
+        {
+          name: 'haproxy×2',
+          port: ports.pair,
+          pids: [
+            { label: 'front', pid: haproxy.frontPid },
+            { label: 'back', pid: haproxy.backPid },
+          ],
+        },
+      );
+    }
+    report(targets, await measure(targets));
+  } finally {
+    await haproxy?.stop();
+    await cluster.stop();
+    upstream.kill('SIGTERM');
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const watchdog = setTimeout(() => {
+  console.error('bench:proxy: still running after 20 min; giving up');
+  process.exit(1);
+}, 20 * 60_000);
+watchdog.unref();
+main().catch((err) => {
+  console.error(`bench:proxy failed: ${(err as Error).message}`);
+  process.exitCode = 1;
+});

@@ -51,9 +51,14 @@ function agentGauges(agent: AgentApi): string {
   const gauge = (name: string, help: string, value: number): void => {
     lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`, `${name} ${value}`);
   };
-  for (const [status, n] of Object.entries(self.members)) {
-    gauge(`mesh_agent_members_${status}`, `members this agent sees ${status}`, n);
-  }
+  // One family with a status label: as separate names, `members_failed` collided with the
+  // `membersFailed` counter below, and Prometheus refuses a scrape that repeats a metric name.
+  lines.push(
+    '# HELP mesh_agent_members members this agent sees, by status',
+    '# TYPE mesh_agent_members gauge',
+  );
+  for (const [status, n] of Object.entries(self.members))
+    lines.push(`mesh_agent_members{status="${status}"} ${n}`);
   for (const [k, v] of Object.entries(self.stats)) {
     if (typeof v !== 'number') continue;
     const name = `mesh_agent_${k.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase()}`;

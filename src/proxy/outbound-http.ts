@@ -8,7 +8,7 @@ import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import type { RequestInfo } from '../core/routing/types.js';
 import type { HashPolicy } from '../core/state/kinds/load-balancer.js';
 import type { EngineContext } from './context.js';
-import type { Head } from './h1/head.js';
+import { type Head, headerValue } from './h1/head.js';
 import { type Exchange, STALE_SOCKET_RETRIES_MAX } from './h1/relay.js';
 import { forwardH2, isGrpc, replyH2Error, upstreamHeaders } from './h2-forward.js';
 import { headerString, INSTANCE_HEADER } from './inbound.js';
@@ -111,9 +111,18 @@ const OWN_HEADERS: ReadonlySet<string> = new Set([INSTANCE_HEADER, 'traceparent'
 export async function handleH1(ctx: EngineContext, up: ProxyUpstream, x: Exchange): Promise<void> {
   const startedMs = performance.now();
   const { path, query } = splitUrl(x.head.target);
-  const headers = headerObject(x.head);
-  const info: RequestInfo = { path, method: x.head.method, headers, query };
-  const traceparent = nextTraceparent(headers.traceparent);
+  let headers: Headers | undefined;
+  const info: RequestInfo = {
+    path,
+    method: x.head.method,
+    query,
+    // Built only when a route matches on headers or a ring_hash policy reads one.
+    get headers(): Headers {
+      headers ??= headerObject(x.head);
+      return headers;
+    },
+  };
+  const traceparent = nextTraceparent(headerValue(x.head, 'traceparent'));
   const forwarded = x.lines(OWN_HEADERS);
   const tried = new Set<string>();
   let status = 0;

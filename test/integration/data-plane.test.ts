@@ -276,6 +276,13 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
       /mesh_proxy_requests_total\{direction="outbound",source="client",destination="web",code="200"\} \d+/,
     );
     assert.match(text, /mesh_proxy_request_duration_seconds_bucket/);
+    assert.match(text, /^mesh_agent_members\{status="alive"\} [1-9]/m);
+    // A scrape that declares a metric twice is refused by Prometheus as a whole.
+    const declared = [...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]);
+    assert.deepEqual(
+      declared.filter((n, i) => declared.indexOf(n) !== i),
+      [],
+    );
     const inbound = await (
       await fetch(`http://127.0.0.1:${n02.httpPort}/v1/agent/metrics?format=prometheus`)
     ).text();

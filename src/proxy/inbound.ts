@@ -14,6 +14,7 @@ import { connect as netConnect } from 'node:net';
 import { createServer as createTlsServer, type TLSSocket, type Server as TlsServer } from 'node:tls';
 import { peerServiceOf } from '../ca/spiffe.js';
 import type { EngineContext } from './context.js';
+import { headerValue } from './h1/head.js';
 import { type Exchange, STALE_SOCKET_RETRIES_MAX, serveH1 } from './h1/relay.js';
 import { forwardH2, isGrpc, replyH2Error, upstreamHeaders } from './h2-forward.js';
 import { ALPN_H1, ALPN_H2, ALPN_TCP, INBOUND_ALPN, serviceOfServerName } from './peer-tls.js';
@@ -178,8 +179,7 @@ export class Inbound {
       this.ctx.metrics.request('inbound', caller.source, caller.destination, 403);
       return x.reply(403, `mesh: ${decision.reason} (${caller.source} → ${caller.destination})`);
     }
-    const instanceId = x.head.values[x.head.lower.indexOf(INSTANCE_HEADER)];
-    const inst = this.instance(instanceId, caller.destination);
+    const inst = this.instance(headerValue(x.head, INSTANCE_HEADER), caller.destination);
     if (!inst) return x.reply(503, `mesh: no local instance of ${caller.destination}`);
     const target = {
       ...this.ctx.pools.localTarget(inst),

@@ -271,7 +271,8 @@ export class Exchange {
       status,
       STATUS_CODES[status] ?? '',
       ['content-type: text/plain; charset=utf-8', `content-length: ${Buffer.byteLength(body)}`],
-      !this.bodyDone,
+      // A refused upgrade closes too: the client may already be sending the new protocol's bytes.
+      !this.bodyDone || this.head.upgrade,
     );
     this.socket.write(this.head.method === 'HEAD' ? head : head + body);
   }

@@ -153,4 +153,20 @@ describe('HTTP/1.1 relay', () => {
     assert.equal(r.closed, false);
     s.close();
   });
+
+  it('closes the connection after refusing an upgrade (the client may already speak the new protocol)', async () => {
+    const s = createServer((sock) =>
+      serveH1(sock, async (x) => {
+        x.reply(403, 'mesh: denied');
+      }),
+    );
+    const p = await listen(s);
+    const r = await exchange(
+      p,
+      'GET /ws HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n',
+    );
+    assert.match(r.data, /^HTTP\/1\.1 403 Forbidden\r\n[\s\S]*connection: close\r\n\r\nmesh: denied\n$/);
+    assert.equal(r.closed, true);
+    s.close();
+  });
 });

@@ -1,8 +1,9 @@
 // L7 outbound: HTTP/1.1 (http) and HTTP/2 (http2, gRPC) on an upstream's loopback port. Each
 // request is routed by the destination's chain (path, headers, method, query → route → split →
 // target → healthy instance by the target's balancer), sent over a pooled mTLS connection to that
-// instance's agent, and retried on another instance when the route allows it and the request has
-// no body (a streamed body cannot be replayed).
+// instance's agent (HTTP/1.1 to an instance on this agent goes straight to it), and retried on
+// another instance when the route allows it and the request has no body (a streamed body cannot be
+// replayed).
 
 import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import type { RequestInfo } from '../core/routing/types.js';
@@ -260,12 +261,13 @@ function record(
   method: string | undefined,
   path: string,
 ): void {
-  const labels = { direction: 'outbound', source: up.source, destination: up.destination };
   const seconds = (performance.now() - startedMs) / 1000;
   ctx.metrics.request('outbound', up.source, up.destination, status, seconds);
   if (ctx.accessLogs()) {
     ctx.log('info', 'request', {
-      ...labels,
+      direction: 'outbound',
+      source: up.source,
+      destination: up.destination,
       method,
       path,
       status,

@@ -5,15 +5,16 @@
 import { type ClientHttp2Session, connect as h2connect } from 'node:http2';
 import { connect as netConnect } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { H1Pool } from './h1/pool.js';
+import { H1_POOL_LIMITS, H1Pool } from './h1/pool.js';
 import type { ForwardTarget } from './h1/relay.js';
 import type { ProxyLocalInstance } from './types.js';
 
 /** Where the HTTP/1.1 relay takes a connection from. */
 export type PoolTarget = Pick<ForwardTarget, 'pool' | 'key' | 'open' | 'secure'>;
 
-/** Distinct pooled destinations kept at once (agents × services for peers, instances for local). */
-export const POOL_KEYS_MAX = 1024;
+/** Distinct pooled destinations kept at once (agents × services for peers, instances for local): one bound for both pools. */
+export const POOL_KEYS_MAX = H1_POOL_LIMITS.keysMax;
+
 class Bounded<V> {
   private readonly map = new Map<string, V>();
 

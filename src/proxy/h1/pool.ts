@@ -13,7 +13,6 @@ export const H1_POOL_LIMITS = Object.freeze({
 /** A duplex with the socket methods the pool uses (net.Socket and tls.TLSSocket both are). */
 export type RelaySocket = Duplex & {
   setTimeout(ms: number, cb?: () => void): unknown;
-  setNoDelay?(noDelay?: boolean): unknown;
 };
 
 interface Idle {

@@ -44,6 +44,8 @@ export class ControlPlane {
   private readonly watchers = new Watchers();
   private autopilotTimer: NodeJS.Timeout | undefined;
   private bootstrapTimer: NodeJS.Timeout | undefined;
+  /** The first voters, when this process wrote the bootstrap (sorted). */
+  private bootstrapVoters: string[] | undefined;
   private readonly failedSince = new FailedSince();
   private confChangeInFlight = false;
   private stopped = false;
@@ -152,7 +154,10 @@ export class ControlPlane {
       case 'has-state': {
         if (!this.init.raft.started) return false;
         const st = this.init.raft.status();
-        return st.term > 0 || st.lastIndex > 0;
+        if (st.term === 0 && st.lastIndex === 0) return false;
+        // Bootstrapped by this process: say with which voters, so an agent that chose the same
+        // first voters writes the same log instead of waiting to be added (see existingCluster).
+        return this.bootstrapVoters ? { voters: this.bootstrapVoters } : true;
       }
       case 'fetch': {
         // The answer becomes an append (or snapshot) from us at our term: only a leader may send
@@ -264,7 +269,7 @@ export class ControlPlane {
       }
       if (Date.now() - stableSince < 1_000) return;
       asking = true;
-      void this.existingCluster([...new Set([...chosen, ...alive.map((m) => m.id)])])
+      void this.existingCluster([...new Set([...chosen, ...alive.map((m) => m.id)])], chosen)
         .then((exists) => {
           if (exists === undefined || this.stopped) return;
           clearInterval(this.bootstrapTimer);
@@ -288,15 +293,23 @@ export class ControlPlane {
   /**
    * Ask up to BOOTSTRAP_PROBE_MAX other live agents whether they hold Raft state. True if one
    * does; false if all that were asked answered no; undefined if one did not answer (ask again).
+   * A peer that bootstrapped a moment ago with the same first voters (`chosen`) does not count:
+   * the agents of one --bootstrap-expect group decide within milliseconds of each other, and the
+   * log this agent would write is the same one. Without this, the later ones of the group waited
+   * to be added to a configuration that already named them, and the cluster could stall.
    */
-  private async existingCluster(alive: string[]): Promise<boolean | undefined> {
+  private async existingCluster(alive: string[], chosen: string[]): Promise<boolean | undefined> {
     const others = alive.filter((id) => id !== this.init.selfId).slice(0, BOOTSTRAP_PROBE_MAX);
+    const same = (v: unknown): boolean => {
+      const voters = (v as { voters?: unknown } | null)?.voters;
+      return Array.isArray(voters) && voters.join(',') === [...chosen].sort().join(',');
+    };
     const answers = await Promise.all(
       others.map((id) =>
         this.init.client
           .call(id, this.init.membership.member(id)?.address ?? '', { op: 'has-state' }, 2_000)
           .then(
-            (v) => v === true,
+            (v) => v === true || (typeof v === 'object' && v !== null && !same(v)),
             () => undefined,
           ),
       ),
@@ -307,6 +320,7 @@ export class ControlPlane {
 
   /** The initial configuration goes into the log, so agents added later derive the same one. */
   private async writeBootstrap(voters: string[]): Promise<void> {
+    this.bootstrapVoters = [...voters].sort();
     await this.init.storage.markBootstrapped({ voters, learners: [] });
     await this.init.storage.persist({ ...bootstrapLog(voters), messages: [], committed: [], readStates: [] });
   }

@@ -38,7 +38,9 @@ export class BodyFramer {
 
   constructor(readonly body: BodyKind) {
     this.remaining = body.kind === 'length' ? body.length : 0;
-    this.state = body.kind === 'chunked' ? S.Size : body.kind === 'none' ? S.Done : S.Data;
+    // A zero length is a body that has already ended (the relay maps it to 'none' anyway).
+    const empty = body.kind === 'none' || (body.kind === 'length' && body.length === 0);
+    this.state = body.kind === 'chunked' ? S.Size : empty ? S.Done : S.Data;
   }
 
   get done(): boolean {

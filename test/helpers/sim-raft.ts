@@ -65,6 +65,22 @@ const enc = new TextEncoder();
 
 export { entryKey };
 
+/** A fresh node (empty log, term 0) for tests that drive the core by hand; pre-vote off. */
+export function handNode(id: NodeId, voters: NodeId[], seed = 1): RaftNode {
+  return new RaftNode({
+    id,
+    config: { ...DEFAULT_RAFT_CONFIG, preVote: false },
+    rng: new SeededRng(seed),
+    restore: {
+      hardState: { term: 0, vote: '', commit: 0 },
+      snapshot: undefined,
+      entries: [],
+      initialConf: { voters, learners: [] },
+      applied: 0,
+    },
+  });
+}
+
 const DELIVERIES_PER_TICK_MAX = 100_000;
 
 export class SimRaft {

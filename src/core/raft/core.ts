@@ -71,6 +71,13 @@ export class Raft {
 
   msgs: Message[] = [];
   readStates: ReadState[] = [];
+  /**
+   * Leader only: new entries or a new commit index wait to be sent to the followers. They go out
+   * once per Ready (flushBroadcast), not once per proposal or acknowledgement: under load one
+   * append per follower then carries every proposal that arrived meanwhile, and the follower
+   * answers it once, instead of one message (and one answer) per write.
+   */
+  bcastPending = false;
 
   constructor(
     id: NodeId,
@@ -170,7 +177,9 @@ export class Raft {
     for (const id of [...this.conf.voters, ...this.conf.learners]) {
       const pr = new Progress(last + 1, this.cfg.inflightMax, this.conf.learners.has(id));
       if (id === this.id) {
-        pr.match = last;
+        // Only what is durable counts towards a quorum (advance() moves it on): a leader that
+        // counted entries still in memory could commit one that only a single disk holds.
+        pr.match = this.log.stabled;
         pr.becomeReplicate();
       }
       // Give everyone a full election timeout before check-quorum counts them as silent.
@@ -284,9 +293,10 @@ export class Raft {
     let index = this.log.lastIndex();
     const stamped = ents.map((e) => ({ ...e, term: this.term, index: ++index }));
     this.log.append(stamped);
-    this.prs.get(this.id)?.maybeUpdate(this.log.lastIndex());
     if (stamped.some((e) => e.type === 'conf')) this.refreshConf();
-    maybeCommit(this);
+    // The leader's own copy counts once the shell has persisted it (advance); a removal of other
+    // voters may still let what followers already acknowledged commit now.
+    if (maybeCommit(this)) this.bcastPending = true;
   }
 
   /** Re-derive the configuration from the snapshot's plus the conf entries in the log. */

@@ -23,7 +23,7 @@ import { deriveConf } from './conf.js';
 import { checkRaftConfig, Raft } from './core.js';
 import { RaftLog } from './log.js';
 import { PENDING_READS_MAX } from './read-only.js';
-import { bcastAppend, sendAppend, sendTimeoutNow, startRead } from './replication.js';
+import { flushBroadcast, maybeCommit, sendAppend, sendTimeoutNow, startRead } from './replication.js';
 import { stepCandidate, stepFollower, stepLeader } from './roles.js';
 import type {
   ConfChange,
@@ -202,7 +202,7 @@ export class RaftNode {
     r.appendEntries([e]);
     const index = r.log.lastIndex();
     const term = r.term;
-    if (r.role === 'leader') bcastAppend(r);
+    if (r.role === 'leader') r.bcastPending = true;
     return { index, term };
   }
 
@@ -245,6 +245,7 @@ export class RaftNode {
       r.pendingSnapshot !== undefined ||
       r.log.hasNextUnstable() ||
       r.log.hasNextCommitted() ||
+      (r.bcastPending && r.role === 'leader') ||
       r.msgs.length > 0 ||
       r.readStates.length > 0 ||
       !sameHard(this.prevHard, this.hardState()) ||
@@ -255,6 +256,7 @@ export class RaftNode {
 
   ready(): Ready {
     const r = this.r;
+    flushBroadcast(r);
     const rd: Ready = {
       entries: r.log.takeUnstable(),
       messages: r.msgs,
@@ -288,9 +290,20 @@ export class RaftNode {
     const log = this.r.log;
     if (rd.snapshot !== undefined) log.appliedSnapshot(rd.snapshot.meta.index);
     const lastEntry = rd.entries[rd.entries.length - 1];
-    if (lastEntry !== undefined) log.stableTo(lastEntry.index, lastEntry.term);
+    if (lastEntry !== undefined) {
+      log.stableTo(lastEntry.index, lastEntry.term);
+      this.selfDurable();
+    }
     const lastCommitted = rd.committed[rd.committed.length - 1];
     if (lastCommitted !== undefined) log.appliedTo(lastCommitted.index);
+  }
+
+  /** Leader: its own persisted entries now count towards commitment (Raft thesis §10.2.1). */
+  private selfDurable(): void {
+    const r = this.r;
+    if (r.role !== 'leader') return;
+    const self = r.prs.get(r.id);
+    if (self?.maybeUpdate(r.log.stabled) && maybeCommit(r)) r.bcastPending = true;
   }
 
   /**

@@ -55,6 +55,19 @@ function sendSnapshot(r: Raft, to: NodeId): boolean {
   return true;
 }
 
+/**
+ * Send what `bcastPending` holds back: every follower gets its missing entries, and one that no
+ * append in this batch tells the current commit index gets an (empty) append carrying it.
+ */
+export function flushBroadcast(r: Raft): void {
+  if (!r.bcastPending) return;
+  r.bcastPending = false;
+  if (r.role !== 'leader') return;
+  const told = new Set<NodeId>();
+  for (const m of r.msgs) if (m.t === 'append' && m.commit === r.log.committed) told.add(m.to);
+  for (const id of [...r.prs.keys()].sort()) if (id !== r.id) sendAppend(r, id, !told.has(id));
+}
+
 export function bcastAppend(r: Raft): void {
   for (const id of [...r.prs.keys()].sort()) if (id !== r.id) sendAppend(r, id, true);
 }

@@ -3,7 +3,6 @@
 import type { Raft } from './core.js';
 import { hasQuorum } from './quorum.js';
 import {
-  bcastAppend,
   handleAppend,
   handleHeartbeat,
   handleSnapshot,
@@ -42,7 +41,7 @@ export function stepLeader(r: Raft, m: Message): void {
           pr.inflights.freeLE(m.index);
         }
         if (maybeCommit(r)) {
-          bcastAppend(r);
+          r.bcastPending = true;
         } else if (oldPaused && r.role === 'leader') {
           sendAppend(r, m.from, true);
         }

@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import { DEFAULT_RAFT_CONFIG, RaftNode } from '../../../src/core/raft/raft.js';
 import type { Entry, Message } from '../../../src/core/raft/types.js';
 import { SeededRng } from '../../../src/core/rand.js';
-import { SimRaft } from '../../helpers/sim-raft.js';
+import { handNode, SimRaft } from '../../helpers/sim-raft.js';
 
 const abc = ['a', 'b', 'c'];
 
@@ -192,5 +192,66 @@ describe('raft commit rule (Raft figure 8)', () => {
     // Once the leader's own 3@4 is on a majority, both commit.
     exchange(2);
     assert.equal(a.status().commit, 3);
+  });
+
+  // A three-voter cluster hand-driven: a is leader; messages to b and c are held by the test.
+  function handDriven() {
+    const nodes = new Map(abc.map((id) => [id, handNode(id, abc, 7)]));
+    const n = (id: string) => nodes.get(id) as RaftNode;
+    /** Take a Ready; persist it (advance) only when `persist` is true. */
+    const take = (id: string, persist = true) => {
+      const rd = n(id).ready();
+      if (persist) n(id).advance(rd);
+      return rd;
+    };
+    const deliver = (msgs: Message[]) => {
+      for (const m of msgs) n(m.to).step(m);
+    };
+    n('a').campaign();
+    for (let i = 0; i < 6 && abc.some((id) => n(id).hasReady()); i++)
+      for (const id of abc) if (n(id).hasReady()) deliver(take(id).messages);
+    assert.equal(n('a').status().role, 'leader');
+    return { n, take, deliver };
+  }
+
+  it('the leader counts its own entries towards a quorum only once it has persisted them', () => {
+    const { n, take, deliver } = handDriven();
+    const commit0 = n('a').status().commit;
+    const p = n('a').propose(new TextEncoder().encode('x'));
+    assert.ok('index' in p);
+    // The leader hands out its Ready but its disk write has not finished (no advance yet).
+    const rd = take('a', false);
+    assert.equal(rd.entries.length, 1);
+    // Only b gets the append, persists it and answers.
+    deliver(rd.messages.filter((m) => m.to === 'b'));
+    deliver(take('b').messages);
+    // One durable copy (b's) is not a quorum of three: nothing may commit, and a Ready must not
+    // tell anyone a commit index that includes the entry.
+    assert.equal(n('a').status().commit, commit0);
+    const mid = n('a').ready();
+    for (const m of mid.messages) if (m.t === 'append') assert.ok(m.commit < p.index, JSON.stringify(m));
+    // The leader's write completes: now a and b hold it durably, and it commits.
+    n('a').advance(rd);
+    n('a').advance(mid);
+    assert.equal(n('a').status().commit, p.index);
+  });
+
+  it('proposals made between two Readys reach each follower in one append, answered once', () => {
+    const { n, take, deliver } = handDriven();
+    for (let i = 0; i < 20; i++) assert.ok('index' in n('a').propose(new TextEncoder().encode(`v${i}`)));
+    const rd = take('a');
+    const appends = rd.messages.filter((m) => m.t === 'append');
+    assert.deepEqual(appends.map((m) => m.to).sort(), ['b', 'c']);
+    for (const m of appends) assert.equal(m.t === 'append' && m.entries.length, 20);
+    deliver(rd.messages);
+    const answers = [...take('b').messages, ...take('c').messages];
+    assert.equal(answers.filter((m) => m.t === 'append-resp').length, 2);
+    deliver(answers);
+    // The commit goes out once per follower with the next Ready, not once per acknowledgement.
+    const next = take('a');
+    const carriers = next.messages.filter((m) => m.t === 'append');
+    assert.deepEqual(carriers.map((m) => m.to).sort(), ['b', 'c']);
+    for (const m of carriers) assert.equal(m.t === 'append' && m.commit, n('a').status().commit);
+    assert.equal(next.committed.length, 20);
   });
 });

@@ -1,10 +1,9 @@
 // Leader transfer, snapshots with log compaction, and ReadIndex.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DEFAULT_RAFT_CONFIG, RaftNode } from '../../../src/core/raft/raft.js';
+import type { RaftNode } from '../../../src/core/raft/raft.js';
 import type { Message } from '../../../src/core/raft/types.js';
-import { SeededRng } from '../../../src/core/rand.js';
-import { SimRaft } from '../../helpers/sim-raft.js';
+import { handNode, SimRaft } from '../../helpers/sim-raft.js';
 
 const abc = ['a', 'b', 'c'];
 
@@ -159,21 +158,8 @@ describe('raft ReadIndex', () => {
 
   it('waits for the new leader to commit an entry of its term', () => {
     // Driven by hand: a wins the election but its noop is not acknowledged yet.
-    const mk = (id: string) =>
-      new RaftNode({
-        id,
-        config: { ...DEFAULT_RAFT_CONFIG, preVote: false },
-        rng: new SeededRng(1),
-        restore: {
-          hardState: { term: 0, vote: '', commit: 0 },
-          snapshot: undefined,
-          entries: [],
-          initialConf: { voters: abc, learners: [] },
-          applied: 0,
-        },
-      });
-    const a = mk('a');
-    const b = mk('b');
+    const a = handNode('a', abc);
+    const b = handNode('b', abc);
     const out = (n: RaftNode): Message[] => {
       const rd = n.ready();
       n.advance(rd);

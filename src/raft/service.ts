@@ -7,7 +7,15 @@ import type { Logger } from 'pino';
 import type { Host } from '../agent/host.js';
 import { MeshError } from '../api/types.js';
 import { DEFAULT_RAFT_CONFIG, RaftNode } from '../core/raft/raft.js';
-import type { ConfChange, ConfState, Entry, Message, RaftStatus, Snapshot } from '../core/raft/types.js';
+import type {
+  ConfChange,
+  ConfState,
+  Entry,
+  Message,
+  RaftStatus,
+  Ready,
+  Snapshot,
+} from '../core/raft/types.js';
 import { SeededRng } from '../core/rand.js';
 import { type ApplyResult, StateMachine } from '../core/state/state-machine.js';
 import { DecodeError, decode, encode } from '../wire/codec.js';
@@ -131,6 +139,7 @@ export class RaftService {
     }
     this.proposals.clear();
     await this.transport.stop();
+    await this.init.storage.flush().catch(() => undefined);
   }
 
   /** The core; before start (waiting for --bootstrap-expect agents) every call is 'unavailable'. */
@@ -328,6 +337,14 @@ export class RaftService {
           this.send(m);
         else later.push(m);
       }
+      // Entries committed before this Ready's own entries were written by earlier Readys (handled
+      // strictly in order) and can never be overwritten: apply them now rather than after this
+      // Ready's disk write. On a leader this answers the client without waiting on any disk once
+      // a quorum has acknowledged (etcd-io/raft allows the same).
+      const durable = rd.snapshot ? 0 : this.persistedIndex(rd);
+      let early = 0;
+      while (early < rd.committed.length && (rd.committed[early] as Entry).index <= durable) early++;
+      this.applyCommitted(early === rd.committed.length ? rd.committed : rd.committed.slice(0, early));
       try {
         await this.init.storage.persist(rd);
       } catch (err) {
@@ -338,7 +355,7 @@ export class RaftService {
       }
       if (rd.snapshot) this.installSnapshot(rd.snapshot);
       for (const m of later) this.send(m);
-      this.applyCommitted(rd.committed);
+      if (early < rd.committed.length) this.applyCommitted(rd.committed.slice(early));
       for (const rs of rd.readStates) {
         const r = this.reads.get(rs.ctx);
         if (!r) continue;
@@ -350,6 +367,13 @@ export class RaftService {
       this.core.advance(rd);
       await this.maybeSnapshot();
     }
+  }
+
+  /** The last index known written by earlier Readys and untouched by this one's entries. */
+  private persistedIndex(rd: Ready): number {
+    const written = this.init.storage.lastPersistedIndex;
+    const first = rd.entries[0];
+    return first ? Math.min(written, first.index - 1) : written;
   }
 
   private send(m: Message): void {

@@ -23,14 +23,22 @@ export class RaftStorage {
   private lastIndex = 0;
   /** The hard state last written, to tell a commit-only change from a term or vote change. */
   private lastHard: HardState | undefined;
+  /** `lastHard` differs from the disk only in its commit index (see `persist`). */
+  private hardUnwritten = false;
 
   constructor(private readonly store: Store) {}
+
+  /** Index of the last entry written (by `persist` calls that have completed or are running). */
+  get lastPersistedIndex(): number {
+    return this.lastIndex;
+  }
 
   async load(): Promise<LoadedRaftState> {
     const hsRaw = await this.store.get(KEYS.raftHardState);
     const hardState: HardState = hsRaw
       ? (decodeOrThrow(hsRaw, 'hard state') as HardState)
       : { term: 0, vote: '', commit: 0 };
+    if (hsRaw) this.lastHard = hardState;
     const snapRaw = await this.store.get(KEYS.raftSnapshot);
     const snapshot = snapRaw ? (decodeOrThrow(snapRaw, 'snapshot') as Snapshot) : undefined;
     const from = snapshot ? snapshot.meta.index + 1 : 1;
@@ -53,9 +61,10 @@ export class RaftStorage {
   }
 
   /**
-   * Persist everything durable in a Ready in one batch, synced unless the only change is the
-   * commit index: Raft does not need commit durable (a restarted node learns it again from the
-   * leader), and skipping that fsync takes one disk sync off every write's critical path.
+   * Persist everything durable in a Ready in one synced batch. A Ready whose only change is the
+   * commit index writes nothing: Raft does not need commit durable (a restarted node learns it
+   * again from the leader), so that hard state rides along with the next batch that has to be
+   * written anyway (or `flush` at stop). Every write's commit step thus waits on no disk at all.
    */
   async persist(rd: Ready): Promise<void> {
     const ops: BatchOp[] = [];
@@ -81,11 +90,24 @@ export class RaftStorage {
       for (const e of rd.entries) ops.push({ type: 'put', key: logKey(e.index), value: encode(e) });
       this.lastIndex = (rd.entries[rd.entries.length - 1] as Entry).index;
     }
-    if (rd.hardState) {
-      ops.push({ type: 'put', key: KEYS.raftHardState, value: encode(rd.hardState) });
+    if (commitOnly) {
       this.lastHard = rd.hardState;
+      this.hardUnwritten = true;
+      return;
     }
-    await this.store.batch(ops, !commitOnly);
+    if (rd.hardState) this.lastHard = rd.hardState;
+    if (this.lastHard && (rd.hardState || this.hardUnwritten)) {
+      ops.push({ type: 'put', key: KEYS.raftHardState, value: encode(this.lastHard) });
+      this.hardUnwritten = false;
+    }
+    await this.store.batch(ops);
+  }
+
+  /** Write a commit index that only lives in memory so far (graceful stop). */
+  async flush(): Promise<void> {
+    if (!this.hardUnwritten || !this.lastHard) return;
+    this.hardUnwritten = false;
+    await this.store.batch([{ type: 'put', key: KEYS.raftHardState, value: encode(this.lastHard) }]);
   }
 
   /** Save a snapshot the state machine produced and drop the log entries it covers. */

@@ -57,6 +57,28 @@ describe('RaftStorage', () => {
     await b.store.close();
   });
 
+  it('a commit-only change waits for the next write (or flush) and never goes back', async () => {
+    const a = await open();
+    await a.storage.load();
+    await a.storage.persist(ready({ hardState: { term: 1, vote: 'x', commit: 0 }, entries: [entry(1, 1)] }));
+    await a.storage.persist(ready({ hardState: { term: 1, vote: 'x', commit: 1 } }));
+    await a.store.close();
+    // Not written: a restarted node learns its commit index again from the leader.
+    let b = await open(a.dir);
+    assert.deepEqual((await b.storage.load()).restore.hardState, { term: 1, vote: 'x', commit: 0 });
+    await b.storage.persist(ready({ hardState: { term: 1, vote: 'x', commit: 1 } }));
+    // The next batch with entries carries it, though its Ready has no hard state of its own.
+    await b.storage.persist(ready({ entries: [entry(2, 1)] }));
+    await b.storage.persist(ready({ hardState: { term: 1, vote: 'x', commit: 2 } }));
+    await b.storage.flush();
+    await b.store.close();
+    b = await open(a.dir);
+    const loaded = await b.storage.load();
+    assert.deepEqual(loaded.restore.hardState, { term: 1, vote: 'x', commit: 2 });
+    assert.equal(b.storage.lastPersistedIndex, 2);
+    await b.store.close();
+  });
+
   it("replaces a conflicting suffix with the leader's entries", async () => {
     const a = await open();
     await a.storage.load();

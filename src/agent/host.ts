@@ -2,9 +2,10 @@
 // protector when the cluster has a key. One host per agent; every cluster protocol runs on it.
 import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
+import { StreamState, YamuxStream } from '@chainsafe/libp2p-yamux/stream';
 import { type GossipSub, gossipsub } from '@libp2p/gossipsub';
 import { identify } from '@libp2p/identify';
-import type { PrivateKey } from '@libp2p/interface';
+import type { ConnectionEncrypter, MessageStream, PrivateKey } from '@libp2p/interface';
 import { ping } from '@libp2p/ping';
 import { preSharedKey } from '@libp2p/pnet';
 import { tcp } from '@libp2p/tcp';
@@ -31,6 +32,7 @@ export function swarmKey(key: Uint8Array): Uint8Array {
 }
 
 export async function createHost(init: HostInit): Promise<Host> {
+  lazyWindowUpdates();
   return createLibp2p({
     privateKey: init.privateKey,
     addresses: {
@@ -38,7 +40,7 @@ export async function createHost(init: HostInit): Promise<Host> {
       announce: init.advertise.port === 0 ? [] : [hostPortToMultiaddr(init.advertise).toString()],
     },
     transports: [tcp()],
-    connectionEncrypters: [noise()],
+    connectionEncrypters: [oneWritePerFrame(noise())],
     streamMuxers: [yamux()],
     ...(init.clusterKey ? { connectionProtector: preSharedKey({ psk: swarmKey(init.clusterKey) }) } : {}),
     connectionManager: {
@@ -72,6 +74,50 @@ export async function createHost(init: HostInit): Promise<Host> {
     },
   }) as unknown as Promise<Host>;
 }
+
+/**
+ * libp2p's TCP connection hands each buffer of what it is given to its own `socket.write`, and
+ * Noise gives it two per frame (the 2-byte length, then the ciphertext): two syscalls and, with
+ * TCP_NODELAY, two packets for every message. Joining them before the write halves both; on the
+ * Raft leader under load the socket writes were the largest single cost (docs/benchmarks.md).
+ */
+export function oneWritePerFrame<C>(
+  factory: (components: C) => ConnectionEncrypter,
+): (components: C) => ConnectionEncrypter {
+  const joined = (conn: MessageStream): MessageStream => {
+    const send = conn.send.bind(conn);
+    conn.send = (data) => send(data instanceof Uint8Array ? data : data.subarray());
+    return conn;
+  };
+  return (components) => {
+    const inner = factory(components);
+    const outer: ConnectionEncrypter = Object.create(inner);
+    outer.secureOutbound = (conn, options) => inner.secureOutbound(joined(conn), options);
+    outer.secureInbound = (conn, options) => inner.secureInbound(joined(conn), options);
+    return outer;
+  };
+}
+
+/**
+ * js-libp2p's yamux (8.x) answers every data frame it receives with a window update: one more
+ * encrypted frame and socket write for every Raft or gossip message. hashicorp/yamux (and
+ * go-yamux) send one only once at least half the receive window has been used, which keeps the
+ * sender from ever stalling while saving nearly all of them. Same rule here; a stream that
+ * still has to send flags (SYN/ACK) or is paused goes through the original code untouched.
+ */
+export function lazyWindowUpdates(): void {
+  type Fields = { state: StreamState; recvWindow: number; recvWindowCapacity: number };
+  const proto = YamuxStream.prototype as unknown as { sendWindowUpdate: (this: Fields) => void };
+  const eager = proto.sendWindowUpdate;
+  if (typeof eager !== 'function' || LAZY in eager) return;
+  const lazy = function (this: Fields): void {
+    if (this.state === StreamState.Established && this.recvWindowCapacity * 2 > this.recvWindow) return;
+    eager.call(this);
+  };
+  Object.defineProperty(lazy, LAZY, { value: true });
+  proto.sendWindowUpdate = lazy;
+}
+const LAZY = Symbol('lazyWindowUpdates');
 
 /** host:port → /ip4|ip6|dns/<host>/tcp/<port>. */
 export function hostPortToMultiaddr(hp: HostPort): Multiaddr {

@@ -4,13 +4,13 @@ import '../../src/polyfill.js';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { generateKeyPair } from '@libp2p/crypto/keys';
 import { multiaddr } from '@multiformats/multiaddr';
 import { LocalCluster, sleep, waitFor } from '../../cluster-sim/launcher.js';
-import { createHost, type Host } from '../../src/agent/host.js';
+import type { Host } from '../../src/agent/host.js';
 import { MEMBERSHIP_PROTOCOL } from '../../src/membership/service.js';
 import { encode } from '../../src/wire/codec.js';
 import { encodeFrame } from '../../src/wire/frame.js';
+import { loopbackHost } from '../helpers/net.js';
 
 describe('malformed input', { timeout: 120_000 }, () => {
   const cluster = new LocalCluster();
@@ -21,14 +21,7 @@ describe('malformed input', { timeout: 120_000 }, () => {
     await cluster.add();
     for (const a of cluster.agents) await cluster.ready(a);
     assert.ok(await waitFor(() => cluster.allSeeAlive(2), 20_000, 100));
-    client = await createHost({
-      privateKey: await generateKeyPair('Ed25519'),
-      bind: { host: '127.0.0.1', port: 0 },
-      advertise: { host: '127.0.0.1', port: 0 },
-      clusterKey: undefined,
-      connectionsMax: 16,
-    });
-    await client.start();
+    client = await loopbackHost();
   });
 
   after(async () => {

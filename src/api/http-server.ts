@@ -151,16 +151,28 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
       return;
     }
 
-    const abort = new AbortController();
-    res.on('close', () => {
-      if (!res.writableFinished) abort.abort(new MeshError('unavailable', 'the client went away'));
-    });
+    // Only blocking queries and joins wait on the client; most requests never read the signal,
+    // so it is made on first use (an AbortController per request showed in write profiles).
+    let abort: AbortController | undefined;
+    const signal = (): AbortSignal => {
+      if (abort) return abort.signal;
+      const ac = new AbortController();
+      abort = ac;
+      const gone = (): void => {
+        if (!res.writableFinished) ac.abort(new MeshError('unavailable', 'the client went away'));
+      };
+      if (res.destroyed) gone();
+      else res.on('close', gone);
+      return ac.signal;
+    };
     const reply: Reply = await match.route.handler({
       agent: opts.agent,
       query,
       body,
       rest: match.rest,
-      signal: abort.signal,
+      get signal() {
+        return signal();
+      },
       log,
       onLeave: opts.onLeave,
     });

@@ -25,6 +25,9 @@ const TPUT_S = Number(process.env.BENCH_TPUT_S ?? '10');
 const KILLS = Number(process.env.BENCH_KILLS ?? '3');
 const PROP_N = 50;
 const VALUE = 'v'.repeat(256);
+/** BENCH_ONLY=seq,failover,propagation,etcd runs a subset (default: all). */
+const ONLY = (process.env.BENCH_ONLY ?? '').split(',').filter(Boolean);
+const want = (part: string): boolean => ONLY.length === 0 || ONLY.includes(part);
 const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
 
 const pct = (xs: number[], p: number): number => {
@@ -282,12 +285,12 @@ async function main(): Promise<void> {
   const version = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
   console.log(`bench:raft  commit ${version}  node ${process.version}`);
   const f: Partial<Figures> = {};
-  await sequentialAndThroughput(f);
-  await failover(f);
-  await propagation(f);
+  if (want('seq')) await sequentialAndThroughput(f);
+  if (want('failover')) await failover(f);
+  if (want('propagation')) await propagation(f);
   let e: Record<string, number> | undefined;
   try {
-    e = runEtcd();
+    if (want('etcd')) e = runEtcd();
   } catch (err) {
     console.log(`etcd run failed: ${(err as Error).message.slice(0, 200)}`);
   }

@@ -27,9 +27,6 @@ import type { RaftClient } from './client.js';
 import type { RaftService } from './service.js';
 import { parseRaftMessage } from './validate.js';
 
-/** Applied entries are gathered this long before publishing, so a busy leader publishes a few
- * large batches rather than one per write (well under the 50 ms propagation target). */
-const COALESCE_MS = 2;
 /** Rounds of fetching per detected gap, so a replica far behind yields between rounds. */
 const FETCH_ROUNDS_MAX = 64;
 
@@ -41,7 +38,7 @@ export class ReplicaFanout {
   private seq = 0;
   private pending: Entry[] = [];
   private pendingPrevTerm = 0;
-  private flushTimer: NodeJS.Timeout | undefined;
+  private flushTimer: NodeJS.Immediate | undefined;
   private stopped = false;
   readonly counters = { batchesPublished: 0, batchesReceived: 0, batchesMalformed: 0, fetches: 0 };
 
@@ -61,7 +58,9 @@ export class ReplicaFanout {
       if (!this.raft.isLeader || !this.hasReplicas()) return;
       if (this.pending.length === 0) this.pendingPrevTerm = prevTerm;
       for (const e of entries) this.pending.push(e);
-      this.flushTimer ??= setTimeout(() => this.flush(), COALESCE_MS);
+      // Entries applied in one event-loop turn go out as one batch. The core already hands them
+      // out once per Ready (dozens per batch under load), so no timer is needed to coalesce.
+      this.flushTimer ??= setImmediate(() => this.flush());
     });
     this.heartbeat = setInterval(() => {
       if (!this.raft.isLeader) return;
@@ -79,7 +78,7 @@ export class ReplicaFanout {
 
   stop(): void {
     this.stopped = true;
-    if (this.flushTimer) clearTimeout(this.flushTimer);
+    if (this.flushTimer) clearImmediate(this.flushTimer);
     if (this.gapTimer) clearTimeout(this.gapTimer);
     if (this.heartbeat) clearInterval(this.heartbeat);
   }

@@ -340,13 +340,16 @@ export class RaftService {
       // Entries committed before this Ready's own entries were written by earlier Readys (handled
       // strictly in order) and can never be overwritten: apply them now rather than after this
       // Ready's disk write. On a leader this answers the client without waiting on any disk once
-      // a quorum has acknowledged (etcd-io/raft allows the same).
-      const durable = rd.snapshot ? 0 : this.persistedIndex(rd);
+      // a quorum has acknowledged (etcd-io/raft allows the same). A replica counts in no quorum
+      // and holds only entries the cluster already committed: it applies them all at once and
+      // writes without a sync (see RaftStorage.persist).
+      const replica = this.replicaMode;
+      const durable = rd.snapshot ? 0 : replica ? Number.MAX_SAFE_INTEGER : this.persistedIndex(rd);
       let early = 0;
       while (early < rd.committed.length && (rd.committed[early] as Entry).index <= durable) early++;
       this.applyCommitted(early === rd.committed.length ? rd.committed : rd.committed.slice(0, early));
       try {
-        await this.init.storage.persist(rd);
+        await this.init.storage.persist(rd, !replica);
       } catch (err) {
         // Without durable storage this node must not acknowledge anything: stop loudly.
         this.init.log.fatal({ err: (err as Error).message }, 'cannot persist raft state; stopping raft');

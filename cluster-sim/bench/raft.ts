@@ -5,7 +5,7 @@
 //   failover    : kill -9 the leader; a fresh PUT every 20 ms on the survivors (2 s timeout each)
 //                 until one succeeds → ms from the kill (repeated BENCH_KILLS times, default 3;
 //                 every acknowledged write is checked on every agent at the end: lost must be 0)
-//   propagation : 10 agents (3 voters, 7 replicas); for each of 50 writes, a blocking query is
+//   propagation : 10 agents (3 voters, 7 replicas); for each of 200 writes, a blocking query is
 //                 parked on every agent; time from the write's acknowledgement until each agent
 //                 answers → p50/p99 of the slowest agent per write
 // When etcd is installed (apt-get install etcd-server etcd-client) the anchor
@@ -23,7 +23,7 @@ const WARM_N = 200;
 const CONC = 64;
 const TPUT_S = Number(process.env.BENCH_TPUT_S ?? '10');
 const KILLS = Number(process.env.BENCH_KILLS ?? '3');
-const PROP_N = 50;
+const PROP_N = Number(process.env.BENCH_PROP_N ?? '200');
 const VALUE = 'v'.repeat(256);
 /** BENCH_ONLY=seq,failover,propagation,etcd runs a subset (default: all). */
 const ONLY = (process.env.BENCH_ONLY ?? '').split(',').filter(Boolean);

@@ -23,6 +23,7 @@ import { StreamTransport } from '../wire/stream-transport.js';
 import { proposeError } from './errors.js';
 import type { RaftStorage } from './storage.js';
 import { parseRaftMessage } from './validate.js';
+import { RaftWaiters } from './waiters.js';
 
 export const RAFT_PROTOCOL = '/mesh/raft/1.0.0';
 
@@ -41,22 +42,6 @@ export interface RaftServiceInit {
   proposeTimeoutMs: number;
 }
 
-interface Waiter {
-  term: number;
-  resolve: (r: ApplyResult) => void;
-  reject: (e: Error) => void;
-  timer: NodeJS.Timeout;
-}
-
-interface IndexWaiter {
-  index: number;
-  resolve: () => void;
-}
-
-/** Bounds on what callers can queue. */
-const PROPOSALS_PENDING_MAX = 20_000;
-const READS_PENDING_MAX = 10_000;
-
 export class RaftService {
   private node: RaftNode | undefined;
   readonly state: StateMachine;
@@ -65,12 +50,7 @@ export class RaftService {
   private processing = false;
   private again = false;
   private stopped = false;
-  private readonly proposals = new Map<number, Waiter>();
-  private readonly reads = new Map<
-    string,
-    { resolve: (index: number) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }
-  >();
-  private readonly appliedWaiters: IndexWaiter[] = [];
+  private readonly waiters: RaftWaiters;
   private readonly applyListeners: Array<(index: number) => void> = [];
   private readonly committedListeners: Array<(entries: Entry[], prevTerm: number) => void> = [];
   private readSeq = 0;
@@ -85,6 +65,7 @@ export class RaftService {
 
   constructor(private readonly init: RaftServiceInit) {
     this.state = new StateMachine();
+    this.waiters = new RaftWaiters(init.proposeTimeoutMs);
     this.transport = new StreamTransport(
       RAFT_PROTOCOL,
       init.host,
@@ -133,11 +114,7 @@ export class RaftService {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.tickTimer) clearInterval(this.tickTimer);
-    for (const w of this.proposals.values()) {
-      clearTimeout(w.timer);
-      w.reject(new MeshError('unavailable', 'the agent is stopping'));
-    }
-    this.proposals.clear();
+    this.waiters.rejectAll(new MeshError('unavailable', 'the agent is stopping'));
     await this.transport.stop();
     await this.init.storage.flush().catch(() => undefined);
   }
@@ -213,9 +190,8 @@ export class RaftService {
 
   /** Propose a command on this node (must be the leader); resolves with its apply result. */
   proposeLocal(cmd: unknown): Promise<ApplyResult> {
-    if (this.proposals.size >= PROPOSALS_PENDING_MAX) {
-      return Promise.reject(new MeshError('unavailable', 'too many writes in flight; retry'));
-    }
+    const full = this.waiters.checkProposalRoom();
+    if (full) return Promise.reject(full);
     const r = this.core.propose(encode(cmd));
     if ('code' in r) return Promise.reject(proposeError(r));
     return this.waitFor(r.index, r.term);
@@ -235,38 +211,20 @@ export class RaftService {
 
   /** Leader only: the commit index as of now, confirmed by a quorum (ReadIndex). */
   readIndexLocal(): Promise<number> {
-    if (this.reads.size >= READS_PENDING_MAX) {
-      return Promise.reject(new MeshError('unavailable', 'too many consistent reads in flight; retry'));
-    }
+    const full = this.waiters.checkReadRoom();
+    if (full) return Promise.reject(full);
     const ctx = `${this.init.id.slice(-8)}-${++this.readSeq}`;
     const err = this.core.readIndex(ctx);
     if (err) return Promise.reject(proposeError(err));
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.reads.delete(ctx);
-        reject(new MeshError('unavailable', 'no quorum confirmed the read in time'));
-      }, this.init.proposeTimeoutMs);
-      this.reads.set(ctx, { resolve, reject, timer });
-      this.kick();
-    });
+    const confirmed = this.waiters.read(ctx);
+    this.kick();
+    return confirmed;
   }
 
   /** Resolves once the state machine has applied `index` (or after `timeoutMs`, with false). */
   waitApplied(index: number, timeoutMs: number): Promise<boolean> {
     if (this.state.appliedIndex >= index) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const w: IndexWaiter = { index, resolve: () => resolve(true) };
-      const timer = setTimeout(() => {
-        const i = this.appliedWaiters.indexOf(w);
-        if (i >= 0) this.appliedWaiters.splice(i, 1);
-        resolve(false);
-      }, timeoutMs);
-      w.resolve = () => {
-        clearTimeout(timer);
-        resolve(true);
-      };
-      this.appliedWaiters.push(w);
-    });
+    return this.waiters.untilApplied(index, timeoutMs);
   }
 
   /** Start an election now (bootstrap of a single node). */
@@ -276,19 +234,9 @@ export class RaftService {
   }
 
   private waitFor(index: number, term: number): Promise<ApplyResult> {
+    const applied = this.waiters.proposal(index, term);
     this.kick();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.proposals.delete(index);
-        reject(
-          new MeshError(
-            'unavailable',
-            `write not committed within ${this.init.proposeTimeoutMs} ms (it may still be applied)`,
-          ),
-        );
-      }, this.init.proposeTimeoutMs);
-      this.proposals.set(index, { term, resolve, reject, timer });
-    });
+    return applied;
   }
 
   private onFrame(from: string, frame: Uint8Array): void {
@@ -359,13 +307,7 @@ export class RaftService {
       if (rd.snapshot) this.installSnapshot(rd.snapshot);
       for (const m of later) this.send(m);
       if (early < rd.committed.length) this.applyCommitted(rd.committed.slice(early));
-      for (const rs of rd.readStates) {
-        const r = this.reads.get(rs.ctx);
-        if (!r) continue;
-        this.reads.delete(rs.ctx);
-        clearTimeout(r.timer);
-        r.resolve(rs.index);
-      }
+      for (const rs of rd.readStates) this.waiters.readConfirmed(rs.ctx, rs.index);
       if (rd.softState) this.onSoftState(rd.softState.leader, rd.softState.role);
       this.core.advance(rd);
       await this.maybeSnapshot();
@@ -400,24 +342,12 @@ export class RaftService {
       this.counters.applied++;
       this.appliedSinceSnapshot++;
       this.appliedTerm = e.term;
-      const w = this.proposals.get(e.index);
-      if (w) {
-        this.proposals.delete(e.index);
-        clearTimeout(w.timer);
-        if (w.term === e.term) w.resolve(result);
-        else w.reject(new MeshError('unavailable', 'leadership changed before the write committed; retry'));
-      }
+      this.waiters.proposalApplied(e.index, e.term, result);
     }
     if (entries.length === 0) return;
     for (const l of this.committedListeners) l(entries, prevTerm);
     const applied = this.state.appliedIndex;
-    for (let i = this.appliedWaiters.length - 1; i >= 0; i--) {
-      const w = this.appliedWaiters[i] as IndexWaiter;
-      if (w.index <= applied) {
-        this.appliedWaiters.splice(i, 1);
-        w.resolve();
-      }
-    }
+    this.waiters.appliedUpTo(applied);
     for (const l of this.applyListeners) l(applied);
   }
 

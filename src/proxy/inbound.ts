@@ -15,7 +15,7 @@ import { createServer as createTlsServer, type TLSSocket, type Server as TlsServ
 import { peerServiceOf } from '../ca/spiffe.js';
 import type { EngineContext } from './context.js';
 import { headerValue } from './h1/head.js';
-import { type Exchange, STALE_SOCKET_RETRIES_MAX, serveH1 } from './h1/relay.js';
+import { type Exchange, type Outcome, STALE_SOCKET_RETRIES_MAX, serveH1 } from './h1/relay.js';
 import { forwardH2, isGrpc, replyH2Error, upstreamHeaders } from './h2-forward.js';
 import { ALPN_H1, ALPN_H2, ALPN_TCP, INBOUND_ALPN, serviceOfServerName } from './peer-tls.js';
 import { readPreamble } from './preamble.js';
@@ -171,29 +171,40 @@ export class Inbound {
     return id === undefined ? all[0] : all.find((i) => i.id === id);
   }
 
-  private async onH1(caller: Caller, x: Exchange): Promise<void> {
+  private onH1(caller: Caller, x: Exchange): void {
     const startedMs = performance.now();
     const decision = this.ctx.routing.intention(caller.source, caller.destination);
     if (!decision.allow) {
       this.ctx.metrics.denied.inc({ source: caller.source, destination: caller.destination });
       this.ctx.metrics.request('inbound', caller.source, caller.destination, 403);
-      return x.reply(403, `mesh: ${decision.reason} (${caller.source} → ${caller.destination})`);
+      x.reply(403, `mesh: ${decision.reason} (${caller.source} → ${caller.destination})`);
+      x.finish();
+      return;
     }
     const inst = this.instance(headerValue(x.head, INSTANCE_HEADER), caller.destination);
-    if (!inst) return x.reply(503, `mesh: no local instance of ${caller.destination}`);
+    if (!inst) {
+      x.reply(503, `mesh: no local instance of ${caller.destination}`);
+      x.finish();
+      return;
+    }
     const target = {
       ...this.ctx.pools.localTarget(inst),
       startLine: x.startLine(x.head.method, x.head.target),
       lines: x.lines(DROP_ON_INBOUND),
       timeoutMs: inst.requestTimeoutMs,
     };
-    let o = await x.forward(target);
-    for (let i = 0; i < STALE_SOCKET_RETRIES_MAX && !o.sentResponse && o.staleSocket && x.replayable; i++) {
-      o = await x.forward(target);
-    }
-    if (!o.sentResponse) x.reply(o.status, `mesh: ${caller.destination} instance ${inst.id}: ${o.message}`);
-    const seconds = (performance.now() - startedMs) / 1000;
-    this.ctx.metrics.request('inbound', caller.source, caller.destination, o.status, seconds);
+    let staleRetries = 0;
+    const done = (o: Outcome): void => {
+      if (!o.sentResponse && o.staleSocket && x.replayable && staleRetries++ < STALE_SOCKET_RETRIES_MAX) {
+        x.forward(target, done);
+        return;
+      }
+      if (!o.sentResponse) x.reply(o.status, `mesh: ${caller.destination} instance ${inst.id}: ${o.message}`);
+      const seconds = (performance.now() - startedMs) / 1000;
+      this.ctx.metrics.request('inbound', caller.source, caller.destination, o.status, seconds);
+      x.finish();
+    };
+    x.forward(target, done);
   }
 
   private async onH2(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): Promise<void> {

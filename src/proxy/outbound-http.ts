@@ -109,68 +109,109 @@ const OWN_HEADERS: ReadonlySet<string> = new Set([INSTANCE_HEADER, 'traceparent'
  * One HTTP/1.1 request on an upstream port: route it, then relay it to the picked instance through
  * that instance's agent (mTLS), or straight to it when it runs on this agent (same intentions).
  */
-export async function handleH1(ctx: EngineContext, up: ProxyUpstream, x: Exchange): Promise<void> {
-  const startedMs = performance.now();
-  const { path, query } = splitUrl(x.head.target);
-  let headers: Headers | undefined;
-  const info: RequestInfo = {
-    path,
-    method: x.head.method,
-    query,
-    // Built only when a route matches on headers or a ring_hash policy reads one.
-    get headers(): Headers {
-      headers ??= headerObject(x.head);
-      return headers;
-    },
-  };
-  const traceparent = nextTraceparent(headerValue(x.head, 'traceparent'));
-  const forwarded = x.lines(OWN_HEADERS);
-  const tried = new Set<string>();
-  let status = 0;
-  let staleRetries = 0;
-  for (let attempt = 0; ; attempt++) {
-    const picked = pick(ctx, up, info, tried, x.remoteAddress);
+export function handleH1(ctx: EngineContext, up: ProxyUpstream, x: Exchange): void {
+  new OutboundH1(ctx, up, x).attempt();
+}
+
+/** The attempts of one request: each picks an instance not tried yet, until one answers or none may. */
+class OutboundH1 {
+  private readonly startedMs = performance.now();
+  private readonly path: string;
+  private readonly query: string;
+  private readonly info: RequestInfo;
+  private readonly traceparent: string;
+  private readonly forwarded: string[];
+  private readonly tried = new Set<string>();
+  private attempts = 0;
+  private staleRetries = 0;
+
+  constructor(
+    private readonly ctx: EngineContext,
+    private readonly up: ProxyUpstream,
+    private readonly x: Exchange,
+  ) {
+    const { path, query } = splitUrl(x.head.target);
+    this.path = path;
+    this.query = query;
+    let headers: Headers | undefined;
+    this.info = {
+      path,
+      method: x.head.method,
+      query,
+      // Built only when a route matches on headers or a ring_hash policy reads one.
+      get headers(): Headers {
+        headers ??= headerObject(x.head);
+        return headers;
+      },
+    };
+    this.traceparent = nextTraceparent(headerValue(x.head, 'traceparent'));
+    this.forwarded = x.lines(OWN_HEADERS);
+  }
+
+  attempt(): void {
+    const { ctx, up, x } = this;
+    const picked = pick(ctx, up, this.info, this.tried, x.remoteAddress);
     if ('error' in picked) {
-      status = 503;
-      x.reply(status, `mesh: ${picked.error}`);
-      break;
+      this.answer(503, `mesh: ${picked.error}`);
+      return;
     }
     const { endpoint, balancer, decision } = picked;
-    tried.add(endpoint.id);
-    const canRetry = x.replayable && attempt < decision.numRetries;
+    this.tried.add(endpoint.id);
+    const canRetry = x.replayable && this.attempts < decision.numRetries;
+    this.attempts++;
     const target = endpoint.local
       ? localTarget(ctx, up, endpoint)
       : peerTarget(ctx, up, endpoint, picked.connectTimeoutMs);
     if ('status' in target) {
-      status = target.status;
-      x.reply(status, target.message);
-      break;
+      this.answer(target.status, target.message);
+      return;
     }
     balancer.onStart(endpoint.id, Date.now());
     const t0 = performance.now();
-    const o = await x.forward({
-      ...target,
-      startLine: x.startLine(x.head.method, query ? `${decision.path}?${query}` : decision.path),
-      lines: [...forwarded, `traceparent: ${traceparent}`, `${INSTANCE_HEADER}: ${endpoint.instanceId}`],
-      timeoutMs: picked.requestTimeoutMs,
-      ...(canRetry && decision.retryOnStatusCodes.length > 0
-        ? { retryOn: (s: number) => decision.retryOnStatusCodes.includes(s) }
-        : {}),
-    });
-    balancer.onEnd(endpoint.id, performance.now() - t0, o.status < 500, Date.now());
-    status = o.status;
-    if (endpoint.local) ctx.metrics.request('inbound', up.source, endpoint.service, o.status);
-    if (o.sentResponse) break;
-    const stale = o.staleSocket === true && x.replayable && staleRetries++ < STALE_SOCKET_RETRIES_MAX;
-    if (stale) tried.delete(endpoint.id);
-    const retry =
-      stale || (canRetry && (o.retryable === true || (o.connectFailed && decision.retryOnConnectFailure)));
-    if (!retry) {
-      x.reply(o.status, `mesh: ${endpoint.service} via ${endpoint.inbound}: ${o.message}`);
-      break;
-    }
+    const q = this.query;
+    x.forward(
+      {
+        ...target,
+        startLine: x.startLine(x.head.method, q ? `${decision.path}?${q}` : decision.path),
+        lines: [
+          ...this.forwarded,
+          `traceparent: ${this.traceparent}`,
+          `${INSTANCE_HEADER}: ${endpoint.instanceId}`,
+        ],
+        timeoutMs: picked.requestTimeoutMs,
+        ...(canRetry && decision.retryOnStatusCodes.length > 0
+          ? { retryOn: (s: number) => decision.retryOnStatusCodes.includes(s) }
+          : {}),
+      },
+      (o) => {
+        balancer.onEnd(endpoint.id, performance.now() - t0, o.status < 500, Date.now());
+        if (endpoint.local) ctx.metrics.request('inbound', up.source, endpoint.service, o.status);
+        if (o.sentResponse) {
+          this.end(o.status);
+          return;
+        }
+        const stale =
+          o.staleSocket === true && x.replayable && this.staleRetries++ < STALE_SOCKET_RETRIES_MAX;
+        if (stale) this.tried.delete(endpoint.id);
+        const retry =
+          stale ||
+          (canRetry && (o.retryable === true || (o.connectFailed && decision.retryOnConnectFailure)));
+        if (retry) this.attempt();
+        else this.answer(o.status, `mesh: ${endpoint.service} via ${endpoint.inbound}: ${o.message}`);
+      },
+    );
   }
-  record(ctx, up, status, startedMs, traceparent, x.head.method, path);
+
+  /** Answered by this agent (no instance, denied, or the last attempt failed). */
+  private answer(status: number, message: string): void {
+    this.x.reply(status, message);
+    this.end(status);
+  }
+
+  private end(status: number): void {
+    record(this.ctx, this.up, status, this.startedMs, this.traceparent, this.x.head.method, this.path);
+    this.x.finish();
+  }
 }
 
 /** Through the instance's agent: a pooled mTLS connection as the calling service. */

@@ -1,81 +1,109 @@
-// One attempt to relay a request upstream: take a connection from the pool, send the head and the
-// body, read the response head, then stream the response body to the client (the request timeout
-// counts inactivity). The connection goes back to the pool only after a cleanly framed exchange.
+// One upstream connection of the HTTP/1.1 relay, serving one exchange at a time: send the head and
+// the body, read the response head, then stream the response body to the client (the request
+// timeout counts inactivity). It goes back to the pool only after a cleanly framed exchange. Its
+// socket listeners are attached once for the connection's life, not per request: between
+// exchanges the same listeners watch the idle connection (data then means a confused peer, close
+// means it is gone), so a request costs no listener or timer churn.
 import { BodyFramer } from './body.js';
 import { forwardLines, type Head, parseHead, responseBody, writeHead } from './head.js';
-import type { RelaySocket } from './pool.js';
+import { H1_POOL_LIMITS, type H1Pool, type RelaySocket } from './pool.js';
 import type { Exchange, ForwardTarget, Outcome } from './relay.js';
+import { relayTicker, type Watched } from './ticker.js';
 
 const EMPTY = Buffer.alloc(0);
 
-export class Upstream {
-  private socket: RelaySocket | undefined;
-  private reused = false;
+enum State {
+  /** In the pool, or new and not yet given an exchange. */
+  Idle,
+  Busy,
+  /** After a 101: bytes are piped both ways, the relay no longer frames them. */
+  Upgraded,
+  Closed,
+}
+
+export class UpstreamConn implements Watched {
+  active = false;
+  private state = State.Idle;
   private connected = false;
+  /** Exchanges this connection has served before the current one. */
+  private served = 0;
+  // The current exchange: reset by serve().
+  private ex: Exchange | undefined;
+  private t: ForwardTarget | undefined;
+  private done: ((o: Outcome) => void) | undefined;
   private gotBytes = false;
   private rbuf: Buffer = EMPTY;
   private head: Head | undefined;
   private framer: BodyFramer | undefined;
   /** The response head, held to go out with the first body bytes. */
   private headOut: string | undefined;
-  private settled = false;
-  private resolve: (o: Outcome) => void = () => undefined;
-  private readonly onData = (d: Buffer): void => this.data(d);
-  private readonly onError = (err: Error): void =>
-    this.failed(err.message, (err as NodeJS.ErrnoException).code);
-  private readonly onClose = (): void => this.closed();
-  private readonly onTimeout = (): void => this.timedOut();
-  private readonly onConnect = (): void => {
-    this.connected = true;
-  };
 
   constructor(
-    private readonly ex: Exchange,
-    private readonly t: ForwardTarget,
-  ) {}
-
-  run(): Promise<Outcome> {
-    return new Promise((resolve) => {
-      this.resolve = resolve;
-      const { socket, reused } = this.t.pool.acquire(this.t.key, this.t.open);
-      this.socket = socket;
-      this.reused = reused;
-      this.connected = reused;
-      if (!reused) socket.once(this.t.secure ? 'secureConnect' : 'connect', this.onConnect);
-      socket.on('data', this.onData);
-      socket.on('error', this.onError);
-      socket.on('close', this.onClose);
-      // An inactivity timeout, as documented: a response that keeps streaming is not cut.
-      socket.on('timeout', this.onTimeout);
-      socket.setTimeout(this.t.timeoutMs);
-      socket.write(writeHead(this.t.startLine, this.t.lines), 'latin1');
-      this.ex.attachSink(
-        (chunk) => socket.write(chunk),
-        (resume) => socket.once('drain', resume),
-      );
+    private readonly pool: H1Pool,
+    readonly key: string,
+    readonly socket: RelaySocket,
+    secure: boolean,
+  ) {
+    socket.once(secure ? 'secureConnect' : 'connect', () => {
+      this.connected = true;
     });
+    socket.on('data', (d: Buffer) => this.data(d));
+    socket.on('error', (err: NodeJS.ErrnoException) => this.failed(err.message, err.code));
+    socket.on('close', () => this.closed());
+    relayTicker.watch(this);
+  }
+
+  /** Relay `ex`'s request over this connection; `done` gets the outcome, once. */
+  serve(ex: Exchange, t: ForwardTarget, done: (o: Outcome) => void): void {
+    this.state = State.Busy;
+    this.ex = ex;
+    this.t = t;
+    this.done = done;
+    this.gotBytes = false;
+    this.rbuf = EMPTY;
+    this.head = undefined;
+    this.framer = undefined;
+    this.headOut = undefined;
+    this.active = true;
+    const socket = this.socket;
+    // Paused for a previous client that stopped reading: this exchange starts afresh.
+    if (socket.isPaused()) socket.resume();
+    socket.write(writeHead(t.startLine, t.lines), 'latin1');
+    ex.attachSink(
+      (chunk) => {
+        this.active = true;
+        return socket.write(chunk);
+      },
+      (resume) => socket.once('drain', resume),
+    );
+  }
+
+  destroy(): void {
+    this.socket.destroy();
   }
 
   /** The client went away, or sent a body that cannot be relayed. */
   abort(): void {
-    this.socket?.destroy();
+    this.socket.destroy();
     this.settle({ status: this.head?.status ?? 499, sentResponse: true });
   }
 
-  private settle(o: Outcome): void {
-    if (this.settled) return;
-    this.settled = true;
-    const s = this.socket;
-    if (s) {
-      s.off('timeout', this.onTimeout);
-      s.setTimeout(0);
-      s.off('data', this.onData);
-      s.off('error', this.onError);
-      s.off('close', this.onClose);
-      s.off('connect', this.onConnect);
-      s.off('secureConnect', this.onConnect);
+  onTick(quietMs: number): void {
+    if (this.state === State.Busy) {
+      const t = this.t as ForwardTarget;
+      if (quietMs >= t.timeoutMs) this.failed(`no response within ${t.timeoutMs} ms`, 'ETIMEDOUT', 504);
+    } else if (this.state === State.Idle && quietMs >= H1_POOL_LIMITS.idleTimeoutMs) {
+      this.socket.destroy();
     }
-    this.resolve(o);
+  }
+
+  private settle(o: Outcome): void {
+    const done = this.done;
+    if (done === undefined) return;
+    this.done = undefined;
+    this.ex = undefined;
+    this.t = undefined;
+    done(o);
   }
 
   /** Nothing was sent to the client: the caller may retry or answer itself. */
@@ -84,32 +112,40 @@ export class Upstream {
     message: string,
     extra: { retryable?: true; staleSocket?: true } = {},
   ): void {
-    this.socket?.destroy();
+    this.socket.destroy();
     this.settle({ status, sentResponse: false, connectFailed: !this.connected, message, ...extra });
   }
 
-  private timedOut(): void {
-    this.failed(`no response within ${this.t.timeoutMs} ms`, 'ETIMEDOUT', 504);
-  }
-
   private failed(message: string, code?: string, status = 502): void {
-    if (this.ex.responded) {
+    const ex = this.ex;
+    if (ex === undefined) {
+      // Idle (or upgraded, where the pipes close both sides): nothing to answer.
+      this.socket.destroy();
+      return;
+    }
+    if (ex.responded) {
       // Mid-response: the client cannot be told, only cut off.
-      this.socket?.destroy();
-      this.ex.socket.destroy();
+      this.socket.destroy();
+      ex.socket.destroy();
       this.settle({ status: this.head?.status ?? 502, sentResponse: true });
       return;
     }
     // The race every keep-alive client has: the server closed an idle connection as we reused it.
     const stale =
-      this.reused && !this.gotBytes && (code === 'ECONNRESET' || code === 'EPIPE' || code === undefined);
+      this.served > 0 && !this.gotBytes && (code === 'ECONNRESET' || code === 'EPIPE' || code === undefined);
     this.failBefore(status, message, stale ? { staleSocket: true } : {});
   }
 
   private closed(): void {
-    if (this.framer?.body.kind === 'close' && this.ex.responded) {
+    const was = this.state;
+    this.state = State.Closed;
+    relayTicker.unwatch(this);
+    if (was === State.Idle) this.pool.forget(this);
+    const ex = this.ex;
+    if (ex === undefined) return;
+    if (this.framer?.body.kind === 'close' && ex.responded) {
       // A body delimited by the connection's end has ended.
-      this.ex.socket.end();
+      ex.socket.end();
       this.settle({ status: this.head?.status ?? 200, sentResponse: true });
       return;
     }
@@ -117,11 +153,18 @@ export class Upstream {
   }
 
   private data(d: Buffer): void {
+    if (this.state !== State.Busy) {
+      // An idle connection has nothing to say: data now means the peer is confused.
+      if (this.state === State.Idle) this.socket.destroy();
+      return;
+    }
+    this.active = true;
     this.gotBytes = true;
     if (this.framer) {
       this.body(d);
       return;
     }
+    const ex = this.ex as Exchange;
     this.rbuf = this.rbuf.length > 0 ? Buffer.concat([this.rbuf, d]) : d;
     for (;;) {
       const r = parseHead(this.rbuf, 0, 'response');
@@ -138,17 +181,17 @@ export class Upstream {
       }
       if (h.status < 200) {
         // Interim (100 Continue, 103 Early Hints): passed on; the final response follows.
-        this.ex.socket.write(writeHead(`HTTP/1.1 ${h.status} ${h.reason}`, exchangeLines(h)), 'latin1');
+        ex.socket.write(writeHead(`HTTP/1.1 ${h.status} ${h.reason}`, exchangeLines(h)), 'latin1');
         continue;
       }
-      if (this.t.retryOn?.(h.status) && !this.ex.responded) {
+      if (this.t?.retryOn?.(h.status) && !ex.responded) {
         this.failBefore(h.status, `status ${h.status}`, { retryable: true });
         return;
       }
       this.head = h;
-      const framer = exchangeFramer(h, this.ex.head.method);
+      const framer = new BodyFramer(responseBody(h, ex.head.method));
       this.framer = framer;
-      this.headOut = this.ex.responseHead(h.status, h.reason, exchangeLines(h), framer.body.kind === 'close');
+      this.headOut = ex.responseHead(h.status, h.reason, exchangeLines(h), framer.body.kind === 'close');
       const rest = this.rbuf;
       this.rbuf = EMPTY;
       this.body(rest);
@@ -157,6 +200,7 @@ export class Upstream {
   }
 
   private body(chunk: Buffer): void {
+    const ex = this.ex as Exchange;
     const framer = this.framer as BodyFramer;
     const step = framer.push(chunk);
     if ('error' in step) {
@@ -164,44 +208,54 @@ export class Upstream {
       return;
     }
     const part = step.used === chunk.length ? chunk : chunk.subarray(0, step.used);
-    const socket = this.socket as RelaySocket;
-    let out: string | Buffer = part;
+    let out: Buffer = part;
     if (this.headOut !== undefined) {
-      // Heads were read as latin1 (bytes as they came): written back the same way.
+      // Heads were read as latin1 (bytes as they came): written back the same way, with the first
+      // body bytes in one write.
       const head = Buffer.from(this.headOut, 'latin1');
       out = part.length === 0 ? head : Buffer.concat([head, part]);
       this.headOut = undefined;
     }
-    if (out.length > 0 && !this.ex.socket.write(out)) {
-      socket.pause();
-      this.ex.socket.once('drain', () => socket.resume());
+    const down = ex.socket;
+    if (out.length > 0 && !down.write(out)) {
+      // The client reads slower than the upstream sends: stop reading until it catches up.
+      this.socket.pause();
+      down.once('drain', () => {
+        if (this.ex === ex) this.socket.resume();
+      });
     }
     if (!step.done) return;
-    if (this.ex.mustClose) this.ex.socket.end();
+    if (ex.mustClose) down.end();
     const h = this.head as Head;
     // Reusable only after a whole, cleanly framed exchange: nothing extra, request body all sent.
-    const reusable = step.used === chunk.length && !h.close && this.ex.bodyDone && this.ex.head.minor === 1;
+    const reusable = step.used === chunk.length && !h.close && ex.bodyDone && ex.head.minor === 1;
+    this.state = State.Idle;
+    this.served++;
+    // Back in the pool before the caller hears of it: its next request (pipelined) may take it.
+    const kept = reusable && this.pool.release(this);
     this.settle({ status: h.status, sentResponse: true });
-    if (reusable) this.t.pool.release(this.t.key, socket);
-    else socket.destroy();
+    if (!kept) this.socket.destroy();
   }
 
   private upgraded(h: Head): void {
-    if (!this.ex.head.upgrade) {
+    const ex = this.ex as Exchange;
+    if (!ex.head.upgrade) {
       this.failBefore(502, 'a 101 answer to a request that asked no upgrade');
       return;
     }
-    const up = this.socket as RelaySocket;
-    const down = this.ex.socket;
-    down.write(this.ex.responseHead(101, h.reason, exchangeLines(h), false), 'latin1');
+    this.state = State.Upgraded;
+    relayTicker.unwatch(this);
+    const up = this.socket;
+    const down = ex.socket;
+    down.write(ex.responseHead(101, h.reason, exchangeLines(h), false), 'latin1');
     if (this.rbuf.length > 0) down.write(this.rbuf);
-    const ahead = this.ex.hijack();
+    this.rbuf = EMPTY;
+    const ahead = ex.hijack();
     this.settle({ status: 101, sentResponse: true });
     if (ahead.length > 0) up.write(ahead);
     down.pipe(up);
     up.pipe(down);
     down.resume();
-    up.on('error', () => down.destroy());
     down.on('error', () => up.destroy());
     up.on('close', () => down.destroy());
     down.on('close', () => up.destroy());
@@ -211,4 +265,3 @@ export class Upstream {
 const NONE: ReadonlySet<string> = new Set();
 /** Response headers to forward (an upgrade keeps its Upgrade and Connection headers). */
 const exchangeLines = (h: Head): string[] => forwardLines(h, NONE, h.upgrade);
-const exchangeFramer = (h: Head, method: string): BodyFramer => new BodyFramer(responseBody(h, method));

@@ -6,7 +6,7 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { H1Pool } from '../../../src/proxy/h1/pool.js';
-import { type Exchange, serveH1 } from '../../../src/proxy/h1/relay.js';
+import { type Exchange, type Outcome, serveH1 } from '../../../src/proxy/h1/relay.js';
 
 const listen = <S extends Server | HttpServer>(s: S): Promise<number> =>
   new Promise((r) => s.listen(0, '127.0.0.1', () => r((s.address() as AddressInfo).port)));
@@ -51,18 +51,22 @@ describe('HTTP/1.1 relay', () => {
     });
     upstream.on('connection', () => upstreamConnections++);
     upstreamPort = await listen(upstream);
-    const handler = async (x: Exchange): Promise<void> => {
-      const o = await x.forward({
-        pool,
-        key: 'up',
-        open: () => connect(upstreamPort, '127.0.0.1'),
-        secure: false,
-        startLine: x.startLine(x.head.method, x.head.target),
-        lines: x.lines(new Set()),
-        timeoutMs: 5_000,
-      });
-      if (!o.sentResponse) x.reply(o.status, o.message);
-    };
+    const handler = (x: Exchange): void =>
+      x.forward(
+        {
+          pool,
+          key: 'up',
+          open: () => connect(upstreamPort, '127.0.0.1'),
+          secure: false,
+          startLine: x.startLine(x.head.method, x.head.target),
+          lines: x.lines(new Set()),
+          timeoutMs: 5_000,
+        },
+        (o) => {
+          if (!o.sentResponse) x.reply(o.status, o.message);
+          x.finish();
+        },
+      );
     proxy = createServer((s) => serveH1(s, handler));
     port = await listen(proxy);
   });
@@ -125,39 +129,69 @@ describe('HTTP/1.1 relay', () => {
     assert.equal(r.closed, true);
   });
 
+  /** A relay that sends every request to `upstreamPort` and answers itself when nothing came back. */
+  const relayTo = (
+    key: string,
+    upstreamPort: number,
+    timeoutMs: number,
+    seen?: (o: Outcome) => void,
+  ): Server =>
+    createServer((sock) =>
+      serveH1(sock, (x) =>
+        x.forward(
+          {
+            pool,
+            key,
+            open: () => connect(upstreamPort, '127.0.0.1'),
+            secure: false,
+            startLine: x.startLine('GET', '/'),
+            lines: [],
+            timeoutMs,
+          },
+          (o) => {
+            seen?.(o);
+            if (!o.sentResponse) x.reply(o.status, o.message);
+            x.finish();
+          },
+        ),
+      ),
+    );
+
   it('answers 502 when the upstream cannot be reached, keeping the client connection', async () => {
     const gone = createServer();
     const closedPort = await listen(gone);
     await new Promise((r) => gone.close(r));
-    const s = createServer((sock) =>
-      serveH1(sock, async (x) => {
-        const o = await x.forward({
-          pool,
-          key: 'nowhere',
-          open: () => connect(closedPort, '127.0.0.1'),
-          secure: false,
-          startLine: x.startLine('GET', '/'),
-          lines: [],
-          timeoutMs: 2_000,
-        });
-        assert.equal(o.sentResponse, false);
-        if (!o.sentResponse) {
-          assert.equal(o.connectFailed, true);
-          x.reply(o.status, o.message);
-        }
-      }),
-    );
+    let outcome: Outcome | undefined;
+    const s = relayTo('nowhere', closedPort, 2_000, (o) => {
+      outcome = o;
+    });
     const p = await listen(s);
     const r = await exchange(p, 'GET / HTTP/1.1\r\nhost: x\r\n\r\n', 500);
+    assert.equal(outcome?.sentResponse, false);
+    assert.equal(outcome && !outcome.sentResponse && outcome.connectFailed, true);
     assert.match(r.data, /^HTTP\/1\.1 502 /);
     assert.equal(r.closed, false);
     s.close();
   });
 
+  it('answers 504 when the upstream goes quiet past the request timeout, and keeps serving', async () => {
+    // Accepts and reads, never answers.
+    const silent = createServer((sock) => sock.resume());
+    const s = relayTo('silent', await listen(silent), 300);
+    const p = await listen(s);
+    // Collected for 3 s: generous next to 300 ms and the timeouts' 100 ms resolution.
+    const r = await exchange(p, 'GET / HTTP/1.1\r\nhost: x\r\n\r\n', 3_000);
+    assert.match(r.data, /^HTTP\/1\.1 504 [\s\S]*no response within 300 ms\n$/);
+    assert.equal(r.closed, false);
+    s.close();
+    silent.close();
+  });
+
   it('closes the connection after refusing an upgrade (the client may already speak the new protocol)', async () => {
     const s = createServer((sock) =>
-      serveH1(sock, async (x) => {
+      serveH1(sock, (x) => {
         x.reply(403, 'mesh: denied');
+        x.finish();
       }),
     );
     const p = await listen(s);

@@ -10,6 +10,7 @@ import type { RequestInfo } from '../core/routing/types.js';
 import type { HashPolicy } from '../core/state/kinds/load-balancer.js';
 import type { EngineContext } from './context.js';
 import { type Head, headerValue } from './h1/head.js';
+import type { OnRead } from './h1/pool.js';
 import { type Exchange, STALE_SOCKET_RETRIES_MAX } from './h1/relay.js';
 import { forwardH2, isGrpc, replyH2Error, upstreamHeaders } from './h2-forward.js';
 import { headerString, INSTANCE_HEADER } from './inbound.js';
@@ -64,10 +65,11 @@ function openPeer(
   alpn: string,
   connectTimeoutMs: number,
 ) {
-  return () => {
+  return (onread?: OnRead) => {
     const context = ctx.clientContext(source);
     if (!context) throw new Error(`no certificate for ${source} yet`);
     return connectPeer({
+      onread,
       inbound: e.inbound,
       destination: e.service,
       trustDomain: ctx.trustDomain(),

@@ -11,6 +11,7 @@ import {
   type TLSSocket,
 } from 'node:tls';
 import { peerServiceOf, spiffeId } from '../ca/spiffe.js';
+import type { OnRead } from './h1/pool.js';
 import type { ProxyCert } from './types.js';
 
 export const ALPN_TCP = 'mesh-tcp';
@@ -62,6 +63,8 @@ export interface PeerConnectOptions {
   context: SecureContext;
   alpn: string;
   connectTimeoutMs: number;
+  /** Read through this buffer and callback instead of 'data' events (the HTTP/1.1 relay's sockets). */
+  onread?: OnRead | undefined;
 }
 
 /** Check that the server proved to be `destination` in `trustDomain`; an Error if not. */
@@ -91,6 +94,7 @@ export function connectPeer(o: PeerConnectOptions): TLSSocket {
     secureContext: o.context,
     servername: serverName(o.destination, o.trustDomain),
     ALPNProtocols: [o.alpn],
+    ...(o.onread ? { onread: o.onread } : {}),
     // Chain verification stays on (rejectUnauthorized); the name check is the SPIFFE one.
     checkServerIdentity: (_name, cert) => checkPeer(cert, o.destination, o.trustDomain),
   });

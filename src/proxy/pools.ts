@@ -57,8 +57,8 @@ export class Pools {
     return {
       pool: this.h1,
       key: `local|${inst.id}`,
-      open: () => {
-        const s = netConnect({ host: inst.host, port: inst.port });
+      open: (onread) => {
+        const s = netConnect({ host: inst.host, port: inst.port, ...(onread ? { onread } : {}) });
         s.setNoDelay(true);
         return s;
       },
@@ -75,7 +75,7 @@ export class Pools {
   }
 
   private newSession(key: string, authority: string, open?: () => Duplex): ClientHttp2Session {
-    const s = h2connect(`http://${authority}`, open ? { createConnection: open } : {});
+    const s = h2connect(`http://${authority}`, open ? { createConnection: () => open() } : {});
     const forget = (): void => this.h2.delete(key, s);
     s.on('error', forget);
     s.on('close', forget);

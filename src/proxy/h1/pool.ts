@@ -18,18 +18,24 @@ export type RelaySocket = Duplex & {
   setTimeout(ms: number, cb?: () => void): unknown;
 };
 
+/** The `onread` option of net.connect and tls.connect: reads land in `buffer`, then `callback` runs. */
+export interface OnRead {
+  buffer: Buffer;
+  callback: (bytes: number, buffer: Buffer) => boolean;
+}
+
 export class H1Pool {
   private readonly idle = new Map<string, UpstreamConn[]>();
 
   /** An idle connection for `key` (reused), or a new one on the socket from `open`. */
-  acquire(key: string, open: () => RelaySocket, secure: boolean): UpstreamConn {
+  acquire(key: string, open: (onread?: OnRead) => RelaySocket, secure: boolean): UpstreamConn {
     const list = this.idle.get(key);
     const conn = list?.pop();
     if (conn !== undefined) {
       if (list?.length === 0) this.idle.delete(key);
       return conn;
     }
-    return new UpstreamConn(this, key, open(), secure);
+    return new UpstreamConn(this, key, open, secure);
   }
 
   /** Takes back a connection whose last exchange ended cleanly; false if it was closed instead. */

@@ -7,7 +7,7 @@
 import { STATUS_CODES } from 'node:http';
 import { BodyFramer } from './body.js';
 import { forwardLines, type Head, parseHead, requestBody, writeHead } from './head.js';
-import type { H1Pool, RelaySocket } from './pool.js';
+import type { H1Pool, OnRead, RelaySocket } from './pool.js';
 import { relayTicker, type Watched } from './ticker.js';
 import type { UpstreamConn } from './upstream.js';
 
@@ -21,7 +21,8 @@ export const RELAY_LIMITS = Object.freeze({
 export interface ForwardTarget {
   pool: H1Pool;
   key: string;
-  open: () => RelaySocket;
+  /** A new connection; it should read through `onread` (net and tls connect options) when given. */
+  open: (onread?: OnRead) => RelaySocket;
   /** The socket from `open` is TLS: connected means handshake done. */
   secure: boolean;
   /** The start line and header lines to send; the request's body follows as received. */

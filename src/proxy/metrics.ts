@@ -2,31 +2,38 @@
 // agent's /v1/agent/metrics?format=prometheus. Labels are service names and status codes only, so
 // the series count is bounded by the services on this agent and the services they call.
 
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
 
 export type Direction = 'inbound' | 'outbound';
 
 /** Latency buckets in seconds: 0.5 ms to 10 s, dense where a mesh hop lives (sub-millisecond to tens of ms). */
 const LATENCY_BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10];
 
-/** Label sets whose prom-client children are kept (services on this agent × callers × codes). */
-const CHILDREN_CACHED_MAX = 4096;
+/** Request series (direction × source × destination) kept at once. */
+const SERIES_MAX = 4096;
+
+/** Label values as the exposition format wants them (backslash, quote and newline escaped). */
+const esc = (v: string): string => v.replace(/[\\"\n]/g, (c) => (c === '\n' ? '\\n' : `\\${c}`));
+
+/** The per-request series of one direction, source and destination: plain numbers, no hashing. */
+interface RequestSeries {
+  labels: string;
+  /** Requests by status code. */
+  codes: Map<number, number>;
+  /** Count per latency bucket (non-cumulative; the last is above every bound), sum and count. */
+  buckets: Float64Array;
+  sum: number;
+  count: number;
+}
+
+const REQUESTS_NAME = 'mesh_proxy_requests_total';
+const REQUESTS_HELP =
+  'HTTP and gRPC requests through the proxy, by direction, source and destination service and status code';
+const LATENCY_NAME = 'mesh_proxy_request_duration_seconds';
+const LATENCY_HELP = 'Time from receiving a request to the end of its response, as seen by this agent';
 
 export class ProxyMetrics {
   readonly registry = new Registry();
-  readonly requests = new Counter({
-    name: 'mesh_proxy_requests_total',
-    help: 'HTTP and gRPC requests through the proxy, by direction, source and destination service and status code',
-    labelNames: ['direction', 'source', 'destination', 'code'] as const,
-    registers: [this.registry],
-  });
-  readonly latency = new Histogram({
-    name: 'mesh_proxy_request_duration_seconds',
-    help: 'Time from receiving a request to the end of its response, as seen by this agent',
-    labelNames: ['direction', 'source', 'destination'] as const,
-    buckets: LATENCY_BUCKETS_S,
-    registers: [this.registry],
-  });
   readonly connections = new Counter({
     name: 'mesh_proxy_connections_total',
     help: 'TCP connections through the proxy, by direction, services and result (ok, refused, error)',
@@ -52,25 +59,58 @@ export class ProxyMetrics {
     registers: [this.registry],
   });
 
-  /** Labelled children by label values: prom-client hashes the labels of every unlabelled call. */
-  private readonly children = new Map<string, { inc(): void; observe(v: number): void }>();
+  /**
+   * The request counter and latency histogram, kept here rather than in prom-client: they change on
+   * every request, and a prom-client child hashes its labels on every call (about 2 µs a request).
+   */
+  private readonly series = new Map<string, RequestSeries>();
 
   /** Count one request and its duration (seconds; omitted for a request refused before it started). */
   request(direction: Direction, source: string, destination: string, code: number, seconds?: number): void {
-    const key = `${direction}\u0000${source}\u0000${destination}\u0000${code}`;
-    let c = this.children.get(key);
-    if (c === undefined) {
-      const counter = this.requests.labels(direction, source, destination, String(code));
-      const histogram = this.latency.labels(direction, source, destination);
-      c = { inc: () => counter.inc(), observe: (v) => histogram.observe(v) };
-      // Bounded like the series themselves; past it, calls still count, only uncached.
-      if (this.children.size < CHILDREN_CACHED_MAX) this.children.set(key, c);
+    const key = `${direction}\u0000${source}\u0000${destination}`;
+    let s = this.series.get(key);
+    if (s === undefined) {
+      // Bounded like the label values themselves (services on this agent × services they call):
+      // past the bound, new label sets are not counted rather than growing without end.
+      if (this.series.size >= SERIES_MAX) return;
+      s = {
+        labels: `direction="${esc(direction)}",source="${esc(source)}",destination="${esc(destination)}"`,
+        codes: new Map(),
+        buckets: new Float64Array(LATENCY_BUCKETS_S.length + 1),
+        sum: 0,
+        count: 0,
+      };
+      this.series.set(key, s);
     }
-    c.inc();
-    if (seconds !== undefined) c.observe(seconds);
+    s.codes.set(code, (s.codes.get(code) ?? 0) + 1);
+    if (seconds === undefined) return;
+    let i = 0;
+    while (i < LATENCY_BUCKETS_S.length && seconds > (LATENCY_BUCKETS_S[i] as number)) i++;
+    (s.buckets as Float64Array)[i] = ((s.buckets as Float64Array)[i] as number) + 1;
+    s.sum += seconds;
+    s.count++;
   }
 
-  text(): Promise<string> {
-    return this.registry.metrics();
+  /** The Prometheus text of every data-plane metric. */
+  async text(): Promise<string> {
+    return this.requestsText() + (await this.registry.metrics());
+  }
+
+  private requestsText(): string {
+    const counts: string[] = [`# HELP ${REQUESTS_NAME} ${REQUESTS_HELP}`, `# TYPE ${REQUESTS_NAME} counter`];
+    const hist: string[] = [`# HELP ${LATENCY_NAME} ${LATENCY_HELP}`, `# TYPE ${LATENCY_NAME} histogram`];
+    for (const s of this.series.values()) {
+      for (const [code, n] of s.codes) counts.push(`${REQUESTS_NAME}{${s.labels},code="${code}"} ${n}`);
+      if (s.count === 0) continue;
+      let cumulative = 0;
+      LATENCY_BUCKETS_S.forEach((le, i) => {
+        cumulative += s.buckets[i] as number;
+        hist.push(`${LATENCY_NAME}_bucket{${s.labels},le="${le}"} ${cumulative}`);
+      });
+      hist.push(`${LATENCY_NAME}_bucket{${s.labels},le="+Inf"} ${s.count}`);
+      hist.push(`${LATENCY_NAME}_sum{${s.labels}} ${s.sum}`);
+      hist.push(`${LATENCY_NAME}_count{${s.labels}} ${s.count}`);
+    }
+    return `${counts.join('\n')}\n${hist.join('\n')}\n`;
   }
 }

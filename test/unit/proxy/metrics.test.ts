@@ -1,0 +1,63 @@
+// The data plane's request counter and latency histogram, as a Prometheus scraper reads them.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ProxyMetrics } from '../../../src/proxy/metrics.js';
+
+/** Sample lines of `name` (with labels) → value. */
+function samples(text: string, name: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`)) continue;
+    const sp = line.lastIndexOf(' ');
+    out.set(line.slice(name.length, sp), Number(line.slice(sp + 1)));
+  }
+  return out;
+}
+
+describe('ProxyMetrics', () => {
+  it('counts requests by status and renders a cumulative histogram with sum and count', async () => {
+    const m = new ProxyMetrics();
+    const seconds = [0.0002, 0.0005, 0.0007, 0.003, 0.003, 0.2, 30];
+    for (const s of seconds) m.request('outbound', 'web', 'api', 200, s);
+    m.request('outbound', 'web', 'api', 503, 0.001);
+    // Refused before it started: counted, not timed.
+    m.request('inbound', 'web', 'api', 403);
+    const text = await m.text();
+    assert.match(text, /# TYPE mesh_proxy_requests_total counter/);
+    assert.match(text, /# TYPE mesh_proxy_request_duration_seconds histogram/);
+    const counts = samples(text, 'mesh_proxy_requests_total');
+    assert.equal(counts.get('{direction="outbound",source="web",destination="api",code="200"}'), 7);
+    assert.equal(counts.get('{direction="outbound",source="web",destination="api",code="503"}'), 1);
+    assert.equal(counts.get('{direction="inbound",source="web",destination="api",code="403"}'), 1);
+    const lbl = 'direction="outbound",source="web",destination="api"';
+    const b = samples(text, 'mesh_proxy_request_duration_seconds_bucket');
+    // le is "less than or equal": 0.0005 itself falls in the 0.0005 bucket.
+    assert.equal(b.get(`{${lbl},le="0.0005"}`), 2);
+    assert.equal(b.get(`{${lbl},le="0.001"}`), 4);
+    assert.equal(b.get(`{${lbl},le="0.005"}`), 6);
+    assert.equal(b.get(`{${lbl},le="0.25"}`), 7);
+    assert.equal(b.get(`{${lbl},le="10"}`), 7);
+    assert.equal(b.get(`{${lbl},le="+Inf"}`), 8);
+    assert.equal(samples(text, 'mesh_proxy_request_duration_seconds_count').get(`{${lbl}}`), 8);
+    const sum = samples(text, 'mesh_proxy_request_duration_seconds_sum').get(`{${lbl}}`) ?? 0;
+    assert.ok(Math.abs(sum - (seconds.reduce((a, x) => a + x, 0) + 0.001)) < 1e-9);
+    // The inbound series was never timed: no histogram lines for it.
+    assert.equal(
+      [...b.keys()].some((k) => k.includes('"inbound"')),
+      false,
+    );
+    // Buckets never decrease.
+    const values = [...b].filter(([k]) => k.includes(lbl)).map(([, v]) => v);
+    assert.deepEqual(
+      values,
+      [...values].sort((x, y) => x - y),
+    );
+  });
+
+  it('escapes label values the exposition format would misread', async () => {
+    const m = new ProxyMetrics();
+    m.request('outbound', 'a"b', 'c\\d\ne', 200, 0.001);
+    const text = await m.text();
+    assert.match(text, /source="a\\"b",destination="c\\\\d\\ne"/);
+  });
+});

@@ -13,6 +13,8 @@ import type { ChainTarget, RequestInfo, RouteDecision } from '../core/routing/ty
 import type { HashPolicy } from '../core/state/kinds/load-balancer.js';
 import type { ProxyEndpoint, ProxyLocalInstance, ProxySnapshot } from './types.js';
 
+/** Intention decisions cached per snapshot (source × destination pairs). */
+const INTENTIONS_CACHED_MAX = 4_096;
 /** Balancers kept at once (one per destination target); bounded like every map here. */
 const BALANCERS_MAX = 4_096;
 const CONNECT_TIMEOUT_MS_DEFAULT = 5_000;
@@ -52,6 +54,8 @@ export class RoutingTable {
   private candidates = new Map<string, ProxyEndpoint[]>();
   private byId = new Map<string, ProxyEndpoint>();
   private localByService = new Map<string, ProxyLocalInstance[]>();
+  /** Intention decisions of this snapshot, by source and destination. */
+  private intentions = new Map<string, { allow: boolean; reason: string }>();
   private readonly balancers = new Map<string, { policy: string; balancer: Balancer }>();
 
   get snapshot(): ProxySnapshot {
@@ -73,6 +77,7 @@ export class RoutingTable {
     this.snap = s;
     this.routers = routers;
     this.candidates = new Map();
+    this.intentions = new Map();
     this.byId = new Map();
     for (const list of Object.values(s.endpoints)) for (const e of list) this.byId.set(e.id, e);
     this.localByService = new Map();
@@ -87,7 +92,11 @@ export class RoutingTable {
     return this.localByService.get(service) ?? [];
   }
 
+  /** May `source` call `destination`? Asked per request and connection: decided once per pair and snapshot. */
   intention(source: string, destination: string): { allow: boolean; reason: string } {
+    const key = `${source}\u0000${destination}`;
+    const held = this.intentions.get(key);
+    if (held !== undefined) return held;
     const d = decideIntention(
       (kind, name) =>
         kind === 'service-intentions'
@@ -98,7 +107,11 @@ export class RoutingTable {
       source,
       destination,
     );
-    return { allow: d.action === 'allow', reason: d.reason };
+    const out = { allow: d.action === 'allow', reason: d.reason };
+    // Pairs come from certificates and local names, but a bound keeps a flood of names harmless.
+    if (this.intentions.size >= INTENTIONS_CACHED_MAX) this.intentions.clear();
+    this.intentions.set(key, out);
+    return out;
   }
 
   /** An instance for a new L4 connection to `dest`. */

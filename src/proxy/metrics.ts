@@ -86,7 +86,7 @@ export class ProxyMetrics {
     if (seconds === undefined) return;
     let i = 0;
     while (i < LATENCY_BUCKETS_S.length && seconds > (LATENCY_BUCKETS_S[i] as number)) i++;
-    (s.buckets as Float64Array)[i] = ((s.buckets as Float64Array)[i] as number) + 1;
+    s.buckets[i] = (s.buckets[i] ?? 0) + 1;
     s.sum += seconds;
     s.count++;
   }

@@ -52,18 +52,26 @@ export class Pools {
   readonly h1 = new H1Pool();
   private readonly h2 = new Bounded<ClientHttp2Session>((s) => s.close());
 
+  /** Targets per local instance, made once per snapshot's instance object instead of per request. */
+  private readonly localTargets = new WeakMap<ProxyLocalInstance, PoolTarget>();
+
   /** Plain pooled connections to an instance on this agent. */
   localTarget(inst: ProxyLocalInstance): PoolTarget {
-    return {
-      pool: this.h1,
-      key: `local|${inst.id}`,
-      open: (onread) => {
-        const s = netConnect({ host: inst.host, port: inst.port, ...(onread ? { onread } : {}) });
-        s.setNoDelay(true);
-        return s;
-      },
-      secure: false,
-    };
+    let t = this.localTargets.get(inst);
+    if (t === undefined) {
+      t = {
+        pool: this.h1,
+        key: `local|${inst.id}`,
+        open: (onread) => {
+          const s = netConnect({ host: inst.host, port: inst.port, ...(onread ? { onread } : {}) });
+          s.setNoDelay(true);
+          return s;
+        },
+        secure: false,
+      };
+      this.localTargets.set(inst, t);
+    }
+    return t;
   }
 
   /** An HTTP/2 session for `key`, made anew once the previous one closed or failed. */

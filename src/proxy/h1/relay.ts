@@ -125,7 +125,7 @@ class Conn implements Watched {
   }
 
   /** The exchange is over (Exchange.finish): the connection takes the next request, or closes. */
-  finished(ex: Exchange): void {
+  exchangeDone(ex: Exchange): void {
     this.ex = undefined;
     this.active = true;
     if (this.closed || ex.hijacked) return;
@@ -226,7 +226,7 @@ export class Exchange {
   finish(): void {
     if (this.finished) return;
     this.finished = true;
-    this.conn.finished(this);
+    this.conn.exchangeDone(this);
   }
 
   /** Start sending the request body (held so far) through `write`; false from write means wait for drain. */

@@ -20,7 +20,7 @@ enum State {
   /** In the pool, or new and not yet given an exchange. */
   Idle,
   Busy,
-  /** After a 101: bytes are piped both ways, the relay no longer frames them. */
+  /** After a 101: bytes flow both ways unframed (client → upstream by pipe, back by upgradedData). */
   Upgraded,
   Closed,
 }
@@ -45,6 +45,14 @@ export class UpstreamConn implements Watched {
   private down: RelaySocket | undefined;
 
   readonly socket: RelaySocket;
+  /** The request body's way out, made once per connection rather than per request. */
+  private readonly sinkWrite = (chunk: Buffer): boolean => {
+    this.active = true;
+    return this.socket.write(chunk);
+  };
+  private readonly sinkDrain = (resume: () => void): void => {
+    this.socket.once('drain', resume);
+  };
 
   constructor(
     private readonly pool: H1Pool,
@@ -90,13 +98,7 @@ export class UpstreamConn implements Watched {
     // Paused for a previous client that stopped reading: this exchange starts afresh.
     if (socket.isPaused()) socket.resume();
     socket.write(writeHead(t.startLine, t.lines), 'latin1');
-    ex.attachSink(
-      (chunk) => {
-        this.active = true;
-        return socket.write(chunk);
-      },
-      (resume) => socket.once('drain', resume),
-    );
+    ex.attachSink(this.sinkWrite, this.sinkDrain);
   }
 
   destroy(): void {

@@ -228,6 +228,7 @@ function peerTarget(
     key: peerKey(e, up.source),
     open: openPeer(ctx, e, up.source, ALPN_H1, connectTimeoutMs),
     secure: true,
+    connectTimeoutMs,
   };
 }
 

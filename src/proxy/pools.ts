@@ -10,7 +10,7 @@ import type { ForwardTarget } from './h1/relay.js';
 import type { ProxyLocalInstance } from './types.js';
 
 /** Where the HTTP/1.1 relay takes a connection from. */
-export type PoolTarget = Pick<ForwardTarget, 'pool' | 'key' | 'open' | 'secure'>;
+export type PoolTarget = Pick<ForwardTarget, 'pool' | 'key' | 'open' | 'secure' | 'connectTimeoutMs'>;
 
 /** Distinct pooled destinations kept at once (agents × services for peers, instances for local): one bound for both pools. */
 export const POOL_KEYS_MAX = H1_POOL_LIMITS.keysMax;
@@ -68,6 +68,7 @@ export class Pools {
           return s;
         },
         secure: false,
+        connectTimeoutMs: inst.connectTimeoutMs,
       };
       this.localTargets.set(inst, t);
     }

@@ -1,9 +1,19 @@
 // Upstream connections of the HTTP/1.1 relay, per destination key (a peer agent and service, or a
 // local instance). Each connection is an UpstreamConn that keeps its socket listeners for its whole
 // life and serves one exchange at a time; between exchanges it waits here. Last in, first out, so a
-// burst reuses warm connections and the rest age out. Bounded: keys, idle connections per key, and
-// how long one may sit idle (shorter than the 60 s a peer agent keeps an idle connection open, so
-// the peer rarely closes one under us).
+// burst reuses warm connections and the rest age out.
+//
+// A request that finds no idle connection waits in its destination's queue; it is not tied to the
+// connection it causes to be opened. Whichever connection is ready first, a new one whose handshake
+// finished or a busy one whose exchange ended, takes the oldest waiting request (as Envoy's pools
+// do). Without this, a burst on a cold pool (after the idle timeout, every pooled connection gone)
+// opened one mTLS connection per request, and each request waited for its own handshake while all
+// of them competed for the CPU: 1,000 req/s into a cold pool saw p99 above 100 ms. Connections being
+// opened to one destination are capped, so such a burst costs a few handshakes, not hundreds.
+//
+// Bounded: keys, idle connections per key, connections opening per key, requests waiting per key,
+// how long a connection may sit idle (shorter than the 60 s a peer agent keeps an idle connection
+// open, so the peer rarely closes one under us) and how long a request may wait for one.
 import type { Duplex } from 'node:stream';
 import { UpstreamConn } from './upstream.js';
 
@@ -11,6 +21,14 @@ export const H1_POOL_LIMITS = Object.freeze({
   keysMax: 1024,
   idlePerKeyMax: 128,
   idleTimeoutMs: 30_000,
+  /**
+   * Connections being opened (TCP connect plus, to a peer agent, the TLS handshake) to one
+   * destination at once. More only adds handshakes competing for the same CPU; 8 keeps a cold
+   * start at thousands of requests a second to a few milliseconds of waiting.
+   */
+  connectingPerKeyMax: 8,
+  /** Requests waiting for a connection to one destination; one more is refused (503), as Envoy's max_pending_requests. */
+  waitingPerKeyMax: 1024,
 });
 
 /** A duplex with the socket methods the relay uses (net.Socket and tls.TLSSocket both are). */
@@ -24,59 +42,172 @@ export interface OnRead {
   callback: (bytes: number, buffer: Buffer) => boolean;
 }
 
-export class H1Pool {
-  private readonly idle = new Map<string, UpstreamConn[]>();
+/** How to reach one destination. */
+export interface PoolDestination {
+  key: string;
+  /** A new connection; it should read through `onread` (net and tls connect options) when given. */
+  open: (onread?: OnRead) => RelaySocket;
+  /** The socket from `open` is TLS: connected means handshake done. */
+  secure: boolean;
+  /** A connection not open after this long is abandoned, and a request not given one fails. */
+  connectTimeoutMs: number;
+}
 
-  /** An idle connection for `key` (reused), or a new one on the socket from `open`. */
-  acquire(key: string, open: (onread?: OnRead) => RelaySocket, secure: boolean): UpstreamConn {
-    const list = this.idle.get(key);
-    const conn = list?.pop();
-    if (conn !== undefined) {
-      if (list?.length === 0) this.idle.delete(key);
-      return conn;
-    }
-    return new UpstreamConn(this, key, open, secure);
+/** A request waiting for a connection. */
+export interface PoolWaiter {
+  /** A connected, idle connection is now this request's. */
+  poolReady(conn: UpstreamConn): void;
+  /** The connection opened for this request failed: no connection will come. */
+  poolFailed(message: string): void;
+}
+
+/** Everything the pool holds for one destination. */
+class Dest {
+  readonly idle: UpstreamConn[] = [];
+  readonly connecting = new Set<UpstreamConn>();
+  /** Oldest first. */
+  readonly waiting: PoolWaiter[] = [];
+
+  /** Updated by every request, so connections opened later use the newest settings. */
+  constructor(public d: PoolDestination) {}
+
+  get unused(): boolean {
+    return this.idle.length === 0 && this.connecting.size === 0 && this.waiting.length === 0;
+  }
+}
+
+export class H1Pool {
+  private readonly dests = new Map<string, Dest>();
+
+  /**
+   * An idle connection to `d` (reused), or undefined: then `w` waits for one (its `poolReady` or
+   * `poolFailed` is called later) and a connection is opened if fewer are opening than are waited
+   * for. 'full' when too many requests already wait for `d`.
+   */
+  acquire(d: PoolDestination, w: PoolWaiter): UpstreamConn | undefined | 'full' {
+    const dest = this.dest(d);
+    dest.d = d;
+    const conn = dest.idle.pop();
+    if (conn !== undefined) return conn;
+    if (dest.waiting.length >= H1_POOL_LIMITS.waitingPerKeyMax) return 'full';
+    dest.waiting.push(w);
+    this.fill(dest);
+    return undefined;
   }
 
-  /** Takes back a connection whose last exchange ended cleanly; false if it was closed instead. */
+  /** `w` no longer wants a connection (its client left, or it waited too long). */
+  cancel(key: string, w: PoolWaiter): void {
+    const dest = this.dests.get(key);
+    if (dest === undefined) return;
+    const i = dest.waiting.indexOf(w);
+    if (i >= 0) dest.waiting.splice(i, 1);
+    this.tidy(dest);
+  }
+
+  /**
+   * A connection is free: connected for the first time, or its exchange ended cleanly. It goes to
+   * the oldest waiting request, else into the idle list; false if it cannot be kept (it is closed).
+   */
   release(conn: UpstreamConn): boolean {
-    let list = this.idle.get(conn.key);
-    if (list === undefined) {
-      if (this.idle.size >= H1_POOL_LIMITS.keysMax) this.dropOldestKey();
-      list = [];
-      this.idle.set(conn.key, list);
+    // A busy connection's key may have been tidied away meanwhile: it comes back.
+    const dest = this.dest(conn.dest);
+    const opened = dest.connecting.delete(conn);
+    const w = dest.waiting.shift();
+    // One fewer opening: another may open for the requests still waiting.
+    if (opened) this.fill(dest);
+    if (w !== undefined) {
+      w.poolReady(conn);
+      return true;
     }
-    if (list.length >= H1_POOL_LIMITS.idlePerKeyMax) return false;
-    list.push(conn);
+    if (dest.idle.length >= H1_POOL_LIMITS.idlePerKeyMax) return false;
+    dest.idle.push(conn);
     return true;
+  }
+
+  /** A connection being opened failed: the oldest waiting request hears why, and others may be opened. */
+  connectFailed(conn: UpstreamConn, message: string): void {
+    const dest = this.dests.get(conn.dest.key);
+    if (dest === undefined || !dest.connecting.delete(conn)) return;
+    dest.waiting.shift()?.poolFailed(message);
+    this.fill(dest);
+    this.tidy(dest);
   }
 
   /** An idle connection closed, timed out or misbehaved: it is no longer offered. */
   forget(conn: UpstreamConn): void {
-    const list = this.idle.get(conn.key);
-    const i = list?.indexOf(conn) ?? -1;
-    if (list === undefined || i < 0) return;
-    list.splice(i, 1);
-    if (list.length === 0) this.idle.delete(conn.key);
+    const dest = this.dests.get(conn.dest.key);
+    if (dest === undefined) return;
+    const i = dest.idle.indexOf(conn);
+    if (i >= 0) dest.idle.splice(i, 1);
+    this.tidy(dest);
   }
 
-  private dropOldestKey(): void {
-    const first = this.idle.entries().next().value as [string, UpstreamConn[]] | undefined;
-    if (!first) return;
-    this.idle.delete(first[0]);
-    for (const c of first[1]) c.destroy();
+  /** Open connections while fewer are opening than requests wait, up to the cap. */
+  private fill(dest: Dest): void {
+    while (
+      dest.connecting.size < dest.waiting.length &&
+      dest.connecting.size < H1_POOL_LIMITS.connectingPerKeyMax
+    ) {
+      let conn: UpstreamConn;
+      try {
+        conn = new UpstreamConn(this, dest.d);
+      } catch (err) {
+        // Nothing to connect with (no certificate yet): the request that wanted it hears why.
+        dest.waiting.shift()?.poolFailed(err instanceof Error ? err.message : String(err));
+        continue;
+      }
+      dest.connecting.add(conn);
+    }
+  }
+
+  private dest(d: PoolDestination): Dest {
+    let dest = this.dests.get(d.key);
+    if (dest === undefined) {
+      if (this.dests.size >= H1_POOL_LIMITS.keysMax) this.evictIdleKey();
+      dest = new Dest(d);
+      this.dests.set(d.key, dest);
+    }
+    return dest;
+  }
+
+  private tidy(dest: Dest): void {
+    if (dest.unused) this.dests.delete(dest.d.key);
+  }
+
+  /**
+   * Make room for a new key: the oldest whose connections are all idle is closed. Keys with
+   * connections opening or requests waiting stay; there are at most as many as requests in flight.
+   */
+  private evictIdleKey(): void {
+    for (const [key, dest] of this.dests) {
+      if (dest.connecting.size > 0 || dest.waiting.length > 0) continue;
+      this.dests.delete(key);
+      for (const c of dest.idle.splice(0)) c.destroy();
+      return;
+    }
   }
 
   /** Idle connections held (for status and tests). */
   get idleCount(): number {
     let n = 0;
-    for (const l of this.idle.values()) n += l.length;
+    for (const dest of this.dests.values()) n += dest.idle.length;
     return n;
   }
 
+  /** Requests waiting for a connection (for tests). */
+  get waitingCount(): number {
+    let n = 0;
+    for (const dest of this.dests.values()) n += dest.waiting.length;
+    return n;
+  }
+
+  /** Close idle and opening connections; waiting requests are told no connection will come. */
   close(): void {
-    const all = [...this.idle.values()].flat();
-    this.idle.clear();
-    for (const c of all) c.destroy();
+    const all = [...this.dests.values()];
+    this.dests.clear();
+    for (const dest of all) {
+      for (const c of [...dest.idle, ...dest.connecting]) c.destroy();
+      for (const w of dest.waiting) w.poolFailed('the proxy is shutting down');
+    }
   }
 }

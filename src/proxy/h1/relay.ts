@@ -7,7 +7,13 @@
 import { STATUS_CODES } from 'node:http';
 import { BodyFramer } from './body.js';
 import { forwardLines, type Head, parseHead, requestBody, writeHead } from './head.js';
-import type { H1Pool, OnRead, RelaySocket } from './pool.js';
+import {
+  H1_POOL_LIMITS,
+  type H1Pool,
+  type PoolDestination,
+  type PoolWaiter,
+  type RelaySocket,
+} from './pool.js';
 import { relayTicker, type Watched } from './ticker.js';
 import type { UpstreamConn } from './upstream.js';
 
@@ -18,13 +24,8 @@ export const RELAY_LIMITS = Object.freeze({
   idleTimeoutMs: 60_000,
 });
 
-export interface ForwardTarget {
+export interface ForwardTarget extends PoolDestination {
   pool: H1Pool;
-  key: string;
-  /** A new connection; it should read through `onread` (net and tls connect options) when given. */
-  open: (onread?: OnRead) => RelaySocket;
-  /** The socket from `open` is TLS: connected means handshake done. */
-  secure: boolean;
   /** The start line and header lines to send; the request's body follows as received. */
   startLine: string;
   lines: string[];
@@ -162,7 +163,7 @@ class Conn implements Watched {
 }
 
 /** One request on a downstream connection, and its response. */
-export class Exchange {
+export class Exchange implements PoolWaiter, Watched {
   readonly replayable: boolean;
   bodyDone: boolean;
   responded = false;
@@ -175,6 +176,12 @@ export class Exchange {
   private sink: ((chunk: Buffer) => boolean) | undefined;
   private upstream: UpstreamConn | undefined;
   private finished = false;
+  // The forward in progress: its target and who hears the outcome.
+  private target: ForwardTarget | undefined;
+  private done: ((o: Outcome) => void) | undefined;
+  /** Queued in the pool for a connection; the ticker times the wait. */
+  private waiting = false;
+  active = false;
 
   constructor(
     readonly conn: Conn,
@@ -207,19 +214,62 @@ export class Exchange {
 
   /** Relay the request to `t` and its response back; `done` gets the outcome. A replayable request may be forwarded again. */
   forward(t: ForwardTarget, done: (o: Outcome) => void): void {
-    const up = t.pool.acquire(t.key, t.open, t.secure);
-    this.upstream = up;
-    up.serve(this, t, (o) => {
-      this.upstream = undefined;
-      this.sink = undefined;
-      try {
-        done(o);
-      } catch {
-        // The handler's own failure: the client still gets an answer, the worker keeps running.
-        this.reply(500, 'mesh: internal error');
-        this.finish();
-      }
-    });
+    this.target = t;
+    this.done = done;
+    this.waiting = true;
+    const conn = t.pool.acquire(t, this);
+    if (conn === 'full') {
+      this.waiting = false;
+      this.upstreamDone({
+        status: 503,
+        sentResponse: false,
+        connectFailed: false,
+        message: `more than ${H1_POOL_LIMITS.waitingPerKeyMax} requests wait for a connection`,
+      });
+    } else if (conn !== undefined) this.poolReady(conn);
+    // Still waiting (the pool may have answered already): the wait is timed like a connect.
+    else if (this.waiting) relayTicker.watch(this);
+  }
+
+  poolReady(conn: UpstreamConn): void {
+    this.stopWaiting();
+    this.upstream = conn;
+    conn.serve(this, this.target as ForwardTarget);
+  }
+
+  poolFailed(message: string): void {
+    this.stopWaiting();
+    this.upstreamDone({ status: 502, sentResponse: false, connectFailed: true, message });
+  }
+
+  /** Waiting for a connection longer than the connect timeout fails like a connect would. */
+  onTick(quietMs: number): void {
+    const t = this.target;
+    if (!this.waiting || t === undefined || quietMs < t.connectTimeoutMs) return;
+    t.pool.cancel(t.key, this);
+    this.poolFailed(`no connection to the destination within ${t.connectTimeoutMs} ms`);
+  }
+
+  private stopWaiting(): void {
+    if (!this.waiting) return;
+    this.waiting = false;
+    relayTicker.unwatch(this);
+  }
+
+  /** The forward's outcome (from the upstream connection, or the pool): the handler hears it. */
+  upstreamDone(o: Outcome): void {
+    const done = this.done;
+    if (done === undefined) return;
+    this.done = undefined;
+    this.upstream = undefined;
+    this.sink = undefined;
+    try {
+      done(o);
+    } catch {
+      // The handler's own failure: the client still gets an answer, the worker keeps running.
+      this.reply(500, 'mesh: internal error');
+      this.finish();
+    }
   }
 
   /** The handler is done with this request: the connection moves on. Once; later calls do nothing. */
@@ -275,6 +325,13 @@ export class Exchange {
   }
 
   downstreamGone(): void {
+    const t = this.target;
+    if (this.waiting && t !== undefined) {
+      t.pool.cancel(t.key, this);
+      this.stopWaiting();
+      this.upstreamDone({ status: 499, sentResponse: true });
+      return;
+    }
     this.upstream?.abort();
   }
 

@@ -1,14 +1,15 @@
 // One upstream connection of the HTTP/1.1 relay, serving one exchange at a time: send the head and
 // the body, read the response head, then stream the response body to the client (the request
-// timeout counts inactivity). It goes back to the pool only after a cleanly framed exchange. Its
-// socket listeners are attached once for the connection's life, not per request: between
-// exchanges the same listeners watch the idle connection (data then means a confused peer, close
-// means it is gone), so a request costs no listener or timer churn. The socket reads through the
-// `onread` option into one buffer per thread, bypassing the stream machinery that a 'data' event
-// costs (and its 64 KiB allocation per read); the bytes are copied out before anything else runs.
+// timeout counts inactivity). The pool opens it and hands it to a waiting request once connected;
+// after a cleanly framed exchange it goes back to the pool. Its socket listeners are attached once
+// for the connection's life, not per request: between exchanges the same listeners watch the idle
+// connection (data then means a confused peer, close means it is gone), so a request costs no
+// listener or timer churn. The socket reads through the `onread` option into one buffer per
+// thread, bypassing the stream machinery that a 'data' event costs (and its 64 KiB allocation per
+// read); the bytes are copied out before anything else runs.
 import { BodyFramer } from './body.js';
 import { forwardLines, type Head, parseHead, responseBody, writeHead } from './head.js';
-import { H1_POOL_LIMITS, type H1Pool, type OnRead, type RelaySocket } from './pool.js';
+import { H1_POOL_LIMITS, type H1Pool, type OnRead, type PoolDestination, type RelaySocket } from './pool.js';
 import type { Exchange, ForwardTarget, Outcome } from './relay.js';
 import { relayTicker, type Watched } from './ticker.js';
 
@@ -17,7 +18,9 @@ const EMPTY = Buffer.alloc(0);
 const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
 enum State {
-  /** In the pool, or new and not yet given an exchange. */
+  /** Opening (TCP connect, and the TLS handshake to a peer agent): counted by the pool, serves nothing yet. */
+  Connecting,
+  /** Connected and free: in the pool's idle list, or being handed to a waiting request. */
   Idle,
   Busy,
   /** After a 101: bytes flow both ways unframed (client → upstream by pipe, back by upgradedData). */
@@ -27,14 +30,12 @@ enum State {
 
 export class UpstreamConn implements Watched {
   active = false;
-  private state = State.Idle;
-  private connected = false;
-  /** Exchanges this connection has served before the current one. */
-  private served = 0;
+  private state = State.Connecting;
+  /** It has waited in the idle list, where the peer may have closed it (the stale keep-alive race). */
+  private pooled = false;
   // The current exchange: reset by serve().
   private ex: Exchange | undefined;
   private t: ForwardTarget | undefined;
-  private done: ((o: Outcome) => void) | undefined;
   private gotBytes = false;
   private rbuf: Buffer = EMPTY;
   private head: Head | undefined;
@@ -54,11 +55,10 @@ export class UpstreamConn implements Watched {
     this.socket.once('drain', resume);
   };
 
+  /** Opens the connection at once; the pool hears when it is connected or has failed. */
   constructor(
     private readonly pool: H1Pool,
-    readonly key: string,
-    open: (onread?: OnRead) => RelaySocket,
-    secure: boolean,
+    readonly dest: PoolDestination,
   ) {
     const onread: OnRead = {
       buffer: READ_BUFFER,
@@ -68,11 +68,9 @@ export class UpstreamConn implements Watched {
         return this.data(d);
       },
     };
-    const socket = open(onread);
+    const socket = dest.open(onread);
     this.socket = socket;
-    socket.once(secure ? 'secureConnect' : 'connect', () => {
-      this.connected = true;
-    });
+    socket.once(dest.secure ? 'secureConnect' : 'connect', () => this.connected());
     // Only for a socket made without `onread` (it never emits 'data' otherwise).
     socket.on('data', (d: Buffer) => {
       if (!this.data(d)) socket.pause();
@@ -82,12 +80,20 @@ export class UpstreamConn implements Watched {
     relayTicker.watch(this);
   }
 
-  /** Relay `ex`'s request over this connection; `done` gets the outcome, once. */
-  serve(ex: Exchange, t: ForwardTarget, done: (o: Outcome) => void): void {
+  private connected(): void {
+    if (this.state !== State.Connecting) return;
+    this.state = State.Idle;
+    this.active = true;
+    if (!this.pool.release(this)) this.socket.destroy();
+    // Not handed to a request at once: it waits in the idle list.
+    else if (this.state === State.Idle) this.pooled = true;
+  }
+
+  /** Relay `ex`'s request over this connected, idle connection; `ex.upstreamDone` gets the outcome, once. */
+  serve(ex: Exchange, t: ForwardTarget): void {
     this.state = State.Busy;
     this.ex = ex;
     this.t = t;
-    this.done = done;
     this.gotBytes = false;
     this.rbuf = EMPTY;
     this.head = undefined;
@@ -112,7 +118,10 @@ export class UpstreamConn implements Watched {
   }
 
   onTick(quietMs: number): void {
-    if (this.state === State.Busy) {
+    if (this.state === State.Connecting) {
+      const ms = this.dest.connectTimeoutMs;
+      if (quietMs >= ms) this.failed(`connect timed out after ${ms} ms`, 'ETIMEDOUT');
+    } else if (this.state === State.Busy) {
       const t = this.t as ForwardTarget;
       if (quietMs >= t.timeoutMs) this.failed(`no response within ${t.timeoutMs} ms`, 'ETIMEDOUT', 504);
     } else if (this.state === State.Idle && quietMs >= H1_POOL_LIMITS.idleTimeoutMs) {
@@ -121,12 +130,11 @@ export class UpstreamConn implements Watched {
   }
 
   private settle(o: Outcome): void {
-    const done = this.done;
-    if (done === undefined) return;
-    this.done = undefined;
+    const ex = this.ex;
+    if (ex === undefined) return;
     this.ex = undefined;
     this.t = undefined;
-    done(o);
+    ex.upstreamDone(o);
   }
 
   /** Nothing was sent to the client: the caller may retry or answer itself. */
@@ -136,7 +144,8 @@ export class UpstreamConn implements Watched {
     extra: { retryable?: true; staleSocket?: true } = {},
   ): void {
     this.socket.destroy();
-    this.settle({ status, sentResponse: false, connectFailed: !this.connected, message, ...extra });
+    // Only connected connections serve requests: a failed connect reaches a request through the pool.
+    this.settle({ status, sentResponse: false, connectFailed: false, message, ...extra });
   }
 
   private failed(message: string, code?: string, status = 502): void {
@@ -144,6 +153,7 @@ export class UpstreamConn implements Watched {
     if (ex === undefined) {
       // Idle (or upgraded, where the pipes close both sides): nothing to answer.
       this.socket.destroy();
+      if (this.state === State.Connecting) this.pool.connectFailed(this, message);
       return;
     }
     if (ex.responded) {
@@ -155,7 +165,7 @@ export class UpstreamConn implements Watched {
     }
     // The race every keep-alive client has: the server closed an idle connection as we reused it.
     const stale =
-      this.served > 0 && !this.gotBytes && (code === 'ECONNRESET' || code === 'EPIPE' || code === undefined);
+      this.pooled && !this.gotBytes && (code === 'ECONNRESET' || code === 'EPIPE' || code === undefined);
     this.failBefore(status, message, stale ? { staleSocket: true } : {});
   }
 
@@ -164,6 +174,7 @@ export class UpstreamConn implements Watched {
     this.state = State.Closed;
     relayTicker.unwatch(this);
     if (was === State.Idle) this.pool.forget(this);
+    if (was === State.Connecting) this.pool.connectFailed(this, 'the connection closed while opening');
     const ex = this.ex;
     if (ex === undefined) return;
     if (this.framer?.body.kind === 'close' && ex.responded) {
@@ -254,12 +265,18 @@ export class UpstreamConn implements Watched {
     const h = this.head as Head;
     // Reusable only after a whole, cleanly framed exchange: nothing extra, request body all sent.
     const reusable = step.used === chunk.length && !h.close && ex.bodyDone && ex.head.minor === 1;
+    this.ex = undefined;
+    this.t = undefined;
     this.state = State.Idle;
-    this.served++;
-    // Back in the pool before the caller hears of it: its next request (pipelined) may take it.
+    this.pooled = true;
+    // Paused for this exchange's slow client: an idle connection must read, or it would not notice
+    // the upstream closing it and would be handed, dead, to the next request.
+    if (this.socket.isPaused()) this.socket.resume();
+    // Back to the pool before the caller hears of it: a waiting request, or the caller's next
+    // (pipelined) one, may take it. Handing it to a waiting request serves that one at once.
     const kept = reusable && this.pool.release(this);
-    this.settle({ status: h.status, sentResponse: true });
     if (!kept) this.socket.destroy();
+    ex.upstreamDone({ status: h.status, sentResponse: true });
   }
 
   private upgraded(h: Head): void {

@@ -8,6 +8,8 @@ import { after, before, describe, it } from 'node:test';
 import { H1Pool } from '../../../src/proxy/h1/pool.js';
 import { type Exchange, type Outcome, serveH1 } from '../../../src/proxy/h1/relay.js';
 
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
 const listen = <S extends Server | HttpServer>(s: S): Promise<number> =>
   new Promise((r) => s.listen(0, '127.0.0.1', () => r((s.address() as AddressInfo).port)));
 
@@ -58,6 +60,7 @@ describe('HTTP/1.1 relay', () => {
           key: 'up',
           open: () => connect(upstreamPort, '127.0.0.1'),
           secure: false,
+          connectTimeoutMs: 5_000,
           startLine: x.startLine(x.head.method, x.head.target),
           lines: x.lines(new Set()),
           timeoutMs: 5_000,
@@ -129,28 +132,37 @@ describe('HTTP/1.1 relay', () => {
     assert.equal(r.closed, true);
   });
 
+  interface RelayOptions {
+    key: string;
+    upstreamPort: number;
+    timeoutMs?: number;
+    /** The test's own pool instead of the shared one. */
+    pool?: H1Pool;
+    /** Connected only on 'secureConnect' (which a plain socket never emits). */
+    secure?: boolean;
+    connectTimeoutMs?: number;
+    /** Forward the request as received; otherwise as `GET /` without headers. */
+    asReceived?: boolean;
+  }
+
   /** A relay that sends every request to `upstreamPort` and answers itself when nothing came back. */
-  const relayTo = (
-    key: string,
-    upstreamPort: number,
-    timeoutMs: number,
-    seen?: (o: Outcome) => void,
-  ): Server =>
+  const relayTo = (o: RelayOptions, seen?: (o: Outcome) => void): Server =>
     createServer((sock) =>
       serveH1(sock, (x) =>
         x.forward(
           {
-            pool,
-            key,
-            open: () => connect(upstreamPort, '127.0.0.1'),
-            secure: false,
-            startLine: x.startLine('GET', '/'),
-            lines: [],
-            timeoutMs,
+            pool: o.pool ?? pool,
+            key: o.key,
+            open: () => connect(o.upstreamPort, '127.0.0.1'),
+            secure: o.secure ?? false,
+            connectTimeoutMs: o.connectTimeoutMs ?? 5_000,
+            startLine: o.asReceived ? x.startLine(x.head.method, x.head.target) : x.startLine('GET', '/'),
+            lines: o.asReceived ? x.lines(new Set()) : [],
+            timeoutMs: o.timeoutMs ?? 5_000,
           },
-          (o) => {
-            seen?.(o);
-            if (!o.sentResponse) x.reply(o.status, o.message);
+          (outcome) => {
+            seen?.(outcome);
+            if (!outcome.sentResponse) x.reply(outcome.status, outcome.message);
             x.finish();
           },
         ),
@@ -162,7 +174,7 @@ describe('HTTP/1.1 relay', () => {
     const closedPort = await listen(gone);
     await new Promise((r) => gone.close(r));
     let outcome: Outcome | undefined;
-    const s = relayTo('nowhere', closedPort, 2_000, (o) => {
+    const s = relayTo({ key: 'nowhere', upstreamPort: closedPort, timeoutMs: 2_000 }, (o) => {
       outcome = o;
     });
     const p = await listen(s);
@@ -177,7 +189,7 @@ describe('HTTP/1.1 relay', () => {
   it('answers 504 when the upstream goes quiet past the request timeout, and keeps serving', async () => {
     // Accepts and reads, never answers.
     const silent = createServer((sock) => sock.resume());
-    const s = relayTo('silent', await listen(silent), 300);
+    const s = relayTo({ key: 'silent', upstreamPort: await listen(silent), timeoutMs: 300 });
     const p = await listen(s);
     // Collected for 3 s: generous next to 300 ms and the timeouts' 100 ms resolution.
     const r = await exchange(p, 'GET / HTTP/1.1\r\nhost: x\r\n\r\n', 3_000);
@@ -185,6 +197,46 @@ describe('HTTP/1.1 relay', () => {
     assert.equal(r.closed, false);
     s.close();
     silent.close();
+  });
+
+  it('answers 502 when no connection opens within the connect timeout, and keeps serving', async () => {
+    // A TLS destination whose handshake never completes: the socket connects, 'secureConnect' never comes.
+    const mute = createServer((sock) => sock.resume());
+    const mutePort = await listen(mute);
+    const s = relayTo({ key: 'mute', upstreamPort: mutePort, secure: true, connectTimeoutMs: 300 });
+    const p = await listen(s);
+    const r = await exchange(p, 'GET / HTTP/1.1\r\nhost: x\r\n\r\n', 3_000);
+    assert.match(r.data, /^HTTP\/1\.1 502 [\s\S]*connect timed out after 300 ms\n$/);
+    assert.equal(r.closed, false);
+    s.close();
+    mute.close();
+  });
+
+  it('notices an upstream closing an idle pooled connection, so a request with a body gets a live one', async () => {
+    const up = createHttpServer((req, res) => {
+      let body = '';
+      req.on('data', (d) => (body += d));
+      req.on('end', () => res.end(`${req.method} ${body}`));
+    });
+    // The upstream closes a connection idle for 200 ms (Node's default is 5 s).
+    up.keepAliveTimeout = 200;
+    const upPort = await listen(up);
+    const own = new H1Pool();
+    const s = relayTo({ key: 'closed-by-upstream', upstreamPort: upPort, pool: own, asReceived: true });
+    const p = await listen(s);
+    const first = await exchange(p, 'GET /first HTTP/1.1\r\nhost: x\r\n\r\n', 300);
+    assert.match(first.data, /^HTTP\/1\.1 200 [\s\S]*GET $/);
+    assert.equal(own.idleCount, 1);
+    // Bounded wait (3 s) for the pool to notice the upstream's close at 200 ms.
+    for (let i = 0; i < 60 && own.idleCount > 0; i++) await sleep(50);
+    assert.equal(own.idleCount, 0, 'the closed connection left the pool');
+    // A request with a body cannot be sent twice: it must get a live connection the first time.
+    const r = await exchange(p, 'POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n\r\nhello');
+    assert.match(r.data, /^HTTP\/1\.1 200 [\s\S]*POST hello$/);
+    own.close();
+    s.close();
+    up.closeAllConnections();
+    up.close();
   });
 
   it('closes the connection after refusing an upgrade (the client may already speak the new protocol)', async () => {

@@ -190,7 +190,7 @@ export class Inbound {
     const target = {
       ...this.ctx.pools.localTarget(inst),
       startLine: x.startLine(x.head.method, x.head.target),
-      lines: x.lines(DROP_ON_INBOUND),
+      block: x.headerBlock(DROP_ON_INBOUND),
       timeoutMs: inst.requestTimeoutMs,
     };
     let staleRetries = 0;

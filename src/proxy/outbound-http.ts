@@ -122,7 +122,7 @@ class OutboundH1 {
   private readonly query: string;
   private readonly info: RequestInfo;
   private readonly traceparent: string;
-  private readonly forwarded: string[];
+  private readonly forwarded: string;
   private readonly tried = new Set<string>();
   private attempts = 0;
   private staleRetries = 0;
@@ -147,7 +147,7 @@ class OutboundH1 {
       },
     };
     this.traceparent = nextTraceparent(headerValue(x.head, 'traceparent'));
-    this.forwarded = x.lines(OWN_HEADERS);
+    this.forwarded = x.headerBlock(OWN_HEADERS);
   }
 
   attempt(): void {
@@ -175,11 +175,7 @@ class OutboundH1 {
       {
         ...target,
         startLine: x.startLine(x.head.method, q ? `${decision.path}?${q}` : decision.path),
-        lines: [
-          ...this.forwarded,
-          `traceparent: ${this.traceparent}`,
-          `${INSTANCE_HEADER}: ${endpoint.instanceId}`,
-        ],
+        block: `${this.forwarded}\r\ntraceparent: ${this.traceparent}\r\n${INSTANCE_HEADER}: ${endpoint.instanceId}`,
         timeoutMs: picked.requestTimeoutMs,
         ...(canRetry && decision.retryOnStatusCodes.length > 0
           ? { retryOn: (s: number) => decision.retryOnStatusCodes.includes(s) }

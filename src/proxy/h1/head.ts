@@ -23,10 +23,15 @@ export interface Head {
   reason: string;
   /** The x of HTTP/1.x. */
   minor: 0 | 1;
-  /** Header names as received, their lowercase forms, and values (OWS trimmed), in order. */
-  names: string[];
-  lower: string[];
-  values: string[];
+  /**
+   * The header lines as received, each preceded by CRLF (so '' when there are none, and the start
+   * line plus this plus CRLF CRLF is the head). Forwarded as it is when nothing must be dropped.
+   */
+  block: string;
+  /** Header names as received, their lowercase forms, and values (OWS trimmed), in order. Made on first use. */
+  readonly names: string[];
+  readonly lower: string[];
+  readonly values: string[];
   /** Content-Length when present (and no Transfer-Encoding). */
   contentLength: number | undefined;
   /** Transfer-Encoding ends in chunked. */
@@ -47,11 +52,62 @@ export type HeadResult =
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** Field values: visible ASCII, obs-text, space and tab (no CR, LF, NUL or other controls). */
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+/**
+ * A whole header block in one pass: every line a token, a colon, a field value. The per-line
+ * checks (TOKEN, FIELD_VALUE) run only to say what is wrong with a block this refuses.
+ */
+const BLOCK = /^(?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*)*$/;
+/** The headers that decide framing and the connection's fate, found without splitting the block. */
+const FRAMING = /\r\n(content-length|transfer-encoding|connection|upgrade):([^\r]*)/gi;
 /** Request targets: no whitespace or controls. */
 const TARGET = /^[\x21-\x7e\x80-\xff]+$/;
 const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
+const NO_TOKENS: string[] = [];
 
 const fail = (status: number, message: string): HeadResult => ({ kind: 'error', status, message });
+
+class ParsedHead implements Head {
+  method = '';
+  target = '';
+  status = 0;
+  reason = '';
+  minor: 0 | 1 = 1;
+  block = '';
+  contentLength: number | undefined = undefined;
+  chunked = false;
+  close = false;
+  upgrade = false;
+  connection = NO_TOKENS;
+  private fields: { names: string[]; lower: string[]; values: string[] } | undefined = undefined;
+
+  get names(): string[] {
+    return this.split().names;
+  }
+  get lower(): string[] {
+    return this.split().lower;
+  }
+  get values(): string[] {
+    return this.split().values;
+  }
+
+  /** The block as arrays (route matching on headers, and heads that need line-by-line forwarding). */
+  private split(): { names: string[]; lower: string[]; values: string[] } {
+    if (this.fields) return this.fields;
+    const f = { names: [] as string[], lower: [] as string[], values: [] as string[] };
+    // The block was validated: every line has a colon after a non-empty name.
+    const lines = this.block.split('\r\n');
+    for (let i = 1; i < lines.length; i++) {
+      const line = lines[i] as string;
+      const colon = line.indexOf(':');
+      const name = line.slice(0, colon);
+      f.names.push(name);
+      f.lower.push(name.toLowerCase());
+      f.values.push(line.slice(colon + 1).trim());
+    }
+    this.fields = f;
+    return f;
+  }
+}
 
 /** Parse one head at `buf[start..]`: 'partial' until the blank line has arrived. */
 export function parseHead(buf: Buffer, start: number, type: 'request' | 'response'): HeadResult {
@@ -65,30 +121,49 @@ export function parseHead(buf: Buffer, start: number, type: 'request' | 'respons
     if (buf.length - start <= H1_LIMITS.headBytesMax) return { kind: 'partial' };
     return fail(type === 'request' ? 431 : 502, `head longer than ${H1_LIMITS.headBytesMax} bytes`);
   }
-  const lines = buf.toString('latin1', from, end).split('\r\n');
-  const first = lines[0] ?? '';
+  const text = buf.toString('latin1', from, end);
+  const eol = text.indexOf('\r\n');
+  const first = eol < 0 ? text : text.slice(0, eol);
   if (first.includes('\n') || first.includes('\r')) return fail(400, 'bare CR or LF in the start line');
-  const head: Head = {
-    method: '',
-    target: '',
-    status: 0,
-    reason: '',
-    minor: 1,
-    names: [],
-    lower: [],
-    values: [],
-    contentLength: undefined,
-    chunked: false,
-    close: false,
-    upgrade: false,
-    connection: [],
-  };
+  const head = new ParsedHead();
   const bad = type === 'request' ? parseRequestLine(first, head) : parseStatusLine(first, head);
   if (bad) return bad;
-  if (lines.length - 1 > H1_LIMITS.headersMax) return fail(431, `more than ${H1_LIMITS.headersMax} headers`);
+  const block = eol < 0 ? '' : text.slice(eol);
+  let count = 0;
+  for (let i = block.indexOf('\r\n'); i >= 0; i = block.indexOf('\r\n', i + 2)) count++;
+  if (count > H1_LIMITS.headersMax) return fail(431, `more than ${H1_LIMITS.headersMax} headers`);
+  if (!BLOCK.test(block)) return blockError(block);
+  head.block = block;
   const te: string[] = [];
   const cl: string[] = [];
   let hasUpgrade = false;
+  let connection: string[] | undefined;
+  FRAMING.lastIndex = 0;
+  for (let m = FRAMING.exec(block); m !== null; m = FRAMING.exec(block)) {
+    const lower = (m[1] as string).toLowerCase();
+    const value = (m[2] as string).trim();
+    if (lower === 'content-length') cl.push(value);
+    else if (lower === 'transfer-encoding') te.push(value);
+    else if (lower === 'connection') {
+      connection ??= [];
+      for (const t of value.split(',')) {
+        const tok = t.trim().toLowerCase();
+        if (tok !== '') connection.push(tok);
+      }
+    } else hasUpgrade = true;
+  }
+  if (connection) head.connection = connection;
+  const framing = framingOf(head, te, cl, type);
+  if (framing) return framing;
+  const keepAlive = head.connection.includes('keep-alive');
+  head.close = head.connection.includes('close') || (head.minor === 0 && !keepAlive);
+  head.upgrade = hasUpgrade && head.connection.includes('upgrade');
+  return { kind: 'head', head, size: end + 4 - start };
+}
+
+/** What is wrong with a header block that BLOCK refused, line by line. */
+function blockError(block: string): HeadResult {
+  const lines = block.split('\r\n');
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i] as string;
     const colon = line.indexOf(':');
@@ -96,27 +171,10 @@ export function parseHead(buf: Buffer, start: number, type: 'request' | 'respons
     const name = line.slice(0, colon);
     // Covers obs-fold (a line starting with whitespace) and whitespace before the colon.
     if (!TOKEN.test(name)) return fail(400, `header name "${name.slice(0, 40)}" is not a token`);
-    const value = line.slice(colon + 1).trim();
-    if (!FIELD_VALUE.test(value)) return fail(400, `header ${name} has a control character in its value`);
-    const lower = name.toLowerCase();
-    head.names.push(name);
-    head.lower.push(lower);
-    head.values.push(value);
-    if (lower === 'content-length') cl.push(value);
-    else if (lower === 'transfer-encoding') te.push(value);
-    else if (lower === 'connection') {
-      for (const t of value.split(',')) {
-        const tok = t.trim().toLowerCase();
-        if (tok !== '') head.connection.push(tok);
-      }
-    } else if (lower === 'upgrade') hasUpgrade = true;
+    if (!FIELD_VALUE.test(line.slice(colon + 1)))
+      return fail(400, `header ${name} has a control character in its value`);
   }
-  const framing = framingOf(head, te, cl, type);
-  if (framing) return framing;
-  const keepAlive = head.connection.includes('keep-alive');
-  head.close = head.connection.includes('close') || (head.minor === 0 && !keepAlive);
-  head.upgrade = hasUpgrade && head.connection.includes('upgrade');
-  return { kind: 'head', head, size: end + 4 - start };
+  return fail(400, 'malformed header block');
 }
 
 function parseRequestLine(line: string, head: Head): HeadResult | undefined {
@@ -222,33 +280,69 @@ const HOP_BY_HOP = new Set([
   'proxy-authenticate',
 ]);
 
-/**
- * The "Name: value" lines of `h` to forward: without hop-by-hop headers, headers the Connection
- * header names, and `drop` (lowercase). With `keepUpgrade`, Upgrade and `Connection: upgrade` stay
- * (a WebSocket handshake is relayed as such).
- */
-export function forwardLines(h: Head, drop: ReadonlySet<string>, keepUpgrade = false): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < h.lower.length; i++) {
-    const name = h.lower[i] as string;
-    if (keepUpgrade && name === 'upgrade') {
-      out.push(`${h.names[i]}: ${h.values[i]}`);
-      continue;
-    }
-    if (drop.has(name) || HOP_BY_HOP.has(name) || h.connection.includes(name)) continue;
-    out.push(`${h.names[i]}: ${h.values[i]}`);
-  }
-  if (keepUpgrade) out.push('Connection: upgrade');
+/** `lines` ("Name: value") as a header block: each preceded by CRLF. */
+export function linesBlock(lines: readonly string[]): string {
+  let out = '';
+  for (const l of lines) out += `\r\n${l}`;
   return out;
 }
 
-/** The value of the first header `lower` (lowercase), if any. */
-export function headerValue(h: Head, lower: string): string | undefined {
-  const i = h.lower.indexOf(lower);
-  return i < 0 ? undefined : h.values[i];
+const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** Per drop set: matches a whole header line (with its leading CRLF) that is hop-by-hop or dropped. */
+const dropPatterns = new WeakMap<ReadonlySet<string>, RegExp>();
+
+function dropPattern(drop: ReadonlySet<string>): RegExp {
+  let re = dropPatterns.get(drop);
+  if (re === undefined) {
+    const names = [...HOP_BY_HOP, ...drop].map(escapeRegExp).join('|');
+    re = new RegExp(`\\r\\n(?:${names}):[^\\r]*`, 'gi');
+    dropPatterns.set(drop, re);
+  }
+  return re;
 }
 
-/** A head as bytes: the start line, the header lines, the blank line. */
-export function writeHead(startLine: string, lines: readonly string[]): string {
-  return lines.length === 0 ? `${startLine}\r\n\r\n` : `${startLine}\r\n${lines.join('\r\n')}\r\n\r\n`;
+/**
+ * The header block of `h` to forward: without hop-by-hop headers, headers the Connection header
+ * names, and `drop` (lowercase). With `keepUpgrade`, Upgrade and `Connection: upgrade` stay (a
+ * WebSocket handshake is relayed as such). When the Connection header names nothing beyond the
+ * usual hop-by-hop headers (`keep-alive` and `close` from most clients and servers), the block is
+ * filtered by one pattern over its text; otherwise line by line.
+ */
+export function forwardBlock(h: Head, drop: ReadonlySet<string>, keepUpgrade = false): string {
+  if (!keepUpgrade && h.connection.every((t) => t === 'close' || HOP_BY_HOP.has(t) || drop.has(t))) {
+    // A header literally named "close" is rare enough to take the slow way.
+    if (!h.connection.includes('close') || !/\r\nclose:/i.test(h.block))
+      return h.block.replace(dropPattern(drop), '');
+  }
+  let out = '';
+  for (let i = 0; i < h.lower.length; i++) {
+    const name = h.lower[i] as string;
+    const keep =
+      (keepUpgrade && name === 'upgrade') ||
+      !(drop.has(name) || HOP_BY_HOP.has(name) || h.connection.includes(name));
+    if (keep) out += `\r\n${h.names[i]}: ${h.values[i]}`;
+  }
+  if (keepUpgrade) out += '\r\nConnection: upgrade';
+  return out;
+}
+
+/** Per header name: its first line's value. */
+const valuePatterns = new Map<string, RegExp>();
+
+/** The value of the first header `lower` (lowercase), if any. */
+export function headerValue(h: Head, lower: string): string | undefined {
+  let re = valuePatterns.get(lower);
+  if (re === undefined) {
+    re = new RegExp(`\\r\\n${escapeRegExp(lower)}:([^\\r]*)`, 'i');
+    // Names come from this program, not from requests: a handful.
+    if (valuePatterns.size < 64) valuePatterns.set(lower, re);
+  }
+  const m = re.exec(h.block);
+  return m === null ? undefined : (m[1] as string).trim();
+}
+
+/** A head as text: the start line, the header block (see Head.block), the blank line. */
+export function writeHead(startLine: string, block: string): string {
+  return `${startLine}${block}\r\n\r\n`;
 }

@@ -6,7 +6,7 @@
 // Callbacks, not promises: a request costs no promise, no microtask and no listener churn.
 import { STATUS_CODES } from 'node:http';
 import { BodyFramer } from './body.js';
-import { forwardLines, type Head, parseHead, requestBody, writeHead } from './head.js';
+import { forwardBlock, type Head, linesBlock, parseHead, requestBody, writeHead } from './head.js';
 import {
   H1_POOL_LIMITS,
   type H1Pool,
@@ -26,9 +26,9 @@ export const RELAY_LIMITS = Object.freeze({
 
 export interface ForwardTarget extends PoolDestination {
   pool: H1Pool;
-  /** The start line and header lines to send; the request's body follows as received. */
+  /** The start line and header block (Head.block) to send; the request's body follows as received. */
   startLine: string;
-  lines: string[];
+  block: string;
   timeoutMs: number;
   /** A response with a status for which this is true is dropped, not relayed (the caller retries). */
   retryOn?: (status: number) => boolean;
@@ -145,11 +145,10 @@ class Conn implements Watched {
   private refuse(status: number, message: string): void {
     const body = `mesh: ${message}\n`;
     this.socket.end(
-      writeHead(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}`, [
-        'content-type: text/plain; charset=utf-8',
-        `content-length: ${Buffer.byteLength(body)}`,
-        'connection: close',
-      ]) + body,
+      writeHead(
+        `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}`,
+        `\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close`,
+      ) + body,
     );
     this.detach();
   }
@@ -207,9 +206,9 @@ export class Exchange implements PoolWaiter, Watched {
     return `${method} ${target} HTTP/1.${this.head.minor}`;
   }
 
-  /** The request's headers to forward, minus hop-by-hop ones and `drop` (lowercase names). */
-  lines(drop: ReadonlySet<string>): string[] {
-    return forwardLines(this.head, drop, this.head.upgrade);
+  /** The request's header block to forward, minus hop-by-hop headers and `drop` (lowercase names). */
+  headerBlock(drop: ReadonlySet<string>): string {
+    return forwardBlock(this.head, drop, this.head.upgrade);
   }
 
   /** Relay the request to `t` and its response back; `done` gets the outcome. A replayable request may be forwarded again. */
@@ -339,11 +338,13 @@ export class Exchange implements PoolWaiter, Watched {
    * The response head for the client (the caller writes it, with the first body bytes when it can:
    * one write, one syscall). The connection closes after the response when it must.
    */
-  responseHead(status: number, reason: string, lines: string[], closeAfter: boolean): string {
+  responseHead(status: number, reason: string, block: string, closeAfter: boolean): string {
     this.responded = true;
     if (closeAfter || this.head.minor === 0) this.mustClose = true;
-    if (this.mustClose) lines.push('connection: close');
-    return writeHead(`HTTP/1.1 ${status} ${reason}`, lines);
+    return writeHead(
+      `HTTP/1.1 ${status} ${reason}`,
+      this.mustClose ? `${block}\r\nconnection: close` : block,
+    );
   }
 
   /** Answer locally with a short text (when nothing was sent yet; otherwise the connection is cut). */
@@ -356,7 +357,7 @@ export class Exchange implements PoolWaiter, Watched {
     const head = this.responseHead(
       status,
       STATUS_CODES[status] ?? '',
-      ['content-type: text/plain; charset=utf-8', `content-length: ${Buffer.byteLength(body)}`],
+      linesBlock(['content-type: text/plain; charset=utf-8', `content-length: ${Buffer.byteLength(body)}`]),
       // A refused upgrade closes too: the client may already be sending the new protocol's bytes.
       !this.bodyDone || this.head.upgrade,
     );

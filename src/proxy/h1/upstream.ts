@@ -8,7 +8,7 @@
 // thread, bypassing the stream machinery that a 'data' event costs (and its 64 KiB allocation per
 // read); the bytes are copied out before anything else runs.
 import { BodyFramer } from './body.js';
-import { forwardLines, type Head, parseHead, responseBody, writeHead } from './head.js';
+import { forwardBlock, type Head, parseHead, responseBody, writeHead } from './head.js';
 import { H1_POOL_LIMITS, type H1Pool, type OnRead, type PoolDestination, type RelaySocket } from './pool.js';
 import type { Exchange, ForwardTarget, Outcome } from './relay.js';
 import { relayTicker, type Watched } from './ticker.js';
@@ -103,7 +103,7 @@ export class UpstreamConn implements Watched {
     const socket = this.socket;
     // Paused for a previous client that stopped reading: this exchange starts afresh.
     if (socket.isPaused()) socket.resume();
-    socket.write(writeHead(t.startLine, t.lines), 'latin1');
+    socket.write(writeHead(t.startLine, t.block), 'latin1');
     ex.attachSink(this.sinkWrite, this.sinkDrain);
   }
 
@@ -217,7 +217,7 @@ export class UpstreamConn implements Watched {
       }
       if (h.status < 200) {
         // Interim (100 Continue, 103 Early Hints): passed on; the final response follows.
-        ex.socket.write(writeHead(`HTTP/1.1 ${h.status} ${h.reason}`, exchangeLines(h)), 'latin1');
+        ex.socket.write(writeHead(`HTTP/1.1 ${h.status} ${h.reason}`, exchangeBlock(h)), 'latin1');
         continue;
       }
       if (this.t?.retryOn?.(h.status) && !ex.responded) {
@@ -227,7 +227,7 @@ export class UpstreamConn implements Watched {
       this.head = h;
       const framer = new BodyFramer(responseBody(h, ex.head.method));
       this.framer = framer;
-      this.headOut = ex.responseHead(h.status, h.reason, exchangeLines(h), framer.body.kind === 'close');
+      this.headOut = ex.responseHead(h.status, h.reason, exchangeBlock(h), framer.body.kind === 'close');
       const rest = this.rbuf;
       this.rbuf = EMPTY;
       this.body(rest);
@@ -289,7 +289,7 @@ export class UpstreamConn implements Watched {
     relayTicker.unwatch(this);
     const up = this.socket;
     const down = ex.socket;
-    down.write(ex.responseHead(101, h.reason, exchangeLines(h), false), 'latin1');
+    down.write(ex.responseHead(101, h.reason, exchangeBlock(h), false), 'latin1');
     if (this.rbuf.length > 0) down.write(this.rbuf);
     this.rbuf = EMPTY;
     const ahead = ex.hijack();
@@ -318,4 +318,4 @@ export class UpstreamConn implements Watched {
 
 const NONE: ReadonlySet<string> = new Set();
 /** Response headers to forward (an upgrade keeps its Upgrade and Connection headers). */
-const exchangeLines = (h: Head): string[] => forwardLines(h, NONE, h.upgrade);
+const exchangeBlock = (h: Head): string => forwardBlock(h, NONE, h.upgrade);

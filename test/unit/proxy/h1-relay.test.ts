@@ -62,7 +62,7 @@ describe('HTTP/1.1 relay', () => {
           secure: false,
           connectTimeoutMs: 5_000,
           startLine: x.startLine(x.head.method, x.head.target),
-          lines: x.lines(new Set()),
+          block: x.headerBlock(new Set()),
           timeoutMs: 5_000,
         },
         (o) => {
@@ -157,7 +157,7 @@ describe('HTTP/1.1 relay', () => {
             secure: o.secure ?? false,
             connectTimeoutMs: o.connectTimeoutMs ?? 5_000,
             startLine: o.asReceived ? x.startLine(x.head.method, x.head.target) : x.startLine('GET', '/'),
-            lines: o.asReceived ? x.lines(new Set()) : [],
+            block: o.asReceived ? x.headerBlock(new Set()) : '',
             timeoutMs: o.timeoutMs ?? 5_000,
           },
           (outcome) => {

@@ -84,7 +84,7 @@ function pick(
   ctx: EngineContext,
   up: ProxyUpstream,
   info: RequestInfo,
-  tried: Set<string>,
+  tried: ReadonlySet<string>,
   sourceIp: string,
 ): Picked {
   if (!ctx.clientContext(up.source)) return { error: `no certificate for ${up.source} yet` };
@@ -103,6 +103,25 @@ function headerObject(h: Head): Headers {
   }
   return out;
 }
+
+/** What routing reads of an HTTP/1.1 request; the header object is built only when a route or ring_hash policy reads it. */
+class H1RequestInfo implements RequestInfo {
+  private built: Headers | undefined = undefined;
+
+  constructor(
+    readonly path: string,
+    readonly query: string,
+    readonly method: string,
+    private readonly head: Head,
+  ) {}
+
+  get headers(): Headers {
+    this.built ??= headerObject(this.head);
+    return this.built;
+  }
+}
+
+const NONE_TRIED: ReadonlySet<string> = new Set();
 
 /** Headers this agent sets on the hop, never taken from the caller. */
 const OWN_HEADERS: ReadonlySet<string> = new Set([INSTANCE_HEADER, 'traceparent']);
@@ -123,7 +142,8 @@ class OutboundH1 {
   private readonly info: RequestInfo;
   private readonly traceparent: string;
   private readonly forwarded: string;
-  private readonly tried = new Set<string>();
+  /** Instances whose attempt failed and was retried elsewhere: made at the first such retry. */
+  private tried: Set<string> | undefined = undefined;
   private attempts = 0;
   private staleRetries = 0;
 
@@ -135,30 +155,19 @@ class OutboundH1 {
     const { path, query } = splitUrl(x.head.target);
     this.path = path;
     this.query = query;
-    let headers: Headers | undefined;
-    this.info = {
-      path,
-      method: x.head.method,
-      query,
-      // Built only when a route matches on headers or a ring_hash policy reads one.
-      get headers(): Headers {
-        headers ??= headerObject(x.head);
-        return headers;
-      },
-    };
+    this.info = new H1RequestInfo(path, query, x.head.method, x.head);
     this.traceparent = nextTraceparent(headerValue(x.head, 'traceparent'));
     this.forwarded = x.headerBlock(OWN_HEADERS);
   }
 
   attempt(): void {
     const { ctx, up, x } = this;
-    const picked = pick(ctx, up, this.info, this.tried, x.remoteAddress);
+    const picked = pick(ctx, up, this.info, this.tried ?? NONE_TRIED, x.remoteAddress);
     if ('error' in picked) {
       this.answer(503, `mesh: ${picked.error}`);
       return;
     }
     const { endpoint, balancer, decision } = picked;
-    this.tried.add(endpoint.id);
     const canRetry = x.replayable && this.attempts < decision.numRetries;
     this.attempts++;
     const target = endpoint.local
@@ -173,13 +182,18 @@ class OutboundH1 {
     const q = this.query;
     x.forward(
       {
-        ...target,
+        pool: target.pool,
+        key: target.key,
+        open: target.open,
+        secure: target.secure,
+        connectTimeoutMs: target.connectTimeoutMs,
         startLine: x.startLine(x.head.method, q ? `${decision.path}?${q}` : decision.path),
         block: `${this.forwarded}\r\ntraceparent: ${this.traceparent}\r\n${INSTANCE_HEADER}: ${endpoint.instanceId}`,
         timeoutMs: picked.requestTimeoutMs,
-        ...(canRetry && decision.retryOnStatusCodes.length > 0
-          ? { retryOn: (s: number) => decision.retryOnStatusCodes.includes(s) }
-          : {}),
+        retryOn:
+          canRetry && decision.retryOnStatusCodes.length > 0
+            ? (s: number) => decision.retryOnStatusCodes.includes(s)
+            : undefined,
       },
       (o) => {
         balancer.onEnd(endpoint.id, performance.now() - t0, o.status < 500, Date.now());
@@ -190,10 +204,11 @@ class OutboundH1 {
         }
         const stale =
           o.staleSocket === true && x.replayable && this.staleRetries++ < STALE_SOCKET_RETRIES_MAX;
-        if (stale) this.tried.delete(endpoint.id);
+        // A stale connection never reached the instance: it may be picked again.
         const retry =
           stale ||
           (canRetry && (o.retryable === true || (o.connectFailed && decision.retryOnConnectFailure)));
+        if (retry && !stale) (this.tried ??= new Set()).add(endpoint.id);
         if (retry) this.attempt();
         else this.answer(o.status, `mesh: ${endpoint.service} via ${endpoint.inbound}: ${o.message}`);
       },

@@ -46,6 +46,11 @@ const EMPTY: ProxySnapshot = {
   accessLogs: false,
 };
 
+interface BalancerEntry {
+  policy: string;
+  balancer: Balancer;
+}
+
 export class RoutingTable {
   private snap: ProxySnapshot = EMPTY;
   private readonly rng = new SeededRng(randomInt(0, 2 ** 32 - 1));
@@ -56,7 +61,9 @@ export class RoutingTable {
   private localByService = new Map<string, ProxyLocalInstance[]>();
   /** Intention decisions of this snapshot, by source and destination. */
   private intentions = new Map<string, { allow: boolean; reason: string }>();
-  private readonly balancers = new Map<string, { policy: string; balancer: Balancer }>();
+  private readonly balancers = new Map<string, BalancerEntry>();
+  /** Front cache of `balancers` by target object, valid while `balancers` still holds the entry. */
+  private readonly balancerByTarget = new WeakMap<ChainTarget, { key: string; entry: BalancerEntry }>();
 
   get snapshot(): ProxySnapshot {
     return this.snap;
@@ -150,9 +157,10 @@ export class RoutingTable {
     hashKey: ((policies: readonly HashPolicy[]) => string | undefined) | undefined,
   ): Picked {
     const router = this.routers.get(dest) as ChainRouter;
+    const failover = decision.target.failover;
     // The decided target, else its failover targets in order: the first with a healthy instance.
-    for (const targetId of [decision.target.id, ...decision.target.failover]) {
-      const target = router.target(targetId);
+    for (let i = -1; i < failover.length; i++) {
+      const target = router.target(i < 0 ? decision.target.id : (failover[i] as string));
       if (!target) continue;
       const cands = this.candidatesOf(target);
       if (cands.length === 0) continue;
@@ -187,17 +195,23 @@ export class RoutingTable {
   }
 
   private balancerOf(dest: string, t: ChainTarget): Balancer {
+    // Per target object (one per router) first: no key string per request.
+    const cached = this.balancerByTarget.get(t);
+    if (cached !== undefined && this.balancers.get(cached.key) === cached.entry) return cached.entry.balancer;
     const key = `${dest}|${t.id}`;
     const policy = t.loadBalancer.policy;
-    const held = this.balancers.get(key);
-    if (held && held.policy === policy) return held.balancer;
-    if (this.balancers.size >= BALANCERS_MAX) this.balancers.clear();
-    const balancer = createBalancer(
-      policy,
-      this.rng,
-      t.loadBalancer.ringHash ? { ringHash: t.loadBalancer.ringHash } : {},
-    );
-    this.balancers.set(key, { policy, balancer });
-    return balancer;
+    let entry = this.balancers.get(key);
+    if (entry === undefined || entry.policy !== policy) {
+      if (this.balancers.size >= BALANCERS_MAX) this.balancers.clear();
+      const balancer = createBalancer(
+        policy,
+        this.rng,
+        t.loadBalancer.ringHash ? { ringHash: t.loadBalancer.ringHash } : {},
+      );
+      entry = { policy, balancer };
+      this.balancers.set(key, entry);
+    }
+    this.balancerByTarget.set(t, { key, entry });
+    return entry.balancer;
   }
 }

@@ -31,7 +31,7 @@ export interface ForwardTarget extends PoolDestination {
   block: string;
   timeoutMs: number;
   /** A response with a status for which this is true is dropped, not relayed (the caller retries). */
-  retryOn?: (status: number) => boolean;
+  retryOn?: ((status: number) => boolean) | undefined;
 }
 
 /** What happened, for metrics and retries: the status sent, or why none was. */

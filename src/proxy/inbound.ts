@@ -18,6 +18,7 @@ import { headerValue } from './h1/head.js';
 import { type Exchange, type Outcome, STALE_SOCKET_RETRIES_MAX, serveH1 } from './h1/relay.js';
 import { forwardH2, isGrpc, replyH2Error, upstreamHeaders } from './h2-forward.js';
 import { ALPN_H1, ALPN_H2, ALPN_TCP, INBOUND_ALPN, serviceOfServerName } from './peer-tls.js';
+import { forwardTarget } from './pools.js';
 import { readPreamble } from './preamble.js';
 import type { ProxyLocalInstance } from './types.js';
 
@@ -187,12 +188,12 @@ export class Inbound {
       x.finish();
       return;
     }
-    const target = {
-      ...this.ctx.pools.localTarget(inst),
-      startLine: x.startLine(x.head.method, x.head.target),
-      block: x.headerBlock(DROP_ON_INBOUND),
-      timeoutMs: inst.requestTimeoutMs,
-    };
+    const target = forwardTarget(
+      this.ctx.pools.localTarget(inst),
+      x.startLine(x.head.method, x.head.target),
+      x.headerBlock(DROP_ON_INBOUND),
+      inst.requestTimeoutMs,
+    );
     let staleRetries = 0;
     const done = (o: Outcome): void => {
       if (!o.sentResponse && o.staleSocket && x.replayable && staleRetries++ < STALE_SOCKET_RETRIES_MAX) {

@@ -15,7 +15,7 @@ import { type Exchange, STALE_SOCKET_RETRIES_MAX } from './h1/relay.js';
 import { forwardH2, isGrpc, replyH2Error, upstreamHeaders } from './h2-forward.js';
 import { headerString, INSTANCE_HEADER } from './inbound.js';
 import { ALPN_H1, ALPN_H2, connectPeer } from './peer-tls.js';
-import type { PoolTarget } from './pools.js';
+import { forwardTarget, type PoolTarget } from './pools.js';
 import type { Picked } from './routing.js';
 import { nextTraceparent } from './trace.js';
 import type { ProxyEndpoint, ProxyUpstream } from './types.js';
@@ -181,20 +181,15 @@ class OutboundH1 {
     const t0 = performance.now();
     const q = this.query;
     x.forward(
-      {
-        pool: target.pool,
-        key: target.key,
-        open: target.open,
-        secure: target.secure,
-        connectTimeoutMs: target.connectTimeoutMs,
-        startLine: x.startLine(x.head.method, q ? `${decision.path}?${q}` : decision.path),
-        block: `${this.forwarded}\r\ntraceparent: ${this.traceparent}\r\n${INSTANCE_HEADER}: ${endpoint.instanceId}`,
-        timeoutMs: picked.requestTimeoutMs,
-        retryOn:
-          canRetry && decision.retryOnStatusCodes.length > 0
-            ? (s: number) => decision.retryOnStatusCodes.includes(s)
-            : undefined,
-      },
+      forwardTarget(
+        target,
+        x.startLine(x.head.method, q ? `${decision.path}?${q}` : decision.path),
+        `${this.forwarded}\r\ntraceparent: ${this.traceparent}\r\n${INSTANCE_HEADER}: ${endpoint.instanceId}`,
+        picked.requestTimeoutMs,
+        canRetry && decision.retryOnStatusCodes.length > 0
+          ? (s: number) => decision.retryOnStatusCodes.includes(s)
+          : undefined,
+      ),
       (o) => {
         balancer.onEnd(endpoint.id, performance.now() - t0, o.status < 500, Date.now());
         if (endpoint.local) ctx.metrics.request('inbound', up.source, endpoint.service, o.status);

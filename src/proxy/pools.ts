@@ -12,6 +12,30 @@ import type { ProxyLocalInstance } from './types.js';
 /** Where the HTTP/1.1 relay takes a connection from. */
 export type PoolTarget = Pick<ForwardTarget, 'pool' | 'key' | 'open' | 'secure' | 'connectTimeoutMs'>;
 
+/**
+ * What the relay needs to send one request through `t`'s pool. Written out field by field, not
+ * spread: every request's target then has one shape, which keeps the relay's property reads fast.
+ */
+export function forwardTarget(
+  t: PoolTarget,
+  startLine: string,
+  block: string,
+  timeoutMs: number,
+  retryOn?: (status: number) => boolean,
+): ForwardTarget {
+  return {
+    pool: t.pool,
+    key: t.key,
+    open: t.open,
+    secure: t.secure,
+    connectTimeoutMs: t.connectTimeoutMs,
+    startLine,
+    block,
+    timeoutMs,
+    retryOn,
+  };
+}
+
 /** Distinct pooled destinations kept at once (agents × services for peers, instances for local): one bound for both pools. */
 export const POOL_KEYS_MAX = H1_POOL_LIMITS.keysMax;
 

@@ -60,6 +60,8 @@ export interface RateResult {
   failed: number;
   p50Ms: number;
   p99Ms: number;
+  /** p99 of each second of the measured period, in order: shows whether a tail is steady or one stall. */
+  p99MsBySecond: number[];
 }
 
 /** Nearest-rank percentile of an ascending array. */
@@ -85,9 +87,11 @@ export async function constantRate(
   const warm = Math.round(o.rate * (o.warmupSecs ?? 1));
   const total = warm + Math.round(o.rate * o.secs);
   const lat: number[] = [];
+  const bySecond: number[][] = Array.from({ length: Math.ceil(o.secs) }, () => []);
   let failed = 0;
   let sent = 0;
   const t0 = performance.now() + 50;
+  const measuredFromMs = t0 + (warm * 1_000) / o.rate;
   const inflight = new Set<Promise<void>>();
   const one = (dueMs: number, counted: boolean): Promise<void> =>
     new Promise((resolve) => {
@@ -95,7 +99,11 @@ export async function constantRate(
         res.resume();
         res.on('end', () => {
           if (res.statusCode !== 200) failed++;
-          else if (counted) lat.push(performance.now() - dueMs);
+          else if (counted) {
+            const ms = performance.now() - dueMs;
+            lat.push(ms);
+            bySecond[Math.min(bySecond.length - 1, Math.floor((dueMs - measuredFromMs) / 1_000))]?.push(ms);
+          }
           resolve();
         });
         res.on('error', () => {
@@ -129,7 +137,20 @@ export async function constantRate(
   }
   lat.sort((a, b) => a - b);
   // sent and failed include the warm-up: a failure there is still a failure.
-  return { sent, ok: lat.length, failed, p50Ms: percentile(lat, 50), p99Ms: percentile(lat, 99) };
+  const p99MsBySecond = bySecond.map((s) =>
+    percentile(
+      s.sort((a, b) => a - b),
+      99,
+    ),
+  );
+  return {
+    sent,
+    ok: lat.length,
+    failed,
+    p50Ms: percentile(lat, 50),
+    p99Ms: percentile(lat, 99),
+    p99MsBySecond,
+  };
 }
 
 /** CPU seconds (user + system, all threads) a process has used; from /proc/<pid>/stat. */

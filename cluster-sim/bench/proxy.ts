@@ -141,7 +141,7 @@ async function measure(targets: Target[]): Promise<Map<string, Row>> {
     const row = rows.get(t.name) as Row;
     row.rate = await constantRate(t.port, { rate: RATE, secs: SECS, conns: CONNS });
     console.log(
-      `rate=${RATE}/s ${t.name.padEnd(10)} p50 ${row.rate.p50Ms.toFixed(2)} ms  p99 ${row.rate.p99Ms.toFixed(2)} ms  failed ${row.rate.failed}/${row.rate.sent}`,
+      `rate=${RATE}/s ${t.name.padEnd(10)} p50 ${row.rate.p50Ms.toFixed(2)} ms  p99 ${row.rate.p99Ms.toFixed(2)} ms  failed ${row.rate.failed}/${row.rate.sent}  p99 by second ${row.rate.p99MsBySecond.map((v) => v.toFixed(1)).join(' ')}`,
     );
     await sleep(1_000);
   }

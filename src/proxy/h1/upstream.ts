@@ -245,11 +245,14 @@ export class UpstreamConn implements Watched {
     }
     const part = step.used === chunk.length ? chunk : chunk.subarray(0, step.used);
     let out: Buffer = part;
-    if (this.headOut !== undefined) {
+    const headOut = this.headOut;
+    if (headOut !== undefined) {
       // Heads were read as latin1 (bytes as they came): written back the same way, with the first
-      // body bytes in one write.
-      const head = Buffer.from(this.headOut, 'latin1');
-      out = part.length === 0 ? head : Buffer.concat([head, part]);
+      // body bytes in one write, from one buffer (a string write, or a concat of two buffers,
+      // costs a copy and an allocation more).
+      out = Buffer.allocUnsafe(headOut.length + part.length);
+      out.write(headOut, 0, 'latin1');
+      part.copy(out, headOut.length);
       this.headOut = undefined;
     }
     const down = ex.socket;

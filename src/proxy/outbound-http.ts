@@ -203,7 +203,10 @@ class OutboundH1 {
         const retry =
           stale ||
           (canRetry && (o.retryable === true || (o.connectFailed && decision.retryOnConnectFailure)));
-        if (retry && !stale) (this.tried ??= new Set()).add(endpoint.id);
+        if (retry && !stale) {
+          this.tried ??= new Set();
+          this.tried.add(endpoint.id);
+        }
         if (retry) this.attempt();
         else this.answer(o.status, `mesh: ${endpoint.service} via ${endpoint.inbound}: ${o.message}`);
       },

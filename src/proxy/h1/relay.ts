@@ -215,10 +215,8 @@ export class Exchange implements PoolWaiter, Watched {
   forward(t: ForwardTarget, done: (o: Outcome) => void): void {
     this.target = t;
     this.done = done;
-    this.waiting = true;
     const conn = t.pool.acquire(t, this);
     if (conn === 'full') {
-      this.waiting = false;
       this.upstreamDone({
         status: 503,
         sentResponse: false,
@@ -226,8 +224,12 @@ export class Exchange implements PoolWaiter, Watched {
         message: `more than ${H1_POOL_LIMITS.waitingPerKeyMax} requests wait for a connection`,
       });
     } else if (conn !== undefined) this.poolReady(conn);
-    // Still waiting (the pool may have answered already): the wait is timed like a connect.
-    else if (this.waiting) relayTicker.watch(this);
+    else if (this.done !== undefined) {
+      // Queued, and not already failed by the pool (no certificate to connect with): the wait is
+      // timed like a connect. A request served from the idle list never touches the ticker.
+      this.waiting = true;
+      relayTicker.watch(this);
+    }
   }
 
   poolReady(conn: UpstreamConn): void {

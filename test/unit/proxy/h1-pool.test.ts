@@ -5,10 +5,9 @@
 import assert from 'node:assert/strict';
 import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { H1_POOL_LIMITS, H1Pool, type PoolDestination, type PoolWaiter } from '../../../src/proxy/h1/pool.js';
 import type { UpstreamConn } from '../../../src/proxy/h1/upstream.js';
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Records what the pool gave it. */
 class Waiter implements PoolWaiter {

@@ -10,7 +10,7 @@ import { createServer as createH2Server } from 'node:http2';
 import { createServer as createNetServer, type Server } from 'node:net';
 import type { SecureContext } from 'node:tls';
 import type { EngineContext, LogFn } from './context.js';
-import { serveH1 } from './h1/relay.js';
+import { serveH1Accepted } from './h1/relay.js';
 import { Inbound } from './inbound.js';
 import { ProxyMetrics } from './metrics.js';
 import { handleH1, handleH2Stream } from './outbound-http.js';
@@ -148,7 +148,11 @@ export class ProxyEngine {
         return createNetServer((socket) => handleTcpConnection(ctx, up(), socket));
       case 'h1':
         // The upstream is read per request: a snapshot may change its routing mid-connection.
-        return createNetServer({ noDelay: true }, (socket) => serveH1(socket, (x) => handleH1(ctx, up(), x)));
+        // Accepted paused, so the relay can move the connection to a socket that reads into its
+        // thread's read buffer before a byte is read (h1/accepted.ts).
+        return createNetServer({ noDelay: true, pauseOnConnect: true }, (socket) =>
+          serveH1Accepted(socket, (x) => handleH1(ctx, up(), x)),
+        );
       case 'h2': {
         const s = createH2Server();
         s.on('stream', (stream, headers) => void handleH2Stream(ctx, up(), stream, headers));

@@ -36,6 +36,13 @@ export type RelaySocket = Duplex & {
   setTimeout(ms: number, cb?: () => void): unknown;
 };
 
+/**
+ * Where every socket of this thread that reads through `onread` reads into (Node's own read size):
+ * upstream connections and accepted client connections. Each callback copies its bytes out before
+ * returning, so one buffer serves them all.
+ */
+export const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+
 /** The `onread` option of net.connect and tls.connect: reads land in `buffer`, then `callback` runs. */
 export interface OnRead {
   buffer: Buffer;

@@ -5,6 +5,8 @@
 // The handler decides where a request goes and calls `finish()` once the response has been sent.
 // Callbacks, not promises: a request costs no promise, no microtask and no listener churn.
 import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+import { adoptWithOnread } from './accepted.js';
 import { BodyFramer } from './body.js';
 import { forwardBlock, type Head, linesBlock, parseHead, requestBody, writeHead } from './head.js';
 import {
@@ -12,6 +14,7 @@ import {
   type H1Pool,
   type PoolDestination,
   type PoolWaiter,
+  READ_BUFFER,
   type RelaySocket,
 } from './pool.js';
 import { relayTicker, type Watched } from './ticker.js';
@@ -57,7 +60,33 @@ export type Handler = (x: Exchange) => void;
 
 /** Serve HTTP/1.1 on `socket` until it closes; `handler` answers each request. */
 export function serveH1(socket: RelaySocket, handler: Handler): void {
-  new Conn(socket, handler).next();
+  new Conn(socket, handler, true).next();
+}
+
+/**
+ * Serve HTTP/1.1 on a connection a listener made with `pauseOnConnect` accepted. It reads through
+ * the thread's read buffer (accepted.ts) when this Node allows, else as serveH1 does.
+ */
+export function serveH1Accepted(accepted: Socket, handler: Handler): void {
+  let conn: Conn | undefined;
+  const adopted = adoptWithOnread(accepted, {
+    buffer: READ_BUFFER,
+    callback: (n, buf) => {
+      const d = Buffer.allocUnsafe(n);
+      buf.copy(d, 0, 0, n);
+      // Once the connection is detached (an upgrade took it over, or it is closing), its bytes go
+      // out as 'data' events: what a pipe from the socket listens for.
+      if (conn?.attached) conn.data(d);
+      else adopted?.emit('data', d);
+      return true;
+    },
+  });
+  if (adopted === undefined) {
+    accepted.resume();
+    serveH1(accepted, handler);
+    return;
+  }
+  conn = new Conn(adopted, handler, false);
 }
 
 class Conn implements Watched {
@@ -66,13 +95,17 @@ class Conn implements Watched {
   ex: Exchange | undefined;
   closed = false;
   active = false;
+  /** Reads reach data(): until detach(). */
+  attached = true;
   private readonly onData = (d: Buffer): void => this.data(d);
 
+  /** `dataEvents`: the socket's bytes come as 'data' events (otherwise its onread callback calls data()). */
   constructor(
     readonly socket: RelaySocket,
     private readonly handler: Handler,
+    private readonly dataEvents: boolean,
   ) {
-    socket.on('data', this.onData);
+    if (dataEvents) socket.on('data', this.onData);
     socket.on('error', () => undefined);
     socket.on('close', () => {
       this.closed = true;
@@ -87,7 +120,7 @@ class Conn implements Watched {
     if (this.ex === undefined && quietMs >= RELAY_LIMITS.idleTimeoutMs) this.socket.destroy();
   }
 
-  private data(d: Buffer): void {
+  data(d: Buffer): void {
     this.active = true;
     const ex = this.ex;
     if (ex && !ex.bodyDone) {
@@ -155,7 +188,8 @@ class Conn implements Watched {
 
   /** Stop reading requests: the socket now belongs to someone else, or is closing. */
   detach(): void {
-    this.socket.off('data', this.onData);
+    this.attached = false;
+    if (this.dataEvents) this.socket.off('data', this.onData);
     this.closed = true;
     relayTicker.unwatch(this);
   }

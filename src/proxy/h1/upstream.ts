@@ -9,13 +9,18 @@
 // read); the bytes are copied out before anything else runs.
 import { BodyFramer } from './body.js';
 import { forwardBlock, type Head, parseHead, responseBody, writeHead } from './head.js';
-import { H1_POOL_LIMITS, type H1Pool, type OnRead, type PoolDestination, type RelaySocket } from './pool.js';
+import {
+  H1_POOL_LIMITS,
+  type H1Pool,
+  type OnRead,
+  type PoolDestination,
+  READ_BUFFER,
+  type RelaySocket,
+} from './pool.js';
 import type { Exchange, ForwardTarget, Outcome } from './relay.js';
 import { relayTicker, type Watched } from './ticker.js';
 
 const EMPTY = Buffer.alloc(0);
-/** Where every upstream socket of this thread reads into (Node's own read size). */
-const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
 enum State {
   /** Opening (TCP connect, and the TLS handshake to a peer agent): counted by the pool, serves nothing yet. */

@@ -1,13 +1,16 @@
 // The HTTP/1.1 relay on real loopback sockets: a client speaks raw HTTP to serveH1, whose handler
 // forwards to a Node HTTP server through the pool. What a client and an upstream would notice:
-// order, reuse, refusals, interim responses, bodies that end with the connection.
+// order, reuse, refusals, interim responses, bodies that end with the connection. Every case runs
+// twice: on sockets read through 'data' events (serveH1, as the inbound side serves TLS), and on
+// accepted connections moved to the thread's read buffer (serveH1Accepted, as upstream listeners do).
 import assert from 'node:assert/strict';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { H1Pool } from '../../../src/proxy/h1/pool.js';
-import { type Exchange, type Outcome, serveH1 } from '../../../src/proxy/h1/relay.js';
+import { adoptWithOnread } from '../../../src/proxy/h1/accepted.js';
+import { H1Pool, READ_BUFFER } from '../../../src/proxy/h1/pool.js';
+import { type Exchange, type Outcome, serveH1, serveH1Accepted } from '../../../src/proxy/h1/relay.js';
 
 const listen = <S extends Server | HttpServer>(s: S): Promise<number> =>
   new Promise((r) => s.listen(0, '127.0.0.1', () => r((s.address() as AddressInfo).port)));
@@ -30,124 +33,130 @@ function exchange(port: number, text: string, untilMs = 1_500): Promise<{ data: 
   });
 }
 
-describe('HTTP/1.1 relay', () => {
-  let upstream: HttpServer;
-  let upstreamPort = 0;
-  let upstreamConnections = 0;
-  let proxy: Server;
-  let port = 0;
-  const pool = new H1Pool();
+/** A server relaying HTTP/1.1 with `handler`: read through 'data' events, or accepted paused and adopted. */
+const relayServer = (accepted: boolean, handler: (x: Exchange) => void): Server =>
+  accepted
+    ? createServer({ pauseOnConnect: true }, (s) => serveH1Accepted(s, handler))
+    : createServer((s) => serveH1(s, handler));
 
-  before(async () => {
-    upstream = createHttpServer((req, res) => {
-      if (req.url === '/close-delimited') {
-        // No length, no chunking: the body ends when the connection does.
-        res.socket?.write('HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nuntil the end');
-        res.socket?.end();
-        return;
-      }
-      let body = '';
-      req.on('data', (d) => (body += d));
-      req.on('end', () => res.end(`${req.method} ${req.url} ${body}`));
+for (const accepted of [false, true])
+  describe(accepted ? 'HTTP/1.1 relay, accepted connections (onread)' : 'HTTP/1.1 relay', () => {
+    let upstream: HttpServer;
+    let upstreamPort = 0;
+    let upstreamConnections = 0;
+    let proxy: Server;
+    let port = 0;
+    const pool = new H1Pool();
+
+    before(async () => {
+      upstream = createHttpServer((req, res) => {
+        if (req.url === '/close-delimited') {
+          // No length, no chunking: the body ends when the connection does.
+          res.socket?.write('HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nuntil the end');
+          res.socket?.end();
+          return;
+        }
+        let body = '';
+        req.on('data', (d) => (body += d));
+        req.on('end', () => res.end(`${req.method} ${req.url} ${body}`));
+      });
+      upstream.on('connection', () => upstreamConnections++);
+      upstreamPort = await listen(upstream);
+      const handler = (x: Exchange): void =>
+        x.forward(
+          {
+            pool,
+            key: 'up',
+            open: () => connect(upstreamPort, '127.0.0.1'),
+            secure: false,
+            connectTimeoutMs: 5_000,
+            startLine: x.startLine(x.head.method, x.head.target),
+            block: x.headerBlock(new Set()),
+            timeoutMs: 5_000,
+          },
+          (o) => {
+            if (!o.sentResponse) x.reply(o.status, o.message);
+            x.finish();
+          },
+        );
+      proxy = relayServer(accepted, handler);
+      port = await listen(proxy);
     });
-    upstream.on('connection', () => upstreamConnections++);
-    upstreamPort = await listen(upstream);
-    const handler = (x: Exchange): void =>
-      x.forward(
-        {
-          pool,
-          key: 'up',
-          open: () => connect(upstreamPort, '127.0.0.1'),
-          secure: false,
-          connectTimeoutMs: 5_000,
-          startLine: x.startLine(x.head.method, x.head.target),
-          block: x.headerBlock(new Set()),
-          timeoutMs: 5_000,
-        },
-        (o) => {
-          if (!o.sentResponse) x.reply(o.status, o.message);
-          x.finish();
-        },
+
+    after(() => {
+      pool.close();
+      proxy.close();
+      upstream.closeAllConnections();
+      upstream.close();
+    });
+
+    it('answers pipelined requests in order on one connection, reusing one upstream connection', async () => {
+      const before = upstreamConnections;
+      const r = await exchange(
+        port,
+        'GET /a HTTP/1.1\r\nhost: x\r\n\r\nPOST /b HTTP/1.1\r\nhost: x\r\ncontent-length: 4\r\n\r\nbodyGET /c HTTP/1.1\r\nhost: x\r\n\r\n',
       );
-    proxy = createServer((s) => serveH1(s, handler));
-    port = await listen(proxy);
-  });
+      const bodies = r.data.split('\r\n\r\n').slice(1);
+      assert.deepEqual(
+        bodies.map((b) => b.split('HTTP/1.1')[0]),
+        ['GET /a ', 'POST /b body', 'GET /c '],
+      );
+      assert.equal(upstreamConnections - before, 1);
+      assert.equal(r.closed, false);
+    });
 
-  after(() => {
-    pool.close();
-    proxy.close();
-    upstream.closeAllConnections();
-    upstream.close();
-  });
+    it('refuses a malformed request with 400 and closes, and goes on serving other connections', async () => {
+      const bad = await exchange(
+        port,
+        'GET / HTTP/1.1\r\ncontent-length: 1\r\ntransfer-encoding: chunked\r\n\r\n',
+      );
+      assert.match(bad.data, /^HTTP\/1\.1 400 /);
+      assert.match(bad.data, /connection: close/);
+      assert.equal(bad.closed, true);
+      const ok = await exchange(port, 'GET /after HTTP/1.1\r\nhost: x\r\n\r\n');
+      assert.match(ok.data, /^HTTP\/1\.1 200 [\s\S]*GET \/after $/);
+    });
 
-  it('answers pipelined requests in order on one connection, reusing one upstream connection', async () => {
-    const before = upstreamConnections;
-    const r = await exchange(
-      port,
-      'GET /a HTTP/1.1\r\nhost: x\r\n\r\nPOST /b HTTP/1.1\r\nhost: x\r\ncontent-length: 4\r\n\r\nbodyGET /c HTTP/1.1\r\nhost: x\r\n\r\n',
-    );
-    const bodies = r.data.split('\r\n\r\n').slice(1);
-    assert.deepEqual(
-      bodies.map((b) => b.split('HTTP/1.1')[0]),
-      ['GET /a ', 'POST /b body', 'GET /c '],
-    );
-    assert.equal(upstreamConnections - before, 1);
-    assert.equal(r.closed, false);
-  });
+    it('closes after answering an HTTP/1.0 request', async () => {
+      const r = await exchange(port, 'GET /old HTTP/1.0\r\n\r\n');
+      assert.match(r.data, /^HTTP\/1\.1 200 /);
+      assert.match(r.data, /connection: close/i);
+      assert.match(r.data, /GET \/old $/);
+      assert.equal(r.closed, true);
+    });
 
-  it('refuses a malformed request with 400 and closes, and goes on serving other connections', async () => {
-    const bad = await exchange(
-      port,
-      'GET / HTTP/1.1\r\ncontent-length: 1\r\ntransfer-encoding: chunked\r\n\r\n',
-    );
-    assert.match(bad.data, /^HTTP\/1\.1 400 /);
-    assert.match(bad.data, /connection: close/);
-    assert.equal(bad.closed, true);
-    const ok = await exchange(port, 'GET /after HTTP/1.1\r\nhost: x\r\n\r\n');
-    assert.match(ok.data, /^HTTP\/1\.1 200 [\s\S]*GET \/after $/);
-  });
+    it('passes 100 Continue on and relays the body that follows', async () => {
+      const r = await exchange(
+        port,
+        'PUT /up HTTP/1.1\r\nhost: x\r\nexpect: 100-continue\r\ncontent-length: 5\r\n\r\nhello',
+      );
+      assert.match(r.data, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /);
+      assert.match(r.data, /PUT \/up hello$/);
+    });
 
-  it('closes after answering an HTTP/1.0 request', async () => {
-    const r = await exchange(port, 'GET /old HTTP/1.0\r\n\r\n');
-    assert.match(r.data, /^HTTP\/1\.1 200 /);
-    assert.match(r.data, /connection: close/i);
-    assert.match(r.data, /GET \/old $/);
-    assert.equal(r.closed, true);
-  });
+    it('relays a body delimited by the connection close, then closes the client connection', async () => {
+      const r = await exchange(port, 'GET /close-delimited HTTP/1.1\r\nhost: x\r\n\r\n');
+      assert.match(r.data, /^HTTP\/1\.1 200 OK\r\n/);
+      assert.match(r.data, /connection: close\r\n\r\nuntil the end$/);
+      assert.equal(r.closed, true);
+    });
 
-  it('passes 100 Continue on and relays the body that follows', async () => {
-    const r = await exchange(
-      port,
-      'PUT /up HTTP/1.1\r\nhost: x\r\nexpect: 100-continue\r\ncontent-length: 5\r\n\r\nhello',
-    );
-    assert.match(r.data, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /);
-    assert.match(r.data, /PUT \/up hello$/);
-  });
+    interface RelayOptions {
+      key: string;
+      upstreamPort: number;
+      timeoutMs?: number;
+      /** The test's own pool instead of the shared one. */
+      pool?: H1Pool;
+      /** Connected only on 'secureConnect' (which a plain socket never emits). */
+      secure?: boolean;
+      connectTimeoutMs?: number;
+      /** Forward the request as received; otherwise as `GET /` without headers. */
+      asReceived?: boolean;
+    }
 
-  it('relays a body delimited by the connection close, then closes the client connection', async () => {
-    const r = await exchange(port, 'GET /close-delimited HTTP/1.1\r\nhost: x\r\n\r\n');
-    assert.match(r.data, /^HTTP\/1\.1 200 OK\r\n/);
-    assert.match(r.data, /connection: close\r\n\r\nuntil the end$/);
-    assert.equal(r.closed, true);
-  });
-
-  interface RelayOptions {
-    key: string;
-    upstreamPort: number;
-    timeoutMs?: number;
-    /** The test's own pool instead of the shared one. */
-    pool?: H1Pool;
-    /** Connected only on 'secureConnect' (which a plain socket never emits). */
-    secure?: boolean;
-    connectTimeoutMs?: number;
-    /** Forward the request as received; otherwise as `GET /` without headers. */
-    asReceived?: boolean;
-  }
-
-  /** A relay that sends every request to `upstreamPort` and answers itself when nothing came back. */
-  const relayTo = (o: RelayOptions, seen?: (o: Outcome) => void): Server =>
-    createServer((sock) =>
-      serveH1(sock, (x) =>
+    /** A relay that sends every request to `upstreamPort` and answers itself when nothing came back. */
+    const relayTo = (o: RelayOptions, seen?: (o: Outcome) => void): Server =>
+      relayServer(accepted, (x) =>
         x.forward(
           {
             pool: o.pool ?? pool,
@@ -165,93 +174,163 @@ describe('HTTP/1.1 relay', () => {
             x.finish();
           },
         ),
-      ),
-    );
+      );
 
-  it('answers 502 when the upstream cannot be reached, keeping the client connection', async () => {
-    const gone = createServer();
-    const closedPort = await listen(gone);
-    await new Promise((r) => gone.close(r));
-    let outcome: Outcome | undefined;
-    const s = relayTo({ key: 'nowhere', upstreamPort: closedPort, timeoutMs: 2_000 }, (o) => {
-      outcome = o;
+    it('answers 502 when the upstream cannot be reached, keeping the client connection', async () => {
+      const gone = createServer();
+      const closedPort = await listen(gone);
+      await new Promise((r) => gone.close(r));
+      let outcome: Outcome | undefined;
+      const s = relayTo({ key: 'nowhere', upstreamPort: closedPort, timeoutMs: 2_000 }, (o) => {
+        outcome = o;
+      });
+      const p = await listen(s);
+      const r = await exchange(p, 'GET / HTTP/1.1\r\nhost: x\r\n\r\n', 500);
+      assert.equal(outcome?.sentResponse, false);
+      assert.equal(outcome && !outcome.sentResponse && outcome.connectFailed, true);
+      assert.match(r.data, /^HTTP\/1\.1 502 /);
+      assert.equal(r.closed, false);
+      s.close();
     });
-    const p = await listen(s);
-    const r = await exchange(p, 'GET / HTTP/1.1\r\nhost: x\r\n\r\n', 500);
-    assert.equal(outcome?.sentResponse, false);
-    assert.equal(outcome && !outcome.sentResponse && outcome.connectFailed, true);
-    assert.match(r.data, /^HTTP\/1\.1 502 /);
-    assert.equal(r.closed, false);
-    s.close();
-  });
 
-  it('answers 504 when the upstream goes quiet past the request timeout, and keeps serving', async () => {
-    // Accepts and reads, never answers.
-    const silent = createServer((sock) => sock.resume());
-    const s = relayTo({ key: 'silent', upstreamPort: await listen(silent), timeoutMs: 300 });
-    const p = await listen(s);
-    // Collected for 3 s: generous next to 300 ms and the timeouts' 100 ms resolution.
-    const r = await exchange(p, 'GET / HTTP/1.1\r\nhost: x\r\n\r\n', 3_000);
-    assert.match(r.data, /^HTTP\/1\.1 504 [\s\S]*no response within 300 ms\n$/);
-    assert.equal(r.closed, false);
-    s.close();
-    silent.close();
-  });
-
-  it('answers 502 when no connection opens within the connect timeout, and keeps serving', async () => {
-    // A TLS destination whose handshake never completes: the socket connects, 'secureConnect' never comes.
-    const mute = createServer((sock) => sock.resume());
-    const mutePort = await listen(mute);
-    const s = relayTo({ key: 'mute', upstreamPort: mutePort, secure: true, connectTimeoutMs: 300 });
-    const p = await listen(s);
-    const r = await exchange(p, 'GET / HTTP/1.1\r\nhost: x\r\n\r\n', 3_000);
-    assert.match(r.data, /^HTTP\/1\.1 502 [\s\S]*connect timed out after 300 ms\n$/);
-    assert.equal(r.closed, false);
-    s.close();
-    mute.close();
-  });
-
-  it('notices an upstream closing an idle pooled connection, so a request with a body gets a live one', async () => {
-    const up = createHttpServer((req, res) => {
-      let body = '';
-      req.on('data', (d) => (body += d));
-      req.on('end', () => res.end(`${req.method} ${body}`));
+    it('answers 504 when the upstream goes quiet past the request timeout, and keeps serving', async () => {
+      // Accepts and reads, never answers.
+      const silent = createServer((sock) => sock.resume());
+      const s = relayTo({ key: 'silent', upstreamPort: await listen(silent), timeoutMs: 300 });
+      const p = await listen(s);
+      // Collected for 3 s: generous next to 300 ms and the timeouts' 100 ms resolution.
+      const r = await exchange(p, 'GET / HTTP/1.1\r\nhost: x\r\n\r\n', 3_000);
+      assert.match(r.data, /^HTTP\/1\.1 504 [\s\S]*no response within 300 ms\n$/);
+      assert.equal(r.closed, false);
+      s.close();
+      silent.close();
     });
-    // The upstream closes a connection idle for 200 ms (Node's default is 5 s).
-    up.keepAliveTimeout = 200;
-    const upPort = await listen(up);
-    const own = new H1Pool();
-    const s = relayTo({ key: 'closed-by-upstream', upstreamPort: upPort, pool: own, asReceived: true });
-    const p = await listen(s);
-    const first = await exchange(p, 'GET /first HTTP/1.1\r\nhost: x\r\n\r\n', 300);
-    assert.match(first.data, /^HTTP\/1\.1 200 [\s\S]*GET $/);
-    assert.equal(own.idleCount, 1);
-    // Bounded wait (3 s) for the pool to notice the upstream's close at 200 ms.
-    for (let i = 0; i < 60 && own.idleCount > 0; i++) await sleep(50);
-    assert.equal(own.idleCount, 0, 'the closed connection left the pool');
-    // A request with a body cannot be sent twice: it must get a live connection the first time.
-    const r = await exchange(p, 'POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n\r\nhello');
-    assert.match(r.data, /^HTTP\/1\.1 200 [\s\S]*POST hello$/);
-    own.close();
-    s.close();
-    up.closeAllConnections();
-    up.close();
-  });
 
-  it('closes the connection after refusing an upgrade (the client may already speak the new protocol)', async () => {
-    const s = createServer((sock) =>
-      serveH1(sock, (x) => {
+    it('answers 502 when no connection opens within the connect timeout, and keeps serving', async () => {
+      // A TLS destination whose handshake never completes: the socket connects, 'secureConnect' never comes.
+      const mute = createServer((sock) => sock.resume());
+      const mutePort = await listen(mute);
+      const s = relayTo({ key: 'mute', upstreamPort: mutePort, secure: true, connectTimeoutMs: 300 });
+      const p = await listen(s);
+      const r = await exchange(p, 'GET / HTTP/1.1\r\nhost: x\r\n\r\n', 3_000);
+      assert.match(r.data, /^HTTP\/1\.1 502 [\s\S]*connect timed out after 300 ms\n$/);
+      assert.equal(r.closed, false);
+      s.close();
+      mute.close();
+    });
+
+    it('notices an upstream closing an idle pooled connection, so a request with a body gets a live one', async () => {
+      const up = createHttpServer((req, res) => {
+        let body = '';
+        req.on('data', (d) => (body += d));
+        req.on('end', () => res.end(`${req.method} ${body}`));
+      });
+      // The upstream closes a connection idle for 200 ms (Node's default is 5 s).
+      up.keepAliveTimeout = 200;
+      const upPort = await listen(up);
+      const own = new H1Pool();
+      const s = relayTo({ key: 'closed-by-upstream', upstreamPort: upPort, pool: own, asReceived: true });
+      const p = await listen(s);
+      const first = await exchange(p, 'GET /first HTTP/1.1\r\nhost: x\r\n\r\n', 300);
+      assert.match(first.data, /^HTTP\/1\.1 200 [\s\S]*GET $/);
+      assert.equal(own.idleCount, 1);
+      // Bounded wait (3 s) for the pool to notice the upstream's close at 200 ms.
+      for (let i = 0; i < 60 && own.idleCount > 0; i++) await sleep(50);
+      assert.equal(own.idleCount, 0, 'the closed connection left the pool');
+      // A request with a body cannot be sent twice: it must get a live connection the first time.
+      const r = await exchange(p, 'POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n\r\nhello');
+      assert.match(r.data, /^HTTP\/1\.1 200 [\s\S]*POST hello$/);
+      own.close();
+      s.close();
+      up.closeAllConnections();
+      up.close();
+    });
+
+    it('closes the connection after refusing an upgrade (the client may already speak the new protocol)', async () => {
+      const s = relayServer(accepted, (x) => {
         x.reply(403, 'mesh: denied');
         x.finish();
-      }),
-    );
-    const p = await listen(s);
-    const r = await exchange(
-      p,
-      'GET /ws HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n',
-    );
-    assert.match(r.data, /^HTTP\/1\.1 403 Forbidden\r\n[\s\S]*connection: close\r\n\r\nmesh: denied\n$/);
-    assert.equal(r.closed, true);
-    s.close();
+      });
+      const p = await listen(s);
+      const r = await exchange(
+        p,
+        'GET /ws HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n',
+      );
+      assert.match(r.data, /^HTTP\/1\.1 403 Forbidden\r\n[\s\S]*connection: close\r\n\r\nmesh: denied\n$/);
+      assert.equal(r.closed, true);
+      s.close();
+    });
+  });
+
+describe('accepted connections moved to the read buffer', () => {
+  const answer = (x: Exchange): void => {
+    x.reply(200, `${x.head.method} ${x.head.target}`);
+    x.finish();
+  };
+
+  it('keep the server’s connection count: counted while open, and close() completes once they end', async () => {
+    const server = relayServer(true, answer);
+    const p = await listen(server);
+    const client = connect(p, '127.0.0.1');
+    let data = '';
+    client.on('data', (d) => (data += d.toString('latin1')));
+    client.write('GET /one HTTP/1.1\r\nhost: x\r\n\r\n');
+    for (let i = 0; i < 100 && !data.includes('GET /one'); i++) await sleep(20);
+    const open = await new Promise<number>((r, j) => server.getConnections((e, n) => (e ? j(e) : r(n))));
+    assert.equal(open, 1);
+    let closed = false;
+    server.close(() => {
+      closed = true;
+    });
+    // Still served after close(): a listener that stops accepting lets its connections finish.
+    client.write('GET /two HTTP/1.1\r\nhost: x\r\n\r\n');
+    for (let i = 0; i < 100 && !data.includes('GET /two'); i++) await sleep(20);
+    assert.match(data, /GET \/two\n$/);
+    assert.equal(closed, false);
+    client.end();
+    for (let i = 0; i < 100 && !closed; i++) await sleep(20);
+    assert.equal(closed, true, 'the server closed once its last connection ended');
+  });
+
+  it('are adopted on this Node (so the suite above ran the onread path), and read through the callback', async () => {
+    const reads: string[] = [];
+    let adopted: Socket | undefined;
+    const server = createServer({ pauseOnConnect: true }, (s) => {
+      adopted = adoptWithOnread(s, {
+        buffer: Buffer.alloc(64),
+        callback: (n, buf) => {
+          reads.push(buf.toString('latin1', 0, n));
+          return true;
+        },
+      });
+    });
+    const client = connect(await listen(server), '127.0.0.1');
+    client.write('ping');
+    for (let i = 0; i < 100 && reads.length === 0; i++) await sleep(20);
+    assert.ok(adopted, 'adoptWithOnread returned a socket');
+    assert.deepEqual(reads, ['ping']);
+    client.destroy();
+    adopted.destroy();
+    server.close();
+  });
+
+  it('fall back to reading through data events when a socket cannot be adopted', async () => {
+    // A socket this process connected (not one a server accepted) has no server to count it.
+    const plain = createServer();
+    const p = await listen(plain);
+    const accepted = new Promise<Socket>((r) => plain.once('connection', r));
+    const outgoing = connect(p, '127.0.0.1');
+    await new Promise((r) => outgoing.once('connect', r));
+    assert.equal(adoptWithOnread(outgoing, { buffer: READ_BUFFER, callback: () => true }), undefined);
+    // The far end plays the client; the connecting socket is served.
+    serveH1Accepted(outgoing, answer);
+    const client = await accepted;
+    let data = '';
+    client.on('data', (d) => (data += d.toString('latin1')));
+    client.write('GET /fallback HTTP/1.1\r\nhost: x\r\n\r\n');
+    for (let i = 0; i < 100 && !data.includes('/fallback'); i++) await sleep(20);
+    assert.match(data, /^HTTP\/1\.1 200 OK\r\n[\s\S]*GET \/fallback\n$/);
+    client.destroy();
+    plain.close();
   });
 });

@@ -1,7 +1,13 @@
-#!/usr/bin/env -S node --max-semi-space-size=2
-// The flag caps V8's young generation at 2 MiB per semi-space (default 16): the agent allocates
-// little, and at N=30 this takes its RSS from ~110 to ~90 MiB at no measurable CPU cost
-// (docs/benchmarks.md). It applies when `mesh` is executed directly (npm bin, ./dist/mesh.mjs).
+#!/usr/bin/env -S node --max-semi-space-size=2 --single-threaded-gc
+// --max-semi-space-size=2 caps V8's young generation at 2 MiB per semi-space (default 16): the
+// agent allocates little, and at N=30 this takes its RSS from ~110 to ~90 MiB at no measurable CPU
+// cost (docs/benchmarks.md).
+// --single-threaded-gc collects garbage on the thread that made it, without V8's helper threads
+// (parallel scavenges, concurrent marking). The agent's heaps are small, so the helpers shorten
+// pauses that are already short, while waking them for every scavenge cost ~10 µs of CPU per
+// proxied request on top of the proxy thread's own: CPU that belongs to the host's applications.
+// V8 flags cannot change safely once the heap runs (v8.setFlagsFromString mid-marking aborts), so
+// they live here. Both apply when `mesh` is executed directly (npm bin, ./dist/mesh.mjs).
 import '../src/polyfill.js';
 import { main } from '../src/cli/main.js';
 

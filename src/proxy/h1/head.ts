@@ -41,7 +41,7 @@ export interface Head {
   /** Connection: upgrade with an Upgrade header. */
   upgrade: boolean;
   /** Lowercase tokens of the Connection header: headers named there are hop-by-hop too. */
-  connection: string[];
+  connection: readonly string[];
 }
 
 export type HeadResult =
@@ -59,10 +59,14 @@ const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 const BLOCK = /^(?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*)*$/;
 /** The headers that decide framing and the connection's fate, found without splitting the block. */
 const FRAMING = /\r\n(content-length|transfer-encoding|connection|upgrade):([^\r]*)/gi;
+/** A Content-Length value: 15 digits reach far past any body this relays (and stay exact as a number). */
+const DECIMAL = /^\d{1,15}$/;
 /** Request targets: no whitespace or controls. */
 const TARGET = /^[\x21-\x7e\x80-\xff]+$/;
 const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
-const NO_TOKENS: string[] = [];
+/** Reads up to this long are decoded whole to find the end of the head. */
+const SHORT_READ_BYTES = 2048;
+const NO_TOKENS: readonly string[] = Object.freeze([]);
 
 const fail = (status: number, message: string): HeadResult => ({ kind: 'error', status, message });
 
@@ -116,12 +120,23 @@ export function parseHead(buf: Buffer, start: number, type: 'request' | 'respons
     for (let i = 0; i < H1_LIMITS.leadingEmptyLinesMax && buf[from] === 13 && buf[from + 1] === 10; i++)
       from += 2;
   }
-  const end = buf.indexOf(CRLFCRLF, from);
+  // A short read (a head and perhaps a small body: most of them) is decoded whole and searched as
+  // text, which costs less than searching the bytes and then decoding the head.
+  let end: number;
+  let text: string;
+  if (buf.length - from <= SHORT_READ_BYTES) {
+    const all = buf.toString('latin1', from);
+    const at = all.indexOf('\r\n\r\n');
+    end = at < 0 ? -1 : from + at;
+    text = at < 0 ? '' : all.slice(0, at);
+  } else {
+    end = buf.indexOf(CRLFCRLF, from);
+    text = end < 0 ? '' : buf.toString('latin1', from, end);
+  }
   if (end < 0 || end + 4 - start > H1_LIMITS.headBytesMax) {
     if (buf.length - start <= H1_LIMITS.headBytesMax) return { kind: 'partial' };
     return fail(type === 'request' ? 431 : 502, `head longer than ${H1_LIMITS.headBytesMax} bytes`);
   }
-  const text = buf.toString('latin1', from, end);
   const eol = text.indexOf('\r\n');
   const first = eol < 0 ? text : text.slice(0, eol);
   if (first.includes('\n') || first.includes('\r')) return fail(400, 'bare CR or LF in the start line');
@@ -129,28 +144,27 @@ export function parseHead(buf: Buffer, start: number, type: 'request' | 'respons
   const bad = type === 'request' ? parseRequestLine(first, head) : parseStatusLine(first, head);
   if (bad) return bad;
   const block = eol < 0 ? '' : text.slice(eol);
-  let count = 0;
-  for (let i = block.indexOf('\r\n'); i >= 0; i = block.indexOf('\r\n', i + 2)) count++;
-  if (count > H1_LIMITS.headersMax) return fail(431, `more than ${H1_LIMITS.headersMax} headers`);
+  // A header line is at least 4 characters (CRLF, a name, a colon): a short block cannot hold too many.
+  if (block.length > 4 * H1_LIMITS.headersMax) {
+    let count = 0;
+    for (let i = block.indexOf('\r\n'); i >= 0; i = block.indexOf('\r\n', i + 2)) count++;
+    if (count > H1_LIMITS.headersMax) return fail(431, `more than ${H1_LIMITS.headersMax} headers`);
+  }
   if (!BLOCK.test(block)) return blockError(block);
   head.block = block;
   const te: string[] = [];
   const cl: string[] = [];
   let hasUpgrade = false;
-  let connection: string[] | undefined;
+  let connection: readonly string[] | undefined;
   FRAMING.lastIndex = 0;
   for (let m = FRAMING.exec(block); m !== null; m = FRAMING.exec(block)) {
-    const lower = (m[1] as string).toLowerCase();
+    // The four names FRAMING matches have four different lengths: no lowercasing needed.
+    const nameLength = (m[1] as string).length;
     const value = (m[2] as string).trim();
-    if (lower === 'content-length') cl.push(value);
-    else if (lower === 'transfer-encoding') te.push(value);
-    else if (lower === 'connection') {
-      connection ??= [];
-      for (const t of value.split(',')) {
-        const tok = t.trim().toLowerCase();
-        if (tok !== '') connection.push(tok);
-      }
-    } else hasUpgrade = true;
+    if (nameLength === 14) cl.push(value);
+    else if (nameLength === 17) te.push(value);
+    else if (nameLength === 10) connection = connectionTokens(value, connection);
+    else hasUpgrade = true;
   }
   if (connection) head.connection = connection;
   const framing = framingOf(head, te, cl, type);
@@ -159,6 +173,24 @@ export function parseHead(buf: Buffer, start: number, type: 'request' | 'respons
   head.close = head.connection.includes('close') || (head.minor === 0 && !keepAlive);
   head.upgrade = hasUpgrade && head.connection.includes('upgrade');
   return { kind: 'head', head, size: end + 4 - start };
+}
+
+const KEEP_ALIVE: readonly string[] = Object.freeze(['keep-alive']);
+const CLOSE: readonly string[] = Object.freeze(['close']);
+
+/** The lowercase tokens of a Connection value after `before`'s. A lone keep-alive or close (nearly every message) allocates nothing. */
+function connectionTokens(value: string, before: readonly string[] | undefined): readonly string[] {
+  if (before === undefined && !value.includes(',')) {
+    const tok = value.toLowerCase();
+    if (tok === 'keep-alive') return KEEP_ALIVE;
+    if (tok === 'close') return CLOSE;
+  }
+  const out = before === undefined ? [] : [...before];
+  for (const t of value.split(',')) {
+    const tok = t.trim().toLowerCase();
+    if (tok !== '') out.push(tok);
+  }
+  return out;
 }
 
 /** What is wrong with a header block that BLOCK refused, line by line. */
@@ -194,13 +226,30 @@ function parseRequestLine(line: string, head: Head): HeadResult | undefined {
   return undefined;
 }
 
+const digit = (line: string, i: number): number => line.charCodeAt(i) - 48;
+
+/** `HTTP/1.x NNN reason` (the reason and its space optional), read by character rather than by pattern. */
 function parseStatusLine(line: string, head: Head): HeadResult | undefined {
-  const m = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: (.*))?$/.exec(line);
-  if (!m) return fail(502, 'malformed status line');
-  const reason = m[3] ?? '';
+  const minor = digit(line, 7);
+  const s0 = digit(line, 9);
+  const s1 = digit(line, 10);
+  const s2 = digit(line, 11);
+  const ok =
+    line.startsWith('HTTP/1.') &&
+    (minor === 0 || minor === 1) &&
+    line.charCodeAt(8) === 32 &&
+    s0 >= 1 &&
+    s0 <= 9 &&
+    s1 >= 0 &&
+    s1 <= 9 &&
+    s2 >= 0 &&
+    s2 <= 9 &&
+    (line.length === 12 || line.charCodeAt(12) === 32);
+  if (!ok) return fail(502, 'malformed status line');
+  const reason = line.length > 13 ? line.slice(13) : '';
   if (!FIELD_VALUE.test(reason)) return fail(502, 'control character in the reason phrase');
-  head.minor = m[1] === '1' ? 1 : 0;
-  head.status = Number(m[2]);
+  head.minor = minor;
+  head.status = s0 * 100 + s1 * 10 + s2;
   head.reason = reason;
   return undefined;
 }
@@ -232,13 +281,16 @@ function framingOf(
     head.chunked = true;
     return undefined;
   }
-  if (cl.length > 0) {
+  if (cl.length === 1 && DECIMAL.test(cl[0] as string)) {
+    // One Content-Length with one value: nearly every message with a body.
+    head.contentLength = Number(cl[0]);
+  } else if (cl.length > 0) {
     const all = cl
       .join(',')
       .split(',')
       .map((v) => v.trim());
     const first = all[0] as string;
-    if (!/^\d{1,15}$/.test(first) || all.some((v) => v !== first))
+    if (!DECIMAL.test(first) || all.some((v) => v !== first))
       return fail(status, `invalid Content-Length ${cl.join(', ').slice(0, 40)}`);
     head.contentLength = Number(first);
   }

@@ -128,6 +128,45 @@ describe('HTTP/1.1 heads', () => {
     assert.equal(lead.kind === 'head' && lead.head.method, 'GET');
   });
 
+  it('reads a status line exactly as RFC 9112 §4 writes it: HTTP/1.x, three digits, an optional reason', () => {
+    const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: ([\t\x20-\x7e\x80-\xff]*))?$/;
+    const ch = fc.constantFrom('H', 'T', 'P', '/', '1', '.', '0', '2', '9', ' ', 'O', 'K', '\t', '\x7f', 'é');
+    const near = fc.tuple(
+      fc.constantFrom('HTTP/1.1 ', 'HTTP/1.0 ', 'HTTP/1.2 ', 'HTTP/1.1', 'http/1.1 '),
+      fc.array(ch, { maxLength: 8 }),
+    );
+    fc.assert(
+      fc.property(near, ([prefix, rest]) => {
+        const line = prefix + rest.join('');
+        const r = parseHead(Buffer.from(`${line}\r\ncontent-length: 0\r\n\r\n`, 'latin1'), 0, 'response');
+        const m = STATUS_LINE.exec(line);
+        assert.equal(r.kind === 'head', m !== null, line);
+        if (r.kind === 'head' && m) {
+          assert.equal(r.head.minor, Number(m[1]));
+          assert.equal(r.head.status, Number(m[2]));
+          assert.equal(r.head.reason, m[3] ?? '');
+        }
+      }),
+      { numRuns: 2_000 },
+    );
+  });
+
+  it('reads the tokens of every Connection header, however they are spelled and split', () => {
+    const tok = fc.constantFrom('keep-alive', 'Keep-Alive', 'close', 'CLOSE', 'upgrade', 'x-hop');
+    const header = fc.array(tok, { minLength: 1, maxLength: 3 }).map((ts) => ts.join(', '));
+    fc.assert(
+      fc.property(fc.array(header, { minLength: 1, maxLength: 3 }), (values) => {
+        const block = values.map((v) => `\r\nConnection: ${v}`).join('');
+        const r = req(`GET / HTTP/1.1${block}\r\n\r\n`);
+        const want = values.flatMap((v) => v.split(',').map((t) => t.trim().toLowerCase()));
+        assert.equal(r.kind, 'head');
+        if (r.kind !== 'head') return;
+        assert.deepEqual([...r.head.connection], want);
+        assert.equal(r.head.close, want.includes('close'));
+      }),
+    );
+  });
+
   it('knows which responses have no body, and which run to the end of the connection', () => {
     const h = (text: string) => {
       const r = res(text);

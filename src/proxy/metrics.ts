@@ -63,25 +63,20 @@ export class ProxyMetrics {
    * The request counter and latency histogram, kept here rather than in prom-client: they change on
    * every request, and a prom-client child hashes its labels on every call (about 2 µs a request).
    */
-  private readonly series = new Map<string, RequestSeries>();
+  private readonly series: RequestSeries[] = [];
+  /**
+   * The series by direction, source and destination. Nested rather than keyed by one joined
+   * string: the names come from the snapshot, their hashes already computed, while a joined key
+   * would be a new string to flatten and hash on every request.
+   */
+  private readonly byLabels = new Map<Direction, Map<string, Map<string, RequestSeries>>>();
 
   /** Count one request and its duration (seconds; omitted for a request refused before it started). */
   request(direction: Direction, source: string, destination: string, code: number, seconds?: number): void {
-    const key = `${direction}\u0000${source}\u0000${destination}`;
-    let s = this.series.get(key);
-    if (s === undefined) {
-      // Bounded like the label values themselves (services on this agent × services they call):
-      // past the bound, new label sets are not counted rather than growing without end.
-      if (this.series.size >= SERIES_MAX) return;
-      s = {
-        labels: `direction="${esc(direction)}",source="${esc(source)}",destination="${esc(destination)}"`,
-        codes: new Map(),
-        buckets: new Float64Array(LATENCY_BUCKETS_S.length + 1),
-        sum: 0,
-        count: 0,
-      };
-      this.series.set(key, s);
-    }
+    const s =
+      this.byLabels.get(direction)?.get(source)?.get(destination) ??
+      this.newSeries(direction, source, destination);
+    if (s === undefined) return;
     s.codes.set(code, (s.codes.get(code) ?? 0) + 1);
     if (seconds === undefined) return;
     let i = 0;
@@ -89,6 +84,32 @@ export class ProxyMetrics {
     s.buckets[i] = (s.buckets[i] ?? 0) + 1;
     s.sum += seconds;
     s.count++;
+  }
+
+  private newSeries(direction: Direction, source: string, destination: string): RequestSeries | undefined {
+    // Bounded like the label values themselves (services on this agent × services they call):
+    // past the bound, new label sets are not counted rather than growing without end.
+    if (this.series.length >= SERIES_MAX) return undefined;
+    let bySource = this.byLabels.get(direction);
+    if (bySource === undefined) {
+      bySource = new Map();
+      this.byLabels.set(direction, bySource);
+    }
+    let byDestination = bySource.get(source);
+    if (byDestination === undefined) {
+      byDestination = new Map();
+      bySource.set(source, byDestination);
+    }
+    const s: RequestSeries = {
+      labels: `direction="${esc(direction)}",source="${esc(source)}",destination="${esc(destination)}"`,
+      codes: new Map(),
+      buckets: new Float64Array(LATENCY_BUCKETS_S.length + 1),
+      sum: 0,
+      count: 0,
+    };
+    byDestination.set(destination, s);
+    this.series.push(s);
+    return s;
   }
 
   /** The Prometheus text of every data-plane metric. */
@@ -99,7 +120,7 @@ export class ProxyMetrics {
   private requestsText(): string {
     const counts: string[] = [`# HELP ${REQUESTS_NAME} ${REQUESTS_HELP}`, `# TYPE ${REQUESTS_NAME} counter`];
     const hist: string[] = [`# HELP ${LATENCY_NAME} ${LATENCY_HELP}`, `# TYPE ${LATENCY_NAME} histogram`];
-    for (const s of this.series.values()) {
+    for (const s of this.series) {
       for (const [code, n] of s.codes) counts.push(`${REQUESTS_NAME}{${s.labels},code="${code}"} ${n}`);
       if (s.count === 0) continue;
       let cumulative = 0;

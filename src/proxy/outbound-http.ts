@@ -225,6 +225,12 @@ class OutboundH1 {
   }
 }
 
+/**
+ * Peer targets per endpoint (a snapshot's object: a new snapshot brings new ones) and calling
+ * service, so a request reuses its pool key and opener instead of building them again.
+ */
+const peerTargets = new WeakMap<ProxyEndpoint, Map<string, PoolTarget>>();
+
 /** Through the instance's agent: a pooled mTLS connection as the calling service. */
 function peerTarget(
   ctx: EngineContext,
@@ -232,13 +238,24 @@ function peerTarget(
   e: ProxyEndpoint,
   connectTimeoutMs: number,
 ): PoolTarget {
-  return {
+  let bySource = peerTargets.get(e);
+  if (bySource === undefined) {
+    bySource = new Map();
+    peerTargets.set(e, bySource);
+  }
+  const held = bySource.get(up.source);
+  // Another engine in this process (tests run several) or another timeout makes a new one.
+  if (held !== undefined && held.pool === ctx.pools.h1 && held.connectTimeoutMs === connectTimeoutMs)
+    return held;
+  const t: PoolTarget = {
     pool: ctx.pools.h1,
     key: peerKey(e, up.source),
     open: openPeer(ctx, e, up.source, ALPN_H1, connectTimeoutMs),
     secure: true,
     connectTimeoutMs,
   };
+  bySource.set(up.source, t);
+  return t;
 }
 
 /**

@@ -60,7 +60,9 @@ export class RoutingTable {
   private byId = new Map<string, ProxyEndpoint>();
   private localByService = new Map<string, ProxyLocalInstance[]>();
   /** Intention decisions of this snapshot, by source and destination. */
-  private intentions = new Map<string, { allow: boolean; reason: string }>();
+  /** Decisions by source, then destination: nested, so a lookup hashes no new string. */
+  private intentions = new Map<string, Map<string, { allow: boolean; reason: string }>>();
+  private intentionsCached = 0;
   private readonly balancers = new Map<string, BalancerEntry>();
   /** Front cache of `balancers` by target object, valid while `balancers` still holds the entry. */
   private readonly balancerByTarget = new WeakMap<ChainTarget, { key: string; entry: BalancerEntry }>();
@@ -85,6 +87,7 @@ export class RoutingTable {
     this.routers = routers;
     this.candidates = new Map();
     this.intentions = new Map();
+    this.intentionsCached = 0;
     this.byId = new Map();
     for (const list of Object.values(s.endpoints)) for (const e of list) this.byId.set(e.id, e);
     this.localByService = new Map();
@@ -101,8 +104,7 @@ export class RoutingTable {
 
   /** May `source` call `destination`? Asked per request and connection: decided once per pair and snapshot. */
   intention(source: string, destination: string): { allow: boolean; reason: string } {
-    const key = `${source}\u0000${destination}`;
-    const held = this.intentions.get(key);
+    const held = this.intentions.get(source)?.get(destination);
     if (held !== undefined) return held;
     const d = decideIntention(
       (kind, name) =>
@@ -116,8 +118,17 @@ export class RoutingTable {
     );
     const out = { allow: d.action === 'allow', reason: d.reason };
     // Pairs come from certificates and local names, but a bound keeps a flood of names harmless.
-    if (this.intentions.size >= INTENTIONS_CACHED_MAX) this.intentions.clear();
-    this.intentions.set(key, out);
+    if (this.intentionsCached >= INTENTIONS_CACHED_MAX) {
+      this.intentions.clear();
+      this.intentionsCached = 0;
+    }
+    let byDestination = this.intentions.get(source);
+    if (byDestination === undefined) {
+      byDestination = new Map();
+      this.intentions.set(source, byDestination);
+    }
+    byDestination.set(destination, out);
+    this.intentionsCached++;
     return out;
   }
 

@@ -30,7 +30,9 @@ export function nextTraceparent(incoming: string | string[] | undefined): string
   if (m && m[1] !== 'ff' && m[2] !== ZERO_TRACE && m[3] !== ZERO_SPAN) {
     return `00-${m[2]}-${randomHex(8)}-${m[4]}`;
   }
-  return `00-${randomHex(16)}-${randomHex(8)}-01`;
+  // Trace and span id from one decode of 24 random bytes.
+  const ids = randomHex(24);
+  return `00-${ids.slice(0, 32)}-${ids.slice(32)}-01`;
 }
 
 /** The trace id of a traceparent (for access logs), or ''. */

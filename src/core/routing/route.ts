@@ -62,6 +62,8 @@ export interface ConnectionDecision {
   routeIndex: number;
 }
 
+const NO_QUERY: ReturnType<typeof parseQuery> = new Map();
+
 export class ChainRouter {
   readonly chain: CompiledChain;
   private readonly byId = new Map<string, ChainTarget>();
@@ -88,8 +90,9 @@ export class ChainRouter {
 
   /** The first route whose match accepts `req` (the default route accepts all); `rand` in [0, 1). */
   routeRequest(req: RequestInfo, rand: number): RouteDecision {
-    const query = parseQuery(req.query);
     const last = this.chain.routes.length - 1;
+    // Only matchers read the query: a chain with just its default route never parses it.
+    const query = last > 0 ? parseQuery(req.query) : NO_QUERY;
     let index = last;
     for (let i = 0; i < last; i++) {
       if ((this.matchers[i] as RequestPredicate)(req, query)) {

@@ -7,7 +7,7 @@
 // connections finish, new ones open. A listener that cannot bind is reported in the status.
 
 import { createServer as createH2Server } from 'node:http2';
-import { createServer as createNetServer, type Server } from 'node:net';
+import { createServer as createNetServer, type Server, type Socket } from 'node:net';
 import type { SecureContext } from 'node:tls';
 import type { EngineContext, LogFn } from './context.js';
 import { serveH1Accepted } from './h1/relay.js';
@@ -151,10 +151,14 @@ export class ProxyEngine {
         // Accepted paused, so the relay can move the connection to a socket that reads into its
         // thread's read buffer before a byte is read (h1/accepted.ts).
         return createNetServer({ noDelay: true, pauseOnConnect: true }, (socket) =>
-          serveH1Accepted(socket, (x) => handleH1(ctx, up(), x)),
+          ctx.metrics.countOpen(
+            'outbound',
+            serveH1Accepted(socket, (x) => handleH1(ctx, up(), x)),
+          ),
         );
       case 'h2': {
         const s = createH2Server();
+        s.on('connection', (socket: Socket) => ctx.metrics.countOpen('outbound', socket));
         s.on('stream', (stream, headers) => void handleH2Stream(ctx, up(), stream, headers));
         return s as unknown as Server;
       }

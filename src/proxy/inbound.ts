@@ -101,8 +101,7 @@ export class Inbound {
       return;
     }
     const caller: Caller = { source: peer.service, destination };
-    this.ctx.metrics.open.inc({ direction: 'inbound' });
-    socket.once('close', () => this.ctx.metrics.open.dec({ direction: 'inbound' }));
+    this.ctx.metrics.countOpen('inbound', socket);
     socket.on('error', () => undefined);
     switch (socket.alpnProtocol) {
       case ALPN_TCP:

@@ -42,7 +42,7 @@ export class ProxyMetrics {
   });
   readonly open = new Gauge({
     name: 'mesh_proxy_connections_open',
-    help: 'Connections the proxy holds open now (client side of outbound listeners, and inbound)',
+    help: 'Connections the proxy holds open now: clients of upstream listeners (outbound), and callers on the inbound listener',
     labelNames: ['direction'] as const,
     registers: [this.registry],
   });
@@ -58,6 +58,12 @@ export class ProxyMetrics {
     labelNames: ['direction', 'source', 'destination', 'flow'] as const,
     registers: [this.registry],
   });
+
+  /** Count `socket` as open in `direction` until it closes. */
+  countOpen(direction: Direction, socket: { once(event: 'close', listener: () => void): unknown }): void {
+    this.open.inc({ direction });
+    socket.once('close', () => this.open.dec({ direction }));
+  }
 
   /**
    * The request counter and latency histogram, kept here rather than in prom-client: they change on

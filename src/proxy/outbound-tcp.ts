@@ -16,8 +16,7 @@ export function handleTcpConnection(ctx: EngineContext, up: ProxyUpstream, clien
   client.pause();
   const tried = new Set<string>();
   const labels = { direction: 'outbound', source: up.source, destination: up.destination } as const;
-  ctx.metrics.open.inc({ direction: 'outbound' });
-  client.once('close', () => ctx.metrics.open.dec({ direction: 'outbound' }));
+  ctx.metrics.countOpen('outbound', client);
   client.on('error', () => undefined);
   client.on('data', (b: Buffer) => ctx.metrics.bytes.inc({ ...labels, flow: 'sent' }, b.length));
   let current: TLSSocket | undefined;

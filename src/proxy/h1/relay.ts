@@ -65,9 +65,10 @@ export function serveH1(socket: RelaySocket, handler: Handler): void {
 
 /**
  * Serve HTTP/1.1 on a connection a listener made with `pauseOnConnect` accepted. It reads through
- * the thread's read buffer (accepted.ts) when this Node allows, else as serveH1 does.
+ * the thread's read buffer (accepted.ts) when this Node allows, else as serveH1 does. Returns the
+ * socket served: `accepted`'s replacement when it was adopted (only that one emits 'close').
  */
-export function serveH1Accepted(accepted: Socket, handler: Handler): void {
+export function serveH1Accepted(accepted: Socket, handler: Handler): RelaySocket {
   let conn: Conn | undefined;
   const adopted = adoptWithOnread(accepted, {
     buffer: READ_BUFFER,
@@ -84,9 +85,10 @@ export function serveH1Accepted(accepted: Socket, handler: Handler): void {
   if (adopted === undefined) {
     accepted.resume();
     serveH1(accepted, handler);
-    return;
+    return accepted;
   }
   conn = new Conn(adopted, handler, false);
+  return adopted;
 }
 
 class Conn implements Watched {

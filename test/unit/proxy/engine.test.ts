@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { Agent } from 'node:http';
 import type { Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { connect as tlsConnect } from 'node:tls';
 import { type CaRoot, createRoot } from '../../../src/ca/x509.js';
 import { compileChain, type Lookup } from '../../../src/core/routing/chain.js';
@@ -226,6 +227,30 @@ describe('ProxyEngine (caller and callee in process)', () => {
     assert.equal(seen.length, 1);
     assert.match(String(seen[0]!.headers.traceparent), /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
     assert.equal(seen[0]!.headers['x-mesh-instance'], undefined);
+  });
+
+  it('counts an HTTP client connection as open while it is, and no longer once it closes', async () => {
+    const open = async (): Promise<number> =>
+      metricValue(await caller.metrics.text(), 'mesh_proxy_connections_open', { direction: 'outbound' });
+    // Earlier tests' client connections are closing: start from none (bounded wait, 5 s).
+    for (let i = 0; i < 100 && (await open()) !== 0; i++) await sleep(50);
+    const before = await open();
+    assert.equal(before, 0);
+    const s = await connectRetry(port.api);
+    const answered = new Promise<void>((resolve) => {
+      let got = '';
+      s.on('data', (d: Buffer) => {
+        got += d.toString('latin1');
+        if (got.includes('api-1 /count')) resolve();
+      });
+    });
+    s.write('GET /count HTTP/1.1\r\nhost: api\r\n\r\n');
+    await answered;
+    assert.equal(await open(), before + 1);
+    s.destroy();
+    // Bounded wait (5 s) for the agent's side of the connection to close.
+    for (let i = 0; i < 100 && (await open()) !== before; i++) await sleep(50);
+    assert.equal(await open(), before);
   });
 
   it('passes an HTTP Upgrade (WebSocket) through: after the 101, bytes flow both ways', async () => {

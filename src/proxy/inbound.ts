@@ -167,8 +167,9 @@ export class Inbound {
 
   /** The local instance a call names, or (none named) the first of the destination service. */
   private instance(id: string | undefined, service: string): ProxyLocalInstance | undefined {
-    const all = this.ctx.routing.localInstances(service);
-    return id === undefined ? all[0] : all.find((i) => i.id === id);
+    return id === undefined
+      ? this.ctx.routing.localInstances(service)[0]
+      : this.ctx.routing.localInstance(service, id);
   }
 
   private onH1(caller: Caller, x: Exchange): void {

@@ -32,10 +32,10 @@ function hashKeyOf(
   policies: readonly HashPolicy[],
   headers: Headers,
   query: string,
-  sourceIp: string,
+  sourceIp: () => string,
 ): string | undefined {
   for (const p of policies) {
-    if ('sourceIp' in p) return sourceIp;
+    if ('sourceIp' in p) return sourceIp();
     const name = p.fieldValue;
     if (p.field === 'header') {
       const v = headerString(headers[name.toLowerCase()]);
@@ -85,7 +85,8 @@ function pick(
   up: ProxyUpstream,
   info: RequestInfo,
   tried: ReadonlySet<string>,
-  sourceIp: string,
+  /** Read only by a source-IP hash policy. */
+  sourceIp: () => string,
 ): Picked {
   if (!ctx.clientContext(up.source)) return { error: `no certificate for ${up.source} yet` };
   return ctx.routing.pickHttp(up.destination, info, tried, Date.now(), (p) =>
@@ -146,6 +147,7 @@ class OutboundH1 {
   private tried: Set<string> | undefined = undefined;
   private attempts = 0;
   private staleRetries = 0;
+  private readonly sourceIp = (): string => this.x.remoteAddress;
 
   constructor(
     private readonly ctx: EngineContext,
@@ -162,7 +164,7 @@ class OutboundH1 {
 
   attempt(): void {
     const { ctx, up, x } = this;
-    const picked = pick(ctx, up, this.info, this.tried ?? NONE_TRIED, x.remoteAddress);
+    const picked = pick(ctx, up, this.info, this.tried ?? NONE_TRIED, this.sourceIp);
     if ('error' in picked) {
       this.answer(503, `mesh: ${picked.error}`);
       return;
@@ -273,7 +275,7 @@ function localTarget(
     ctx.metrics.request('inbound', up.source, e.service, 403);
     return { status: 403, message: `mesh: ${decision.reason} (${up.source} → ${e.service})` };
   }
-  const inst = ctx.routing.localInstances(e.service).find((i) => i.id === e.instanceId);
+  const inst = ctx.routing.localInstance(e.service, e.instanceId);
   if (!inst) return { status: 503, message: `mesh: no local instance ${e.instanceId} of ${e.service}` };
   return ctx.pools.localTarget(inst);
 }
@@ -289,7 +291,7 @@ export async function handleH2Stream(
   const { path, query } = splitUrl(headerString(headers[':path']) ?? '/');
   const info: RequestInfo = { path, method: headerString(headers[':method']) ?? 'GET', headers, query };
   const traceparent = nextTraceparent(headers.traceparent);
-  const picked = pick(ctx, up, info, new Set(), stream.session?.socket?.remoteAddress ?? '');
+  const picked = pick(ctx, up, info, new Set(), () => stream.session?.socket?.remoteAddress ?? '');
   let status = 503;
   if ('error' in picked) {
     replyH2Error(stream, grpc, 503, 14, `mesh: ${picked.error}`);

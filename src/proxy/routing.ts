@@ -59,6 +59,7 @@ export class RoutingTable {
   private candidates = new Map<string, ProxyEndpoint[]>();
   private byId = new Map<string, ProxyEndpoint>();
   private localByService = new Map<string, ProxyLocalInstance[]>();
+  private localById = new Map<string, Map<string, ProxyLocalInstance>>();
   /** Intention decisions of this snapshot, by source and destination. */
   /** Decisions by source, then destination: nested, so a lookup hashes no new string. */
   private intentions = new Map<string, Map<string, { allow: boolean; reason: string }>>();
@@ -91,15 +92,27 @@ export class RoutingTable {
     this.byId = new Map();
     for (const list of Object.values(s.endpoints)) for (const e of list) this.byId.set(e.id, e);
     this.localByService = new Map();
+    this.localById = new Map();
     for (const i of s.local) {
       const list = this.localByService.get(i.service) ?? [];
       list.push(i);
       this.localByService.set(i.service, list);
+      let byId = this.localById.get(i.service);
+      if (byId === undefined) {
+        byId = new Map();
+        this.localById.set(i.service, byId);
+      }
+      byId.set(i.id, i);
     }
   }
 
   localInstances(service: string): ProxyLocalInstance[] {
     return this.localByService.get(service) ?? [];
+  }
+
+  /** The local instance `id` of `service`, looked up rather than searched: asked per request. */
+  localInstance(service: string, id: string): ProxyLocalInstance | undefined {
+    return this.localById.get(service)?.get(id);
   }
 
   /** May `source` call `destination`? Asked per request and connection: decided once per pair and snapshot. */
@@ -178,7 +191,7 @@ export class RoutingTable {
       const balancer = this.balancerOf(dest, target);
       const policies = target.loadBalancer.hashPolicies;
       const key = policies && hashKey ? hashKey(policies) : undefined;
-      const chosen = balancer.pick(cands, { nowMs, ...(key !== undefined ? { hashKey: key } : {}) }, exclude);
+      const chosen = balancer.pick(cands, key !== undefined ? { nowMs, hashKey: key } : { nowMs }, exclude);
       const endpoint = chosen ? this.byId.get(chosen.id) : undefined;
       if (!endpoint) continue;
       return {

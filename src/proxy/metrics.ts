@@ -3,6 +3,7 @@
 // the series count is bounded by the services on this agent and the services they call.
 
 import { Counter, Gauge, Registry } from 'prom-client';
+import { entryOf, newMap } from './maps.js';
 
 export type Direction = 'inbound' | 'outbound';
 
@@ -70,11 +71,7 @@ export class ProxyMetrics {
    * every request, and a prom-client child hashes its labels on every call (about 2 µs a request).
    */
   private readonly series: RequestSeries[] = [];
-  /**
-   * The series by direction, source and destination. Nested rather than keyed by one joined
-   * string: the names come from the snapshot, their hashes already computed, while a joined key
-   * would be a new string to flatten and hash on every request.
-   */
+  /** The series by direction, source and destination (nested: see maps.ts). */
   private readonly byLabels = new Map<Direction, Map<string, Map<string, RequestSeries>>>();
 
   /** Count one request and its duration (seconds; omitted for a request refused before it started). */
@@ -96,16 +93,8 @@ export class ProxyMetrics {
     // Bounded like the label values themselves (services on this agent × services they call):
     // past the bound, new label sets are not counted rather than growing without end.
     if (this.series.length >= SERIES_MAX) return undefined;
-    let bySource = this.byLabels.get(direction);
-    if (bySource === undefined) {
-      bySource = new Map();
-      this.byLabels.set(direction, bySource);
-    }
-    let byDestination = bySource.get(source);
-    if (byDestination === undefined) {
-      byDestination = new Map();
-      bySource.set(source, byDestination);
-    }
+    const bySource = entryOf(this.byLabels, direction, newMap<string, Map<string, RequestSeries>>);
+    const byDestination = entryOf(bySource, source, newMap<string, RequestSeries>);
     const s: RequestSeries = {
       labels: `direction="${esc(direction)}",source="${esc(source)}",destination="${esc(destination)}"`,
       codes: new Map(),

@@ -14,6 +14,7 @@ import type { OnRead } from './h1/pool.js';
 import { type Exchange, STALE_SOCKET_RETRIES_MAX } from './h1/relay.js';
 import { forwardH2, isGrpc, replyH2Error, upstreamHeaders } from './h2-forward.js';
 import { headerString, INSTANCE_HEADER } from './inbound.js';
+import { entryOf, newMap } from './maps.js';
 import { ALPN_H1, ALPN_H2, connectPeer } from './peer-tls.js';
 import { forwardTarget, type PoolTarget } from './pools.js';
 import type { Picked } from './routing.js';
@@ -240,11 +241,7 @@ function peerTarget(
   e: ProxyEndpoint,
   connectTimeoutMs: number,
 ): PoolTarget {
-  let bySource = peerTargets.get(e);
-  if (bySource === undefined) {
-    bySource = new Map();
-    peerTargets.set(e, bySource);
-  }
+  const bySource = entryOf(peerTargets, e, newMap<string, PoolTarget>);
   const held = bySource.get(up.source);
   // Another engine in this process (tests run several) or another timeout makes a new one.
   if (held !== undefined && held.pool === ctx.pools.h1 && held.connectTimeoutMs === connectTimeoutMs)

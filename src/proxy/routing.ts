@@ -11,6 +11,7 @@ import { type Balancer, createBalancer } from '../core/routing/lb.js';
 import { ChainRouter, inSubset } from '../core/routing/route.js';
 import type { ChainTarget, RequestInfo, RouteDecision } from '../core/routing/types.js';
 import type { HashPolicy } from '../core/state/kinds/load-balancer.js';
+import { entryOf, newMap } from './maps.js';
 import type { ProxyEndpoint, ProxyLocalInstance, ProxySnapshot } from './types.js';
 
 /** Intention decisions cached per snapshot (source × destination pairs). */
@@ -61,7 +62,7 @@ export class RoutingTable {
   private localByService = new Map<string, ProxyLocalInstance[]>();
   private localById = new Map<string, Map<string, ProxyLocalInstance>>();
   /** Intention decisions of this snapshot, by source and destination. */
-  /** Decisions by source, then destination: nested, so a lookup hashes no new string. */
+  /** Decisions by source, then destination (nested: see maps.ts). */
   private intentions = new Map<string, Map<string, { allow: boolean; reason: string }>>();
   private intentionsCached = 0;
   private readonly balancers = new Map<string, BalancerEntry>();
@@ -97,12 +98,7 @@ export class RoutingTable {
       const list = this.localByService.get(i.service) ?? [];
       list.push(i);
       this.localByService.set(i.service, list);
-      let byId = this.localById.get(i.service);
-      if (byId === undefined) {
-        byId = new Map();
-        this.localById.set(i.service, byId);
-      }
-      byId.set(i.id, i);
+      entryOf(this.localById, i.service, newMap).set(i.id, i);
     }
   }
 
@@ -135,12 +131,7 @@ export class RoutingTable {
       this.intentions.clear();
       this.intentionsCached = 0;
     }
-    let byDestination = this.intentions.get(source);
-    if (byDestination === undefined) {
-      byDestination = new Map();
-      this.intentions.set(source, byDestination);
-    }
-    byDestination.set(destination, out);
+    entryOf(this.intentions, source, newMap).set(destination, out);
     this.intentionsCached++;
     return out;
   }

@@ -5,8 +5,8 @@
 // option (the relay's upstream connections use it), but Node 20's net.Server has no such option.
 //
 // So an HTTP/1.1 listener accepts with `pauseOnConnect` (nothing is read yet) and moves the
-// accepted connection's handle into a new net.Socket made with `onread`. On a one-hop relay this
-// cut the agent's CPU per request by a fifth (measured by hand; docs/benchmarks.md). It relies on
+// accepted connection's handle into a new net.Socket made with `onread`. On the one-hop and mesh
+// paths this cut the agents' CPU per request by 3–7% (measured by hand; docs/benchmarks.md). It relies on
 // three things Node does not document: an accepted socket's `_handle` and `_server`, and the
 // `handle` option of the Socket constructor (which net.Server itself uses to wrap what it accepts).
 // Each is checked before use; a Node without them gets undefined here, and the caller reads the

@@ -43,6 +43,13 @@ export type RelaySocket = Duplex & {
  */
 export const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
+/** The `n` bytes an onread callback got in `buf`, copied out (the buffer is reused by the next read). */
+export function copyRead(n: number, buf: Buffer): Buffer {
+  const d = Buffer.allocUnsafe(n);
+  buf.copy(d, 0, 0, n);
+  return d;
+}
+
 /** The `onread` option of net.connect and tls.connect: reads land in `buffer`, then `callback` runs. */
 export interface OnRead {
   buffer: Buffer;

@@ -10,6 +10,7 @@ import { adoptWithOnread } from './accepted.js';
 import { BodyFramer } from './body.js';
 import { forwardBlock, type Head, linesBlock, parseHead, requestBody, writeHead } from './head.js';
 import {
+  copyRead,
   H1_POOL_LIMITS,
   type H1Pool,
   type PoolDestination,
@@ -73,8 +74,7 @@ export function serveH1Accepted(accepted: Socket, handler: Handler): RelaySocket
   const adopted = adoptWithOnread(accepted, {
     buffer: READ_BUFFER,
     callback: (n, buf) => {
-      const d = Buffer.allocUnsafe(n);
-      buf.copy(d, 0, 0, n);
+      const d = copyRead(n, buf);
       // Once the connection is detached (an upgrade took it over, or it is closing), its bytes go
       // out as 'data' events: what a pipe from the socket listens for.
       if (conn?.attached) conn.data(d);

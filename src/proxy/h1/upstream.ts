@@ -10,6 +10,7 @@
 import { BodyFramer } from './body.js';
 import { forwardBlock, type Head, parseHead, responseBody, writeHead } from './head.js';
 import {
+  copyRead,
   H1_POOL_LIMITS,
   type H1Pool,
   type OnRead,
@@ -67,11 +68,7 @@ export class UpstreamConn implements Watched {
   ) {
     const onread: OnRead = {
       buffer: READ_BUFFER,
-      callback: (n, buf) => {
-        const d = Buffer.allocUnsafe(n);
-        buf.copy(d, 0, 0, n);
-        return this.data(d);
-      },
+      callback: (n, buf) => this.data(copyRead(n, buf)),
     };
     const socket = dest.open(onread);
     this.socket = socket;

@@ -17,7 +17,8 @@ import type { EngineContext } from './context.js';
 import { headerValue } from './h1/head.js';
 import { type Exchange, type Outcome, STALE_SOCKET_RETRIES_MAX, serveH1 } from './h1/relay.js';
 import { forwardH2, isGrpc, replyH2Error, upstreamHeaders } from './h2-forward.js';
-import { ALPN_H1, ALPN_H2, ALPN_TCP, INBOUND_ALPN, serviceOfServerName } from './peer-tls.js';
+import { MuxSession } from './mux/session.js';
+import { ALPN_H1, ALPN_H2, ALPN_MUX, ALPN_TCP, INBOUND_ALPN, serviceOfServerName } from './peer-tls.js';
 import { forwardTarget } from './pools.js';
 import { readPreamble } from './preamble.js';
 import type { ProxyLocalInstance } from './types.js';
@@ -113,7 +114,11 @@ export class Inbound {
         this.pendingCaller = undefined;
         return;
       case ALPN_H1:
-        serveH1(socket, (x) => this.onH1(caller, x));
+        serveH1(socket, (x) => this.onH1(caller, x, false));
+        return;
+      case ALPN_MUX:
+        // Every stream is an HTTP/1.1 connection from the same caller (the session's certificate).
+        new MuxSession(socket, 'callee', (stream) => serveH1(stream, (x) => this.onH1(caller, x, true)));
         return;
       default:
         socket.destroy();
@@ -172,8 +177,15 @@ export class Inbound {
       : this.ctx.routing.localInstance(service, id);
   }
 
-  private onH1(caller: Caller, x: Exchange): void {
+  private onH1(caller: Caller, x: Exchange, muxed: boolean): void {
     const startedMs = performance.now();
+    if (muxed && x.head.upgrade) {
+      // An upgraded connection's bytes are not HTTP and could not be framed: a caller sends upgrades
+      // over a connection of their own (outbound-http.ts).
+      x.reply(400, 'mesh: an upgrade needs a connection of its own, not a mesh-mux/1 stream');
+      x.finish();
+      return;
+    }
     const decision = this.ctx.routing.intention(caller.source, caller.destination);
     if (!decision.allow) {
       this.ctx.metrics.denied.inc({ source: caller.source, destination: caller.destination });

@@ -10,12 +10,12 @@ import type { RequestInfo } from '../core/routing/types.js';
 import type { HashPolicy } from '../core/state/kinds/load-balancer.js';
 import type { EngineContext } from './context.js';
 import { type Head, headerValue } from './h1/head.js';
-import type { OnRead } from './h1/pool.js';
+import type { OnRead, RelaySocket } from './h1/pool.js';
 import { type Exchange, STALE_SOCKET_RETRIES_MAX } from './h1/relay.js';
 import { forwardH2, isGrpc, replyH2Error, upstreamHeaders } from './h2-forward.js';
 import { headerString, INSTANCE_HEADER } from './inbound.js';
 import { entryOf, newMap } from './maps.js';
-import { ALPN_H1, ALPN_H2, connectPeer } from './peer-tls.js';
+import { ALPN_H1, ALPN_H2, ALPN_MUX, connectPeer } from './peer-tls.js';
 import { forwardTarget, type PoolTarget } from './pools.js';
 import type { Picked } from './routing.js';
 import { nextTraceparent } from './trace.js';
@@ -63,7 +63,7 @@ function openPeer(
   ctx: EngineContext,
   e: ProxyEndpoint,
   source: string,
-  alpn: string,
+  alpn: readonly string[],
   connectTimeoutMs: number,
 ) {
   return (onread?: OnRead) => {
@@ -78,6 +78,25 @@ function openPeer(
       alpn,
       connectTimeoutMs,
     });
+  };
+}
+
+const ALPN_DIRECT = [ALPN_H1];
+const ALPN_MUX_OR_H1 = [ALPN_MUX, ALPN_H1];
+
+/**
+ * HTTP/1.1 connections to a peer agent: streams of a multiplexed session (mux/), or, for a peer
+ * that predates mesh-mux/1, one TLS connection each.
+ */
+function openPeerH1(ctx: EngineContext, e: ProxyEndpoint, source: string, connectTimeoutMs: number) {
+  const key = peerKey(e, source);
+  const direct = openPeer(ctx, e, source, ALPN_DIRECT, connectTimeoutMs);
+  const session = openPeer(ctx, e, source, ALPN_MUX_OR_H1, connectTimeoutMs);
+  return (onread?: OnRead): RelaySocket => {
+    if (ctx.pools.mux.isLegacy(key)) return direct(onread);
+    // The session's socket reads through 'data' events: one read carries many streams' frames.
+    if (!ctx.clientContext(source)) throw new Error(`no certificate for ${source} yet`);
+    return ctx.pools.mux.open(key, () => session());
   };
 }
 
@@ -175,7 +194,7 @@ class OutboundH1 {
     this.attempts++;
     const target = endpoint.local
       ? localTarget(ctx, up, endpoint)
-      : peerTarget(ctx, up, endpoint, picked.connectTimeoutMs);
+      : peerTarget(ctx, up, endpoint, picked.connectTimeoutMs, x.head.upgrade);
     if ('status' in target) {
       this.answer(target.status, target.message);
       return;
@@ -234,26 +253,33 @@ class OutboundH1 {
  */
 const peerTargets = new WeakMap<ProxyEndpoint, Map<string, PoolTarget>>();
 
-/** Through the instance's agent: a pooled mTLS connection as the calling service. */
+/**
+ * Through the instance's agent: a pooled stream of a multiplexed mTLS session as the calling
+ * service. A request that asks for an upgrade (WebSocket) takes a TLS connection of its own: once
+ * upgraded, the connection carries the new protocol's bytes, unframed, for as long as it lasts.
+ */
 function peerTarget(
   ctx: EngineContext,
   up: ProxyUpstream,
   e: ProxyEndpoint,
   connectTimeoutMs: number,
+  upgrade: boolean,
 ): PoolTarget {
   const bySource = entryOf(peerTargets, e, newMap<string, PoolTarget>);
-  const held = bySource.get(up.source);
+  const slot = upgrade ? `${up.source}\u0000upgrade` : up.source;
+  const held = bySource.get(slot);
   // Another engine in this process (tests run several) or another timeout makes a new one.
   if (held !== undefined && held.pool === ctx.pools.h1 && held.connectTimeoutMs === connectTimeoutMs)
     return held;
   const t: PoolTarget = {
     pool: ctx.pools.h1,
-    key: peerKey(e, up.source),
-    open: openPeer(ctx, e, up.source, ALPN_H1, connectTimeoutMs),
-    secure: true,
+    key: upgrade ? `${peerKey(e, up.source)}|upgrade` : peerKey(e, up.source),
+    open: upgrade
+      ? openPeer(ctx, e, up.source, ALPN_DIRECT, connectTimeoutMs)
+      : openPeerH1(ctx, e, up.source, connectTimeoutMs),
     connectTimeoutMs,
   };
-  bySource.set(up.source, t);
+  bySource.set(slot, t);
   return t;
 }
 
@@ -299,7 +325,7 @@ export async function handleH2Stream(
     const session = ctx.pools.h2Session(
       peerKey(endpoint, up.source),
       endpoint.service,
-      openPeer(ctx, endpoint, up.source, ALPN_H2, picked.connectTimeoutMs),
+      openPeer(ctx, endpoint, up.source, [ALPN_H2], picked.connectTimeoutMs),
     );
     const fullPath = query ? `${decision.path}?${query}` : decision.path;
     const authority = headerString(headers[':authority']) ?? endpoint.service;

@@ -47,7 +47,7 @@ export function handleTcpConnection(ctx: EngineContext, up: ProxyUpstream, clien
       destination: endpoint.service,
       trustDomain: ctx.trustDomain(),
       context,
-      alpn: ALPN_TCP,
+      alpn: [ALPN_TCP],
       connectTimeoutMs,
     });
     current = peer;

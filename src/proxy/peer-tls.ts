@@ -1,7 +1,9 @@
 // mTLS between agents: the caller's agent connects to the callee's agent's inbound listener with
 // the calling service's leaf certificate, and accepts the server only if it proves (by its SPIFFE
 // URI SAN, chained to a trusted root) to be the destination service. The ALPN protocol says what
-// follows: `mesh-tcp` (a preamble naming the instance, then raw bytes), `http/1.1` or `h2`.
+// follows: `mesh-tcp` (a preamble naming the instance, then raw bytes), `mesh-mux/1` (HTTP/1.1
+// connections multiplexed: mux/session.ts), `http/1.1` (one connection per request in flight; for
+// upgrades, and peers that predate mesh-mux/1) or `h2`.
 
 import {
   connect,
@@ -17,7 +19,9 @@ import type { ProxyCert } from './types.js';
 export const ALPN_TCP = 'mesh-tcp';
 export const ALPN_H1 = 'http/1.1';
 export const ALPN_H2 = 'h2';
-export const INBOUND_ALPN = [ALPN_TCP, ALPN_H2, ALPN_H1];
+export const ALPN_MUX = 'mesh-mux/1';
+/** In the callee's order of preference: a caller offering mesh-mux/1 and http/1.1 gets mesh-mux/1. */
+export const INBOUND_ALPN = [ALPN_TCP, ALPN_H2, ALPN_MUX, ALPN_H1];
 
 /** The TLS server name a caller asks for: selects the destination's certificate on the callee. */
 export function serverName(service: string, trustDomain: string): string {
@@ -61,7 +65,8 @@ export interface PeerConnectOptions {
   destination: string;
   trustDomain: string;
   context: SecureContext;
-  alpn: string;
+  /** The protocols offered, most wanted first. */
+  alpn: readonly string[];
   connectTimeoutMs: number;
   /** Read through this buffer and callback instead of 'data' events (the HTTP/1.1 relay's sockets). */
   onread?: OnRead | undefined;
@@ -93,7 +98,7 @@ export function connectPeer(o: PeerConnectOptions): TLSSocket {
     port,
     secureContext: o.context,
     servername: serverName(o.destination, o.trustDomain),
-    ALPNProtocols: [o.alpn],
+    ALPNProtocols: [...o.alpn],
     ...(o.onread ? { onread: o.onread } : {}),
     // Chain verification stays on (rejectUnauthorized); the name check is the SPIFFE one.
     checkServerIdentity: (_name, cert) => checkPeer(cert, o.destination, o.trustDomain),

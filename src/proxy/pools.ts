@@ -7,10 +7,11 @@ import { connect as netConnect } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { H1_POOL_LIMITS, H1Pool } from './h1/pool.js';
 import type { ForwardTarget } from './h1/relay.js';
+import { MuxClient } from './mux/client.js';
 import type { ProxyLocalInstance } from './types.js';
 
 /** Where the HTTP/1.1 relay takes a connection from. */
-export type PoolTarget = Pick<ForwardTarget, 'pool' | 'key' | 'open' | 'secure' | 'connectTimeoutMs'>;
+export type PoolTarget = Pick<ForwardTarget, 'pool' | 'key' | 'open' | 'connectTimeoutMs'>;
 
 /**
  * What the relay needs to send one request through `t`'s pool. Written out field by field, not
@@ -27,7 +28,6 @@ export function forwardTarget(
     pool: t.pool,
     key: t.key,
     open: t.open,
-    secure: t.secure,
     connectTimeoutMs: t.connectTimeoutMs,
     startLine,
     block,
@@ -74,6 +74,8 @@ class Bounded<V> {
 export class Pools {
   /** Idle HTTP/1.1 connections, per peer agent and service or per local instance. */
   readonly h1 = new H1Pool();
+  /** Multiplexed HTTP/1.1 sessions to peer agents: where the pool's peer connections are streams. */
+  readonly mux = new MuxClient();
   private readonly h2 = new Bounded<ClientHttp2Session>((s) => s.close());
 
   /** Targets per local instance, made once per snapshot's instance object instead of per request. */
@@ -91,7 +93,6 @@ export class Pools {
           s.setNoDelay(true);
           return s;
         },
-        secure: false,
         connectTimeoutMs: inst.connectTimeoutMs,
       };
       this.localTargets.set(inst, t);
@@ -120,6 +121,7 @@ export class Pools {
 
   close(): void {
     this.h1.close();
+    this.mux.close();
     this.h2.clear();
   }
 

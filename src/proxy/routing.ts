@@ -33,7 +33,8 @@ export type Picked =
     }
   | { error: string };
 
-const EMPTY: ProxySnapshot = {
+/** The snapshot before the first: nothing to route, no certificates, no listeners. */
+export const EMPTY_SNAPSHOT: ProxySnapshot = {
   version: { raft: 0, catalog: 0 },
   trustDomain: '',
   roots: [],
@@ -53,7 +54,7 @@ interface BalancerEntry {
 }
 
 export class RoutingTable {
-  private snap: ProxySnapshot = EMPTY;
+  private snap: ProxySnapshot = EMPTY_SNAPSHOT;
   private readonly rng = new SeededRng(randomInt(0, 2 ** 32 - 1));
   private routers = new Map<string, ChainRouter>();
   private chainJson = new Map<string, string>();

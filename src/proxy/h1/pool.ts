@@ -14,7 +14,6 @@
 // Bounded: keys, idle connections per key, connections opening per key, requests waiting per key,
 // how long a connection may sit idle (shorter than the 60 s a peer agent keeps an idle connection
 // open, so the peer rarely closes one under us) and how long a request may wait for one.
-import type { Duplex } from 'node:stream';
 import { UpstreamConn } from './upstream.js';
 
 export const H1_POOL_LIMITS = Object.freeze({
@@ -31,10 +30,32 @@ export const H1_POOL_LIMITS = Object.freeze({
   waitingPerKeyMax: 1024,
 });
 
-/** A duplex with the socket methods the relay uses (net.Socket and tls.TLSSocket both are). */
-export type RelaySocket = Duplex & {
+type Listener<A extends unknown[]> = (...args: A) => void;
+type SocketEvent = 'close' | 'end' | 'drain' | 'connect' | 'secureConnect';
+
+/**
+ * The socket surface the relay uses: net.Socket and tls.TLSSocket have it, and so does a stream
+ * of a multiplexed session to a peer agent (mux/stream.ts), which is not a Node stream.
+ */
+export interface RelaySocket {
+  write(chunk: Buffer | string, encoding?: BufferEncoding): boolean;
+  end(): unknown;
+  end(chunk: Buffer | string): unknown;
+  destroy(err?: Error): unknown;
+  pause(): unknown;
+  resume(): unknown;
+  isPaused(): boolean;
+  readonly destroyed: boolean;
+  readonly writableEnded: boolean;
+  on(event: 'data', l: Listener<[Buffer]>): unknown;
+  on(event: 'error', l: Listener<[Error]>): unknown;
+  on(event: SocketEvent, l: Listener<[]>): unknown;
+  once(event: 'error', l: Listener<[Error]>): unknown;
+  once(event: SocketEvent, l: Listener<[]>): unknown;
+  off(event: 'data', l: Listener<[Buffer]>): unknown;
+  emit(event: 'data', d: Buffer): boolean;
   setTimeout(ms: number, cb?: () => void): unknown;
-};
+}
 
 /**
  * Where every socket of this thread that reads through `onread` reads into (Node's own read size):
@@ -61,8 +82,6 @@ export interface PoolDestination {
   key: string;
   /** A new connection; it should read through `onread` (net and tls connect options) when given. */
   open: (onread?: OnRead) => RelaySocket;
-  /** The socket from `open` is TLS: connected means handshake done. */
-  secure: boolean;
   /** A connection not open after this long is abandoned, and a request not given one fails. */
   connectTimeoutMs: number;
 }
@@ -138,11 +157,14 @@ export class H1Pool {
     return true;
   }
 
-  /** A connection being opened failed: the oldest waiting request hears why, and others may be opened. */
-  connectFailed(conn: UpstreamConn, message: string): void {
+  /**
+   * A connection being opened failed: the oldest waiting request hears why, and others may be
+   * opened. With `reopen` (the failure says how to connect instead) no request hears of it.
+   */
+  connectFailed(conn: UpstreamConn, message: string, reopen = false): void {
     const dest = this.dests.get(conn.dest.key);
     if (dest === undefined || !dest.connecting.delete(conn)) return;
-    dest.waiting.shift()?.poolFailed(message);
+    if (!reopen) dest.waiting.shift()?.poolFailed(message);
     this.fill(dest);
     this.tidy(dest);
   }

@@ -7,6 +7,9 @@
 // listener or timer churn. The socket reads through the `onread` option into one buffer per
 // thread, bypassing the stream machinery that a 'data' event costs (and its 64 KiB allocation per
 // read); the bytes are copied out before anything else runs.
+import { Readable, Writable } from 'node:stream';
+import { TLSSocket } from 'node:tls';
+import { LEGACY_CODE } from '../mux/client.js';
 import { BodyFramer } from './body.js';
 import { forwardBlock, type Head, parseHead, responseBody, writeHead } from './head.js';
 import {
@@ -72,7 +75,8 @@ export class UpstreamConn implements Watched {
     };
     const socket = dest.open(onread);
     this.socket = socket;
-    socket.once(dest.secure ? 'secureConnect' : 'connect', () => this.connected());
+    // A TLS socket is ready once its handshake is done; a plain socket or a mux stream at 'connect'.
+    socket.once(socket instanceof TLSSocket ? 'secureConnect' : 'connect', () => this.connected());
     // Only for a socket made without `onread` (it never emits 'data' otherwise).
     socket.on('data', (d: Buffer) => {
       if (!this.data(d)) socket.pause();
@@ -155,7 +159,9 @@ export class UpstreamConn implements Watched {
     if (ex === undefined) {
       // Idle (or upgraded, where the pipes close both sides): nothing to answer.
       this.socket.destroy();
-      if (this.state === State.Connecting) this.pool.connectFailed(this, message);
+      // A peer agent that turned out not to speak mesh-mux/1: another connection, made the old
+      // way, is opened in this one's place; no request fails for it.
+      if (this.state === State.Connecting) this.pool.connectFailed(this, message, code === LEGACY_CODE);
       return;
     }
     if (ex.responded) {
@@ -294,6 +300,13 @@ export class UpstreamConn implements Watched {
     relayTicker.unwatch(this);
     const up = this.socket;
     const down = ex.socket;
+    // Upgrades are relayed by pipe, which needs Node streams on both sides. A mux stream is none:
+    // callers send upgrades over connections of their own (outbound-http.ts), and the inbound
+    // side refuses them on a mux stream before they get here.
+    if (!(down instanceof Readable) || !(up instanceof Writable)) {
+      this.failBefore(502, 'an upgrade cannot be relayed over a multiplexed connection');
+      return;
+    }
     down.write(ex.responseHead(101, h.reason, exchangeBlock(h), false), 'latin1');
     if (this.rbuf.length > 0) down.write(this.rbuf);
     this.rbuf = EMPTY;

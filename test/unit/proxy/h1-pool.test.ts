@@ -1,11 +1,12 @@
 // The HTTP/1.1 relay's connection pool: requests wait for connections instead of each opening its
 // own, connections being opened to one destination are capped, and the queue is bounded. Driven with
-// real loopback sockets whose "handshake" the test controls (a secure destination is connected when
-// the socket emits 'secureConnect', which the test emits itself).
+// real loopback sockets whose "handshake" the test controls (a TLS socket is connected when it
+// emits 'secureConnect'; the server never answers the handshake, so the test emits it itself).
 import assert from 'node:assert/strict';
 import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { connect as tlsConnect } from 'node:tls';
 import { H1_POOL_LIMITS, H1Pool, type PoolDestination, type PoolWaiter } from '../../../src/proxy/h1/pool.js';
 import type { UpstreamConn } from '../../../src/proxy/h1/upstream.js';
 
@@ -41,10 +42,9 @@ describe('HTTP/1.1 connection pool', () => {
     const opened: Socket[] = [];
     const d: PoolDestination = {
       key,
-      secure: true,
       connectTimeoutMs: 30_000,
       open: () => {
-        const s = connect(port, '127.0.0.1');
+        const s = tlsConnect({ port, host: '127.0.0.1', rejectUnauthorized: false });
         opened.push(s);
         return s;
       },
@@ -108,7 +108,6 @@ describe('HTTP/1.1 connection pool', () => {
     const pool = new H1Pool();
     const d: PoolDestination = {
       key: 'refused',
-      secure: false,
       connectTimeoutMs: 5_000,
       open: () => connect(closedPort, '127.0.0.1'),
     };

@@ -8,6 +8,7 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { connect as tlsConnect } from 'node:tls';
 import { adoptWithOnread } from '../../../src/proxy/h1/accepted.js';
 import { H1Pool, READ_BUFFER } from '../../../src/proxy/h1/pool.js';
 import { type Exchange, type Outcome, serveH1, serveH1Accepted } from '../../../src/proxy/h1/relay.js';
@@ -68,7 +69,6 @@ for (const accepted of [false, true])
             pool,
             key: 'up',
             open: () => connect(upstreamPort, '127.0.0.1'),
-            secure: false,
             connectTimeoutMs: 5_000,
             startLine: x.startLine(x.head.method, x.head.target),
             block: x.headerBlock(new Set()),
@@ -147,7 +147,7 @@ for (const accepted of [false, true])
       timeoutMs?: number;
       /** The test's own pool instead of the shared one. */
       pool?: H1Pool;
-      /** Connected only on 'secureConnect' (which a plain socket never emits). */
+      /** A TLS connection: connected only on 'secureConnect' (after a handshake, which a plain server never answers). */
       secure?: boolean;
       connectTimeoutMs?: number;
       /** Forward the request as received; otherwise as `GET /` without headers. */
@@ -161,8 +161,10 @@ for (const accepted of [false, true])
           {
             pool: o.pool ?? pool,
             key: o.key,
-            open: () => connect(o.upstreamPort, '127.0.0.1'),
-            secure: o.secure ?? false,
+            open: () =>
+              o.secure
+                ? tlsConnect({ port: o.upstreamPort, host: '127.0.0.1', rejectUnauthorized: false })
+                : connect(o.upstreamPort, '127.0.0.1'),
             connectTimeoutMs: o.connectTimeoutMs ?? 5_000,
             startLine: o.asReceived ? x.startLine(x.head.method, x.head.target) : x.startLine('GET', '/'),
             block: o.asReceived ? x.headerBlock(new Set()) : '',

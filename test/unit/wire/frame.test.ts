@@ -7,18 +7,7 @@ import fc from 'fast-check';
 import { hostPortToMultiaddr, multiaddrToAddress, parseAddress, swarmKey } from '../../../src/agent/host.js';
 import { DecodeError, decode, encode } from '../../../src/wire/codec.js';
 import { encodeFrame, FrameDecoder, FrameTooLargeError } from '../../../src/wire/frame.js';
-
-function chunked(bytes: Uint8Array, cuts: number[]): Uint8Array[] {
-  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
-  const out: Uint8Array[] = [];
-  let prev = 0;
-  for (const p of points) {
-    out.push(bytes.subarray(prev, p));
-    prev = p;
-  }
-  out.push(bytes.subarray(prev));
-  return out;
-}
+import { chunked } from '../../helpers/bytes.js';
 
 describe('FrameDecoder', () => {
   it('reassembles any frames split at any chunk boundaries', () => {

@@ -1,0 +1,91 @@
+// The caller's side of mux sessions: for each destination (a peer agent, the calling service, the
+// destination service: what the HTTP/1.1 pool keys by), the sessions that carry its streams. A
+// stream goes on the first session with room; another session is opened only when all are full.
+//
+// A peer agent that does not speak `mesh-mux/1` (an older version, during a rolling upgrade)
+// answers the offer with `http/1.1`: the destination is remembered as such for a while and its
+// requests go over one TLS connection each, as before. The streams that were waiting for that
+// session fail with code EMUXLEGACY, which the pool takes as "open another connection", not as a
+// failed request.
+import type { TLSSocket } from 'node:tls';
+import { ALPN_MUX } from '../peer-tls.js';
+import { MuxSession, SESSION_LIMITS } from './session.js';
+import type { MuxStream } from './stream.js';
+
+export const MUX_CLIENT_LIMITS = Object.freeze({
+  /** Sessions per destination: SESSION_LIMITS.streamsMax × 4 = 2,048 connections at once to one service on one agent. */
+  sessionsPerKeyMax: 4,
+  /** Destinations remembered as not speaking the protocol, and for how long (then tried again). */
+  legacyKeysMax: 1024,
+  legacyForMs: 10 * 60_000,
+});
+
+export const LEGACY_CODE = 'EMUXLEGACY';
+
+export class MuxClient {
+  private readonly byKey = new Map<string, MuxSession[]>();
+  /** Destination → when it was found not to speak the protocol (performance.now()). */
+  private readonly legacy = new Map<string, number>();
+
+  /** The destination answered without the protocol recently: use one connection per request. */
+  isLegacy(key: string): boolean {
+    const since = this.legacy.get(key);
+    if (since === undefined) return false;
+    if (performance.now() - since < MUX_CLIENT_LIMITS.legacyForMs) return true;
+    this.legacy.delete(key);
+    return false;
+  }
+
+  /**
+   * A stream to `key`, on a session with room or a new one made by `connect` (a TLS connection
+   * offering ALPN_MUX). Throws when every session allowed for `key` is full.
+   */
+  open(key: string, connect: () => TLSSocket): MuxStream {
+    let list = this.byKey.get(key);
+    if (list === undefined) {
+      list = [];
+      this.byKey.set(key, list);
+    }
+    for (const s of list) if (s.open && s.streamCount < SESSION_LIMITS.streamsMax) return s.openStream();
+    if (list.length >= MUX_CLIENT_LIMITS.sessionsPerKeyMax)
+      throw new Error(
+        `${list.length * SESSION_LIMITS.streamsMax} connections to this destination are open already`,
+      );
+    const session = this.connect(key, list, connect());
+    return session.openStream();
+  }
+
+  private connect(key: string, list: MuxSession[], socket: TLSSocket): MuxSession {
+    const session = new MuxSession(socket, 'caller');
+    list.push(session);
+    socket.once('secureConnect', () => {
+      if (socket.alpnProtocol === ALPN_MUX) {
+        session.markReady();
+        return;
+      }
+      if (this.legacy.size >= MUX_CLIENT_LIMITS.legacyKeysMax) this.legacy.clear();
+      this.legacy.set(key, performance.now());
+      const err = new Error(`the peer agent does not speak ${ALPN_MUX}`) as NodeJS.ErrnoException;
+      err.code = LEGACY_CODE;
+      session.fail(err);
+    });
+    socket.once('close', () => {
+      const i = list.indexOf(session);
+      if (i >= 0) list.splice(i, 1);
+      if (list.length === 0 && this.byKey.get(key) === list) this.byKey.delete(key);
+    });
+    return session;
+  }
+
+  /** Sessions open (for status and tests). */
+  get sessionCount(): number {
+    let n = 0;
+    for (const list of this.byKey.values()) n += list.length;
+    return n;
+  }
+
+  close(): void {
+    for (const list of this.byKey.values()) for (const s of [...list]) s.socket.destroy();
+    this.byKey.clear();
+  }
+}

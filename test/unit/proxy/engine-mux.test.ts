@@ -1,0 +1,194 @@
+// HTTP/1.1 between agents over mesh-mux/1, with real engines in this process: concurrent client
+// connections share one mTLS connection to the peer agent; a peer agent that predates the
+// protocol is still reached (one connection per request, no failed request); an upgrade sent on
+// a mux stream is refused, since its bytes could not be framed.
+import assert from 'node:assert/strict';
+import { Agent, createServer as createHttpServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { connect as tlsConnect } from 'node:tls';
+import { type CaRoot, createRoot } from '../../../src/ca/x509.js';
+import { compileChain } from '../../../src/core/routing/chain.js';
+import { ProxyEngine } from '../../../src/proxy/engine.js';
+import { MuxSession } from '../../../src/proxy/mux/session.js';
+import { ALPN_MUX, serverName } from '../../../src/proxy/peer-tls.js';
+import { EMPTY_SNAPSHOT } from '../../../src/proxy/routing.js';
+import type { ProxyCert, ProxyEndpoint, ProxySnapshot } from '../../../src/proxy/types.js';
+import { connectRetry, freePorts, get, issue, metricValue, WAIT_MS, within } from './harness.js';
+
+const TD = 'mux.mesh';
+const HOUR_MS = 3_600_000;
+const CONCURRENT = 24;
+
+describe('HTTP/1.1 between agents over mesh-mux/1', () => {
+  let root: CaRoot;
+  let web: ProxyCert;
+  let apiCert: ProxyCert;
+  const caller = new ProxyEngine({ connectionsMax: 256, log: () => undefined });
+  const callee = new ProxyEngine({ connectionsMax: 256, log: () => undefined });
+  let calleeInbound = '';
+  let upstreamPort = 0;
+  let inFlight = 0;
+  let mostInFlight = 0;
+  // The instance holds each request 50 ms, so the caller's requests overlap.
+  const instance = createHttpServer((req, res) => {
+    inFlight++;
+    mostInFlight = Math.max(mostInFlight, inFlight);
+    setTimeout(() => {
+      inFlight--;
+      res.end(`api ${req.url}`);
+    }, 50);
+  });
+  // An agent of an older version: answers as `api` but offers only http/1.1.
+  let legacy: ReturnType<typeof createHttpsServer>;
+
+  const endpoint = (inbound: string): ProxyEndpoint => ({
+    id: `callee/api-1`,
+    instanceId: 'api-1',
+    service: 'api',
+    inbound,
+    local: false,
+    healthy: true,
+    passing: true,
+    tags: [],
+    meta: {},
+  });
+  const base = (change: Partial<ProxySnapshot>): ProxySnapshot => ({
+    ...EMPTY_SNAPSHOT,
+    version: { raft: 1, catalog: 1 },
+    trustDomain: TD,
+    roots: [root.certPem],
+    ...change,
+  });
+  let version = 1;
+  const callerSnapshot = (inbound: string): ProxySnapshot =>
+    base({
+      version: { raft: ++version, catalog: version },
+      certs: { web },
+      upstreams: [
+        { source: 'web', destination: 'api', bindHost: '127.0.0.1', port: upstreamPort, protocol: 'http' },
+      ],
+      chains: { api: compileChain(() => undefined, 'api', 'http') },
+      endpoints: { api: [endpoint(inbound)] },
+    });
+
+  before(async () => {
+    root = await createRoot({ trustDomain: TD, nowMs: Date.now(), ttlMs: HOUR_MS });
+    [web, apiCert] = (await Promise.all(['web', 'api'].map((s) => issue(root, TD, s)))) as [
+      ProxyCert,
+      ProxyCert,
+    ];
+    await new Promise<void>((r) => instance.listen(0, '127.0.0.1', r));
+    const a = await callee.start('127.0.0.1', 0);
+    await caller.start('127.0.0.1', 0);
+    calleeInbound = `${a.host}:${a.port}`;
+    [upstreamPort] = (await freePorts(1)) as [number];
+    const instancePort = (instance.address() as AddressInfo).port;
+    callee.apply(
+      base({
+        certs: { api: apiCert },
+        local: [
+          {
+            id: 'api-1',
+            service: 'api',
+            host: '127.0.0.1',
+            port: instancePort,
+            protocol: 'http',
+            requestTimeoutMs: WAIT_MS,
+            connectTimeoutMs: WAIT_MS,
+          },
+        ],
+      }),
+    );
+    legacy = createHttpsServer(
+      {
+        key: apiCert.keyPem,
+        cert: apiCert.certPem,
+        ca: [root.certPem],
+        requestCert: true,
+        ALPNProtocols: ['http/1.1'],
+      },
+      (req, res) => res.end(`legacy ${req.url}`),
+    );
+    await new Promise<void>((r) => legacy.listen(0, '127.0.0.1', r));
+    caller.apply(callerSnapshot(calleeInbound));
+    (await connectRetry(upstreamPort)).destroy();
+  });
+
+  after(async () => {
+    caller.stop();
+    callee.stop();
+    instance.closeAllConnections();
+    instance.close();
+    legacy.closeAllConnections();
+    legacy.close();
+  });
+
+  it(`carries ${CONCURRENT} concurrent client connections over one mTLS connection to the peer agent`, async () => {
+    const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENT });
+    try {
+      const replies = await Promise.all(
+        Array.from({ length: CONCURRENT }, (_, i) => get(upstreamPort, `/r${i}`, { agent })),
+      );
+      assert.deepEqual(
+        replies.map((r) => `${r.status} ${r.body}`),
+        replies.map((_, i) => `200 api /r${i}`),
+      );
+      assert.ok(mostInFlight > 1, `the requests overlapped at the instance (${mostInFlight} at once)`);
+      const inbound = metricValue(await callee.metrics.text(), 'mesh_proxy_connections_open', {
+        direction: 'inbound',
+      });
+      assert.equal(inbound, 1, 'one mTLS connection between the agents');
+    } finally {
+      agent.destroy();
+    }
+  });
+
+  it('reaches a peer agent that predates mesh-mux/1, without failing a request', async () => {
+    const legacyInbound = `127.0.0.1:${(legacy.address() as AddressInfo).port}`;
+    caller.apply(callerSnapshot(legacyInbound));
+    try {
+      for (let i = 0; i < 3; i++) {
+        const r = await get(upstreamPort, `/old${i}`);
+        assert.equal(`${r.status} ${r.body}`, `200 legacy /old${i}`);
+      }
+    } finally {
+      caller.apply(callerSnapshot(calleeInbound));
+    }
+  });
+
+  it('refuses an upgrade sent on a mux stream with 400, and serves the session on', async () => {
+    const socket = tlsConnect({
+      host: '127.0.0.1',
+      port: Number(calleeInbound.split(':')[1]),
+      servername: serverName('api', TD),
+      ALPNProtocols: [ALPN_MUX],
+      key: web.keyPem,
+      cert: web.certPem,
+      ca: [root.certPem],
+      checkServerIdentity: () => undefined,
+    });
+    const session = new MuxSession(socket, 'caller');
+    socket.once('secureConnect', () => session.markReady());
+    const ask = (request: string): Promise<string> => {
+      const s = session.openStream();
+      let got = '';
+      s.on('data', (d: Buffer) => {
+        got += d.toString('latin1');
+      });
+      s.once('connect', () => s.write(request));
+      return within(new Promise((resolve) => s.once('end', () => resolve(got))), WAIT_MS, 'reply');
+    };
+    try {
+      const refused = await ask(
+        'GET /ws HTTP/1.1\r\nhost: api\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\r\n',
+      );
+      assert.match(refused, /^HTTP\/1\.1 400 [\s\S]*an upgrade needs a connection of its own/);
+      const served = await ask('GET /after HTTP/1.1\r\nhost: api\r\nconnection: close\r\n\r\n');
+      assert.match(served, /^HTTP\/1\.1 200 [\s\S]*api \/after$/);
+    } finally {
+      socket.destroy();
+    }
+  });
+});

@@ -1,0 +1,260 @@
+// mesh-mux/1: the frame codec (property tests: any frames, split anywhere, read back the same;
+// malformed bytes rejected with their offset) and sessions over a real loopback connection: many
+// streams in few writes, per-stream flow control, FIN and RST, limits, and a peer sending garbage.
+import assert from 'node:assert/strict';
+import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import fc from 'fast-check';
+import {
+  encodeFrame,
+  FRAME_LIMITS,
+  type Frame,
+  FrameError,
+  FrameReader,
+  FrameType,
+} from '../../../src/proxy/mux/frame.js';
+import { MuxSession, SESSION_LIMITS } from '../../../src/proxy/mux/session.js';
+import { type MuxStream, STREAM_LIMITS } from '../../../src/proxy/mux/stream.js';
+import { chunked } from '../../helpers/bytes.js';
+import { within } from './harness.js';
+
+const WAIT_MS = 10_000;
+
+const frameArb: fc.Arbitrary<Frame> = fc.oneof(
+  fc.record({
+    type: fc.constant(FrameType.Data),
+    stream: fc.nat(),
+    value: fc.constant(0),
+    payload: fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)),
+  }),
+  fc.record({
+    type: fc.constantFrom(FrameType.Window, FrameType.Fin, FrameType.Rst),
+    stream: fc.nat(),
+    value: fc.nat(),
+  }),
+);
+
+describe('mesh-mux/1 frames', () => {
+  it('reads back any sequence of frames, however the bytes are split', () => {
+    fc.assert(
+      fc.property(
+        fc.array(frameArb, { maxLength: 20 }),
+        fc.array(fc.nat(), { maxLength: 8 }),
+        (frames, points) => {
+          const bytes = Buffer.concat(frames.map(encodeFrame));
+          const got: Frame[] = [];
+          const reader = new FrameReader((f) =>
+            got.push(f.payload ? { ...f, payload: Buffer.from(f.payload) } : f),
+          );
+          for (const part of chunked(bytes, points))
+            reader.push(Buffer.from(part.buffer, part.byteOffset, part.length));
+          assert.equal(reader.heldBytes, 0);
+          assert.deepEqual(
+            got,
+            frames.map((f) =>
+              f.type === FrameType.Data ? { ...f, value: (f.payload as Buffer).length } : { ...f },
+            ),
+          );
+        },
+      ),
+      { seed: 7, numRuns: 300 },
+    );
+  });
+
+  it('rejects an unknown frame type, naming where it was', () => {
+    const reader = new FrameReader(() => undefined);
+    const ok = encodeFrame({ type: FrameType.Fin, stream: 1, value: 0 });
+    const bad = Buffer.from(ok);
+    bad[0] = 9;
+    assert.throws(
+      () => reader.push(Buffer.concat([ok, bad])),
+      (e: unknown) => e instanceof FrameError && /unknown frame type 9 at byte 9 /.test(e.message),
+    );
+  });
+
+  it('rejects a DATA frame longer than the limit before its payload arrives', () => {
+    const reader = new FrameReader(() => undefined);
+    const header = encodeFrame({
+      type: FrameType.Window,
+      stream: 1,
+      value: FRAME_LIMITS.payloadBytesMax + 1,
+    });
+    header[0] = FrameType.Data;
+    assert.throws(() => reader.push(header), /a DATA frame of 65537 bytes \(at most 65536\) at byte 0/);
+  });
+});
+
+/** Bytes each accepted stream received (a stream's 'data' flows from the start, as a socket's). */
+const inbox = new WeakMap<MuxStream, Buffer[]>();
+
+/** A caller session and a callee session over one loopback connection. */
+async function pair(server: Server, port: number): Promise<{ caller: MuxSession; accepted: MuxStream[] }> {
+  const accepted: MuxStream[] = [];
+  const calleeSide = new Promise<Socket>((resolve) => server.once('connection', resolve));
+  const socket = connect(port, '127.0.0.1');
+  await new Promise((r) => socket.once('connect', r));
+  const callee = await calleeSide;
+  new MuxSession(callee, 'callee', (s) => {
+    const parts: Buffer[] = [];
+    inbox.set(s, parts);
+    s.on('data', (d: Buffer) => parts.push(Buffer.from(d)));
+    accepted.push(s);
+  });
+  const caller = new MuxSession(socket, 'caller');
+  caller.markReady();
+  return { caller, accepted };
+}
+
+/** Everything `s` receives until it ends. */
+function collect(s: MuxStream): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  s.on('data', (d: Buffer) => parts.push(Buffer.from(d)));
+  return within(
+    new Promise((resolve) => s.once('end', () => resolve(Buffer.concat(parts)))),
+    WAIT_MS,
+    'stream end',
+  );
+}
+
+const until = async (cond: () => boolean, what: string): Promise<void> => {
+  for (let i = 0; i < 500 && !cond(); i++) await sleep(20);
+  assert.ok(cond(), `${what} within ${WAIT_MS} ms`);
+};
+
+describe('mesh-mux/1 sessions', () => {
+  let server: Server;
+  let port = 0;
+  const sockets: Socket[] = [];
+
+  before(async () => {
+    server = createServer({ noDelay: true }, (s) => sockets.push(s));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    port = (server.address() as AddressInfo).port;
+  });
+
+  after(() => {
+    for (const s of sockets) s.destroy();
+    server.close();
+  });
+
+  it('carries many streams both ways, their frames of one turn in one write', async () => {
+    const { caller, accepted } = await pair(server, port);
+    const n = 50;
+    const streams = Array.from({ length: n }, () => caller.openStream());
+    await Promise.all(streams.map((s) => new Promise((r) => s.once('connect', r))));
+    const replies = streams.map((s) => collect(s));
+    for (const [i, s] of streams.entries()) s.write(`request ${i}`, 'latin1');
+    await until(() => accepted.length === n, 'all streams accepted');
+    // One turn's 50 writes left as one batch (plus, at most, a second if the turn was split).
+    assert.ok(caller.batchesWritten <= 2, `${caller.batchesWritten} batches for ${n} writes`);
+    for (const s of accepted) s.end(`reply to ${Buffer.concat(inbox.get(s) ?? []).toString('latin1')}`);
+    const got = await Promise.all(replies);
+    assert.deepEqual(
+      got.map((b) => b.toString('latin1')),
+      streams.map((_, i) => `reply to request ${i}`),
+    );
+    // Both FINs passed: every stream closed on both sides.
+    await until(() => caller.streamCount === 0, 'caller streams closed');
+    caller.socket.destroy();
+  });
+
+  it('stops a sender at the window while the receiver is paused, then delivers every byte in order', async () => {
+    const { caller, accepted } = await pair(server, port);
+    const s = caller.openStream();
+    await new Promise((r) => s.once('connect', r));
+    const total = STREAM_LIMITS.windowBytes * 3;
+    const body = Buffer.alloc(total);
+    for (let i = 0; i < total; i++) body[i] = i % 251;
+    s.write(body.subarray(0, 1));
+    await until(() => accepted.length === 1, 'stream accepted');
+    const r = accepted[0] as MuxStream;
+    r.pause();
+    const parts = inbox.get(r) as Buffer[];
+    await until(() => parts.length === 1, 'the first byte');
+    // Past the window: the write is queued and the writer told to wait.
+    assert.equal(s.write(body.subarray(1)), false);
+    let drained = false;
+    s.once('drain', () => {
+      drained = true;
+    });
+    await sleep(200);
+    assert.equal(parts.length, 1, 'a paused stream delivers nothing');
+    assert.equal(drained, false, 'no drain while the receiver holds a full window');
+    const ended = new Promise((res) => r.once('end', res));
+    s.end();
+    r.resume();
+    await within(ended, WAIT_MS, 'end after resume');
+    assert.ok(drained);
+    assert.ok(Buffer.concat(parts).equals(body));
+    caller.socket.destroy();
+  });
+
+  it('resets: a destroyed stream fails on the other side with ECONNRESET, and its later DATA is refused', async () => {
+    const { caller, accepted } = await pair(server, port);
+    const s = caller.openStream();
+    await new Promise((r) => s.once('connect', r));
+    s.write('hello');
+    await until(() => accepted.length === 1, 'stream accepted');
+    const r = accepted[0] as MuxStream;
+    const failed = new Promise<NodeJS.ErrnoException>((res) => r.once('error', res));
+    const closed = new Promise((res) => r.once('close', res));
+    s.destroy();
+    assert.equal((await within(failed, WAIT_MS, 'reset')).code, 'ECONNRESET');
+    await within(closed, WAIT_MS, 'close');
+    assert.equal(s.write('more'), false, 'a destroyed stream takes no writes');
+    caller.socket.destroy();
+  });
+
+  it('refuses streams past the per-session limit; those within it work', async () => {
+    const { caller, accepted } = await pair(server, port);
+    const streams = Array.from({ length: SESSION_LIMITS.streamsMax + 1 }, () => caller.openStream());
+    await Promise.all(streams.map((s) => new Promise((r) => s.once('connect', r))));
+    const last = streams.at(-1) as MuxStream;
+    const refused = new Promise<Error>((res) => last.once('error', res));
+    for (const s of streams) s.write('x');
+    assert.match((await within(refused, WAIT_MS, 'refusal')).message, /refused the stream/);
+    await until(() => accepted.length === SESSION_LIMITS.streamsMax, 'streams within the limit accepted');
+    const first = streams[0] as MuxStream;
+    const reply = collect(first);
+    (accepted[0] as MuxStream).end('still here');
+    assert.equal((await reply).toString(), 'still here');
+    caller.socket.destroy();
+  });
+
+  it('closes a session whose peer sends garbage; its streams fail, the process carries on', async () => {
+    const accepted: MuxStream[] = [];
+    const calleeSide = new Promise<Socket>((resolve) => server.once('connection', resolve));
+    const raw = connect(port, '127.0.0.1');
+    await new Promise((r) => raw.once('connect', r));
+    const session = new MuxSession(await calleeSide, 'callee', (s) => accepted.push(s));
+    raw.write(encodeFrame({ type: FrameType.Data, stream: 1, value: 0, payload: Buffer.from('GET') }));
+    await until(() => accepted.length === 1, 'stream accepted');
+    const failed = new Promise<Error>((res) => (accepted[0] as MuxStream).once('error', res));
+    const closed = new Promise((res) => raw.once('close', res));
+    raw.write(Buffer.from('this is not a frame at all'));
+    assert.match((await within(failed, WAIT_MS, 'stream failure')).message, /unknown frame type/);
+    await within(closed, WAIT_MS, 'session closed');
+    assert.equal(session.streamCount, 0);
+  });
+
+  it('resets a stream whose sender overruns its window', async () => {
+    const accepted: MuxStream[] = [];
+    const calleeSide = new Promise<Socket>((resolve) => server.once('connection', resolve));
+    const raw = connect(port, '127.0.0.1');
+    await new Promise((r) => raw.once('connect', r));
+    new MuxSession(await calleeSide, 'callee', (s) => {
+      s.pause();
+      accepted.push(s);
+    });
+    const got: Buffer[] = [];
+    raw.on('data', (d: Buffer) => got.push(d));
+    const chunk = Buffer.alloc(FRAME_LIMITS.payloadBytesMax);
+    const frames = STREAM_LIMITS.windowBytes / chunk.length + 1;
+    for (let i = 0; i < frames; i++)
+      raw.write(encodeFrame({ type: FrameType.Data, stream: 1, value: 0, payload: chunk }));
+    const rst = encodeFrame({ type: FrameType.Rst, stream: 1, value: 2 });
+    await until(() => Buffer.concat(got).includes(rst), 'RST (flow control) sent');
+    raw.destroy();
+  });
+});

@@ -3,7 +3,8 @@
 // protocol is still reached (one connection per request, no failed request); an upgrade sent on
 // a mux stream is refused, since its bytes could not be framed.
 import assert from 'node:assert/strict';
-import { Agent, createServer as createHttpServer } from 'node:http';
+import { createHash } from 'node:crypto';
+import { Agent, createServer as createHttpServer, request as httpRequest } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
@@ -20,6 +21,12 @@ import { connectRetry, freePorts, get, issue, metricValue, WAIT_MS, within } fro
 const TD = 'mux.mesh';
 const HOUR_MS = 3_600_000;
 const CONCURRENT = 24;
+/** Many flow-control windows' worth, so both directions stall and resume many times. */
+const BIG_BYTES = 6 * 1024 * 1024;
+const bigBody = Buffer.alloc(BIG_BYTES);
+// Printable ASCII: the upload goes as a string, the same bytes in any encoding.
+for (let i = 0; i < BIG_BYTES; i++) bigBody[i] = 32 + ((i * 7) % 95);
+const digest = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 describe('HTTP/1.1 between agents over mesh-mux/1', () => {
   let root: CaRoot;
@@ -31,8 +38,23 @@ describe('HTTP/1.1 between agents over mesh-mux/1', () => {
   let upstreamPort = 0;
   let inFlight = 0;
   let mostInFlight = 0;
-  // The instance holds each request 50 ms, so the caller's requests overlap.
+  // The instance holds each request 50 ms, so the caller's requests overlap. It also answers
+  // `GET /big` with BIG_BYTES of a known pattern and a POST with its body's length and digest.
   const instance = createHttpServer((req, res) => {
+    if (req.url === '/big') {
+      res.end(bigBody);
+      return;
+    }
+    if (req.method === 'POST') {
+      const hash = createHash('sha256');
+      let n = 0;
+      req.on('data', (c: Buffer) => {
+        n += c.length;
+        hash.update(c);
+      });
+      req.on('end', () => res.end(`${n} ${hash.digest('hex')}`));
+      return;
+    }
     inFlight++;
     mostInFlight = Math.max(mostInFlight, inFlight);
     setTimeout(() => {
@@ -143,6 +165,43 @@ describe('HTTP/1.1 between agents over mesh-mux/1', () => {
     } finally {
       agent.destroy();
     }
+  });
+
+  it('relays a body of many windows each way intact, to a client that stops reading for a while', async () => {
+    const down = await within(
+      new Promise<Buffer>((resolve, reject) => {
+        const req = httpRequest(
+          { host: '127.0.0.1', port: upstreamPort, path: '/big', agent: false },
+          (res) => {
+            const parts: Buffer[] = [];
+            let paused = false;
+            res.on('data', (c: Buffer) => {
+              parts.push(c);
+              if (!paused) {
+                // Stop reading after the first chunk: every window on the path fills, then drains.
+                paused = true;
+                res.pause();
+                setTimeout(() => res.resume(), 300);
+              }
+            });
+            res.on('end', () => resolve(Buffer.concat(parts)));
+            res.on('error', reject);
+          },
+        );
+        req.on('error', reject);
+        req.end();
+      }),
+      WAIT_MS,
+      'GET /big',
+    );
+    assert.equal(down.length, BIG_BYTES);
+    assert.equal(digest(down), digest(bigBody));
+    const up = await get(upstreamPort, '/upload', {
+      method: 'POST',
+      body: bigBody.toString('latin1'),
+      headers: { 'content-length': String(BIG_BYTES) },
+    });
+    assert.equal(up.body, `${BIG_BYTES} ${digest(bigBody)}`);
   });
 
   it('reaches a peer agent that predates mesh-mux/1, without failing a request', async () => {

@@ -92,6 +92,14 @@ export class ProxyEngine {
     this.routing.apply(s);
     this.current = new Map();
     this.snapshotsApplied++;
+    // Sessions to peer agents opened with a certificate or roots this snapshot replaced make way
+    // for new ones: requests from now on prove the current identity.
+    const live = new Set<SecureContext>();
+    for (const service of Object.keys(s.certs)) {
+      const context = this.contextFor(service);
+      if (context) live.add(context);
+    }
+    this.pools.mux.retireUnless(live);
     if (rootsChanged) this.inbound.setRoots(s.roots);
     const wanted = new Map(s.upstreams.map((u) => [listenerKey(u), u]));
     for (const [key, l] of this.listeners) {

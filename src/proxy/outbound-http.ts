@@ -95,8 +95,9 @@ function openPeerH1(ctx: EngineContext, e: ProxyEndpoint, source: string, connec
   return (onread?: OnRead): RelaySocket => {
     if (ctx.pools.mux.isLegacy(key)) return direct(onread);
     // The session's socket reads through 'data' events: one read carries many streams' frames.
-    if (!ctx.clientContext(source)) throw new Error(`no certificate for ${source} yet`);
-    return ctx.pools.mux.open(key, () => session());
+    const credentials = ctx.clientContext(source);
+    if (!credentials) throw new Error(`no certificate for ${source} yet`);
+    return ctx.pools.mux.open(key, credentials, () => session());
   };
 }
 

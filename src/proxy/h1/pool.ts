@@ -55,6 +55,8 @@ export interface RelaySocket {
   off(event: 'data', l: Listener<[Buffer]>): unknown;
   emit(event: 'data', d: Buffer): boolean;
   setTimeout(ms: number, cb?: () => void): unknown;
+  /** Set on a mux stream whose session takes no new work: closed when free, never reused. */
+  readonly retired?: boolean;
 }
 
 /**
@@ -120,7 +122,12 @@ export class H1Pool {
   acquire(d: PoolDestination, w: PoolWaiter): UpstreamConn | undefined | 'full' {
     const dest = this.dest(d);
     dest.d = d;
-    const conn = dest.idle.pop();
+    let conn = dest.idle.pop();
+    // Idle connections whose credentials were replaced are closed, not reused (bounded by the list).
+    while (conn?.socket.retired === true) {
+      conn.destroy();
+      conn = dest.idle.pop();
+    }
     if (conn !== undefined) return conn;
     if (dest.waiting.length >= H1_POOL_LIMITS.waitingPerKeyMax) return 'full';
     dest.waiting.push(w);
@@ -145,6 +152,12 @@ export class H1Pool {
     // A busy connection's key may have been tidied away meanwhile: it comes back.
     const dest = this.dest(conn.dest);
     const opened = dest.connecting.delete(conn);
+    if (conn.socket.retired === true) {
+      // Opened with credentials since replaced: requests still waiting get a new connection.
+      this.fill(dest);
+      this.tidy(dest);
+      return false;
+    }
     const w = dest.waiting.shift();
     // One fewer opening: another may open for the requests still waiting.
     if (opened) this.fill(dest);

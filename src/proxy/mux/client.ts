@@ -38,20 +38,29 @@ export class MuxClient {
 
   /**
    * A stream to `key`, on a session with room or a new one made by `connect` (a TLS connection
-   * offering ALPN_MUX). Throws when every session allowed for `key` is full.
+   * offering ALPN_MUX). `credentials` is what the session proves itself with (the TLS context of the
+   * calling service's certificate and the trusted roots): once it changes (a renewed certificate, a
+   * CA rotation), sessions made with the old one are retired. They take no new streams, their idle
+   * streams are not reused, and they close once their last stream has. Throws when every session
+   * allowed for `key` is full.
    */
-  open(key: string, connect: () => TLSSocket): MuxStream {
+  open(key: string, credentials: object, connect: () => TLSSocket): MuxStream {
     let list = this.byKey.get(key);
     if (list === undefined) {
       list = [];
       this.byKey.set(key, list);
     }
-    for (const s of list) if (s.open && s.streamCount < SESSION_LIMITS.streamsMax) return s.openStream();
-    if (list.length >= MUX_CLIENT_LIMITS.sessionsPerKeyMax)
-      throw new Error(
-        `${list.length * SESSION_LIMITS.streamsMax} connections to this destination are open already`,
-      );
+    let live = 0;
+    for (const s of list) {
+      if (s.credentials !== credentials) s.retire();
+      if (s.retired) continue;
+      live++;
+      if (s.open && s.streamCount < SESSION_LIMITS.streamsMax) return s.openStream();
+    }
+    if (live >= MUX_CLIENT_LIMITS.sessionsPerKeyMax)
+      throw new Error(`${live * SESSION_LIMITS.streamsMax} connections to this destination are open already`);
     const session = this.connect(key, list, connect());
+    session.credentials = credentials;
     return session.openStream();
   }
 
@@ -77,11 +86,15 @@ export class MuxClient {
     return session;
   }
 
-  /** Sessions open (for status and tests). */
-  get sessionCount(): number {
-    let n = 0;
-    for (const list of this.byKey.values()) n += list.length;
-    return n;
+  /** Retire every session opened with credentials not in `live` (a snapshot replaced them). */
+  retireUnless(live: ReadonlySet<object>): void {
+    for (const list of this.byKey.values())
+      for (const s of list) if (s.credentials !== undefined && !live.has(s.credentials)) s.retire();
+  }
+
+  /** Every session (for status and tests). */
+  sessions(): MuxSession[] {
+    return [...this.byKey.values()].flat();
   }
 
   close(): void {

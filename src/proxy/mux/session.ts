@@ -74,6 +74,10 @@ export class MuxSession implements StreamOwner, Watched {
   /** Frames read and written, for tests and metrics. */
   batchesWritten = 0;
   framesWritten = 0;
+  /** Caller: what the session was opened with (client.ts); another value retires it. */
+  credentials: object | undefined;
+  /** Caller: no new streams; idle ones are not reused; closed once the last stream has. */
+  retired = false;
 
   constructor(
     readonly socket: Duplex & { remoteAddress?: string },
@@ -103,6 +107,7 @@ export class MuxSession implements StreamOwner, Watched {
   /** The caller may open another stream here. */
   get open(): boolean {
     return (
+      !this.retired &&
       this.closedErr === undefined &&
       !this.socket.destroyed &&
       !this.socket.writableEnded &&
@@ -140,9 +145,20 @@ export class MuxSession implements StreamOwner, Watched {
     this.socket.destroy();
   }
 
+  /** Caller: stop using this session (its credentials were replaced). */
+  retire(): void {
+    this.retired = true;
+    if (this.streams.size === 0) this.socket.end();
+  }
+
   onTick(quietMs: number): void {
+    if (this.streams.size > 0) return;
+    if (this.retired) {
+      this.socket.end();
+      return;
+    }
     const idleMs = this.role === 'caller' ? SESSION_LIMITS.callerIdleMs : SESSION_LIMITS.calleeIdleMs;
-    if (this.streams.size === 0 && quietMs >= idleMs) this.socket.end();
+    if (quietMs >= idleMs) this.socket.end();
   }
 
   // --- StreamOwner: frames from the streams ---

@@ -38,6 +38,8 @@ export interface StreamOwner {
   readonly congested: boolean;
   /** The stream is closed both ways or reset: it leaves the session's table. */
   forget(id: number): void;
+  /** The session takes no new work: an idle stream should be closed, not reused. */
+  readonly retired: boolean;
 }
 
 type Chunk = { data: Buffer | string; encoding: BufferEncoding; bytes: number };
@@ -72,6 +74,11 @@ export class MuxStream extends EventEmitter {
 
   get remoteAddress(): string {
     return this.owner.remoteAddress;
+  }
+
+  /** Its session was retired (client.ts): not to be reused once idle. */
+  get retired(): boolean {
+    return this.owner.retired;
   }
 
   /** The session is up: the stream can carry bytes ('connect', as a socket's). */

@@ -3,17 +3,19 @@
 // protocol is still reached (one connection per request, no failed request); an upgrade sent on
 // a mux stream is refused, since its bytes could not be framed.
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import { Agent, createServer as createHttpServer, request as httpRequest } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { connect as tlsConnect } from 'node:tls';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type PeerCertificate, type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { type CaRoot, createRoot } from '../../../src/ca/x509.js';
 import { compileChain } from '../../../src/core/routing/chain.js';
 import { ProxyEngine } from '../../../src/proxy/engine.js';
 import { MuxSession } from '../../../src/proxy/mux/session.js';
 import { ALPN_MUX, serverName } from '../../../src/proxy/peer-tls.js';
+import type { Pools } from '../../../src/proxy/pools.js';
 import { EMPTY_SNAPSHOT } from '../../../src/proxy/routing.js';
 import type { ProxyCert, ProxyEndpoint, ProxySnapshot } from '../../../src/proxy/types.js';
 import { connectRetry, freePorts, get, issue, metricValue, WAIT_MS, within } from './harness.js';
@@ -26,6 +28,8 @@ const BIG_BYTES = 6 * 1024 * 1024;
 const bigBody = Buffer.alloc(BIG_BYTES);
 // Printable ASCII: the upload goes as a string, the same bytes in any encoding.
 for (let i = 0; i < BIG_BYTES; i++) bigBody[i] = 32 + ((i * 7) % 95);
+const fingerprint = (c: PeerCertificate | X509Certificate | object | null): string =>
+  c !== null && 'fingerprint256' in c ? String(c.fingerprint256) : 'none';
 const digest = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 describe('HTTP/1.1 between agents over mesh-mux/1', () => {
@@ -202,6 +206,44 @@ describe('HTTP/1.1 between agents over mesh-mux/1', () => {
       headers: { 'content-length': String(BIG_BYTES) },
     });
     assert.equal(up.body, `${BIG_BYTES} ${digest(bigBody)}`);
+  });
+
+  it('moves to a new mTLS connection once the calling service has a new certificate', async () => {
+    const inboundOpen = async (): Promise<number> =>
+      metricValue(await callee.metrics.text(), 'mesh_proxy_connections_open', { direction: 'inbound' });
+    const agent = new Agent({ keepAlive: true, maxSockets: 4 });
+    const burst = async (tag: string): Promise<string[]> =>
+      (
+        await Promise.all(Array.from({ length: 4 }, (_, i) => get(upstreamPort, `/${tag}${i}`, { agent })))
+      ).map((r) => `${r.status} ${r.body}`);
+    try {
+      assert.deepEqual(await burst('old'), [
+        '200 api /old0',
+        '200 api /old1',
+        '200 api /old2',
+        '200 api /old3',
+      ]);
+      assert.equal(await inboundOpen(), 1);
+      web = await issue(root, TD, 'web');
+      caller.apply(callerSnapshot(calleeInbound));
+      assert.deepEqual(await burst('new'), [
+        '200 api /new0',
+        '200 api /new1',
+        '200 api /new2',
+        '200 api /new3',
+      ]);
+      // The old session closes once its idle streams are dropped (bounded wait, 5 s).
+      for (let i = 0; i < 100 && (await inboundOpen()) !== 1; i++) await sleep(50);
+      assert.equal(await inboundOpen(), 1, 'one session left');
+      const sessions = (caller as unknown as { pools: Pools }).pools.mux.sessions();
+      assert.deepEqual(
+        sessions.map((m) => fingerprint((m.socket as TLSSocket).getCertificate())),
+        [fingerprint(new X509Certificate(web.certPem))],
+        'the session left proves the new certificate',
+      );
+    } finally {
+      agent.destroy();
+    }
   });
 
   it('reaches a peer agent that predates mesh-mux/1, without failing a request', async () => {

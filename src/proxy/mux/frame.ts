@@ -2,15 +2,16 @@
 // agents over one mTLS connection (session.ts says why). Every frame is a 9-byte header, then (for
 // DATA only) its payload:
 //
-//   type    u8   DATA 0 · WINDOW 1 · FIN 2 · RST 3
-//   stream  u32  big-endian; the caller's agent numbers its streams 1, 2, 3, ...
-//   value   u32  DATA: payload length · WINDOW: bytes the receiver frees · RST: a reason code · FIN: 0
+//   type    u8   DATA 0 · WINDOW 1 · FIN 2 · RST 3 · PING 4 · PING_ACK 5
+//   stream  u32  big-endian; the caller's agent numbers its streams 1, 2, 3, ... (0 for PING)
+//   value   u32  DATA: payload length · WINDOW: bytes the receiver frees · RST: a reason code ·
+//                PING and PING_ACK: an opaque number the answer repeats · FIN: 0
 //
 // The reader is incremental (a frame may arrive split across reads) and bounded: a payload over
 // FRAME_LIMITS.payloadBytesMax or an unknown type ends the session with an error naming the
 // offset, as a malformed peer message must.
 
-export const FrameType = Object.freeze({ Data: 0, Window: 1, Fin: 2, Rst: 3 });
+export const FrameType = Object.freeze({ Data: 0, Window: 1, Fin: 2, Rst: 3, Ping: 4, PingAck: 5 });
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
 export const FRAME_HEADER_BYTES = 9;
@@ -90,7 +91,7 @@ export class FrameReader {
       const type = buf[at] as number;
       const stream = buf.readUInt32BE(at + 1);
       const value = buf.readUInt32BE(at + 5);
-      if (type > FrameType.Rst) this.fail(`unknown frame type ${type}`, at);
+      if (type > FrameType.PingAck) this.fail(`unknown frame type ${type}`, at);
       if (type !== FrameType.Data) {
         at += FRAME_HEADER_BYTES;
         this.onFrame({ type: type as FrameType, stream, value });

@@ -48,6 +48,15 @@ export const SESSION_LIMITS = Object.freeze({
   calleeIdleMs: 120_000,
   /** Stream ids the caller uses before it starts a new session (ids are u32 on the wire). */
   streamIdsMax: 0x7fff_ffff,
+  /**
+   * A caller that has streams on a session and has read nothing from it for this long sends a
+   * PING; if nothing at all arrives for pingTimeoutMs more, the peer agent is taken for gone (a
+   * host that vanished without a reset) and the session fails, so new streams go to a new one.
+   * Without it, requests would follow each other into a dead connection until TCP gave up (many
+   * minutes). 5 + 10 s stays within the default request timeout (15 s).
+   */
+  pingAfterMs: 5_000,
+  pingTimeoutMs: 10_000,
 });
 
 /** Small frames are staged here and copied out once per batch; payloads larger than this go by reference. */
@@ -55,8 +64,17 @@ const STAGE_BYTES = 16 * 1024;
 
 export type Role = 'caller' | 'callee';
 
+/** The liveness timing (SESSION_LIMITS by default; tests shorten it). */
+export interface PingTiming {
+  pingAfterMs: number;
+  pingTimeoutMs: number;
+}
+
 export class MuxSession implements StreamOwner, Watched {
+  /** Set by every read (not by writes): the ticker's quiet time is the time since the peer last spoke. */
   active = false;
+  /** The PING sent and not yet answered, if any. */
+  private pingSent = false;
   private readonly streams = new Map<number, MuxStream>();
   private readonly reader: FrameReader;
   /** Caller: the next stream id. Callee: the highest id seen (a lower unknown id was closed). */
@@ -83,6 +101,7 @@ export class MuxSession implements StreamOwner, Watched {
     readonly socket: Duplex & { remoteAddress?: string },
     readonly role: Role,
     private readonly onStream?: (s: MuxStream) => void,
+    private readonly timing: PingTiming = SESSION_LIMITS,
   ) {
     // A callee's socket is already secure; a caller's becomes ready at its handshake (client.ts).
     this.ready = role === 'callee';
@@ -152,7 +171,17 @@ export class MuxSession implements StreamOwner, Watched {
   }
 
   onTick(quietMs: number): void {
-    if (this.streams.size > 0) return;
+    if (this.streams.size > 0) {
+      if (this.role !== 'caller') return;
+      const { pingAfterMs, pingTimeoutMs } = this.timing;
+      if (quietMs >= pingAfterMs + pingTimeoutMs) {
+        this.fail(new Error(`no answer from the peer agent for ${quietMs} ms`));
+      } else if (quietMs >= pingAfterMs && !this.pingSent) {
+        this.pingSent = true;
+        this.control(FrameType.Ping, 0, 0);
+      }
+      return;
+    }
     if (this.retired) {
       this.socket.end();
       return;
@@ -236,7 +265,6 @@ export class MuxSession implements StreamOwner, Watched {
   }
 
   private queued(): void {
-    this.active = true;
     this.framesWritten++;
     if (this.flushScheduled) return;
     this.flushScheduled = true;
@@ -277,8 +305,14 @@ export class MuxSession implements StreamOwner, Watched {
   }
 
   private onFrame(f: Frame): void {
+    this.pingSent = false;
     const s = this.streams.get(f.stream);
     switch (f.type) {
+      case FrameType.Ping:
+        this.control(FrameType.PingAck, 0, f.value);
+        return;
+      case FrameType.PingAck:
+        return;
       case FrameType.Data: {
         const target = s ?? this.accept(f.stream);
         if (target === undefined) return;

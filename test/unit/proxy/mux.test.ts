@@ -29,7 +29,7 @@ const frameArb: fc.Arbitrary<Frame> = fc.oneof(
     payload: fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)),
   }),
   fc.record({
-    type: fc.constantFrom(FrameType.Window, FrameType.Fin, FrameType.Rst),
+    type: fc.constantFrom(FrameType.Window, FrameType.Fin, FrameType.Rst, FrameType.Ping, FrameType.PingAck),
     stream: fc.nat(),
     value: fc.nat(),
   }),
@@ -236,6 +236,38 @@ describe('mesh-mux/1 sessions', () => {
     assert.match((await within(failed, WAIT_MS, 'stream failure')).message, /unknown frame type/);
     await within(closed, WAIT_MS, 'session closed');
     assert.equal(session.streamCount, 0);
+  });
+
+  it('fails a session whose peer stops answering, and keeps one whose peer answers PINGs', async () => {
+    const timing = { pingAfterMs: 200, pingTimeoutMs: 300 };
+    // A peer that reads and never answers (a host gone without a reset).
+    const mute = connect(port, '127.0.0.1');
+    await new Promise((r) => mute.once('connect', r));
+    const silent = new MuxSession(mute, 'caller', undefined, timing);
+    silent.markReady();
+    const s = silent.openStream();
+    const failed = new Promise<Error>((res) => s.once('error', res));
+    s.write('GET / HTTP/1.1\r\n\r\n');
+    assert.match(
+      (await within(failed, WAIT_MS, 'liveness failure')).message,
+      /no answer from the peer agent/,
+    );
+    // A live peer: an idle stream for several ping intervals, then it still carries bytes.
+    const accepted: MuxStream[] = [];
+    const calleeSide = new Promise<Socket>((resolve) => server.once('connection', resolve));
+    const socket = connect(port, '127.0.0.1');
+    await new Promise((r) => socket.once('connect', r));
+    new MuxSession(await calleeSide, 'callee', (x) => accepted.push(x));
+    const live = new MuxSession(socket, 'caller', undefined, timing);
+    live.markReady();
+    const idle = live.openStream();
+    await new Promise((r) => idle.once('connect', r));
+    await sleep(1_200);
+    assert.equal(idle.destroyed, false, 'the session survived its quiet time');
+    const before = accepted.length;
+    idle.write('still there');
+    await until(() => accepted.length === before + 1, 'the stream reached the callee');
+    socket.destroy();
   });
 
   it('resets a stream whose sender overruns its window', async () => {

@@ -63,6 +63,7 @@ export class ProxyEngine {
       accessLogs: () => this.routing.snapshot.accessLogs,
     };
     this.inbound = new Inbound(this.ctx);
+    this.metrics.watchMux(() => ({ caller: this.pools.mux.counts(), callee: this.inbound.muxCounts() }));
   }
 
   async start(host: string, port: number): Promise<{ host: string; port: number }> {

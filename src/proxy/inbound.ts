@@ -17,6 +17,7 @@ import type { EngineContext } from './context.js';
 import { headerValue } from './h1/head.js';
 import { type Exchange, type Outcome, STALE_SOCKET_RETRIES_MAX, serveH1 } from './h1/relay.js';
 import { forwardH2, isGrpc, replyH2Error, upstreamHeaders } from './h2-forward.js';
+import { countOf } from './mux/client.js';
 import { MuxSession } from './mux/session.js';
 import { ALPN_H1, ALPN_H2, ALPN_MUX, ALPN_TCP, INBOUND_ALPN, serviceOfServerName } from './peer-tls.js';
 import { forwardTarget } from './pools.js';
@@ -39,6 +40,8 @@ export class Inbound {
   private readonly h2 = createH2Server({ maxSessionMemory: 64 });
   private readonly callers = new WeakMap<object, Caller>();
   private pendingCaller: Caller | undefined;
+  /** mesh-mux/1 sessions callers hold open to this agent. */
+  private readonly muxSessions = new Set<MuxSession>();
   handshakeFailures = 0;
 
   constructor(private readonly ctx: EngineContext) {
@@ -117,12 +120,25 @@ export class Inbound {
         serveH1(socket, (x) => this.onH1(caller, x, false));
         return;
       case ALPN_MUX:
-        // Every stream is an HTTP/1.1 connection from the same caller (the session's certificate).
-        new MuxSession(socket, 'callee', (stream) => serveH1(stream, (x) => this.onH1(caller, x, true)));
+        this.acceptMux(socket, caller);
         return;
       default:
         socket.destroy();
     }
+  }
+
+  /** Every stream of the session is an HTTP/1.1 connection from the same caller (its certificate). */
+  private acceptMux(socket: TLSSocket, caller: Caller): void {
+    const session = new MuxSession(socket, 'callee', (stream) =>
+      serveH1(stream, (x) => this.onH1(caller, x, true)),
+    );
+    this.muxSessions.add(session);
+    socket.once('close', () => this.muxSessions.delete(session));
+  }
+
+  /** Sessions callers hold open to this agent, and their streams (for metrics). */
+  muxCounts(): { sessions: number; streams: number } {
+    return countOf(this.muxSessions);
   }
 
   private async onTcp(socket: TLSSocket, caller: Caller): Promise<void> {

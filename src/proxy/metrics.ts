@@ -7,6 +7,14 @@ import { entryOf, newMap } from './maps.js';
 
 export type Direction = 'inbound' | 'outbound';
 
+/** Open mesh-mux/1 sessions and the streams on them, by this agent's role in them. */
+export interface MuxCounts {
+  caller: { sessions: number; streams: number };
+  callee: { sessions: number; streams: number };
+}
+
+const NO_MUX: MuxCounts = { caller: { sessions: 0, streams: 0 }, callee: { sessions: 0, streams: 0 } };
+
 /** Latency buckets in seconds: 0.5 ms to 10 s, dense where a mesh hop lives (sub-millisecond to tens of ms). */
 const LATENCY_BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10];
 
@@ -53,6 +61,18 @@ export class ProxyMetrics {
     labelNames: ['source', 'destination'] as const,
     registers: [this.registry],
   });
+  /** Read at each scrape (the engine's sessions are the truth; nothing to keep in step). */
+  private muxCounts: () => MuxCounts = () => NO_MUX;
+  readonly muxSessions = this.muxGauge(
+    'mesh_proxy_mux_sessions_open',
+    'mesh-mux/1 connections between agents open now: as the caller (role="caller") or the callee',
+    'sessions',
+  );
+  readonly muxStreams = this.muxGauge(
+    'mesh_proxy_mux_streams_open',
+    'HTTP/1.1 connections carried on mesh-mux/1 sessions now, by this agent’s role in the session',
+    'streams',
+  );
   readonly bytes = new Counter({
     name: 'mesh_proxy_tcp_bytes_total',
     help: 'Bytes relayed by L4 (tcp) connections, by direction of the connection and of the bytes',
@@ -105,6 +125,27 @@ export class ProxyMetrics {
     byDestination.set(destination, s);
     this.series.push(s);
     return s;
+  }
+
+  /** A gauge by role, set from the engine's sessions when scraped. */
+  private muxGauge(name: string, help: string, field: 'sessions' | 'streams'): Gauge<'role'> {
+    const counts = (): MuxCounts => this.muxCounts();
+    return new Gauge({
+      name,
+      help,
+      labelNames: ['role'] as const,
+      registers: [this.registry],
+      collect() {
+        const c = counts();
+        this.set({ role: 'caller' }, c.caller[field]);
+        this.set({ role: 'callee' }, c.callee[field]);
+      },
+    });
+  }
+
+  /** Where the mux gauges read their counts from at each scrape. */
+  watchMux(counts: () => MuxCounts): void {
+    this.muxCounts = counts;
   }
 
   /** The Prometheus text of every data-plane metric. */

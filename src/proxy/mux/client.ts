@@ -22,6 +22,17 @@ export const MUX_CLIENT_LIMITS = Object.freeze({
 
 export const LEGACY_CODE = 'EMUXLEGACY';
 
+/** How many sessions and streams `sessions` hold. */
+export function countOf(sessions: Iterable<MuxSession>): { sessions: number; streams: number } {
+  let n = 0;
+  let streams = 0;
+  for (const s of sessions) {
+    n++;
+    streams += s.streamCount;
+  }
+  return { sessions: n, streams };
+}
+
 export class MuxClient {
   private readonly byKey = new Map<string, MuxSession[]>();
   /** Destination → when it was found not to speak the protocol (performance.now()). */
@@ -90,6 +101,11 @@ export class MuxClient {
   retireUnless(live: ReadonlySet<object>): void {
     for (const list of this.byKey.values())
       for (const s of list) if (s.credentials !== undefined && !live.has(s.credentials)) s.retire();
+  }
+
+  /** Sessions open and the streams on them (for metrics). */
+  counts(): { sessions: number; streams: number } {
+    return countOf(this.sessions());
   }
 
   /** Every session (for status and tests). */

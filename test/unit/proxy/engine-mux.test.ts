@@ -166,6 +166,13 @@ describe('HTTP/1.1 between agents over mesh-mux/1', () => {
         direction: 'inbound',
       });
       assert.equal(inbound, 1, 'one mTLS connection between the agents');
+      const mux = async (engine: ProxyEngine, name: string, role: string): Promise<number> =>
+        metricValue(await engine.metrics.text(), name, { role });
+      assert.equal(await mux(caller, 'mesh_proxy_mux_sessions_open', 'caller'), 1);
+      assert.equal(await mux(callee, 'mesh_proxy_mux_sessions_open', 'callee'), 1);
+      // The client's keep-alive connections are pooled streams, open on both agents.
+      assert.ok((await mux(caller, 'mesh_proxy_mux_streams_open', 'caller')) >= mostInFlight);
+      assert.ok((await mux(callee, 'mesh_proxy_mux_streams_open', 'callee')) >= 1);
     } finally {
       agent.destroy();
     }

@@ -10,6 +10,7 @@
 import { Readable, Writable } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import { LEGACY_CODE } from '../mux/client.js';
+import { REFUSED_CODE } from '../mux/stream.js';
 import { BodyFramer } from './body.js';
 import { forwardBlock, type Head, parseHead, responseBody, writeHead } from './head.js';
 import {
@@ -172,8 +173,10 @@ export class UpstreamConn implements Watched {
       return;
     }
     // The race every keep-alive client has: the server closed an idle connection as we reused it.
+    // Or a mux stream the peer agent refused unserved. Either way the request never reached anyone.
     const stale =
-      this.pooled && !this.gotBytes && (code === 'ECONNRESET' || code === 'EPIPE' || code === undefined);
+      (this.pooled && !this.gotBytes && (code === 'ECONNRESET' || code === 'EPIPE' || code === undefined)) ||
+      code === REFUSED_CODE;
     this.failBefore(status, message, stale ? { staleSocket: true } : {});
   }
 

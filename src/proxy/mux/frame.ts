@@ -42,7 +42,7 @@ export interface Frame {
   stream: number;
   /** DATA: the payload's length; otherwise the frame's value. */
   value: number;
-  /** DATA only (a view into the bytes read, valid until the callback returns). */
+  /** DATA only: a view into the bytes pushed (the reader never reuses them; a partial frame is copied). */
   payload?: Buffer;
 }
 

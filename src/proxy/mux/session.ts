@@ -96,6 +96,8 @@ export class MuxSession implements StreamOwner, Watched {
   credentials: object | undefined;
   /** Caller: no new streams; idle ones are not reused; closed once the last stream has. */
   retired = false;
+  /** Caller: the callee refused a stream: it holds as many as it allows, so no new streams here. */
+  private full = false;
 
   constructor(
     readonly socket: Duplex & { remoteAddress?: string },
@@ -127,6 +129,7 @@ export class MuxSession implements StreamOwner, Watched {
   get open(): boolean {
     return (
       !this.retired &&
+      !this.full &&
       this.closedErr === undefined &&
       !this.socket.destroyed &&
       !this.socket.writableEnded &&
@@ -167,7 +170,13 @@ export class MuxSession implements StreamOwner, Watched {
   /** Caller: stop using this session (its credentials were replaced). */
   retire(): void {
     this.retired = true;
-    if (this.streams.size === 0) this.socket.end();
+    if (this.streams.size === 0) this.end();
+  }
+
+  /** Close the socket after the frames already queued (a stream's last RST, say) have gone out. */
+  private end(): void {
+    this.flushNow();
+    this.socket.end();
   }
 
   onTick(quietMs: number): void {
@@ -183,11 +192,11 @@ export class MuxSession implements StreamOwner, Watched {
       return;
     }
     if (this.retired) {
-      this.socket.end();
+      this.end();
       return;
     }
     const idleMs = this.role === 'caller' ? SESSION_LIMITS.callerIdleMs : SESSION_LIMITS.calleeIdleMs;
-    if (quietMs >= idleMs) this.socket.end();
+    if (quietMs >= idleMs) this.end();
   }
 
   // --- StreamOwner: frames from the streams ---
@@ -280,7 +289,7 @@ export class MuxSession implements StreamOwner, Watched {
     const out = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, this.partsBytes);
     this.parts = [];
     this.partsBytes = 0;
-    if (this.socket.destroyed) return;
+    if (this.socket.destroyed || this.socket.writableEnded) return;
     this.batchesWritten++;
     // Before the handshake the TLS socket holds writes and sends them once it is secure.
     this.socket.write(out);
@@ -309,7 +318,8 @@ export class MuxSession implements StreamOwner, Watched {
     const s = this.streams.get(f.stream);
     switch (f.type) {
       case FrameType.Ping:
-        this.control(FrameType.PingAck, 0, f.value);
+        // Not answered while the peer is not reading what it already has: answers must not pile up.
+        if (!this.congested) this.control(FrameType.PingAck, 0, f.value);
         return;
       case FrameType.PingAck:
         return;
@@ -329,6 +339,7 @@ export class MuxSession implements StreamOwner, Watched {
         s?.onFin();
         return;
       case FrameType.Rst:
+        if (f.value === ResetCode.Refused && this.role === 'caller') this.full = true;
         s?.onRst(f.value);
         return;
     }
@@ -344,7 +355,7 @@ export class MuxSession implements StreamOwner, Watched {
     }
     this.lastId = id;
     if (this.streams.size >= SESSION_LIMITS.streamsMax) {
-      this.sendRst(id, ResetCode.Refused);
+      if (!this.congested) this.sendRst(id, ResetCode.Refused);
       return undefined;
     }
     const s = new MuxStream(id, this);

@@ -16,6 +16,9 @@
 import { EventEmitter } from 'node:events';
 import { ResetCode } from './frame.js';
 
+/** The error code of a stream the peer agent refused before serving it (its session was full). */
+export const REFUSED_CODE = 'EMUXREFUSED';
+
 export const STREAM_LIMITS = Object.freeze({
   /**
    * Bytes a sender may have in flight per stream before the receiver acknowledges them: the most
@@ -50,10 +53,13 @@ export class MuxStream extends EventEmitter {
   /** Writes waiting for window. */
   private queued: Chunk[] = [];
   private queuedBytes = 0;
-  /** Bytes received and not yet acknowledged (held while paused, or taken but not yet acked). */
-  private owedBytes = 0;
-  /** Received while paused. */
+  /** Bytes taken by the consumer and not yet acknowledged. */
+  private takenBytes = 0;
+  /** Received while paused, not yet taken (never acknowledged until taken). */
   private held: Buffer[] = [];
+  private heldBytes = 0;
+  /** A write after the end or a reset has been reported (once, as a socket does). */
+  private writeFailed = false;
   private paused = false;
   private flushScheduled = false;
   private needDrain = false;
@@ -89,8 +95,16 @@ export class MuxStream extends EventEmitter {
   }
 
   write(data: Buffer | string, encoding?: BufferEncoding | (() => void)): boolean {
-    if (this.writableEnded || this.destroyed) return false;
-    const enc: BufferEncoding = typeof encoding === 'string' ? encoding : 'utf8';
+    if (this.writableEnded || this.destroyed) {
+      this.failWrite();
+      return false;
+    }
+    let enc: BufferEncoding = typeof encoding === 'string' ? encoding : 'utf8';
+    if (typeof data === 'string' && enc !== 'latin1' && enc !== 'utf8' && enc !== 'ascii') {
+      // Only encodings whose byte length is exact go into the batch as text.
+      data = Buffer.from(data, enc);
+      enc = 'latin1';
+    }
     const bytes = typeof data === 'string' ? Buffer.byteLength(data, enc) : data.length;
     if (bytes === 0) return true;
     if (this.queuedBytes === 0 && bytes <= this.sendWindow) {
@@ -158,11 +172,12 @@ export class MuxStream extends EventEmitter {
   /** DATA arrived; false when the peer overran its window (the session resets the stream). */
   onData(payload: Buffer): boolean {
     if (this.destroyed || this.finRead) return true;
-    this.owedBytes += payload.length;
-    if (this.owedBytes > STREAM_LIMITS.windowBytes) return false;
+    // Everything not yet acknowledged counts against the window: taken and held alike.
+    if (this.takenBytes + this.heldBytes + payload.length > STREAM_LIMITS.windowBytes) return false;
     if (this.paused || this.held.length > 0) {
-      // Copied: the payload is a view into the session's read, which is not ours to keep.
+      // Copied, so a held payload does not keep the session's whole read alive.
       this.held.push(Buffer.from(payload));
+      this.heldBytes += payload.length;
       return true;
     }
     this.deliver(payload);
@@ -178,6 +193,13 @@ export class MuxStream extends EventEmitter {
   onFin(): void {
     if (this.destroyed || this.finRead) return;
     this.finRead = true;
+    if (this.finSent) {
+      // Both sides are done: bytes still held could never be answered.
+      this.held = [];
+      this.heldBytes = 0;
+      this.maybeClosed();
+      return;
+    }
     if (this.held.length > 0) return; // 'end' follows the held bytes (flushHeld)
     process.nextTick(() => this.ended());
   }
@@ -185,12 +207,14 @@ export class MuxStream extends EventEmitter {
   onRst(code: number): void {
     if (this.destroyed) return;
     this.destroyed = true;
+    const refused = code === ResetCode.Refused;
     const err = new Error(
-      code === ResetCode.Refused
+      refused
         ? 'the peer agent refused the stream (too many on this connection)'
         : 'the peer agent reset the stream',
     ) as NodeJS.ErrnoException;
-    err.code = 'ECONNRESET';
+    // A refused stream carried nothing to the instance: the relay sends its request again.
+    err.code = refused ? REFUSED_CODE : 'ECONNRESET';
     this.closeNow(err);
   }
 
@@ -212,22 +236,33 @@ export class MuxStream extends EventEmitter {
   // ---
 
   private deliver(payload: Buffer): void {
+    this.takenBytes += payload.length;
     this.emit('data', payload);
-    // Acknowledged in halves of the window: one WINDOW frame per 64 KiB taken, not per read.
-    if (this.owedBytes >= STREAM_LIMITS.windowBytes / 2 && !this.destroyed) {
-      this.owner.sendWindow(this.id, this.owedBytes);
-      this.owedBytes = 0;
+    // Acknowledged in halves of the window: one WINDOW frame per 64 KiB taken, not per read. The
+    // sender so always has at least half a window left while the consumer keeps up.
+    if (this.takenBytes >= STREAM_LIMITS.windowBytes / 2 && !this.destroyed) {
+      this.owner.sendWindow(this.id, this.takenBytes);
+      this.takenBytes = 0;
     }
   }
 
   private flushHeld(): void {
     this.flushScheduled = false;
-    while (!this.paused && !this.destroyed && this.held.length > 0) this.deliver(this.held.shift() as Buffer);
+    while (!this.paused && !this.destroyed && this.held.length > 0) {
+      const b = this.held.shift() as Buffer;
+      this.heldBytes -= b.length;
+      this.deliver(b);
+    }
     if (this.held.length === 0 && this.finRead && !this.destroyed) this.ended();
   }
 
   private ended(): void {
     if (this.destroyed) return;
+    if (this.queuedBytes > 0) {
+      // The peer is done and stopped taking bytes: what waits for its window never goes out.
+      this.destroy();
+      return;
+    }
     this.emit('end');
     // No half-open streams: the peer's FIN ends this side too.
     if (!this.writableEnded) this.end();
@@ -270,9 +305,21 @@ export class MuxStream extends EventEmitter {
     }
   }
 
+  /** A write after the end or a reset fails as a socket's does: an error on the next tick, once. */
+  private failWrite(): void {
+    if (this.writeFailed) return;
+    this.writeFailed = true;
+    const err = new Error('write on a stream that has ended') as NodeJS.ErrnoException;
+    err.code = 'EPIPE';
+    process.nextTick(() => {
+      if (this.listenerCount('error') > 0) this.emit('error', err);
+    });
+  }
+
   private closeNow(err: Error | undefined): void {
     this.owner.forget(this.id);
     this.held = [];
+    this.heldBytes = 0;
     this.queued = [];
     this.queuedBytes = 0;
     process.nextTick(() => {

@@ -15,7 +15,7 @@ import {
   FrameType,
 } from '../../../src/proxy/mux/frame.js';
 import { MuxSession, SESSION_LIMITS } from '../../../src/proxy/mux/session.js';
-import { type MuxStream, STREAM_LIMITS } from '../../../src/proxy/mux/stream.js';
+import { MuxStream, STREAM_LIMITS } from '../../../src/proxy/mux/stream.js';
 import { chunked } from '../../helpers/bytes.js';
 import { within } from './harness.js';
 
@@ -82,6 +82,82 @@ describe('mesh-mux/1 frames', () => {
     });
     header[0] = FrameType.Data;
     assert.throws(() => reader.push(header), /a DATA frame of 65537 bytes \(at most 65536\) at byte 0/);
+  });
+});
+
+/** A stream's session, played by the test: what the stream sent, and the sender's window. */
+function fakeOwner() {
+  const sent: string[] = [];
+  const owner = {
+    remoteAddress: '',
+    congested: false,
+    retired: false,
+    /** The peer's view of how much it may still send on the stream. */
+    peerWindow: STREAM_LIMITS.windowBytes,
+    sendData: (_id: number, _d: unknown, _e: unknown, n: number) => sent.push(`DATA ${n}`),
+    sendWindow: (_id: number, n: number) => {
+      owner.peerWindow += n;
+    },
+    sendFin: () => sent.push('FIN'),
+    sendRst: () => sent.push('RST'),
+    forget: () => sent.push('forget'),
+  };
+  return { owner, sent };
+}
+
+const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+describe('mesh-mux/1 streams (driven by hand)', () => {
+  it('never holds more than the window for a consumer that pauses after every chunk', async () => {
+    const { owner } = fakeOwner();
+    const s = new MuxStream(1, owner);
+    const chunk = 16 * 1024;
+    let taken = 0;
+    s.on('data', (d: Buffer) => {
+      taken += d.length;
+      s.pause();
+    });
+    let sentTotal = 0;
+    for (let cycle = 0; cycle < 50; cycle++) {
+      // An honest sender: as much as its window allows.
+      while (owner.peerWindow >= chunk) {
+        owner.peerWindow -= chunk;
+        sentTotal += chunk;
+        assert.equal(s.onData(Buffer.alloc(chunk)), true, 'no overrun by a sender within its window');
+      }
+      const held = sentTotal - taken;
+      assert.ok(held <= STREAM_LIMITS.windowBytes, `${held} bytes held after ${cycle} cycles`);
+      s.resume();
+      await tick();
+    }
+    assert.ok(taken > 0);
+  });
+
+  it('closes when the peer’s FIN arrives after its own, even with bytes held unread', async () => {
+    const { owner, sent } = fakeOwner();
+    const s = new MuxStream(1, owner);
+    const closed = new Promise((r) => s.once('close', r));
+    s.pause();
+    s.onData(Buffer.from('a pipelined request nobody will read'));
+    s.end();
+    s.onFin();
+    await within(closed, WAIT_MS, 'close');
+    assert.deepEqual(sent, ['FIN', 'forget']);
+  });
+
+  it('resets when the peer ends while writes wait for its window; a later write fails with EPIPE', async () => {
+    const { owner, sent } = fakeOwner();
+    const s = new MuxStream(1, owner);
+    const errors: string[] = [];
+    s.on('error', (e: NodeJS.ErrnoException) => errors.push(String(e.code)));
+    const closed = new Promise((r) => s.once('close', r));
+    assert.equal(s.write(Buffer.alloc(STREAM_LIMITS.windowBytes + 1000)), false);
+    s.onFin();
+    await within(closed, WAIT_MS, 'close');
+    assert.ok(sent.includes('RST'), sent.join(' '));
+    assert.equal(s.write('GET / HTTP/1.1\r\n\r\n'), false);
+    await tick();
+    assert.deepEqual(errors, ['EPIPE']);
   });
 });
 

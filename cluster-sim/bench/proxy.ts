@@ -154,7 +154,7 @@ function report(targets: Target[], rows: Map<string, Row>): void {
     v === undefined || Number.isNaN(v) ? '—' : v.toFixed(digits);
   console.log(
     `\n${'path'.padEnd(11)}${'req/s'.padStart(8)}${'p50 ms'.padStart(8)}${'p99 ms'.padStart(8)}` +
-      `${`p99@${RATE}/s`.padStart(12)}${'added p99'.padStart(11)}   cpu (cores) and RSS (MiB) per process`,
+      `${`p99@${RATE}/s`.padStart(12)}${'added p99'.padStart(11)}${'(per s)'.padStart(9)}   cpu (cores) and RSS (MiB) per process`,
   );
   const result: string[] = [];
   for (const t of targets) {
@@ -163,6 +163,10 @@ function report(targets: Target[], rows: Map<string, Row>): void {
     const p50 = median(row.wrk.map((w) => w.p50Ms));
     const p99 = median(row.wrk.map((w) => w.p99Ms));
     const added = row.rate && direct ? row.rate.p99Ms - direct.p99Ms : Number.NaN;
+    // The same difference between the medians of each second's p99: one stalled second of either
+    // path moves the whole-run p99 by milliseconds, and this not at all.
+    const addedPerSecond =
+      row.rate && direct ? median(row.rate.p99MsBySecond) - median(direct.p99MsBySecond) : Number.NaN;
     const costs = t.pids.map((p) => {
       const cpu = median(row.cost.map((c) => c.get(p.label)?.cpuCores ?? Number.NaN));
       const rss = median(row.cost.map((c) => c.get(p.label)?.rssMiB ?? Number.NaN));
@@ -171,10 +175,12 @@ function report(targets: Target[], rows: Map<string, Row>): void {
     });
     console.log(
       `${t.name.padEnd(11)}${f(rps, 0).padStart(8)}${f(p50).padStart(8)}${f(p99).padStart(8)}` +
-        `${f(row.rate?.p99Ms).padStart(12)}${(t.name === 'direct' ? '' : f(added)).padStart(11)}   ${costs.join(', ')}`,
+        `${f(row.rate?.p99Ms).padStart(12)}${(t.name === 'direct' ? '' : f(added)).padStart(11)}` +
+        `${(t.name === 'direct' ? '' : f(addedPerSecond)).padStart(9)}   ${costs.join(', ')}`,
     );
     result.push(`${t.name}_rps=${f(rps, 0)} ${t.name}_p50_ms=${f(p50)} ${t.name}_p99_ms=${f(p99)}`);
-    if (t.name !== 'direct') result.push(`${t.name}_added_p99_ms=${f(added)}`);
+    if (t.name !== 'direct')
+      result.push(`${t.name}_added_p99_ms=${f(added)} ${t.name}_added_p99_by_second_ms=${f(addedPerSecond)}`);
   }
   const ratio = (a: string, b: string): string => {
     const x = median(rows.get(a)?.wrk.map((w) => w.rps) ?? []);

@@ -89,9 +89,8 @@ export class MuxSession implements StreamOwner, Watched {
   private flushScheduled = false;
   private drainWanted = false;
   private readonly flush = (): void => this.flushNow();
-  /** Frames read and written, for tests and metrics. */
+  /** TLS writes made (tests check that one turn's frames leave together). */
   batchesWritten = 0;
-  framesWritten = 0;
   /** Caller: what the session was opened with (client.ts); another value retires it. */
   credentials: object | undefined;
   /** Caller: no new streams; idle ones are not reused; closed once the last stream has. */
@@ -274,7 +273,6 @@ export class MuxSession implements StreamOwner, Watched {
   }
 
   private queued(): void {
-    this.framesWritten++;
     if (this.flushScheduled) return;
     this.flushScheduled = true;
     // After every socket read of this turn has been handled: their frames leave together.

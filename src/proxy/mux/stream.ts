@@ -158,12 +158,8 @@ export class MuxStream extends EventEmitter {
     return this.paused;
   }
 
-  /** Sockets have these; a stream's timing is the relay ticker's and its session's. */
+  /** A socket's; a stream's timing is the relay ticker's and its session's. */
   setTimeout(_ms: number, _cb?: () => void): this {
-    return this;
-  }
-
-  setNoDelay(_noDelay?: boolean): this {
     return this;
   }
 

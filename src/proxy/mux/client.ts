@@ -50,10 +50,10 @@ export class MuxClient {
   /**
    * A stream to `key`, on a session with room or a new one made by `connect` (a TLS connection
    * offering ALPN_MUX). `credentials` is what the session proves itself with (the TLS context of the
-   * calling service's certificate and the trusted roots): once it changes (a renewed certificate, a
-   * CA rotation), sessions made with the old one are retired. They take no new streams, their idle
-   * streams are not reused, and they close once their last stream has. Throws when every session
-   * allowed for `key` is full.
+   * calling service's certificate and the trusted roots): once a snapshot replaces it (a renewed
+   * certificate, a CA rotation), retireUnless retires the sessions made with the old one. They take
+   * no new streams, their idle streams are not reused, and they close once their last stream has.
+   * Throws when every session allowed for `key` is full.
    */
   open(key: string, credentials: object, connect: () => TLSSocket): MuxStream {
     let list = this.byKey.get(key);
@@ -63,7 +63,6 @@ export class MuxClient {
     }
     let live = 0;
     for (const s of list) {
-      if (s.credentials !== credentials) s.retire();
       if (s.retired) continue;
       live++;
       if (s.open && s.streamCount < SESSION_LIMITS.streamsMax) return s.openStream();

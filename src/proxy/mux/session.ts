@@ -91,7 +91,7 @@ export class MuxSession implements StreamOwner, Watched {
   private readonly flush = (): void => this.flushNow();
   /** TLS writes made (tests check that one turn's frames leave together). */
   batchesWritten = 0;
-  /** Caller: what the session was opened with (client.ts); another value retires it. */
+  /** Caller: what the session was opened with (client.ts); a snapshot without it retires the session. */
   credentials: object | undefined;
   /** Caller: no new streams; idle ones are not reused; closed once the last stream has. */
   retired = false;

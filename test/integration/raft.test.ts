@@ -185,9 +185,20 @@ describe('raft control plane with real agents', { timeout: 240_000 }, () => {
 
   it('SIGTERM of a voter: it removes itself before it goes, and another agent takes its place', async () => {
     const running = cluster.running();
-    const v = await voters(running[0]!);
-    const leaverPeer = v[v.length - 1]!;
-    const leaver = cluster.agents.find((a) => a.name === leaverPeer.name)!;
+    // Right after the restarts above, running[0] may not yet know every voter's name (its
+    // membership answers '' for an id it has not heard of): wait until the last voter is one.
+    let found: AgentProc | undefined;
+    const known = await waitFor(
+      async () => {
+        const v = await voters(running[0]!).catch(() => []);
+        found = running.find((a) => a.name === v.at(-1)?.name);
+        return found !== undefined;
+      },
+      20_000,
+      200,
+    );
+    assert.ok(known, 'a voter that is a running agent, by name');
+    const leaver = found as AgentProc;
     cluster.kill(leaver, 'SIGTERM');
     assert.equal(await leaver.exited, 0, 'graceful leave exits 0');
     const rest = cluster.running();

@@ -239,10 +239,13 @@ describe('HTTP/1.1 between agents over mesh-mux/1', () => {
         '200 api /new2',
         '200 api /new3',
       ]);
-      // The old session closes once its idle streams are dropped (bounded wait, 5 s).
-      for (let i = 0; i < 100 && (await inboundOpen()) !== 1; i++) await sleep(50);
+      // The old session closes once its idle streams are dropped (bounded wait, 5 s). The callee
+      // may see it closed a moment before the caller's own socket reports its close: wait for both.
+      const mux = (caller as unknown as { pools: Pools }).pools.mux;
+      for (let i = 0; i < 100 && ((await inboundOpen()) !== 1 || mux.sessions().length !== 1); i++)
+        await sleep(50);
       assert.equal(await inboundOpen(), 1, 'one session left');
-      const sessions = (caller as unknown as { pools: Pools }).pools.mux.sessions();
+      const sessions = mux.sessions();
       assert.deepEqual(
         sessions.map((m) => fingerprint((m.socket as TLSSocket).getCertificate())),
         [fingerprint(new X509Certificate(web.certPem))],

@@ -207,7 +207,11 @@ class OutboundH1 {
       forwardTarget(
         target,
         x.startLine(x.head.method, q ? `${decision.path}?${q}` : decision.path),
-        `${this.forwarded}\r\ntraceparent: ${this.traceparent}\r\n${INSTANCE_HEADER}: ${endpoint.instanceId}`,
+        // The instance header tells a peer agent which of its instances was picked (it removes
+        // it); an instance on this agent is called directly and must not see it either.
+        endpoint.local
+          ? `${this.forwarded}\r\ntraceparent: ${this.traceparent}`
+          : `${this.forwarded}\r\ntraceparent: ${this.traceparent}\r\n${INSTANCE_HEADER}: ${endpoint.instanceId}`,
         picked.requestTimeoutMs,
         canRetry && decision.retryOnStatusCodes.length > 0
           ? (s: number) => decision.retryOnStatusCodes.includes(s)

@@ -229,6 +229,36 @@ describe('ProxyEngine (caller and callee in process)', () => {
     assert.equal(seen[0]!.headers['x-mesh-instance'], undefined);
   });
 
+  it('calls an instance on its own agent directly, with a traceparent and without the mesh instance header', async () => {
+    // The callee's service canary calls api, whose instance api-1 runs on the same agent.
+    const [localPort] = (await freePorts(1)) as [number];
+    const withLocal = next(calleeBase, {
+      upstreams: [
+        { source: 'canary', destination: 'api', bindHost: '127.0.0.1', port: localPort, protocol: 'http' },
+      ],
+      chains: { api: compileChain(noEntries, 'api', 'http') },
+      endpoints: { api: [{ ...endpoint('api-1', 'api'), local: true }] },
+    });
+    callee.apply(withLocal);
+    try {
+      (await connectRetry(localPort)).destroy();
+      const before = inst['api-1']!.seen.length;
+      for (let i = 0; i < 3; i++) {
+        const r = await get(localPort, `/local?n=${i}`);
+        assert.equal(r.status, 200);
+        assert.equal(r.body, `api-1 /local?n=${i}`);
+      }
+      const seen = inst['api-1']!.seen.slice(before);
+      assert.equal(seen.length, 3);
+      for (const s of seen) {
+        assert.match(String(s.headers.traceparent), /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+        assert.equal(s.headers['x-mesh-instance'], undefined);
+      }
+    } finally {
+      callee.apply(next(calleeBase));
+    }
+  });
+
   it('counts an HTTP client connection as open while it is, and no longer once it closes', async () => {
     const open = async (): Promise<number> =>
       metricValue(await caller.metrics.text(), 'mesh_proxy_connections_open', { direction: 'outbound' });

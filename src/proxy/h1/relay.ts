@@ -8,7 +8,15 @@ import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { adoptWithOnread } from './accepted.js';
 import { BodyFramer } from './body.js';
-import { forwardBlock, type Head, linesBlock, parseHead, requestBody, writeHead } from './head.js';
+import {
+  forwardBlock,
+  type Head,
+  headerValue,
+  linesBlock,
+  parseHead,
+  requestBody,
+  writeHead,
+} from './head.js';
 import {
   copyRead,
   H1_POOL_LIMITS,
@@ -47,7 +55,11 @@ export type Outcome =
       connectFailed: boolean;
       message: string;
       retryable?: true;
-      /** A pooled keep-alive connection the other side had closed: the request never reached it. */
+      /**
+       * Safe to send again: a pooled keep-alive connection closed before any byte of a response
+       * (the other side most likely closed it idle as it was reused), for a request whose method
+       * is idempotent; or a multiplexed stream the peer agent refused unserved.
+       */
       staleSocket?: true;
     };
 
@@ -55,6 +67,7 @@ export type Outcome =
 export const STALE_SOCKET_RETRIES_MAX = 1;
 
 const EMPTY = Buffer.alloc(0);
+const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
 
 /** Decides where a request goes; must call `x.finish()` once, when it has answered. */
 export type Handler = (x: Exchange) => void;
@@ -231,6 +244,19 @@ export class Exchange implements PoolWaiter, Watched {
 
   get socket(): RelaySocket {
     return this.conn.socket;
+  }
+
+  /**
+   * The request may be delivered twice without harm (RFC 9110 §9.2.2, and Go's transport): GET,
+   * HEAD, OPTIONS or TRACE, or one that carries an idempotency key. Read only when a connection
+   * failed, never on the hot path.
+   */
+  get idempotent(): boolean {
+    return (
+      IDEMPOTENT_METHODS.has(this.head.method) ||
+      headerValue(this.head, 'idempotency-key') !== undefined ||
+      headerValue(this.head, 'x-idempotency-key') !== undefined
+    );
   }
 
   get remoteAddress(): string {

@@ -173,10 +173,15 @@ export class UpstreamConn implements Watched {
       return;
     }
     // The race every keep-alive client has: the server closed an idle connection as we reused it.
-    // Or a mux stream the peer agent refused unserved. Either way the request never reached anyone.
+    // Most likely the request never reached it, but a server that read it and then closed without
+    // answering looks the same: only an idempotent request may be sent again (a POST must not be
+    // delivered twice). A mux stream the peer agent refused unserved reached no one at all.
     const stale =
-      (this.pooled && !this.gotBytes && (code === 'ECONNRESET' || code === 'EPIPE' || code === undefined)) ||
-      code === REFUSED_CODE;
+      code === REFUSED_CODE ||
+      (this.pooled &&
+        !this.gotBytes &&
+        (code === 'ECONNRESET' || code === 'EPIPE' || code === undefined) &&
+        ex.idempotent);
     this.failBefore(status, message, stale ? { staleSocket: true } : {});
   }
 

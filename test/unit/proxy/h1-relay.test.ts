@@ -152,31 +152,39 @@ for (const accepted of [false, true])
       connectTimeoutMs?: number;
       /** Forward the request as received; otherwise as `GET /` without headers. */
       asReceived?: boolean;
+      /** Send a request again once when its outcome says it is safe (staleSocket). */
+      resendStale?: boolean;
     }
 
     /** A relay that sends every request to `upstreamPort` and answers itself when nothing came back. */
     const relayTo = (o: RelayOptions, seen?: (o: Outcome) => void): Server =>
-      relayServer(accepted, (x) =>
-        x.forward(
-          {
-            pool: o.pool ?? pool,
-            key: o.key,
-            open: () =>
-              o.secure
-                ? tlsConnect({ port: o.upstreamPort, host: '127.0.0.1', rejectUnauthorized: false })
-                : connect(o.upstreamPort, '127.0.0.1'),
-            connectTimeoutMs: o.connectTimeoutMs ?? 5_000,
-            startLine: o.asReceived ? x.startLine(x.head.method, x.head.target) : x.startLine('GET', '/'),
-            block: o.asReceived ? x.headerBlock(new Set()) : '',
-            timeoutMs: o.timeoutMs ?? 5_000,
-          },
-          (outcome) => {
-            seen?.(outcome);
-            if (!outcome.sentResponse) x.reply(outcome.status, outcome.message);
-            x.finish();
-          },
-        ),
-      );
+      relayServer(accepted, (x) => {
+        const target = {
+          pool: o.pool ?? pool,
+          key: o.key,
+          open: () =>
+            o.secure
+              ? tlsConnect({ port: o.upstreamPort, host: '127.0.0.1', rejectUnauthorized: false })
+              : connect(o.upstreamPort, '127.0.0.1'),
+          connectTimeoutMs: o.connectTimeoutMs ?? 5_000,
+          startLine: o.asReceived ? x.startLine(x.head.method, x.head.target) : x.startLine('GET', '/'),
+          block: o.asReceived ? x.headerBlock(new Set()) : '',
+          timeoutMs: o.timeoutMs ?? 5_000,
+        };
+        let resent = false;
+        const done = (outcome: Outcome): void => {
+          seen?.(outcome);
+          // As the outbound and inbound handlers do: once, when the outcome says it is safe.
+          if (o.resendStale && !outcome.sentResponse && outcome.staleSocket && x.replayable && !resent) {
+            resent = true;
+            x.forward(target, done);
+            return;
+          }
+          if (!outcome.sentResponse) x.reply(outcome.status, outcome.message);
+          x.finish();
+        };
+        x.forward(target, done);
+      });
 
     it('answers 502 when the upstream cannot be reached, keeping the client connection', async () => {
       const gone = createServer();
@@ -245,6 +253,59 @@ for (const accepted of [false, true])
       own.close();
       s.close();
       up.closeAllConnections();
+      up.close();
+    });
+
+    it('sends a request again after a pooled connection closes unanswered only when its method is idempotent', async () => {
+      // Answers /warm; reads any other request, then closes without a word (as a server that
+      // crashed on it would, and as one that closed an idle connection at the same moment looks).
+      const seen: string[] = [];
+      const up = createServer((sock) => {
+        let buf = '';
+        sock.on('data', (d) => {
+          buf += d.toString('latin1');
+          for (let end = buf.indexOf('\r\n\r\n'); end >= 0; end = buf.indexOf('\r\n\r\n')) {
+            const line = buf.slice(0, buf.indexOf('\r\n'));
+            buf = buf.slice(end + 4);
+            seen.push(line);
+            if (line.startsWith('GET /warm ')) sock.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+            else setTimeout(() => sock.destroy(), 50);
+          }
+        });
+        sock.on('error', () => undefined);
+      });
+      const upPort = await listen(up);
+      const own = new H1Pool();
+      const s = relayTo({
+        key: 'unanswered',
+        upstreamPort: upPort,
+        pool: own,
+        asReceived: true,
+        resendStale: true,
+      });
+      const p = await listen(s);
+      const warm = async (): Promise<void> => {
+        assert.match(
+          (await exchange(p, 'GET /warm HTTP/1.1\r\nhost: x\r\n\r\n', 500)).data,
+          /^HTTP\/1\.1 200 /,
+        );
+        assert.equal(own.idleCount, 1);
+      };
+      await warm();
+      const post = await exchange(p, 'POST /charge HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n', 1_500);
+      assert.match(post.data, /^HTTP\/1\.1 502 /);
+      assert.deepEqual(
+        seen.filter((l) => l.startsWith('POST')),
+        ['POST /charge HTTP/1.1'],
+        'a POST is delivered once',
+      );
+      await warm();
+      const get = await exchange(p, 'GET /read HTTP/1.1\r\nhost: x\r\n\r\n', 1_500);
+      // Sent again on a new connection, which fails the same way (it was not pooled): 502.
+      assert.match(get.data, /^HTTP\/1\.1 502 /);
+      assert.equal(seen.filter((l) => l === 'GET /read HTTP/1.1').length, 2, 'a GET is sent again once');
+      own.close();
+      s.close();
       up.close();
     });
 

@@ -14,6 +14,8 @@ export const BODY_LIMITS = Object.freeze({
 
 enum S {
   Size,
+  /** Whitespace after the size digits: only more of it, a `;` (an extension) or the line's end may follow. */
+  SizeWs,
   Ext,
   SizeLf,
   Data,
@@ -75,6 +77,7 @@ export class BodyFramer {
   private step(c: number): string | undefined {
     switch (this.state) {
       case S.Size:
+      case S.SizeWs:
       case S.Ext: {
         if (++this.lineBytes > BODY_LIMITS.chunkLineBytesMax) return 'chunk-size line too long';
         if (c === 13) {
@@ -83,7 +86,14 @@ export class BodyFramer {
           return undefined;
         }
         if (this.state === S.Ext)
-          return c === 10 || c === 0 ? 'control character in a chunk extension' : undefined;
+          return (c < 32 && c !== 9) || c === 127 ? 'control character in a chunk extension' : undefined;
+        if (this.state === S.SizeWs) {
+          // RFC 9112 §7.1.1: chunk-ext = *( BWS ";" BWS ext-name [ ... ] ). "3 4" is no size a
+          // back end would read the same way.
+          if (c === 59) this.state = S.Ext;
+          else if (c !== 32 && c !== 9) return 'invalid chunk size';
+          return undefined;
+        }
         const v = hexValue(c);
         if (v >= 0) {
           if (++this.digits > BODY_LIMITS.chunkSizeDigitsMax) return 'chunk size too large';
@@ -91,7 +101,7 @@ export class BodyFramer {
           return undefined;
         }
         if ((c === 59 || c === 32 || c === 9) && this.digits > 0) {
-          this.state = S.Ext;
+          this.state = c === 59 ? S.Ext : S.SizeWs;
           return undefined;
         }
         return 'invalid chunk size';

@@ -134,6 +134,8 @@ export function parseHead(buf: Buffer, start: number, type: 'request' | 'respons
     text = end < 0 ? '' : buf.toString('latin1', from, end);
   }
   if (end < 0 || end + 4 - start > H1_LIMITS.headBytesMax) {
+    // A head with a bare LF never shows CRLF CRLF: refused now rather than waited on until the idle timeout.
+    if (end < 0 && bareLf(buf, from)) return fail(type === 'request' ? 400 : 502, 'bare LF in the head');
     if (buf.length - start <= H1_LIMITS.headBytesMax) return { kind: 'partial' };
     return fail(type === 'request' ? 431 : 502, `head longer than ${H1_LIMITS.headBytesMax} bytes`);
   }
@@ -173,6 +175,13 @@ export function parseHead(buf: Buffer, start: number, type: 'request' | 'respons
   head.close = head.connection.includes('close') || (head.minor === 0 && !keepAlive);
   head.upgrade = hasUpgrade && head.connection.includes('upgrade');
   return { kind: 'head', head, size: end + 4 - start };
+}
+
+/** An LF not preceded by CR in `buf[from..]` (read only while a head is incomplete). */
+function bareLf(buf: Buffer, from: number): boolean {
+  for (let i = buf.indexOf(10, from); i >= 0; i = buf.indexOf(10, i + 1))
+    if (i === from || buf[i - 1] !== 13) return true;
+  return false;
 }
 
 const KEEP_ALIVE: readonly string[] = Object.freeze(['keep-alive']);

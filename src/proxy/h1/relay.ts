@@ -165,6 +165,11 @@ class Conn implements Watched {
     const ex = new Exchange(this, r.head);
     this.ex = ex;
     if (rest.length > 0) ex.pushBody(rest);
+    // Answered 400 already: the request is not sent anywhere.
+    if (ex.badBody) {
+      ex.finish();
+      return;
+    }
     try {
       this.handler(ex);
     } catch {
@@ -216,6 +221,8 @@ export class Exchange implements PoolWaiter, Watched {
   bodyDone: boolean;
   responded = false;
   hijacked = false;
+  /** The request body broke its framing (answered 400, nothing more relayed). */
+  badBody = false;
   /** The downstream connection closes after this response. */
   mustClose: boolean;
   private readonly framer: BodyFramer;
@@ -363,11 +370,10 @@ export class Exchange implements PoolWaiter, Watched {
   }
 
   pushBody(chunk: Buffer): void {
+    if (this.badBody) return;
     const step = this.framer.push(chunk);
     if ('error' in step) {
-      // The request cannot be relayed faithfully: drop both sides.
-      this.upstream?.abort();
-      this.socket.destroy();
+      this.bodyFailed(step.error);
       return;
     }
     const part = step.used === chunk.length ? chunk : chunk.subarray(0, step.used);
@@ -385,6 +391,23 @@ export class Exchange implements PoolWaiter, Watched {
       this.conn.buf = Buffer.concat([this.conn.buf, chunk.subarray(step.used)]);
       this.socket.pause();
     }
+  }
+
+  /**
+   * The request body broke its framing: it cannot be relayed faithfully. The client hears 400
+   * (unless its response had begun: then it is cut off) and the connection closes after it; an
+   * upstream exchange already under way is dropped.
+   */
+  private bodyFailed(error: string): void {
+    this.badBody = true;
+    if (this.responded) this.socket.destroy();
+    else this.reply(400, `mesh: malformed request body: ${error}`);
+    const t = this.target;
+    if (this.waiting && t !== undefined) {
+      t.pool.cancel(t.key, this);
+      this.stopWaiting();
+      this.upstreamDone({ status: 400, sentResponse: true });
+    } else this.upstream?.abort(400);
   }
 
   downstreamGone(): void {

@@ -118,10 +118,10 @@ export class UpstreamConn implements Watched {
     this.socket.destroy();
   }
 
-  /** The client went away, or sent a body that cannot be relayed. */
-  abort(): void {
+  /** The client went away (499), or sent a body that cannot be relayed (400, answered by the relay). */
+  abort(status = 499): void {
     this.socket.destroy();
-    this.settle({ status: this.head?.status ?? 499, sentResponse: true });
+    this.settle({ status: this.head?.status ?? status, sentResponse: true });
   }
 
   onTick(quietMs: number): void {

@@ -107,6 +107,13 @@ describe('HTTP/1.1 heads', () => {
     refused(req('GET / HTTP/1.1\r\nhost : a\r\n\r\n'), 400);
     refused(req('GET / HTTP/1.1\r\nx-a: 1\r\n folded\r\n\r\n'), 400);
     refused(req('GET / HTTP/1.1\r\nx-a: 1\nx-b: 2\r\n\r\n'), 400);
+    // Lines ended by a bare LF never show CRLF CRLF: refused at once, not waited on.
+    refused(req('GET / HTTP/1.1\nhost: x\n\n'), 400);
+    refused(req('GET / HTTP/1.1\r\nhost: x\n'), 400);
+    refused(req('\nGET / HTTP/1.1\r\n'), 400);
+    refused(res('HTTP/1.1 200 OK\ncontent-length: 0\n\n'), 502);
+    assert.equal(req('GET / HTTP/1.1\r\nhost: x\r').kind, 'partial');
+    assert.equal(req('GET / HTTP/1.1\r\nhost: x\r\n').kind, 'partial');
     refused(req('GET / HTTP/2.0\r\n\r\n'), 505);
     refused(req('GET  / HTTP/1.1\r\n\r\n'), 400);
     refused(res('HTTP/1.1 2000 OK\r\n\r\n'), 502);
@@ -322,7 +329,16 @@ describe('HTTP/1.1 body framing', () => {
       '2\nab\r\n0\r\n\r\n',
       `${'f'.repeat(13)}\r\n`,
       '\r\n',
+      // A size read differently by a back end that stops at the space, or joins the digits.
+      '3 4\r\nabc\r\n0\r\n\r\n',
+      '3\t4\r\nabc\r\n0\r\n\r\n',
+      '3;a=\x01\r\nabc\r\n0\r\n\r\n',
     ];
+    // Whitespace before an extension, and extensions, are allowed.
+    for (const ok of ['3 ;a=1\r\nabc\r\n0\r\n\r\n', '3\t; a = "b c"\r\nabc\r\n0 \r\n\r\n']) {
+      const r = frame(new BodyFramer({ kind: 'chunked' }), Buffer.from(ok), []);
+      assert.deepEqual(r, { used: ok.length, done: true }, JSON.stringify(ok));
+    }
     for (const b of bad) {
       const r = frame(new BodyFramer({ kind: 'chunked' }), Buffer.from(b), []);
       assert.ok(r.error, `${JSON.stringify(b)} → ${JSON.stringify(r)}`);

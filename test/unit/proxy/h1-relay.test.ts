@@ -45,12 +45,15 @@ for (const accepted of [false, true])
     let upstream: HttpServer;
     let upstreamPort = 0;
     let upstreamConnections = 0;
+    /** The targets of the requests the upstream began to read. */
+    const upstreamUrls: string[] = [];
     let proxy: Server;
     let port = 0;
     const pool = new H1Pool();
 
     before(async () => {
       upstream = createHttpServer((req, res) => {
+        upstreamUrls.push(req.url ?? '');
         if (req.url === '/close-delimited') {
           // No length, no chunking: the body ends when the connection does.
           res.socket?.write('HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nuntil the end');
@@ -115,6 +118,35 @@ for (const accepted of [false, true])
       assert.equal(bad.closed, true);
       const ok = await exchange(port, 'GET /after HTTP/1.1\r\nhost: x\r\n\r\n');
       assert.match(ok.data, /^HTTP\/1\.1 200 [\s\S]*GET \/after $/);
+    });
+
+    it('answers a request whose chunked body breaks its framing with 400 and closes, sending nothing on', async () => {
+      const bad = await exchange(
+        port,
+        'POST /bad-chunk HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\n',
+      );
+      assert.match(bad.data, /^HTTP\/1\.1 400 [\s\S]*connection: close[\s\S]*malformed request body/);
+      assert.equal(bad.closed, true);
+      assert.equal(upstreamUrls.includes('/bad-chunk'), false, 'the request was not sent on');
+      const ok = await exchange(port, 'GET /after-bad-chunk HTTP/1.1\r\nhost: x\r\n\r\n');
+      assert.match(ok.data, /^HTTP\/1\.1 200 /);
+    });
+
+    it('answers 400 when a body breaks its framing after the request was sent on, and keeps serving', async () => {
+      const s = connect(port, '127.0.0.1');
+      let data = '';
+      s.on('data', (d) => (data += d.toString('latin1')));
+      const closed = new Promise<void>((r) => s.on('close', () => r()));
+      s.on('error', () => undefined);
+      s.write('POST /late-bad-chunk HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n');
+      // Bounded wait (3 s) until the upstream has the request, then the broken chunk.
+      for (let i = 0; i < 60 && !upstreamUrls.includes('/late-bad-chunk'); i++) await sleep(50);
+      assert.ok(upstreamUrls.includes('/late-bad-chunk'));
+      s.write('zz\r\n');
+      await closed;
+      assert.match(data, /^HTTP\/1\.1 400 [\s\S]*malformed request body/);
+      const ok = await exchange(port, 'GET /after-late-bad-chunk HTTP/1.1\r\nhost: x\r\n\r\n');
+      assert.match(ok.data, /^HTTP\/1\.1 200 /);
     });
 
     it('closes after answering an HTTP/1.0 request', async () => {

@@ -158,8 +158,9 @@ export class ProxyEngine {
       case 'h1':
         // The upstream is read per request: a snapshot may change its routing mid-connection.
         // Accepted paused, so the relay can move the connection to a socket that reads into its
-        // thread's read buffer before a byte is read (h1/accepted.ts).
-        return createNetServer({ noDelay: true, pauseOnConnect: true }, (socket) =>
+        // thread's read buffer before a byte is read (h1/accepted.ts). Half-open: a client may
+        // shut down its sending side after a request and still read the answer (relay.ts).
+        return createNetServer({ noDelay: true, pauseOnConnect: true, allowHalfOpen: true }, (socket) =>
           ctx.metrics.countOpen(
             'outbound',
             serveH1Accepted(socket, (x) => handleH1(ctx, up(), x)),

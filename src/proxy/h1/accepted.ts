@@ -42,7 +42,8 @@ export function adoptWithOnread(accepted: Socket, onread: OnRead): Socket | unde
   fields._handle = null;
   fields._server = null;
   fields.server = null;
-  const options = { handle, readable: true, writable: true, onread };
+  // As the server made the accepted socket: half-open or not.
+  const options = { handle, readable: true, writable: true, onread, allowHalfOpen: accepted.allowHalfOpen };
   const adopted = new Socket(options as ConstructorParameters<typeof Socket>[0]);
   const adoptedFields = adopted as unknown as AcceptedFields;
   adoptedFields._server = server;

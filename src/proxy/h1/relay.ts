@@ -112,6 +112,8 @@ class Conn implements Watched {
   active = false;
   /** Reads reach data(): until detach(). */
   attached = true;
+  /** The client will send nothing more ('end'). */
+  private readEnded = false;
   private readonly onData = (d: Buffer): void => this.data(d);
 
   /** `dataEvents`: the socket's bytes come as 'data' events (otherwise its onread callback calls data()). */
@@ -121,6 +123,13 @@ class Conn implements Watched {
     private readonly dataEvents: boolean,
   ) {
     if (dataEvents) socket.on('data', this.onData);
+    // The client sent all it will (a half-close, or a FIN on a socket that then ends itself): the
+    // request in flight, and any whole one already read, are still answered; then the connection
+    // ends. Bytes of an unfinished head are dropped.
+    socket.on('end', () => {
+      this.readEnded = true;
+      if (this.ex === undefined) this.endIfDone();
+    });
     socket.on('error', () => undefined);
     socket.on('close', () => {
       this.closed = true;
@@ -192,6 +201,14 @@ class Conn implements Watched {
     }
     if (this.socket.isPaused()) this.socket.resume();
     this.next();
+    if (this.ex === undefined) this.endIfDone();
+  }
+
+  /** Between requests: once the client has sent its last byte, end our side too. */
+  private endIfDone(): void {
+    if (!this.readEnded || this.closed) return;
+    this.detach();
+    this.socket.end();
   }
 
   /** Answer a request that could not be read, and close (the stream's framing is lost). */

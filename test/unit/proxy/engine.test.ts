@@ -4,7 +4,7 @@
 // traffic splits, unhealthy instances skipped, listeners following the snapshot.
 import assert from 'node:assert/strict';
 import { Agent } from 'node:http';
-import type { Socket } from 'node:net';
+import { connect as netConnect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect as tlsConnect } from 'node:tls';
@@ -257,6 +257,18 @@ describe('ProxyEngine (caller and callee in process)', () => {
     } finally {
       callee.apply(next(calleeBase));
     }
+  });
+
+  it('answers an HTTP/1.1 client that shuts down its sending side after the request', async () => {
+    const s = netConnect({ port: port.api, host: '127.0.0.1', allowHalfOpen: true });
+    let data = '';
+    s.on('data', (d: Buffer) => (data += d.toString('latin1')));
+    const ended = new Promise<void>((r) => s.on('end', () => r()));
+    s.on('error', () => undefined);
+    s.end('GET /half-closed HTTP/1.1\r\nhost: api\r\n\r\n');
+    await ended;
+    s.destroy();
+    assert.match(data, /^HTTP\/1\.1 200 [\s\S]*api-1 \/half-closed\r\n0\r\n\r\n$/);
   });
 
   it('counts an HTTP client connection as open while it is, and no longer once it closes', async () => {

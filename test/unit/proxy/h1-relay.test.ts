@@ -37,8 +37,8 @@ function exchange(port: number, text: string, untilMs = 1_500): Promise<{ data: 
 /** A server relaying HTTP/1.1 with `handler`: read through 'data' events, or accepted paused and adopted. */
 const relayServer = (accepted: boolean, handler: (x: Exchange) => void): Server =>
   accepted
-    ? createServer({ pauseOnConnect: true }, (s) => serveH1Accepted(s, handler))
-    : createServer((s) => serveH1(s, handler));
+    ? createServer({ pauseOnConnect: true, allowHalfOpen: true }, (s) => serveH1Accepted(s, handler))
+    : createServer({ allowHalfOpen: true }, (s) => serveH1(s, handler));
 
 for (const accepted of [false, true])
   describe(accepted ? 'HTTP/1.1 relay, accepted connections (onread)' : 'HTTP/1.1 relay', () => {
@@ -147,6 +147,22 @@ for (const accepted of [false, true])
       assert.match(data, /^HTTP\/1\.1 400 [\s\S]*malformed request body/);
       const ok = await exchange(port, 'GET /after-late-bad-chunk HTTP/1.1\r\nhost: x\r\n\r\n');
       assert.match(ok.data, /^HTTP\/1\.1 200 /);
+    });
+
+    it('answers a client that shuts down its sending side after its requests, then ends the connection', async () => {
+      const s = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+      let data = '';
+      s.on('data', (d) => (data += d.toString('latin1')));
+      const ended = new Promise<void>((r) => s.on('end', () => r()));
+      s.on('error', () => undefined);
+      // Two pipelined requests, then FIN (as `printf ... | nc -N` sends them).
+      s.end('GET /half-1 HTTP/1.1\r\nhost: x\r\n\r\nGET /half-2 HTTP/1.1\r\nhost: x\r\n\r\n');
+      await ended;
+      s.destroy();
+      const bodies = data.split('\r\n\r\n').slice(1);
+      assert.equal(bodies.length, 2, data);
+      assert.match(bodies[0] as string, /^GET \/half-1 /);
+      assert.match(bodies[1] as string, /^GET \/half-2 $/);
     });
 
     it('closes after answering an HTTP/1.0 request', async () => {

@@ -3,7 +3,11 @@
 
 import { randomBytes } from 'node:crypto';
 
-const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+/**
+ * Version, trace id, parent id, flags; lowercase hex only (§3.2.2: upper case makes it invalid).
+ * A later version may add fields after a `-`; version 00 may not.
+ */
+const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
 const ZERO_TRACE = '0'.repeat(32);
 const ZERO_SPAN = '0'.repeat(16);
 
@@ -32,10 +36,10 @@ function randomHex(bytes: number): string {
  */
 export function nextTraceparent(incoming: string | string[] | undefined): string {
   const v = Array.isArray(incoming) ? incoming[0] : incoming;
-  const m = v === undefined ? null : TRACEPARENT.exec(v.trim().toLowerCase());
-  if (m && m[1] !== 'ff' && m[2] !== ZERO_TRACE && m[3] !== ZERO_SPAN) {
-    return `00-${m[2]}-${randomHex(8)}-${m[4]}`;
-  }
+  const m = v === undefined ? null : TRACEPARENT.exec(v.trim());
+  // A later version is read by its first four fields and continued as version 00 (§4.3).
+  const valid = m !== null && m[1] !== 'ff' && (m[1] !== '00' || m[5] === undefined);
+  if (valid && m[2] !== ZERO_TRACE && m[3] !== ZERO_SPAN) return `00-${m[2]}-${randomHex(8)}-${m[4]}`;
   return `00-${randomHex(16)}-${randomHex(8)}-01`;
 }
 

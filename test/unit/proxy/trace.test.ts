@@ -26,9 +26,13 @@ describe('nextTraceparent', () => {
     }
   });
 
-  it('continues a header in upper case or with surrounding spaces, and the first of several', () => {
-    assert.equal(parts(nextTraceparent(` 00-${TRACE.toUpperCase()}-${SPAN}-01 `)).trace, TRACE);
+  it('continues a header with surrounding spaces, the first of several, and a later version by its first fields', () => {
+    assert.equal(parts(nextTraceparent(` 00-${TRACE}-${SPAN}-01 `)).trace, TRACE);
     assert.equal(parts(nextTraceparent([`00-${TRACE}-${SPAN}-01`, 'garbage'])).trace, TRACE);
+    // W3C §4.3: a version this proxy does not know is parsed by its first four fields, sent as 00.
+    const later = parts(nextTraceparent(`01-${TRACE}-${SPAN}-01-what-comes-next`));
+    assert.equal(later.trace, TRACE);
+    assert.equal(later.flags, '01');
   });
 
   it('makes a new span id on every hop', () => {
@@ -49,6 +53,9 @@ describe('nextTraceparent', () => {
       `00-${'0'.repeat(32)}-${SPAN}-01`,
       `00-${TRACE}-${'0'.repeat(16)}-01`,
       `ff-${TRACE}-${SPAN}-01`,
+      // Upper-case hex makes a trace id invalid (W3C §3.2.2.3): a new trace, not a continued one.
+      `00-${TRACE.toUpperCase()}-${SPAN}-01`,
+      `00-${TRACE}-${SPAN.toUpperCase()}-01`,
       [],
     ];
     for (const h of bad) {

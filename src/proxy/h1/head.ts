@@ -329,13 +329,15 @@ export function responseBody(h: Head, method: string): BodyKind {
   return { kind: 'close' };
 }
 
-/** Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded. Transfer-Encoding stays: bodies are relayed as framed. */
+/**
+ * Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded. Transfer-Encoding stays: bodies are
+ * relayed as framed. Trailer is end-to-end (§6.6.2): it announces the trailers, which are relayed.
+ */
 const HOP_BY_HOP = new Set([
   'connection',
   'keep-alive',
   'proxy-connection',
   'te',
-  'trailer',
   'upgrade',
   'proxy-authorization',
   'proxy-authenticate',

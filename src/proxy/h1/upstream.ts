@@ -232,8 +232,10 @@ export class UpstreamConn implements Watched {
         return true;
       }
       if (h.status < 200) {
-        // Interim (100 Continue, 103 Early Hints): passed on; the final response follows.
-        ex.socket.write(writeHead(`HTTP/1.1 ${h.status} ${h.reason}`, exchangeBlock(h)), 'latin1');
+        // Interim (100 Continue, 103 Early Hints): passed on, except to an HTTP/1.0 client, which
+        // must not get one (RFC 9110 §15.2); the final response follows.
+        if (ex.head.minor === 1)
+          ex.socket.write(writeHead(`HTTP/1.1 ${h.status} ${h.reason}`, exchangeBlock(h)), 'latin1');
         continue;
       }
       if (this.t?.retryOn?.(h.status) && !ex.responded) {

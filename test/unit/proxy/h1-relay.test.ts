@@ -60,6 +60,12 @@ for (const accepted of [false, true])
           res.socket?.end();
           return;
         }
+        if (req.url === '/early-hints') {
+          // An interim answer whatever the request's version (a server that gets that wrong).
+          res.socket?.write('HTTP/1.1 103 Early Hints\r\nlink: </a.css>; rel=preload\r\n\r\n');
+          res.end('final');
+          return;
+        }
         let body = '';
         req.on('data', (d) => (body += d));
         req.on('end', () => res.end(`${req.method} ${req.url} ${body}`));
@@ -180,6 +186,16 @@ for (const accepted of [false, true])
       );
       assert.match(r.data, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /);
       assert.match(r.data, /PUT \/up hello$/);
+    });
+
+    it('passes 103 Early Hints on to an HTTP/1.1 client, not to an HTTP/1.0 one', async () => {
+      const h11 = await exchange(port, 'GET /early-hints HTTP/1.1\r\nhost: x\r\n\r\n');
+      assert.match(
+        h11.data,
+        /^HTTP\/1\.1 103 Early Hints\r\nlink: [^\r]*\r\n\r\nHTTP\/1\.1 200 [\s\S]*final$/,
+      );
+      const h10 = await exchange(port, 'GET /early-hints HTTP/1.0\r\n\r\n');
+      assert.match(h10.data, /^HTTP\/1\.1 200 [\s\S]*final$/);
     });
 
     it('relays a body delimited by the connection close, then closes the client connection', async () => {

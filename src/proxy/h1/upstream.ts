@@ -27,6 +27,15 @@ import { relayTicker, type Watched } from './ticker.js';
 
 const EMPTY = Buffer.alloc(0);
 
+export const UPSTREAM_LIMITS = Object.freeze({
+  /**
+   * While the upstream is paused because the client reads slower than it sends, the request
+   * timeout (upstream inactivity) does not apply: the client is the slow one. It must still take
+   * bytes at least this often (the relay's idle timeout for a client), or the exchange is cut.
+   */
+  clientStallMsMax: 60_000,
+});
+
 enum State {
   /** Opening (TCP connect, and the TLS handshake to a peer agent): counted by the pool, serves nothing yet. */
   Connecting,
@@ -47,6 +56,8 @@ export class UpstreamConn implements Watched {
   private ex: Exchange | undefined;
   private t: ForwardTarget | undefined;
   private gotBytes = false;
+  /** Paused until the client drains what it was sent. */
+  private waitingForClient = false;
   private rbuf: Buffer = EMPTY;
   private head: Head | undefined;
   private framer: BodyFramer | undefined;
@@ -102,6 +113,7 @@ export class UpstreamConn implements Watched {
     this.ex = ex;
     this.t = t;
     this.gotBytes = false;
+    this.waitingForClient = false;
     this.rbuf = EMPTY;
     this.head = undefined;
     this.framer = undefined;
@@ -130,7 +142,11 @@ export class UpstreamConn implements Watched {
       if (quietMs >= ms) this.failed(`connect timed out after ${ms} ms`, 'ETIMEDOUT');
     } else if (this.state === State.Busy) {
       const t = this.t as ForwardTarget;
-      if (quietMs >= t.timeoutMs) this.failed(`no response within ${t.timeoutMs} ms`, 'ETIMEDOUT', 504);
+      if (this.waitingForClient) {
+        if (quietMs >= Math.max(t.timeoutMs, UPSTREAM_LIMITS.clientStallMsMax))
+          this.failed(`the client took nothing for ${UPSTREAM_LIMITS.clientStallMsMax} ms`, 'ETIMEDOUT');
+      } else if (quietMs >= t.timeoutMs)
+        this.failed(`no response within ${t.timeoutMs} ms`, 'ETIMEDOUT', 504);
     } else if (this.state === State.Idle && quietMs >= H1_POOL_LIMITS.idleTimeoutMs) {
       this.socket.destroy();
     }
@@ -277,8 +293,13 @@ export class UpstreamConn implements Watched {
     if (out.length > 0 && !down.write(out)) {
       // The client reads slower than the upstream sends: stop reading until it catches up.
       this.socket.pause();
+      this.waitingForClient = true;
       down.once('drain', () => {
-        if (this.ex === ex) this.socket.resume();
+        if (this.ex !== ex) return;
+        this.waitingForClient = false;
+        // The client took bytes: the request timeout starts over from here.
+        this.active = true;
+        this.socket.resume();
       });
     }
     if (!step.done) return;

@@ -13,6 +13,9 @@ import { adoptWithOnread } from '../../../src/proxy/h1/accepted.js';
 import { H1Pool, READ_BUFFER } from '../../../src/proxy/h1/pool.js';
 import { type Exchange, type Outcome, serveH1, serveH1Accepted } from '../../../src/proxy/h1/relay.js';
 
+/** More than loopback's socket buffers hold, so a client that does not read holds the upstream back. */
+const BIG_BYTES = 64 * 1024 * 1024;
+
 const listen = <S extends Server | HttpServer>(s: S): Promise<number> =>
   new Promise((r) => s.listen(0, '127.0.0.1', () => r((s.address() as AddressInfo).port)));
 
@@ -58,6 +61,10 @@ for (const accepted of [false, true])
           // No length, no chunking: the body ends when the connection does.
           res.socket?.write('HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nuntil the end');
           res.socket?.end();
+          return;
+        }
+        if (req.url === '/big') {
+          res.end(Buffer.alloc(BIG_BYTES, 'x'));
           return;
         }
         if (req.url === '/early-hints') {
@@ -278,6 +285,37 @@ for (const accepted of [false, true])
       assert.equal(r.closed, false);
       s.close();
       silent.close();
+    });
+
+    it('does not cut a response off while the client, not the upstream, is the slow one', async () => {
+      // A request timeout of 300 ms; the client reads nothing for 1.5 s, then everything.
+      const s = relayTo({ key: 'slow-client', upstreamPort, timeoutMs: 300, asReceived: true });
+      const p = await listen(s);
+      const c = connect(p, '127.0.0.1');
+      c.on('error', () => undefined);
+      c.pause();
+      c.write('GET /big HTTP/1.1\r\nhost: x\r\n\r\n');
+      await sleep(1_500);
+      let bytes = 0;
+      let head = '';
+      const closed = new Promise<void>((r) => c.on('close', () => r()));
+      const done = new Promise<void>((resolve) => {
+        c.on('data', (d: Buffer) => {
+          if (head === '' || !head.includes('\r\n\r\n')) {
+            head += d.toString('latin1');
+            const at = head.indexOf('\r\n\r\n');
+            if (at >= 0) bytes = head.length - at - 4;
+          } else bytes += d.length;
+          if (bytes >= BIG_BYTES) resolve();
+        });
+      });
+      c.resume();
+      // Bounded (10 s): 64 MiB on loopback takes well under a second once read.
+      await Promise.race([done, closed, sleep(10_000)]);
+      c.destroy();
+      assert.match(head, /^HTTP\/1\.1 200 /);
+      assert.equal(bytes, BIG_BYTES);
+      s.close();
     });
 
     it('answers 502 when no connection opens within the connect timeout, and keeps serving', async () => {

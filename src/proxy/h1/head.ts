@@ -59,6 +59,8 @@ const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 const BLOCK = /^(?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*)*$/;
 /** The headers that decide framing and the connection's fate, found without splitting the block. */
 const FRAMING = /\r\n(content-length|transfer-encoding|connection|upgrade):([^\r]*)/gi;
+/** Every Content-Length line of a block. */
+const ANY_CONTENT_LENGTH = /\r\ncontent-length:[^\r]*/gi;
 /** A Content-Length value: 15 digits reach far past any body this relays (and stay exact as a number). */
 const DECIMAL = /^\d{1,15}$/;
 /** Request targets: no whitespace or controls. */
@@ -302,6 +304,9 @@ function framingOf(
     if (!DECIMAL.test(first) || all.some((v) => v !== first))
       return fail(status, `invalid Content-Length ${cl.join(', ').slice(0, 40)}`);
     head.contentLength = Number(first);
+    // Repeated, or a list of equal values: forwarded as one field with one value (RFC 9110 §8.6),
+    // which a recipient that refuses repeats (Node's parser does) also reads.
+    head.block = `${head.block.replace(ANY_CONTENT_LENGTH, '')}\r\ncontent-length: ${first}`;
   }
   return undefined;
 }

@@ -122,9 +122,12 @@ describe('HTTP/1.1 heads', () => {
     refused(req(long.slice(0, -4)), 431);
   });
 
-  it('accepts repeated equal Content-Lengths and reads framing, keep-alive and upgrade', () => {
-    const r = req('PUT /x HTTP/1.1\r\nContent-Length: 3\r\ncontent-length: 3\r\n\r\n');
+  it('accepts repeated equal Content-Lengths (forwarded as one) and reads framing, keep-alive and upgrade', () => {
+    const r = req('PUT /x HTTP/1.1\r\nContent-Length: 3\r\nx-a: 1\r\ncontent-length: 3\r\n\r\n');
     assert.equal(r.kind === 'head' && r.head.contentLength, 3);
+    assert.equal(r.kind === 'head' && forwardBlock(r.head, new Set()), '\r\nx-a: 1\r\ncontent-length: 3');
+    const list = req('PUT /x HTTP/1.1\r\nContent-Length: 3, 3\r\n\r\n');
+    assert.equal(list.kind === 'head' && list.head.block, '\r\ncontent-length: 3');
     const h10 = req('GET / HTTP/1.0\r\n\r\n');
     assert.equal(h10.kind === 'head' && h10.head.close, true);
     const ka = req('GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n');

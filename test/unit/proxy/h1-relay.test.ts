@@ -178,6 +178,14 @@ for (const accepted of [false, true])
       assert.match(bodies[1] as string, /^GET \/half-2 $/);
     });
 
+    it('forwards a repeated Content-Length as one, which the upstream’s parser accepts', async () => {
+      const r = await exchange(
+        port,
+        'PUT /dup-length HTTP/1.1\r\nhost: x\r\ncontent-length: 3\r\ncontent-length: 3\r\n\r\nabc',
+      );
+      assert.match(r.data, /^HTTP\/1\.1 200 [\s\S]*PUT \/dup-length abc$/);
+    });
+
     it('closes after answering an HTTP/1.0 request', async () => {
       const r = await exchange(port, 'GET /old HTTP/1.0\r\n\r\n');
       assert.match(r.data, /^HTTP\/1\.1 200 /);

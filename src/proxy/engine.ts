@@ -154,7 +154,8 @@ export class ProxyEngine {
     const ctx = this.ctx;
     switch (serverKind(protocol)) {
       case 'tcp':
-        return createNetServer((socket) => handleTcpConnection(ctx, up(), socket));
+        // Half-open: a client's FIN is relayed as a FIN, and the answer still comes back.
+        return createNetServer({ allowHalfOpen: true }, (socket) => handleTcpConnection(ctx, up(), socket));
       case 'h1':
         // The upstream is read per request: a snapshot may change its routing mid-connection.
         // Accepted paused, so the relay can move the connection to a socket that reads into its

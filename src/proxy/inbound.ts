@@ -22,6 +22,7 @@ import { MuxSession } from './mux/session.js';
 import { ALPN_H1, ALPN_H2, ALPN_MUX, ALPN_TCP, INBOUND_ALPN, serviceOfServerName } from './peer-tls.js';
 import { forwardTarget } from './pools.js';
 import { readPreamble } from './preamble.js';
+import { closeAfterFlush } from './tcp-close.js';
 import type { ProxyLocalInstance } from './types.js';
 
 /** Headers the caller's agent adds for this hop; never passed to the instance. */
@@ -168,7 +169,10 @@ export class Inbound {
       socket.destroy();
       return;
     }
-    const local = netConnect({ host: inst.host, port: inst.port });
+    // Half-open both ways: the caller's FIN reaches the instance as a FIN, and its answer still
+    // flows back (a client that sends a request, shuts down its side, then reads).
+    socket.allowHalfOpen = true;
+    const local = netConnect({ host: inst.host, port: inst.port, allowHalfOpen: true });
     local.setNoDelay(true);
     local.setTimeout(inst.connectTimeoutMs, () => local.destroy());
     local.once('connect', () => {
@@ -182,8 +186,8 @@ export class Inbound {
       if (local.connecting) this.ctx.metrics.connections.inc({ ...labels, result: 'error' });
       socket.destroy();
     });
-    local.once('close', () => socket.destroy());
-    socket.once('close', () => local.destroy());
+    local.once('close', () => closeAfterFlush(socket));
+    socket.once('close', () => closeAfterFlush(local));
   }
 
   /** The local instance a call names, or (none named) the first of the destination service. */

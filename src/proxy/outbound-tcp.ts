@@ -7,6 +7,7 @@ import type { TLSSocket } from 'node:tls';
 import type { EngineContext } from './context.js';
 import { ALPN_TCP, connectPeer } from './peer-tls.js';
 import { encodePreamble } from './preamble.js';
+import { closeAfterFlush } from './tcp-close.js';
 import type { ProxyUpstream } from './types.js';
 
 const CONNECT_ATTEMPTS_MAX = 3;
@@ -20,7 +21,9 @@ export function handleTcpConnection(ctx: EngineContext, up: ProxyUpstream, clien
   client.on('error', () => undefined);
   client.on('data', (b: Buffer) => ctx.metrics.bytes.inc({ ...labels, flow: 'sent' }, b.length));
   let current: TLSSocket | undefined;
-  client.once('close', () => current?.destroy());
+  client.once('close', () => {
+    if (current) closeAfterFlush(current);
+  });
 
   const attempt = (): void => {
     const picked = ctx.routing.pickTcp(up.destination, tried, Date.now());
@@ -49,6 +52,7 @@ export function handleTcpConnection(ctx: EngineContext, up: ProxyUpstream, clien
       context,
       alpn: [ALPN_TCP],
       connectTimeoutMs,
+      allowHalfOpen: true,
     });
     current = peer;
     peer.write(encodePreamble(endpoint.instanceId));
@@ -77,7 +81,7 @@ export function handleTcpConnection(ctx: EngineContext, up: ProxyUpstream, clien
     });
     peer.once('close', () => {
       end(true);
-      if (established) client.destroy();
+      if (established) closeAfterFlush(client);
     });
   };
   attempt();

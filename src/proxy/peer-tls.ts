@@ -70,6 +70,8 @@ export interface PeerConnectOptions {
   connectTimeoutMs: number;
   /** Read through this buffer and callback instead of 'data' events (the HTTP/1.1 relay's sockets). */
   onread?: OnRead | undefined;
+  /** Keep sending after the callee agent has finished sending (a relayed TCP half-close). */
+  allowHalfOpen?: boolean;
 }
 
 /** Check that the server proved to be `destination` in `trustDomain`; an Error if not. */
@@ -100,6 +102,7 @@ export function connectPeer(o: PeerConnectOptions): TLSSocket {
     servername: serverName(o.destination, o.trustDomain),
     ALPNProtocols: [...o.alpn],
     ...(o.onread ? { onread: o.onread } : {}),
+    ...(o.allowHalfOpen ? { allowHalfOpen: true } : {}),
     // Chain verification stays on (rejectUnauthorized); the name check is the SPIFFE one.
     checkServerIdentity: (_name, cert) => checkPeer(cert, o.destination, o.trustDomain),
   });

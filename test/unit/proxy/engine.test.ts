@@ -217,6 +217,24 @@ describe('ProxyEngine (caller and callee in process)', () => {
     assert.ok(metricValue(text, 'mesh_proxy_tcp_bytes_total', { ...labels, flow: 'received' }) >= 256 * 1024);
   });
 
+  it('relays a TCP half-close both ways: the instance answers after the client has finished sending', async () => {
+    const s = netConnect({ port: port.echo, host: '127.0.0.1', allowHalfOpen: true });
+    s.on('error', () => undefined);
+    const sent = Buffer.alloc(1024 * 1024, 'h');
+    const parts: Buffer[] = [];
+    s.on('data', (d: Buffer) => parts.push(d));
+    const ended = new Promise<boolean>((r) => {
+      s.on('end', () => r(true));
+      s.on('close', () => r(false));
+    });
+    // Everything, then FIN: the echo sends it back and ends only after reading that FIN.
+    s.end(sent);
+    const gotEnd = await ended;
+    s.destroy();
+    assert.equal(gotEnd, true, 'the client saw the end of the answer');
+    assert.equal(Buffer.concat(parts).length, sent.length);
+  });
+
   it('relays an HTTP/1.1 request with a traceparent and without the mesh instance header', async () => {
     const before = inst['api-1']!.seen.length;
     const r = await get(port.api, '/users?id=7', { headers: { 'x-mesh-instance': 'api-2' } });

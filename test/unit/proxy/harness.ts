@@ -191,7 +191,8 @@ export async function h2Instance(name: string): Promise<Instance> {
 export async function echoInstance(name: string): Promise<Instance> {
   const seen: Seen[] = [];
   const sockets = new Set<Socket>();
-  const server = createNetServer((s) => {
+  // Half-open, like a server that answers what it read once the client has finished sending.
+  const server = createNetServer({ allowHalfOpen: true }, (s) => {
     seen.push({ method: '', path: '', headers: {}, body: '' });
     sockets.add(s);
     s.on('error', () => undefined);

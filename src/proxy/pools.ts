@@ -5,8 +5,8 @@
 import { type ClientHttp2Session, connect as h2connect } from 'node:http2';
 import { connect as netConnect } from 'node:net';
 import type { Duplex } from 'node:stream';
+import type { ForwardTarget } from './h1/exchange.js';
 import { H1_POOL_LIMITS, H1Pool } from './h1/pool.js';
-import type { ForwardTarget } from './h1/relay.js';
 import { MuxClient } from './mux/client.js';
 import type { ProxyLocalInstance } from './types.js';
 

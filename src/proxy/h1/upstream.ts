@@ -12,6 +12,7 @@ import { TLSSocket } from 'node:tls';
 import { LEGACY_CODE } from '../mux/client.js';
 import { REFUSED_CODE } from '../mux/stream.js';
 import { BodyFramer } from './body.js';
+import type { Exchange, ForwardTarget, Outcome } from './exchange.js';
 import { forwardBlock, type Head, parseHead, responseBody, writeHead } from './head.js';
 import {
   copyRead,
@@ -22,7 +23,6 @@ import {
   READ_BUFFER,
   type RelaySocket,
 } from './pool.js';
-import type { Exchange, ForwardTarget, Outcome } from './relay.js';
 import { relayTicker, type Watched } from './ticker.js';
 
 const EMPTY = Buffer.alloc(0);

@@ -10,8 +10,9 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect as tlsConnect } from 'node:tls';
 import { adoptWithOnread } from '../../../src/proxy/h1/accepted.js';
+import type { Exchange, Outcome } from '../../../src/proxy/h1/exchange.js';
 import { H1Pool, READ_BUFFER } from '../../../src/proxy/h1/pool.js';
-import { type Exchange, type Outcome, serveH1, serveH1Accepted } from '../../../src/proxy/h1/relay.js';
+import { serveH1, serveH1Accepted } from '../../../src/proxy/h1/relay.js';
 
 /** More than loopback's socket buffers hold, so a client that does not read holds the upstream back. */
 const BIG_BYTES = 64 * 1024 * 1024;

@@ -1,0 +1,314 @@
+// One HTTP/1.1 request on a downstream connection (relay.ts), and its response: the request body
+// held, then streamed to the upstream connection the pool gives (upstream.ts), with backpressure;
+// the response head written for the client; the outcome handed to the handler, which may forward
+// a replayable request again. Bodies that break their framing are answered 400 here.
+import { STATUS_CODES } from 'node:http';
+import { BodyFramer } from './body.js';
+import { forwardBlock, type Head, headerValue, linesBlock, requestBody, writeHead } from './head.js';
+import {
+  H1_POOL_LIMITS,
+  type H1Pool,
+  type PoolDestination,
+  type PoolWaiter,
+  type RelaySocket,
+} from './pool.js';
+import { relayTicker, type Watched } from './ticker.js';
+import type { UpstreamConn } from './upstream.js';
+
+export const RELAY_LIMITS = Object.freeze({
+  /** Request body bytes read ahead while the handler picks an upstream. */
+  pendingBodyBytesMax: 64 * 1024,
+  /** A connection waiting for its next request (keep-alive) or for the rest of a head. */
+  idleTimeoutMs: 60_000,
+});
+
+export interface ForwardTarget extends PoolDestination {
+  pool: H1Pool;
+  /** The start line and header block (Head.block) to send; the request's body follows as received. */
+  startLine: string;
+  block: string;
+  timeoutMs: number;
+  /** A response with a status for which this is true is dropped, not relayed (the caller retries). */
+  retryOn?: ((status: number) => boolean) | undefined;
+}
+
+/** What happened, for metrics and retries: the status sent, or why none was. */
+export type Outcome =
+  | { status: number; sentResponse: true }
+  | {
+      status: number;
+      sentResponse: false;
+      connectFailed: boolean;
+      message: string;
+      retryable?: true;
+      /**
+       * Safe to send again: a pooled keep-alive connection closed before any byte of a response
+       * (the other side most likely closed it idle as it was reused), for a request whose method
+       * is idempotent; or a multiplexed stream the peer agent refused unserved.
+       */
+      staleSocket?: true;
+    };
+
+/** Sent again at most this often when a reused keep-alive connection turns out closed. */
+export const STALE_SOCKET_RETRIES_MAX = 1;
+
+const EMPTY = Buffer.alloc(0);
+const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
+
+/** What an exchange needs of its downstream connection (relay.ts's Conn). */
+export interface ExchangeHost {
+  readonly socket: RelaySocket;
+  /** Bytes read past the current request: the next head (pipelined), or held body bytes. */
+  buf: Buffer;
+  readonly closed: boolean;
+  /** The exchange is over: the connection takes the next request, or closes. */
+  exchangeDone(ex: Exchange): void;
+  /** Stop reading requests: the socket now belongs to someone else, or is closing. */
+  detach(): void;
+}
+
+/** One request on a downstream connection, and its response. */
+export class Exchange implements PoolWaiter, Watched {
+  readonly replayable: boolean;
+  bodyDone: boolean;
+  responded = false;
+  hijacked = false;
+  /** The request body broke its framing (answered 400, nothing more relayed). */
+  badBody = false;
+  /** The downstream connection closes after this response. */
+  mustClose: boolean;
+  private readonly framer: BodyFramer;
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private sink: ((chunk: Buffer) => boolean) | undefined;
+  private upstream: UpstreamConn | undefined;
+  private finished = false;
+  // The forward in progress: its target and who hears the outcome.
+  private target: ForwardTarget | undefined;
+  private done: ((o: Outcome) => void) | undefined;
+  /** Queued in the pool for a connection; the ticker times the wait. */
+  private waiting = false;
+  active = false;
+
+  constructor(
+    readonly conn: ExchangeHost,
+    readonly head: Head,
+  ) {
+    const body = requestBody(head);
+    this.framer = new BodyFramer(body);
+    this.bodyDone = this.framer.done;
+    this.replayable = body.kind === 'none';
+    this.mustClose = head.close;
+  }
+
+  get socket(): RelaySocket {
+    return this.conn.socket;
+  }
+
+  /**
+   * The request may be delivered twice without harm (RFC 9110 §9.2.2, and Go's transport): GET,
+   * HEAD, OPTIONS or TRACE, or one that carries an idempotency key. Read only when a connection
+   * failed, never on the hot path.
+   */
+  get idempotent(): boolean {
+    return (
+      IDEMPOTENT_METHODS.has(this.head.method) ||
+      headerValue(this.head, 'idempotency-key') !== undefined ||
+      headerValue(this.head, 'x-idempotency-key') !== undefined
+    );
+  }
+
+  get remoteAddress(): string {
+    return (this.conn.socket as { remoteAddress?: string }).remoteAddress ?? '';
+  }
+
+  /** `METHOD target HTTP/1.x`, in the client's version (an HTTP/1.0 client gets no chunked reply). */
+  startLine(method: string, target: string): string {
+    return `${method} ${target} HTTP/1.${this.head.minor}`;
+  }
+
+  /** The request's header block to forward, minus hop-by-hop headers and `drop` (lowercase names). */
+  headerBlock(drop: ReadonlySet<string>): string {
+    return forwardBlock(this.head, drop, this.head.upgrade);
+  }
+
+  /** Relay the request to `t` and its response back; `done` gets the outcome. A replayable request may be forwarded again. */
+  forward(t: ForwardTarget, done: (o: Outcome) => void): void {
+    this.target = t;
+    this.done = done;
+    const conn = t.pool.acquire(t, this);
+    if (conn === 'full') {
+      this.upstreamDone({
+        status: 503,
+        sentResponse: false,
+        connectFailed: false,
+        message: `more than ${H1_POOL_LIMITS.waitingPerKeyMax} requests wait for a connection`,
+      });
+    } else if (conn !== undefined) this.poolReady(conn);
+    else if (this.done !== undefined) {
+      // Queued, and not already failed by the pool (no certificate to connect with): the wait is
+      // timed like a connect. A request served from the idle list never touches the ticker.
+      this.waiting = true;
+      relayTicker.watch(this);
+    }
+  }
+
+  poolReady(conn: UpstreamConn): void {
+    this.stopWaiting();
+    this.upstream = conn;
+    conn.serve(this, this.target as ForwardTarget);
+  }
+
+  poolFailed(message: string): void {
+    this.stopWaiting();
+    this.upstreamDone({ status: 502, sentResponse: false, connectFailed: true, message });
+  }
+
+  /** Waiting for a connection longer than the connect timeout fails like a connect would. */
+  onTick(quietMs: number): void {
+    const t = this.target;
+    if (!this.waiting || t === undefined || quietMs < t.connectTimeoutMs) return;
+    t.pool.cancel(t.key, this);
+    this.poolFailed(`no connection to the destination within ${t.connectTimeoutMs} ms`);
+  }
+
+  private stopWaiting(): void {
+    if (!this.waiting) return;
+    this.waiting = false;
+    relayTicker.unwatch(this);
+  }
+
+  /** The forward's outcome (from the upstream connection, or the pool): the handler hears it. */
+  upstreamDone(o: Outcome): void {
+    const done = this.done;
+    if (done === undefined) return;
+    this.done = undefined;
+    this.upstream = undefined;
+    this.sink = undefined;
+    try {
+      done(o);
+    } catch {
+      // The handler's own failure: the client still gets an answer, the worker keeps running.
+      this.reply(500, 'mesh: internal error');
+      this.finish();
+    }
+  }
+
+  /** The handler is done with this request: the connection moves on. Once; later calls do nothing. */
+  finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.conn.exchangeDone(this);
+  }
+
+  /** Start sending the request body (held so far) through `write`; false from write means wait for drain. */
+  attachSink(write: (chunk: Buffer) => boolean, onDrain: (resume: () => void) => void): void {
+    const resume = (): void => {
+      if (this.conn.buf.length === 0 && !this.conn.closed) this.socket.resume();
+    };
+    this.sink = (chunk) => {
+      const ok = write(chunk);
+      if (!ok) {
+        this.socket.pause();
+        onDrain(resume);
+      }
+      return ok;
+    };
+    const held = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    for (const c of held) this.sink(c);
+    if (this.conn.buf.length === 0) this.socket.resume();
+  }
+
+  pushBody(chunk: Buffer): void {
+    if (this.badBody) return;
+    const step = this.framer.push(chunk);
+    if ('error' in step) {
+      this.bodyFailed(step.error);
+      return;
+    }
+    const part = step.used === chunk.length ? chunk : chunk.subarray(0, step.used);
+    if (part.length > 0) {
+      if (this.sink) this.sink(part);
+      else {
+        this.pending.push(part);
+        this.pendingBytes += part.length;
+        if (this.pendingBytes > RELAY_LIMITS.pendingBodyBytesMax) this.socket.pause();
+      }
+    }
+    if (step.done) this.bodyDone = true;
+    if (step.used < chunk.length) {
+      // The next request (pipelined): it waits until this one is answered.
+      this.conn.buf = Buffer.concat([this.conn.buf, chunk.subarray(step.used)]);
+      this.socket.pause();
+    }
+  }
+
+  /**
+   * The request body broke its framing: it cannot be relayed faithfully. The client hears 400
+   * (unless its response had begun: then it is cut off) and the connection closes after it; an
+   * upstream exchange already under way is dropped.
+   */
+  private bodyFailed(error: string): void {
+    this.badBody = true;
+    if (this.responded) this.socket.destroy();
+    else this.reply(400, `mesh: malformed request body: ${error}`);
+    const t = this.target;
+    if (this.waiting && t !== undefined) {
+      t.pool.cancel(t.key, this);
+      this.stopWaiting();
+      this.upstreamDone({ status: 400, sentResponse: true });
+    } else this.upstream?.abort(400);
+  }
+
+  downstreamGone(): void {
+    const t = this.target;
+    if (this.waiting && t !== undefined) {
+      t.pool.cancel(t.key, this);
+      this.stopWaiting();
+      this.upstreamDone({ status: 499, sentResponse: true });
+      return;
+    }
+    this.upstream?.abort();
+  }
+
+  /**
+   * The response head for the client (the caller writes it, with the first body bytes when it can:
+   * one write, one syscall). The connection closes after the response when it must.
+   */
+  responseHead(status: number, reason: string, block: string, closeAfter: boolean): string {
+    this.responded = true;
+    if (closeAfter || this.head.minor === 0) this.mustClose = true;
+    return writeHead(
+      `HTTP/1.1 ${status} ${reason}`,
+      this.mustClose ? `${block}\r\nconnection: close` : block,
+    );
+  }
+
+  /** Answer locally with a short text (when nothing was sent yet; otherwise the connection is cut). */
+  reply(status: number, message: string): void {
+    if (this.responded) {
+      this.socket.destroy();
+      return;
+    }
+    const body = `${message}\n`;
+    const head = this.responseHead(
+      status,
+      STATUS_CODES[status] ?? '',
+      linesBlock(['content-type: text/plain; charset=utf-8', `content-length: ${Buffer.byteLength(body)}`]),
+      // A refused upgrade closes too: the client may already be sending the new protocol's bytes.
+      !this.bodyDone || this.head.upgrade,
+    );
+    this.socket.write(this.head.method === 'HEAD' ? head : head + body);
+  }
+
+  /** Hand the downstream socket over (an upgraded connection): returns bytes already read past the head. */
+  hijack(): Buffer {
+    this.hijacked = true;
+    this.conn.detach();
+    const rest = this.conn.buf;
+    this.conn.buf = EMPTY;
+    return rest;
+  }
+}

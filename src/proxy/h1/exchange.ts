@@ -20,6 +20,13 @@ export const RELAY_LIMITS = Object.freeze({
   pendingBodyBytesMax: 64 * 1024,
   /** A connection waiting for its next request (keep-alive) or for the rest of a head. */
   idleTimeoutMs: 60_000,
+  /**
+   * A head must be whole this long after its first bytes came, however steadily the rest
+   * trickles in (each byte resets the idle timeout): a client sending a byte a minute would
+   * otherwise hold its connection for days. HAProxy's `timeout http-request`, Node's
+   * `headersTimeout` (60 s); a real client sends a head in one write.
+   */
+  headTimeoutMs: 30_000,
 });
 
 export interface ForwardTarget extends PoolDestination {

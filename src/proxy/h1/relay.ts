@@ -59,6 +59,8 @@ class Conn implements Watched, ExchangeHost {
   attached = true;
   /** The client will send nothing more ('end'). */
   private readEnded = false;
+  /** When the first bytes of a head still incomplete came (performance.now()). */
+  private headSinceMs: number | undefined = undefined;
   private readonly onData = (d: Buffer): void => this.data(d);
 
   /** `dataEvents`: the socket's bytes come as 'data' events (otherwise its onread callback calls data()). */
@@ -105,7 +107,15 @@ class Conn implements Watched, ExchangeHost {
   next(): void {
     if (this.closed || this.ex || this.buf.length === 0) return;
     const r = parseHead(this.buf, 0, 'request');
-    if (r.kind === 'partial') return;
+    if (r.kind === 'partial') {
+      // Only a head split over reads reads the clock.
+      const nowMs = performance.now();
+      if (this.headSinceMs === undefined) this.headSinceMs = nowMs;
+      else if (nowMs - this.headSinceMs > RELAY_LIMITS.headTimeoutMs)
+        this.refuse(408, `request head not complete within ${RELAY_LIMITS.headTimeoutMs / 1_000} s`);
+      return;
+    }
+    this.headSinceMs = undefined;
     if (r.kind === 'error') {
       this.refuse(r.status, r.message);
       return;

@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect as tlsConnect } from 'node:tls';
 import { adoptWithOnread } from '../../../src/proxy/h1/accepted.js';
-import type { Exchange, Outcome } from '../../../src/proxy/h1/exchange.js';
+import { type Exchange, type Outcome, RELAY_LIMITS } from '../../../src/proxy/h1/exchange.js';
 import { H1Pool, READ_BUFFER } from '../../../src/proxy/h1/pool.js';
 import { serveH1, serveH1Accepted } from '../../../src/proxy/h1/relay.js';
 
@@ -36,6 +36,16 @@ function exchange(port: number, text: string, untilMs = 1_500): Promise<{ data: 
     s.on('error', () => done(true));
     s.write(text);
   });
+}
+
+/** A client connection written to piece by piece: what it has read so far, and when it closed. */
+function rawClient(port: number): { socket: Socket; read: () => string; closed: Promise<void> } {
+  const socket: Socket = connect(port, '127.0.0.1');
+  let data = '';
+  socket.on('data', (d) => (data += d.toString('latin1')));
+  socket.on('error', () => undefined);
+  const closed = new Promise<void>((r) => socket.on('close', () => r()));
+  return { socket, read: () => data, closed };
 }
 
 /** A server relaying HTTP/1.1 with `handler`: read through 'data' events, or accepted paused and adopted. */
@@ -147,18 +157,14 @@ for (const accepted of [false, true])
     });
 
     it('answers 400 when a body breaks its framing after the request was sent on, and keeps serving', async () => {
-      const s = connect(port, '127.0.0.1');
-      let data = '';
-      s.on('data', (d) => (data += d.toString('latin1')));
-      const closed = new Promise<void>((r) => s.on('close', () => r()));
-      s.on('error', () => undefined);
+      const { socket: s, read, closed } = rawClient(port);
       s.write('POST /late-bad-chunk HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n');
       // Bounded wait (3 s) until the upstream has the request, then the broken chunk.
       for (let i = 0; i < 60 && !upstreamUrls.includes('/late-bad-chunk'); i++) await sleep(50);
       assert.ok(upstreamUrls.includes('/late-bad-chunk'));
       s.write('zz\r\n');
       await closed;
-      assert.match(data, /^HTTP\/1\.1 400 [\s\S]*malformed request body/);
+      assert.match(read(), /^HTTP\/1\.1 400 [\s\S]*malformed request body/);
       const ok = await exchange(port, 'GET /after-late-bad-chunk HTTP/1.1\r\nhost: x\r\n\r\n');
       assert.match(ok.data, /^HTTP\/1\.1 200 /);
     });
@@ -185,6 +191,30 @@ for (const accepted of [false, true])
         'PUT /dup-length HTTP/1.1\r\nhost: x\r\ncontent-length: 3\r\ncontent-length: 3\r\n\r\nabc',
       );
       assert.match(r.data, /^HTTP\/1\.1 200 [\s\S]*PUT \/dup-length abc$/);
+    });
+
+    it('answers 408 and closes when a head trickles in for longer than the head timeout', async () => {
+      const { socket: s, read, closed } = rawClient(port);
+      await new Promise<void>((r) => s.once('connect', () => r()));
+      s.write('GET /slow-head HTTP/1.1\r\n');
+      await sleep(100);
+      s.write('host: x\r\n');
+      await sleep(100);
+      // The relay reads the clock only for a head split over reads: it is moved on past the
+      // limit for the next piece alone, not waited for.
+      const realNow = performance.now.bind(performance);
+      performance.now = () => realNow() + RELAY_LIMITS.headTimeoutMs + 1_000;
+      try {
+        s.write('x-a: 1\r\n');
+        await Promise.race([closed, sleep(3_000)]);
+      } finally {
+        performance.now = realNow;
+      }
+      assert.match(
+        read(),
+        /^HTTP\/1\.1 408 [\s\S]*connection: close[\s\S]*request head not complete within 30 s/,
+      );
+      assert.equal(upstreamUrls.includes('/slow-head'), false);
     });
 
     it('closes after answering an HTTP/1.0 request', async () => {

@@ -3,7 +3,9 @@
 // only the head and the framing, not Node's full HTTP machinery (which costs ~3× the CPU per hop).
 // Strict where a lenient reading lets two parties disagree about where a message ends (request
 // smuggling): bare LF, obs-fold, space before the colon, Content-Length with Transfer-Encoding,
-// conflicting Content-Lengths, chunked not last: all refused.
+// conflicting Content-Lengths, chunked not last: all refused. So is an HTTP/1.1 request with no
+// Host, more than one, or one that is not a host (RFC 9112 §3.2): two parties could route it
+// to different places.
 
 export const H1_LIMITS = Object.freeze({
   /** Whole head, request or status line included (Node's default max header size is 16 KiB). */
@@ -57,8 +59,13 @@ const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
  * checks (TOKEN, FIELD_VALUE) run only to say what is wrong with a block this refuses.
  */
 const BLOCK = /^(?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*)*$/;
-/** The headers that decide framing and the connection's fate, found without splitting the block. */
-const FRAMING = /\r\n(content-length|transfer-encoding|connection|upgrade):([^\r]*)/gi;
+/**
+ * The headers that decide framing, the connection's fate and (in a request) the authority, found
+ * without splitting the block.
+ */
+const FRAMING = /\r\n(content-length|transfer-encoding|connection|upgrade|host):([^\r]*)/gi;
+/** A Host value: uri-host [":" port] (RFC 3986 §3.2.2: reg-name, IPv4, or an IP literal in brackets); empty is allowed. */
+const HOST_VALUE = /^[A-Za-z0-9\-._~%!$&'()*+,;=:[\]]*$/;
 /** Every Content-Length line of a block. */
 const ANY_CONTENT_LENGTH = /\r\ncontent-length:[^\r]*/gi;
 /** A Content-Length value: 15 digits reach far past any body this relays (and stay exact as a number). */
@@ -160,23 +167,40 @@ export function parseHead(buf: Buffer, start: number, type: 'request' | 'respons
   const cl: string[] = [];
   let hasUpgrade = false;
   let connection: readonly string[] | undefined;
+  let hosts = 0;
+  let host = '';
   FRAMING.lastIndex = 0;
   for (let m = FRAMING.exec(block); m !== null; m = FRAMING.exec(block)) {
-    // The four names FRAMING matches have four different lengths: no lowercasing needed.
+    // The five names FRAMING matches have five different lengths: no lowercasing needed.
     const nameLength = (m[1] as string).length;
     const value = (m[2] as string).trim();
     if (nameLength === 14) cl.push(value);
     else if (nameLength === 17) te.push(value);
     else if (nameLength === 10) connection = connectionTokens(value, connection);
-    else hasUpgrade = true;
+    else if (nameLength === 4) {
+      hosts++;
+      host = value;
+    } else hasUpgrade = true;
   }
   if (connection) head.connection = connection;
   const framing = framingOf(head, te, cl, type);
   if (framing) return framing;
+  if (type === 'request') {
+    const bad = hostError(head.minor, hosts, host);
+    if (bad) return bad;
+  }
   const keepAlive = head.connection.includes('keep-alive');
   head.close = head.connection.includes('close') || (head.minor === 0 && !keepAlive);
   head.upgrade = hasUpgrade && head.connection.includes('upgrade');
   return { kind: 'head', head, size: end + 4 - start };
+}
+
+/** RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host, and it names a host (HTTP/1.0 may have none). */
+function hostError(minor: 0 | 1, hosts: number, host: string): HeadResult | undefined {
+  if (hosts === 0) return minor === 1 ? fail(400, 'no Host header in an HTTP/1.1 request') : undefined;
+  if (hosts > 1) return fail(400, 'more than one Host header');
+  if (!HOST_VALUE.test(host)) return fail(400, `invalid Host header "${host.slice(0, 40)}"`);
+  return undefined;
 }
 
 /** An LF not preceded by CR in `buf[from..]` (read only while a head is incomplete). */

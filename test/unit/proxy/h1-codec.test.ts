@@ -21,7 +21,9 @@ const token = fc.stringMatching(/^[a-zA-Z][a-zA-Z0-9-]{0,15}$/);
 const value = fc.stringMatching(/^[\x21-\x7e]([\x20-\x7e]{0,30}[\x21-\x7e])?$/);
 const path = fc.stringMatching(/^\/[a-zA-Z0-9/._~%-]{0,40}$/);
 const headerList = fc.array(
-  fc.tuple(token, value).filter(([n]) => !['content-length', 'transfer-encoding'].includes(n.toLowerCase())),
+  fc
+    .tuple(token, value)
+    .filter(([n]) => !['content-length', 'transfer-encoding', 'host'].includes(n.toLowerCase())),
   { maxLength: 12 },
 );
 
@@ -65,9 +67,10 @@ describe('HTTP/1.1 heads', () => {
   it('a written request head parses back to the same method, target, headers and size, and is partial before its end', () => {
     fc.assert(
       fc.property(token, path, headerList, fc.nat(200), (method, target, headers, cut) => {
+        const all: Array<[string, string]> = [['Host', 'api.example:8080'], ...headers];
         const text = writeHead(
           `${method.toUpperCase()} ${target} HTTP/1.1`,
-          linesBlock(headers.map(([n, v]) => `${n}: ${v}`)),
+          linesBlock(all.map(([n, v]) => `${n}: ${v}`)),
         );
         const bytes = Buffer.from(`${text}next`, 'latin1');
         const r = parseHead(bytes, 0, 'request');
@@ -78,7 +81,7 @@ describe('HTTP/1.1 heads', () => {
         assert.equal(r.head.target, target);
         assert.deepEqual(
           r.head.names.map((n, i) => [n, r.head.values[i]]),
-          headers,
+          all,
         );
         const prefix = Math.min(cut, text.length - 1);
         assert.equal(parseHead(bytes.subarray(0, prefix), 0, 'request').kind, 'partial');
@@ -122,19 +125,44 @@ describe('HTTP/1.1 heads', () => {
     refused(req(long.slice(0, -4)), 431);
   });
 
+  it('refuses an HTTP/1.1 request without exactly one Host that names a host (RFC 9112 §3.2)', () => {
+    refused(req('GET / HTTP/1.1\r\n\r\n'), 400);
+    refused(req('GET / HTTP/1.1\r\nx-host: a\r\n\r\n'), 400);
+    refused(req('GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n'), 400);
+    refused(req('GET / HTTP/1.1\r\nHost: a\r\nHOST: a\r\n\r\n'), 400);
+    refused(req('GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n'), 400);
+    refused(req('GET / HTTP/1.1\r\nHost: a b\r\n\r\n'), 400);
+    refused(req('GET / HTTP/1.1\r\nHost: a/b\r\n\r\n'), 400);
+    refused(req('GET / HTTP/1.1\r\nHost: user@a\r\n\r\n'), 400);
+    for (const ok of [
+      'api',
+      'api.example:8080',
+      '10.0.0.5:7400',
+      '[::1]:9191',
+      'xn--bcher-kva.example',
+      '',
+    ]) {
+      const r = req(`GET / HTTP/1.1\r\nHost: ${ok}\r\n\r\n`);
+      assert.equal(r.kind, 'head', ok);
+    }
+    assert.equal(req('GET / HTTP/1.0\r\n\r\n').kind, 'head');
+    // A response has no Host to check.
+    assert.equal(res('HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n').kind, 'head');
+  });
+
   it('accepts repeated equal Content-Lengths (forwarded as one) and reads framing, keep-alive and upgrade', () => {
-    const r = req('PUT /x HTTP/1.1\r\nContent-Length: 3\r\nx-a: 1\r\ncontent-length: 3\r\n\r\n');
+    const r = req('PUT /x HTTP/1.0\r\nContent-Length: 3\r\nx-a: 1\r\ncontent-length: 3\r\n\r\n');
     assert.equal(r.kind === 'head' && r.head.contentLength, 3);
     assert.equal(r.kind === 'head' && forwardBlock(r.head, new Set()), '\r\nx-a: 1\r\ncontent-length: 3');
-    const list = req('PUT /x HTTP/1.1\r\nContent-Length: 3, 3\r\n\r\n');
+    const list = req('PUT /x HTTP/1.0\r\nContent-Length: 3, 3\r\n\r\n');
     assert.equal(list.kind === 'head' && list.head.block, '\r\ncontent-length: 3');
     const h10 = req('GET / HTTP/1.0\r\n\r\n');
     assert.equal(h10.kind === 'head' && h10.head.close, true);
     const ka = req('GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n');
     assert.equal(ka.kind === 'head' && ka.head.close, false);
-    const up = req('GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+    const up = req('GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
     assert.equal(up.kind === 'head' && up.head.upgrade, true);
-    const lead = req('\r\nGET / HTTP/1.1\r\n\r\n');
+    const lead = req('\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n');
     assert.equal(lead.kind === 'head' && lead.head.method, 'GET');
   });
 
@@ -167,7 +195,7 @@ describe('HTTP/1.1 heads', () => {
     fc.assert(
       fc.property(fc.array(header, { minLength: 1, maxLength: 3 }), (values) => {
         const block = values.map((v) => `\r\nConnection: ${v}`).join('');
-        const r = req(`GET / HTTP/1.1${block}\r\n\r\n`);
+        const r = req(`GET / HTTP/1.1\r\nHost: a${block}\r\n\r\n`);
         const want = values.flatMap((v) => v.split(',').map((t) => t.trim().toLowerCase()));
         assert.equal(r.kind, 'head');
         if (r.kind !== 'head') return;
@@ -194,7 +222,7 @@ describe('HTTP/1.1 heads', () => {
     assert.deepEqual(responseBody(h('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n'), 'GET'), {
       kind: 'chunked',
     });
-    const r = req('GET / HTTP/1.1\r\n\r\n');
+    const r = req('GET / HTTP/1.1\r\nhost: a\r\n\r\n');
     assert.deepEqual(r.kind === 'head' && requestBody(r.head), { kind: 'none' });
   });
 
@@ -225,7 +253,8 @@ describe('HTTP/1.1 heads', () => {
           .split('\r\n')
           .slice(1)
           .every((l) => /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*$/.test(l));
-        const r = req(`GET / HTTP/1.1${block}\r\n\r\n`);
+        // HTTP/1.0, which needs no Host: these names never spell one.
+        const r = req(`GET / HTTP/1.0${block}\r\n\r\n`);
         assert.equal(r.kind === 'head', wellFormed, JSON.stringify(block));
       }),
       { numRuns: 2_000 },
@@ -247,9 +276,12 @@ describe('HTTP/1.1 heads', () => {
     const conn = fc.subarray(['keep-alive', 'close', 'x-hop', 'upgrade', 'te'], { minLength: 0 });
     fc.assert(
       fc.property(fc.array(fc.tuple(name, value), { maxLength: 10 }), conn, (headers, tokens) => {
-        const lines = headers.filter(
-          ([n]) => !['connection', 'content-length', 'transfer-encoding'].includes(n.toLowerCase()),
-        );
+        const lines: Array<[string, string]> = [
+          ['Host', 'api'],
+          ...headers.filter(
+            ([n]) => !['connection', 'content-length', 'transfer-encoding', 'host'].includes(n.toLowerCase()),
+          ),
+        ];
         if (tokens.length > 0) lines.push(['Connection', tokens.join(', ')]);
         const r = req(`GET / HTTP/1.1${linesBlock(lines.map(([n, v]) => `${n}: ${v}`))}\r\n\r\n`);
         assert.equal(r.kind, 'head');

@@ -144,6 +144,20 @@ for (const accepted of [false, true])
       assert.match(ok.data, /^HTTP\/1\.1 200 [\s\S]*GET \/after $/);
     });
 
+    it('refuses an HTTP/1.1 request without a Host, or with two, before sending it anywhere', async () => {
+      for (const [path, head] of [
+        ['/no-host', 'GET /no-host HTTP/1.1\r\n\r\n'],
+        ['/two-hosts', 'GET /two-hosts HTTP/1.1\r\nhost: a\r\nhost: b\r\n\r\n'],
+      ] as const) {
+        const bad = await exchange(port, head);
+        assert.match(bad.data, /^HTTP\/1\.1 400 [\s\S]*connection: close[\s\S]*Host/);
+        assert.equal(bad.closed, true);
+        assert.equal(upstreamUrls.includes(path), false, `${path} was not sent on`);
+      }
+      const ok = await exchange(port, 'GET /after-no-host HTTP/1.0\r\n\r\n');
+      assert.match(ok.data, /^HTTP\/1\.1 200 /);
+    });
+
     it('answers a request whose chunked body breaks its framing with 400 and closes, sending nothing on', async () => {
       const bad = await exchange(
         port,

@@ -23,7 +23,7 @@ import { MuxSession } from './mux/session.js';
 import { ALPN_H1, ALPN_H2, ALPN_MUX, ALPN_TCP, INBOUND_ALPN, serviceOfServerName } from './peer-tls.js';
 import { forwardTarget } from './pools.js';
 import { readPreamble } from './preamble.js';
-import { closeAfterFlush } from './tcp-close.js';
+import { closeAfterFlush, closeWhenIdle, TCP_LIMITS } from './tcp-close.js';
 import type { ProxyLocalInstance } from './types.js';
 
 /** Headers the caller's agent adds for this hop; never passed to the instance. */
@@ -182,6 +182,9 @@ export class Inbound {
       socket.pipe(local);
       local.pipe(socket);
       socket.resume();
+      closeWhenIdle(socket, local, () =>
+        this.ctx.log('info', 'idle TCP connection closed', { ...labels, idleMs: TCP_LIMITS.idleTimeoutMs }),
+      );
     });
     local.once('error', () => {
       if (local.connecting) this.ctx.metrics.connections.inc({ ...labels, result: 'error' });

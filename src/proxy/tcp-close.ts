@@ -1,5 +1,18 @@
-// The end of a relayed TCP connection (L4, both agents): one side's close reaches the other.
+// The end of a relayed TCP connection (L4, both agents): one side's close reaches the other, and a
+// connection that carries nothing for too long is closed on both sides.
 import type { Duplex } from 'node:stream';
+import { relayTicker, type Watched } from './h1/ticker.js';
+
+export const TCP_LIMITS = Object.freeze({
+  /**
+   * A relayed connection with no byte either way for this long is closed, both sockets. Without
+   * it, a peer that vanished with no FIN or RST (a host powered off, a NAT that forgot the flow),
+   * or a half-close whose other side never finishes, holds two sockets (and an mTLS connection
+   * between the agents) for good. One hour, Envoy's tcp_proxy default: far past the keep-alive
+   * of any protocol that idles on a long-lived connection (databases, message brokers).
+   */
+  idleTimeoutMs: 60 * 60_000,
+});
 
 /**
  * The other side of a relayed TCP connection has closed. A socket its pipe already ended (the
@@ -14,4 +27,31 @@ export function closeAfterFlush(s: Duplex): void {
   }
   s.once('finish', () => s.destroy());
   s.once('error', () => s.destroy());
+}
+
+/**
+ * Close both sockets of a relayed pair once neither has read a byte for TCP_LIMITS.idleTimeoutMs
+ * (every byte one side writes, the other read). `onIdle` hears of it first. Checked by the relay's
+ * coarse ticker, so a connection costs no timer.
+ */
+export function closeWhenIdle(a: Duplex, b: Duplex, onIdle: () => void): void {
+  const w: Watched = {
+    active: false,
+    onTick(quietMs) {
+      if (quietMs < TCP_LIMITS.idleTimeoutMs) return;
+      relayTicker.unwatch(w);
+      onIdle();
+      a.destroy();
+      b.destroy();
+    },
+  };
+  const touch = (): void => {
+    w.active = true;
+  };
+  a.on('data', touch);
+  b.on('data', touch);
+  const stop = (): void => relayTicker.unwatch(w);
+  a.once('close', stop);
+  b.once('close', stop);
+  if (!a.destroyed && !b.destroyed) relayTicker.watch(w);
 }

@@ -11,6 +11,8 @@ import { connect as tlsConnect } from 'node:tls';
 import { type CaRoot, createRoot } from '../../../src/ca/x509.js';
 import { compileChain, type Lookup } from '../../../src/core/routing/chain.js';
 import { ProxyEngine } from '../../../src/proxy/engine.js';
+import { relayTicker } from '../../../src/proxy/h1/ticker.js';
+import { TCP_LIMITS } from '../../../src/proxy/tcp-close.js';
 import type {
   ProxyEndpoint,
   ProxyLocalInstance,
@@ -33,6 +35,7 @@ import {
   untilClosed,
   WAIT_MS,
   waitRefused,
+  within,
 } from './harness.js';
 
 const TD = '5e1f00d2.mesh';
@@ -582,6 +585,36 @@ describe('ProxyEngine (caller and callee in process)', () => {
     } finally {
       s.destroy();
       agent.destroy();
+    }
+  });
+
+  // Last: the sweep an hour ahead also closes this process's idle HTTP connections.
+  it('closes a relayed TCP connection on both agents after an hour without a byte either way', async () => {
+    const s = await connectRetry(port.echo);
+    s.on('error', () => undefined);
+    const realNow = performance.now.bind(performance);
+    try {
+      assert.equal(await echo(s, 'then silence'), 'then silence');
+      const closed = new Promise<void>((r) => s.once('close', () => r()));
+      // A sweep now finds the bytes just relayed; the next, an hour on, finds none since.
+      relayTicker.tick();
+      performance.now = () => realNow() + TCP_LIMITS.idleTimeoutMs + 1_000;
+      relayTicker.tick();
+      performance.now = realNow;
+      await within(closed, WAIT_MS, 'the idle connection closing');
+      const idle = logs.filter(
+        (l) => l.msg === 'idle TCP connection closed' && l.fields.destination === 'echo',
+      );
+      assert.deepEqual(idle.map((l) => l.fields.direction).sort(), ['inbound', 'outbound']);
+    } finally {
+      performance.now = realNow;
+      s.destroy();
+    }
+    const again = await connectRetry(port.echo);
+    try {
+      assert.equal(await echo(again, 'a new one works'), 'a new one works');
+    } finally {
+      again.destroy();
     }
   });
 });

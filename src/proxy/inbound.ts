@@ -20,7 +20,15 @@ import { serveH1 } from './h1/relay.js';
 import { forwardH2, isGrpc, replyH2Error, upstreamHeaders } from './h2-forward.js';
 import { countOf } from './mux/client.js';
 import { MuxSession } from './mux/session.js';
-import { ALPN_H1, ALPN_H2, ALPN_MUX, ALPN_TCP, INBOUND_ALPN, serviceOfServerName } from './peer-tls.js';
+import {
+  ALPN_H1,
+  ALPN_H2,
+  ALPN_MUX,
+  ALPN_TCP,
+  INBOUND_ALPN,
+  serviceOfServerName,
+  TLS_SESSION_LIMITS,
+} from './peer-tls.js';
 import { forwardTarget } from './pools.js';
 import { readPreamble } from './preamble.js';
 import { closeAfterFlush, closeWhenIdle, TCP_LIMITS } from './tcp-close.js';
@@ -58,6 +66,9 @@ export class Inbound {
       ALPNProtocols: INBOUND_ALPN,
       handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
       minVersion: 'TLSv1.3',
+      // Tickets let a caller resume (peer-tls.ts); their lifetime bounds how long one stands for
+      // the certificate checks of the handshake that issued it.
+      sessionTimeout: TLS_SESSION_LIMITS.ticketLifetimeS,
       // Responses go out as several small writes (head, body): with Nagle's algorithm the second
       // waits for the caller's delayed ACK, ~40 ms a request.
       noDelay: true,

@@ -73,12 +73,23 @@ export class ProxyMetrics {
     'HTTP/1.1 connections carried on mesh-mux/1 sessions now, by this agent’s role in the session',
     'streams',
   );
+  readonly handshakes = new Counter({
+    name: 'mesh_proxy_peer_handshakes_total',
+    help: 'mTLS handshakes this agent made as the caller, by whether they resumed an earlier session (a ticket) or were full',
+    labelNames: ['resumed'] as const,
+    registers: [this.registry],
+  });
   readonly bytes = new Counter({
     name: 'mesh_proxy_tcp_bytes_total',
     help: 'Bytes relayed by L4 (tcp) connections, by direction of the connection and of the bytes',
     labelNames: ['direction', 'source', 'destination', 'flow'] as const,
     registers: [this.registry],
   });
+
+  /** An mTLS handshake this agent made as the caller: resumed from a ticket, or full. */
+  handshake(resumed: boolean): void {
+    this.handshakes.inc({ resumed: resumed ? 'true' : 'false' });
+  }
 
   /** Count `socket` as open in `direction` until it closes. */
   countOpen(direction: Direction, socket: { once(event: 'close', listener: () => void): unknown }): void {

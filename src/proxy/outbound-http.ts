@@ -77,6 +77,7 @@ function openPeer(
       context,
       alpn,
       connectTimeoutMs,
+      onHandshake: (resumed) => ctx.metrics.handshake(resumed),
     });
   };
 }

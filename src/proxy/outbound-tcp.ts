@@ -53,6 +53,7 @@ export function handleTcpConnection(ctx: EngineContext, up: ProxyUpstream, clien
       alpn: [ALPN_TCP],
       connectTimeoutMs,
       allowHalfOpen: true,
+      onHandshake: (resumed) => ctx.metrics.handshake(resumed),
     });
     current = peer;
     peer.write(encodePreamble(endpoint.instanceId));

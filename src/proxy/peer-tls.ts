@@ -3,7 +3,8 @@
 // URI SAN, chained to a trusted root) to be the destination service. The ALPN protocol says what
 // follows: `mesh-tcp` (a preamble naming the instance, then raw bytes), `mesh-mux/1` (HTTP/1.1
 // connections multiplexed: mux/session.ts), `http/1.1` (one connection per request in flight; for
-// upgrades, and peers that predate mesh-mux/1) or `h2`.
+// upgrades, and peers that predate mesh-mux/1) or `h2`. A caller resumes its last TLS session with
+// the same callee (session tickets), which halves a new connection's handshake CPU and time.
 
 import {
   connect,
@@ -59,6 +60,51 @@ export class ContextCache {
   }
 }
 
+export const TLS_SESSION_LIMITS = Object.freeze({
+  /**
+   * Resumable sessions kept per client context (one calling service's certificate and roots), one
+   * per callee agent and destination service: the newest ticket each. A ticket is 1–2 KiB (it
+   * carries the caller's certificate), so at most ~0.5 MiB per calling service.
+   */
+  perContextMax: 256,
+  /**
+   * How long the inbound listener accepts a ticket it issued (the tls.Server `sessionTimeout`, in
+   * seconds; Node's default). A resumed session skips certificate checks: the ticket stands for the
+   * ones made when it was issued, so this also bounds how long a caller's identity outlives them.
+   */
+  ticketLifetimeS: 300,
+});
+
+/**
+ * The newest session ticket per callee agent and destination service, kept per client context: a
+ * renewed certificate or a change of roots brings a new context, and with it full handshakes (and
+ * fresh checks of both certificates). Contexts dropped by the ContextCache take their sessions along.
+ */
+class SessionCache {
+  private readonly byContext = new WeakMap<SecureContext, Map<string, Buffer>>();
+
+  get(context: SecureContext, key: string): Buffer | undefined {
+    return this.byContext.get(context)?.get(key);
+  }
+
+  set(context: SecureContext, key: string, session: Buffer): void {
+    let sessions = this.byContext.get(context);
+    if (sessions === undefined) {
+      sessions = new Map();
+      this.byContext.set(context, sessions);
+    }
+    sessions.delete(key);
+    if (sessions.size >= TLS_SESSION_LIMITS.perContextMax) {
+      const oldest = sessions.keys().next().value as string;
+      sessions.delete(oldest);
+    }
+    sessions.set(key, session);
+  }
+}
+
+/** This thread's resumable sessions with peer agents. */
+const peerSessions = new SessionCache();
+
 export interface PeerConnectOptions {
   /** host:port of the callee agent's inbound listener. */
   inbound: string;
@@ -72,6 +118,8 @@ export interface PeerConnectOptions {
   onread?: OnRead | undefined;
   /** Keep sending after the callee agent has finished sending (a relayed TCP half-close). */
   allowHalfOpen?: boolean;
+  /** Told, once the handshake is done, whether it resumed an earlier session. */
+  onHandshake?: (resumed: boolean) => void;
 }
 
 /** Check that the server proved to be `destination` in `trustDomain`; an Error if not. */
@@ -95,11 +143,15 @@ export function connectPeer(o: PeerConnectOptions): TLSSocket {
   const sep = o.inbound.lastIndexOf(':');
   const host = o.inbound.slice(0, sep).replace(/^\[|\]$/g, '');
   const port = Number(o.inbound.slice(sep + 1));
+  const servername = serverName(o.destination, o.trustDomain);
+  const sessionKey = `${o.inbound}|${servername}`;
+  const session = peerSessions.get(o.context, sessionKey);
   const socket = connect({
     host,
     port,
     secureContext: o.context,
-    servername: serverName(o.destination, o.trustDomain),
+    servername,
+    ...(session ? { session } : {}),
     ALPNProtocols: [...o.alpn],
     ...(o.onread ? { onread: o.onread } : {}),
     ...(o.allowHalfOpen ? { allowHalfOpen: true } : {}),
@@ -111,7 +163,15 @@ export function connectPeer(o: PeerConnectOptions): TLSSocket {
     () => socket.destroy(new Error(`connect to ${o.inbound} timed out after ${o.connectTimeoutMs} ms`)),
     o.connectTimeoutMs,
   );
-  socket.once('secureConnect', () => clearTimeout(timer));
+  socket.once('secureConnect', () => {
+    clearTimeout(timer);
+    o.onHandshake?.(socket.isSessionReused());
+  });
   socket.once('close', () => clearTimeout(timer));
+  // TLS 1.3 tickets come after the handshake (two by default): the newest is kept. Only from a
+  // connection that passed the checks: a ticket from a failed one is never offered again.
+  socket.on('session', (ticket: Buffer) => {
+    if (socket.authorized) peerSessions.set(o.context, sessionKey, ticket);
+  });
   return socket;
 }

@@ -220,6 +220,39 @@ describe('ProxyEngine (caller and callee in process)', () => {
     assert.ok(metricValue(text, 'mesh_proxy_tcp_bytes_total', { ...labels, flow: 'received' }) >= 256 * 1024);
   });
 
+  it('resumes the TLS session with the callee for a new connection, until the caller’s certificate is renewed', async () => {
+    const handshakes = async (resumed: 'true' | 'false'): Promise<number> =>
+      metricValue(await caller.metrics.text(), 'mesh_proxy_peer_handshakes_total', { resumed });
+    const calleeSawWeb = async (): Promise<number> =>
+      metricValue(await callee.metrics.text(), 'mesh_proxy_connections_total', {
+        direction: 'inbound',
+        source: 'web',
+        destination: 'echo',
+        result: 'ok',
+      });
+    const echoOnce = async (text: string): Promise<void> => {
+      const s = await connectRetry(port.echo);
+      try {
+        assert.equal(await echo(s, text), text);
+      } finally {
+        s.destroy();
+      }
+    };
+    await echoOnce('first');
+    const [resumed, full, seen] = [await handshakes('true'), await handshakes('false'), await calleeSawWeb()];
+    await echoOnce('second');
+    assert.equal(await handshakes('true'), resumed + 1, 'the second connection resumed a session');
+    assert.equal(await handshakes('false'), full);
+    // The callee still knows who calls on a resumed session: its intention check and metrics see web.
+    assert.equal(await calleeSawWeb(), seen + 1);
+    // A renewed certificate is a new client context: the next handshake is full, checked anew.
+    callerBase = next(callerBase, { certs: { web: await issue(root, TD, 'web') } });
+    caller.apply(callerBase);
+    await echoOnce('after renewal');
+    assert.equal(await handshakes('false'), full + 1, 'a full handshake with the renewed certificate');
+    assert.equal(await handshakes('true'), resumed + 1);
+  });
+
   it('relays a TCP half-close both ways: the instance answers after the client has finished sending', async () => {
     const s = netConnect({ port: port.echo, host: '127.0.0.1', allowHalfOpen: true });
     s.on('error', () => undefined);

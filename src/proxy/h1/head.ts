@@ -79,6 +79,21 @@ const NO_TOKENS: readonly string[] = Object.freeze([]);
 
 const fail = (status: number, message: string): HeadResult => ({ kind: 'error', status, message });
 
+const isOws = (c: number): boolean => c === 32 || c === 9;
+
+/**
+ * `v` without leading and trailing OWS, which is spaces and tabs only (RFC 9110 §5.6.3). Not
+ * String.trim: on latin1 text it also strips \xa0, so `Host: api\xa0` would be read as `api` here
+ * while the bytes forwarded, and the instance, say otherwise.
+ */
+export function trimOws(v: string): string {
+  let a = 0;
+  let b = v.length;
+  while (a < b && isOws(v.charCodeAt(a))) a++;
+  while (b > a && isOws(v.charCodeAt(b - 1))) b--;
+  return a === 0 && b === v.length ? v : v.slice(a, b);
+}
+
 class ParsedHead implements Head {
   method = '';
   target = '';
@@ -115,7 +130,7 @@ class ParsedHead implements Head {
       const name = line.slice(0, colon);
       f.names.push(name);
       f.lower.push(name.toLowerCase());
-      f.values.push(line.slice(colon + 1).trim());
+      f.values.push(trimOws(line.slice(colon + 1)));
     }
     this.fields = f;
     return f;
@@ -173,7 +188,7 @@ export function parseHead(buf: Buffer, start: number, type: 'request' | 'respons
   for (let m = FRAMING.exec(block); m !== null; m = FRAMING.exec(block)) {
     // The five names FRAMING matches have five different lengths: no lowercasing needed.
     const nameLength = (m[1] as string).length;
-    const value = (m[2] as string).trim();
+    const value = trimOws(m[2] as string);
     if (nameLength === 14) cl.push(value);
     else if (nameLength === 17) te.push(value);
     else if (nameLength === 10) connection = connectionTokens(value, connection);
@@ -222,7 +237,7 @@ function connectionTokens(value: string, before: readonly string[] | undefined):
   }
   const out = before === undefined ? [] : [...before];
   for (const t of value.split(',')) {
-    const tok = t.trim().toLowerCase();
+    const tok = trimOws(t).toLowerCase();
     if (tok !== '') out.push(tok);
   }
   return out;
@@ -303,7 +318,7 @@ function framingOf(
     const codings = te
       .join(',')
       .split(',')
-      .map((c) => c.trim().toLowerCase())
+      .map((c) => trimOws(c).toLowerCase())
       .filter((c) => c !== '');
     const chunkedAt = codings.indexOf('chunked');
     if (chunkedAt >= 0 && chunkedAt !== codings.length - 1)
@@ -320,10 +335,7 @@ function framingOf(
     // One Content-Length with one value: nearly every message with a body.
     head.contentLength = Number(cl[0]);
   } else if (cl.length > 0) {
-    const all = cl
-      .join(',')
-      .split(',')
-      .map((v) => v.trim());
+    const all = cl.join(',').split(',').map(trimOws);
     const first = all[0] as string;
     if (!DECIMAL.test(first) || all.some((v) => v !== first))
       return fail(status, `invalid Content-Length ${cl.join(', ').slice(0, 40)}`);
@@ -431,7 +443,7 @@ export function headerValue(h: Head, lower: string): string | undefined {
     if (valuePatterns.size < 64) valuePatterns.set(lower, re);
   }
   const m = re.exec(h.block);
-  return m === null ? undefined : (m[1] as string).trim();
+  return m === null ? undefined : trimOws(m[1] as string);
 }
 
 /** A head as text: the start line, the header block (see Head.block), the blank line. */

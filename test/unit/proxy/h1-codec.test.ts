@@ -134,6 +134,14 @@ describe('HTTP/1.1 heads', () => {
     refused(req('GET / HTTP/1.1\r\nHost: a b\r\n\r\n'), 400);
     refused(req('GET / HTTP/1.1\r\nHost: a/b\r\n\r\n'), 400);
     refused(req('GET / HTTP/1.1\r\nHost: user@a\r\n\r\n'), 400);
+    // OWS is spaces and tabs: a no-break space is part of the value, which is then no host.
+    refused(req('GET / HTTP/1.1\r\nHost: api\xa0\r\n\r\n'), 400);
+    refused(req('GET / HTTP/1.1\r\nHost: \xa0evil.example\r\n\r\n'), 400);
+    refused(req('POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\xa0\r\n\r\n'), 400);
+    const tabbed = req('GET / HTTP/1.1\r\nHost:\t api \t\r\nX-A: \xa0v\xa0 \r\n\r\n');
+    assert.equal(tabbed.kind === 'head' && headerValue(tabbed.head, 'host'), 'api');
+    assert.equal(tabbed.kind === 'head' && headerValue(tabbed.head, 'x-a'), '\xa0v\xa0');
+    assert.deepEqual(tabbed.kind === 'head' && tabbed.head.values, ['api', '\xa0v\xa0']);
     for (const ok of [
       'api',
       'api.example:8080',

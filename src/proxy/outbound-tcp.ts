@@ -1,6 +1,7 @@
 // L4 outbound: a connection to an upstream's loopback port is relayed, unchanged, to one instance
 // of the destination through its agent (mTLS, ALPN mesh-tcp, a preamble naming the instance).
-// A failed connect is retried on another instance (at most CONNECT_ATTEMPTS_MAX in all).
+// A failed connect is retried on another instance, or the same one when no other is healthy (at
+// most CONNECT_ATTEMPTS_MAX in all).
 
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -16,6 +17,9 @@ export function handleTcpConnection(ctx: EngineContext, up: ProxyUpstream, clien
   client.setNoDelay(true);
   client.pause();
   const tried = new Set<string>();
+  // Counted apart from `tried`: with one instance every attempt picks it again, and the set stays
+  // at one while the attempts must still end.
+  let attempts = 0;
   const labels = { direction: 'outbound', source: up.source, destination: up.destination } as const;
   ctx.metrics.countOpen('outbound', client);
   client.on('error', () => undefined);
@@ -37,6 +41,7 @@ export function handleTcpConnection(ctx: EngineContext, up: ProxyUpstream, clien
     }
     const { endpoint, balancer, connectTimeoutMs } = picked;
     tried.add(endpoint.id);
+    attempts++;
     const startedMs = Date.now();
     balancer.onStart(endpoint.id, startedMs);
     let ended = false;
@@ -71,7 +76,7 @@ export function handleTcpConnection(ctx: EngineContext, up: ProxyUpstream, clien
     peer.on('data', (b: Buffer) => ctx.metrics.bytes.inc({ ...labels, flow: 'received' }, b.length));
     peer.once('error', (err) => {
       end(false);
-      if (!established && !client.destroyed && tried.size < CONNECT_ATTEMPTS_MAX) {
+      if (!established && !client.destroyed && attempts < CONNECT_ATTEMPTS_MAX) {
         ctx.log('warn', 'outbound connect failed; trying another instance', {
           ...labels,
           endpoint: endpoint.id,

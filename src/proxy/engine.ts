@@ -101,6 +101,7 @@ export class ProxyEngine {
       if (context) live.add(context);
     }
     this.pools.mux.retireUnless(live);
+    this.contexts.retain(live);
     if (rootsChanged) this.inbound.setRoots(s.roots);
     const wanted = new Map(s.upstreams.map((u) => [listenerKey(u), u]));
     for (const [key, l] of this.listeners) {

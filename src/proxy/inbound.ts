@@ -117,6 +117,18 @@ export class Inbound {
       socket.destroy();
       return;
     }
+    // A resumed session (a ticket: peer-tls.ts) skips SNICallback, where a server name of a service
+    // this agent holds no certificate for (any more) is refused: refused here too, so the caller
+    // fails over as it would on a full handshake.
+    if (!this.ctx.serverContext(destination)) {
+      this.handshakeFailures++;
+      this.ctx.log('warn', 'inbound connection for a service this agent does not serve refused', {
+        peer: `${peer.trustDomain}/${peer.service}`,
+        serverName: socket.servername || '',
+      });
+      socket.destroy();
+      return;
+    }
     const caller: Caller = { source: peer.service, destination };
     this.ctx.metrics.countOpen('inbound', socket);
     socket.on('error', () => undefined);

@@ -58,6 +58,14 @@ export class ContextCache {
     }
     return ctx;
   }
+
+  /**
+   * Only contexts in `live` (the current snapshot's) are kept: replaced certificates and roots are
+   * dropped at once, and with them the session tickets kept per context (SessionCache).
+   */
+  retain(live: ReadonlySet<SecureContext>): void {
+    for (const [key, ctx] of this.byKey) if (!live.has(ctx)) this.byKey.delete(key);
+  }
 }
 
 export const TLS_SESSION_LIMITS = Object.freeze({
@@ -85,6 +93,10 @@ class SessionCache {
 
   get(context: SecureContext, key: string): Buffer | undefined {
     return this.byContext.get(context)?.get(key);
+  }
+
+  delete(context: SecureContext, key: string): void {
+    this.byContext.get(context)?.delete(key);
   }
 
   set(context: SecureContext, key: string, session: Buffer): void {
@@ -163,11 +175,25 @@ export function connectPeer(o: PeerConnectOptions): TLSSocket {
     () => socket.destroy(new Error(`connect to ${o.inbound} timed out after ${o.connectTimeoutMs} ms`)),
     o.connectTimeoutMs,
   );
+  let resumed = false;
   socket.once('secureConnect', () => {
     clearTimeout(timer);
-    o.onHandshake?.(socket.isSessionReused());
+    resumed = socket.isSessionReused();
+    o.onHandshake?.(resumed);
   });
-  socket.once('close', () => clearTimeout(timer));
+  // Resumed, then ended before a byte came: the callee may have refused what it would have refused
+  // in a full handshake (it no longer serves the destination: inbound.ts). The next connection
+  // makes a full one, which fails, or succeeds and brings a fresh ticket. Checked at the first
+  // sign of the end, before whoever reads this socket hears of it and perhaps connects again.
+  const forgetIfRefused = (): void => {
+    if (resumed && socket.bytesRead === 0) peerSessions.delete(o.context, sessionKey);
+  };
+  socket.once('end', forgetIfRefused);
+  socket.once('error', forgetIfRefused);
+  socket.once('close', () => {
+    clearTimeout(timer);
+    forgetIfRefused();
+  });
   // TLS 1.3 tickets come after the handshake (two by default): the newest is kept. Only from a
   // connection that passed the checks: a ticket from a failed one is never offered again.
   socket.on('session', (ticket: Buffer) => {

@@ -1,7 +1,7 @@
 // The end of a relayed TCP connection (L4, both agents): one side's close reaches the other, and a
 // connection that carries nothing for too long is closed on both sides.
 import type { Duplex } from 'node:stream';
-import { relayTicker, type Watched } from './h1/ticker.js';
+import { Ticker, type Watched } from './h1/ticker.js';
 
 export const TCP_LIMITS = Object.freeze({
   /**
@@ -13,6 +13,12 @@ export const TCP_LIMITS = Object.freeze({
    */
   idleTimeoutMs: 60 * 60_000,
 });
+
+/**
+ * Sweeps the relayed TCP connections of this thread: every 10 s, coarse beside the hour it looks
+ * for (it fires between that and 10 s later), so many long-lived connections cost little.
+ */
+export const tcpTicker = new Ticker(10_000);
 
 /**
  * The other side of a relayed TCP connection has closed. A socket its pipe already ended (the
@@ -31,15 +37,15 @@ export function closeAfterFlush(s: Duplex): void {
 
 /**
  * Close both sockets of a relayed pair once neither has read a byte for TCP_LIMITS.idleTimeoutMs
- * (every byte one side writes, the other read). `onIdle` hears of it first. Checked by the relay's
- * coarse ticker, so a connection costs no timer.
+ * (every byte one side writes, the other read). `onIdle` hears of it first. Checked by tcpTicker,
+ * so a connection costs no timer.
  */
 export function closeWhenIdle(a: Duplex, b: Duplex, onIdle: () => void): void {
   const w: Watched = {
     active: false,
     onTick(quietMs) {
       if (quietMs < TCP_LIMITS.idleTimeoutMs) return;
-      relayTicker.unwatch(w);
+      tcpTicker.unwatch(w);
       onIdle();
       a.destroy();
       b.destroy();
@@ -50,8 +56,8 @@ export function closeWhenIdle(a: Duplex, b: Duplex, onIdle: () => void): void {
   };
   a.on('data', touch);
   b.on('data', touch);
-  const stop = (): void => relayTicker.unwatch(w);
+  const stop = (): void => tcpTicker.unwatch(w);
   a.once('close', stop);
   b.once('close', stop);
-  if (!a.destroyed && !b.destroyed) relayTicker.watch(w);
+  if (!a.destroyed && !b.destroyed) tcpTicker.watch(w);
 }

@@ -26,7 +26,7 @@ export class Ticker {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly tickMs = TICKER_DEFAULTS.tickMs,
+    private readonly tickMs: number = TICKER_DEFAULTS.tickMs,
     private readonly clock: () => number = () => performance.now(),
   ) {}
 

@@ -11,8 +11,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { type CaRoot, createRoot } from '../../../src/ca/x509.js';
 import { compileChain, type Lookup } from '../../../src/core/routing/chain.js';
 import { ProxyEngine } from '../../../src/proxy/engine.js';
-import { relayTicker } from '../../../src/proxy/h1/ticker.js';
-import { TCP_LIMITS } from '../../../src/proxy/tcp-close.js';
+import { TCP_LIMITS, tcpTicker } from '../../../src/proxy/tcp-close.js';
 import type {
   ProxyEndpoint,
   ProxyLocalInstance,
@@ -251,6 +250,45 @@ describe('ProxyEngine (caller and callee in process)', () => {
     await echoOnce('after renewal');
     assert.equal(await handshakes('false'), full + 1, 'a full handshake with the renewed certificate');
     assert.equal(await handshakes('true'), resumed + 1);
+  });
+
+  it('refuses a resumed session for a service the callee no longer serves; the caller then drops the ticket', async () => {
+    const handshakes = async (resumed: 'true' | 'false'): Promise<number> =>
+      metricValue(await caller.metrics.text(), 'mesh_proxy_peer_handshakes_total', { resumed });
+    /** Sends a line through the upstream port; what came back before the connection closed. */
+    const tryEcho = async (): Promise<string> => {
+      const s = await connectRetry(port.echo);
+      s.on('error', () => undefined);
+      let got = '';
+      s.on('data', (d: Buffer) => {
+        got += d.toString();
+        s.destroy();
+      });
+      s.write('anyone there?');
+      await untilClosed(s);
+      return got;
+    };
+    assert.equal(await tryEcho(), 'anyone there?', 'a session with the callee for echo is held');
+    const { echo: _gone, ...certs } = calleeBase.certs;
+    callee.apply(next(calleeBase, { certs }));
+    try {
+      const resumed = await handshakes('true');
+      assert.equal(await tryEcho(), '', 'the resumed session was refused');
+      assert.equal(await handshakes('true'), resumed + 1);
+      assert.ok(
+        logs.some((l) => l.msg === 'inbound connection for a service this agent does not serve refused'),
+      );
+      // The ticket is gone: a full handshake, which the callee refuses before it completes. Tried
+      // three times in all (the one instance each time), then the client's connection is closed.
+      const retries = (): number => logs.filter((l) => l.msg.startsWith('outbound connect failed')).length;
+      const retriesBefore = retries();
+      assert.equal(await tryEcho(), '');
+      assert.equal(await handshakes('true'), resumed + 1, 'the ticket was not offered again');
+      assert.equal(retries() - retriesBefore, 2);
+    } finally {
+      callee.apply(next(calleeBase));
+    }
+    assert.equal(await tryEcho(), 'anyone there?');
   });
 
   it('relays a TCP half-close both ways: the instance answers after the client has finished sending', async () => {
@@ -621,7 +659,6 @@ describe('ProxyEngine (caller and callee in process)', () => {
     }
   });
 
-  // Last: the sweep an hour ahead also closes this process's idle HTTP connections.
   it('closes a relayed TCP connection on both agents after an hour without a byte either way', async () => {
     const s = await connectRetry(port.echo);
     s.on('error', () => undefined);
@@ -630,9 +667,9 @@ describe('ProxyEngine (caller and callee in process)', () => {
       assert.equal(await echo(s, 'then silence'), 'then silence');
       const closed = new Promise<void>((r) => s.once('close', () => r()));
       // A sweep now finds the bytes just relayed; the next, an hour on, finds none since.
-      relayTicker.tick();
+      tcpTicker.tick();
       performance.now = () => realNow() + TCP_LIMITS.idleTimeoutMs + 1_000;
-      relayTicker.tick();
+      tcpTicker.tick();
       performance.now = realNow;
       await within(closed, WAIT_MS, 'the idle connection closing');
       const idle = logs.filter(

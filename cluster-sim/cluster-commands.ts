@@ -7,7 +7,17 @@ import type { MemberView } from '../src/api/types.js';
 import { formatMembers } from '../src/cli/members.js';
 import { formatTable } from '../src/cli/table.js';
 import type { MemberStatus } from '../src/core/membership/types.js';
-import { type AgentProc, type LocalCluster, MESH_BIN, sleep } from './launcher.js';
+import { CommandError, type CommandSpec, int, type Outcome } from './command-spec.js';
+import {
+  type AgentProc,
+  describeExit,
+  exitWithin,
+  isRunning,
+  type LocalCluster,
+  MESH_BIN,
+  sleep,
+  tail,
+} from './launcher.js';
 
 /** Agents one session may start in all (`--agents` plus `add`): each is a Node process of about
  * 80 MiB, and 30 is what bench:idle runs on one machine without false failures. */
@@ -33,59 +43,7 @@ const logLinesDefault = 20;
 const logLinesMax = 1_000;
 const memberStatuses: readonly MemberStatus[] = ['alive', 'suspect', 'failed', 'left'];
 
-export type Outcome = 'continue' | 'quit';
-
-/** A mistake in a command line or a state that forbids it: printed as one line, the loop goes on. */
-export class CommandError extends Error {}
-
-interface CommandSpec {
-  usage: string;
-  help: string;
-  /** More forms of the same command, each a line of help. */
-  also?: Array<[string, string]>;
-  /** Fewest and most arguments; outside them the command prints its usage. */
-  arity?: [number, number];
-  run: (args: string[], usage: string) => Promise<Outcome | undefined>;
-}
-
-function int(token: string | undefined, what: string, min: number, max: number, usage: string): number {
-  if (token === undefined) throw new CommandError(`missing ${what} (usage: ${usage})`);
-  const n = /^\d+$/.test(token) ? Number(token) : Number.NaN;
-  if (!Number.isSafeInteger(n) || n < min || n > max)
-    throw new CommandError(
-      `${what}: expected an integer from ${min} to ${max}, got ${JSON.stringify(token)}`,
-    );
-  return n;
-}
-
 const seconds = (ms: number): string => `${(ms / 1_000).toFixed(1)} s`;
-
-/** The last few lines an agent printed, indented, to explain why it failed. */
-const tail = (a: AgentProc, lines = 10): string =>
-  a.output
-    .slice(-lines)
-    .map((l) => `    ${l}`)
-    .join('\n');
-
-function isRunning(a: AgentProc): boolean {
-  return a.proc !== undefined && a.proc.exitCode === null && a.proc.signalCode === null;
-}
-
-function describeExit(a: AgentProc): string {
-  if (a.proc?.exitCode !== null && a.proc?.exitCode !== undefined) return String(a.proc.exitCode);
-  return a.proc?.signalCode ?? 'unknown';
-}
-
-/** Resolves true once the agent's process has exited, false after `timeoutMs`. */
-async function exitWithin(a: AgentProc, timeoutMs: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<false>((r) => {
-    timer = setTimeout(() => r(false), timeoutMs);
-  });
-  const done = await Promise.race([a.exited.then(() => true as const), timedOut]);
-  clearTimeout(timer);
-  return done;
-}
 
 export class ClusterSession {
   /** Agents sent SIGSTOP and not yet SIGCONT: the process exists but cannot answer. */

@@ -95,6 +95,33 @@ process.on('exit', () => {
   for (const p of liveChildren) if (p.pid && p.exitCode === null) process.kill(p.pid, 'SIGKILL');
 });
 
+/** The last few lines an agent printed, indented, to explain why it failed. */
+export const tail = (a: AgentProc, lines = 10): string =>
+  a.output
+    .slice(-lines)
+    .map((l) => `    ${l}`)
+    .join('\n');
+
+export function isRunning(a: AgentProc): boolean {
+  return a.proc !== undefined && a.proc.exitCode === null && a.proc.signalCode === null;
+}
+
+export function describeExit(a: AgentProc): string {
+  if (a.proc?.exitCode !== null && a.proc?.exitCode !== undefined) return String(a.proc.exitCode);
+  return a.proc?.signalCode ?? 'unknown';
+}
+
+/** Resolves true once the agent's process has exited, false after `timeoutMs`. */
+export async function exitWithin(a: AgentProc, timeoutMs: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<false>((r) => {
+    timer = setTimeout(() => r(false), timeoutMs);
+  });
+  const done = await Promise.race([a.exited.then(() => true as const), timedOut]);
+  clearTimeout(timer);
+  return done;
+}
+
 export class LocalCluster {
   readonly agents: AgentProc[] = [];
   readonly root: string;

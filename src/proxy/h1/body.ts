@@ -1,7 +1,30 @@
-// Where a relayed body ends. The proxy forwards body bytes as they are (chunk framing included), so
-// it only has to count: a fixed length, or the chunked grammar of RFC 9112 §7.1 walked byte by byte
+// Where a relayed body ends, decided from its head (RFC 9112 §6.3). The proxy forwards body bytes as
+// they are (chunk framing included), so it only has to count: a fixed length, or the chunked grammar of RFC 9112 §7.1 walked byte by byte
 // (sizes, extensions, trailers), with a bound on every line.
-import type { BodyKind } from './head.js';
+import type { Head } from './head.js';
+
+/** How a body is delimited (from its head): a byte count, chunked, until the connection closes, or none at all. */
+export type BodyKind =
+  | { kind: 'none' }
+  | { kind: 'length'; length: number }
+  | { kind: 'chunked' }
+  | { kind: 'close' };
+
+export function requestBody(h: Head): BodyKind {
+  if (h.chunked) return { kind: 'chunked' };
+  if (h.contentLength !== undefined && h.contentLength > 0)
+    return { kind: 'length', length: h.contentLength };
+  return { kind: 'none' };
+}
+
+/** The body of a response to a request with `method` (RFC 9112 §6.3 items 1–7). */
+export function responseBody(h: Head, method: string): BodyKind {
+  if (method === 'HEAD' || h.status < 200 || h.status === 204 || h.status === 304) return { kind: 'none' };
+  if (h.chunked) return { kind: 'chunked' };
+  if (h.contentLength !== undefined)
+    return h.contentLength > 0 ? { kind: 'length', length: h.contentLength } : { kind: 'none' };
+  return { kind: 'close' };
+}
 
 export const BODY_LIMITS = Object.freeze({
   /** A chunk-size line, extensions included. */

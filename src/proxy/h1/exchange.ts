@@ -3,8 +3,8 @@
 // the response head written for the client; the outcome handed to the handler, which may forward
 // a replayable request again. Bodies that break their framing are answered 400 here.
 import { STATUS_CODES } from 'node:http';
-import { BodyFramer } from './body.js';
-import { forwardBlock, type Head, headerValue, linesBlock, requestBody, writeHead } from './head.js';
+import { BodyFramer, requestBody } from './body.js';
+import { forwardBlock, type Head, headerValue, linesBlock, writeHead } from './head.js';
 import {
   H1_POOL_LIMITS,
   type H1Pool,

@@ -1,5 +1,5 @@
-// HTTP/1.1 message heads (RFC 9112): parse a request or response head from raw bytes, decide how its
-// body is framed, and write the head to forward. The proxy relays bodies byte for byte, so it needs
+// HTTP/1.1 message heads (RFC 9112): parse a request or response head from raw bytes, read the
+// headers that frame its body (body.ts decides the framing from them), and write the head to forward. The proxy relays bodies byte for byte, so it needs
 // only the head and the framing, not Node's full HTTP machinery (which costs ~3× the CPU per hop).
 // Strict where a lenient reading lets two parties disagree about where a message ends (request
 // smuggling): bare LF, obs-fold, space before the colon, Content-Length with Transfer-Encoding,
@@ -345,29 +345,6 @@ function framingOf(
     head.block = `${head.block.replace(ANY_CONTENT_LENGTH, '')}\r\ncontent-length: ${first}`;
   }
   return undefined;
-}
-
-/** How a body is delimited: a byte count, chunked, until the connection closes, or none at all. */
-export type BodyKind =
-  | { kind: 'none' }
-  | { kind: 'length'; length: number }
-  | { kind: 'chunked' }
-  | { kind: 'close' };
-
-export function requestBody(h: Head): BodyKind {
-  if (h.chunked) return { kind: 'chunked' };
-  if (h.contentLength !== undefined && h.contentLength > 0)
-    return { kind: 'length', length: h.contentLength };
-  return { kind: 'none' };
-}
-
-/** The body of a response to a request with `method` (RFC 9112 §6.3 items 1–7). */
-export function responseBody(h: Head, method: string): BodyKind {
-  if (method === 'HEAD' || h.status < 200 || h.status === 204 || h.status === 304) return { kind: 'none' };
-  if (h.chunked) return { kind: 'chunked' };
-  if (h.contentLength !== undefined)
-    return h.contentLength > 0 ? { kind: 'length', length: h.contentLength } : { kind: 'none' };
-  return { kind: 'close' };
 }
 
 /**

@@ -11,9 +11,9 @@ import { Readable, Writable } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import { LEGACY_CODE } from '../mux/client.js';
 import { REFUSED_CODE } from '../mux/stream.js';
-import { BodyFramer } from './body.js';
+import { BodyFramer, responseBody } from './body.js';
 import type { Exchange, ForwardTarget, Outcome } from './exchange.js';
-import { forwardBlock, type Head, parseHead, responseBody, writeHead } from './head.js';
+import { forwardBlock, type Head, parseHead, writeHead } from './head.js';
 import {
   copyRead,
   H1_POOL_LIMITS,

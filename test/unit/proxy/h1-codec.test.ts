@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { BodyFramer } from '../../../src/proxy/h1/body.js';
+import { BodyFramer, requestBody, responseBody } from '../../../src/proxy/h1/body.js';
 import {
   forwardBlock,
   H1_LIMITS,
@@ -12,8 +12,6 @@ import {
   headerValue,
   linesBlock,
   parseHead,
-  requestBody,
-  responseBody,
   writeHead,
 } from '../../../src/proxy/h1/head.js';
 

@@ -1,6 +1,6 @@
 // Where a relayed body ends, decided from its head (RFC 9112 §6.3). The proxy forwards body bytes as
-// they are (chunk framing included), so it only has to count: a fixed length, or the chunked grammar of RFC 9112 §7.1 walked byte by byte
-// (sizes, extensions, trailers), with a bound on every line.
+// they are (chunk framing included), so it only has to count: a fixed length, or the chunked grammar
+// of RFC 9112 §7.1 walked byte by byte (sizes, extensions, trailers), with a bound on every line.
 import type { Head } from './head.js';
 
 /** How a body is delimited (from its head): a byte count, chunked, until the connection closes, or none at all. */

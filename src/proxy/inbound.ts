@@ -52,6 +52,8 @@ export class Inbound {
   private pendingCaller: Caller | undefined;
   /** mesh-mux/1 sessions callers hold open to this agent. */
   private readonly muxSessions = new Set<MuxSession>();
+  /** TCP connections open to each local instance, by instance id (for service-defaults maxConnections). */
+  private readonly tcpOpen = new Map<string, number>();
   handshakeFailures = 0;
 
   constructor(private readonly ctx: EngineContext) {
@@ -193,10 +195,28 @@ export class Inbound {
       socket.destroy();
       return;
     }
+    const open = this.tcpOpen.get(inst.id) ?? 0;
+    if (inst.connectionsMax !== undefined && open >= inst.connectionsMax) {
+      // service-defaults maxConnections: the instance has all the connections it may have.
+      this.ctx.metrics.connections.inc({ ...labels, result: 'overflow' });
+      this.ctx.log('warn', 'connection refused: the instance is at its maxConnections', {
+        ...caller,
+        instance: inst.id,
+        maxConnections: inst.connectionsMax,
+      });
+      socket.destroy();
+      return;
+    }
+    this.tcpOpen.set(inst.id, open + 1);
     // Half-open both ways: the caller's FIN reaches the instance as a FIN, and its answer still
     // flows back (a client that sends a request, shuts down its side, then reads).
     socket.allowHalfOpen = true;
     const local = netConnect({ host: inst.host, port: inst.port, allowHalfOpen: true });
+    local.once('close', () => {
+      const n = (this.tcpOpen.get(inst.id) ?? 1) - 1;
+      if (n > 0) this.tcpOpen.set(inst.id, n);
+      else this.tcpOpen.delete(inst.id);
+    });
     local.setNoDelay(true);
     local.setTimeout(inst.connectTimeoutMs, () => local.destroy());
     local.once('connect', () => {

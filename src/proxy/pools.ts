@@ -11,7 +11,7 @@ import { MuxClient } from './mux/client.js';
 import type { ProxyLocalInstance } from './types.js';
 
 /** Where the HTTP/1.1 relay takes a connection from. */
-export type PoolTarget = Pick<ForwardTarget, 'pool' | 'key' | 'open' | 'connectTimeoutMs'>;
+export type PoolTarget = Pick<ForwardTarget, 'pool' | 'key' | 'open' | 'connectTimeoutMs' | 'connectionsMax'>;
 
 /**
  * What the relay needs to send one request through `t`'s pool. Written out field by field, not
@@ -29,6 +29,7 @@ export function forwardTarget(
     key: t.key,
     open: t.open,
     connectTimeoutMs: t.connectTimeoutMs,
+    connectionsMax: t.connectionsMax,
     startLine,
     block,
     timeoutMs,
@@ -94,6 +95,7 @@ export class Pools {
           return s;
         },
         connectTimeoutMs: inst.connectTimeoutMs,
+        connectionsMax: inst.connectionsMax,
       };
       this.localTargets.set(inst, t);
     }

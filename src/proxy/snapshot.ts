@@ -93,6 +93,7 @@ export function buildSnapshot(src: SnapshotSources): ProxySnapshot {
 
   const localInstances: ProxyLocalInstance[] = local.map((d) => {
     const defaults = sm.configGet('service-defaults', d.name)?.spec;
+    const connectionsMax = numberField(defaults, 'maxConnections');
     return {
       id: d.id,
       service: d.name,
@@ -101,6 +102,7 @@ export function buildSnapshot(src: SnapshotSources): ProxySnapshot {
       protocol: src.protocolOf(d.name, d.protocol) as Protocol,
       requestTimeoutMs: numberField(defaults, 'localRequestTimeoutMs') ?? REQUEST_TIMEOUT_MS_DEFAULT,
       connectTimeoutMs: numberField(defaults, 'connectTimeoutMs') ?? CONNECT_TIMEOUT_MS_DEFAULT,
+      ...(connectionsMax !== undefined ? { connectionsMax } : {}),
     };
   });
 

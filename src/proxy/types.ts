@@ -47,6 +47,12 @@ export interface ProxyLocalInstance {
   /** Bound on one request to the instance (L7), from service-defaults localRequestTimeoutMs. */
   requestTimeoutMs: number;
   connectTimeoutMs: number;
+  /**
+   * Most connections this agent keeps open to the instance at once (service-defaults
+   * maxConnections): HTTP/1.1 requests beyond them wait for a free one, TCP connections beyond
+   * them are refused. Unset: no limit.
+   */
+  connectionsMax?: number;
 }
 
 export interface ProxyCert {

@@ -5,7 +5,7 @@
 // refused; the agent's Prometheus endpoint counts the traffic.
 import '../../src/polyfill.js';
 import assert from 'node:assert/strict';
-import { connect as netConnect } from 'node:net';
+import { connect as netConnect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
 import { type AgentProc, freePort, LocalCluster, waitFor } from '../../cluster-sim/launcher.js';
@@ -265,6 +265,55 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
     });
     assert.doesNotMatch(answer, /^HTTP\//, `no HTTP answer to a rogue certificate: ${answer}`);
     assert.equal(v1.hits, before, 'nothing reached the instance');
+  });
+
+  it('service-defaults maxConnections caps TCP connections to an instance; one more is refused until one closes', async () => {
+    await putConfig(n01, 'service-defaults', 'echo', { protocol: 'tcp', maxConnections: 1 });
+    /** A connection through the mesh that has echoed once and stays open (undefined if refused). */
+    const held = (): Promise<Socket | undefined> =>
+      new Promise((resolve) => {
+        const s = netConnect({ host: '127.0.0.1', port: ports.echo });
+        const timer = setTimeout(() => s.destroy(), 10_000);
+        s.on('error', () => undefined);
+        s.on('connect', () => s.write('held'));
+        s.once('data', () => {
+          clearTimeout(timer);
+          resolve(s);
+        });
+        s.on('close', () => {
+          clearTimeout(timer);
+          resolve(undefined);
+        });
+      });
+    let first: Socket | undefined;
+    try {
+      // In force once the callee's agent has the entry: the second connection is then refused.
+      const capped = await waitFor(
+        async () => {
+          first?.destroy();
+          first = await held();
+          return first !== undefined && (await echoOnce(ports.echo, 'second')) === 'closed';
+        },
+        20_000,
+        200,
+      );
+      assert.ok(capped, 'a second connection was refused while the first was open');
+      const metrics = await (
+        await fetch(`http://127.0.0.1:${n02.httpPort}/v1/agent/metrics?format=prometheus`)
+      ).text();
+      assert.match(
+        metrics,
+        /mesh_proxy_connections_total\{direction="inbound",source="client",destination="echo",result="overflow"\} [1-9]/,
+      );
+      first?.destroy();
+      assert.ok(
+        await waitFor(async () => (await echoOnce(ports.echo, 'after')) === 'after', 10_000, 100),
+        'a connection is let in once the first has closed',
+      );
+    } finally {
+      first?.destroy();
+      await api(n01, 'DELETE', '/v1/config/service-defaults/echo');
+    }
   });
 
   it('Prometheus metrics count the requests by source, destination and status', async () => {

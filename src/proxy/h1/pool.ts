@@ -11,7 +11,8 @@
 // of them competed for the CPU: 1,000 req/s into a cold pool saw p99 above 100 ms. Connections being
 // opened to one destination are capped, so such a burst costs a few handshakes, not hundreds.
 //
-// Bounded: keys, idle connections per key, connections opening per key, requests waiting per key,
+// Bounded: keys, idle connections per key, connections opening per key, connections in all per key
+// when the destination sets a limit (service-defaults maxConnections), requests waiting per key,
 // how long a connection may sit idle (shorter than the 60 s a peer agent keeps an idle connection
 // open, so the peer rarely closes one under us) and how long a request may wait for one.
 import { UpstreamConn } from './upstream.js';
@@ -86,6 +87,12 @@ export interface PoolDestination {
   open: (onread?: OnRead) => RelaySocket;
   /** A connection not open after this long is abandoned, and a request not given one fails. */
   connectTimeoutMs: number;
+  /**
+   * At most this many connections to the destination at once, busy, idle and opening together
+   * (service-defaults `maxConnections`, for a local instance); more requests wait for one to be
+   * free, as long as they may wait for a connect. Unset: no limit beyond the pool's own.
+   */
+  connectionsMax?: number | undefined;
 }
 
 /** A request waiting for a connection. */
@@ -102,12 +109,25 @@ class Dest {
   readonly connecting = new Set<UpstreamConn>();
   /** Oldest first. */
   readonly waiting: PoolWaiter[] = [];
+  /** Every connection made and not yet closed: opening, idle and busy. */
+  readonly conns = new Set<UpstreamConn>();
 
   /** Updated by every request, so connections opened later use the newest settings. */
   constructor(public d: PoolDestination) {}
 
+  /** Nothing held: no connection of any kind (busy ones keep the count of a connection limit) and no request waiting. */
   get unused(): boolean {
-    return this.idle.length === 0 && this.connecting.size === 0 && this.waiting.length === 0;
+    return this.conns.size === 0 && this.waiting.length === 0;
+  }
+
+  /** Another connection may be opened: fewer are opening than requests wait, within both limits. */
+  get mayOpen(): boolean {
+    const max = this.d.connectionsMax;
+    return (
+      this.connecting.size < this.waiting.length &&
+      this.connecting.size < H1_POOL_LIMITS.connectingPerKeyMax &&
+      (max === undefined || this.conns.size < max)
+    );
   }
 }
 
@@ -191,12 +211,22 @@ export class H1Pool {
     this.tidy(dest);
   }
 
-  /** Open connections while fewer are opening than requests wait, up to the cap. */
+  /**
+   * A connection closed, whatever it was doing (after forget or connectFailed when it was idle or
+   * opening): one fewer counts against the destination's limit, so a waiting request may get a
+   * new one.
+   */
+  closed(conn: UpstreamConn): void {
+    const dest = this.dests.get(conn.dest.key);
+    // Not counted here: its key was evicted (and perhaps made anew) since it opened.
+    if (dest === undefined || !dest.conns.delete(conn)) return;
+    this.fill(dest);
+    this.tidy(dest);
+  }
+
+  /** Open connections while fewer are opening than requests wait, up to the caps. */
   private fill(dest: Dest): void {
-    while (
-      dest.connecting.size < dest.waiting.length &&
-      dest.connecting.size < H1_POOL_LIMITS.connectingPerKeyMax
-    ) {
+    while (dest.mayOpen) {
       let conn: UpstreamConn;
       try {
         conn = new UpstreamConn(this, dest.d);
@@ -206,6 +236,7 @@ export class H1Pool {
         continue;
       }
       dest.connecting.add(conn);
+      dest.conns.add(conn);
     }
   }
 
@@ -225,11 +256,12 @@ export class H1Pool {
 
   /**
    * Make room for a new key: the oldest whose connections are all idle is closed. Keys with
-   * connections opening or requests waiting stay; there are at most as many as requests in flight.
+   * connections opening or busy, or requests waiting, stay; there are at most as many as requests
+   * in flight.
    */
   private evictIdleKey(): void {
     for (const [key, dest] of this.dests) {
-      if (dest.connecting.size > 0 || dest.waiting.length > 0) continue;
+      if (dest.conns.size > dest.idle.length || dest.waiting.length > 0) continue;
       this.dests.delete(key);
       for (const c of dest.idle.splice(0)) c.destroy();
       return;

@@ -207,6 +207,7 @@ export class UpstreamConn implements Watched {
     relayTicker.unwatch(this);
     if (was === State.Idle) this.pool.forget(this);
     if (was === State.Connecting) this.pool.connectFailed(this, 'the connection closed while opening');
+    this.pool.closed(this);
     const ex = this.ex;
     if (ex === undefined) return;
     if (this.framer?.body.kind === 'close' && ex.responded) {

@@ -119,6 +119,44 @@ describe('HTTP/1.1 connection pool', () => {
     pool.close();
   });
 
+  it('keeps at most connectionsMax connections to a destination; requests wait for one to be free', async () => {
+    const pool = new H1Pool();
+    const sockets: Socket[] = [];
+    const d: PoolDestination = {
+      key: 'limited',
+      connectTimeoutMs: 5_000,
+      connectionsMax: 2,
+      open: () => {
+        const s = connect(port, '127.0.0.1');
+        sockets.push(s);
+        return s;
+      },
+    };
+    const open = (): number => sockets.filter((s) => !s.destroyed).length;
+    const waiters = Array.from({ length: 6 }, () => new Waiter());
+    for (const w of waiters) assert.equal(pool.acquire(d, w), undefined);
+    const served = (): UpstreamConn[] => waiters.flatMap((w) => (w.conn ? [w.conn] : []));
+    const until = async (what: string, ok: () => boolean): Promise<void> => {
+      for (let i = 0; i < 250 && !ok(); i++) await sleep(20);
+      assert.ok(ok(), what);
+    };
+    await until('two requests served', () => served().length === 2);
+    assert.equal(sockets.length, 2, 'no third connection while two are busy');
+    // Exchanges end cleanly: their connections go to the next two requests, none is opened.
+    for (const c of served()) assert.equal(pool.release(c), true);
+    assert.equal(served().length, 4);
+    assert.equal(sockets.length, 2);
+    // A busy connection closes (the instance hung up): one more may be opened, for the next request.
+    const busy = waiters[2]?.conn as UpstreamConn;
+    busy.destroy();
+    await until('a new connection serves the fifth request', () => served().length === 5);
+    assert.equal(sockets.length, 3);
+    assert.equal(open(), 2, 'never more than two open at once');
+    assert.equal(pool.waitingCount, 1);
+    pool.close();
+    for (const s of sockets) s.destroy();
+  });
+
   it('forgets a request that stops waiting', () => {
     const pool = new H1Pool();
     const { d } = slowHandshakes('cancel');

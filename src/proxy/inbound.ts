@@ -31,7 +31,7 @@ import {
 } from './peer-tls.js';
 import { forwardTarget } from './pools.js';
 import { readPreamble } from './preamble.js';
-import { closeAfterFlush, closeWhenIdle, TCP_LIMITS } from './tcp-close.js';
+import { closeAfterFlush, closeWhenIdle } from './tcp-close.js';
 import type { ProxyLocalInstance } from './types.js';
 
 /** Headers the caller's agent adds for this hop; never passed to the instance. */
@@ -120,8 +120,9 @@ export class Inbound {
       return;
     }
     // A resumed session (a ticket: peer-tls.ts) skips SNICallback, where a server name of a service
-    // this agent holds no certificate for (any more) is refused: refused here too, so the caller
-    // fails over as it would on a full handshake.
+    // this agent holds no certificate for (any more) is refused: refused here too. The caller, its
+    // resumed connection ended before a byte, forgets the ticket; its next connection makes a full
+    // handshake, which fails, and fails over, as it always did.
     if (!this.ctx.serverContext(destination)) {
       this.handshakeFailures++;
       this.ctx.log('warn', 'inbound connection for a service this agent does not serve refused', {
@@ -225,9 +226,7 @@ export class Inbound {
       socket.pipe(local);
       local.pipe(socket);
       socket.resume();
-      closeWhenIdle(socket, local, () =>
-        this.ctx.log('info', 'idle TCP connection closed', { ...labels, idleMs: TCP_LIMITS.idleTimeoutMs }),
-      );
+      closeWhenIdle(socket, local, this.ctx.log, labels);
     });
     local.once('error', () => {
       if (local.connecting) this.ctx.metrics.connections.inc({ ...labels, result: 'error' });

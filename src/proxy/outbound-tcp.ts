@@ -8,7 +8,7 @@ import type { TLSSocket } from 'node:tls';
 import type { EngineContext } from './context.js';
 import { ALPN_TCP, connectPeer } from './peer-tls.js';
 import { encodePreamble } from './preamble.js';
-import { closeAfterFlush, closeWhenIdle, TCP_LIMITS } from './tcp-close.js';
+import { closeAfterFlush, closeWhenIdle } from './tcp-close.js';
 import type { ProxyUpstream } from './types.js';
 
 const CONNECT_ATTEMPTS_MAX = 3;
@@ -69,9 +69,7 @@ export function handleTcpConnection(ctx: EngineContext, up: ProxyUpstream, clien
       client.pipe(peer);
       peer.pipe(client);
       client.resume();
-      closeWhenIdle(client, peer, () =>
-        ctx.log('info', 'idle TCP connection closed', { ...labels, idleMs: TCP_LIMITS.idleTimeoutMs }),
-      );
+      closeWhenIdle(client, peer, ctx.log, labels);
     });
     peer.on('data', (b: Buffer) => ctx.metrics.bytes.inc({ ...labels, flow: 'received' }, b.length));
     peer.once('error', (err) => {

@@ -1,6 +1,7 @@
 // The end of a relayed TCP connection (L4, both agents): one side's close reaches the other, and a
 // connection that carries nothing for too long is closed on both sides.
 import type { Duplex } from 'node:stream';
+import type { LogFn } from './context.js';
 import { Ticker, type Watched } from './h1/ticker.js';
 
 export const TCP_LIMITS = Object.freeze({
@@ -37,16 +38,16 @@ export function closeAfterFlush(s: Duplex): void {
 
 /**
  * Close both sockets of a relayed pair once neither has read a byte for TCP_LIMITS.idleTimeoutMs
- * (every byte one side writes, the other read). `onIdle` hears of it first. Checked by tcpTicker,
+ * (every byte one side writes, the other read), logging it with `fields`. Checked by tcpTicker,
  * so a connection costs no timer.
  */
-export function closeWhenIdle(a: Duplex, b: Duplex, onIdle: () => void): void {
+export function closeWhenIdle(a: Duplex, b: Duplex, log: LogFn, fields: Record<string, unknown>): void {
   const w: Watched = {
     active: false,
     onTick(quietMs) {
       if (quietMs < TCP_LIMITS.idleTimeoutMs) return;
       tcpTicker.unwatch(w);
-      onIdle();
+      log('info', 'idle TCP connection closed', { ...fields, idleMs: TCP_LIMITS.idleTimeoutMs });
       a.destroy();
       b.destroy();
     },

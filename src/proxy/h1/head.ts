@@ -1,6 +1,7 @@
 // HTTP/1.1 message heads (RFC 9112): parse a request or response head from raw bytes, read the
-// headers that frame its body (body.ts decides the framing from them), and write the head to forward. The proxy relays bodies byte for byte, so it needs
-// only the head and the framing, not Node's full HTTP machinery (which costs ~3× the CPU per hop).
+// headers that frame its body (body.ts decides the framing from them), and write the head to
+// forward. The proxy relays bodies byte for byte, so it needs only the head and the framing, not
+// Node's full HTTP machinery (which costs ~3× the CPU per hop).
 // Strict where a lenient reading lets two parties disagree about where a message ends (request
 // smuggling): bare LF, obs-fold, space before the colon, Content-Length with Transfer-Encoding,
 // conflicting Content-Lengths, chunked not last: all refused. So is an HTTP/1.1 request with no

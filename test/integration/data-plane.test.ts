@@ -325,6 +325,9 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
       /mesh_proxy_requests_total\{direction="outbound",source="client",destination="web",code="200"\} \d+/,
     );
     assert.match(text, /mesh_proxy_request_duration_seconds_bucket/);
+    // The TCP connections above (echo, from n01 to n02) resumed TLS sessions after the first.
+    assert.match(text, /^mesh_proxy_peer_handshakes_total\{resumed="true"\} [1-9]/m);
+    assert.match(text, /^mesh_proxy_peer_handshakes_total\{resumed="false"\} [1-9]/m);
     assert.match(text, /^mesh_agent_members\{status="alive"\} [1-9]/m);
     // A scrape that declares a metric twice is refused by Prometheus as a whole.
     const declared = [...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]);

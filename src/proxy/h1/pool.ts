@@ -169,8 +169,10 @@ export class H1Pool {
    * the oldest waiting request, else into the idle list; false if it cannot be kept (it is closed).
    */
   release(conn: UpstreamConn): boolean {
-    // A busy connection's key may have been tidied away meanwhile: it comes back.
-    const dest = this.dest(conn.dest);
+    // A key with a connection is neither tidied nor evicted, so its entry is here, holding the
+    // connection; not after close() (the pool shut down): then the connection is not kept.
+    const dest = this.dests.get(conn.dest.key);
+    if (dest === undefined || !dest.conns.has(conn)) return false;
     const opened = dest.connecting.delete(conn);
     if (conn.socket.retired === true) {
       // Opened with credentials since replaced: requests still waiting get a new connection.

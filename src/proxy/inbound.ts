@@ -15,7 +15,7 @@ import { createServer as createTlsServer, type TLSSocket, type Server as TlsServ
 import { peerServiceOf } from '../ca/spiffe.js';
 import type { EngineContext } from './context.js';
 import { type Exchange, type Outcome, STALE_SOCKET_RETRIES_MAX } from './h1/exchange.js';
-import { headerValue } from './h1/head.js';
+import { INSTANCE_HEADER } from './h1/fields.js';
 import { serveH1 } from './h1/relay.js';
 import { forwardH2, isGrpc, replyH2Error, upstreamHeaders } from './h2-forward.js';
 import { countOf } from './mux/client.js';
@@ -35,7 +35,8 @@ import { closeAfterFlush, closeWhenIdle } from './tcp-close.js';
 import type { ProxyLocalInstance } from './types.js';
 
 /** Headers the caller's agent adds for this hop; never passed to the instance. */
-export const INSTANCE_HEADER = 'x-mesh-instance';
+export { INSTANCE_HEADER };
+
 const PREAMBLE_TIMEOUT_MS = 5_000;
 const DROP_ON_INBOUND: ReadonlySet<string> = new Set([INSTANCE_HEADER]);
 const HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -260,7 +261,7 @@ export class Inbound {
       x.finish();
       return;
     }
-    const inst = this.instance(headerValue(x.head, INSTANCE_HEADER), caller.destination);
+    const inst = this.instance(x.head.instance, caller.destination);
     if (!inst) {
       x.reply(503, `mesh: no local instance of ${caller.destination}`);
       x.finish();

@@ -10,7 +10,7 @@ import type { RequestInfo } from '../core/routing/types.js';
 import type { HashPolicy } from '../core/state/kinds/load-balancer.js';
 import type { EngineContext } from './context.js';
 import { type Exchange, STALE_SOCKET_RETRIES_MAX } from './h1/exchange.js';
-import { type Head, headerValue } from './h1/head.js';
+import type { Head } from './h1/head.js';
 import type { OnRead, RelaySocket } from './h1/pool.js';
 import { forwardH2, isGrpc, replyH2Error, upstreamHeaders } from './h2-forward.js';
 import { headerString, INSTANCE_HEADER } from './inbound.js';
@@ -180,7 +180,7 @@ class OutboundH1 {
     this.path = path;
     this.query = query;
     this.info = new H1RequestInfo(path, query, x.head.method, x.head);
-    this.traceparent = nextTraceparent(headerValue(x.head, 'traceparent'));
+    this.traceparent = nextTraceparent(x.head.traceparent);
     this.forwarded = x.headerBlock(OWN_HEADERS);
   }
 

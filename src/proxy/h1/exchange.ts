@@ -4,7 +4,8 @@
 // a replayable request again. Bodies that break their framing are answered 400 here.
 import { STATUS_CODES } from 'node:http';
 import { BodyFramer, requestBody } from './body.js';
-import { forwardBlock, type Head, headerValue, linesBlock, writeHead } from './head.js';
+import { forwardBlock } from './fields.js';
+import { type Head, headerValue, linesBlock, writeHead } from './head.js';
 import {
   H1_POOL_LIMITS,
   type H1Pool,

@@ -8,6 +8,13 @@
 // Host, more than one, or one that is not a host (RFC 9112 §3.2): two parties could route it
 // to different places.
 
+import { escapeRegExp, FieldScan, trimOws } from './fields.js';
+
+export { trimOws };
+
+/** The scan every head goes through; one per thread (heads are parsed one at a time). */
+const FIELDS = new FieldScan();
+
 export const H1_LIMITS = Object.freeze({
   /** Whole head, request or status line included (Node's default max header size is 16 KiB). */
   headBytesMax: 64 * 1024,
@@ -45,6 +52,14 @@ export interface Head {
   upgrade: boolean;
   /** Lowercase tokens of the Connection header: headers named there are hop-by-hop too. */
   connection: readonly string[];
+  /** The first traceparent and instance header values (OWS trimmed), found while parsing. */
+  traceparent: string | undefined;
+  instance: string | undefined;
+  /**
+   * Lines forwardBlock may leave out without searching the block again (FieldScan.drops), or
+   * undefined: none, or the block was rewritten after the scan.
+   */
+  drops: readonly number[] | undefined;
 }
 
 export type HeadResult =
@@ -55,16 +70,6 @@ export type HeadResult =
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** Field values: visible ASCII, obs-text, space and tab (no CR, LF, NUL or other controls). */
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
-/**
- * A whole header block in one pass: every line a token, a colon, a field value. The per-line
- * checks (TOKEN, FIELD_VALUE) run only to say what is wrong with a block this refuses.
- */
-const BLOCK = /^(?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*)*$/;
-/**
- * The headers that decide framing, the connection's fate and (in a request) the authority, found
- * without splitting the block.
- */
-const FRAMING = /\r\n(content-length|transfer-encoding|connection|upgrade|host):([^\r]*)/gi;
 /** A Host value: uri-host [":" port] (RFC 3986 §3.2.2: reg-name, IPv4, or an IP literal in brackets); empty is allowed. */
 const HOST_VALUE = /^[A-Za-z0-9\-._~%!$&'()*+,;=:[\]]*$/;
 /** Every Content-Length line of a block. */
@@ -77,23 +82,9 @@ const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
 /** Reads up to this long are decoded whole to find the end of the head. */
 const SHORT_READ_BYTES = 2048;
 const NO_TOKENS: readonly string[] = Object.freeze([]);
+const NONE: readonly string[] = NO_TOKENS;
 
 const fail = (status: number, message: string): HeadResult => ({ kind: 'error', status, message });
-
-const isOws = (c: number): boolean => c === 32 || c === 9;
-
-/**
- * `v` without leading and trailing OWS, which is spaces and tabs only (RFC 9110 §5.6.3). Not
- * String.trim: on latin1 text it also strips \xa0, so `Host: api\xa0` would be read as `api` here
- * while the bytes forwarded, and the instance, say otherwise.
- */
-export function trimOws(v: string): string {
-  let a = 0;
-  let b = v.length;
-  while (a < b && isOws(v.charCodeAt(a))) a++;
-  while (b > a && isOws(v.charCodeAt(b - 1))) b--;
-  return a === 0 && b === v.length ? v : v.slice(a, b);
-}
 
 class ParsedHead implements Head {
   method = '';
@@ -107,6 +98,9 @@ class ParsedHead implements Head {
   close = false;
   upgrade = false;
   connection = NO_TOKENS;
+  traceparent: string | undefined = undefined;
+  instance: string | undefined = undefined;
+  drops: readonly number[] | undefined = undefined;
   private fields: { names: string[]; lower: string[]; values: string[] } | undefined = undefined;
 
   get names(): string[] {
@@ -138,30 +132,44 @@ class ParsedHead implements Head {
   }
 }
 
-/** Parse one head at `buf[start..]`: 'partial' until the blank line has arrived. */
-export function parseHead(buf: Buffer, start: number, type: 'request' | 'response'): HeadResult {
+/**
+ * Parse one head at `buf[start..limit)`: 'partial' until the blank line has arrived. The head keeps
+ * no reference to `buf` (its fields are strings), so `buf` may be a read buffer that is reused.
+ */
+export function parseHead(
+  buf: Buffer,
+  start: number,
+  type: 'request' | 'response',
+  limit = buf.length,
+): HeadResult {
   let from = start;
   if (type === 'request') {
-    for (let i = 0; i < H1_LIMITS.leadingEmptyLinesMax && buf[from] === 13 && buf[from + 1] === 10; i++)
+    for (
+      let i = 0;
+      i < H1_LIMITS.leadingEmptyLinesMax && from + 1 < limit && buf[from] === 13 && buf[from + 1] === 10;
+      i++
+    )
       from += 2;
   }
   // A short read (a head and perhaps a small body: most of them) is decoded whole and searched as
   // text, which costs less than searching the bytes and then decoding the head.
   let end: number;
   let text: string;
-  if (buf.length - from <= SHORT_READ_BYTES) {
-    const all = buf.toString('latin1', from);
+  if (limit - from <= SHORT_READ_BYTES) {
+    const all = buf.toString('latin1', from, limit);
     const at = all.indexOf('\r\n\r\n');
     end = at < 0 ? -1 : from + at;
     text = at < 0 ? '' : all.slice(0, at);
   } else {
     end = buf.indexOf(CRLFCRLF, from);
+    if (end + 4 > limit) end = -1;
     text = end < 0 ? '' : buf.toString('latin1', from, end);
   }
   if (end < 0 || end + 4 - start > H1_LIMITS.headBytesMax) {
     // A head with a bare LF never shows CRLF CRLF: refused now rather than waited on until the idle timeout.
-    if (end < 0 && bareLf(buf, from)) return fail(type === 'request' ? 400 : 502, 'bare LF in the head');
-    if (buf.length - start <= H1_LIMITS.headBytesMax) return { kind: 'partial' };
+    if (end < 0 && bareLf(buf, from, limit))
+      return fail(type === 'request' ? 400 : 502, 'bare LF in the head');
+    if (limit - start <= H1_LIMITS.headBytesMax) return { kind: 'partial' };
     return fail(type === 'request' ? 431 : 502, `head longer than ${H1_LIMITS.headBytesMax} bytes`);
   }
   const eol = text.indexOf('\r\n');
@@ -171,43 +179,25 @@ export function parseHead(buf: Buffer, start: number, type: 'request' | 'respons
   const bad = type === 'request' ? parseRequestLine(first, head) : parseStatusLine(first, head);
   if (bad) return bad;
   const block = eol < 0 ? '' : text.slice(eol);
-  // A header line is at least 4 characters (CRLF, a name, a colon): a short block cannot hold too many.
-  if (block.length > 4 * H1_LIMITS.headersMax) {
-    let count = 0;
-    for (let i = block.indexOf('\r\n'); i >= 0; i = block.indexOf('\r\n', i + 2)) count++;
-    if (count > H1_LIMITS.headersMax) return fail(431, `more than ${H1_LIMITS.headersMax} headers`);
-  }
-  if (!BLOCK.test(block)) return blockError(block);
+  const f = FIELDS.scan(buf, eol < 0 ? end : from + eol, end, text, from, H1_LIMITS.headersMax);
+  if (f.lines > H1_LIMITS.headersMax) return fail(431, `more than ${H1_LIMITS.headersMax} headers`);
+  if (f.malformed) return blockError(block);
   head.block = block;
-  const te: string[] = [];
-  const cl: string[] = [];
-  let hasUpgrade = false;
+  head.drops = f.drops;
+  head.traceparent = f.traceparent;
+  head.instance = f.instance;
   let connection: readonly string[] | undefined;
-  let hosts = 0;
-  let host = '';
-  FRAMING.lastIndex = 0;
-  for (let m = FRAMING.exec(block); m !== null; m = FRAMING.exec(block)) {
-    // The five names FRAMING matches have five different lengths: no lowercasing needed.
-    const nameLength = (m[1] as string).length;
-    const value = trimOws(m[2] as string);
-    if (nameLength === 14) cl.push(value);
-    else if (nameLength === 17) te.push(value);
-    else if (nameLength === 10) connection = connectionTokens(value, connection);
-    else if (nameLength === 4) {
-      hosts++;
-      host = value;
-    } else hasUpgrade = true;
-  }
+  if (f.connection !== undefined) for (const v of f.connection) connection = connectionTokens(v, connection);
   if (connection) head.connection = connection;
-  const framing = framingOf(head, te, cl, type);
+  const framing = framingOf(head, f.transferEncoding ?? NONE, f.contentLength ?? NONE, type);
   if (framing) return framing;
   if (type === 'request') {
-    const bad = hostError(head.minor, hosts, host);
+    const bad = hostError(head.minor, f.hosts, f.host);
     if (bad) return bad;
   }
   const keepAlive = head.connection.includes('keep-alive');
   head.close = head.connection.includes('close') || (head.minor === 0 && !keepAlive);
-  head.upgrade = hasUpgrade && head.connection.includes('upgrade');
+  head.upgrade = f.upgrade && head.connection.includes('upgrade');
   return { kind: 'head', head, size: end + 4 - start };
 }
 
@@ -219,9 +209,9 @@ function hostError(minor: 0 | 1, hosts: number, host: string): HeadResult | unde
   return undefined;
 }
 
-/** An LF not preceded by CR in `buf[from..]` (read only while a head is incomplete). */
-function bareLf(buf: Buffer, from: number): boolean {
-  for (let i = buf.indexOf(10, from); i >= 0; i = buf.indexOf(10, i + 1))
+/** An LF not preceded by CR in `buf[from..limit)` (read only while a head is incomplete). */
+function bareLf(buf: Buffer, from: number, limit: number): boolean {
+  for (let i = buf.indexOf(10, from); i >= 0 && i < limit; i = buf.indexOf(10, i + 1))
     if (i === from || buf[i - 1] !== 13) return true;
   return false;
 }
@@ -244,9 +234,10 @@ function connectionTokens(value: string, before: readonly string[] | undefined):
   return out;
 }
 
-/** What is wrong with a header block that BLOCK refused, line by line. */
+/** What is wrong with a header block the scan refused, line by line (too many lines, first). */
 function blockError(block: string): HeadResult {
   const lines = block.split('\r\n');
+  if (lines.length - 1 > H1_LIMITS.headersMax) return fail(431, `more than ${H1_LIMITS.headersMax} headers`);
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i] as string;
     const colon = line.indexOf(':');
@@ -308,8 +299,8 @@ function parseStatusLine(line: string, head: Head): HeadResult | undefined {
 /** RFC 9112 §6.3, strictly: one framing, or the message is refused. */
 function framingOf(
   head: Head,
-  te: string[],
-  cl: string[],
+  te: readonly string[],
+  cl: readonly string[],
   type: 'request' | 'response',
 ): HeadResult | undefined {
   const status = type === 'request' ? 400 : 502;
@@ -344,68 +335,16 @@ function framingOf(
     // Repeated, or a list of equal values: forwarded as one field with one value (RFC 9110 §8.6),
     // which a recipient that refuses repeats (Node's parser does) also reads.
     head.block = `${head.block.replace(ANY_CONTENT_LENGTH, '')}\r\ncontent-length: ${first}`;
+    // The scan's line offsets no longer fit the block.
+    head.drops = undefined;
   }
   return undefined;
 }
-
-/**
- * Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded. Transfer-Encoding stays: bodies are
- * relayed as framed. Trailer is end-to-end (§6.6.2): it announces the trailers, which are relayed.
- */
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'te',
-  'upgrade',
-  'proxy-authorization',
-  'proxy-authenticate',
-]);
 
 /** `lines` ("Name: value") as a header block: each preceded by CRLF. */
 export function linesBlock(lines: readonly string[]): string {
   let out = '';
   for (const l of lines) out += `\r\n${l}`;
-  return out;
-}
-
-const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-
-/** Per drop set: matches a whole header line (with its leading CRLF) that is hop-by-hop or dropped. */
-const dropPatterns = new WeakMap<ReadonlySet<string>, RegExp>();
-
-function dropPattern(drop: ReadonlySet<string>): RegExp {
-  let re = dropPatterns.get(drop);
-  if (re === undefined) {
-    const names = [...HOP_BY_HOP, ...drop].map(escapeRegExp).join('|');
-    re = new RegExp(`\\r\\n(?:${names}):[^\\r]*`, 'gi');
-    dropPatterns.set(drop, re);
-  }
-  return re;
-}
-
-/**
- * The header block of `h` to forward: without hop-by-hop headers, headers the Connection header
- * names, and `drop` (lowercase). With `keepUpgrade`, Upgrade and `Connection: upgrade` stay (a
- * WebSocket handshake is relayed as such). When the Connection header names nothing beyond the
- * usual hop-by-hop headers (`keep-alive` and `close` from most clients and servers), the block is
- * filtered by one pattern over its text; otherwise line by line.
- */
-export function forwardBlock(h: Head, drop: ReadonlySet<string>, keepUpgrade = false): string {
-  if (!keepUpgrade && h.connection.every((t) => t === 'close' || HOP_BY_HOP.has(t) || drop.has(t))) {
-    // A header literally named "close" is rare enough to take the slow way.
-    if (!h.connection.includes('close') || !/\r\nclose:/i.test(h.block))
-      return h.block.replace(dropPattern(drop), '');
-  }
-  let out = '';
-  for (let i = 0; i < h.lower.length; i++) {
-    const name = h.lower[i] as string;
-    const keep =
-      (keepUpgrade && name === 'upgrade') ||
-      !(drop.has(name) || HOP_BY_HOP.has(name) || h.connection.includes(name));
-    if (keep) out += `\r\n${h.names[i]}: ${h.values[i]}`;
-  }
-  if (keepUpgrade) out += '\r\nConnection: upgrade';
   return out;
 }
 

@@ -67,10 +67,10 @@ export interface RelaySocket {
  */
 export const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
-/** The `n` bytes an onread callback got in `buf`, copied out (the buffer is reused by the next read). */
-export function copyRead(n: number, buf: Buffer): Buffer {
-  const d = Buffer.allocUnsafe(n);
-  buf.copy(d, 0, 0, n);
+/** Bytes `from..n` of what an onread callback got in `buf`, copied out (the buffer is reused by the next read). */
+export function copyRead(n: number, buf: Buffer, from = 0): Buffer {
+  const d = Buffer.allocUnsafe(n - from);
+  buf.copy(d, 0, from, n);
   return d;
 }
 

@@ -8,7 +8,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { adoptWithOnread } from './accepted.js';
 import { Exchange, type ExchangeHost, RELAY_LIMITS } from './exchange.js';
-import { parseHead, writeHead } from './head.js';
+import { type HeadResult, parseHead, writeHead } from './head.js';
 import { copyRead, READ_BUFFER, type RelaySocket } from './pool.js';
 import { relayTicker, type Watched } from './ticker.js';
 
@@ -32,11 +32,10 @@ export function serveH1Accepted(accepted: Socket, handler: Handler): RelaySocket
   const adopted = adoptWithOnread(accepted, {
     buffer: READ_BUFFER,
     callback: (n, buf) => {
-      const d = copyRead(n, buf);
       // Once the connection is detached (an upgrade took it over, or it is closing), its bytes go
       // out as 'data' events: what a pipe from the socket listens for.
-      if (conn?.attached) conn.data(d);
-      else adopted?.emit('data', d);
+      if (conn?.attached) conn.read(n, buf);
+      else adopted?.emit('data', copyRead(n, buf));
       return true;
     },
   });
@@ -91,6 +90,20 @@ class Conn implements Watched, ExchangeHost {
     if (this.ex === undefined && quietMs >= RELAY_LIMITS.idleTimeoutMs) this.socket.destroy();
   }
 
+  /**
+   * `n` bytes read into the thread's read buffer, which the next read reuses. The head of a new
+   * request, the common case, is parsed where it lies: only bytes that must outlive this call are
+   * copied out (a partial head, a body, a pipelined request).
+   */
+  read(n: number, buf: Buffer): void {
+    if (this.ex !== undefined || this.buf.length > 0 || this.closed) {
+      this.data(copyRead(n, buf));
+      return;
+    }
+    this.active = true;
+    this.take(parseHead(buf, 0, 'request', n), buf, n);
+  }
+
   data(d: Buffer): void {
     this.active = true;
     const ex = this.ex;
@@ -106,8 +119,13 @@ class Conn implements Watched, ExchangeHost {
   /** Parse and dispatch the next request in `buf`, if a whole head is there. */
   next(): void {
     if (this.closed || this.ex || this.buf.length === 0) return;
-    const r = parseHead(this.buf, 0, 'request');
+    this.take(parseHead(this.buf, 0, 'request'), this.buf, this.buf.length);
+  }
+
+  /** Act on a parse of `src[0..limit)`: `src` is `buf`, or the read buffer (then what is kept is copied). */
+  private take(r: HeadResult, src: Buffer, limit: number): void {
     if (r.kind === 'partial') {
+      if (src !== this.buf) this.buf = copyRead(limit, src);
       // Only a head split over reads reads the clock.
       const nowMs = performance.now();
       if (this.headSinceMs === undefined) this.headSinceMs = nowMs;
@@ -124,7 +142,8 @@ class Conn implements Watched, ExchangeHost {
       this.refuse(405, 'CONNECT is not supported');
       return;
     }
-    const rest = this.buf.subarray(r.size);
+    const rest =
+      r.size === limit ? EMPTY : src === this.buf ? src.subarray(r.size) : copyRead(limit, src, r.size);
     this.buf = EMPTY;
     const ex = new Exchange(this, r.head);
     this.ex = ex;

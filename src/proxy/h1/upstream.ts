@@ -13,7 +13,8 @@ import { LEGACY_CODE } from '../mux/client.js';
 import { REFUSED_CODE } from '../mux/stream.js';
 import { BodyFramer, responseBody } from './body.js';
 import type { Exchange, ForwardTarget, Outcome } from './exchange.js';
-import { forwardBlock, type Head, parseHead, writeHead } from './head.js';
+import { forwardBlock } from './fields.js';
+import { type Head, parseHead, writeHead } from './head.js';
 import {
   copyRead,
   H1_POOL_LIMITS,
@@ -83,7 +84,7 @@ export class UpstreamConn implements Watched {
   ) {
     const onread: OnRead = {
       buffer: READ_BUFFER,
-      callback: (n, buf) => this.data(copyRead(n, buf)),
+      callback: (n, buf) => this.read(n, buf),
     };
     const socket = dest.open(onread);
     this.socket = socket;
@@ -219,6 +220,25 @@ export class UpstreamConn implements Watched {
     this.failed('the connection closed before the response ended');
   }
 
+  /**
+   * `n` bytes read into the thread's read buffer, which the next read reuses. A whole final
+   * response head at the start of a response, the common case, is parsed where it lies, and the
+   * body bytes after it go out in the same new buffer as the head. Anything else is copied out and
+   * read by data().
+   */
+  private read(n: number, buf: Buffer): boolean {
+    if (this.state === State.Busy && this.framer === undefined && this.rbuf.length === 0) {
+      const r = parseHead(buf, 0, 'response', n);
+      if (r.kind === 'head' && r.head.status >= 200 && !(this.t?.retryOn?.(r.head.status) ?? false)) {
+        this.active = true;
+        this.gotBytes = true;
+        this.respond(r.head, buf.subarray(r.size, n));
+        return true;
+      }
+    }
+    return this.data(copyRead(n, buf));
+  }
+
   /** Bytes from the upstream; false asks to stop reading (the client is slower). */
   private data(d: Buffer): boolean {
     if (this.state !== State.Busy) {
@@ -259,15 +279,24 @@ export class UpstreamConn implements Watched {
         this.failBefore(h.status, `status ${h.status}`, { retryable: true });
         return true;
       }
-      this.head = h;
-      const framer = new BodyFramer(responseBody(h, ex.head.method));
-      this.framer = framer;
-      this.headOut = ex.responseHead(h.status, h.reason, exchangeBlock(h), framer.body.kind === 'close');
       const rest = this.rbuf;
       this.rbuf = EMPTY;
-      this.body(rest);
+      this.respond(h, rest);
       return true;
     }
+  }
+
+  /**
+   * The final response head `h`, and the bytes read after it: the head goes out with the first body
+   * bytes, in one new buffer (so `rest` may lie in the read buffer).
+   */
+  private respond(h: Head, rest: Buffer): void {
+    const ex = this.ex as Exchange;
+    this.head = h;
+    const framer = new BodyFramer(responseBody(h, ex.head.method));
+    this.framer = framer;
+    this.headOut = ex.responseHead(h.status, h.reason, exchangeBlock(h), framer.body.kind === 'close');
+    this.body(rest);
   }
 
   private body(chunk: Buffer): void {

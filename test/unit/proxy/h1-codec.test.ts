@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { BodyFramer, requestBody, responseBody } from '../../../src/proxy/h1/body.js';
+import { forwardBlock } from '../../../src/proxy/h1/fields.js';
 import {
-  forwardBlock,
   H1_LIMITS,
   type HeadResult,
   headerValue,
@@ -87,6 +87,60 @@ describe('HTTP/1.1 heads', () => {
     );
   });
 
+  it('reads nothing past its limit: a reused read buffer parses as the read alone would', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ maxLength: 300 }),
+        fc.uint8Array({ maxLength: 300 }),
+        fc.boolean(),
+        (read, stale, isReq) => {
+          const type = isReq ? 'request' : 'response';
+          // What an earlier, longer read left behind: often the end of a head.
+          const buf = Buffer.concat([Buffer.from(read), Buffer.from('\r\n\r\n'), Buffer.from(stale)]);
+          buf.set(read, 0);
+          const alone = parseHead(Buffer.from(read), 0, type);
+          assert.deepEqual(parseHead(buf, 0, type, read.length), alone);
+        },
+      ),
+    );
+    const lines = Buffer.from('\r\n\r\nGET / HTTP/1.1\r\nhost: a\r\n\r\n', 'latin1');
+    assert.equal(parseHead(lines, 0, 'request', 1).kind, 'partial');
+    assert.equal(parseHead(lines, 0, 'request', lines.length - 1).kind, 'partial');
+    assert.equal(parseHead(lines, 0, 'request', lines.length).kind, 'head');
+  });
+
+  it('accepts exactly the header blocks of the grammar: a token, a colon, a value free of controls, per line', () => {
+    const grammar = /^(?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*)*$/;
+    const piece = fc.constantFrom(
+      '\r\n',
+      '\r',
+      '\n',
+      ':',
+      ' ',
+      '\t',
+      'x',
+      'Y',
+      '-',
+      '\x00',
+      '\x7f',
+      '\xa0',
+      '"',
+      '~',
+    );
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 40 }), (pieces) => {
+        const block = `\r\n${pieces.join('')}`;
+        const text = `GET / HTTP/1.1\r\nHost: a${block}\r\n\r\n`;
+        // CR LF CR LF before the end ends the head there: only whole blocks are compared.
+        if (text.indexOf('\r\n\r\n') !== text.length - 4) return;
+        const r = req(text);
+        if (grammar.test(block)) assert.equal(r.kind, 'head', JSON.stringify(block));
+        else refused(r, 400);
+      }),
+      { numRuns: 2_000 },
+    );
+  });
+
   it('never throws on arbitrary bytes', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 300 }), fc.boolean(), (bytes, isReq) => {
@@ -154,6 +208,54 @@ describe('HTTP/1.1 heads', () => {
     assert.equal(req('GET / HTTP/1.0\r\n\r\n').kind, 'head');
     // A response has no Host to check.
     assert.equal(res('HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n').kind, 'head');
+  });
+
+  it('forwards every line but the hop-by-hop ones, those the Connection header names, and those dropped', () => {
+    const hop = ['Connection', 'Keep-Alive', 'Proxy-Connection', 'TE', 'Upgrade', 'Proxy-Authorization'];
+    const special = ['traceparent', 'X-Mesh-Instance', 'x-mesh-instance', 'Close', 'X-Custom'];
+    const name = fc.oneof(
+      token.filter((n) => !['content-length', 'transfer-encoding', 'host'].includes(n.toLowerCase())),
+      fc.constantFrom(...hop, ...special),
+      fc.constantFrom(...hop).map((n) => n.toUpperCase()),
+    );
+    const connection = fc.constantFrom(
+      'keep-alive',
+      'close',
+      'upgrade',
+      'x-custom',
+      'Keep-Alive, x-custom',
+      'te',
+    );
+    const drops: ReadonlySet<string>[] = [
+      new Set(),
+      new Set(['traceparent', 'x-mesh-instance']),
+      new Set(['x-mesh-instance']),
+      new Set(['x-custom']),
+    ];
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(name, value), { maxLength: 10 }),
+        fc.array(connection, { maxLength: 2 }),
+        fc.constantFrom(...drops),
+        (headers, conns, drop) => {
+          const all: Array<[string, string]> = [
+            ['Host', 'a'],
+            ...headers.filter(([n]) => n.toLowerCase() !== 'connection'),
+          ];
+          for (const c of conns) all.push(['Connection', c]);
+          const r = req(writeHead('GET / HTTP/1.1', linesBlock(all.map(([n, v]) => `${n}: ${v}`))));
+          assert.equal(r.kind, 'head');
+          if (r.kind !== 'head') return;
+          const named = conns.flatMap((c) => c.split(',').map((t) => t.trim().toLowerCase()));
+          const hopNames = new Set([...hop.map((n) => n.toLowerCase()), 'proxy-authenticate']);
+          const want = all.filter(([n]) => {
+            const l = n.toLowerCase();
+            return !(hopNames.has(l) || named.includes(l) || drop.has(l));
+          });
+          assert.equal(forwardBlock(r.head, drop), linesBlock(want.map(([n, v]) => `${n}: ${v}`)));
+        },
+      ),
+    );
   });
 
   it('accepts repeated equal Content-Lengths (forwarded as one) and reads framing, keep-alive and upgrade', () => {

@@ -1,0 +1,309 @@
+// One pass over a head's header block, byte by byte: it checks every line against the grammar of
+// RFC 9112 §5 (a token, a colon, a field value free of CR, LF and other controls) and notes the
+// lines the relay acts on: framing (Content-Length, Transfer-Encoding), the connection's fate
+// (Connection, Upgrade), the authority (Host), hop-by-hop headers (dropped when forwarding) and
+// the headers the mesh sets itself (traceparent, the instance header). It replaces three passes of
+// regular expressions over the block's text (validate, find the framing headers, drop hop-by-hop
+// lines), which were the largest part of parsing a head. Then forwardBlock leaves those lines out
+// of the block it forwards, by the offsets the scan noted.
+
+import type { Head } from './head.js';
+
+/** Set by the caller's agent: which of the callee agent's instances was picked. Never passed on to an instance. */
+export const INSTANCE_HEADER = 'x-mesh-instance';
+
+/** Kinds of the lines `FieldScan.drops` lists: a mask of them says which lines to leave out. */
+export const LINE = Object.freeze({
+  /** Hop-by-hop (RFC 9110 §7.6.1): Connection, Keep-Alive, Proxy-Connection, TE, Upgrade, Proxy-Authorization, Proxy-Authenticate. */
+  hop: 1,
+  traceparent: 2,
+  instance: 4,
+});
+
+const isOws = (c: number): boolean => c === 32 || c === 9;
+
+/**
+ * `v` without leading and trailing OWS, which is spaces and tabs only (RFC 9110 §5.6.3). Not
+ * String.trim: on latin1 text it also strips \xa0, so `Host: api\xa0` would be read as `api` here
+ * while the bytes forwarded, and the instance, say otherwise.
+ */
+export function trimOws(v: string): string {
+  let a = 0;
+  let b = v.length;
+  while (a < b && isOws(v.charCodeAt(a))) a++;
+  while (b > a && isOws(v.charCodeAt(b - 1))) b--;
+  return a === 0 && b === v.length ? v : v.slice(a, b);
+}
+
+const TCHAR = 1;
+const VCHAR = 2;
+/** Per byte: a token character (RFC 9110 §5.6.2), a field-value character (§5.5: HTAB, SP, VCHAR, obs-text). */
+const CLASS = (() => {
+  const t = new Uint8Array(256);
+  for (const c of "!#$%&'*+-.^_`|~0123456789") {
+    const k = c.charCodeAt(0);
+    t[k] = (t[k] as number) | TCHAR;
+  }
+  for (let c = 65; c <= 90; c++) t[c] = (t[c] as number) | TCHAR;
+  for (let c = 97; c <= 122; c++) t[c] = (t[c] as number) | TCHAR;
+  t[9] = (t[9] as number) | VCHAR;
+  for (let c = 0x20; c <= 0xff; c++) if (c !== 0x7f) t[c] = (t[c] as number) | VCHAR;
+  return t;
+})();
+
+// What a name is, once its length and bytes have matched one of these (lowercase) names.
+const CONTENT_LENGTH = 1;
+const TRANSFER_ENCODING = 2;
+const CONNECTION = 3;
+const UPGRADE = 4;
+const HOST = 5;
+const HOP = 6;
+const TRACEPARENT = 7;
+const INSTANCE = 8;
+const CLOSE = 9;
+
+const NAMES: ReadonlyArray<readonly [string, number]> = [
+  ['content-length', CONTENT_LENGTH],
+  ['transfer-encoding', TRANSFER_ENCODING],
+  ['connection', CONNECTION],
+  ['upgrade', UPGRADE],
+  ['host', HOST],
+  ['keep-alive', HOP],
+  ['proxy-connection', HOP],
+  ['te', HOP],
+  ['proxy-authorization', HOP],
+  ['proxy-authenticate', HOP],
+  ['traceparent', TRACEPARENT],
+  [INSTANCE_HEADER, INSTANCE],
+  ['close', CLOSE],
+];
+
+/** The names above by length, as bytes: a line's name is compared only with those of its length. */
+const BY_LENGTH: Array<Array<{ bytes: Uint8Array; kind: number }>> = [];
+for (const [name, kind] of NAMES) {
+  const same = BY_LENGTH[name.length] ?? [];
+  same.push({ bytes: Buffer.from(name, 'latin1'), kind });
+  BY_LENGTH[name.length] = same;
+}
+
+/** `buf[at..at+want.length)` equals `want` (lowercase letters and '-'), in any case. */
+function sameName(buf: Uint8Array, at: number, want: Uint8Array): boolean {
+  // A token's bytes OR 0x20 equal a lowercase letter only for that letter in either case, and
+  // equal '-' only for '-' (CR, the other byte that would, is no token character).
+  for (let i = 0; i < want.length; i++) if (((buf[at + i] as number) | 0x20) !== want[i]) return false;
+  return true;
+}
+
+function kindOf(buf: Uint8Array, at: number, length: number): number {
+  const candidates = BY_LENGTH[length];
+  if (candidates === undefined) return 0;
+  for (const c of candidates) if (sameName(buf, at, c.bytes)) return c.kind;
+  return 0;
+}
+
+/**
+ * What one scan found. One instance is reused for every head (the proxy's thread parses one head at
+ * a time): read it before the next scan. Values are OWS-trimmed.
+ */
+export class FieldScan {
+  /** The block broke the grammar: the caller says where, from the text. */
+  malformed = false;
+  lines = 0;
+  /** Values of each header that may repeat, in order; undefined when absent. */
+  contentLength: string[] | undefined = undefined;
+  transferEncoding: string[] | undefined = undefined;
+  connection: string[] | undefined = undefined;
+  hosts = 0;
+  host = '';
+  upgrade = false;
+  /** A header literally named "close" (which `Connection: close` would make hop-by-hop). */
+  closeNamed = false;
+  traceparent: string | undefined = undefined;
+  instance: string | undefined = undefined;
+  /**
+   * Lines forwarding may leave out, as [start, end, kind] triples: offsets into the block (from
+   * the CRLF before the line to the end of its value) and a LINE kind. Undefined when there are none.
+   */
+  drops: number[] | undefined = undefined;
+
+  private reset(): void {
+    this.malformed = false;
+    this.lines = 0;
+    this.contentLength = undefined;
+    this.transferEncoding = undefined;
+    this.connection = undefined;
+    this.hosts = 0;
+    this.host = '';
+    this.upgrade = false;
+    this.closeNamed = false;
+    this.traceparent = undefined;
+    this.instance = undefined;
+    this.drops = undefined;
+  }
+
+  /**
+   * Scan the block at `buf[start..end)`: header lines, each preceded by CRLF (start === end when
+   * there are none). `text` is the same bytes decoded as latin1 from `buf[textStart..]`, for values.
+   * Stops at `linesMax` + 1 lines.
+   */
+  scan(buf: Uint8Array, start: number, end: number, text: string, textStart: number, linesMax: number): this {
+    this.reset();
+    let i = start;
+    while (i < end) {
+      if (i + 2 > end || buf[i] !== 13 || buf[i + 1] !== 10) return this.broken();
+      const lineStart = i;
+      i += 2;
+      const nameStart = i;
+      while (i < end && ((CLASS[buf[i] as number] as number) & TCHAR) !== 0) i++;
+      if (i === nameStart || i === end || buf[i] !== 58) return this.broken();
+      const nameEnd = i;
+      i++;
+      const valueStart = i;
+      while (i < end && ((CLASS[buf[i] as number] as number) & VCHAR) !== 0) i++;
+      // The value ends at the block's end or at the CR of the next line's CRLF, checked above.
+      if (i < end && buf[i] !== 13) return this.broken();
+      if (++this.lines > linesMax) return this;
+      const kind = kindOf(buf, nameStart, nameEnd - nameStart);
+      if (kind === 0) continue;
+      const value =
+        kind === HOP || kind === UPGRADE || kind === CLOSE
+          ? ''
+          : trimOws(text.slice(valueStart - textStart, i - textStart));
+      switch (kind) {
+        case CONTENT_LENGTH:
+          if (this.contentLength === undefined) this.contentLength = [value];
+          else this.contentLength.push(value);
+          break;
+        case TRANSFER_ENCODING:
+          if (this.transferEncoding === undefined) this.transferEncoding = [value];
+          else this.transferEncoding.push(value);
+          break;
+        case CONNECTION:
+          if (this.connection === undefined) this.connection = [value];
+          else this.connection.push(value);
+          this.drop(lineStart - start, i - start, LINE.hop);
+          break;
+        case UPGRADE:
+          this.upgrade = true;
+          this.drop(lineStart - start, i - start, LINE.hop);
+          break;
+        case HOST:
+          this.hosts++;
+          this.host = value;
+          break;
+        case HOP:
+          this.drop(lineStart - start, i - start, LINE.hop);
+          break;
+        case TRACEPARENT:
+          this.traceparent ??= value;
+          this.drop(lineStart - start, i - start, LINE.traceparent);
+          break;
+        case INSTANCE:
+          this.instance ??= value;
+          this.drop(lineStart - start, i - start, LINE.instance);
+          break;
+        default:
+          this.closeNamed = true;
+      }
+    }
+    return this;
+  }
+
+  private broken(): this {
+    this.malformed = true;
+    return this;
+  }
+
+  private drop(start: number, end: number, kind: number): void {
+    if (this.drops === undefined) this.drops = [start, end, kind];
+    else this.drops.push(start, end, kind);
+  }
+}
+
+/**
+ * Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded. Transfer-Encoding stays: bodies are
+ * relayed as framed. Trailer is end-to-end (§6.6.2): it announces the trailers, which are relayed.
+ */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'upgrade',
+  'proxy-authorization',
+  'proxy-authenticate',
+]);
+
+export const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** Per drop set: matches a whole header line (with its leading CRLF) that is hop-by-hop or dropped. */
+const dropPatterns = new WeakMap<ReadonlySet<string>, RegExp>();
+
+function dropPattern(drop: ReadonlySet<string>): RegExp {
+  let re = dropPatterns.get(drop);
+  if (re === undefined) {
+    const names = [...HOP_BY_HOP, ...drop].map(escapeRegExp).join('|');
+    re = new RegExp(`\\r\\n(?:${names}):[^\\r]*`, 'gi');
+    dropPatterns.set(drop, re);
+  }
+  return re;
+}
+
+/** Per drop set: the LINE kinds it adds to the hop-by-hop lines, or -1 when it names other headers. */
+const dropMasks = new WeakMap<ReadonlySet<string>, number>();
+
+function dropMask(drop: ReadonlySet<string>): number {
+  let mask = dropMasks.get(drop);
+  if (mask === undefined) {
+    mask = LINE.hop;
+    for (const name of drop) {
+      if (name === 'traceparent') mask |= LINE.traceparent;
+      else if (name === INSTANCE_HEADER) mask |= LINE.instance;
+      else if (!HOP_BY_HOP.has(name)) mask = -1;
+      if (mask < 0) break;
+    }
+    dropMasks.set(drop, mask);
+  }
+  return mask;
+}
+
+/**
+ * The header block of `h` to forward: without hop-by-hop headers, headers the Connection header
+ * names, and `drop` (lowercase). With `keepUpgrade`, Upgrade and `Connection: upgrade` stay (a
+ * WebSocket handshake is relayed as such). When the Connection header names nothing beyond the
+ * usual hop-by-hop headers (`keep-alive` and `close` from most clients and servers), the lines to
+ * leave out are the ones the parse noted (or, for a `drop` of other names, found by one pattern
+ * over the text); otherwise the block is rebuilt line by line.
+ */
+export function forwardBlock(h: Head, drop: ReadonlySet<string>, keepUpgrade = false): string {
+  if (!keepUpgrade && h.connection.every((t) => t === 'close' || HOP_BY_HOP.has(t) || drop.has(t))) {
+    // A header literally named "close" is rare enough to take the slow way.
+    if (!h.connection.includes('close') || !/\r\nclose:/i.test(h.block)) {
+      const mask = h.drops === undefined ? -1 : dropMask(drop);
+      if (mask < 0) return h.block.replace(dropPattern(drop), '');
+      return cutLines(h.block, h.drops as readonly number[], mask);
+    }
+  }
+  let out = '';
+  for (let i = 0; i < h.lower.length; i++) {
+    const name = h.lower[i] as string;
+    const keep =
+      (keepUpgrade && name === 'upgrade') ||
+      !(drop.has(name) || HOP_BY_HOP.has(name) || h.connection.includes(name));
+    if (keep) out += `\r\n${h.names[i]}: ${h.values[i]}`;
+  }
+  if (keepUpgrade) out += '\r\nConnection: upgrade';
+  return out;
+}
+
+/** `block` without the lines of `drops` (FieldScan.drops) whose kind is in `mask`. */
+function cutLines(block: string, drops: readonly number[], mask: number): string {
+  let out = '';
+  let at = 0;
+  for (let i = 0; i < drops.length; i += 3) {
+    if (((drops[i + 2] as number) & mask) === 0) continue;
+    out += block.slice(at, drops[i] as number);
+    at = drops[i + 1] as number;
+  }
+  return at === 0 ? block : out + block.slice(at);
+}

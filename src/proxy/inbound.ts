@@ -14,7 +14,12 @@ import { connect as netConnect } from 'node:net';
 import { createServer as createTlsServer, type TLSSocket, type Server as TlsServer } from 'node:tls';
 import { peerServiceOf } from '../ca/spiffe.js';
 import type { EngineContext } from './context.js';
-import { type Exchange, type Outcome, STALE_SOCKET_RETRIES_MAX } from './h1/exchange.js';
+import {
+  type Exchange,
+  type ForwardListener,
+  type Outcome,
+  STALE_SOCKET_RETRIES_MAX,
+} from './h1/exchange.js';
 import { INSTANCE_HEADER } from './h1/fields.js';
 import { serveH1 } from './h1/relay.js';
 import { forwardH2, isGrpc, replyH2Error, upstreamHeaders } from './h2-forward.js';
@@ -274,15 +279,18 @@ export class Inbound {
       inst.requestTimeoutMs,
     );
     let staleRetries = 0;
-    const done = (o: Outcome): void => {
-      if (!o.sentResponse && o.staleSocket && x.replayable && staleRetries++ < STALE_SOCKET_RETRIES_MAX) {
-        x.forward(target, done);
-        return;
-      }
-      if (!o.sentResponse) x.reply(o.status, `mesh: ${caller.destination} instance ${inst.id}: ${o.message}`);
-      const seconds = (performance.now() - startedMs) / 1000;
-      this.ctx.metrics.request('inbound', caller.source, caller.destination, o.status, seconds);
-      x.finish();
+    const done: ForwardListener = {
+      forwarded: (o: Outcome): void => {
+        if (!o.sentResponse && o.staleSocket && x.replayable && staleRetries++ < STALE_SOCKET_RETRIES_MAX) {
+          x.forward(target, done);
+          return;
+        }
+        if (!o.sentResponse)
+          x.reply(o.status, `mesh: ${caller.destination} instance ${inst.id}: ${o.message}`);
+        const seconds = (performance.now() - startedMs) / 1000;
+        this.ctx.metrics.request('inbound', caller.source, caller.destination, o.status, seconds);
+        x.finish();
+      },
     };
     x.forward(target, done);
   }

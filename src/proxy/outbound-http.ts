@@ -6,10 +6,16 @@
 // replayed).
 
 import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
-import type { RequestInfo } from '../core/routing/types.js';
+import type { Balancer } from '../core/routing/lb.js';
+import type { RequestInfo, RouteDecision } from '../core/routing/types.js';
 import type { HashPolicy } from '../core/state/kinds/load-balancer.js';
 import type { EngineContext } from './context.js';
-import { type Exchange, STALE_SOCKET_RETRIES_MAX } from './h1/exchange.js';
+import {
+  type Exchange,
+  type ForwardListener,
+  type Outcome,
+  STALE_SOCKET_RETRIES_MAX,
+} from './h1/exchange.js';
 import type { Head } from './h1/head.js';
 import type { OnRead, RelaySocket } from './h1/pool.js';
 import { forwardH2, isGrpc, replyH2Error, upstreamHeaders } from './h2-forward.js';
@@ -17,7 +23,7 @@ import { headerString, INSTANCE_HEADER } from './inbound.js';
 import { entryOf, newMap } from './maps.js';
 import { ALPN_H1, ALPN_H2, ALPN_MUX, connectPeer } from './peer-tls.js';
 import { forwardTarget, type PoolTarget } from './pools.js';
-import type { Picked } from './routing.js';
+import type { HashKeySource, Picked } from './routing.js';
 import { nextTraceparent } from './trace.js';
 import type { ProxyEndpoint, ProxyUpstream } from './types.js';
 
@@ -107,13 +113,10 @@ function pick(
   up: ProxyUpstream,
   info: RequestInfo,
   tried: ReadonlySet<string>,
-  /** Read only by a source-IP hash policy. */
-  sourceIp: () => string,
+  request: HashKeySource,
 ): Picked {
   if (!ctx.clientContext(up.source)) return { error: `no certificate for ${up.source} yet` };
-  return ctx.routing.pickHttp(up.destination, info, tried, Date.now(), (p) =>
-    hashKeyOf(p, info.headers as Headers, info.query, sourceIp),
-  );
+  return ctx.routing.pickHttp(up.destination, info, tried, Date.now(), request);
 }
 
 /** Request headers as an object (lowercase names, repeats joined), for route matching and hashing. */
@@ -158,18 +161,23 @@ export function handleH1(ctx: EngineContext, up: ProxyUpstream, x: Exchange): vo
 }
 
 /** The attempts of one request: each picks an instance not tried yet, until one answers or none may. */
-class OutboundH1 {
+class OutboundH1 implements HashKeySource, ForwardListener {
   private readonly startedMs = performance.now();
   private readonly path: string;
   private readonly query: string;
   private readonly info: RequestInfo;
   private readonly traceparent: string;
-  private readonly forwarded: string;
+  private readonly forwardedBlock: string;
   /** Instances whose attempt failed and was retried elsewhere: made at the first such retry. */
   private tried: Set<string> | undefined = undefined;
   private attempts = 0;
   private staleRetries = 0;
-  private readonly sourceIp = (): string => this.x.remoteAddress;
+  // The attempt under way, for forwarded().
+  private endpoint: ProxyEndpoint | undefined = undefined;
+  private balancer: Balancer | undefined = undefined;
+  private decision: RouteDecision | undefined = undefined;
+  private canRetry = false;
+  private attemptStartedMs = 0;
 
   constructor(
     private readonly ctx: EngineContext,
@@ -181,12 +189,16 @@ class OutboundH1 {
     this.query = query;
     this.info = new H1RequestInfo(path, query, x.head.method, x.head);
     this.traceparent = nextTraceparent(x.head.traceparent);
-    this.forwarded = x.headerBlock(OWN_HEADERS);
+    this.forwardedBlock = x.headerBlock(OWN_HEADERS);
+  }
+
+  hashKey(policies: readonly HashPolicy[]): string | undefined {
+    return hashKeyOf(policies, this.info.headers as Headers, this.query, () => this.x.remoteAddress);
   }
 
   attempt(): void {
     const { ctx, up, x } = this;
-    const picked = pick(ctx, up, this.info, this.tried ?? NONE_TRIED, this.sourceIp);
+    const picked = pick(ctx, up, this.info, this.tried ?? NONE_TRIED, this);
     if ('error' in picked) {
       this.answer(503, `mesh: ${picked.error}`);
       return;
@@ -202,7 +214,11 @@ class OutboundH1 {
       return;
     }
     balancer.onStart(endpoint.id, Date.now());
-    const t0 = performance.now();
+    this.endpoint = endpoint;
+    this.balancer = balancer;
+    this.decision = decision;
+    this.canRetry = canRetry;
+    this.attemptStartedMs = performance.now();
     const q = this.query;
     x.forward(
       forwardTarget(
@@ -211,34 +227,44 @@ class OutboundH1 {
         // The instance header tells a peer agent which of its instances was picked (it removes
         // it); an instance on this agent is called directly and must not see it either.
         endpoint.local
-          ? `${this.forwarded}\r\ntraceparent: ${this.traceparent}`
-          : `${this.forwarded}\r\ntraceparent: ${this.traceparent}\r\n${INSTANCE_HEADER}: ${endpoint.instanceId}`,
+          ? `${this.forwardedBlock}\r\ntraceparent: ${this.traceparent}`
+          : `${this.forwardedBlock}\r\ntraceparent: ${this.traceparent}\r\n${INSTANCE_HEADER}: ${endpoint.instanceId}`,
         picked.requestTimeoutMs,
         canRetry && decision.retryOnStatusCodes.length > 0
           ? (s: number) => decision.retryOnStatusCodes.includes(s)
           : undefined,
       ),
-      (o) => {
-        balancer.onEnd(endpoint.id, performance.now() - t0, o.status < 500, Date.now());
-        if (endpoint.local) ctx.metrics.request('inbound', up.source, endpoint.service, o.status);
-        if (o.sentResponse) {
-          this.end(o.status);
-          return;
-        }
-        const stale =
-          o.staleSocket === true && x.replayable && this.staleRetries++ < STALE_SOCKET_RETRIES_MAX;
-        // A stale connection never reached the instance: it may be picked again.
-        const retry =
-          stale ||
-          (canRetry && (o.retryable === true || (o.connectFailed && decision.retryOnConnectFailure)));
-        if (retry && !stale) {
-          this.tried ??= new Set();
-          this.tried.add(endpoint.id);
-        }
-        if (retry) this.attempt();
-        else this.answer(o.status, `mesh: ${endpoint.service} via ${endpoint.inbound}: ${o.message}`);
-      },
+      this,
     );
+  }
+
+  /** How the attempt under way ended: the response was relayed, or it is retried, or answered here. */
+  forwarded(o: Outcome): void {
+    const { ctx, up, x } = this;
+    const endpoint = this.endpoint as ProxyEndpoint;
+    const decision = this.decision as RouteDecision;
+    (this.balancer as Balancer).onEnd(
+      endpoint.id,
+      performance.now() - this.attemptStartedMs,
+      o.status < 500,
+      Date.now(),
+    );
+    if (endpoint.local) ctx.metrics.request('inbound', up.source, endpoint.service, o.status);
+    if (o.sentResponse) {
+      this.end(o.status);
+      return;
+    }
+    const stale = o.staleSocket === true && x.replayable && this.staleRetries++ < STALE_SOCKET_RETRIES_MAX;
+    // A stale connection never reached the instance: it may be picked again.
+    const retry =
+      stale ||
+      (this.canRetry && (o.retryable === true || (o.connectFailed && decision.retryOnConnectFailure)));
+    if (retry && !stale) {
+      this.tried ??= new Set();
+      this.tried.add(endpoint.id);
+    }
+    if (retry) this.attempt();
+    else this.answer(o.status, `mesh: ${endpoint.service} via ${endpoint.inbound}: ${o.message}`);
   }
 
   /** Answered by this agent (no instance, denied, or the last attempt failed). */
@@ -320,7 +346,10 @@ export async function handleH2Stream(
   const { path, query } = splitUrl(headerString(headers[':path']) ?? '/');
   const info: RequestInfo = { path, method: headerString(headers[':method']) ?? 'GET', headers, query };
   const traceparent = nextTraceparent(headers.traceparent);
-  const picked = pick(ctx, up, info, new Set(), () => stream.session?.socket?.remoteAddress ?? '');
+  const request: HashKeySource = {
+    hashKey: (p) => hashKeyOf(p, headers, query, () => stream.session?.socket?.remoteAddress ?? ''),
+  };
+  const picked = pick(ctx, up, info, new Set(), request);
   let status = 503;
   if ('error' in picked) {
     replyH2Error(stream, grpc, 503, 14, `mesh: ${picked.error}`);

@@ -22,6 +22,11 @@ const CONNECT_TIMEOUT_MS_DEFAULT = 5_000;
 /** Consul's default route timeout: a request without an answer in 15 s gets a 504. */
 export const REQUEST_TIMEOUT_MS_DEFAULT = 15_000;
 
+/** A request as ring_hash reads it: the key of the first hash policy that yields one (read only when the target has policies). */
+export interface HashKeySource {
+  hashKey(policies: readonly HashPolicy[]): string | undefined;
+}
+
 export type Picked =
   | {
       endpoint: ProxyEndpoint;
@@ -152,17 +157,17 @@ export class RoutingTable {
     return this.pick(dest, decision, exclude, nowMs, undefined);
   }
 
-  /** An instance for one HTTP/gRPC request to `dest`; `hashKey(policies)` reads the request for ring_hash. */
+  /** An instance for one HTTP/gRPC request to `dest`; `request.hashKey(policies)` reads the request for ring_hash. */
   pickHttp(
     dest: string,
     req: RequestInfo,
     exclude: ReadonlySet<string>,
     nowMs: number,
-    hashKey: (policies: readonly HashPolicy[]) => string | undefined,
+    request: HashKeySource,
   ): Picked {
     const router = this.routers.get(dest);
     if (!router) return { error: `no route to ${dest}` };
-    return this.pick(dest, router.routeRequest(req, this.rng.next()), exclude, nowMs, hashKey);
+    return this.pick(dest, router.routeRequest(req, this.rng.next()), exclude, nowMs, request);
   }
 
   private pick(
@@ -170,7 +175,7 @@ export class RoutingTable {
     decision: RouteDecision,
     exclude: ReadonlySet<string>,
     nowMs: number,
-    hashKey: ((policies: readonly HashPolicy[]) => string | undefined) | undefined,
+    request: HashKeySource | undefined,
   ): Picked {
     const router = this.routers.get(dest) as ChainRouter;
     const failover = decision.target.failover;
@@ -182,7 +187,7 @@ export class RoutingTable {
       if (cands.length === 0) continue;
       const balancer = this.balancerOf(dest, target);
       const policies = target.loadBalancer.hashPolicies;
-      const key = policies && hashKey ? hashKey(policies) : undefined;
+      const key = policies && request ? request.hashKey(policies) : undefined;
       const chosen = balancer.pick(cands, key !== undefined ? { nowMs, hashKey: key } : { nowMs }, exclude);
       const endpoint = chosen ? this.byId.get(chosen.id) : undefined;
       if (!endpoint) continue;

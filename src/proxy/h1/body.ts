@@ -10,20 +10,25 @@ export type BodyKind =
   | { kind: 'chunked' }
   | { kind: 'close' };
 
+// The kinds without a length, made once: a request costs no object for them.
+const NONE: BodyKind = Object.freeze({ kind: 'none' });
+const CHUNKED: BodyKind = Object.freeze({ kind: 'chunked' });
+const CLOSE: BodyKind = Object.freeze({ kind: 'close' });
+
 export function requestBody(h: Head): BodyKind {
-  if (h.chunked) return { kind: 'chunked' };
+  if (h.chunked) return CHUNKED;
   if (h.contentLength !== undefined && h.contentLength > 0)
     return { kind: 'length', length: h.contentLength };
-  return { kind: 'none' };
+  return NONE;
 }
 
 /** The body of a response to a request with `method` (RFC 9112 §6.3 items 1–7). */
 export function responseBody(h: Head, method: string): BodyKind {
-  if (method === 'HEAD' || h.status < 200 || h.status === 204 || h.status === 304) return { kind: 'none' };
-  if (h.chunked) return { kind: 'chunked' };
+  if (method === 'HEAD' || h.status < 200 || h.status === 204 || h.status === 304) return NONE;
+  if (h.chunked) return CHUNKED;
   if (h.contentLength !== undefined)
-    return h.contentLength > 0 ? { kind: 'length', length: h.contentLength } : { kind: 'none' };
-  return { kind: 'close' };
+    return h.contentLength > 0 ? { kind: 'length', length: h.contentLength } : NONE;
+  return CLOSE;
 }
 
 export const BODY_LIMITS = Object.freeze({
@@ -53,6 +58,18 @@ enum S {
 
 export type FrameStep = { used: number; done: boolean } | { error: string };
 
+/**
+ * What every successful push returns: one object for the thread, overwritten by the next push
+ * (callers read it at once), so counting a body's bytes allocates nothing.
+ */
+const STEP = { used: 0, done: false };
+
+function stepped(used: number, done: boolean): FrameStep {
+  STEP.used = used;
+  STEP.done = done;
+  return STEP;
+}
+
 /** Counts the bytes of one body; `push` says how many of `chunk[from..]` belong to it, and whether it ended. */
 export class BodyFramer {
   private state: S;
@@ -72,13 +89,14 @@ export class BodyFramer {
     return this.state === S.Done;
   }
 
+  /** The step returned is the thread's one step object (see STEP): read it before the next push. */
   push(chunk: Uint8Array, from = 0): FrameStep {
-    if (this.body.kind === 'close') return { used: chunk.length - from, done: false };
+    if (this.body.kind === 'close') return stepped(chunk.length - from, false);
     if (this.body.kind !== 'chunked') {
       const used = Math.min(this.remaining, chunk.length - from);
       this.remaining -= used;
       if (this.remaining === 0) this.state = S.Done;
-      return { used, done: this.state === S.Done };
+      return stepped(used, this.state === S.Done);
     }
     let i = from;
     while (i < chunk.length && this.state !== S.Done) {
@@ -93,7 +111,7 @@ export class BodyFramer {
       if (err) return { error: err };
       i++;
     }
-    return { used: i - from, done: this.state === S.Done };
+    return stepped(i - from, this.state === S.Done);
   }
 
   /** One byte of framing (everything but chunk data). */

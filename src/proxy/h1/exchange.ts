@@ -57,6 +57,11 @@ export type Outcome =
       staleSocket?: true;
     };
 
+/** Who hears how a forward ended (an object, so a request's handler needs no closure per attempt). */
+export interface ForwardListener {
+  forwarded(o: Outcome): void;
+}
+
 /** Sent again at most this often when a reused keep-alive connection turns out closed. */
 export const STALE_SOCKET_RETRIES_MAX = 1;
 
@@ -86,14 +91,17 @@ export class Exchange implements PoolWaiter, Watched {
   /** The downstream connection closes after this response. */
   mustClose: boolean;
   private readonly framer: BodyFramer;
-  private pending: Buffer[] = [];
+  /** Body bytes read before the upstream connection was ready (made when the first comes). */
+  private pending: Buffer[] | undefined = undefined;
   private pendingBytes = 0;
-  private sink: ((chunk: Buffer) => boolean) | undefined;
+  /** The upstream connection's write and drain (UpstreamConn's, made once per connection), once attached. */
+  private sinkWrite: ((chunk: Buffer) => boolean) | undefined = undefined;
+  private sinkDrain: ((resume: () => void) => void) | undefined = undefined;
   private upstream: UpstreamConn | undefined;
   private finished = false;
   // The forward in progress: its target and who hears the outcome.
   private target: ForwardTarget | undefined;
-  private done: ((o: Outcome) => void) | undefined;
+  private done: ForwardListener | undefined;
   /** Queued in the pool for a connection; the ticker times the wait. */
   private waiting = false;
   active = false;
@@ -141,7 +149,7 @@ export class Exchange implements PoolWaiter, Watched {
   }
 
   /** Relay the request to `t` and its response back; `done` gets the outcome. A replayable request may be forwarded again. */
-  forward(t: ForwardTarget, done: (o: Outcome) => void): void {
+  forward(t: ForwardTarget, done: ForwardListener): void {
     this.target = t;
     this.done = done;
     const conn = t.pool.acquire(t, this);
@@ -192,9 +200,9 @@ export class Exchange implements PoolWaiter, Watched {
     if (done === undefined) return;
     this.done = undefined;
     this.upstream = undefined;
-    this.sink = undefined;
+    this.sinkWrite = undefined;
     try {
-      done(o);
+      done.forwarded(o);
     } catch {
       // The handler's own failure: the client still gets an answer, the worker keeps running.
       this.reply(500, 'mesh: internal error');
@@ -211,22 +219,22 @@ export class Exchange implements PoolWaiter, Watched {
 
   /** Start sending the request body (held so far) through `write`; false from write means wait for drain. */
   attachSink(write: (chunk: Buffer) => boolean, onDrain: (resume: () => void) => void): void {
-    const resume = (): void => {
-      if (this.conn.buf.length === 0 && !this.conn.closed) this.socket.resume();
-    };
-    this.sink = (chunk) => {
-      const ok = write(chunk);
-      if (!ok) {
-        this.socket.pause();
-        onDrain(resume);
-      }
-      return ok;
-    };
+    this.sinkWrite = write;
+    this.sinkDrain = onDrain;
     const held = this.pending;
-    this.pending = [];
+    this.pending = undefined;
     this.pendingBytes = 0;
-    for (const c of held) this.sink(c);
+    if (held !== undefined) for (const c of held) this.toSink(c);
     if (this.conn.buf.length === 0) this.socket.resume();
+  }
+
+  /** Body bytes to the upstream; when it is full, the client is not read until it drains. */
+  private toSink(chunk: Buffer): void {
+    if ((this.sinkWrite as (chunk: Buffer) => boolean)(chunk)) return;
+    this.socket.pause();
+    (this.sinkDrain as (resume: () => void) => void)(() => {
+      if (this.conn.buf.length === 0 && !this.conn.closed) this.socket.resume();
+    });
   }
 
   pushBody(chunk: Buffer): void {
@@ -236,19 +244,21 @@ export class Exchange implements PoolWaiter, Watched {
       this.bodyFailed(step.error);
       return;
     }
-    const part = step.used === chunk.length ? chunk : chunk.subarray(0, step.used);
+    const { used, done } = step;
+    const part = used === chunk.length ? chunk : chunk.subarray(0, used);
     if (part.length > 0) {
-      if (this.sink) this.sink(part);
+      if (this.sinkWrite !== undefined) this.toSink(part);
       else {
+        this.pending ??= [];
         this.pending.push(part);
         this.pendingBytes += part.length;
         if (this.pendingBytes > RELAY_LIMITS.pendingBodyBytesMax) this.socket.pause();
       }
     }
-    if (step.done) this.bodyDone = true;
-    if (step.used < chunk.length) {
+    if (done) this.bodyDone = true;
+    if (used < chunk.length) {
       // The next request (pipelined): it waits until this one is answered.
-      this.conn.buf = Buffer.concat([this.conn.buf, chunk.subarray(step.used)]);
+      this.conn.buf = Buffer.concat([this.conn.buf, chunk.subarray(used)]);
       this.socket.pause();
     }
   }

@@ -307,7 +307,8 @@ export class UpstreamConn implements Watched {
       this.failed(`bad response body: ${step.error}`, 'EPROTO');
       return;
     }
-    const part = step.used === chunk.length ? chunk : chunk.subarray(0, step.used);
+    const { used, done } = step;
+    const part = used === chunk.length ? chunk : chunk.subarray(0, used);
     let out: Buffer = part;
     const headOut = this.headOut;
     if (headOut !== undefined) {
@@ -332,11 +333,11 @@ export class UpstreamConn implements Watched {
         this.socket.resume();
       });
     }
-    if (!step.done) return;
+    if (!done) return;
     if (ex.mustClose) down.end();
     const h = this.head as Head;
     // Reusable only after a whole, cleanly framed exchange: nothing extra, request body all sent.
-    const reusable = step.used === chunk.length && !h.close && ex.bodyDone && ex.head.minor === 1;
+    const reusable = used === chunk.length && !h.close && ex.bodyDone && ex.head.minor === 1;
     this.ex = undefined;
     this.t = undefined;
     this.state = State.Idle;

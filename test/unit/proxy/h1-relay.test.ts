@@ -101,9 +101,11 @@ for (const accepted of [false, true])
             block: x.headerBlock(new Set()),
             timeoutMs: 5_000,
           },
-          (o) => {
-            if (!o.sentResponse) x.reply(o.status, o.message);
-            x.finish();
+          {
+            forwarded: (o) => {
+              if (!o.sentResponse) x.reply(o.status, o.message);
+              x.finish();
+            },
           },
         );
       proxy = relayServer(accepted, handler);
@@ -301,13 +303,13 @@ for (const accepted of [false, true])
           // As the outbound and inbound handlers do: once, when the outcome says it is safe.
           if (o.resendStale && !outcome.sentResponse && outcome.staleSocket && x.replayable && !resent) {
             resent = true;
-            x.forward(target, done);
+            x.forward(target, { forwarded: done });
             return;
           }
           if (!outcome.sentResponse) x.reply(outcome.status, outcome.message);
           x.finish();
         };
-        x.forward(target, done);
+        x.forward(target, { forwarded: done });
       });
 
     it('answers 502 when the upstream cannot be reached, keeping the client connection', async () => {

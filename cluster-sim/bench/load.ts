@@ -10,8 +10,8 @@ export interface WrkResult {
   rps: number;
   p50Ms: number;
   p99Ms: number;
-  /** Lines in wrk's output that report socket errors or non-2xx answers. */
-  errorLines: number;
+  /** wrk's lines that report socket errors or non-2xx answers, as it printed them (trimmed). */
+  errors: string[];
   /** wrk's own summary, kept for the verbose log. */
   raw: string;
 }
@@ -36,7 +36,10 @@ export function parseWrk(out: string): Omit<WrkResult, 'raw'> {
     rps: Number.parseFloat(field('Requests/sec:') ?? 'NaN'),
     p50Ms: wrkMs(field('50%')),
     p99Ms: wrkMs(field('99%')),
-    errorLines: out.split('\n').filter((l) => /Non-2xx|Socket errors/.test(l)).length,
+    errors: out
+      .split('\n')
+      .filter((l) => /Non-2xx|Socket errors/.test(l))
+      .map((l) => l.trim()),
   };
 }
 

@@ -132,7 +132,7 @@ async function measure(targets: Target[]): Promise<Map<string, Row>> {
       row.wrk.push(r);
       row.cost.push(new Map(meters.map(([label, m]) => [label, m.stop()])));
       console.log(
-        `rep=${rep} ${t.name.padEnd(10)} ${r.rps.toFixed(0).padStart(7)} req/s  p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms${r.errorLines ? `  ERRORS: ${r.errorLines} lines` : ''}`,
+        `rep=${rep} ${t.name.padEnd(10)} ${r.rps.toFixed(0).padStart(7)} req/s  p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms${r.errors.length > 0 ? `  ERRORS: ${r.errors.join('; ')}` : ''}`,
       );
       await sleep(1_000);
     }

@@ -188,7 +188,13 @@ export function parseHead(
   head.instance = f.instance;
   let connection: readonly string[] | undefined;
   if (f.connection !== undefined) for (const v of f.connection) connection = connectionTokens(v, connection);
-  if (connection) head.connection = connection;
+  if (connection) {
+    // Forwarding drops the headers the Connection header names: a message that names its own
+    // framing or authority would reach the next hop without the header this hop read it by.
+    const own = connection.find((t) => t === 'content-length' || t === 'transfer-encoding' || t === 'host');
+    if (own !== undefined) return fail(type === 'request' ? 400 : 502, `the Connection header names ${own}`);
+    head.connection = connection;
+  }
   const framing = framingOf(head, f.transferEncoding ?? NONE, f.contentLength ?? NONE, type);
   if (framing) return framing;
   if (type === 'request') {

@@ -159,6 +159,21 @@ describe('HTTP/1.1 heads', () => {
     refused(req('POST / HTTP/1.1\r\ntransfer-encoding: chunked, gzip\r\n\r\n'), 400);
     refused(req('POST / HTTP/1.1\r\ntransfer-encoding: gzip\r\n\r\n'), 501);
     refused(req('POST / HTTP/1.0\r\ntransfer-encoding: chunked\r\n\r\n'), 400);
+    // Forwarding drops what Connection names: the next hop would frame the body otherwise.
+    refused(
+      req(
+        'POST / HTTP/1.1\r\nHost: a\r\nConnection: transfer-encoding\r\nTransfer-Encoding: chunked\r\n\r\n',
+      ),
+      400,
+    );
+    refused(
+      req(
+        'POST / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Content-Length\r\nContent-Length: 3\r\n\r\n',
+      ),
+      400,
+    );
+    refused(req('GET / HTTP/1.1\r\nHost: a\r\nConnection: host\r\n\r\n'), 400);
+    refused(res('HTTP/1.1 200 OK\r\nConnection: content-length\r\nContent-Length: 2\r\n\r\n'), 502);
     refused(req('GET / HTTP/1.1\r\nhost : a\r\n\r\n'), 400);
     refused(req('GET / HTTP/1.1\r\nx-a: 1\r\n folded\r\n\r\n'), 400);
     refused(req('GET / HTTP/1.1\r\nx-a: 1\nx-b: 2\r\n\r\n'), 400);

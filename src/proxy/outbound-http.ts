@@ -114,9 +114,10 @@ function pick(
   info: RequestInfo,
   tried: ReadonlySet<string>,
   request: HashKeySource,
+  nowMs: number,
 ): Picked {
   if (!ctx.clientContext(up.source)) return { error: `no certificate for ${up.source} yet` };
-  return ctx.routing.pickHttp(up.destination, info, tried, Date.now(), request);
+  return ctx.routing.pickHttp(up.destination, info, tried, nowMs, request);
 }
 
 /** Request headers as an object (lowercase names, repeats joined), for route matching and hashing. */
@@ -198,7 +199,10 @@ class OutboundH1 implements HashKeySource, ForwardListener {
 
   attempt(): void {
     const { ctx, up, x } = this;
-    const picked = pick(ctx, up, this.info, this.tried ?? NONE_TRIED, this);
+    // One reading of each clock per attempt: the pick and the balancer's start share the wall
+    // clock, and the first attempt's latency runs from the request's start.
+    const wallMs = Date.now();
+    const picked = pick(ctx, up, this.info, this.tried ?? NONE_TRIED, this, wallMs);
     if ('error' in picked) {
       this.answer(503, `mesh: ${picked.error}`);
       return;
@@ -213,12 +217,12 @@ class OutboundH1 implements HashKeySource, ForwardListener {
       this.answer(target.status, target.message);
       return;
     }
-    balancer.onStart(endpoint.id, Date.now());
+    balancer.onStart(endpoint.id, wallMs);
     this.endpoint = endpoint;
     this.balancer = balancer;
     this.decision = decision;
     this.canRetry = canRetry;
-    this.attemptStartedMs = performance.now();
+    this.attemptStartedMs = this.attempts === 1 ? this.startedMs : performance.now();
     const q = this.query;
     x.forward(
       forwardTarget(
@@ -243,15 +247,16 @@ class OutboundH1 implements HashKeySource, ForwardListener {
     const { ctx, up, x } = this;
     const endpoint = this.endpoint as ProxyEndpoint;
     const decision = this.decision as RouteDecision;
+    const endedMs = performance.now();
     (this.balancer as Balancer).onEnd(
       endpoint.id,
-      performance.now() - this.attemptStartedMs,
+      endedMs - this.attemptStartedMs,
       o.status < 500,
       Date.now(),
     );
     if (endpoint.local) ctx.metrics.request('inbound', up.source, endpoint.service, o.status);
     if (o.sentResponse) {
-      this.end(o.status);
+      this.end(o.status, endedMs);
       return;
     }
     const stale = o.staleSocket === true && x.replayable && this.staleRetries++ < STALE_SOCKET_RETRIES_MAX;
@@ -273,8 +278,16 @@ class OutboundH1 implements HashKeySource, ForwardListener {
     this.end(status);
   }
 
-  private end(status: number): void {
-    record(this.ctx, this.up, status, this.startedMs, this.traceparent, this.x.head.method, this.path);
+  private end(status: number, endedMs = performance.now()): void {
+    record(
+      this.ctx,
+      this.up,
+      status,
+      endedMs - this.startedMs,
+      this.traceparent,
+      this.x.head.method,
+      this.path,
+    );
     this.x.finish();
   }
 }
@@ -349,7 +362,7 @@ export async function handleH2Stream(
   const request: HashKeySource = {
     hashKey: (p) => hashKeyOf(p, headers, query, () => stream.session?.socket?.remoteAddress ?? ''),
   };
-  const picked = pick(ctx, up, info, new Set(), request);
+  const picked = pick(ctx, up, info, new Set(), request, Date.now());
   let status = 503;
   if ('error' in picked) {
     replyH2Error(stream, grpc, 503, 14, `mesh: ${picked.error}`);
@@ -379,19 +392,19 @@ export async function handleH2Stream(
       replyH2Error(stream, grpc, o.status, o.timedOut ? 4 : 14, why);
     }
   }
-  record(ctx, up, status, startedMs, traceparent, info.method, path);
+  record(ctx, up, status, performance.now() - startedMs, traceparent, info.method, path);
 }
 
 function record(
   ctx: EngineContext,
   up: ProxyUpstream,
   status: number,
-  startedMs: number,
+  durationMs: number,
   traceparent: string,
   method: string | undefined,
   path: string,
 ): void {
-  const seconds = (performance.now() - startedMs) / 1000;
+  const seconds = durationMs / 1000;
   ctx.metrics.request('outbound', up.source, up.destination, status, seconds);
   if (ctx.accessLogs()) {
     ctx.log('info', 'request', {

@@ -8,6 +8,7 @@ import { randomInt } from 'node:crypto';
 import { SeededRng } from '../core/rand.js';
 import { decideIntention } from '../core/routing/intentions.js';
 import { type Balancer, createBalancer } from '../core/routing/lb.js';
+import type { LbContext } from '../core/routing/lb-common.js';
 import { ChainRouter, inSubset } from '../core/routing/route.js';
 import type { ChainTarget, RequestInfo, RouteDecision } from '../core/routing/types.js';
 import type { HashPolicy } from '../core/state/kinds/load-balancer.js';
@@ -74,6 +75,10 @@ export class RoutingTable {
   private readonly balancers = new Map<string, BalancerEntry>();
   /** Front cache of `balancers` by target object, valid while `balancers` still holds the entry. */
   private readonly balancerByTarget = new WeakMap<ChainTarget, { key: string; entry: BalancerEntry }>();
+
+  /** The balancers' context for one pick, two shapes, reused: no balancer keeps it past `pick`. */
+  private readonly lbPlain: LbContext = { nowMs: 0 };
+  private readonly lbHashed: LbContext = { nowMs: 0, hashKey: '' };
 
   get snapshot(): ProxySnapshot {
     return this.snap;
@@ -188,7 +193,15 @@ export class RoutingTable {
       const balancer = this.balancerOf(dest, target);
       const policies = target.loadBalancer.hashPolicies;
       const key = policies && request ? request.hashKey(policies) : undefined;
-      const chosen = balancer.pick(cands, key !== undefined ? { nowMs, hashKey: key } : { nowMs }, exclude);
+      let lb: LbContext;
+      if (key === undefined) {
+        lb = this.lbPlain;
+      } else {
+        lb = this.lbHashed;
+        lb.hashKey = key;
+      }
+      lb.nowMs = nowMs;
+      const chosen = balancer.pick(cands, lb, exclude);
       const endpoint = chosen ? this.byId.get(chosen.id) : undefined;
       if (!endpoint) continue;
       return {

@@ -31,7 +31,8 @@ export interface Balancer {
   readonly policy: LbPolicy;
   /**
    * Choose one of `endpoints` (returns undefined only when the list is empty). `exclude`: ids
-   * already tried for this request (retries); avoided while any other endpoint exists.
+   * already tried for this request (retries); avoided while any other endpoint exists. `ctx` is
+   * valid for this call only (the proxy reuses one object for every pick): never keep it.
    */
   pick(
     endpoints: readonly LbEndpoint[],

@@ -224,17 +224,20 @@ export class Exchange implements PoolWaiter, Watched {
     const held = this.pending;
     this.pending = undefined;
     this.pendingBytes = 0;
-    if (held !== undefined) for (const c of held) this.toSink(c);
-    if (this.conn.buf.length === 0) this.socket.resume();
+    let room = true;
+    if (held !== undefined) for (const c of held) room = this.toSink(c) && room;
+    // Read on, unless the held bytes filled the upstream (then its drain resumes the client).
+    if (room && this.conn.buf.length === 0) this.socket.resume();
   }
 
-  /** Body bytes to the upstream; when it is full, the client is not read until it drains. */
-  private toSink(chunk: Buffer): void {
-    if ((this.sinkWrite as (chunk: Buffer) => boolean)(chunk)) return;
+  /** Body bytes to the upstream; when it is full (false), the client is not read until it drains. */
+  private toSink(chunk: Buffer): boolean {
+    if ((this.sinkWrite as (chunk: Buffer) => boolean)(chunk)) return true;
     this.socket.pause();
     (this.sinkDrain as (resume: () => void) => void)(() => {
       if (this.conn.buf.length === 0 && !this.conn.closed) this.socket.resume();
     });
+    return false;
   }
 
   pushBody(chunk: Buffer): void {

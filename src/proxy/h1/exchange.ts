@@ -180,12 +180,26 @@ export class Exchange implements PoolWaiter, Watched {
     this.upstreamDone({ status: 502, sentResponse: false, connectFailed: true, message });
   }
 
-  /** Waiting for a connection longer than the connect timeout fails like a connect would. */
+  /**
+   * Waiting for a connection longer than the connect timeout fails like a connect would (502); at
+   * the destination's connection limit, every connection stayed busy: 503, as for a full queue.
+   */
   onTick(quietMs: number): void {
     const t = this.target;
     if (!this.waiting || t === undefined || quietMs < t.connectTimeoutMs) return;
+    const full = t.pool.atLimit(t.key);
     t.pool.cancel(t.key, this);
-    this.poolFailed(`no connection to the destination within ${t.connectTimeoutMs} ms`);
+    if (!full) {
+      this.poolFailed(`no connection to the destination within ${t.connectTimeoutMs} ms`);
+      return;
+    }
+    this.stopWaiting();
+    this.upstreamDone({
+      status: 503,
+      sentResponse: false,
+      connectFailed: false,
+      message: `all ${t.connectionsMax} connections to the instance (maxConnections) stayed busy for ${t.connectTimeoutMs} ms`,
+    });
   }
 
   private stopWaiting(): void {

@@ -277,6 +277,16 @@ export class H1Pool {
     return n;
   }
 
+  /**
+   * `key` holds as many connections as its destination allows (`connectionsMax`): a request waiting
+   * there waits for a busy one to be free, not for one to open.
+   */
+  atLimit(key: string): boolean {
+    const dest = this.dests.get(key);
+    const max = dest?.d.connectionsMax;
+    return dest !== undefined && max !== undefined && dest.conns.size >= max;
+  }
+
   /** Requests waiting for a connection (for tests). */
   get waitingCount(): number {
     let n = 0;

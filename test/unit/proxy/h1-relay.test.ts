@@ -280,6 +280,8 @@ for (const accepted of [false, true])
       asReceived?: boolean;
       /** Send a request again once when its outcome says it is safe (staleSocket). */
       resendStale?: boolean;
+      /** The destination's connection limit (service-defaults maxConnections). */
+      connectionsMax?: number;
     }
 
     /** A relay that sends every request to `upstreamPort` and answers itself when nothing came back. */
@@ -293,6 +295,7 @@ for (const accepted of [false, true])
               ? tlsConnect({ port: o.upstreamPort, host: '127.0.0.1', rejectUnauthorized: false })
               : connect(o.upstreamPort, '127.0.0.1'),
           connectTimeoutMs: o.connectTimeoutMs ?? 5_000,
+          connectionsMax: o.connectionsMax,
           startLine: o.asReceived ? x.startLine(x.head.method, x.head.target) : x.startLine('GET', '/'),
           block: o.asReceived ? x.headerBlock(new Set()) : '',
           timeoutMs: o.timeoutMs ?? 5_000,
@@ -384,6 +387,28 @@ for (const accepted of [false, true])
       assert.equal(r.closed, false);
       s.close();
       mute.close();
+    });
+
+    it('answers 503 when every connection the destination allows stays busy past the connect timeout', async () => {
+      // An instance that reads requests and never answers: the one connection allowed stays busy.
+      const mute = createServer((sock) => sock.resume());
+      const mutePort = await listen(mute);
+      const s = relayTo({ key: 'capped', upstreamPort: mutePort, connectTimeoutMs: 300, connectionsMax: 1 });
+      try {
+        const p = await listen(s);
+        const first = exchange(p, 'GET / HTTP/1.1\r\nhost: x\r\n\r\n', 1_500);
+        await sleep(100);
+        const r = await exchange(p, 'GET / HTTP/1.1\r\nhost: x\r\n\r\n', 3_000);
+        await first;
+        assert.match(
+          r.data,
+          /^HTTP\/1\.1 503 [\s\S]*all 1 connections to the instance \(maxConnections\) stayed busy for 300 ms\n$/,
+        );
+        assert.equal(r.closed, false);
+      } finally {
+        s.close();
+        mute.close();
+      }
     });
 
     it('notices an upstream closing an idle pooled connection, so a request with a body gets a live one', async () => {

@@ -278,7 +278,7 @@ function dropMask(drop: ReadonlySet<string>): number {
 export function forwardBlock(h: Head, drop: ReadonlySet<string>, keepUpgrade = false): string {
   if (!keepUpgrade && h.connection.every((t) => t === 'close' || HOP_BY_HOP.has(t) || drop.has(t))) {
     // A header literally named "close" is rare enough to take the slow way.
-    if (!h.connection.includes('close') || !/\r\nclose:/i.test(h.block)) {
+    if (!h.closeNamed || !h.connection.includes('close')) {
       const mask = h.drops === undefined ? -1 : dropMask(drop);
       if (mask < 0) return h.block.replace(dropPattern(drop), '');
       return cutLines(h.block, h.drops as readonly number[], mask);

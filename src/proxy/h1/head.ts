@@ -52,6 +52,8 @@ export interface Head {
   upgrade: boolean;
   /** Lowercase tokens of the Connection header: headers named there are hop-by-hop too. */
   connection: readonly string[];
+  /** A header literally named "close" (which `Connection: close` makes hop-by-hop too). */
+  closeNamed: boolean;
   /** The first traceparent and instance header values (OWS trimmed), found while parsing. */
   traceparent: string | undefined;
   instance: string | undefined;
@@ -82,7 +84,6 @@ const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
 /** Reads up to this long are decoded whole to find the end of the head. */
 const SHORT_READ_BYTES = 2048;
 const NO_TOKENS: readonly string[] = Object.freeze([]);
-const NONE: readonly string[] = NO_TOKENS;
 
 const fail = (status: number, message: string): HeadResult => ({ kind: 'error', status, message });
 
@@ -98,6 +99,7 @@ class ParsedHead implements Head {
   close = false;
   upgrade = false;
   connection = NO_TOKENS;
+  closeNamed = false;
   traceparent: string | undefined = undefined;
   instance: string | undefined = undefined;
   drops: readonly number[] | undefined = undefined;
@@ -184,6 +186,7 @@ export function parseHead(
   if (f.malformed) return blockError(block);
   head.block = block;
   head.drops = f.drops;
+  head.closeNamed = f.closeNamed;
   head.traceparent = f.traceparent;
   head.instance = f.instance;
   let connection: readonly string[] | undefined;
@@ -195,7 +198,7 @@ export function parseHead(
     if (own !== undefined) return fail(type === 'request' ? 400 : 502, `the Connection header names ${own}`);
     head.connection = connection;
   }
-  const framing = framingOf(head, f.transferEncoding ?? NONE, f.contentLength ?? NONE, type);
+  const framing = framingOf(head, f.transferEncoding ?? NO_TOKENS, f.contentLength ?? NO_TOKENS, type);
   if (framing) return framing;
   if (type === 'request') {
     const bad = hostError(head.minor, f.hosts, f.host);

@@ -1,10 +1,8 @@
-// Load generators and process meters for the proxy benchmark: wrk (closed loop, the anchor's tool)
-// and a constant-rate open-loop generator (wrk2-style: latency is measured from the moment a request
-// was due, so a stall counts against every request it delayed). Every run is bounded in time and
-// count; every process is measured through /proc by the PID we started.
+// Load and process meters for the proxy benchmark: wrk (closed loop, the anchor's tool; the
+// constant-rate generator is rate.ts). Every run is bounded in time and count; every process is
+// measured through /proc by the PID we started.
 import { execFile, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { Agent, request } from 'node:http';
 
 export interface WrkResult {
   rps: number;
@@ -54,106 +52,11 @@ export function runWrk(url: string, o: { threads: number; conns: number; secs: n
   });
 }
 
-export interface RateResult {
-  /** Requests sent, warm-up included. */
-  sent: number;
-  /** Answered 200 in the measured period: the latencies behind p50 and p99. */
-  ok: number;
-  /** Not answered 200, warm-up included. */
-  failed: number;
-  p50Ms: number;
-  p99Ms: number;
-  /** p99 of each second of the measured period, in order: shows whether a tail is steady or one stall. */
-  p99MsBySecond: number[];
-}
-
 /** Nearest-rank percentile of an ascending array. */
 export function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
   const k = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
   return sorted[k] as number;
-}
-
-/**
- * `rate` GETs a second to `port` for `secs` seconds over at most `conns` keep-alive connections,
- * after `warmupSecs` at the same rate that are not counted (this client's own connections and
- * compiled code warm up there, as in wrk2's calibration period: without it the first few hundred
- * milliseconds measure the generator starting, on every path alike). Request i is due at
- * t0 + i/rate; its latency runs from that moment to the end of the answer, so a slow server cannot
- * hide queueing behind a paused generator (coordinated omission).
- */
-export async function constantRate(
-  port: number,
-  o: { rate: number; secs: number; conns: number; warmupSecs?: number },
-): Promise<RateResult> {
-  const agent = new Agent({ keepAlive: true, maxSockets: o.conns });
-  const warm = Math.round(o.rate * (o.warmupSecs ?? 1));
-  const total = warm + Math.round(o.rate * o.secs);
-  const lat: number[] = [];
-  const bySecond: number[][] = Array.from({ length: Math.ceil(o.secs) }, () => []);
-  let failed = 0;
-  let sent = 0;
-  const t0 = performance.now() + 50;
-  const measuredFromMs = t0 + (warm * 1_000) / o.rate;
-  const inflight = new Set<Promise<void>>();
-  const one = (dueMs: number, counted: boolean): Promise<void> =>
-    new Promise((resolve) => {
-      const req = request({ host: '127.0.0.1', port, path: '/', agent, timeout: 5_000 }, (res) => {
-        res.resume();
-        res.on('end', () => {
-          if (res.statusCode !== 200) failed++;
-          else if (counted) {
-            const ms = performance.now() - dueMs;
-            lat.push(ms);
-            bySecond[Math.min(bySecond.length - 1, Math.floor((dueMs - measuredFromMs) / 1_000))]?.push(ms);
-          }
-          resolve();
-        });
-        res.on('error', () => {
-          failed++;
-          resolve();
-        });
-      });
-      req.on('timeout', () => req.destroy(new Error('timeout')));
-      req.on('error', () => {
-        failed++;
-        resolve();
-      });
-      req.end();
-    });
-  try {
-    while (sent < total) {
-      const now = performance.now();
-      const due = Math.min(total, Math.floor(((now - t0) * o.rate) / 1_000) + 1);
-      while (sent < due) {
-        const p = one(t0 + (sent * 1_000) / o.rate, sent >= warm);
-        inflight.add(p);
-        void p.then(() => inflight.delete(p));
-        sent++;
-      }
-      const nextDueMs = t0 + (sent * 1_000) / o.rate;
-      await new Promise((r) => setTimeout(r, Math.max(0, nextDueMs - performance.now())));
-    }
-    await Promise.all(inflight);
-  } finally {
-    agent.destroy();
-  }
-  lat.sort((a, b) => a - b);
-  // sent and failed include the warm-up: a failure there is still a failure.
-  const p99MsBySecond = bySecond.map((s) =>
-    percentile(
-      s.sort((a, b) => a - b),
-      99,
-    ),
-  );
-  return {
-    sent,
-    ok: lat.length,
-    failed,
-    p50Ms: percentile(lat, 50),
-    p99Ms: percentile(lat, 99),
-    p99MsBySecond,
-  };
 }
 
 /** CPU seconds (user + system, all threads) a process has used; from /proc/<pid>/stat. */

@@ -8,8 +8,9 @@
 //   haproxy×2  wrk → HAProxy → mTLS → HAProxy → upstream (two processes)
 // Each: `wrk -t1 -c50 -d10s --latency`, REPS rounds with the paths interleaved, median reported;
 // CPU (1.0 = one core, all threads) and RSS of each proxy process during its runs. Then each path at
-// a constant 1,000 req/s (open loop, latency from the moment a request was due) to give the p99 the
-// proxy adds over the direct path. Env: REPS (3), SECS (10), CONNS (50), RATE (1000).
+// a constant 1,000 req/s (open loop, rate.ts), REPS rounds of RATE_SECS with the paths interleaved,
+// to give the p99 the proxy adds over the direct path (median of rounds).
+// Env: REPS (3), SECS (10), CONNS (50), RATE (1000), RATE_SECS (5).
 //
 // wrk and HAProxy are Debian packages; run as root and they are installed when missing. Without
 // HAProxy its columns say so; without wrk the benchmark cannot run and exits 1.
@@ -20,7 +21,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type AgentProc, freePort, LocalCluster, sleep, waitFor } from '../launcher.js';
 import { ensureTools, type HaproxyPair, startHaproxy } from './haproxy.js';
-import { constantRate, median, meter, type RateResult, runWrk, type WrkResult } from './load.js';
+import { median, meter, runWrk, type WrkResult } from './load.js';
+import { constantRate, type RateResult } from './rate.js';
 
 const env = (k: string, d: number): number => {
   const v = Number(process.env[k] ?? d);
@@ -31,6 +33,8 @@ const REPS = env('REPS', 3);
 const SECS = env('SECS', 10);
 const CONNS = env('CONNS', 50);
 const RATE = env('RATE', 1_000);
+/** Seconds of each constant-rate round (one per rep and path). */
+const RATE_SECS = env('RATE_SECS', 5);
 const READY_WAIT_MS = 60_000;
 
 interface Target {
@@ -43,7 +47,7 @@ interface Target {
 interface Row {
   wrk: WrkResult[];
   cost: Array<Map<string, { cpuCores: number; rssMiB: number }>>;
-  rate?: RateResult;
+  rate: RateResult[];
 }
 
 async function api(a: AgentProc, method: string, path: string, body: unknown): Promise<void> {
@@ -123,7 +127,7 @@ const pidOf = (a: AgentProc | undefined): number => {
 };
 
 async function measure(targets: Target[]): Promise<Map<string, Row>> {
-  const rows = new Map<string, Row>(targets.map((t) => [t.name, { wrk: [], cost: [] }]));
+  const rows = new Map<string, Row>(targets.map((t) => [t.name, { wrk: [], cost: [], rate: [] }]));
   for (let rep = 1; rep <= REPS; rep++) {
     for (const t of targets) {
       const meters = t.pids.map((p) => [p.label, meter(p.pid)] as const);
@@ -137,19 +141,26 @@ async function measure(targets: Target[]): Promise<Map<string, Row>> {
       await sleep(1_000);
     }
   }
-  for (const t of targets) {
-    const row = rows.get(t.name) as Row;
-    row.rate = await constantRate(t.port, { rate: RATE, secs: SECS, conns: CONNS });
-    console.log(
-      `rate=${RATE}/s ${t.name.padEnd(10)} p50 ${row.rate.p50Ms.toFixed(2)} ms  p99 ${row.rate.p99Ms.toFixed(2)} ms  failed ${row.rate.failed}/${row.rate.sent}  p99 by second ${row.rate.p99MsBySecond.map((v) => v.toFixed(1)).join(' ')}`,
-    );
-    await sleep(1_000);
+  // The constant-rate runs interleave too, a round at a time: one stalled second of the machine
+  // then lands in one path's round, and the median of rounds leaves it out.
+  for (let rep = 1; rep <= REPS; rep++) {
+    for (const t of targets) {
+      const r = await constantRate(t.port, { rate: RATE, secs: RATE_SECS, conns: CONNS });
+      rows.get(t.name)?.rate.push(r);
+      console.log(
+        `rep=${rep} rate=${RATE}/s ${t.name.padEnd(10)} p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms  failed ${r.failed}/${r.sent}  p99 by second ${r.p99MsBySecond.map((v) => v.toFixed(1)).join(' ')}`,
+      );
+      await sleep(1_000);
+    }
   }
   return rows;
 }
 
 function report(targets: Target[], rows: Map<string, Row>): void {
-  const direct = rows.get('direct')?.rate;
+  // Per path, the median over rounds of each round's p99, and of each second's p99.
+  const p99Of = (name: string): number => median(rows.get(name)?.rate.map((r) => r.p99Ms) ?? []);
+  const p99BySecondOf = (name: string): number =>
+    median(rows.get(name)?.rate.flatMap((r) => r.p99MsBySecond) ?? []);
   const f = (v: number | undefined, digits = 2): string =>
     v === undefined || Number.isNaN(v) ? '—' : v.toFixed(digits);
   console.log(
@@ -162,11 +173,10 @@ function report(targets: Target[], rows: Map<string, Row>): void {
     const rps = median(row.wrk.map((w) => w.rps));
     const p50 = median(row.wrk.map((w) => w.p50Ms));
     const p99 = median(row.wrk.map((w) => w.p99Ms));
-    const added = row.rate && direct ? row.rate.p99Ms - direct.p99Ms : Number.NaN;
+    const added = p99Of(t.name) - p99Of('direct');
     // The same difference between the medians of each second's p99: one stalled second of either
     // path moves the whole-run p99 by milliseconds, and this not at all.
-    const addedPerSecond =
-      row.rate && direct ? median(row.rate.p99MsBySecond) - median(direct.p99MsBySecond) : Number.NaN;
+    const addedPerSecond = p99BySecondOf(t.name) - p99BySecondOf('direct');
     const costs = t.pids.map((p) => {
       const cpu = median(row.cost.map((c) => c.get(p.label)?.cpuCores ?? Number.NaN));
       const rss = median(row.cost.map((c) => c.get(p.label)?.rssMiB ?? Number.NaN));
@@ -175,7 +185,7 @@ function report(targets: Target[], rows: Map<string, Row>): void {
     });
     console.log(
       `${t.name.padEnd(11)}${f(rps, 0).padStart(8)}${f(p50).padStart(8)}${f(p99).padStart(8)}` +
-        `${f(row.rate?.p99Ms).padStart(12)}${(t.name === 'direct' ? '' : f(added)).padStart(11)}` +
+        `${f(p99Of(t.name)).padStart(12)}${(t.name === 'direct' ? '' : f(added)).padStart(11)}` +
         `${(t.name === 'direct' ? '' : f(addedPerSecond)).padStart(9)}   ${costs.join(', ')}`,
     );
     result.push(`${t.name}_rps=${f(rps, 0)} ${t.name}_p50_ms=${f(p50)} ${t.name}_p99_ms=${f(p99)}`);

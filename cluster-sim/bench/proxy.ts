@@ -120,6 +120,41 @@ async function startMesh(
   return { hop, mesh };
 }
 
+const levelOf = (line: string): number => {
+  try {
+    const level = (JSON.parse(line) as { level?: unknown }).level;
+    return typeof level === 'number' ? level : 0;
+  } catch {
+    return 0;
+  }
+};
+
+/**
+ * What went wrong in the agents, if anything: the requests they answered with a status other than
+ * 200 (by direction, services and code, from their metrics) and their warnings and errors. wrk
+ * reports only a count of non-2xx answers; this says which and why.
+ */
+async function printTrouble(agents: readonly AgentProc[]): Promise<void> {
+  for (const a of agents) {
+    let codes: string[] = [];
+    try {
+      const res = await fetch(`http://127.0.0.1:${a.httpPort}/v1/agent/metrics?format=prometheus`, {
+        signal: AbortSignal.timeout(5_000),
+      });
+      codes = (await res.text())
+        .split('\n')
+        .filter((l) => l.startsWith('mesh_proxy_requests_total{') && !l.includes('code="200"'));
+    } catch (err) {
+      codes = [`metrics not read: ${(err as Error).message}`];
+    }
+    // pino's levels: 40 warn, 50 error, 60 fatal.
+    const warnings = a.output.filter((l) => levelOf(l) >= 40);
+    if (codes.length === 0 && warnings.length === 0) continue;
+    console.log(`\n${a.name}: answers other than 200, and warnings`);
+    for (const l of [...codes, ...warnings.slice(-20)]) console.log(`  ${l.slice(0, 400)}`);
+  }
+}
+
 const pidOf = (a: AgentProc | undefined): number => {
   const pid = a?.proc?.pid;
   if (pid === undefined) throw new Error('agent not running');
@@ -285,6 +320,7 @@ async function main(): Promise<void> {
       targets.filter((t) => t.name === n),
     );
     report(targets, await measure(runOrder));
+    await printTrouble(cluster.agents);
   } finally {
     await haproxy?.stop();
     await cluster.stop();

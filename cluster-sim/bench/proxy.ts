@@ -129,29 +129,44 @@ const levelOf = (line: string): number => {
   }
 };
 
+/** An agent's request counters for codes other than 200 (from its metrics), by series. */
+async function nonOkAnswers(a: AgentProc): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  const res = await fetch(`http://127.0.0.1:${a.httpPort}/v1/agent/metrics?format=prometheus`, {
+    signal: AbortSignal.timeout(5_000),
+  });
+  for (const line of (await res.text()).split('\n')) {
+    if (!line.startsWith('mesh_proxy_requests_total{') || line.includes('code="200"')) continue;
+    const at = line.lastIndexOf(' ');
+    out.set(line.slice(0, at), Number(line.slice(at + 1)));
+  }
+  return out;
+}
+
 /**
- * What went wrong in the agents, if anything: the requests they answered with a status other than
- * 200 (by direction, services and code, from their metrics) and their warnings and errors. wrk
- * reports only a count of non-2xx answers; this says which and why.
+ * What went wrong in the agents during the runs, if anything: the requests they answered with a
+ * status other than 200 (by direction, services and code, from their metrics) and their warnings
+ * and errors. wrk reports only a count of non-2xx answers; this says which and why.
  */
-async function printTrouble(agents: readonly AgentProc[]): Promise<void> {
-  for (const a of agents) {
-    let codes: string[] = [];
+async function printTrouble(
+  agents: readonly AgentProc[],
+  before: ReadonlyArray<Map<string, number>>,
+): Promise<void> {
+  for (const [i, a] of agents.entries()) {
+    let lines: string[] = [];
     try {
-      const res = await fetch(`http://127.0.0.1:${a.httpPort}/v1/agent/metrics?format=prometheus`, {
-        signal: AbortSignal.timeout(5_000),
-      });
-      codes = (await res.text())
-        .split('\n')
-        .filter((l) => l.startsWith('mesh_proxy_requests_total{') && !l.includes('code="200"'));
+      for (const [series, n] of await nonOkAnswers(a)) {
+        const added = n - (before[i]?.get(series) ?? 0);
+        if (added > 0) lines.push(`${series} +${added}`);
+      }
     } catch (err) {
-      codes = [`metrics not read: ${(err as Error).message}`];
+      lines = [`metrics not read: ${(err as Error).message}`];
     }
     // pino's levels: 40 warn, 50 error, 60 fatal.
     const warnings = a.output.filter((l) => levelOf(l) >= 40);
-    if (codes.length === 0 && warnings.length === 0) continue;
-    console.log(`\n${a.name}: answers other than 200, and warnings`);
-    for (const l of [...codes, ...warnings.slice(-20)]) console.log(`  ${l.slice(0, 400)}`);
+    if (lines.length === 0 && warnings.length === 0) continue;
+    console.log(`\n${a.name}: answers other than 200 during the runs, and warnings`);
+    for (const l of [...lines, ...warnings.slice(-20)]) console.log(`  ${l.slice(0, 400)}`);
   }
 }
 
@@ -319,8 +334,10 @@ async function main(): Promise<void> {
     const runOrder = ['direct', 'one-hop', 'haproxy', 'mesh', 'haproxy×2'].flatMap((n) =>
       targets.filter((t) => t.name === n),
     );
+    // Counted before the runs: the readiness probes above may have met a 503 before the mesh answered.
+    const before = await Promise.all(cluster.agents.map(nonOkAnswers));
     report(targets, await measure(runOrder));
-    await printTrouble(cluster.agents);
+    await printTrouble(cluster.agents, before);
   } finally {
     await haproxy?.stop();
     await cluster.stop();

@@ -276,7 +276,7 @@ function dropMask(drop: ReadonlySet<string>): number {
  * over the text); otherwise the block is rebuilt line by line.
  */
 export function forwardBlock(h: Head, drop: ReadonlySet<string>, keepUpgrade = false): string {
-  if (!keepUpgrade && h.connection.every((t) => t === 'close' || HOP_BY_HOP.has(t) || drop.has(t))) {
+  if (!keepUpgrade && namesOnlyDropped(h.connection, drop)) {
     // A header literally named "close" is rare enough to take the slow way.
     if (!h.closeNamed || !h.connection.includes('close')) {
       const mask = h.drops === undefined ? -1 : dropMask(drop);
@@ -294,6 +294,12 @@ export function forwardBlock(h: Head, drop: ReadonlySet<string>, keepUpgrade = f
   }
   if (keepUpgrade) out += '\r\nConnection: upgrade';
   return out;
+}
+
+/** Every Connection token names a header forwarding leaves out anyway (or is `close`). */
+function namesOnlyDropped(tokens: readonly string[], drop: ReadonlySet<string>): boolean {
+  for (const t of tokens) if (t !== 'close' && !HOP_BY_HOP.has(t) && !drop.has(t)) return false;
+  return true;
 }
 
 /** `block` without the lines of `drops` (FieldScan.drops) whose kind is in `mask`. */

@@ -58,8 +58,8 @@ export interface Head {
   traceparent: string | undefined;
   instance: string | undefined;
   /**
-   * Lines forwardBlock may leave out without searching the block again (FieldScan.drops), or
-   * undefined: none, or the block was rewritten after the scan.
+   * Lines forwardBlock may leave out without searching the block again (FieldScan.drops; empty
+   * when the scan found none), or undefined when the block was rewritten after the scan.
    */
   drops: readonly number[] | undefined;
 }
@@ -84,6 +84,8 @@ const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
 /** Reads up to this long are decoded whole to find the end of the head. */
 const SHORT_READ_BYTES = 2048;
 const NO_TOKENS: readonly string[] = Object.freeze([]);
+/** A block the scan found nothing to leave out of (most requests: no Connection header at all). */
+const NO_DROPS: readonly number[] = Object.freeze([]);
 
 const fail = (status: number, message: string): HeadResult => ({ kind: 'error', status, message });
 
@@ -185,7 +187,7 @@ export function parseHead(
   if (f.lines > H1_LIMITS.headersMax) return fail(431, `more than ${H1_LIMITS.headersMax} headers`);
   if (f.malformed) return blockError(block);
   head.block = block;
-  head.drops = f.drops;
+  head.drops = f.drops ?? NO_DROPS;
   head.closeNamed = f.closeNamed;
   head.traceparent = f.traceparent;
   head.instance = f.instance;
@@ -194,7 +196,7 @@ export function parseHead(
   if (connection) {
     // Forwarding drops the headers the Connection header names: a message that names its own
     // framing or authority would reach the next hop without the header this hop read it by.
-    const own = connection.find((t) => t === 'content-length' || t === 'transfer-encoding' || t === 'host');
+    const own = framingNamed(connection);
     if (own !== undefined) return fail(type === 'request' ? 400 : 502, `the Connection header names ${own}`);
     head.connection = connection;
   }
@@ -208,6 +210,12 @@ export function parseHead(
   head.close = head.connection.includes('close') || (head.minor === 0 && !keepAlive);
   head.upgrade = f.upgrade && head.connection.includes('upgrade');
   return { kind: 'head', head, size: end + 4 - start };
+}
+
+/** The first Connection token that names a header this hop frames or routes the message by. */
+function framingNamed(tokens: readonly string[]): string | undefined {
+  for (const t of tokens) if (t === 'content-length' || t === 'transfer-encoding' || t === 'host') return t;
+  return undefined;
 }
 
 /** RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host, and it names a host (HTTP/1.0 may have none). */

@@ -49,8 +49,10 @@ export const SESSION_LIMITS = Object.freeze({
   /** Stream ids the caller uses before it starts a new session (ids are u32 on the wire). */
   streamIdsMax: 0x7fff_ffff,
   /**
-   * A caller that has streams on a session and has read nothing from it for this long sends a
-   * PING; if nothing at all arrives for pingTimeoutMs more, the peer agent is taken for gone (a
+   * A caller that has streams on a session and has read nothing from it for this long (counted
+   * from its last frame, or from when a stream opened on a session that had none, whichever is
+   * later) sends a PING; if nothing at all arrives for pingTimeoutMs after it, the peer agent is
+   * taken for gone (a
    * host that vanished without a reset) and the session fails, so new streams go to a new one.
    * Without it, requests would follow each other into a dead connection until TCP gave up (many
    * minutes). 5 + 10 s stays within the default request timeout (15 s).
@@ -75,6 +77,8 @@ export class MuxSession implements StreamOwner, Watched {
   active = false;
   /** The PING sent and not yet answered, if any. */
   private pingSent = false;
+  /** The quiet time (ticker's) when that PING went out: the peer has pingTimeoutMs from then. */
+  private pingSentQuietMs = 0;
   private readonly streams = new Map<number, MuxStream>();
   private readonly reader: FrameReader;
   /** Caller: the next stream id. Callee: the highest id seen (a lower unknown id was closed). */
@@ -148,6 +152,9 @@ export class MuxSession implements StreamOwner, Watched {
     if (this.role !== 'caller') throw new Error('only the caller opens streams');
     const id = ++this.lastId;
     const s = new MuxStream(id, this);
+    // The first stream on a quiet session: waiting for the peer starts now, not at its last frame
+    // (which may be from before the session sat idle; liveness is only judged while streams wait).
+    if (this.streams.size === 0) this.active = true;
     this.streams.set(id, s);
     if (this.ready) process.nextTick(() => s.opened());
     return s;
@@ -182,10 +189,15 @@ export class MuxSession implements StreamOwner, Watched {
     if (this.streams.size > 0) {
       if (this.role !== 'caller') return;
       const { pingAfterMs, pingTimeoutMs } = this.timing;
-      if (quietMs >= pingAfterMs + pingTimeoutMs) {
-        this.fail(new Error(`no answer from the peer agent for ${quietMs} ms`));
+      // The peer is taken for gone only once a PING went unanswered: never for a silence nobody
+      // asked it to break.
+      if (this.pingSent && quietMs >= this.pingSentQuietMs + pingTimeoutMs) {
+        this.fail(
+          new Error(`no answer from the peer agent for ${Math.round(quietMs)} ms (a PING went unanswered)`),
+        );
       } else if (quietMs >= pingAfterMs && !this.pingSent) {
         this.pingSent = true;
+        this.pingSentQuietMs = quietMs;
         this.control(FrameType.Ping, 0, 0);
       }
       return;

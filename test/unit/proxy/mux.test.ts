@@ -346,6 +346,42 @@ describe('mesh-mux/1 sessions', () => {
     socket.destroy();
   });
 
+  it('keeps a session that sat quiet with no streams when a new stream opens on it', async () => {
+    // Found by load: the caller's pool closed its idle streams, the session stayed open (it ends
+    // after 30 s with none), and 15-30 s after the last frame a burst of requests opened streams
+    // on it. The quiet time then already exceeded ping + timeout, so the first tick failed the
+    // session and every request on it (502) without a PING ever being sent to a healthy peer.
+    const timing = { pingAfterMs: 200, pingTimeoutMs: 300 };
+    const accepted: MuxStream[] = [];
+    const calleeSide = new Promise<Socket>((resolve) => server.once('connection', resolve));
+    const socket = connect(port, '127.0.0.1');
+    await new Promise((r) => socket.once('connect', r));
+    new MuxSession(await calleeSide, 'callee', (x) => {
+      accepted.push(x);
+      x.on('data', () => undefined);
+      x.once('end', () => x.end());
+    });
+    const caller = new MuxSession(socket, 'caller', undefined, timing);
+    caller.markReady();
+    try {
+      const first = caller.openStream();
+      await new Promise((r) => first.once('connect', r));
+      first.end('GET / HTTP/1.1\r\n\r\n');
+      await until(() => caller.streamCount === 0, 'the first stream closed at both ends');
+      // Quiet with no streams for longer than ping + timeout (and far less than the idle close).
+      await sleep(3 * (timing.pingAfterMs + timing.pingTimeoutMs));
+      const second = caller.openStream();
+      const failed = new Promise<Error>((res) => second.once('error', res));
+      second.write('GET / HTTP/1.1\r\n\r\n');
+      await until(() => accepted.length === 2, 'the second stream reached the callee');
+      const outcome = await Promise.race([failed, sleep(4 * timing.pingAfterMs).then(() => 'alive')]);
+      assert.equal(outcome, 'alive', `the session failed: ${(outcome as Error).message}`);
+      assert.equal(second.destroyed, false);
+    } finally {
+      socket.destroy();
+    }
+  });
+
   it('resets a stream whose sender overruns its window', async () => {
     const accepted: MuxStream[] = [];
     const calleeSide = new Promise<Socket>((resolve) => server.once('connection', resolve));

@@ -49,13 +49,12 @@ export const SESSION_LIMITS = Object.freeze({
   /** Stream ids the caller uses before it starts a new session (ids are u32 on the wire). */
   streamIdsMax: 0x7fff_ffff,
   /**
-   * A caller that has streams on a session and has read nothing from it for this long (counted
-   * from its last frame, or from when a stream opened on a session that had none, whichever is
-   * later) sends a PING; if nothing at all arrives for pingTimeoutMs after it, the peer agent is
-   * taken for gone (a
-   * host that vanished without a reset) and the session fails, so new streams go to a new one.
-   * Without it, requests would follow each other into a dead connection until TCP gave up (many
-   * minutes). 5 + 10 s stays within the default request timeout (15 s).
+   * A caller that has streams on a session and has read nothing from it for this long sends a
+   * PING; if nothing at all arrives for pingTimeoutMs after the PING, the peer agent is taken for
+   * gone (a host that vanished without a reset) and the session fails, so new streams go to a new
+   * one. Only an unanswered PING fails a session: one that sat idle and then got a stream is
+   * probed first. Without this, requests would follow each other into a dead connection until TCP
+   * gave up (many minutes). 5 + 10 s stays within the default request timeout (15 s).
    */
   pingAfterMs: 5_000,
   pingTimeoutMs: 10_000,
@@ -152,9 +151,6 @@ export class MuxSession implements StreamOwner, Watched {
     if (this.role !== 'caller') throw new Error('only the caller opens streams');
     const id = ++this.lastId;
     const s = new MuxStream(id, this);
-    // The first stream on a quiet session: waiting for the peer starts now, not at its last frame
-    // (which may be from before the session sat idle; liveness is only judged while streams wait).
-    if (this.streams.size === 0) this.active = true;
     this.streams.set(id, s);
     if (this.ready) process.nextTick(() => s.opened());
     return s;
@@ -316,6 +312,8 @@ export class MuxSession implements StreamOwner, Watched {
 
   private read(d: Buffer): void {
     this.active = true;
+    // Any bytes, even part of a frame, answer the PING: the peer is there.
+    this.pingSent = false;
     try {
       this.reader.push(d);
     } catch (err) {

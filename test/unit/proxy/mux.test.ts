@@ -382,6 +382,36 @@ describe('mesh-mux/1 sessions', () => {
     }
   });
 
+  it('fails a session to a dead peer even when each request times out before the PING does', async () => {
+    // A review of the fix above: restarting the quiet clock whenever a stream opened on a session
+    // with none let requests that time out (closing their stream) and come back keep a session
+    // to a vanished host alive for ever, every request a 504.
+    const timing = { pingAfterMs: 200, pingTimeoutMs: 300 };
+    const mute = connect(port, '127.0.0.1');
+    await new Promise((r) => mute.once('connect', r));
+    const session = new MuxSession(mute, 'caller', undefined, timing);
+    session.markReady();
+    let failure: Error | undefined;
+    try {
+      // Generous: the session should fail ~0.5 s after its last answer (none here).
+      const untilMs = performance.now() + 10_000;
+      while (failure === undefined && session.open && performance.now() < untilMs) {
+        const s = session.openStream();
+        s.once('error', (err: Error) => {
+          failure = err;
+        });
+        s.write('GET / HTTP/1.1\r\n\r\n');
+        // A request timeout shorter than PING + its timeout: the stream goes before the session would.
+        await sleep(250);
+        if (failure === undefined) s.destroy();
+        await sleep(50);
+      }
+      assert.match(String(failure?.message), /no answer from the peer agent/);
+    } finally {
+      mute.destroy();
+    }
+  });
+
   it('resets a stream whose sender overruns its window', async () => {
     const accepted: MuxStream[] = [];
     const calleeSide = new Promise<Socket>((resolve) => server.once('connection', resolve));

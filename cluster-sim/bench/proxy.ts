@@ -335,7 +335,9 @@ async function main(): Promise<void> {
       targets.filter((t) => t.name === n),
     );
     // Counted before the runs: the readiness probes above may have met a 503 before the mesh answered.
-    const before = await Promise.all(cluster.agents.map(nonOkAnswers));
+    const before = await Promise.all(
+      cluster.agents.map((a) => nonOkAnswers(a).catch(() => new Map<string, number>())),
+    );
     report(targets, await measure(runOrder));
     await printTrouble(cluster.agents, before);
   } finally {

@@ -322,7 +322,6 @@ export class MuxSession implements StreamOwner, Watched {
   }
 
   private onFrame(f: Frame): void {
-    this.pingSent = false;
     const s = this.streams.get(f.stream);
     switch (f.type) {
       case FrameType.Ping:

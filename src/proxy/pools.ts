@@ -11,7 +11,19 @@ import { MuxClient } from './mux/client.js';
 import type { ProxyLocalInstance } from './types.js';
 
 /** Where the HTTP/1.1 relay takes a connection from. */
-export type PoolTarget = Pick<ForwardTarget, 'pool' | 'key' | 'open' | 'connectTimeoutMs' | 'connectionsMax'>;
+export type PoolTarget = Pick<
+  ForwardTarget,
+  'pool' | 'key' | 'open' | 'connectTimeoutMs' | 'connectionsMax' | 'idleTimeoutMs'
+>;
+
+/**
+ * How long a connection to a local instance waits idle in the pool when the instance does not say
+ * how long it keeps one (`Keep-Alive: timeout=N`). Below the 5 s that many servers keep an idle
+ * connection without saying so (uvicorn's default; Node's, which does say), so the pool does not
+ * hand out a connection the instance is closing at that moment; a new connection on loopback costs
+ * a fraction of a millisecond. undici (Node's fetch) keeps 4 s for the same reason.
+ */
+export const LOCAL_IDLE_TIMEOUT_MS = 4_000;
 
 /**
  * What the relay needs to send one request through `t`'s pool. Written out field by field, not
@@ -30,6 +42,7 @@ export function forwardTarget(
     open: t.open,
     connectTimeoutMs: t.connectTimeoutMs,
     connectionsMax: t.connectionsMax,
+    idleTimeoutMs: t.idleTimeoutMs,
     startLine,
     block,
     timeoutMs,
@@ -96,6 +109,7 @@ export class Pools {
         },
         connectTimeoutMs: inst.connectTimeoutMs,
         connectionsMax: inst.connectionsMax,
+        idleTimeoutMs: LOCAL_IDLE_TIMEOUT_MS,
       };
       this.localTargets.set(inst, t);
     }

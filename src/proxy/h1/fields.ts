@@ -61,6 +61,7 @@ const HOP = 6;
 const TRACEPARENT = 7;
 const INSTANCE = 8;
 const CLOSE = 9;
+const KEEP_ALIVE = 10;
 
 const NAMES: ReadonlyArray<readonly [string, number]> = [
   ['content-length', CONTENT_LENGTH],
@@ -68,7 +69,7 @@ const NAMES: ReadonlyArray<readonly [string, number]> = [
   ['connection', CONNECTION],
   ['upgrade', UPGRADE],
   ['host', HOST],
-  ['keep-alive', HOP],
+  ['keep-alive', KEEP_ALIVE],
   ['proxy-connection', HOP],
   ['te', HOP],
   ['proxy-authorization', HOP],
@@ -120,6 +121,8 @@ export class FieldScan {
   closeNamed = false;
   traceparent: string | undefined = undefined;
   instance: string | undefined = undefined;
+  /** The first Keep-Alive value (a server's `timeout=N`: how long it keeps an idle connection). */
+  keepAlive: string | undefined = undefined;
   /**
    * Lines forwarding may leave out, as [start, end, kind] triples: offsets into the block (from
    * the CRLF before the line to the end of its value) and a LINE kind. Undefined when there are none.
@@ -138,6 +141,7 @@ export class FieldScan {
     this.closeNamed = false;
     this.traceparent = undefined;
     this.instance = undefined;
+    this.keepAlive = undefined;
     this.drops = undefined;
   }
 
@@ -201,6 +205,10 @@ export class FieldScan {
         case INSTANCE:
           this.instance ??= value;
           this.drop(lineStart - start, i - start, LINE.instance);
+          break;
+        case KEEP_ALIVE:
+          this.keepAlive ??= value;
+          this.drop(lineStart - start, i - start, LINE.hop);
           break;
         default:
           this.closeNamed = true;

@@ -57,6 +57,8 @@ export interface Head {
   /** The first traceparent and instance header values (OWS trimmed), found while parsing. */
   traceparent: string | undefined;
   instance: string | undefined;
+  /** The first Keep-Alive header's value (OWS trimmed): a server's idle timeout hint, `timeout=5`. */
+  keepAlive: string | undefined;
   /**
    * Lines forwardBlock may leave out without searching the block again (FieldScan.drops; empty
    * when the scan found none), or undefined when the block was rewritten after the scan.
@@ -104,6 +106,7 @@ class ParsedHead implements Head {
   closeNamed = false;
   traceparent: string | undefined = undefined;
   instance: string | undefined = undefined;
+  keepAlive: string | undefined = undefined;
   drops: readonly number[] | undefined = undefined;
   private fields: { names: string[]; lower: string[]; values: string[] } | undefined = undefined;
 
@@ -191,6 +194,7 @@ export function parseHead(
   head.closeNamed = f.closeNamed;
   head.traceparent = f.traceparent;
   head.instance = f.instance;
+  head.keepAlive = f.keepAlive;
   let connection: readonly string[] | undefined;
   if (f.connection !== undefined) for (const v of f.connection) connection = connectionTokens(v, connection);
   if (connection) {

@@ -29,7 +29,44 @@ export const H1_POOL_LIMITS = Object.freeze({
   connectingPerKeyMax: 8,
   /** Requests waiting for a connection to one destination; one more is refused (503), as Envoy's max_pending_requests. */
   waitingPerKeyMax: 1024,
+  /**
+   * A server that says how long it keeps an idle connection (`Keep-Alive: timeout=5`, as Node's
+   * and Apache's do) has its connections closed this much sooner, so the pool never hands out one
+   * the server is closing at that moment (undici's keepAliveTimeoutThreshold). Covers the ticker's
+   * resolution and a slow event loop on either side with room to spare.
+   */
+  keepAliveMarginMs: 1_000,
 });
+
+/** Keep-Alive timeouts above this many seconds are read as this many (only the pool's cap matters). */
+const KEEP_ALIVE_SECONDS_MAX = 86_400;
+
+/**
+ * The idle timeout a `Keep-Alive` header value announces, in ms (`timeout=5, max=100` → 5000), or
+ * undefined when it announces none or is malformed. RFC 2068 §19.7.1.1's parameters: comma
+ * separated, names in any case, values a token or a quoted string.
+ */
+export function keepAliveTimeoutMs(value: string): number | undefined {
+  for (const param of value.split(',')) {
+    const eq = param.indexOf('=');
+    if (eq < 0 || param.slice(0, eq).trim().toLowerCase() !== 'timeout') continue;
+    let v = param.slice(eq + 1).trim();
+    if (v.length >= 2 && v.startsWith('"') && v.endsWith('"')) v = v.slice(1, -1);
+    if (!/^\d{1,9}$/.test(v)) return undefined;
+    return Math.min(Number(v), KEEP_ALIVE_SECONDS_MAX) * 1_000;
+  }
+  return undefined;
+}
+
+/**
+ * How long a connection may sit idle in the pool: `defaultMs` unless the server announced its own
+ * timeout, then that less keepAliveMarginMs (never above the pool's cap). 0 or less: not reused.
+ */
+export function idleLimitMs(keepAlive: string | undefined, defaultMs: number): number {
+  const announcedMs = keepAlive === undefined ? undefined : keepAliveTimeoutMs(keepAlive);
+  if (announcedMs === undefined) return defaultMs;
+  return Math.min(announcedMs - H1_POOL_LIMITS.keepAliveMarginMs, H1_POOL_LIMITS.idleTimeoutMs);
+}
 
 type Listener<A extends unknown[]> = (...args: A) => void;
 type SocketEvent = 'close' | 'end' | 'drain' | 'connect' | 'secureConnect';
@@ -87,6 +124,11 @@ export interface PoolDestination {
   open: (onread?: OnRead) => RelaySocket;
   /** A connection not open after this long is abandoned, and a request not given one fails. */
   connectTimeoutMs: number;
+  /**
+   * How long an idle connection is kept when the server does not say how long it keeps one
+   * (`Keep-Alive: timeout=N`). Unset: H1_POOL_LIMITS.idleTimeoutMs.
+   */
+  idleTimeoutMs?: number | undefined;
   /**
    * At most this many connections to the destination at once, busy, idle and opening together
    * (service-defaults `maxConnections`, for a local instance); more requests wait for one to be

@@ -19,6 +19,7 @@ import {
   copyRead,
   H1_POOL_LIMITS,
   type H1Pool,
+  idleLimitMs,
   type OnRead,
   type PoolDestination,
   READ_BUFFER,
@@ -66,6 +67,10 @@ export class UpstreamConn implements Watched {
   private headOut: string | undefined;
   /** The client's socket, once upgraded. */
   private down: RelaySocket | undefined;
+  /** How long this connection may wait idle in the pool: the destination's, or what the server announced. */
+  private idleMs: number;
+  /** The last response's Keep-Alive value, which idleMs was worked out from. */
+  private keepAlive: string | undefined = undefined;
 
   readonly socket: RelaySocket;
   /** The request body's way out, made once per connection rather than per request. */
@@ -86,6 +91,7 @@ export class UpstreamConn implements Watched {
       buffer: READ_BUFFER,
       callback: (n, buf) => this.read(n, buf),
     };
+    this.idleMs = dest.idleTimeoutMs ?? H1_POOL_LIMITS.idleTimeoutMs;
     const socket = dest.open(onread);
     this.socket = socket;
     // A TLS socket is ready once its handshake is done; a plain socket or a mux stream at 'connect'.
@@ -148,7 +154,7 @@ export class UpstreamConn implements Watched {
           this.failed(`the client took nothing for ${UPSTREAM_LIMITS.clientStallMsMax} ms`, 'ETIMEDOUT');
       } else if (quietMs >= t.timeoutMs)
         this.failed(`no response within ${t.timeoutMs} ms`, 'ETIMEDOUT', 504);
-    } else if (this.state === State.Idle && quietMs >= H1_POOL_LIMITS.idleTimeoutMs) {
+    } else if (this.state === State.Idle && quietMs >= this.idleMs) {
       this.socket.destroy();
     }
   }
@@ -336,8 +342,15 @@ export class UpstreamConn implements Watched {
     if (!done) return;
     if (ex.mustClose) down.end();
     const h = this.head as Head;
-    // Reusable only after a whole, cleanly framed exchange: nothing extra, request body all sent.
-    const reusable = used === chunk.length && !h.close && ex.bodyDone && ex.head.minor === 1;
+    if (h.keepAlive !== this.keepAlive) {
+      // The server says how long it keeps an idle connection: closed here first (pool.ts).
+      this.keepAlive = h.keepAlive;
+      this.idleMs = idleLimitMs(h.keepAlive, this.dest.idleTimeoutMs ?? H1_POOL_LIMITS.idleTimeoutMs);
+    }
+    // Reusable only after a whole, cleanly framed exchange: nothing extra, request body all sent;
+    // and not when the server keeps idle connections too briefly to hand this one out safely.
+    const reusable =
+      used === chunk.length && !h.close && ex.bodyDone && ex.head.minor === 1 && this.idleMs > 0;
     this.ex = undefined;
     this.t = undefined;
     this.state = State.Idle;

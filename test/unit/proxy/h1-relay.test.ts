@@ -415,6 +415,10 @@ for (const accepted of [false, true])
       const up = createHttpServer((req, res) => {
         let body = '';
         req.on('data', (d) => (body += d));
+        // A Connection header of its own keeps Node from announcing its timeout (Keep-Alive:
+        // timeout=N, which the pool would close the connection ahead of): the pool must notice the
+        // close itself, as with a server that announces nothing (uvicorn).
+        res.setHeader('connection', 'keep-alive');
         req.on('end', () => res.end(`${req.method} ${body}`));
       });
       // The upstream closes a connection idle for 200 ms (Node's default is 5 s).

@@ -12,6 +12,7 @@ import type { SecureContext } from 'node:tls';
 import type { EngineContext, LogFn } from './context.js';
 import { serveH1Accepted } from './h1/relay.js';
 import { Inbound } from './inbound.js';
+import { LogGate } from './log-gate.js';
 import { ProxyMetrics } from './metrics.js';
 import { handleH1, handleH2Stream } from './outbound-http.js';
 import { handleTcpConnection } from './outbound-tcp.js';
@@ -49,13 +50,16 @@ export class ProxyEngine {
   private snapshotsApplied = 0;
   private stopped = false;
   private readonly ctx: EngineContext;
+  /** Every record of this engine goes out through it: at most LOG_GATE_LIMITS a second. */
+  private readonly logGate: LogGate;
 
   constructor(private readonly opts: { connectionsMax: number; log: LogFn }) {
+    this.logGate = new LogGate(opts.log, () => this.metrics.logsDropped.inc());
     this.ctx = {
       routing: this.routing,
       pools: this.pools,
       metrics: this.metrics,
-      log: opts.log,
+      log: this.logGate.log,
       connectionsMax: opts.connectionsMax,
       trustDomain: () => this.routing.snapshot.trustDomain,
       clientContext: (source) => this.contextFor(source),
@@ -201,5 +205,6 @@ export class ProxyEngine {
     this.listeners.clear();
     this.inbound.close();
     this.pools.close();
+    this.logGate.stop();
   }
 }

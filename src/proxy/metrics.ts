@@ -79,6 +79,11 @@ export class ProxyMetrics {
     labelNames: ['resumed'] as const,
     registers: [this.registry],
   });
+  readonly logsDropped = new Counter({
+    name: 'mesh_proxy_log_records_dropped_total',
+    help: 'Log records of the proxy thread (access logs included) dropped over its limit of records per second',
+    registers: [this.registry],
+  });
   readonly bytes = new Counter({
     name: 'mesh_proxy_tcp_bytes_total',
     help: 'Bytes relayed by L4 (tcp) connections, by direction of the connection and of the bytes',

@@ -182,7 +182,8 @@ export class Exchange implements PoolWaiter, Watched {
 
   /**
    * Waiting for a connection longer than the connect timeout fails like a connect would (502); at
-   * the destination's connection limit, every connection stayed busy: 503, as for a full queue.
+   * the destination's connection limit (maxConnections, or every mux session to its agent full),
+   * every connection stayed busy: 503, as for a full queue.
    */
   onTick(quietMs: number): void {
     const t = this.target;
@@ -198,7 +199,10 @@ export class Exchange implements PoolWaiter, Watched {
       status: 503,
       sentResponse: false,
       connectFailed: false,
-      message: `all ${t.connectionsMax} connections to the instance (maxConnections) stayed busy for ${t.connectTimeoutMs} ms`,
+      message:
+        t.connectionsMax !== undefined
+          ? `all ${t.connectionsMax} connections to the instance (maxConnections) stayed busy for ${t.connectTimeoutMs} ms`
+          : `every connection the peer agent's sessions allow stayed busy for ${t.connectTimeoutMs} ms`,
     });
   }
 

@@ -15,6 +15,7 @@
 // when the destination sets a limit (service-defaults maxConnections), requests waiting per key,
 // how long a connection may sit idle (shorter than the 60 s a peer agent keeps an idle connection
 // open, so the peer rarely closes one under us) and how long a request may wait for one.
+import { FULL_CODE } from '../mux/client.js';
 import { UpstreamConn } from './upstream.js';
 
 export const H1_POOL_LIMITS = Object.freeze({
@@ -154,6 +155,12 @@ class Dest {
   /** Every connection made and not yet closed: opening, idle and busy. */
   readonly conns = new Set<UpstreamConn>();
 
+  /**
+   * The last connection tried could not be made because the destination takes no more now (every
+   * mux session to it is full): requests wait for a busy one to be free. Cleared when one closes.
+   */
+  full = false;
+
   /** Updated by every request, so connections opened later use the newest settings. */
   constructor(public d: PoolDestination) {}
 
@@ -166,6 +173,7 @@ class Dest {
   get mayOpen(): boolean {
     const max = this.d.connectionsMax;
     return (
+      !this.full &&
       this.connecting.size < this.waiting.length &&
       this.connecting.size < H1_POOL_LIMITS.connectingPerKeyMax &&
       (max === undefined || this.conns.size < max)
@@ -264,6 +272,8 @@ export class H1Pool {
     const dest = this.dests.get(conn.dest.key);
     // Not counted here: its key was evicted (and perhaps made anew) since it opened.
     if (dest === undefined || !dest.conns.delete(conn)) return;
+    // A stream closed: its session has room again.
+    dest.full = false;
     this.fill(dest);
     this.tidy(dest);
   }
@@ -275,6 +285,11 @@ export class H1Pool {
       try {
         conn = new UpstreamConn(this, dest.d);
       } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === FULL_CODE) {
+          // Requests wait for a busy connection (the pool's wait is bounded in count and time).
+          dest.full = true;
+          return;
+        }
         // Nothing to connect with (no certificate yet): the request that wanted it hears why.
         dest.waiting.shift()?.poolFailed(err instanceof Error ? err.message : String(err));
         continue;
@@ -326,7 +341,7 @@ export class H1Pool {
   atLimit(key: string): boolean {
     const dest = this.dests.get(key);
     const max = dest?.d.connectionsMax;
-    return dest !== undefined && max !== undefined && dest.conns.size >= max;
+    return dest !== undefined && (dest.full || (max !== undefined && dest.conns.size >= max));
   }
 
   /** Requests waiting for a connection (for tests). */

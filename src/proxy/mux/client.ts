@@ -21,6 +21,11 @@ export const MUX_CLIENT_LIMITS = Object.freeze({
 });
 
 export const LEGACY_CODE = 'EMUXLEGACY';
+/**
+ * Every session allowed for the destination is full: the pool keeps its requests waiting for a
+ * stream to be free (as for a destination at its connection limit) instead of failing them.
+ */
+export const FULL_CODE = 'EMUXFULL';
 
 /** How many sessions and streams `sessions` hold. */
 export function countOf(sessions: Iterable<MuxSession>): { sessions: number; streams: number } {
@@ -53,7 +58,7 @@ export class MuxClient {
    * calling service's certificate and the trusted roots): once a snapshot replaces it (a renewed
    * certificate, a CA rotation), retireUnless retires the sessions made with the old one. They take
    * no new streams, their idle streams are not reused, and they close once their last stream has.
-   * Throws when every session allowed for `key` is full.
+   * Throws (code FULL_CODE) when every session allowed for `key` is full.
    */
   open(key: string, credentials: object, connect: () => TLSSocket): MuxStream {
     let list = this.byKey.get(key);
@@ -67,8 +72,13 @@ export class MuxClient {
       live++;
       if (s.open && s.streamCount < SESSION_LIMITS.streamsMax) return s.openStream();
     }
-    if (live >= MUX_CLIENT_LIMITS.sessionsPerKeyMax)
-      throw new Error(`${live * SESSION_LIMITS.streamsMax} connections to this destination are open already`);
+    if (live >= MUX_CLIENT_LIMITS.sessionsPerKeyMax) {
+      const err = new Error(
+        `${live * SESSION_LIMITS.streamsMax} connections to this destination are open already`,
+      ) as NodeJS.ErrnoException;
+      err.code = FULL_CODE;
+      throw err;
+    }
     const session = this.connect(key, list, connect());
     session.credentials = credentials;
     return session.openStream();

@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { connect as tlsConnect } from 'node:tls';
 import { H1_POOL_LIMITS, H1Pool, type PoolDestination, type PoolWaiter } from '../../../src/proxy/h1/pool.js';
 import type { UpstreamConn } from '../../../src/proxy/h1/upstream.js';
+import { FULL_CODE } from '../../../src/proxy/mux/client.js';
 
 /** Records what the pool gave it. */
 class Waiter implements PoolWaiter {
@@ -152,6 +153,54 @@ describe('HTTP/1.1 connection pool', () => {
     await until('a new connection serves the fifth request', () => served().length === 5);
     assert.equal(sockets.length, 3);
     assert.equal(open(), 2, 'never more than two open at once');
+    assert.equal(pool.waitingCount, 1);
+    pool.close();
+    for (const s of sockets) s.destroy();
+  });
+
+  it('keeps requests waiting, not failed, while every mux session to the destination is full', async () => {
+    const pool = new H1Pool();
+    const sockets: Socket[] = [];
+    // As MuxClient.open does once every session allowed for the key carries its maximum of streams.
+    let room = 2;
+    const d: PoolDestination = {
+      key: 'sessions-full',
+      connectTimeoutMs: 5_000,
+      open: () => {
+        if (room === 0)
+          throw Object.assign(new Error('2048 connections to this destination are open already'), {
+            code: FULL_CODE,
+          });
+        room--;
+        const s = connect(port, '127.0.0.1');
+        sockets.push(s);
+        return s;
+      },
+    };
+    const waiters = Array.from({ length: 5 }, () => new Waiter());
+    for (const w of waiters) assert.equal(pool.acquire(d, w), undefined);
+    const served = (): UpstreamConn[] => waiters.flatMap((w) => (w.conn ? [w.conn] : []));
+    for (let i = 0; i < 250 && served().length < 2; i++) await sleep(20);
+    assert.equal(served().length, 2);
+    assert.ok(
+      waiters.every((w) => w.failure === undefined),
+      'no request failed because the sessions were full',
+    );
+    assert.equal(pool.waitingCount, 3);
+    assert.equal(
+      pool.atLimit(d.key),
+      true,
+      'a wait that times out is answered 503, as at a connection limit',
+    );
+    // An exchange ends: its stream serves the oldest waiting request.
+    assert.equal(pool.release(served()[0] as UpstreamConn), true);
+    assert.equal(served().length, 3);
+    // A stream closes and its session has room: a new one opens for the next request.
+    room = 1;
+    const busy = waiters[1]?.conn as UpstreamConn;
+    busy.destroy();
+    for (let i = 0; i < 250 && served().length < 4; i++) await sleep(20);
+    assert.equal(served().length, 4);
     assert.equal(pool.waitingCount, 1);
     pool.close();
     for (const s of sockets) s.destroy();

@@ -51,6 +51,18 @@ async function terms(agents: AgentProc[]): Promise<number[]> {
   );
 }
 
+/** Each agent's count of members it declared failed, and of suspicions it raised, since it started. */
+async function failureCounts(agents: AgentProc[]): Promise<Array<{ failed: number; suspected: number }>> {
+  return Promise.all(
+    agents.map(async (a) => {
+      const { stats } = (await api(a, 'GET', '/v1/agent/self')).json as {
+        stats: { membersFailed: number; suspicionsRaised: number };
+      };
+      return { failed: stats.membersFailed, suspected: stats.suspicionsRaised };
+    }),
+  );
+}
+
 describe('the data plane through failures and rotations', { timeout: 240_000 }, () => {
   const cluster = new LocalCluster();
   let n01: AgentProc;
@@ -108,6 +120,7 @@ describe('the data plane through failures and rotations', { timeout: 240_000 }, 
 
   it('saturating the proxy fails no member and starts no election', async () => {
     const termsBefore = await terms(cluster.agents);
+    const countsBefore = await failureCounts(cluster.agents);
     const viewsBefore = cluster.agents.map((a) => new Map(a.view));
     let done = 0;
     let failed = 0;
@@ -125,6 +138,18 @@ describe('the data plane through failures and rotations', { timeout: 240_000 }, 
     assert.ok(done > 1_000, `${done} requests`);
     assert.equal(failed, 0);
     assert.deepEqual(await terms(cluster.agents), termsBefore, 'no election');
+    // The counters, not only the views' last word: a member failed and back alive during the load
+    // would leave every view saying alive.
+    const countsAfter = await failureCounts(cluster.agents);
+    countsAfter.forEach((c, i) => {
+      const b = countsBefore[i] as { failed: number; suspected: number };
+      const name = cluster.agents[i]?.name;
+      assert.equal(
+        c.failed - b.failed,
+        0,
+        `${name} declared ${c.failed - b.failed} members failed under load (raised ${c.suspected - b.suspected} suspicions)`,
+      );
+    });
     cluster.agents.forEach((a, i) => {
       for (const [member, v] of a.view) {
         const was = viewsBefore[i]?.get(member);

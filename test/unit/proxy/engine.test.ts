@@ -3,7 +3,7 @@
 // is something an operator would see: bytes and requests arriving, denials, refused strangers,
 // traffic splits, unhealthy instances skipped, listeners following the snapshot.
 import assert from 'node:assert/strict';
-import { Agent } from 'node:http';
+import { Agent, request as httpRequest } from 'node:http';
 import { connect as netConnect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -656,6 +656,48 @@ describe('ProxyEngine (caller and callee in process)', () => {
     } finally {
       s.destroy();
       agent.destroy();
+    }
+  });
+
+  it('finishes a request in flight across a config change that sends new requests elsewhere', async () => {
+    const apiSeen = inst['api-2']!.seen.length;
+    // A request whose body is still coming when the change lands: routed, sent on, not answered.
+    let req: ReturnType<typeof httpRequest> | undefined;
+    const answered = new Promise<{ status: number; body: string }>((resolve, reject) => {
+      req = httpRequest(
+        { host: '127.0.0.1', port: port.api, path: '/in-flight', method: 'POST', agent: false },
+        (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        },
+      );
+      req.on('error', reject);
+      req.write('first half, ');
+    });
+    // Time for the head and the first bytes to reach api-1 (the test holds either way).
+    await sleep(200);
+    const moved = next(callerBase, {
+      chains: { ...callerBase.chains, api: compileChain(noEntries, 'api', 'http') },
+      endpoints: {
+        ...callerBase.endpoints,
+        api: [endpoint('api-1', 'api', { healthy: false }), endpoint('api-2', 'api')],
+      },
+    });
+    caller.apply(moved);
+    callee.apply(next(calleeBase));
+    try {
+      req?.end('second half');
+      const r = await within(answered, WAIT_MS, 'the request in flight');
+      assert.equal(r.status, 200);
+      assert.equal(r.body, 'api-1 /in-flight', 'finished where it was sent before the change');
+      const last = inst['api-1']!.seen.at(-1);
+      assert.equal(last?.body, 'first half, second half', 'its body arrived whole');
+      const after = await get(port.api, '/after-change');
+      assert.equal(after.body, 'api-2 /after-change', 'new requests follow the new configuration');
+      assert.equal(inst['api-2']!.seen.length, apiSeen + 1);
+    } finally {
+      caller.apply(next(callerBase));
     }
   });
 

@@ -659,6 +659,92 @@ describe('ProxyEngine (caller and callee in process)', () => {
     }
   });
 
+  it('routes by path, header and query to subsets, rewriting the matched prefix (service-router)', async () => {
+    const entries: Lookup = (kind, name) => {
+      if (name !== 'canary') return undefined;
+      if (kind === 'service-resolver')
+        return {
+          defaultSubset: 'v1',
+          subsets: {
+            v1: { filter: { meta: { version: 'v1' } } },
+            v2: { filter: { meta: { version: 'v2' } } },
+          },
+        };
+      if (kind === 'service-router')
+        return {
+          routes: [
+            {
+              match: { http: { pathPrefix: '/beta/', header: [{ name: 'x-track', exact: 'beta' }] } },
+              destination: { serviceSubset: 'v2', prefixRewrite: '/' },
+            },
+            { match: { http: { methods: ['DELETE'] } }, destination: { serviceSubset: 'v2' } },
+            {
+              match: { http: { queryParam: [{ name: 'pin', exact: 'v2' }] } },
+              destination: { serviceSubset: 'v2' },
+            },
+          ],
+        };
+      return undefined;
+    };
+    const chain = compileChain(entries, 'canary', 'http');
+    assert.deepEqual(chain.errors, []);
+    caller.apply(next(callerBase, { chains: { ...callerBase.chains, canary: chain } }));
+    try {
+      const cases: Array<[string, { method?: string; headers?: Record<string, string> }, string]> = [
+        ['/beta/items', { headers: { 'x-track': 'beta' } }, 'canary-v2 /items'],
+        ['/beta/items', {}, 'canary-v1 /beta/items'],
+        ['/beta/items', { headers: { 'x-track': 'alpha' } }, 'canary-v1 /beta/items'],
+        ['/gone', { method: 'DELETE' }, 'canary-v2 /gone'],
+        ['/q?pin=v2', {}, 'canary-v2 /q?pin=v2'],
+        ['/q?pin=v1', {}, 'canary-v1 /q?pin=v1'],
+      ];
+      for (const [path, o, want] of cases) {
+        const r = await get(port.canary, path, o);
+        assert.equal(r.body, want, `${o.method ?? 'GET'} ${path} ${JSON.stringify(o.headers ?? {})}`);
+      }
+    } finally {
+      caller.apply(next(callerBase));
+    }
+  });
+
+  it('sends every call with one hash key to one instance (ring_hash by header)', async () => {
+    const entries: Lookup = (kind, name) =>
+      kind === 'service-resolver' && name === 'api'
+        ? {
+            loadBalancer: {
+              policy: 'ring_hash',
+              hashPolicies: [{ field: 'header', fieldValue: 'x-user-id' }],
+            },
+          }
+        : undefined;
+    const chain = compileChain(entries, 'api', 'http');
+    assert.deepEqual(chain.errors, []);
+    caller.apply(
+      next(callerBase, {
+        chains: { ...callerBase.chains, api: chain },
+        endpoints: { ...callerBase.endpoints, api: [endpoint('api-1', 'api'), endpoint('api-2', 'api')] },
+      }),
+    );
+    try {
+      const byUser = new Map<string, Set<string>>();
+      for (let round = 0; round < 4; round++) {
+        for (let u = 0; u < 20; u++) {
+          const r = await get(port.api, '/who', { headers: { 'x-user-id': `user-${u}` } });
+          assert.equal(r.status, 200);
+          const served = byUser.get(`user-${u}`) ?? new Set<string>();
+          served.add(String(r.headers['x-served-by']));
+          byUser.set(`user-${u}`, served);
+        }
+      }
+      for (const [user, served] of byUser) assert.equal(served.size, 1, `${user} reached ${[...served]}`);
+      const used = new Set([...byUser.values()].flatMap((s) => [...s]));
+      // 20 keys on two instances: all on one would happen about twice in a million runs.
+      assert.deepEqual([...used].sort(), ['api-1', 'api-2'], 'the keys spread over both instances');
+    } finally {
+      caller.apply(next(callerBase));
+    }
+  });
+
   it('finishes a request in flight across a config change that sends new requests elsewhere', async () => {
     const apiSeen = inst['api-2']!.seen.length;
     // A request whose body is still coming when the change lands: routed, sent on, not answered.

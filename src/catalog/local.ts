@@ -7,7 +7,7 @@ import { extname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { MeshError } from '../api/types.js';
 import { readConfigFile } from '../config/file.js';
-import { duplicateIds, parseService, parseServiceFile } from '../core/catalog/definition.js';
+import { clashes, parseService, parseServiceFile } from '../core/catalog/definition.js';
 import type {
   CheckState,
   CheckStatus,
@@ -239,7 +239,7 @@ export class LocalServices {
   /** Ids unique across both sources, the instance bound, and script checks only when enabled. */
   private checkCombined(files: readonly LocalService[], api: ReadonlyMap<string, LocalService>): void {
     const all = [...files, ...api.values()];
-    const problems = duplicateIds(all.map((s) => s.definition));
+    const problems = clashes(all.map((s) => s.definition));
     if (problems.length > 0) throw new MeshError('conflict', problemsMessage('', problems));
     if (all.length > WIRE_LIMITS.instancesPerNodeMax) {
       throw new MeshError('bad_request', `at most ${WIRE_LIMITS.instancesPerNodeMax} services per agent`);
@@ -284,7 +284,7 @@ export class LocalServices {
       }
       for (const d of defs as ServiceDefinition[]) out.push({ definition: d, source: 'file', file });
     }
-    const problems = duplicateIds(out.map((s) => s.definition));
+    const problems = clashes(out.map((s) => s.definition));
     if (problems.length > 0)
       throw new MeshError('bad_request', problemsMessage(`--config-dir ${dir}: `, problems));
     return out;

@@ -235,6 +235,23 @@ describe('service catalog with real agents', { timeout: 300_000 }, () => {
       body: JSON.stringify({ name: 'cache', port: 1 }),
     });
     assert.equal(taken.status, 409, 'an id a --config-dir file defines');
+    // One upstream port, one caller and destination: another service may not listen on it.
+    const ups = (id: string, name: string, service: string) =>
+      fetch(`http://127.0.0.1:${a.httpPort}/v1/agent/service/register`, {
+        method: 'PUT',
+        body: JSON.stringify({ id, name, port: 1, upstreams: [{ service, localPort: 19191 }] }),
+      });
+    assert.equal((await ups('caller-1', 'caller', 'api')).status, 200);
+    assert.equal((await ups('caller-2', 'caller', 'api')).status, 200, 'an instance of the same caller');
+    const clash = await ups('other-1', 'other', 'api');
+    assert.equal(clash.status, 409);
+    assert.match(
+      ((await clash.json()) as { error: { message: string } }).error.message,
+      /localPort 19191 is used by service "caller-1" \(upstream "api"\) and by service "other-1"/,
+    );
+    assert.equal((await ups('caller-3', 'caller', 'db')).status, 409, 'the same caller, another destination');
+    for (const id of ['caller-1', 'caller-2'])
+      assert.equal((await mesh(a, 'services', 'deregister', id)).code, 0);
     for (const query of ['tag=a&tag=b', 'wait=11m&index=1', 'colour=red']) {
       const res = await fetch(`http://127.0.0.1:${a.httpPort}/v1/health/service/web?${query}`);
       assert.equal(res.status, 400, query);

@@ -160,15 +160,22 @@ export function parseServiceFile(v: unknown): ServiceDefinition[] | ValidationEr
     else defs.push(r);
   }
   if (problems.length > 0) return problems;
-  const dup = duplicateIds(defs);
+  const dup = clashes(defs);
   return dup.length > 0 ? dup : defs;
 }
 
-/** Service ids and check ids must be unique on an agent. */
-export function duplicateIds(defs: readonly ServiceDefinition[]): ValidationError[] {
+/**
+ * What must not clash among the services of one agent: service ids, check ids, and upstream ports.
+ * The agent listens once on each `localPort`, so two services naming one port for different
+ * callers or destinations would leave one of them calling with the other's identity or reaching
+ * the other's destination. Instances of one service (same name) may share an upstream port for the
+ * same destination: the listener is the same.
+ */
+export function clashes(defs: readonly ServiceDefinition[]): ValidationError[] {
   const problems: ValidationError[] = [];
   const services = new Set<string>();
   const checks = new Set<string>();
+  const ports = new Map<number, { id: string; name: string; destination: string }>();
   for (const d of defs) {
     if (services.has(d.id)) problems.push({ field: 'id', message: `duplicate service id ${describe(d.id)}` });
     services.add(d.id);
@@ -176,6 +183,17 @@ export function duplicateIds(defs: readonly ServiceDefinition[]): ValidationErro
       if (checks.has(c.id))
         problems.push({ field: 'checks.id', message: `duplicate check id ${describe(c.id)}` });
       checks.add(c.id);
+    }
+    for (const u of d.upstreams) {
+      const held = ports.get(u.localPort);
+      if (held === undefined) ports.set(u.localPort, { id: d.id, name: d.name, destination: u.service });
+      else if (held.name !== d.name || held.destination !== u.service)
+        problems.push({
+          field: 'upstreams.localPort',
+          message:
+            `localPort ${u.localPort} is used by service ${describe(held.id)} (upstream ${describe(held.destination)}) ` +
+            `and by service ${describe(d.id)} (upstream ${describe(u.service)}); each upstream needs a port of its own`,
+        });
     }
   }
   return problems;

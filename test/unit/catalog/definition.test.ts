@@ -7,6 +7,10 @@ import { CHECK_DEFAULTS, parseService, parseServiceFile } from '../../../src/cor
 import type { ServiceDefinition } from '../../../src/core/catalog/types.js';
 import type { ValidationError } from '../../../src/core/state/types.js';
 
+/** parseServiceFile's answer is a list of problems (else a list of definitions, which have ids). */
+const isProblems = (r: unknown): boolean =>
+  Array.isArray(r) && r.length > 0 && (r[0] as { message?: unknown }).message !== undefined;
+
 function ok(v: unknown): ServiceDefinition {
   const r = parseService(v);
   assert.ok(!Array.isArray(r), `expected valid, got ${JSON.stringify(r)}`);
@@ -176,6 +180,29 @@ describe('service definitions', () => {
     assert.match(dup[0]!.message, /duplicate service id "a"/);
     const bad = parseServiceFile({ services: [{ name: 'a', port: 1 }, { name: 'b' }] }) as ValidationError[];
     assert.equal(bad[0]?.field, 'services[1].port');
+  });
+
+  it('refuses one upstream port for two callers or two destinations, not for two instances of one caller', () => {
+    const file = (services: unknown[]) => parseServiceFile({ services });
+    const up = (id: string, name: string, service: string) => ({
+      id,
+      name,
+      port: 1,
+      upstreams: [{ service, localPort: 9191 }],
+    });
+    assert.ok(!isProblems(file([up('web-1', 'web', 'api'), up('web-2', 'web', 'api')])));
+    for (const [other, what] of [
+      [up('admin-1', 'admin', 'api'), 'another caller'],
+      [up('web-3', 'web', 'db'), 'another destination'],
+    ] as const) {
+      const r = file([up('web-1', 'web', 'api'), other]);
+      assert.ok(isProblems(r), what);
+      assert.match(
+        (r as ValidationError[])[0]?.message ?? '',
+        /localPort 9191 is used by service "web-1" \(upstream "api"\) and by service/,
+        what,
+      );
+    }
   });
 
   it('never throws, whatever the input', () => {

@@ -114,6 +114,7 @@ export class LocalServices {
       this.apiServices.set(def.id, { definition: def, source: 'api' });
     }
     if (this.init.configDir !== undefined) this.fileServices = await this.readConfigDir(this.init.configDir);
+    this.dropPortClashes();
     this.checkCombined(this.fileServices, this.apiServices);
     this.apply();
     this.init.log.info(
@@ -237,6 +238,26 @@ export class LocalServices {
   }
 
   /** Ids unique across both sources, the instance bound, and script checks only when enabled. */
+  /**
+   * Stored registrations whose upstream port another service already uses (registered before such
+   * clashes were refused) are not loaded, so the agent still starts; kept on disk, as above.
+   */
+  private dropPortClashes(): void {
+    const kept = this.fileServices.map((s) => s.definition);
+    for (const [id, s] of [...this.apiServices]) {
+      const problems = clashes([...kept, s.definition]).filter((p) => p.field === 'upstreams.localPort');
+      if (problems.length === 0) {
+        kept.push(s.definition);
+        continue;
+      }
+      this.apiServices.delete(id);
+      this.init.log.warn(
+        { id, reason: problemsMessage('', problems) },
+        'stored service registration not loaded',
+      );
+    }
+  }
+
   private checkCombined(files: readonly LocalService[], api: ReadonlyMap<string, LocalService>): void {
     const all = [...files, ...api.values()];
     const problems = clashes(all.map((s) => s.definition));

@@ -1,0 +1,48 @@
+// The agent's own services across a restart: registrations kept in its data dir are loaded again,
+// and one that an older version accepted but this one refuses (an upstream port another service
+// uses) is left out with a warning rather than stopping the agent; it stays on disk.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import pino from 'pino';
+import { LocalServices } from '../../../src/catalog/local.js';
+import { KEYS, Store } from '../../../src/store/store.js';
+
+describe('local services at start', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mesh-local-services-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('starts without a stored registration whose upstream port another service holds', async () => {
+    const store = await Store.open(dir);
+    const def = (id: string, name: string, service: string) =>
+      JSON.stringify({ id, name, port: 1, upstreams: [{ service, localPort: 9191 }] });
+    // As an older agent could have stored them: two callers on one upstream port.
+    await store.put(`${KEYS.servicesPrefix}a-1`, def('a-1', 'a', 'api'));
+    await store.put(`${KEYS.servicesPrefix}b-1`, def('b-1', 'b', 'api'));
+    const warnings: string[] = [];
+    const log = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) });
+    const local = new LocalServices({
+      store,
+      log,
+      configDir: undefined,
+      enableScriptChecks: false,
+      onChange: () => undefined,
+    });
+    await local.start();
+    try {
+      assert.deepEqual(
+        local.list().map((s) => s.definition.id),
+        ['a-1'],
+      );
+      assert.equal(warnings.length, 1);
+      assert.match(warnings[0] ?? '', /stored service registration not loaded/);
+      assert.match(warnings[0] ?? '', /localPort 9191 is used by service \\"a-1\\"/);
+      assert.ok(await store.get(`${KEYS.servicesPrefix}b-1`), 'kept on disk');
+    } finally {
+      local.stop();
+      await store.close();
+    }
+  });
+});

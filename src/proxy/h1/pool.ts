@@ -285,8 +285,10 @@ export class H1Pool {
       try {
         conn = new UpstreamConn(this, dest.d);
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === FULL_CODE) {
-          // Requests wait for a busy connection (the pool's wait is bounded in count and time).
+        if ((err as NodeJS.ErrnoException).code === FULL_CODE && dest.conns.size > 0) {
+          // Requests wait for one of this destination's connections to be free or to close (the
+          // wait is bounded in count and time). With none of its own there is nothing to wait
+          // for: the request fails, as any connection that cannot be opened.
           dest.full = true;
           return;
         }

@@ -68,7 +68,7 @@ export class MuxClient {
     }
     let live = 0;
     for (const s of list) {
-      if (s.retired) continue;
+      if (!s.counted) continue;
       live++;
       if (s.open && s.streamCount < SESSION_LIMITS.streamsMax) return s.openStream();
     }

@@ -139,6 +139,18 @@ export class MuxSession implements StreamOwner, Watched {
     );
   }
 
+  /**
+   * Caller: counts against the destination's cap on sessions: it takes new streams, or it still
+   * carries some. A session that is ending, failed, out of stream ids or refused full by the
+   * callee, and carries nothing, is on its way out and holds no place.
+   */
+  get counted(): boolean {
+    return (
+      !this.retired &&
+      (this.open || (this.streams.size > 0 && this.closedErr === undefined && !this.socket.destroyed))
+    );
+  }
+
   get congested(): boolean {
     const queued = this.partsBytes + this.staged + this.socket.writableLength;
     if (queued < SESSION_LIMITS.queuedBytesMax) return false;

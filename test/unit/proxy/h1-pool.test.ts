@@ -206,6 +206,33 @@ describe('HTTP/1.1 connection pool', () => {
     for (const s of sockets) s.destroy();
   });
 
+  it('fails requests at once when the sessions are full and none of the connections are its own', () => {
+    // Sessions still counted against the cap while none of this destination's streams remain (they
+    // are closing): nothing would ever free a place for a waiting request, so none is kept waiting.
+    const pool = new H1Pool();
+    const d: PoolDestination = {
+      key: 'full-not-ours',
+      connectTimeoutMs: 5_000,
+      open: () => {
+        throw Object.assign(new Error('2048 connections to this destination are open already'), {
+          code: FULL_CODE,
+        });
+      },
+    };
+    const waiters = [new Waiter(), new Waiter()];
+    for (const w of waiters) pool.acquire(d, w);
+    assert.deepEqual(
+      waiters.map((w) => w.failure),
+      [
+        '2048 connections to this destination are open already',
+        '2048 connections to this destination are open already',
+      ],
+    );
+    assert.equal(pool.waitingCount, 0);
+    assert.equal(pool.atLimit(d.key), false);
+    pool.close();
+  });
+
   it('forgets a request that stops waiting', () => {
     const pool = new H1Pool();
     const { d } = slowHandshakes('cancel');

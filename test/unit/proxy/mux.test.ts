@@ -282,6 +282,21 @@ describe('mesh-mux/1 sessions', () => {
     caller.socket.destroy();
   });
 
+  it('holds a place against the destination’s session cap while it takes streams or carries some', async () => {
+    const { caller } = await pair(server, port);
+    assert.equal(caller.counted, true, 'open');
+    const s = caller.openStream();
+    await new Promise((r) => s.once('connect', r));
+    // Ending (as after its idle time): no new streams, but one is still on it.
+    caller.socket.end();
+    assert.equal(caller.open, false);
+    assert.equal(caller.counted, true, 'still carries a stream');
+    s.destroy();
+    await until(() => caller.streamCount === 0, 'the stream gone');
+    assert.equal(caller.counted, false, 'ending with nothing on it: another session may take its place');
+    caller.socket.destroy();
+  });
+
   it('refuses streams past the per-session limit; those within it work', async () => {
     const { caller, accepted } = await pair(server, port);
     const streams = Array.from({ length: SESSION_LIMITS.streamsMax + 1 }, () => caller.openStream());

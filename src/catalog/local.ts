@@ -7,7 +7,7 @@ import { extname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { MeshError } from '../api/types.js';
 import { readConfigFile } from '../config/file.js';
-import { clashes, parseService, parseServiceFile } from '../core/catalog/definition.js';
+import { clashes, parseService, parseServiceFile, UpstreamPorts } from '../core/catalog/definition.js';
 import type {
   CheckState,
   CheckStatus,
@@ -71,6 +71,8 @@ function instanceFields(d: ServiceDefinition): InstanceFields {
 export class LocalServices {
   private fileServices: LocalService[] = [];
   private readonly apiServices = new Map<string, LocalService>();
+  /** Stored registrations not loaded at start (unreadable here, or clashing): deregister still removes them. */
+  private readonly unloaded = new Set<string>();
   private readonly runner: CheckRunner;
   private notifyScheduled = false;
   private readonly lastStatus = new Map<string, CheckStatus>();
@@ -104,6 +106,7 @@ export class LocalServices {
         def = [{ field: '', message: (err as Error).message }];
       }
       if (Array.isArray(def)) {
+        this.unloaded.add(id);
         // Kept on disk, not deleted: a newer version's definition must not be lost by an older agent.
         this.init.log.warn(
           { id, reason: problemsMessage('', def) },
@@ -156,6 +159,7 @@ export class LocalServices {
       this.checkCombined(this.fileServices, next);
       await this.init.store.put(`${KEYS.servicesPrefix}${def.id}`, JSON.stringify(body));
       this.apiServices.set(def.id, { definition: def, source: 'api' });
+      this.unloaded.delete(def.id);
       this.apply();
       this.init.log.info({ id: def.id, name: def.name, port: def.port }, 'service registered');
       return def;
@@ -171,10 +175,11 @@ export class LocalServices {
           `service id "${id}" is defined in ${fromFile.file}; remove it from that file and run \`mesh reload\``,
         );
       }
-      if (!this.apiServices.has(id))
+      if (!this.apiServices.has(id) && !this.unloaded.has(id))
         throw new MeshError('not_found', `no service with id "${id}" on this agent`);
       await this.init.store.batch([{ type: 'del', key: `${KEYS.servicesPrefix}${id}` }]);
       this.apiServices.delete(id);
+      this.unloaded.delete(id);
       this.apply();
       this.init.log.info({ id }, 'service deregistered');
     });
@@ -237,20 +242,18 @@ export class LocalServices {
     return run;
   }
 
-  /** Ids unique across both sources, the instance bound, and script checks only when enabled. */
   /**
    * Stored registrations whose upstream port another service already uses (registered before such
    * clashes were refused) are not loaded, so the agent still starts; kept on disk, as above.
    */
   private dropPortClashes(): void {
-    const kept = this.fileServices.map((s) => s.definition);
+    const ports = new UpstreamPorts();
+    for (const s of this.fileServices) ports.claim(s.definition);
     for (const [id, s] of [...this.apiServices]) {
-      const problems = clashes([...kept, s.definition]).filter((p) => p.field === 'upstreams.localPort');
-      if (problems.length === 0) {
-        kept.push(s.definition);
-        continue;
-      }
+      const problems = ports.claim(s.definition);
+      if (problems.length === 0) continue;
       this.apiServices.delete(id);
+      this.unloaded.add(id);
       this.init.log.warn(
         { id, reason: problemsMessage('', problems) },
         'stored service registration not loaded',
@@ -258,6 +261,7 @@ export class LocalServices {
     }
   }
 
+  /** Ids and upstream ports unique across both sources, the instance bound, and script checks only when enabled. */
   private checkCombined(files: readonly LocalService[], api: ReadonlyMap<string, LocalService>): void {
     const all = [...files, ...api.values()];
     const problems = clashes(all.map((s) => s.definition));

@@ -175,7 +175,7 @@ export function clashes(defs: readonly ServiceDefinition[]): ValidationError[] {
   const problems: ValidationError[] = [];
   const services = new Set<string>();
   const checks = new Set<string>();
-  const ports = new Map<number, { id: string; name: string; destination: string }>();
+  const ports = new UpstreamPorts();
   for (const d of defs) {
     if (services.has(d.id)) problems.push({ field: 'id', message: `duplicate service id ${describe(d.id)}` });
     services.add(d.id);
@@ -184,10 +184,24 @@ export function clashes(defs: readonly ServiceDefinition[]): ValidationError[] {
         problems.push({ field: 'checks.id', message: `duplicate check id ${describe(c.id)}` });
       checks.add(c.id);
     }
+    problems.push(...ports.claim(d));
+  }
+  return problems;
+}
+
+/** The upstream ports of an agent's services so far: each held by one caller for one destination. */
+export class UpstreamPorts {
+  private readonly held = new Map<number, { id: string; name: string; destination: string }>();
+
+  /**
+   * Take `d`'s upstream ports; where another service holds one for another caller or destination,
+   * the problems instead (and nothing of `d` is taken).
+   */
+  claim(d: ServiceDefinition): ValidationError[] {
+    const problems: ValidationError[] = [];
     for (const u of d.upstreams) {
-      const held = ports.get(u.localPort);
-      if (held === undefined) ports.set(u.localPort, { id: d.id, name: d.name, destination: u.service });
-      else if (held.name !== d.name || held.destination !== u.service)
+      const held = this.held.get(u.localPort);
+      if (held !== undefined && (held.name !== d.name || held.destination !== u.service))
         problems.push({
           field: 'upstreams.localPort',
           message:
@@ -195,6 +209,10 @@ export function clashes(defs: readonly ServiceDefinition[]): ValidationError[] {
             `and by service ${describe(d.id)} (upstream ${describe(u.service)}); each upstream needs a port of its own`,
         });
     }
+    if (problems.length > 0) return problems;
+    for (const u of d.upstreams)
+      if (!this.held.has(u.localPort))
+        this.held.set(u.localPort, { id: d.id, name: d.name, destination: u.service });
+    return problems;
   }
-  return problems;
 }

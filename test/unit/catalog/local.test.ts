@@ -1,6 +1,7 @@
 // The agent's own services across a restart: registrations kept in its data dir are loaded again,
 // and one that an older version accepted but this one refuses (an upstream port another service
-// uses) is left out with a warning rather than stopping the agent; it stays on disk.
+// uses) is left out with a warning rather than stopping the agent; it stays on disk until it is
+// deregistered.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -40,6 +41,10 @@ describe('local services at start', () => {
       assert.match(warnings[0] ?? '', /stored service registration not loaded/);
       assert.match(warnings[0] ?? '', /localPort 9191 is used by service \\"a-1\\"/);
       assert.ok(await store.get(`${KEYS.servicesPrefix}b-1`), 'kept on disk');
+      // Until the operator removes it: deregistering the id deletes what was stored.
+      await local.deregister('b-1');
+      assert.equal(await store.get(`${KEYS.servicesPrefix}b-1`), undefined, 'removed by deregister');
+      await assert.rejects(local.deregister('b-1'), /no service with id "b-1"/);
     } finally {
       local.stop();
       await store.close();

@@ -47,6 +47,18 @@ describe('proxy log gate', () => {
     g.stop();
   });
 
+  it('keeps warnings and errors on a budget of their own, so a flood of access logs does not hide them', () => {
+    const { g, out } = gate(2);
+    for (let i = 0; i < 10; i++) g.log('info', 'request', {});
+    g.log('error', 'proxy snapshot rejected', {});
+    g.log('warn', 'outbound connection failed', {});
+    assert.deepEqual(
+      out.map((r) => r.msg),
+      ['request', 'request', 'proxy snapshot rejected', 'outbound connection failed'],
+    );
+    g.stop();
+  });
+
   it('says nothing when nothing was dropped', () => {
     const { g, out, at } = gate(3);
     g.log('info', 'a', {});

@@ -87,6 +87,18 @@ export type H2Outcome =
   | { status: number; grpcStatus: string; sentResponse: true }
   | { status: number; sentResponse: false; message: string; timedOut: boolean };
 
+/** gRPC's status for a call this agent answers itself: 4 DEADLINE_EXCEEDED, or 14 UNAVAILABLE. */
+export const failedGrpcStatus = (o: { timedOut: boolean }): number => (o.timedOut ? 4 : 14);
+
+/**
+ * The `grpc-status` a gRPC call ended with, for the metrics: the upstream's ('' if none came), or
+ * the one this agent answered with. Undefined when the call is not gRPC.
+ */
+export function grpcStatusOf(grpc: boolean, o: H2Outcome): string | undefined {
+  if (!grpc) return undefined;
+  return o.sentResponse ? o.grpcStatus : String(failedGrpcStatus(o));
+}
+
 /**
  * Forward `stream` to `session`. Resolves when the exchange ends or fails before any response.
  * `timeoutMs` bounds the wait for the response headers, not the whole (maybe streaming) exchange.

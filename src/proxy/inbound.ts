@@ -22,7 +22,14 @@ import {
 } from './h1/exchange.js';
 import { INSTANCE_HEADER } from './h1/fields.js';
 import { serveH1 } from './h1/relay.js';
-import { forwardH2, isGrpc, replyH2Error, upstreamHeaders } from './h2-forward.js';
+import {
+  failedGrpcStatus,
+  forwardH2,
+  grpcStatusOf,
+  isGrpc,
+  replyH2Error,
+  upstreamHeaders,
+} from './h2-forward.js';
 import { countOf } from './mux/client.js';
 import { MuxSession } from './mux/session.js';
 import {
@@ -268,6 +275,7 @@ export class Inbound {
     }
     const inst = this.instance(x.head.instance, caller.destination);
     if (!inst) {
+      this.ctx.metrics.request('inbound', caller.source, caller.destination, 503);
       x.reply(503, `mesh: no local instance of ${caller.destination}`);
       x.finish();
       return;
@@ -300,20 +308,18 @@ export class Inbound {
     const grpc = isGrpc(headers);
     if (!caller) return replyH2Error(stream, grpc, 400, 16, 'mesh: no caller identity');
     const startedMs = performance.now();
-    const decision = this.ctx.routing.intention(caller.source, caller.destination);
+    const { source, destination } = caller;
+    const decision = this.ctx.routing.intention(source, destination);
     if (!decision.allow) {
-      this.ctx.metrics.denied.inc({ source: caller.source, destination: caller.destination });
-      this.ctx.metrics.request('inbound', caller.source, caller.destination, 403);
-      return replyH2Error(
-        stream,
-        grpc,
-        403,
-        7,
-        `mesh: ${decision.reason} (${caller.source} → ${caller.destination})`,
-      );
+      this.ctx.metrics.denied.inc({ source, destination });
+      this.ctx.metrics.request('inbound', source, destination, 403, undefined, grpc ? '7' : undefined);
+      return replyH2Error(stream, grpc, 403, 7, `mesh: ${decision.reason} (${source} → ${destination})`);
     }
-    const inst = this.instance(headerString(headers[INSTANCE_HEADER]), caller.destination);
-    if (!inst) return replyH2Error(stream, grpc, 503, 14, `mesh: no local instance of ${caller.destination}`);
+    const inst = this.instance(headerString(headers[INSTANCE_HEADER]), destination);
+    if (!inst) {
+      this.ctx.metrics.request('inbound', source, destination, 503, undefined, grpc ? '14' : undefined);
+      return replyH2Error(stream, grpc, 503, 14, `mesh: no local instance of ${destination}`);
+    }
     const authority = `${inst.host}:${inst.port}`;
     const session = this.ctx.pools.h2Session(`local|${inst.id}`, authority);
     const path = headerString(headers[':path']) ?? '/';
@@ -324,9 +330,9 @@ export class Inbound {
       inst.requestTimeoutMs,
     );
     if (!o.sentResponse)
-      replyH2Error(stream, grpc, o.status, o.timedOut ? 4 : 14, `mesh: ${caller.destination}: ${o.message}`);
+      replyH2Error(stream, grpc, o.status, failedGrpcStatus(o), `mesh: ${destination}: ${o.message}`);
     const seconds = (performance.now() - startedMs) / 1000;
-    this.ctx.metrics.request('inbound', caller.source, caller.destination, o.status, seconds);
+    this.ctx.metrics.request('inbound', source, destination, o.status, seconds, grpcStatusOf(grpc, o));
   }
 }
 

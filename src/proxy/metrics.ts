@@ -24,22 +24,42 @@ const SERIES_MAX = 4096;
 /** Label values as the exposition format wants them (backslash, quote and newline escaped). */
 const esc = (v: string): string => v.replace(/[\\"\n]/g, (c) => (c === '\n' ? '\\n' : `\\${c}`));
 
-/** The per-request series of one direction, source and destination: plain numbers, no hashing. */
-interface RequestSeries {
-  labels: string;
-  /** Requests by status code. */
-  codes: Map<number, number>;
-  /** Count per latency bucket (non-cumulative; the last is above every bound), sum and count. */
+/** Requests of one status code in one series: their count and latency histogram. */
+interface CodeSeries {
+  n: number;
+  /** Count per latency bucket (non-cumulative; the last is above every bound), sum and count of the timed ones. */
   buckets: Float64Array;
   sum: number;
   count: number;
+}
+
+/** The per-request series of one direction, source and destination: plain numbers, no hashing. */
+interface RequestSeries {
+  labels: string;
+  /** By HTTP status code. At most the codes HTTP has (100–599). */
+  codes: Map<number, CodeSeries>;
+  /** gRPC calls by their `grpc-status` (0–16, or `unknown`, or `none` when the call ended without one). */
+  grpc: Map<string, number> | undefined;
+}
+
+/**
+ * The `grpc_status` label of a value from the wire: one of gRPC's 17 codes, or `unknown`, so a
+ * misbehaving server cannot add series. An empty value (no status came) is `none`.
+ */
+export function grpcStatusLabel(value: string): string {
+  if (value === '') return 'none';
+  return /^(?:[0-9]|1[0-6])$/.test(value) ? value : 'unknown';
 }
 
 const REQUESTS_NAME = 'mesh_proxy_requests_total';
 const REQUESTS_HELP =
   'HTTP and gRPC requests through the proxy, by direction, source and destination service and status code';
 const LATENCY_NAME = 'mesh_proxy_request_duration_seconds';
-const LATENCY_HELP = 'Time from receiving a request to the end of its response, as seen by this agent';
+const LATENCY_HELP =
+  'Time from receiving a request to the end of its response, as seen by this agent, by direction, services and status code';
+const GRPC_NAME = 'mesh_proxy_grpc_requests_total';
+const GRPC_HELP =
+  'gRPC calls through the proxy, by direction, source and destination service and grpc-status (the HTTP status of most is 200)';
 
 export class ProxyMetrics {
   readonly registry = new Registry();
@@ -110,19 +130,35 @@ export class ProxyMetrics {
   /** The series by direction, source and destination (nested: see maps.ts). */
   private readonly byLabels = new Map<Direction, Map<string, Map<string, RequestSeries>>>();
 
-  /** Count one request and its duration (seconds; omitted for a request refused before it started). */
-  request(direction: Direction, source: string, destination: string, code: number, seconds?: number): void {
+  /**
+   * Count one request and its duration (seconds; omitted for a request refused before it started).
+   * `grpcStatus` (a gRPC call's `grpc-status`, or '' when none came) also counts it as a gRPC call.
+   */
+  request(
+    direction: Direction,
+    source: string,
+    destination: string,
+    code: number,
+    seconds?: number,
+    grpcStatus?: string,
+  ): void {
     const s =
       this.byLabels.get(direction)?.get(source)?.get(destination) ??
       this.newSeries(direction, source, destination);
     if (s === undefined) return;
-    s.codes.set(code, (s.codes.get(code) ?? 0) + 1);
+    const c = entryOf(s.codes, code, newCodeSeries);
+    c.n++;
+    if (grpcStatus !== undefined) {
+      s.grpc ??= new Map();
+      const label = grpcStatusLabel(grpcStatus);
+      s.grpc.set(label, (s.grpc.get(label) ?? 0) + 1);
+    }
     if (seconds === undefined) return;
     let i = 0;
     while (i < LATENCY_BUCKETS_S.length && seconds > (LATENCY_BUCKETS_S[i] as number)) i++;
-    s.buckets[i] = (s.buckets[i] ?? 0) + 1;
-    s.sum += seconds;
-    s.count++;
+    c.buckets[i] = (c.buckets[i] ?? 0) + 1;
+    c.sum += seconds;
+    c.count++;
   }
 
   private newSeries(direction: Direction, source: string, destination: string): RequestSeries | undefined {
@@ -134,9 +170,7 @@ export class ProxyMetrics {
     const s: RequestSeries = {
       labels: `direction="${esc(direction)}",source="${esc(source)}",destination="${esc(destination)}"`,
       codes: new Map(),
-      buckets: new Float64Array(LATENCY_BUCKETS_S.length + 1),
-      sum: 0,
-      count: 0,
+      grpc: undefined,
     };
     byDestination.set(destination, s);
     this.series.push(s);
@@ -172,18 +206,28 @@ export class ProxyMetrics {
   private requestsText(): string {
     const counts: string[] = [`# HELP ${REQUESTS_NAME} ${REQUESTS_HELP}`, `# TYPE ${REQUESTS_NAME} counter`];
     const hist: string[] = [`# HELP ${LATENCY_NAME} ${LATENCY_HELP}`, `# TYPE ${LATENCY_NAME} histogram`];
+    const grpc: string[] = [`# HELP ${GRPC_NAME} ${GRPC_HELP}`, `# TYPE ${GRPC_NAME} counter`];
     for (const s of this.series) {
-      for (const [code, n] of s.codes) counts.push(`${REQUESTS_NAME}{${s.labels},code="${code}"} ${n}`);
-      if (s.count === 0) continue;
-      let cumulative = 0;
-      LATENCY_BUCKETS_S.forEach((le, i) => {
-        cumulative += s.buckets[i] as number;
-        hist.push(`${LATENCY_NAME}_bucket{${s.labels},le="${le}"} ${cumulative}`);
-      });
-      hist.push(`${LATENCY_NAME}_bucket{${s.labels},le="+Inf"} ${s.count}`);
-      hist.push(`${LATENCY_NAME}_sum{${s.labels}} ${s.sum}`);
-      hist.push(`${LATENCY_NAME}_count{${s.labels}} ${s.count}`);
+      for (const [code, c] of s.codes) {
+        const labels = `${s.labels},code="${code}"`;
+        counts.push(`${REQUESTS_NAME}{${labels}} ${c.n}`);
+        if (c.count === 0) continue;
+        let cumulative = 0;
+        LATENCY_BUCKETS_S.forEach((le, i) => {
+          cumulative += c.buckets[i] as number;
+          hist.push(`${LATENCY_NAME}_bucket{${labels},le="${le}"} ${cumulative}`);
+        });
+        hist.push(`${LATENCY_NAME}_bucket{${labels},le="+Inf"} ${c.count}`);
+        hist.push(`${LATENCY_NAME}_sum{${labels}} ${c.sum}`);
+        hist.push(`${LATENCY_NAME}_count{${labels}} ${c.count}`);
+      }
+      for (const [status, n] of s.grpc ?? [])
+        grpc.push(`${GRPC_NAME}{${s.labels},grpc_status="${status}"} ${n}`);
     }
-    return `${counts.join('\n')}\n${hist.join('\n')}\n`;
+    return `${counts.join('\n')}\n${hist.join('\n')}\n${grpc.join('\n')}\n`;
   }
+}
+
+function newCodeSeries(): CodeSeries {
+  return { n: 0, buckets: new Float64Array(LATENCY_BUCKETS_S.length + 1), sum: 0, count: 0 };
 }

@@ -18,7 +18,14 @@ import {
 } from './h1/exchange.js';
 import type { Head } from './h1/head.js';
 import type { OnRead, RelaySocket } from './h1/pool.js';
-import { forwardH2, isGrpc, replyH2Error, upstreamHeaders } from './h2-forward.js';
+import {
+  failedGrpcStatus,
+  forwardH2,
+  grpcStatusOf,
+  isGrpc,
+  replyH2Error,
+  upstreamHeaders,
+} from './h2-forward.js';
 import { headerString, INSTANCE_HEADER } from './inbound.js';
 import { entryOf, newMap } from './maps.js';
 import { ALPN_H1, ALPN_H2, ALPN_MUX, connectPeer } from './peer-tls.js';
@@ -364,6 +371,7 @@ export async function handleH2Stream(
   };
   const picked = pick(ctx, up, info, new Set(), request, Date.now());
   let status = 503;
+  let grpcStatus = grpc ? '14' : undefined;
   if ('error' in picked) {
     replyH2Error(stream, grpc, 503, 14, `mesh: ${picked.error}`);
   } else {
@@ -386,13 +394,14 @@ export async function handleH2Stream(
     );
     balancer.onEnd(endpoint.id, performance.now() - t0, o.status < 500, Date.now());
     status = o.status;
+    grpcStatus = grpcStatusOf(grpc, o);
     // Not retried: the stream's body went into the failed attempt and cannot be replayed.
     if (!o.sentResponse) {
       const why = `mesh: ${endpoint.service} via ${endpoint.inbound}: ${o.message}`;
-      replyH2Error(stream, grpc, o.status, o.timedOut ? 4 : 14, why);
+      replyH2Error(stream, grpc, o.status, failedGrpcStatus(o), why);
     }
   }
-  record(ctx, up, status, performance.now() - startedMs, traceparent, info.method, path);
+  record(ctx, up, status, performance.now() - startedMs, traceparent, info.method, path, grpcStatus);
 }
 
 function record(
@@ -403,9 +412,10 @@ function record(
   traceparent: string,
   method: string | undefined,
   path: string,
+  grpcStatus?: string,
 ): void {
   const seconds = durationMs / 1000;
-  ctx.metrics.request('outbound', up.source, up.destination, status, seconds);
+  ctx.metrics.request('outbound', up.source, up.destination, status, seconds, grpcStatus);
   if (ctx.accessLogs()) {
     ctx.log('info', 'request', {
       direction: 'outbound',
@@ -414,6 +424,7 @@ function record(
       method,
       path,
       status,
+      grpcStatus,
       durationMs: Math.round(seconds * 1e6) / 1000,
       traceparent,
     });

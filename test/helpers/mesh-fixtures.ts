@@ -121,24 +121,37 @@ export async function echoServer(): Promise<{ server: NetServer; port: number; c
 }
 
 const identity = (b: Buffer): Buffer => b;
-/** A unary gRPC method with raw byte messages: no .proto file needed. */
+const RAW = {
+  requestSerialize: identity,
+  requestDeserialize: identity,
+  responseSerialize: identity,
+  responseDeserialize: identity,
+} as const;
+/** gRPC methods with raw byte messages, no .proto file needed: unary SayHello and bidirectional Chat. */
 const GREETER = {
-  sayHello: {
-    path: '/demo.Greeter/SayHello',
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: identity,
-    requestDeserialize: identity,
-    responseSerialize: identity,
-    responseDeserialize: identity,
-  },
+  sayHello: { path: '/demo.Greeter/SayHello', requestStream: false, responseStream: false, ...RAW },
+  chat: { path: '/demo.Greeter/Chat', requestStream: true, responseStream: true, ...RAW },
 } as const;
 
+/** The name SayHello answers with NOT_FOUND (an error status in the trailers, HTTP status 200). */
+export const GRPC_MISSING_NAME = 'missing';
+
+/**
+ * SayHello answers `hello NAME` (NOT_FOUND for GRPC_MISSING_NAME); Chat answers each message as it
+ * comes, upper-cased, and ends when the client does.
+ */
 export async function grpcServer(): Promise<{ server: grpc.Server; port: number }> {
   const server = new grpc.Server();
   server.addService(GREETER as unknown as grpc.ServiceDefinition, {
-    sayHello: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) =>
-      cb(null, Buffer.from(`hello ${call.request.toString()}`)),
+    sayHello: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+      const name = call.request.toString();
+      if (name === GRPC_MISSING_NAME) cb({ code: grpc.status.NOT_FOUND, details: `no one called ${name}` });
+      else cb(null, Buffer.from(`hello ${name}`));
+    },
+    chat: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
+      call.on('data', (m: Buffer) => call.write(Buffer.from(m.toString().toUpperCase())));
+      call.on('end', () => call.end());
+    },
   });
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) =>
@@ -146,6 +159,43 @@ export async function grpcServer(): Promise<{ server: grpc.Server; port: number 
     ),
   );
   return { server, port };
+}
+
+/**
+ * Chat on 127.0.0.1:port: send each of `messages` only once the answer to the one before has come
+ * back, so the call passes only if both directions stream (nothing waits for the other side to end).
+ */
+export function grpcChat(
+  port: number,
+  messages: readonly string[],
+): Promise<string[] | { code: number; details: string }> {
+  const Client = grpc.makeGenericClientConstructor(GREETER as unknown as grpc.ServiceDefinition, 'Greeter');
+  const client = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as unknown as {
+    chat: (opts: grpc.CallOptions) => grpc.ClientDuplexStream<Buffer, Buffer>;
+    close: () => void;
+  };
+  return new Promise((resolve) => {
+    const answers: string[] = [];
+    const call = client.chat({ deadline: Date.now() + 10_000 });
+    const next = (): void => {
+      const m = messages[answers.length];
+      if (m === undefined) call.end();
+      else call.write(Buffer.from(m));
+    };
+    call.on('data', (b: Buffer) => {
+      answers.push(b.toString());
+      next();
+    });
+    call.on('error', (err: grpc.ServiceError) => {
+      client.close();
+      resolve({ code: err.code, details: err.details });
+    });
+    call.on('end', () => {
+      client.close();
+      resolve(answers);
+    });
+    next();
+  });
 }
 
 /** Call SayHello on 127.0.0.1:port; the answer or the gRPC status code of the failure. */

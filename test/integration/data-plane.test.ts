@@ -13,6 +13,8 @@ import { createLeafKeyAndCsr, createRoot, signLeaf } from '../../src/ca/x509.js'
 import {
   api,
   echoServer,
+  GRPC_MISSING_NAME,
+  grpcChat,
   grpcHello,
   grpcServer,
   httpGet,
@@ -153,6 +155,20 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
       200,
     );
     assert.ok(ok, JSON.stringify(last));
+    // An error status travels in the trailers, through both agents, to the client.
+    const missing = await grpcHello(ports.greeter, GRPC_MISSING_NAME);
+    assert.deepEqual(missing, { code: 5, details: `no one called ${GRPC_MISSING_NAME}` });
+  });
+
+  it('gRPC: a bidirectional stream carries each message both ways while the call is open', async () => {
+    // Each message is sent only after the answer to the one before came back: a proxy that
+    // buffered either direction until the other side ended would stall it until the deadline.
+    const messages = Array.from({ length: 20 }, (_, i) => `message ${i}`);
+    const answers = await grpcChat(ports.greeter, messages);
+    assert.deepEqual(
+      answers,
+      messages.map((m) => m.toUpperCase()),
+    );
   });
 
   it('a deny intention refuses HTTP with 403, TCP with a closed connection, gRPC with PERMISSION_DENIED; allow permits again', async () => {
@@ -342,5 +358,24 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
       inbound,
       /mesh_proxy_intention_denied_total\{source="client",destination="(web|echo|greeter)"\} [1-9]/,
     );
+    // gRPC calls by grpc-status: OK and NOT_FOUND from the server, PERMISSION_DENIED from the
+    // intention, on the caller's agent and (the denial: HTTP 403 there) on the callee's.
+    const grpcOut =
+      'mesh_proxy_grpc_requests_total\\{direction="outbound",source="client",destination="greeter"';
+    for (const code of [0, 5, 7])
+      assert.match(text, new RegExp(`^${grpcOut},grpc_status="${code}"\\} [1-9]`, 'm'));
+    assert.match(
+      inbound,
+      /^mesh_proxy_grpc_requests_total\{direction="inbound",source="client",destination="greeter",grpc_status="7"\} [1-9]/m,
+    );
+    // Latency by status too: the denials' 403s have a histogram apart from the 200s.
+    for (const code of [200, 403])
+      assert.match(
+        text,
+        new RegExp(
+          `^mesh_proxy_request_duration_seconds_count\\{direction="outbound",source="client",destination="web",code="${code}"\\} [1-9]`,
+          'm',
+        ),
+      );
   });
 });

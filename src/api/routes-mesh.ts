@@ -39,6 +39,7 @@ function rootsView(r: CaRootsSpec | undefined) {
       active: x.id === r.activeRootId,
       notAfter: new Date(x.notAfterMs).toISOString(),
       crossSigned: x.crossSignedPem !== undefined,
+      rotatedOutAt: x.rotatedOutAtMs === undefined ? null : new Date(x.rotatedOutAtMs).toISOString(),
       certPem: x.certPem,
     })),
   };

@@ -11,10 +11,11 @@ import type { Logger } from 'pino';
 import { MeshError } from '../api/types.js';
 import type { Catalog } from '../core/catalog/catalog.js';
 import {
-  CA_ROOTS_LIMITS,
   CA_ROOTS_NAME,
   type CaRootRecord,
   type CaRootsSpec,
+  ROTATED_ROOT_MARGIN_MS,
+  rootsKeptByRotation,
 } from '../core/state/kinds/ca-roots.js';
 import type { ControlPlane } from '../raft/control-plane.js';
 import type { RaftService } from '../raft/service.js';
@@ -172,6 +173,9 @@ export class CaManager {
     const oldKey = this.keys.get(old.id);
     if (!oldKey) throw new MeshError('unavailable', 'this leader lacks the active CA key; retry in a moment');
     const now = Date.now();
+    // Checked before the new key is made: a refused rotation leaves nothing behind.
+    const kept = rootsKeptByRotation(cur, now, this.init.leafTtlMs + ROTATED_ROOT_MARGIN_MS);
+    if (!kept.ok) throw new MeshError('conflict', kept.message);
     const root = await createRoot({ trustDomain: cur.trustDomain, nowMs: now, ttlMs: ROOT_TTL_MS });
     const crossSignedPem = await crossSign({
       newRootCertPem: root.certPem,
@@ -184,10 +188,10 @@ export class CaManager {
     const spec: CaRootsSpec = {
       trustDomain: cur.trustDomain,
       activeRootId: root.id,
-      roots: [{ id: root.id, certPem: root.certPem, crossSignedPem, notAfterMs: root.notAfterMs }, old].slice(
-        0,
-        CA_ROOTS_LIMITS.rootsMax,
-      ),
+      roots: [
+        { id: root.id, certPem: root.certPem, crossSignedPem, notAfterMs: root.notAfterMs },
+        ...kept.roots,
+      ],
     };
     const r = await this.init.controlPlane.write({
       op: 'config-set',

@@ -7,7 +7,14 @@ import { formatKeyValues, formatTable } from './table.js';
 interface RootsView {
   trustDomain: string;
   activeRootId: string;
-  roots: Array<{ id: string; active: boolean; notAfter: string; crossSigned: boolean; certPem: string }>;
+  roots: Array<{
+    id: string;
+    active: boolean;
+    notAfter: string;
+    crossSigned: boolean;
+    rotatedOutAt: string | null;
+    certPem: string;
+  }>;
 }
 
 interface IntentionView {
@@ -41,8 +48,14 @@ export async function caRootsCommand(
   return [
     `trust domain: ${r.trustDomain}`,
     formatTable(
-      ['ID', 'ACTIVE', 'NOT-AFTER', 'CROSS-SIGNED'],
-      r.roots.map((x) => [x.id.slice(0, 16), String(x.active), x.notAfter, String(x.crossSigned)]),
+      ['ID', 'ACTIVE', 'NOT-AFTER', 'CROSS-SIGNED', 'REPLACED'],
+      r.roots.map((x) => [
+        x.id.slice(0, 16),
+        String(x.active),
+        x.notAfter,
+        String(x.crossSigned),
+        x.rotatedOutAt ?? '-',
+      ]),
     ),
   ].join('\n');
 }

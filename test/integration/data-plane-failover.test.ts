@@ -1,7 +1,7 @@
 // The data plane when things change under it, on real agents: an instance whose check fails stops
 // getting traffic (and gets it back); saturating the proxy neither fails a member nor starts an
-// election (the proxy runs off the agent's main thread); `mesh ca rotate` during traffic fails no
-// request; killing an instance's agent moves its traffic to the other instance.
+// election (the proxy runs off the agent's main thread); `mesh ca rotate`, twice, during traffic
+// fails no request; killing an instance's agent moves its traffic to the other instance.
 import '../../src/polyfill.js';
 import assert from 'node:assert/strict';
 import { Agent as HttpAgent, request } from 'node:http';
@@ -158,7 +158,7 @@ describe('the data plane through failures and rotations', { timeout: 240_000 }, 
     });
   });
 
-  it('mesh ca rotate during traffic fails no request; every agent renews under the new root', async () => {
+  it('mesh ca rotate, twice in a row, during traffic fails no request; every agent renews under the newest root', async () => {
     const before = (await api(n01, 'GET', '/v1/ca/roots')).json as { activeRootId: string };
     let stop = false;
     let sent = 0;
@@ -171,14 +171,23 @@ describe('the data plane through failures and rotations', { timeout: 240_000 }, 
         if (r !== 'v1' && r !== 'v2') failures.push(r);
       }
     })();
-    const rotated = await meshCli(n02, 'ca', 'rotate');
-    assert.equal(rotated.code, 0, rotated.stderr);
+    // The second rotation comes before the agents have renewed under the first: the first root's
+    // leaves are still in use, so it must stay trusted.
+    for (const a of [n02, n01]) {
+      const rotated = await meshCli(a, 'ca', 'rotate');
+      assert.equal(rotated.code, 0, rotated.stderr);
+    }
     const after = (await api(n01, 'GET', '/v1/ca/roots')).json as {
       activeRootId: string;
-      roots: Array<{ id: string; crossSigned: boolean }>;
+      roots: Array<{ id: string; crossSigned: boolean; rotatedOutAt: string | null }>;
     };
     assert.notEqual(after.activeRootId, before.activeRootId);
-    assert.equal(after.roots.length, 2, 'the old root stays trusted');
+    assert.equal(after.roots.length, 3, 'both replaced roots stay trusted');
+    assert.equal(after.roots[2]?.id, before.activeRootId);
+    assert.ok(
+      after.roots.slice(1).every((r) => r.rotatedOutAt !== null),
+      'the replaced roots say when',
+    );
     assert.ok(
       after.roots.find((r) => r.id === after.activeRootId)?.crossSigned,
       'the new root is cross-signed',

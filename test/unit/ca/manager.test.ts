@@ -1,7 +1,8 @@
 // Who the CA gives what: the CA key only to Raft voters and learners; a leaf only to an agent that
 // hosts an instance of the service (by the signing agent's catalog); keys dropped once this agent
-// is no longer a voter. The manager is driven with stand-ins for Raft, the catalog and the store:
-// `from` is the caller's authenticated libp2p id, as the Raft client protocol hands it over.
+// is no longer a voter; rotations keep the roots whose leaves may be in use. The manager is driven
+// with stand-ins for Raft, the catalog and the store: `from` is the caller's authenticated libp2p
+// id, as the Raft client protocol hands it over.
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
@@ -11,6 +12,7 @@ import { MeshError } from '../../../src/api/types.js';
 import { CaManager, type CaManagerInit } from '../../../src/ca/manager.js';
 import { spiffeId } from '../../../src/ca/spiffe.js';
 import { type CaRoot, createLeafKeyAndCsr, createRoot } from '../../../src/ca/x509.js';
+import { CA_ROOTS_LIMITS, type CaRootsSpec } from '../../../src/core/state/kinds/ca-roots.js';
 
 const TD = '0a1b2c3d4e5f6071.mesh';
 const SELF = 'agent-self';
@@ -31,26 +33,38 @@ describe('the cluster CA: who gets keys and leaves', () => {
   const world: World = { voters: [SELF, VOTER], learners: [LEARNER], hosts: {} };
   const stored = new Map<string, string>();
   let ca: CaManager;
+  /** The committed ca-roots entry. */
+  let entry: { spec: CaRootsSpec; modifyIndex: number };
 
   before(async () => {
     root = await createRoot({ trustDomain: TD, nowMs: Date.now(), ttlMs: 3_600_000 });
     stored.set(`ca/key/${root.id}`, root.keyPem);
-    const roots = {
-      trustDomain: TD,
-      activeRootId: root.id,
-      roots: [{ id: root.id, certPem: root.certPem, notAfterMs: root.notAfterMs }],
+    entry = {
+      spec: {
+        trustDomain: TD,
+        activeRootId: root.id,
+        roots: [{ id: root.id, certPem: root.certPem, notAfterMs: root.notAfterMs }],
+      },
+      modifyIndex: 1,
     };
     const init = {
       selfId: SELF,
       raft: {
         state: {
-          configGet: (kind: string) => (kind === 'ca-roots' ? { spec: roots, modifyIndex: 1 } : undefined),
+          configGet: (kind: string) => (kind === 'ca-roots' ? entry : undefined),
         },
         status: () => ({ conf: { voters: world.voters, learners: world.learners } }),
         isLeader: true,
         leader: SELF,
       },
-      controlPlane: { write: async () => ({ ok: false }) },
+      // A Raft write of ca-roots, applied at once when its compare-and-set index matches.
+      controlPlane: {
+        write: async (cmd: { kind: string; spec: CaRootsSpec; cas: number }) => {
+          if (cmd.kind !== 'ca-roots' || cmd.cas !== entry.modifyIndex) return { ok: false };
+          entry = { spec: cmd.spec, modifyIndex: entry.modifyIndex + 1 };
+          return { ok: true };
+        },
+      },
       call: async () => {
         throw new Error('no peers here');
       },
@@ -115,6 +129,23 @@ describe('the cluster CA: who gets keys and leaves', () => {
       'forbidden',
     );
     assert.equal(ca.counters.signRefused, refusedBefore + 2);
+  });
+
+  it('rotations keep trusting the roots they replace while their leaves may live, then refuse', async () => {
+    const ids = [root.id];
+    for (let i = 1; i < CA_ROOTS_LIMITS.rootsMax; i++) ids.unshift(await ca.rotate());
+    assert.deepEqual(
+      entry.spec.roots.map((r) => r.id),
+      ids,
+      'every root, newest first',
+    );
+    assert.equal(entry.spec.activeRootId, ids[0]);
+    assert.ok(entry.spec.roots.slice(1).every((r) => typeof r.rotatedOutAtMs === 'number'));
+    const keys = stored.size;
+    assert.equal(await refusal(ca.rotate()), 'conflict');
+    await assert.rejects(ca.rotate(), /already trusts 4 roots.*Rotate after \d{4}-/);
+    assert.equal(stored.size, keys, 'a refused rotation stores no key');
+    assert.equal(entry.spec.activeRootId, ids[0]);
   });
 
   it('drops its CA key once it is no longer a voter or learner', async () => {

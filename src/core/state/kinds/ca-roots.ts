@@ -13,21 +13,29 @@ export interface CaRootRecord {
   /** This root's certificate issued by the previous root (rotation), sent after leaves it signed. */
   crossSignedPem?: string;
   notAfterMs: number;
+  /**
+   * When a rotation replaced it as the active root (ms since the epoch). Absent on the active root,
+   * and on roots replaced by a version that did not record it (those go at the next rotation).
+   */
+  rotatedOutAtMs?: number;
 }
 
 export interface CaRootsSpec {
   /** SPIFFE trust domain of the cluster, e.g. "3f9c2a1e.mesh". */
   trustDomain: string;
   activeRootId: string;
-  /** Newest first: the active root and, until its leaves expire, the one before it. */
+  /** Newest first: the active root and the replaced roots whose leaves may still be in use. */
   roots: CaRootRecord[];
 }
 
 export const CA_ROOTS_NAME = 'global';
 
 export const CA_ROOTS_LIMITS = Object.freeze({
-  /** The active root and the previous one; a third rotation drops the oldest. */
-  rootsMax: 2,
+  /**
+   * The active root and up to three it replaced whose leaves may still be in use: three rotations
+   * within one leaf lifetime, and a fourth is refused until the oldest of them may go.
+   */
+  rootsMax: 4,
   pemLengthMax: 8192,
   trustDomainLengthMax: 253,
 });
@@ -43,6 +51,46 @@ function checkPem(v: unknown, path: string, errors: ValidationError[]): void {
       message: `must be one PEM certificate of at most ${CA_ROOTS_LIMITS.pemLengthMax} characters`,
     });
   }
+}
+
+/**
+ * How long past `rotatedOutAtMs` a replaced root stays trusted, beyond the leaf lifetime: a voter
+ * may sign one more leaf under it just after the rotation, before it applies the new roots, and
+ * voters' clocks differ a little.
+ */
+export const ROTATED_ROOT_MARGIN_MS = 10 * 60_000;
+
+export type RotationKeep =
+  | { ok: true; roots: CaRootRecord[] }
+  | { ok: false; message: string; retryAtMs: number };
+
+/**
+ * The roots a rotation at `nowMs` keeps besides the new one, newest first: the active root, stamped
+ * as replaced now, and each root replaced less than `keepMs` ago (a leaf it signed may still be in
+ * use; `keepMs` is the leaf lifetime plus ROTATED_ROOT_MARGIN_MS). Dropping one of those would
+ * break its leaves' calls, so a rotation that would need to is refused, with the time it may run.
+ */
+export function rootsKeptByRotation(cur: CaRootsSpec, nowMs: number, keepMs: number): RotationKeep {
+  const active = cur.roots.find((r) => r.id === cur.activeRootId);
+  if (active === undefined) throw new Error(`ca-roots: the active root ${cur.activeRootId} is not in roots`);
+  const replaced = cur.roots.filter(
+    (r) => r.id !== cur.activeRootId && (r.rotatedOutAtMs ?? 0) + keepMs > nowMs,
+  );
+  const room = CA_ROOTS_LIMITS.rootsMax - 2;
+  if (replaced.length > room) {
+    // The roots still needed, by when each may go: the rotation may run once enough have.
+    const goAtMs = replaced.map((r) => (r.rotatedOutAtMs ?? 0) + keepMs).sort((a, b) => a - b);
+    const retryAtMs = goAtMs[replaced.length - room - 1] as number;
+    return {
+      ok: false,
+      retryAtMs,
+      message:
+        `the cluster already trusts ${replaced.length + 1} roots: the active one and ${replaced.length} ` +
+        'replaced within the leaf lifetime, whose leaves may still be in use; a rotation now would ' +
+        `stop trusting one of them. Rotate after ${new Date(retryAtMs).toISOString()}`,
+    };
+  }
+  return { ok: true, roots: [{ ...active, rotatedOutAtMs: nowMs }, ...replaced] };
 }
 
 function validate(spec: unknown): ValidationError[] {
@@ -64,7 +112,7 @@ function validate(spec: unknown): ValidationError[] {
   const ids = new Set<string>();
   roots.forEach((r, i) => {
     const at = `roots[${i}]`;
-    const ro = specObject(r, ['id', 'certPem', 'crossSignedPem', 'notAfterMs'], errors);
+    const ro = specObject(r, ['id', 'certPem', 'crossSignedPem', 'notAfterMs', 'rotatedOutAtMs'], errors);
     if (ro === undefined || !isObj(r)) return;
     const id = field(ro, 'id');
     if (typeof id !== 'string' || !HEX_ID.test(id))
@@ -74,12 +122,15 @@ function validate(spec: unknown): ValidationError[] {
     checkPem(field(ro, 'certPem'), `${at}.certPem`, errors);
     if (field(ro, 'crossSignedPem') !== undefined)
       checkPem(field(ro, 'crossSignedPem'), `${at}.crossSignedPem`, errors);
-    const na = field(ro, 'notAfterMs');
-    if (typeof na !== 'number' || !Number.isSafeInteger(na) || na < 0) {
-      errors.push({
-        field: `${at}.notAfterMs`,
-        message: 'must be a non-negative integer (ms since the epoch)',
-      });
+    for (const name of ['notAfterMs', 'rotatedOutAtMs']) {
+      const v = field(ro, name);
+      if (v === undefined && name === 'rotatedOutAtMs') continue;
+      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
+        errors.push({
+          field: `${at}.${name}`,
+          message: 'must be a non-negative integer (ms since the epoch)',
+        });
+      }
     }
   });
   const active = field(o, 'activeRootId');

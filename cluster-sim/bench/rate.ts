@@ -45,6 +45,8 @@ export interface RateOptions {
 const HEAD_BYTES_MAX = 16 * 1024;
 const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
 const CONTENT_LENGTH = /\r\ncontent-length:[ \t]*(\d{1,12})[ \t]*\r\n/i;
+/** A server that says it closes the connection after this answer (RFC 9112 §9.6). */
+const CONNECTION_CLOSE = /\r\nconnection:[^\r]*\bclose\b/i;
 const EMPTY = Buffer.alloc(0);
 
 /** One keep-alive connection with at most one request in flight. */
@@ -105,12 +107,16 @@ export async function constantRate(port: number, o: RateOptions): Promise<RateRe
     else idle.push(c);
     if (answered === total) allAnswered?.();
   };
-  /** The request in flight on `c` failed: count it, and drop the connection (the next send opens another). */
-  const fail = (c: RateConn): void => {
+  /** Close `c`'s connection: the next send opens another. */
+  const drop = (c: RateConn): void => {
     const s = c.socket;
     c.socket = undefined;
     c.buf = EMPTY;
     s?.destroy();
+  };
+  /** The request in flight on `c` failed: count it, and drop the connection. */
+  const fail = (c: RateConn): void => {
+    drop(c);
     if (c.dueMs !== undefined) done(c, false);
   };
   const onData = (c: RateConn, d: Buffer): void => {
@@ -139,6 +145,9 @@ export async function constantRate(port: number, o: RateOptions): Promise<RateRe
       return;
     }
     c.buf = EMPTY;
+    // The next request must not go out on a connection the server is closing: it would be lost
+    // with it. done() may send the next one at once, before the close is seen.
+    if (CONNECTION_CLOSE.test(head)) drop(c);
     done(c, true);
   };
   const open = (c: RateConn): Socket => {

@@ -85,10 +85,20 @@ export function replyH2Error(
 
 export type H2Outcome =
   | { status: number; grpcStatus: string; sentResponse: true }
-  | { status: number; sentResponse: false; message: string; timedOut: boolean };
+  | { status: number; sentResponse: false; message: string; timedOut: boolean; cancelled?: true };
 
-/** gRPC's status for a call this agent answers itself: 4 DEADLINE_EXCEEDED, or 14 UNAVAILABLE. */
-export const failedGrpcStatus = (o: { timedOut: boolean }): number => (o.timedOut ? 4 : 14);
+/**
+ * The status a stream the caller cancelled (RST_STREAM, or a gRPC deadline of its own) before any
+ * response is counted with: nginx's 499 "client closed request". Not the upstream's failure.
+ */
+export const CALLER_CANCELLED_STATUS = 499;
+
+/**
+ * gRPC's status for a call that got no response from upstream: 1 CANCELLED (by the caller),
+ * 4 DEADLINE_EXCEEDED, or 14 UNAVAILABLE.
+ */
+export const failedGrpcStatus = (o: { timedOut: boolean; cancelled?: true }): number =>
+  o.cancelled ? 1 : o.timedOut ? 4 : 14;
 
 /**
  * The `grpc-status` a gRPC call ended with, for the metrics: the upstream's ('' if none came), or
@@ -167,14 +177,28 @@ export function forwardH2(
       // been read: Node 20 then sends neither END_STREAM nor RST_STREAM.
       stream.sendTrailers(trailers ?? {});
     });
+    /** The caller went away (or cancelled) before a response: whatever happens upstream then is its doing. */
+    let callerGone = false;
+    const cancelled = (): boolean => {
+      if (!callerGone) return false;
+      settle({
+        status: CALLER_CANCELLED_STATUS,
+        sentResponse: false,
+        message: 'the caller cancelled the call',
+        timedOut: false,
+        cancelled: true,
+      });
+      return true;
+    };
     up.on('error', (err) => {
+      if (cancelled()) return;
       if (!stream.headersSent)
         settle({ status: 502, sentResponse: false, message: err.message, timedOut: false });
       else stream.close(NGHTTP2_CANCEL);
     });
     up.on('close', () => {
       if (status > 0) settle({ status, grpcStatus, sentResponse: true });
-      else
+      else if (!cancelled())
         settle({
           status: 502,
           sentResponse: false,
@@ -184,6 +208,7 @@ export function forwardH2(
     });
     // The caller went away (or cancelled): cancel upstream.
     stream.on('close', () => {
+      if (status === 0) callerGone = true;
       if (!up.closed) up.close(NGHTTP2_CANCEL);
     });
     stream.pipe(up);

@@ -21,6 +21,15 @@ const LATENCY_BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
 /** Request series (direction × source × destination) kept at once. */
 const SERIES_MAX = 4096;
 
+/**
+ * Status codes kept apart in one series (each has its own histogram). Services answer a handful;
+ * past this, and for a code outside 100–599 (an upstream may send any three digits), requests
+ * are counted under `code="other"`, so an upstream cannot multiply the series.
+ */
+const CODES_MAX = 32;
+/** The key of `code="other"`. */
+const OTHER_CODE = 0;
+
 /** Label values as the exposition format wants them (backslash, quote and newline escaped). */
 const esc = (v: string): string => v.replace(/[\\"\n]/g, (c) => (c === '\n' ? '\\n' : `\\${c}`));
 
@@ -36,7 +45,7 @@ interface CodeSeries {
 /** The per-request series of one direction, source and destination: plain numbers, no hashing. */
 interface RequestSeries {
   labels: string;
-  /** By HTTP status code. At most the codes HTTP has (100–599). */
+  /** By HTTP status code: at most CODES_MAX, the rest under OTHER_CODE. */
   codes: Map<number, CodeSeries>;
   /** gRPC calls by their `grpc-status` (0–16, or `unknown`, or `none` when the call ended without one). */
   grpc: Map<string, number> | undefined;
@@ -146,7 +155,8 @@ export class ProxyMetrics {
       this.byLabels.get(direction)?.get(source)?.get(destination) ??
       this.newSeries(direction, source, destination);
     if (s === undefined) return;
-    const c = entryOf(s.codes, code, newCodeSeries);
+    const kept = code >= 100 && code <= 599 && (s.codes.has(code) || s.codes.size < CODES_MAX);
+    const c = entryOf(s.codes, kept ? code : OTHER_CODE, newCodeSeries);
     c.n++;
     if (grpcStatus !== undefined) {
       s.grpc ??= new Map();
@@ -209,7 +219,7 @@ export class ProxyMetrics {
     const grpc: string[] = [`# HELP ${GRPC_NAME} ${GRPC_HELP}`, `# TYPE ${GRPC_NAME} counter`];
     for (const s of this.series) {
       for (const [code, c] of s.codes) {
-        const labels = `${s.labels},code="${code}"`;
+        const labels = `${s.labels},code="${code === OTHER_CODE ? 'other' : code}"`;
         counts.push(`${REQUESTS_NAME}{${labels}} ${c.n}`);
         if (c.count === 0) continue;
         let cumulative = 0;

@@ -351,7 +351,10 @@ function localTarget(
     return { status: 403, message: `mesh: ${decision.reason} (${up.source} → ${e.service})` };
   }
   const inst = ctx.routing.localInstance(e.service, e.instanceId);
-  if (!inst) return { status: 503, message: `mesh: no local instance ${e.instanceId} of ${e.service}` };
+  if (!inst) {
+    ctx.metrics.request('inbound', up.source, e.service, 503);
+    return { status: 503, message: `mesh: no local instance ${e.instanceId} of ${e.service}` };
+  }
   return ctx.pools.localTarget(inst);
 }
 

@@ -133,7 +133,7 @@ const GREETER = {
   chat: { path: '/demo.Greeter/Chat', requestStream: true, responseStream: true, ...RAW },
 } as const;
 
-/** The name SayHello answers with NOT_FOUND (an error status in the trailers, HTTP status 200). */
+/** The name SayHello answers with NOT_FOUND (a trailers-only answer: HTTP status 200, grpc-status 5). */
 export const GRPC_MISSING_NAME = 'missing';
 
 /**

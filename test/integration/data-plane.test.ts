@@ -155,7 +155,7 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
       200,
     );
     assert.ok(ok, JSON.stringify(last));
-    // An error status travels in the trailers, through both agents, to the client.
+    // An error status (a trailers-only answer) travels through both agents to the client.
     const missing = await grpcHello(ports.greeter, GRPC_MISSING_NAME);
     assert.deepEqual(missing, { code: 5, details: `no one called ${GRPC_MISSING_NAME}` });
   });

@@ -4,6 +4,7 @@
 // traffic splits, unhealthy instances skipped, listeners following the snapshot.
 import assert from 'node:assert/strict';
 import { Agent, request as httpRequest } from 'node:http';
+import { connect as h2connect, constants as h2constants } from 'node:http2';
 import { connect as netConnect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -449,6 +450,44 @@ describe('ProxyEngine (caller and callee in process)', () => {
     assert.equal(seen.length, 1);
     assert.match(String(seen[0]!.headers.traceparent), /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
     assert.equal(seen[0]!.headers['x-mesh-instance'], undefined);
+  });
+
+  it('counts a gRPC call its caller cancels before any answer as cancelled (499, CANCELLED), not as the instance failing', async () => {
+    const count = async (grpcStatus: string): Promise<number> =>
+      metricValue(await caller.metrics.text(), 'mesh_proxy_grpc_requests_total', {
+        direction: 'outbound',
+        grpc_status: grpcStatus,
+      });
+    const [cancelledBefore, unavailableBefore] = [await count('1'), await count('14')];
+    const before = inst['h2api-1']!.seen.length;
+    const session = h2connect(`http://127.0.0.1:${port.h2api}`);
+    session.on('error', () => undefined);
+    try {
+      const req = session.request({
+        ':path': '/hang/demo.Greeter/SayHello',
+        ':method': 'POST',
+        'content-type': 'application/grpc',
+      });
+      req.on('error', () => undefined);
+      /** Polls `done` until it holds, for WAIT_MS at most (the loop ends either way). */
+      const until = async (done: () => boolean | Promise<boolean>, what: string): Promise<void> => {
+        const deadline = performance.now() + WAIT_MS;
+        while (!(await done())) {
+          assert.ok(performance.now() < deadline, `${what}, within ${WAIT_MS} ms`);
+          await sleep(10);
+        }
+      };
+      // Cancelled once the instance has the call, as a gRPC client whose deadline passed does.
+      await until(() => inst['h2api-1']!.seen.length > before, 'the call reaches the instance');
+      req.close(h2constants.NGHTTP2_CANCEL);
+      await until(async () => (await count('1')) > cancelledBefore, 'the cancelled call is counted');
+    } finally {
+      session.destroy();
+    }
+    assert.equal(await count('1'), cancelledBefore + 1);
+    assert.equal(await count('14'), unavailableBefore, 'not counted as UNAVAILABLE');
+    const text = await caller.metrics.text();
+    assert.ok(metricValue(text, 'mesh_proxy_requests_total', { direction: 'outbound', code: '499' }) >= 1);
   });
 
   it('relays an HTTP/2 response without trailers', async () => {

@@ -149,7 +149,10 @@ export async function httpInstance(name: string): Promise<Instance> {
   };
 }
 
-/** An h2c instance answering `200 <name> <path>` with a trailer `x-checksum: c0ffee` (see `/no-trailers`). */
+/**
+ * An h2c instance answering `200 <name> <path>` with a trailer `x-checksum: c0ffee` (see
+ * `/no-trailers`); `/hang…` is never answered, until the caller gives up.
+ */
 export async function h2Instance(name: string): Promise<Instance> {
   const seen: Seen[] = [];
   const sessions = new Set<ServerHttp2Session>();
@@ -166,6 +169,7 @@ export async function h2Instance(name: string): Promise<Instance> {
       body: '',
     });
     stream.resume();
+    if (String(headers[':path']).startsWith('/hang')) return;
     // `/no-trailers…` answers without trailers, as most plain HTTP/2 services do.
     const trailers = !String(headers[':path']).startsWith('/no-trailers');
     stream.respond(

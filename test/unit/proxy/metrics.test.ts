@@ -92,6 +92,23 @@ describe('ProxyMetrics', () => {
     assert.equal(grpcStatusLabel(''), 'none');
   });
 
+  it('keeps an upstream from multiplying the series: odd codes, and codes past 32, count as "other"', async () => {
+    const m = new ProxyMetrics();
+    for (const code of [99, 600, 999]) m.request('outbound', 'web', 'api', code, 0.001);
+    for (let code = 200; code < 240; code++) m.request('outbound', 'web', 'api', code, 0.001);
+    m.request('outbound', 'web', 'api', 200, 0.001);
+    const text = await m.text();
+    const counts = samples(text, 'mesh_proxy_requests_total');
+    const lbl = 'direction="outbound",source="web",destination="api"';
+    assert.equal(counts.size, 32);
+    // "other" took the first place: 31 real codes (200–230) are kept apart, 231–239 join it.
+    assert.equal(counts.get(`{${lbl},code="other"}`), 3 + 9);
+    assert.equal(counts.get(`{${lbl},code="200"}`), 2);
+    assert.equal(counts.get(`{${lbl},code="230"}`), 1);
+    assert.equal(counts.get(`{${lbl},code="231"}`), undefined);
+    assert.equal(samples(text, 'mesh_proxy_request_duration_seconds_count').get(`{${lbl},code="other"}`), 12);
+  });
+
   it('escapes label values the exposition format would misread', async () => {
     const m = new ProxyMetrics();
     m.request('outbound', 'a"b', 'c\\d\ne', 200, 0.001);

@@ -72,7 +72,11 @@ export async function intentionListCommand(client: ApiClient, opts: { json?: boo
 
 export function registerMeshCommands(program: Command, io: Io): void {
   const ca = program.command('ca').description('the cluster certificate authority that identifies services');
-  clientCommand(ca, 'roots', 'show the trusted CA roots (the active one and, after a rotation, the previous)')
+  clientCommand(
+    ca,
+    'roots',
+    'show the trusted CA roots (the active one and those it replaced whose leaves may be in use)',
+  )
     .option('--json', 'print the JSON object from the API')
     .option('--pem', 'print the root certificates as PEM')
     .action(async (opts: { http: string; json?: boolean; pem?: boolean }) => {

@@ -115,7 +115,7 @@ describe('the data plane without a Raft leader', { timeout: 240_000 }, () => {
     );
     const write = await meshCli(caller, 'kv', 'put', 'app/color', 'blue');
     assert.notEqual(write.code, 0, 'a write needs a leader');
-    assert.match(write.stderr, /^Error: \S/, 'a clear error, not a stack');
+    assert.match(write.stderr, /^Error: .*(leader|did not answer)/, write.stderr);
 
     // The last configuration still routes: canaries to v2 only, the rest to both.
     assert.deepEqual(await tally(50, true), { v2: 50 });

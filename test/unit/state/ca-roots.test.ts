@@ -94,13 +94,18 @@ describe('rootsKeptByRotation', () => {
     );
   });
 
-  it('drops replaced roots an older version left without a time, as that version did', () => {
+  it('keeps a replaced root an older version left without a time, for one more leaf lifetime', () => {
+    // Its leaves may be new: the older version may have rotated a minute before the upgrade.
     const legacy: CaRootsSpec = { ...first, activeRootId: idOf(2), roots: [root(2), root(1)] };
     const r = rotate(legacy, 3, T0);
     assert.ok(r.ok);
     assert.deepEqual(
-      r.spec.roots.map((x) => x.id),
-      [idOf(3), idOf(2)],
+      r.spec.roots.map((x) => [x.id, x.rotatedOutAtMs]),
+      [
+        [idOf(3), undefined],
+        [idOf(2), T0],
+        [idOf(1), T0],
+      ],
     );
   });
 
@@ -120,7 +125,7 @@ describe('rootsKeptByRotation', () => {
           }
           assert.ok(r.spec.roots.length <= CA_ROOTS_LIMITS.rootsMax);
           for (const old of spec.roots) {
-            const inUse = old.id === spec.activeRootId || (old.rotatedOutAtMs ?? 0) + KEEP_MS > now;
+            const inUse = old.id === spec.activeRootId || (old.rotatedOutAtMs as number) + KEEP_MS > now;
             assert.equal(
               r.spec.roots.some((x) => x.id === old.id),
               inUse,

@@ -15,7 +15,8 @@ export interface CaRootRecord {
   notAfterMs: number;
   /**
    * When a rotation replaced it as the active root (ms since the epoch). Absent on the active root,
-   * and on roots replaced by a version that did not record it (those go at the next rotation).
+   * and on roots replaced by a version that did not record it (a rotation stamps those with its
+   * own time: kept one more leaf lifetime rather than dropped while their leaves may be in use).
    */
   rotatedOutAtMs?: number;
 }
@@ -73,13 +74,14 @@ export type RotationKeep =
 export function rootsKeptByRotation(cur: CaRootsSpec, nowMs: number, keepMs: number): RotationKeep {
   const active = cur.roots.find((r) => r.id === cur.activeRootId);
   if (active === undefined) throw new Error(`ca-roots: the active root ${cur.activeRootId} is not in roots`);
-  const replaced = cur.roots.filter(
-    (r) => r.id !== cur.activeRootId && (r.rotatedOutAtMs ?? 0) + keepMs > nowMs,
-  );
+  const replaced = cur.roots
+    .filter((r) => r.id !== cur.activeRootId)
+    .map((r) => (r.rotatedOutAtMs === undefined ? { ...r, rotatedOutAtMs: nowMs } : r))
+    .filter((r) => (r.rotatedOutAtMs as number) + keepMs > nowMs);
   const room = CA_ROOTS_LIMITS.rootsMax - 2;
   if (replaced.length > room) {
     // The roots still needed, by when each may go: the rotation may run once enough have.
-    const goAtMs = replaced.map((r) => (r.rotatedOutAtMs ?? 0) + keepMs).sort((a, b) => a - b);
+    const goAtMs = replaced.map((r) => (r.rotatedOutAtMs as number) + keepMs).sort((a, b) => a - b);
     const retryAtMs = goAtMs[replaced.length - room - 1] as number;
     return {
       ok: false,

@@ -175,7 +175,14 @@ export class CaManager {
     const now = Date.now();
     // Checked before the new key is made: a refused rotation leaves nothing behind.
     const kept = rootsKeptByRotation(cur, now, this.init.leafTtlMs + ROTATED_ROOT_MARGIN_MS);
-    if (!kept.ok) throw new MeshError('conflict', kept.message);
+    if (!kept.ok) {
+      throw new MeshError(
+        'conflict',
+        `the cluster already trusts ${kept.replaced + 1} roots: the active one and ${kept.replaced} ` +
+          'replaced within the leaf lifetime, whose leaves may still be in use; a rotation now would ' +
+          `stop trusting one of them. Rotate after ${new Date(kept.retryAtMs).toISOString()}`,
+      );
+    }
     const root = await createRoot({ trustDomain: cur.trustDomain, nowMs: now, ttlMs: ROOT_TTL_MS });
     const crossSignedPem = await crossSign({
       newRootCertPem: root.certPem,

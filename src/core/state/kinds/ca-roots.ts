@@ -63,7 +63,8 @@ export const ROTATED_ROOT_MARGIN_MS = 10 * 60_000;
 
 export type RotationKeep =
   | { ok: true; roots: CaRootRecord[] }
-  | { ok: false; message: string; retryAtMs: number };
+  /** Refused: `replaced` roots are still in use, and the rotation may run at `retryAtMs`. */
+  | { ok: false; replaced: number; retryAtMs: number };
 
 /**
  * The roots a rotation at `nowMs` keeps besides the new one, newest first: the active root, stamped
@@ -83,14 +84,7 @@ export function rootsKeptByRotation(cur: CaRootsSpec, nowMs: number, keepMs: num
     // The roots still needed, by when each may go: the rotation may run once enough have.
     const goAtMs = replaced.map((r) => (r.rotatedOutAtMs as number) + keepMs).sort((a, b) => a - b);
     const retryAtMs = goAtMs[replaced.length - room - 1] as number;
-    return {
-      ok: false,
-      retryAtMs,
-      message:
-        `the cluster already trusts ${replaced.length + 1} roots: the active one and ${replaced.length} ` +
-        'replaced within the leaf lifetime, whose leaves may still be in use; a rotation now would ' +
-        `stop trusting one of them. Rotate after ${new Date(retryAtMs).toISOString()}`,
-    };
+    return { ok: false, replaced: replaced.length, retryAtMs };
   }
   return { ok: true, roots: [{ ...active, rotatedOutAtMs: nowMs }, ...replaced] };
 }

@@ -155,8 +155,9 @@ export class ProxyMetrics {
       this.byLabels.get(direction)?.get(source)?.get(destination) ??
       this.newSeries(direction, source, destination);
     if (s === undefined) return;
-    const kept = code >= 100 && code <= 599 && (s.codes.has(code) || s.codes.size < CODES_MAX);
-    const c = entryOf(s.codes, kept ? code : OTHER_CODE, newCodeSeries);
+    // One lookup on the steady path: a code seen before. (Only 100–599 are stored under their own
+    // key; OTHER_CODE, 0, is outside that range, so a stray 0 lands in "other" as it should.)
+    const c = s.codes.get(code) ?? codeSeries(s.codes, code);
     c.n++;
     if (grpcStatus !== undefined) {
       s.grpc ??= new Map();
@@ -236,6 +237,12 @@ export class ProxyMetrics {
     }
     return `${counts.join('\n')}\n${hist.join('\n')}\n${grpc.join('\n')}\n`;
   }
+}
+
+/** The series a code not seen before in `codes` counts in: its own while there is room, else "other". */
+function codeSeries(codes: Map<number, CodeSeries>, code: number): CodeSeries {
+  const kept = code >= 100 && code <= 599 && codes.size < CODES_MAX;
+  return entryOf(codes, kept ? code : OTHER_CODE, newCodeSeries);
 }
 
 function newCodeSeries(): CodeSeries {

@@ -101,6 +101,47 @@ export const failedGrpcStatus = (o: { timedOut: boolean; cancelled?: true }): nu
   o.cancelled ? 1 : o.timedOut ? 4 : 14;
 
 /**
+ * The HTTP status each gRPC status stands for (google.rpc.Code's mapping, which Envoy's outlier
+ * detection and grpc-gateway use), by `grpc-status` as it comes on the wire.
+ */
+const GRPC_AS_HTTP: ReadonlyMap<string, number> = new Map(
+  [
+    200, // 0 OK
+    CALLER_CANCELLED_STATUS, // 1 CANCELLED
+    500, // 2 UNKNOWN
+    400, // 3 INVALID_ARGUMENT
+    504, // 4 DEADLINE_EXCEEDED
+    404, // 5 NOT_FOUND
+    409, // 6 ALREADY_EXISTS
+    403, // 7 PERMISSION_DENIED
+    429, // 8 RESOURCE_EXHAUSTED
+    400, // 9 FAILED_PRECONDITION
+    409, // 10 ABORTED
+    400, // 11 OUT_OF_RANGE
+    501, // 12 UNIMPLEMENTED
+    500, // 13 INTERNAL
+    503, // 14 UNAVAILABLE
+    500, // 15 DATA_LOSS
+    401, // 16 UNAUTHENTICATED
+  ].map((http, code) => [String(code), http]),
+);
+
+/**
+ * Whether an exchange counts against the instance that served it (for the ewma balancer): an HTTP
+ * status of 500 or more, or, for gRPC, a `grpc-status` that stands for one (2 UNKNOWN,
+ * 4 DEADLINE_EXCEEDED, 12 UNIMPLEMENTED, 13 INTERNAL, 14 UNAVAILABLE, 15 DATA_LOSS). gRPC answers
+ * its errors with HTTP 200, so without this an instance failing every call at once would look like
+ * the fastest one and draw the traffic. A caller's cancel (499) is not the instance's failure, and
+ * neither is a call that ended without a `grpc-status` (a stream its caller reset midway ends so) or
+ * with a value outside gRPC's codes: only what the server said counts.
+ */
+export function failsInstance(grpc: boolean, o: H2Outcome): boolean {
+  if (o.status >= 500) return true;
+  if (!grpc || !o.sentResponse) return false;
+  return (GRPC_AS_HTTP.get(o.grpcStatus) ?? 0) >= 500;
+}
+
+/**
  * The `grpc-status` a gRPC call ended with, for the metrics: the upstream's ('' if none came), or
  * the one this agent answered with. Undefined when the call is not gRPC.
  */

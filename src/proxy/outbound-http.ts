@@ -20,6 +20,7 @@ import type { Head } from './h1/head.js';
 import type { OnRead, RelaySocket } from './h1/pool.js';
 import {
   failedGrpcStatus,
+  failsInstance,
   forwardH2,
   grpcStatusOf,
   isGrpc,
@@ -395,7 +396,7 @@ export async function handleH2Stream(
       upstreamHeaders(headers, fullPath, authority, extra, [INSTANCE_HEADER, 'traceparent']),
       picked.requestTimeoutMs,
     );
-    balancer.onEnd(endpoint.id, performance.now() - t0, o.status < 500, Date.now());
+    balancer.onEnd(endpoint.id, performance.now() - t0, !failsInstance(grpc, o), Date.now());
     status = o.status;
     grpcStatus = grpcStatusOf(grpc, o);
     // Not retried: the stream's body went into the failed attempt and cannot be replayed.

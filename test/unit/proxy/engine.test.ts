@@ -4,7 +4,7 @@
 // traffic splits, unhealthy instances skipped, listeners following the snapshot.
 import assert from 'node:assert/strict';
 import { Agent, request as httpRequest } from 'node:http';
-import { connect as h2connect, constants as h2constants } from 'node:http2';
+import { type ClientHttp2Session, connect as h2connect, constants as h2constants } from 'node:http2';
 import { connect as netConnect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -42,7 +42,26 @@ const TD = '5e1f00d2.mesh';
 const HOUR_MS = 3_600_000;
 const SPLIT_REQUESTS = 1_000;
 const SPLIT_CONCURRENCY = 16;
+/** Sequential gRPC calls in the ewma test. */
+const GRPC_LB_CALLS = 30;
 const noEntries: Lookup = () => undefined;
+
+/** One gRPC-shaped call (an empty message) on `session`; resolves with who served it (`x-served-by`). */
+function grpcCallServedBy(session: ClientHttp2Session): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = session.request({
+      ':path': '/demo.Greeter/SayHello',
+      ':method': 'POST',
+      'content-type': 'application/grpc',
+    });
+    let by = '';
+    req.on('response', (h) => (by = String(h['x-served-by'] ?? '')));
+    req.on('error', reject);
+    req.on('close', () => resolve(by));
+    req.resume();
+    req.end(Buffer.alloc(5));
+  });
+}
 
 interface Logged {
   level: string;
@@ -782,6 +801,55 @@ describe('ProxyEngine (caller and callee in process)', () => {
     } finally {
       caller.apply(next(callerBase));
     }
+  });
+
+  it('under ewma, stops sending gRPC calls to an instance that fails each at once (UNAVAILABLE in an HTTP 200)', async () => {
+    // gsvc-bad answers UNAVAILABLE at once, gsvc-ok answers OK after 5 ms: by latency alone the
+    // failing instance looks the fastest and would draw the calls.
+    inst['gsvc-ok'] = await h2Instance('gsvc-ok', { grpcStatus: 0, delayMs: 5 });
+    inst['gsvc-bad'] = await h2Instance('gsvc-bad', { grpcStatus: 14, delayMs: 0 });
+    const [gsvcPort] = (await freePorts(1)) as [number];
+    const entries: Lookup = (kind, name) =>
+      kind === 'service-resolver' && name === 'gsvc' ? { loadBalancer: { policy: 'ewma' } } : undefined;
+    const chain = compileChain(entries, 'gsvc', 'grpc');
+    assert.deepEqual(chain.errors, []);
+    callee.apply(
+      next(calleeBase, {
+        certs: { ...calleeBase.certs, gsvc: await issue(root, TD, 'gsvc') },
+        local: [...calleeBase.local, localOf('gsvc-ok', 'gsvc', 'grpc'), localOf('gsvc-bad', 'gsvc', 'grpc')],
+      }),
+    );
+    caller.apply(
+      next(callerBase, {
+        upstreams: [
+          ...callerBase.upstreams,
+          { ...upstream('echo', 'grpc'), destination: 'gsvc', port: gsvcPort },
+        ],
+        chains: { ...callerBase.chains, gsvc: chain },
+        endpoints: {
+          ...callerBase.endpoints,
+          gsvc: [endpoint('gsvc-ok', 'gsvc'), endpoint('gsvc-bad', 'gsvc')],
+        },
+      }),
+    );
+    const served = new Map<string, number>();
+    const session = h2connect(`http://127.0.0.1:${gsvcPort}`);
+    session.on('error', () => undefined);
+    try {
+      (await connectRetry(gsvcPort)).destroy();
+      for (let i = 0; i < GRPC_LB_CALLS; i++) {
+        const by = await within(grpcCallServedBy(session), WAIT_MS, `gRPC call ${i}`);
+        served.set(by, (served.get(by) ?? 0) + 1);
+      }
+    } finally {
+      session.destroy();
+      callee.apply(next(calleeBase));
+      caller.apply(next(callerBase));
+    }
+    // The failing instance may take the first call (both start level), then never again: its
+    // failure counts as 1 s against the other's ~5 ms. Counted by latency only, it took ~all.
+    assert.ok((served.get('gsvc-bad') ?? 0) <= 2, `gsvc-bad served ${served.get('gsvc-bad')} calls`);
+    assert.equal((served.get('gsvc-ok') ?? 0) + (served.get('gsvc-bad') ?? 0), GRPC_LB_CALLS);
   });
 
   it('finishes a request in flight across a config change that sends new requests elsewhere', async () => {

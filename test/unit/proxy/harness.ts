@@ -11,6 +11,7 @@ import {
   type IncomingHttpHeaders as H2Headers,
   connect as h2connect,
   type ServerHttp2Session,
+  type ServerHttp2Stream,
 } from 'node:http2';
 import {
   type AddressInfo,
@@ -149,11 +150,20 @@ export async function httpInstance(name: string): Promise<Instance> {
   };
 }
 
+/** How an h2c instance answers gRPC calls (`content-type: application/grpc`). */
+export interface GrpcAnswer {
+  /** The `grpc-status` of every call: 0 with a body and trailers, otherwise trailers-only. */
+  grpcStatus: number;
+  /** How long each call waits for its answer. */
+  delayMs: number;
+}
+
 /**
  * An h2c instance answering `200 <name> <path>` with a trailer `x-checksum: c0ffee` (see
- * `/no-trailers`); `/hang…` is never answered, until the caller gives up.
+ * `/no-trailers`); `/hang…` is never answered, until the caller gives up. With `grpc`, gRPC calls
+ * get that answer instead, with `x-served-by` in their first HEADERS frame.
  */
-export async function h2Instance(name: string): Promise<Instance> {
+export async function h2Instance(name: string, grpc?: GrpcAnswer): Promise<Instance> {
   const seen: Seen[] = [];
   const sessions = new Set<ServerHttp2Session>();
   const server = createH2Server();
@@ -170,6 +180,10 @@ export async function h2Instance(name: string): Promise<Instance> {
     });
     stream.resume();
     if (String(headers[':path']).startsWith('/hang')) return;
+    if (grpc !== undefined && String(headers['content-type']).startsWith('application/grpc')) {
+      setTimeout(() => answerGrpc(stream, name, grpc.grpcStatus), grpc.delayMs);
+      return;
+    }
     // `/no-trailers…` answers without trailers, as most plain HTTP/2 services do.
     const trailers = !String(headers[':path']).startsWith('/no-trailers');
     stream.respond(
@@ -189,6 +203,19 @@ export async function h2Instance(name: string): Promise<Instance> {
       await new Promise((r) => server.close(r));
     },
   };
+}
+
+function answerGrpc(stream: ServerHttp2Stream, name: string, grpcStatus: number): void {
+  if (stream.destroyed) return;
+  const head = { ':status': 200, 'content-type': 'application/grpc', 'x-served-by': name };
+  if (grpcStatus !== 0) {
+    stream.respond({ ...head, 'grpc-status': String(grpcStatus) }, { endStream: true });
+    return;
+  }
+  stream.respond(head, { waitForTrailers: true });
+  stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+  // One empty message: a zero compressed-flag byte and a zero length.
+  stream.end(Buffer.alloc(5));
 }
 
 /** A TCP instance that echoes every byte back; `seen` gets one entry per connection. */

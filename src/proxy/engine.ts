@@ -105,6 +105,7 @@ export class ProxyEngine {
       if (context) live.add(context);
     }
     this.pools.mux.retireUnless(live);
+    this.pools.retireH2Unless(live);
     this.contexts.retain(live);
     if (rootsChanged) this.inbound.setRoots(s.roots);
     const wanted = new Map(s.upstreams.map((u) => [listenerKey(u), u]));

@@ -386,6 +386,7 @@ export async function handleH2Stream(
       peerKey(endpoint, up.source),
       endpoint.service,
       openPeer(ctx, endpoint, up.source, [ALPN_H2], picked.connectTimeoutMs),
+      ctx.clientContext(up.source),
     );
     const fullPath = query ? `${decision.path}?${query}` : decision.path;
     const authority = headerString(headers[':authority']) ?? endpoint.service;

@@ -75,6 +75,15 @@ class Bounded<V> {
     if (this.map.get(key) === v) this.map.delete(key);
   }
 
+  /** Remove every entry for which `gone` holds, and close it. */
+  closeIf(gone: (v: V) => boolean): void {
+    for (const [key, v] of this.map) {
+      if (!gone(v)) continue;
+      this.map.delete(key);
+      this.close(v);
+    }
+  }
+
   clear(): void {
     for (const v of this.map.values()) this.close(v);
     this.map.clear();
@@ -91,6 +100,8 @@ export class Pools {
   /** Multiplexed HTTP/1.1 sessions to peer agents: where the pool's peer connections are streams. */
   readonly mux = new MuxClient();
   private readonly h2 = new Bounded<ClientHttp2Session>((s) => s.close());
+  /** What each HTTP/2 session to a peer agent proves itself with (see h2Session). */
+  private readonly h2Credentials = new WeakMap<ClientHttp2Session, object>();
 
   /** Targets per local instance, made once per snapshot's instance object instead of per request. */
   private readonly localTargets = new WeakMap<ProxyLocalInstance, PoolTarget>();
@@ -116,16 +127,40 @@ export class Pools {
     return t;
   }
 
-  /** An HTTP/2 session for `key`, made anew once the previous one closed or failed. */
-  h2Session(key: string, authority: string, open?: () => Duplex): ClientHttp2Session {
-    const existing = this.h2.get(key, () => this.newSession(key, authority, open));
+  /**
+   * An HTTP/2 session for `key`, made anew once the previous one closed or failed. `credentials`
+   * (for a session to a peer agent: the TLS context of the calling service's certificate and the
+   * trusted roots) is what a new session proves itself with; once a snapshot replaces it (a renewed
+   * certificate, a CA rotation), retireH2Unless retires the sessions made with the old one.
+   */
+  h2Session(key: string, authority: string, open?: () => Duplex, credentials?: object): ClientHttp2Session {
+    const make = (): ClientHttp2Session => this.newSession(key, authority, open, credentials);
+    const existing = this.h2.get(key, make);
     if (!existing.closed && !existing.destroyed) return existing;
     this.h2.delete(key, existing);
-    return this.h2.get(key, () => this.newSession(key, authority, open));
+    return this.h2.get(key, make);
   }
 
-  private newSession(key: string, authority: string, open?: () => Duplex): ClientHttp2Session {
+  /**
+   * Retire every HTTP/2 session opened with credentials not in `live`: it takes no new streams
+   * (the next call opens a session with the current credentials), and the calls under way on it
+   * finish before it closes (Http2Session.close). As the mux client's retireUnless.
+   */
+  retireH2Unless(live: ReadonlySet<object>): void {
+    this.h2.closeIf((s) => {
+      const c = this.h2Credentials.get(s);
+      return c !== undefined && !live.has(c);
+    });
+  }
+
+  private newSession(
+    key: string,
+    authority: string,
+    open: (() => Duplex) | undefined,
+    credentials: object | undefined,
+  ): ClientHttp2Session {
     const s = h2connect(`http://${authority}`, open ? { createConnection: () => open() } : {});
+    if (credentials !== undefined) this.h2Credentials.set(s, credentials);
     const forget = (): void => this.h2.delete(key, s);
     s.on('error', forget);
     s.on('close', forget);

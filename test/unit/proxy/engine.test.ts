@@ -509,6 +509,39 @@ describe('ProxyEngine (caller and callee in process)', () => {
     assert.ok(metricValue(text, 'mesh_proxy_requests_total', { direction: 'outbound', code: '499' }) >= 1);
   });
 
+  it('moves HTTP/2 calls to a session with the renewed certificate; a call under way finishes on the old one', async () => {
+    const handshakes = async (): Promise<number> => {
+      const text = await caller.metrics.text();
+      return (
+        metricValue(text, 'mesh_proxy_peer_handshakes_total', { resumed: 'true' }) +
+        metricValue(text, 'mesh_proxy_peer_handshakes_total', { resumed: 'false' })
+      );
+    };
+    assert.equal((await h2Get(port.h2api, '/warm')).headers[':status'], 200);
+    const before = await handshakes();
+    const seen = inst['h2api-1']!.seen.length;
+    const slow = h2Get(port.h2api, '/slow/under-way');
+    const deadline = performance.now() + WAIT_MS;
+    while (!inst['h2api-1']!.seen.slice(seen).some((x) => x.path === '/slow/under-way')) {
+      assert.ok(performance.now() < deadline, `the slow call reaches the instance within ${WAIT_MS} ms`);
+      await sleep(5);
+    }
+    const renewed = next(callerBase, { certs: { web: await issue(root, TD, 'web') } });
+    caller.apply(renewed);
+    try {
+      const after = await h2Get(port.h2api, '/after-renewal');
+      assert.equal(after.body, 'h2api-1 /after-renewal');
+      const r = await slow;
+      assert.equal(r.headers[':status'], 200);
+      assert.equal(r.body, 'h2api-1 /slow/under-way');
+      assert.equal(r.trailers['x-checksum'], 'c0ffee');
+      // The call after the renewal connected anew, proving the new certificate.
+      assert.equal(await handshakes(), before + 1);
+    } finally {
+      caller.apply(next(callerBase));
+    }
+  });
+
   it('relays an HTTP/2 response without trailers', async () => {
     const r = await h2Get(port.h2api, '/no-trailers');
     assert.equal(r.headers[':status'], 200);

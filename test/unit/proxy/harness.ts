@@ -158,10 +158,14 @@ export interface GrpcAnswer {
   delayMs: number;
 }
 
+/** How long an h2c instance takes to answer a `/slow…` path. */
+export const SLOW_ANSWER_MS = 300;
+
 /**
  * An h2c instance answering `200 <name> <path>` with a trailer `x-checksum: c0ffee` (see
- * `/no-trailers`); `/hang…` is never answered, until the caller gives up. With `grpc`, gRPC calls
- * get that answer instead, with `x-served-by` in their first HEADERS frame.
+ * `/no-trailers`); `/slow…` is answered after SLOW_ANSWER_MS, `/hang…` never, until the caller
+ * gives up. With `grpc`, gRPC calls get that answer instead, with `x-served-by` in their first
+ * HEADERS frame.
  */
 export async function h2Instance(name: string, grpc?: GrpcAnswer): Promise<Instance> {
   const seen: Seen[] = [];
@@ -184,14 +188,9 @@ export async function h2Instance(name: string, grpc?: GrpcAnswer): Promise<Insta
       setTimeout(() => answerGrpc(stream, name, grpc.grpcStatus), grpc.delayMs);
       return;
     }
-    // `/no-trailers…` answers without trailers, as most plain HTTP/2 services do.
-    const trailers = !String(headers[':path']).startsWith('/no-trailers');
-    stream.respond(
-      { ':status': 200, 'content-type': 'text/plain', 'x-served-by': name },
-      { waitForTrailers: trailers },
-    );
-    if (trailers) stream.on('wantTrailers', () => stream.sendTrailers({ 'x-checksum': 'c0ffee' }));
-    stream.end(`${name} ${headers[':path']}`);
+    const path = String(headers[':path']);
+    if (path.startsWith('/slow')) setTimeout(() => answerH2(stream, name, path), SLOW_ANSWER_MS);
+    else answerH2(stream, name, path);
   });
   const port = await listen(server);
   return {
@@ -203,6 +202,18 @@ export async function h2Instance(name: string, grpc?: GrpcAnswer): Promise<Insta
       await new Promise((r) => server.close(r));
     },
   };
+}
+
+function answerH2(stream: ServerHttp2Stream, name: string, path: string): void {
+  if (stream.destroyed) return;
+  // `/no-trailers…` answers without trailers, as most plain HTTP/2 services do.
+  const trailers = !path.startsWith('/no-trailers');
+  stream.respond(
+    { ':status': 200, 'content-type': 'text/plain', 'x-served-by': name },
+    { waitForTrailers: trailers },
+  );
+  if (trailers) stream.on('wantTrailers', () => stream.sendTrailers({ 'x-checksum': 'c0ffee' }));
+  stream.end(`${name} ${path}`);
 }
 
 function answerGrpc(stream: ServerHttp2Stream, name: string, grpcStatus: number): void {

@@ -94,12 +94,24 @@ class Bounded<V> {
   }
 }
 
+/**
+ * Close `s` gracefully: no new streams, those under way finish. A session still connecting (its
+ * TLS handshake running) holds the calls already asked of it until it connects, and Node fails
+ * them if the session was closed meanwhile; closed at once on 'connect', nghttp2 refuses those not
+ * yet written. So it is closed on the turn after it connects: Node writes the queued calls' frames
+ * in a native immediate, which runs before the JavaScript ones of that turn.
+ */
+function closeWhenConnected(s: ClientHttp2Session): void {
+  if (s.connecting) s.once('connect', () => setImmediate(() => s.close()));
+  else s.close();
+}
+
 export class Pools {
   /** Idle HTTP/1.1 connections, per peer agent and service or per local instance. */
   readonly h1 = new H1Pool();
   /** Multiplexed HTTP/1.1 sessions to peer agents: where the pool's peer connections are streams. */
   readonly mux = new MuxClient();
-  private readonly h2 = new Bounded<ClientHttp2Session>((s) => s.close());
+  private readonly h2 = new Bounded<ClientHttp2Session>(closeWhenConnected);
   /** What each HTTP/2 session to a peer agent proves itself with (see h2Session). */
   private readonly h2Credentials = new WeakMap<ClientHttp2Session, object>();
 

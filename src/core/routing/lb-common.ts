@@ -41,7 +41,7 @@ export interface Balancer {
   ): LbEndpoint | undefined;
   /** A request/connection to `id` started (outstanding + 1). */
   onStart(id: string, nowMs: number): void;
-  /** It ended after `latencyMs`; `ok` false for connect errors/5xx (ewma penalises those). */
+  /** It ended after `latencyMs`; `ok` false for connect errors, 5xx and gRPC server errors (ewma penalises those). */
   onEnd(id: string, latencyMs: number, ok: boolean, nowMs: number): void;
   /** Requests/connections to `id` started and not yet ended. */
   outstanding(id: string): number;

@@ -32,6 +32,8 @@ import {
   type Instance,
   issue,
   metricValue,
+  SLOW_ANSWER_MS,
+  until,
   untilClosed,
   WAIT_MS,
   waitRefused,
@@ -488,14 +490,6 @@ describe('ProxyEngine (caller and callee in process)', () => {
         'content-type': 'application/grpc',
       });
       req.on('error', () => undefined);
-      /** Polls `done` until it holds, for WAIT_MS at most (the loop ends either way). */
-      const until = async (done: () => boolean | Promise<boolean>, what: string): Promise<void> => {
-        const deadline = performance.now() + WAIT_MS;
-        while (!(await done())) {
-          assert.ok(performance.now() < deadline, `${what}, within ${WAIT_MS} ms`);
-          await sleep(10);
-        }
-      };
       // Cancelled once the instance has the call, as a gRPC client whose deadline passed does.
       await until(() => inst['h2api-1']!.seen.length > before, 'the call reaches the instance');
       req.close(h2constants.NGHTTP2_CANCEL);
@@ -517,16 +511,17 @@ describe('ProxyEngine (caller and callee in process)', () => {
         metricValue(text, 'mesh_proxy_peer_handshakes_total', { resumed: 'false' })
       );
     };
+    const renewed = next(callerBase, { certs: { web: await issue(root, TD, 'web') } });
     assert.equal((await h2Get(port.h2api, '/warm')).headers[':status'], 200);
     const before = await handshakes();
     const seen = inst['h2api-1']!.seen.length;
-    const slow = h2Get(port.h2api, '/slow/under-way');
-    const deadline = performance.now() + WAIT_MS;
-    while (!inst['h2api-1']!.seen.slice(seen).some((x) => x.path === '/slow/under-way')) {
-      assert.ok(performance.now() < deadline, `the slow call reaches the instance within ${WAIT_MS} ms`);
-      await sleep(5);
-    }
-    const renewed = next(callerBase, { certs: { web: await issue(root, TD, 'web') } });
+    let slowSettled = false;
+    const slow = h2Get(port.h2api, '/slow/under-way').finally(() => (slowSettled = true));
+    await until(
+      () => inst['h2api-1']!.seen.slice(seen).some((x) => x.path === '/slow/under-way'),
+      'the slow call reaches the instance',
+    );
+    assert.equal(slowSettled, false, `the slow call is under way (answered after ${SLOW_ANSWER_MS} ms)`);
     caller.apply(renewed);
     try {
       const after = await h2Get(port.h2api, '/after-renewal');

@@ -1,5 +1,6 @@
 // Fixtures for the in-process proxy tests: certificates from a real root, local "instances" (HTTP/1.1,
 // h2c, TCP echo) that record what reaches them, and clients whose every wait is bounded.
+import assert from 'node:assert/strict';
 import {
   type Agent,
   createServer as createHttpServer,
@@ -41,6 +42,15 @@ export async function within<T>(p: Promise<T>, ms: number, what: string): Promis
 }
 
 /** A leaf for `service` from `root`, in the shape the proxy snapshot carries. */
+/** Polls `done` every 5 ms until it holds, failing after WAIT_MS (the loop ends either way). */
+export async function until(done: () => boolean | Promise<boolean>, what: string): Promise<void> {
+  const deadline = performance.now() + WAIT_MS;
+  while (!(await done())) {
+    assert.ok(performance.now() < deadline, `${what}, within ${WAIT_MS} ms`);
+    await sleep(5);
+  }
+}
+
 export async function issue(root: CaRoot, trustDomain: string, service: string): Promise<ProxyCert> {
   const { keyPem, csrPem } = await createLeafKeyAndCsr({ trustDomain, service });
   const leaf = await signLeaf({

@@ -8,7 +8,7 @@
 // Host, more than one, or one that is not a host (RFC 9112 §3.2): two parties could route it
 // to different places.
 
-import { escapeRegExp, FieldScan, trimOws } from './fields.js';
+import { allOf, CHARS, escapeRegExp, FieldScan, trimOws } from './fields.js';
 
 export { trimOws };
 
@@ -71,17 +71,11 @@ export type HeadResult =
   | { kind: 'error'; status: number; message: string }
   | { kind: 'head'; head: Head; size: number };
 
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-/** Field values: visible ASCII, obs-text, space and tab (no CR, LF, NUL or other controls). */
-const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
-/** A Host value: uri-host [":" port] (RFC 3986 §3.2.2: reg-name, IPv4, or an IP literal in brackets); empty is allowed. */
-const HOST_VALUE = /^[A-Za-z0-9\-._~%!$&'()*+,;=:[\]]*$/;
 /** Every Content-Length line of a block. */
 const ANY_CONTENT_LENGTH = /\r\ncontent-length:[^\r]*/gi;
 /** A Content-Length value: 15 digits reach far past any body this relays (and stay exact as a number). */
-const DECIMAL = /^\d{1,15}$/;
-/** Request targets: no whitespace or controls. */
-const TARGET = /^[\x21-\x7e\x80-\xff]+$/;
+const DECIMAL_DIGITS_MAX = 15;
+const isDecimal = (v: string): boolean => v.length <= DECIMAL_DIGITS_MAX && allOf(v, CHARS.digit, 1);
 const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
 /** Reads up to this long are decoded whole to find the end of the head. */
 const SHORT_READ_BYTES = 2048;
@@ -226,7 +220,7 @@ function framingNamed(tokens: readonly string[]): string | undefined {
 function hostError(minor: 0 | 1, hosts: number, host: string): HeadResult | undefined {
   if (hosts === 0) return minor === 1 ? fail(400, 'no Host header in an HTTP/1.1 request') : undefined;
   if (hosts > 1) return fail(400, 'more than one Host header');
-  if (!HOST_VALUE.test(host)) return fail(400, `invalid Host header "${host.slice(0, 40)}"`);
+  if (!allOf(host, CHARS.host)) return fail(400, `invalid Host header "${host.slice(0, 40)}"`);
   return undefined;
 }
 
@@ -265,8 +259,8 @@ function blockError(block: string): HeadResult {
     if (colon <= 0) return fail(400, `header line ${i} has no name`);
     const name = line.slice(0, colon);
     // Covers obs-fold (a line starting with whitespace) and whitespace before the colon.
-    if (!TOKEN.test(name)) return fail(400, `header name "${name.slice(0, 40)}" is not a token`);
-    if (!FIELD_VALUE.test(line.slice(colon + 1)))
+    if (!allOf(name, CHARS.token, 1)) return fail(400, `header name "${name.slice(0, 40)}" is not a token`);
+    if (!allOf(line.slice(colon + 1), CHARS.value))
       return fail(400, `header ${name} has a control character in its value`);
   }
   return fail(400, 'malformed header block');
@@ -279,8 +273,8 @@ function parseRequestLine(line: string, head: Head): HeadResult | undefined {
   const method = line.slice(0, a);
   const target = line.slice(a + 1, b);
   const version = line.slice(b + 1);
-  if (!TOKEN.test(method)) return fail(400, 'malformed method');
-  if (!TARGET.test(target)) return fail(400, 'malformed request target');
+  if (!allOf(method, CHARS.token, 1)) return fail(400, 'malformed method');
+  if (!allOf(target, CHARS.target, 1)) return fail(400, 'malformed request target');
   if (version !== 'HTTP/1.1' && version !== 'HTTP/1.0')
     return fail(505, `unsupported version ${version.slice(0, 16)}`);
   head.method = method;
@@ -310,7 +304,7 @@ function parseStatusLine(line: string, head: Head): HeadResult | undefined {
     (line.length === 12 || line.charCodeAt(12) === 32);
   if (!ok) return fail(502, 'malformed status line');
   const reason = line.length > 13 ? line.slice(13) : '';
-  if (!FIELD_VALUE.test(reason)) return fail(502, 'control character in the reason phrase');
+  if (!allOf(reason, CHARS.value)) return fail(502, 'control character in the reason phrase');
   head.minor = minor;
   head.status = s0 * 100 + s1 * 10 + s2;
   head.reason = reason;
@@ -344,13 +338,13 @@ function framingOf(
     head.chunked = true;
     return undefined;
   }
-  if (cl.length === 1 && DECIMAL.test(cl[0] as string)) {
+  if (cl.length === 1 && isDecimal(cl[0] as string)) {
     // One Content-Length with one value: nearly every message with a body.
     head.contentLength = Number(cl[0]);
   } else if (cl.length > 0) {
     const all = cl.join(',').split(',').map(trimOws);
     const first = all[0] as string;
-    if (!DECIMAL.test(first) || all.some((v) => v !== first))
+    if (!isDecimal(first) || all.some((v) => v !== first))
       return fail(status, `invalid Content-Length ${cl.join(', ').slice(0, 40)}`);
     head.contentLength = Number(first);
     // Repeated, or a list of equal values: forwarded as one field with one value (RFC 9110 §8.6),

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { BodyFramer, requestBody, responseBody } from '../../../src/proxy/h1/body.js';
-import { forwardBlock } from '../../../src/proxy/h1/fields.js';
+import { allOf, CHARS, forwardBlock } from '../../../src/proxy/h1/fields.js';
 import {
   H1_LIMITS,
   type HeadResult,
@@ -440,6 +440,30 @@ describe('HTTP/1.1 heads', () => {
       forwardBlock(r.head, new Set(), true),
       '\r\nHost: a\r\nX-Mesh-Instance: i\r\nUpgrade: websocket\r\nAccept: */*\r\nConnection: upgrade',
     );
+  });
+
+  it('checks characters by the same classes as the grammar patterns', () => {
+    const classes: ReadonlyArray<readonly [number, RegExp, number]> = [
+      [CHARS.token, /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 1],
+      [CHARS.value, /^[\t\x20-\x7e\x80-\xff]*$/, 0],
+      [CHARS.target, /^[\x21-\x7e\x80-\xff]+$/, 1],
+      [CHARS.host, /^[A-Za-z0-9\-._~%!$&'()*+,;=:[\]]*$/, 0],
+      [CHARS.digit, /^[0-9]+$/, 1],
+    ];
+    for (const [bit, pattern, min] of classes) {
+      assert.equal(allOf('', bit, min), min === 0);
+      for (let c = 0; c < 0x102; c++) {
+        const s = String.fromCharCode(c);
+        assert.equal(allOf(s, bit, min), pattern.test(s), `class ${bit}, character ${c}`);
+      }
+      fc.assert(
+        fc.property(
+          fc.string({ unit: 'binary', maxLength: 12 }),
+          (s) => allOf(s, bit, min) === pattern.test(s),
+        ),
+        { numRuns: 500 },
+      );
+    }
   });
 });
 

@@ -11,6 +11,7 @@ import { createServer as createNetServer, type Server, type Socket } from 'node:
 import type { SecureContext } from 'node:tls';
 import type { EngineContext, LogFn } from './context.js';
 import { serveH1Accepted } from './h1/relay.js';
+import { ignoreStreamError } from './h2-forward.js';
 import { Inbound } from './inbound.js';
 import { LogGate } from './log-gate.js';
 import { ProxyMetrics } from './metrics.js';
@@ -176,7 +177,12 @@ export class ProxyEngine {
       case 'h2': {
         const s = createH2Server();
         s.on('connection', (socket: Socket) => ctx.metrics.countOpen('outbound', socket));
-        s.on('stream', (stream, headers) => void handleH2Stream(ctx, up(), stream, headers));
+        s.on('stream', (stream, headers) => {
+          // A caller's reset with an error code is emitted as 'error' (handled by 'close' below):
+          // unheard, it would end this thread, and every call through it.
+          stream.on('error', ignoreStreamError);
+          void handleH2Stream(ctx, up(), stream, headers);
+        });
         return s as unknown as Server;
       }
     }

@@ -26,6 +26,12 @@ const DROP = new Set([
   ':path',
 ]);
 
+/**
+ * The 'error' listener of every stream a caller opens. Node emits 'error' on a server stream its
+ * caller resets with a code other than CANCEL (and 'close' after it, which the relay acts on).
+ */
+export const ignoreStreamError = (): void => undefined;
+
 export function isGrpc(headers: IncomingHttpHeaders): boolean {
   return String(headers['content-type'] ?? '').startsWith('application/grpc');
 }

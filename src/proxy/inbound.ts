@@ -26,6 +26,7 @@ import {
   failedGrpcStatus,
   forwardH2,
   grpcStatusOf,
+  ignoreStreamError,
   isGrpc,
   replyH2Error,
   upstreamHeaders,
@@ -95,7 +96,11 @@ export class Inbound {
       // Emitted synchronously inside emit('connection'): pendingCaller is this socket's caller.
       if (this.pendingCaller) this.callers.set(session, this.pendingCaller);
     });
-    this.h2.on('stream', (stream, headers) => void this.onH2(stream, headers));
+    this.h2.on('stream', (stream, headers) => {
+      // As on the upstream ports (engine.ts): a caller's reset must not end the thread.
+      stream.on('error', ignoreStreamError);
+      void this.onH2(stream, headers);
+    });
   }
 
   listen(host: string, port: number): Promise<{ host: string; port: number }> {

@@ -503,6 +503,42 @@ describe('ProxyEngine (caller and callee in process)', () => {
     assert.ok(metricValue(text, 'mesh_proxy_requests_total', { direction: 'outbound', code: '499' }) >= 1);
   });
 
+  it('keeps serving when a caller resets its HTTP/2 stream with an error code, on either agent', async () => {
+    // A stream reset with a code other than CANCEL makes Node emit 'error' on the server's stream:
+    // unheard, that error ended the proxy's thread (and every call through it).
+    const resetWhileHeld = async (session: ClientHttp2Session, what: string): Promise<void> => {
+      session.on('error', () => undefined);
+      const before = inst['h2api-1']!.seen.length;
+      const req = session.request({ ':path': `/hang/${what}`, ':method': 'POST' });
+      req.on('error', () => undefined);
+      await until(() => inst['h2api-1']!.seen.length > before, `the ${what} call reaches the instance`);
+      req.close(h2constants.NGHTTP2_INTERNAL_ERROR);
+      await new Promise((r) => req.once('close', r));
+      session.destroy();
+    };
+    await resetWhileHeld(h2connect(`http://127.0.0.1:${port.h2api}`), 'outbound');
+    const web = await issue(root, TD, 'web');
+    const inboundPort = Number(calleeInbound.split(':')[1]);
+    await resetWhileHeld(
+      h2connect(`https://127.0.0.1:${inboundPort}`, {
+        createConnection: () =>
+          tlsConnect({
+            host: '127.0.0.1',
+            port: inboundPort,
+            servername: `h2api.svc.${TD}`,
+            ALPNProtocols: ['h2'],
+            key: web.keyPem,
+            cert: web.certPem,
+            rejectUnauthorized: false,
+          }),
+      }),
+      'inbound',
+    );
+    const r = await h2Get(port.h2api, '/after-resets');
+    assert.equal(r.headers[':status'], 200);
+    assert.equal(r.body, 'h2api-1 /after-resets');
+  });
+
   it('moves HTTP/2 calls to a session with the renewed certificate; a call under way finishes on the old one', async () => {
     const handshakes = async (): Promise<number> => {
       const text = await caller.metrics.text();

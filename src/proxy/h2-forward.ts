@@ -10,7 +10,7 @@ import {
   type ServerHttp2Stream,
 } from 'node:http2';
 
-const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM } = constants;
+const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM, NGHTTP2_NO_ERROR } = constants;
 
 /** Connection-specific headers HTTP/2 forbids (RFC 9113 §8.2.2), and pseudo-headers set anew. */
 const DROP = new Set([
@@ -90,7 +90,11 @@ export function replyH2Error(
 }
 
 export type H2Outcome =
-  | { status: number; grpcStatus: string; sentResponse: true }
+  /**
+   * `cut`: the upstream's stream ended abnormally after its response began (a reset, or its
+   * connection lost), not by this side's doing; the caller got a reset, not a whole answer.
+   */
+  | { status: number; grpcStatus: string; sentResponse: true; cut?: true }
   | { status: number; sentResponse: false; message: string; timedOut: boolean; cancelled?: true };
 
 /**
@@ -143,7 +147,9 @@ const GRPC_AS_HTTP: ReadonlyMap<string, number> = new Map(
  */
 export function failsInstance(grpc: boolean, o: H2Outcome): boolean {
   if (o.status >= 500) return true;
-  if (!grpc || !o.sentResponse) return false;
+  if (!o.sentResponse) return false;
+  if (o.cut === true) return true;
+  if (!grpc) return false;
   return (GRPC_AS_HTTP.get(o.grpcStatus) ?? 0) >= 500;
 }
 
@@ -184,8 +190,24 @@ export function forwardH2(
       settle({ status: 502, sentResponse: false, message: (err as Error).message, timedOut: false });
       return;
     }
-    const timer = setTimeout(() => {
+    /** This side reset the upstream stream: its caller left, or no response came in time. */
+    let resetHere = false;
+    const resetUpstream = (): void => {
+      resetHere = true;
       up.close(NGHTTP2_CANCEL);
+    };
+    /**
+     * The upstream stream was cut after its response began: it ended with a code other than
+     * NO_ERROR (a reset; Node closes the streams of a lost connection with CANCEL) that this side
+     * did not send.
+     */
+    const cut = (): boolean => status > 0 && !resetHere && up.rstCode !== NGHTTP2_NO_ERROR;
+    /** Passes a cut on as a reset (RST_STREAM INTERNAL_ERROR): ending the stream would say the answer was whole. */
+    const resetCaller = (): void => {
+      if (!stream.destroyed) stream.destroy(new Error('the upstream stream was cut'));
+    };
+    const timer = setTimeout(() => {
+      resetUpstream();
       if (!stream.headersSent)
         settle({
           status: 504,
@@ -210,7 +232,9 @@ export function forwardH2(
         return;
       }
       stream.respond(out, { waitForTrailers: true });
-      up.pipe(stream);
+      up.pipe(stream, { end: false });
+      // Node ends the readable side of a cut stream too: whether it was cut decides how to end.
+      up.once('end', () => (cut() ? resetCaller() : stream.end()));
     });
     up.on('trailers', (t) => {
       trailers = {};
@@ -241,10 +265,11 @@ export function forwardH2(
       if (cancelled()) return;
       if (!stream.headersSent)
         settle({ status: 502, sentResponse: false, message: err.message, timedOut: false });
-      else stream.close(NGHTTP2_CANCEL);
+      else resetCaller();
     });
     up.on('close', () => {
-      if (status > 0) settle({ status, grpcStatus, sentResponse: true });
+      if (status > 0)
+        settle({ status, grpcStatus, sentResponse: true, ...(cut() ? { cut: true as const } : {}) });
       else if (!cancelled())
         settle({
           status: 502,
@@ -256,7 +281,7 @@ export function forwardH2(
     // The caller went away (or cancelled): cancel upstream.
     stream.on('close', () => {
       if (status === 0) callerGone = true;
-      if (!up.closed) up.close(NGHTTP2_CANCEL);
+      if (!up.closed) resetUpstream();
     });
     stream.pipe(up);
   });

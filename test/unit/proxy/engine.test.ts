@@ -65,6 +65,21 @@ function grpcCallServedBy(session: ClientHttp2Session): Promise<string> {
   });
 }
 
+/** An HTTP/2 GET on `session`: which instance answered, and whether the answer came whole (not reset). */
+function h2ServedBy(session: ClientHttp2Session, path: string): Promise<{ by: string; whole: boolean }> {
+  return new Promise((resolve) => {
+    const req = session.request({ ':path': path, ':method': 'GET' });
+    let by = '';
+    let ended = false;
+    req.on('response', (h) => (by = String(h['x-served-by'] ?? '')));
+    req.on('end', () => (ended = true));
+    req.on('error', () => undefined);
+    req.on('close', () => resolve({ by, whole: ended && req.rstCode === h2constants.NGHTTP2_NO_ERROR }));
+    req.resume();
+    req.end();
+  });
+}
+
 interface Logged {
   level: string;
   msg: string;
@@ -915,6 +930,62 @@ describe('ProxyEngine (caller and callee in process)', () => {
     assert.ok((served.get('gsvc-bad') ?? 0) <= 2, `gsvc-bad served ${served.get('gsvc-bad')} calls`);
     assert.equal((served.get('gsvc-ok') ?? 0) + (served.get('gsvc-bad') ?? 0), GRPC_LB_CALLS);
   });
+
+  for (const cut of ['reset', 'crash'] as const) {
+    it(`under ewma, moves HTTP/2 calls off an instance whose answers are cut midway (${cut}); the caller sees a reset, not a whole answer`, async () => {
+      // The cut instance starts each answer at once and cuts it; the other answers whole after 5 ms.
+      // Counted as successes, the cut answers would make the cut instance look the fastest.
+      // Names of their own per case: the balancer keeps its estimates per service and instance.
+      const [svc, ok, bad] = [`h2svc-${cut}`, `h2-ok-${cut}`, `h2-cut-${cut}`];
+      inst[ok] = await h2Instance(ok, undefined, { delayMs: 5 });
+      inst[bad] = await h2Instance(bad, undefined, { cut });
+      const [h2Port] = (await freePorts(1)) as [number];
+      const entries: Lookup = (kind, name) =>
+        kind === 'service-resolver' && name === svc ? { loadBalancer: { policy: 'ewma' } } : undefined;
+      const chain = compileChain(entries, svc, 'http2');
+      assert.deepEqual(chain.errors, []);
+      callee.apply(
+        next(calleeBase, {
+          certs: { ...calleeBase.certs, [svc]: await issue(root, TD, svc) },
+          local: [...calleeBase.local, localOf(ok, svc, 'http2'), localOf(bad, svc, 'http2')],
+        }),
+      );
+      caller.apply(
+        next(callerBase, {
+          upstreams: [
+            ...callerBase.upstreams,
+            { ...upstream('echo', 'http2'), destination: svc, port: h2Port },
+          ],
+          chains: { ...callerBase.chains, [svc]: chain },
+          endpoints: {
+            ...callerBase.endpoints,
+            [svc]: [endpoint(ok, svc), endpoint(bad, svc)],
+          },
+        }),
+      );
+      const served = new Map<string, number>();
+      const session = h2connect(`http://127.0.0.1:${h2Port}`);
+      session.on('error', () => undefined);
+      try {
+        (await connectRetry(h2Port)).destroy();
+        for (let i = 0; i < GRPC_LB_CALLS; i++) {
+          const r = await within(h2ServedBy(session, `/call/${i}`), WAIT_MS, `HTTP/2 call ${i}`);
+          served.set(r.by, (served.get(r.by) ?? 0) + 1);
+          assert.equal(r.whole, r.by === ok, `call ${i} by ${r.by}: whole ${r.whole}`);
+        }
+      } finally {
+        session.destroy();
+        callee.apply(next(calleeBase));
+        caller.apply(next(callerBase));
+        for (const id of [ok, bad]) {
+          await inst[id]?.close();
+          delete inst[id];
+        }
+      }
+      assert.ok((served.get(bad) ?? 0) <= 2, `${bad} served ${served.get(bad)} calls`);
+      assert.equal((served.get(ok) ?? 0) + (served.get(bad) ?? 0), GRPC_LB_CALLS);
+    });
+  }
 
   it('finishes a request in flight across a config change that sends new requests elsewhere', async () => {
     const apiSeen = inst['api-2']!.seen.length;

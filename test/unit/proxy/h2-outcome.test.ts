@@ -23,7 +23,7 @@ describe('failsInstance', () => {
     }
   });
 
-  it('does not count a gRPC call that ended without a status, or with one outside gRPC’s codes', () => {
+  it('does not count a gRPC call that ended whole without a status, or with one outside gRPC’s codes', () => {
     for (const s of ['', '17', '-1', '014', ' 14', '1e1', 'UNAVAILABLE'])
       assert.equal(failsInstance(true, answered(200, s)), false, JSON.stringify(s));
   });
@@ -40,6 +40,14 @@ describe('failsInstance', () => {
         const fails = failsInstance(grpc, answered(status, g));
         if (status >= 500) assert.equal(fails, true);
         else if (!grpc) assert.equal(fails, false);
+      }),
+    );
+  });
+
+  it('counts an answer the upstream cut midway (a reset, or its connection lost), gRPC or not, whatever its status', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 100, max: 599 }), fc.boolean(), fc.string(), (status, grpc, g) => {
+        assert.equal(failsInstance(grpc, { status, grpcStatus: g, sentResponse: true, cut: true }), true);
       }),
     );
   });

@@ -171,13 +171,24 @@ export interface GrpcAnswer {
 /** How long an h2c instance takes to answer a `/slow…` path. */
 export const SLOW_ANSWER_MS = 300;
 
+/** How an h2c instance answers plain HTTP/2 requests, besides the paths h2Instance names. */
+export interface H2Answer {
+  /** How long each request waits for its answer. */
+  delayMs?: number;
+  /**
+   * Every answer is cut after its head and the first bytes of its body: by a reset of the stream
+   * (RST_STREAM INTERNAL_ERROR), or by the instance dropping its connection, as a crash would.
+   */
+  cut?: 'reset' | 'crash';
+}
+
 /**
  * An h2c instance answering `200 <name> <path>` with a trailer `x-checksum: c0ffee` (see
  * `/no-trailers`); `/slow…` is answered after SLOW_ANSWER_MS, `/hang…` never, until the caller
  * gives up. With `grpc`, gRPC calls get that answer instead, with `x-served-by` in their first
- * HEADERS frame.
+ * HEADERS frame; `h2` changes how the other requests are answered.
  */
-export async function h2Instance(name: string, grpc?: GrpcAnswer): Promise<Instance> {
+export async function h2Instance(name: string, grpc?: GrpcAnswer, h2: H2Answer = {}): Promise<Instance> {
   const seen: Seen[] = [];
   const sessions = new Set<ServerHttp2Session>();
   const server = createH2Server();
@@ -199,7 +210,18 @@ export async function h2Instance(name: string, grpc?: GrpcAnswer): Promise<Insta
       return;
     }
     const path = String(headers[':path']);
-    if (path.startsWith('/slow')) setTimeout(() => answerH2(stream, name, path), SLOW_ANSWER_MS);
+    if (h2.cut !== undefined) {
+      const cut = h2.cut;
+      stream.on('error', () => undefined);
+      stream.respond({ ':status': 200, 'content-type': 'text/plain', 'x-served-by': name });
+      stream.write(`${name} ${path} (cut here)`, () => {
+        if (cut === 'reset') stream.destroy(new Error('cut'));
+        else stream.session?.destroy();
+      });
+      return;
+    }
+    const delayMs = path.startsWith('/slow') ? SLOW_ANSWER_MS : (h2.delayMs ?? 0);
+    if (delayMs > 0) setTimeout(() => answerH2(stream, name, path), delayMs);
     else answerH2(stream, name, path);
   });
   const port = await listen(server);

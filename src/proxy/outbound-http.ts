@@ -382,12 +382,10 @@ export async function handleH2Stream(
     const { endpoint, balancer, decision } = picked;
     balancer.onStart(endpoint.id, Date.now());
     const t0 = performance.now();
-    const session = ctx.pools.h2Session(
-      peerKey(endpoint, up.source),
-      endpoint.service,
-      openPeer(ctx, endpoint, up.source, [ALPN_H2], picked.connectTimeoutMs),
-      ctx.clientContext(up.source),
-    );
+    const session = ctx.pools.h2Session(peerKey(endpoint, up.source), endpoint.service, {
+      open: openPeer(ctx, endpoint, up.source, [ALPN_H2], picked.connectTimeoutMs),
+      credentials: ctx.clientContext(up.source),
+    });
     const fullPath = query ? `${decision.path}?${query}` : decision.path;
     const authority = headerString(headers[':authority']) ?? endpoint.service;
     const extra = { traceparent, [INSTANCE_HEADER]: endpoint.instanceId };

@@ -106,6 +106,13 @@ function closeWhenConnected(s: ClientHttp2Session): void {
   else s.close();
 }
 
+/** How a session to a peer agent connects (TLS as the calling service), and what it proves itself with. */
+export interface PeerH2 {
+  open: () => Duplex;
+  /** Undefined while the calling service has no certificate: its handshakes fail, and the session with them. */
+  credentials: object | undefined;
+}
+
 export class Pools {
   /** Idle HTTP/1.1 connections, per peer agent and service or per local instance. */
   readonly h1 = new H1Pool();
@@ -140,13 +147,15 @@ export class Pools {
   }
 
   /**
-   * An HTTP/2 session for `key`, made anew once the previous one closed or failed. `credentials`
-   * (for a session to a peer agent: the TLS context of the calling service's certificate and the
-   * trusted roots) is what a new session proves itself with; once a snapshot replaces it (a renewed
-   * certificate, a CA rotation), retireH2Unless retires the sessions made with the old one.
+   * An HTTP/2 session for `key`, made anew once the previous one closed or failed: in clear text to
+   * `authority` (an instance on this agent), or, with `peer`, over the connections `peer.open`
+   * makes (to a peer agent). `peer.credentials` (the TLS context of the calling service's
+   * certificate and the trusted roots) is what such a session proves itself with, so a peer session
+   * cannot be asked for without it: once a snapshot replaces it (a renewed certificate, a CA rotation), retireH2Unless
+   * retires the sessions made with the old one.
    */
-  h2Session(key: string, authority: string, open?: () => Duplex, credentials?: object): ClientHttp2Session {
-    const make = (): ClientHttp2Session => this.newSession(key, authority, open, credentials);
+  h2Session(key: string, authority: string, peer?: PeerH2): ClientHttp2Session {
+    const make = (): ClientHttp2Session => this.newSession(key, authority, peer);
     const existing = this.h2.get(key, make);
     if (!existing.closed && !existing.destroyed) return existing;
     this.h2.delete(key, existing);
@@ -165,14 +174,10 @@ export class Pools {
     });
   }
 
-  private newSession(
-    key: string,
-    authority: string,
-    open: (() => Duplex) | undefined,
-    credentials: object | undefined,
-  ): ClientHttp2Session {
+  private newSession(key: string, authority: string, peer: PeerH2 | undefined): ClientHttp2Session {
+    const open = peer?.open;
     const s = h2connect(`http://${authority}`, open ? { createConnection: () => open() } : {});
-    if (credentials !== undefined) this.h2Credentials.set(s, credentials);
+    if (peer?.credentials !== undefined) this.h2Credentials.set(s, peer.credentials);
     const forget = (): void => this.h2.delete(key, s);
     s.on('error', forget);
     s.on('close', forget);

@@ -40,7 +40,7 @@ describe('Pools: HTTP/2 sessions retired on new credentials', () => {
 
   it('sends the calls asked of a session retired while it is still connecting, then closes it', async () => {
     pools = new Pools();
-    const old = pools.h2Session('peer|web', 'api', open, { credentials: 'old' });
+    const old = pools.h2Session('peer|web', 'api', { open, credentials: { credentials: 'old' } });
     assert.equal(old.connecting, true, 'retired before its connection is up');
     const queued = [1, 2, 3].map((i) => call(old, `/queued/${i}`));
     pools.retireH2Unless(new Set());
@@ -48,7 +48,7 @@ describe('Pools: HTTP/2 sessions retired on new credentials', () => {
       await within(Promise.all(queued), WAIT_MS, 'the queued calls'),
       [1, 2, 3].map((i) => ({ status: 200, body: `h2-1 /queued/${i}` })),
     );
-    const fresh = pools.h2Session('peer|web', 'api', open, { credentials: 'new' });
+    const fresh = pools.h2Session('peer|web', 'api', { open, credentials: { credentials: 'new' } });
     assert.notEqual(fresh, old, 'the next call gets a new session');
     assert.deepEqual(await within(call(fresh, '/next'), WAIT_MS, 'a call on the new session'), {
       status: 200,
@@ -60,14 +60,14 @@ describe('Pools: HTTP/2 sessions retired on new credentials', () => {
   it('keeps a session whose credentials are live, and one made without any (to a local instance)', async () => {
     pools = new Pools();
     const credentials = {};
-    const peer = pools.h2Session('peer|web', 'api', open, credentials);
+    const peer = pools.h2Session('peer|web', 'api', { open, credentials });
     const local = pools.h2Session('local|api-1', `127.0.0.1:${inst.port}`);
     await within(call(peer, '/a'), WAIT_MS, 'a call to the peer');
     await within(call(local, '/b'), WAIT_MS, 'a call to the local instance');
     pools.retireH2Unless(new Set([credentials]));
-    assert.equal(pools.h2Session('peer|web', 'api', open, credentials), peer);
+    assert.equal(pools.h2Session('peer|web', 'api', { open, credentials }), peer);
     pools.retireH2Unless(new Set());
     assert.equal(pools.h2Session('local|api-1', `127.0.0.1:${inst.port}`), local);
-    assert.notEqual(pools.h2Session('peer|web', 'api', open, credentials), peer);
+    assert.notEqual(pools.h2Session('peer|web', 'api', { open, credentials }), peer);
   });
 });

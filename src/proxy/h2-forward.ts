@@ -197,11 +197,17 @@ export function forwardH2(
       up.close(NGHTTP2_CANCEL);
     };
     /**
+     * The answer came whole: its END_STREAM arrived (with the head, with the trailers, or as the end
+     * of the body). A reset after that (RFC 9113 §8.1 lets a server stop a request body so) cuts nothing.
+     */
+    let whole = false;
+    /**
      * The upstream stream was cut after its response began: it ended with a code other than
      * NO_ERROR (a reset; Node closes the streams of a lost connection with CANCEL) that this side
-     * did not send.
+     * did not send, before the answer came whole. (A body without trailers whose END_STREAM and a
+     * reset come in one read looks cut: Node's streams do not tell the two apart.)
      */
-    const cut = (): boolean => status > 0 && !resetHere && up.rstCode !== NGHTTP2_NO_ERROR;
+    const cut = (): boolean => status > 0 && !whole && !resetHere && up.rstCode !== NGHTTP2_NO_ERROR;
     /** Passes a cut on as a reset (RST_STREAM INTERNAL_ERROR): ending the stream would say the answer was whole. */
     const resetCaller = (): void => {
       if (!stream.destroyed) stream.destroy(new Error('the upstream stream was cut'));
@@ -215,7 +221,6 @@ export function forwardH2(
           message: `no response within ${timeoutMs} ms`,
           timedOut: true,
         });
-      else stream.close(NGHTTP2_CANCEL);
     }, timeoutMs);
     let trailers: OutgoingHttpHeaders | undefined;
     up.on('response', (h, flags) => {
@@ -228,19 +233,26 @@ export function forwardH2(
       if (stream.destroyed) return;
       // A trailers-only answer (gRPC errors: the status in the one HEADERS frame) stays one.
       if ((flags & NGHTTP2_FLAG_END_STREAM) !== 0) {
+        whole = true;
         stream.respond(out, { endStream: true });
         return;
       }
       stream.respond(out, { waitForTrailers: true });
       up.pipe(stream, { end: false });
       // Node ends the readable side of a cut stream too: whether it was cut decides how to end.
-      up.once('end', () => (cut() ? resetCaller() : stream.end()));
+      up.once('end', () => {
+        if (cut()) return resetCaller();
+        whole = true;
+        if (!stream.destroyed) stream.end();
+      });
     });
     up.on('trailers', (t) => {
       trailers = {};
       for (const [k, v] of Object.entries(t))
         if (v !== undefined && v !== null && !k.startsWith(':')) trailers[k] = v as string | string[];
       if (t['grpc-status'] !== undefined) grpcStatus = String(t['grpc-status']);
+      // Trailers come with END_STREAM.
+      whole = true;
     });
     stream.on('wantTrailers', () => {
       // Without trailers, empty ones end the stream (Node sends an empty DATA frame with
@@ -265,9 +277,12 @@ export function forwardH2(
       if (cancelled()) return;
       if (!stream.headersSent)
         settle({ status: 502, sentResponse: false, message: err.message, timedOut: false });
-      else resetCaller();
+      else if (cut()) resetCaller();
     });
     up.on('close', () => {
+      // A stream cut while its caller read slowly closes without 'end' (Node drops what it held):
+      // whatever ended it, an answer that never came whole must not leave the caller waiting.
+      if (status > 0 && !whole && !resetHere) resetCaller();
       if (status > 0)
         settle({ status, grpcStatus, sentResponse: true, ...(cut() ? { cut: true as const } : {}) });
       else if (!cancelled())

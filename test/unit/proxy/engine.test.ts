@@ -11,6 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { connect as tlsConnect } from 'node:tls';
 import { type CaRoot, createRoot } from '../../../src/ca/x509.js';
 import { compileChain, type Lookup } from '../../../src/core/routing/chain.js';
+import type { LbPolicy } from '../../../src/core/routing/lb-common.js';
 import { ProxyEngine } from '../../../src/proxy/engine.js';
 import { TCP_LIMITS, tcpTicker } from '../../../src/proxy/tcp-close.js';
 import type {
@@ -26,6 +27,7 @@ import {
   echoInstance,
   freePorts,
   get,
+  type H2Answer,
   h2Get,
   h2Instance,
   httpInstance,
@@ -931,61 +933,104 @@ describe('ProxyEngine (caller and callee in process)', () => {
     assert.equal((served.get('gsvc-ok') ?? 0) + (served.get('gsvc-bad') ?? 0), GRPC_LB_CALLS);
   });
 
+  /**
+   * Serves HTTP/2 service `svc` from the callee's instances `ids` (made by h2Instance with `answers`)
+   * through an upstream port of the caller, runs `fn` with a session to that port, then takes it
+   * all down. Names of their own per test: the balancer keeps its estimates per service and instance.
+   */
+  const withH2Service = async (
+    svc: string,
+    answers: Record<string, H2Answer>,
+    policy: LbPolicy | undefined,
+    fn: (session: ClientHttp2Session) => Promise<void>,
+  ): Promise<void> => {
+    const ids = Object.keys(answers);
+    for (const id of ids) inst[id] = await h2Instance(id, undefined, answers[id]);
+    const [h2Port] = (await freePorts(1)) as [number];
+    const entries: Lookup = (kind, name) =>
+      policy !== undefined && kind === 'service-resolver' && name === svc
+        ? { loadBalancer: { policy } }
+        : undefined;
+    const chain = compileChain(entries, svc, 'http2');
+    assert.deepEqual(chain.errors, []);
+    callee.apply(
+      next(calleeBase, {
+        certs: { ...calleeBase.certs, [svc]: await issue(root, TD, svc) },
+        local: [...calleeBase.local, ...ids.map((id) => localOf(id, svc, 'http2'))],
+      }),
+    );
+    caller.apply(
+      next(callerBase, {
+        upstreams: [
+          ...callerBase.upstreams,
+          { ...upstream('echo', 'http2'), destination: svc, port: h2Port },
+        ],
+        chains: { ...callerBase.chains, [svc]: chain },
+        endpoints: { ...callerBase.endpoints, [svc]: ids.map((id) => endpoint(id, svc)) },
+      }),
+    );
+    const session = h2connect(`http://127.0.0.1:${h2Port}`);
+    session.on('error', () => undefined);
+    try {
+      (await connectRetry(h2Port)).destroy();
+      await fn(session);
+    } finally {
+      session.destroy();
+      callee.apply(next(calleeBase));
+      caller.apply(next(callerBase));
+      for (const id of ids) {
+        await inst[id]?.close();
+        delete inst[id];
+      }
+    }
+  };
+
   for (const cut of ['reset', 'crash'] as const) {
     it(`under ewma, moves HTTP/2 calls off an instance whose answers are cut midway (${cut}); the caller sees a reset, not a whole answer`, async () => {
       // The cut instance starts each answer at once and cuts it; the other answers whole after 5 ms.
       // Counted as successes, the cut answers would make the cut instance look the fastest.
-      // Names of their own per case: the balancer keeps its estimates per service and instance.
-      const [svc, ok, bad] = [`h2svc-${cut}`, `h2-ok-${cut}`, `h2-cut-${cut}`];
-      inst[ok] = await h2Instance(ok, undefined, { delayMs: 5 });
-      inst[bad] = await h2Instance(bad, undefined, { cut });
-      const [h2Port] = (await freePorts(1)) as [number];
-      const entries: Lookup = (kind, name) =>
-        kind === 'service-resolver' && name === svc ? { loadBalancer: { policy: 'ewma' } } : undefined;
-      const chain = compileChain(entries, svc, 'http2');
-      assert.deepEqual(chain.errors, []);
-      callee.apply(
-        next(calleeBase, {
-          certs: { ...calleeBase.certs, [svc]: await issue(root, TD, svc) },
-          local: [...calleeBase.local, localOf(ok, svc, 'http2'), localOf(bad, svc, 'http2')],
-        }),
-      );
-      caller.apply(
-        next(callerBase, {
-          upstreams: [
-            ...callerBase.upstreams,
-            { ...upstream('echo', 'http2'), destination: svc, port: h2Port },
-          ],
-          chains: { ...callerBase.chains, [svc]: chain },
-          endpoints: {
-            ...callerBase.endpoints,
-            [svc]: [endpoint(ok, svc), endpoint(bad, svc)],
-          },
-        }),
-      );
+      const [ok, bad] = [`h2-ok-${cut}`, `h2-cut-${cut}`];
       const served = new Map<string, number>();
-      const session = h2connect(`http://127.0.0.1:${h2Port}`);
-      session.on('error', () => undefined);
-      try {
-        (await connectRetry(h2Port)).destroy();
-        for (let i = 0; i < GRPC_LB_CALLS; i++) {
-          const r = await within(h2ServedBy(session, `/call/${i}`), WAIT_MS, `HTTP/2 call ${i}`);
-          served.set(r.by, (served.get(r.by) ?? 0) + 1);
-          assert.equal(r.whole, r.by === ok, `call ${i} by ${r.by}: whole ${r.whole}`);
-        }
-      } finally {
-        session.destroy();
-        callee.apply(next(calleeBase));
-        caller.apply(next(callerBase));
-        for (const id of [ok, bad]) {
-          await inst[id]?.close();
-          delete inst[id];
-        }
-      }
+      await withH2Service(
+        `h2svc-${cut}`,
+        { [ok]: { delayMs: 5 }, [bad]: { cut } },
+        'ewma',
+        async (session) => {
+          for (let i = 0; i < GRPC_LB_CALLS; i++) {
+            const r = await within(h2ServedBy(session, `/call/${i}`), WAIT_MS, `HTTP/2 call ${i}`);
+            served.set(r.by, (served.get(r.by) ?? 0) + 1);
+            assert.equal(r.whole, r.by === ok, `call ${i} by ${r.by}: whole ${r.whole}`);
+          }
+        },
+      );
       assert.ok((served.get(bad) ?? 0) <= 2, `${bad} served ${served.get(bad)} calls`);
       assert.equal((served.get(ok) ?? 0) + (served.get(bad) ?? 0), GRPC_LB_CALLS);
     });
   }
+
+  it('resets, rather than leaves waiting, a slow-reading caller whose answer the instance cuts while held back', async () => {
+    // 8 MiB cannot pass the flow-control windows of a caller that does not read: the cut comes
+    // while both agents hold part of the answer back.
+    await withH2Service(
+      'h2svc-held',
+      { 'h2-held': { cut: 'crash', bodyBytes: 8 * 1024 * 1024 } },
+      undefined,
+      async (session) => {
+        const req = session.request({ ':path': '/big', ':method': 'GET' });
+        req.on('error', () => undefined);
+        let ended = false;
+        req.on('end', () => (ended = true));
+        const closed = new Promise((r) => req.once('close', r));
+        await within(new Promise((r) => req.once('response', r)), WAIT_MS, 'the head of the answer');
+        req.pause();
+        await sleep(300);
+        req.resume();
+        await within(closed, WAIT_MS, 'the call ends');
+        assert.equal(ended, false, 'the cut answer did not end as whole');
+        assert.notEqual(req.rstCode, h2constants.NGHTTP2_NO_ERROR);
+      },
+    );
+  });
 
   it('finishes a request in flight across a config change that sends new requests elsewhere', async () => {
     const apiSeen = inst['api-2']!.seen.length;

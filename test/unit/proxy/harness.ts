@@ -180,7 +180,12 @@ export interface H2Answer {
    * (RST_STREAM INTERNAL_ERROR), or by the instance dropping its connection, as a crash would.
    */
   cut?: 'reset' | 'crash';
+  /** With `cut`: how many body bytes go out before the cut (default: a line of text). */
+  bodyBytes?: number;
 }
+
+/** How long after the first body bytes a cut answer is cut (h2Instance's `cut`). */
+const CUT_AFTER_MS = 50;
 
 /**
  * An h2c instance answering `200 <name> <path>` with a trailer `x-checksum: c0ffee` (see
@@ -214,10 +219,15 @@ export async function h2Instance(name: string, grpc?: GrpcAnswer, h2: H2Answer =
       const cut = h2.cut;
       stream.on('error', () => undefined);
       stream.respond({ ':status': 200, 'content-type': 'text/plain', 'x-served-by': name });
-      stream.write(`${name} ${path} (cut here)`, () => {
+      stream.write(
+        h2.bodyBytes === undefined ? `${name} ${path} (cut here)` : Buffer.alloc(h2.bodyBytes, 120),
+      );
+      // On a timer, not the write's callback: a large body is not all written while the caller
+      // does not read.
+      setTimeout(() => {
         if (cut === 'reset') stream.destroy(new Error('cut'));
         else stream.session?.destroy();
-      });
+      }, CUT_AFTER_MS);
       return;
     }
     const delayMs = path.startsWith('/slow') ? SLOW_ANSWER_MS : (h2.delayMs ?? 0);

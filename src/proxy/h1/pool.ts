@@ -16,6 +16,7 @@
 // how long a connection may sit idle (shorter than the 60 s a peer agent keeps an idle connection
 // open, so the peer rarely closes one under us) and how long a request may wait for one.
 import { FULL_CODE } from '../mux/client.js';
+import type { TurnWritable } from './turn.js';
 import { UpstreamConn } from './upstream.js';
 
 export const H1_POOL_LIMITS = Object.freeze({
@@ -76,7 +77,7 @@ type SocketEvent = 'close' | 'end' | 'drain' | 'connect' | 'secureConnect';
  * The socket surface the relay uses: net.Socket and tls.TLSSocket have it, and so does a stream
  * of a multiplexed session to a peer agent (mux/stream.ts), which is not a Node stream.
  */
-export interface RelaySocket {
+export interface RelaySocket extends TurnWritable {
   write(chunk: Buffer | string, encoding?: BufferEncoding): boolean;
   end(): unknown;
   end(chunk: Buffer | string): unknown;

@@ -6,7 +6,8 @@
 // connection (data then means a confused peer, close means it is gone), so a request costs no
 // listener or timer churn. The socket reads through the `onread` option into one buffer per
 // thread, bypassing the stream machinery that a 'data' event costs (and its 64 KiB allocation per
-// read); the bytes are copied out before anything else runs.
+// read); the bytes are copied out before anything else runs. Requests and responses are written
+// at the end of the event loop's turn, with the turn's others (turn.ts).
 import { Readable, Writable } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import { LEGACY_CODE } from '../mux/client.js';
@@ -26,6 +27,7 @@ import {
   type RelaySocket,
 } from './pool.js';
 import { relayTicker, type Watched } from './ticker.js';
+import { writeInTurn } from './turn.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -76,7 +78,7 @@ export class UpstreamConn implements Watched {
   /** The request body's way out, made once per connection rather than per request. */
   private readonly sinkWrite = (chunk: Buffer): boolean => {
     this.active = true;
-    return this.socket.write(chunk);
+    return writeInTurn(this.socket, chunk);
   };
   private readonly sinkDrain = (resume: () => void): void => {
     this.socket.once('drain', resume);
@@ -129,7 +131,7 @@ export class UpstreamConn implements Watched {
     const socket = this.socket;
     // Paused for a previous client that stopped reading: this exchange starts afresh.
     if (socket.isPaused()) socket.resume();
-    socket.write(writeHead(t.startLine, t.block), 'latin1');
+    writeInTurn(socket, writeHead(t.startLine, t.block), 'latin1');
     ex.attachSink(this.sinkWrite, this.sinkDrain);
   }
 
@@ -327,7 +329,7 @@ export class UpstreamConn implements Watched {
       this.headOut = undefined;
     }
     const down = ex.socket;
-    if (out.length > 0 && !down.write(out)) {
+    if (out.length > 0 && !writeInTurn(down, out)) {
       // The client reads slower than the upstream sends: stop reading until it catches up.
       this.socket.pause();
       this.waitingForClient = true;

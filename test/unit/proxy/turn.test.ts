@@ -1,0 +1,112 @@
+// Writes held until the end of the event loop's turn (src/proxy/h1/turn.ts), over real loopback
+// sockets: what a turn writes leaves at its end, in order with every other write of the socket;
+// end() and destroy() behave as they do for any socket; a full buffer is still reported.
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { corkedInTurn, writeInTurn } from '../../../src/proxy/h1/turn.js';
+
+describe('writes held to the end of the turn', () => {
+  let server: Server;
+  let port = 0;
+  /** What each accepted connection received, in accept order, once it ended. */
+  const received: Promise<string>[] = [];
+
+  before(async () => {
+    server = createServer((s) => {
+      received.push(
+        new Promise((resolve) => {
+          let text = '';
+          s.setEncoding('latin1');
+          s.on('data', (d: string) => {
+            text += d;
+          });
+          s.on('end', () => {
+            resolve(text);
+            s.end();
+          });
+          s.on('error', () => resolve(text));
+        }),
+      );
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    port = (server.address() as AddressInfo).port;
+  });
+
+  after(() => server.close());
+
+  /** Connections opened so far (the server accepts them in the same order). */
+  let opened = 0;
+
+  /** A connection to the server, and what the server will have received once it ends. */
+  async function open(): Promise<{ socket: Socket; text: () => Promise<string> }> {
+    const socket = connect(port, '127.0.0.1');
+    await once(socket, 'connect');
+    const index = opened++;
+    // Connected on this side may come a turn before the server's handler has run.
+    while (received.length <= index) await nextTurn();
+    return { socket, text: () => received[index] as Promise<string> };
+  }
+
+  it('sends a turn’s writes together at its end, in order with direct writes', async () => {
+    const { socket, text } = await open();
+    writeInTurn(socket, 'GET / ');
+    socket.write('HTTP/1.1');
+    writeInTurn(socket, Buffer.from('\r\n'));
+    // Held, not sent: the socket is corked once, however many writes the turn makes.
+    assert.equal(socket.writableLength, 'GET / HTTP/1.1\r\n'.length);
+    assert.equal(corkedInTurn(), 1);
+    await nextTurn();
+    assert.equal(socket.writableLength, 0);
+    assert.equal(corkedInTurn(), 0);
+    socket.end();
+    assert.equal(await text(), 'GET / HTTP/1.1\r\n');
+  });
+
+  it('end() in the same turn sends what is held before the connection ends', async () => {
+    const { socket, text } = await open();
+    writeInTurn(socket, 'held ');
+    socket.end('then the end');
+    assert.equal(await text(), 'held then the end');
+  });
+
+  it('reports a full buffer, and drains after the turn', async () => {
+    const { socket, text } = await open();
+    const big = Buffer.alloc(socket.writableHighWaterMark + 1, 0x61);
+    assert.equal(writeInTurn(socket, big), false);
+    await once(socket, 'drain');
+    socket.end();
+    assert.equal((await text()).length, big.length);
+  });
+
+  it('flushes every socket corked in a turn, whatever became of the others', async () => {
+    const conns = [];
+    for (let i = 0; i < 12; i++) conns.push(await open());
+    for (const [i, c] of conns.entries()) writeInTurn(c.socket, `request ${i}`);
+    assert.equal(corkedInTurn(), 12);
+    // One of them is cut before the turn ends: what it held is dropped, as with any unsent bytes.
+    conns[3]?.socket.destroy();
+    await nextTurn();
+    assert.equal(corkedInTurn(), 0);
+    for (const c of conns) c.socket.end();
+    for (const [i, c] of conns.entries()) {
+      if (i === 3) continue;
+      assert.equal(await c.text(), `request ${i}`);
+    }
+  });
+
+  it('writes at once to a socket that cannot be corked (a mux stream batches its own frames)', () => {
+    const got: string[] = [];
+    const stream = {
+      write(chunk: Buffer | string): boolean {
+        got.push(String(chunk));
+        return true;
+      },
+    };
+    assert.equal(writeInTurn(stream, 'frame'), true);
+    assert.deepEqual(got, ['frame']);
+    assert.equal(corkedInTurn(), 0);
+  });
+});

@@ -1,12 +1,13 @@
 // Writes held until the end of the event loop's turn (src/proxy/h1/turn.ts), over real loopback
 // sockets: what a turn writes leaves at its end, in order with every other write of the socket;
-// end() and destroy() behave as they do for any socket; a full buffer is still reported.
+// end() and destroy() behave as they do for any socket; a full buffer is still reported; a large
+// write is not held.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { corkedInTurn, writeInTurn } from '../../../src/proxy/h1/turn.js';
+import { corkedInTurn, HOLD_BYTES_MAX, writeInTurn } from '../../../src/proxy/h1/turn.js';
 
 describe('writes held to the end of the turn', () => {
   let server: Server;
@@ -72,13 +73,22 @@ describe('writes held to the end of the turn', () => {
     assert.equal(await text(), 'held then the end');
   });
 
-  it('reports a full buffer, and drains after the turn', async () => {
+  it('writes a large chunk at once, unless the socket is held already this turn', async () => {
     const { socket, text } = await open();
-    const big = Buffer.alloc(socket.writableHighWaterMark + 1, 0x61);
+    const big = Buffer.alloc(HOLD_BYTES_MAX, 0x62);
+    writeInTurn(socket, big);
+    // Not held: handed to the socket at once.
+    assert.equal(socket.writableCorked, 0);
+    assert.equal(corkedInTurn(), 0);
+    await nextTurn();
+    if (socket.writableLength > 0) await once(socket, 'drain');
+    // Held for a small write first: the large one queues behind it, and the buffer reads full.
+    writeInTurn(socket, 'a');
     assert.equal(writeInTurn(socket, big), false);
+    assert.equal(socket.writableLength, big.length + 1);
     await once(socket, 'drain');
     socket.end();
-    assert.equal((await text()).length, big.length);
+    assert.equal(await text(), `${big.toString('latin1')}a${big.toString('latin1')}`);
   });
 
   it('flushes every socket corked in a turn, whatever became of the others', async () => {

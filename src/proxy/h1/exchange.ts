@@ -14,6 +14,7 @@ import {
   type RelaySocket,
 } from './pool.js';
 import { relayTicker, type Watched } from './ticker.js';
+import { cutOff } from './turn.js';
 import type { UpstreamConn } from './upstream.js';
 
 export const RELAY_LIMITS = Object.freeze({
@@ -104,6 +105,8 @@ export class Exchange implements PoolWaiter, Watched {
   private done: ForwardListener | undefined;
   /** Queued in the pool for a connection; the ticker times the wait. */
   private waiting = false;
+  /** Paused the client until the upstream drains (toSink). */
+  private drainWaiting = false;
   active = false;
 
   constructor(
@@ -252,7 +255,12 @@ export class Exchange implements PoolWaiter, Watched {
   private toSink(chunk: Buffer): boolean {
     if ((this.sinkWrite as (chunk: Buffer) => boolean)(chunk)) return true;
     this.socket.pause();
+    // One wait at a time: body bytes held before the upstream was ready go out in one loop
+    // (attachSink), and each may find the buffer full.
+    if (this.drainWaiting) return false;
+    this.drainWaiting = true;
     (this.sinkDrain as (resume: () => void) => void)(() => {
+      this.drainWaiting = false;
       if (this.conn.buf.length === 0 && !this.conn.closed) this.socket.resume();
     });
     return false;
@@ -291,7 +299,7 @@ export class Exchange implements PoolWaiter, Watched {
    */
   private bodyFailed(error: string): void {
     this.badBody = true;
-    if (this.responded) this.socket.destroy();
+    if (this.responded) cutOff(this.socket);
     else this.reply(400, `mesh: malformed request body: ${error}`);
     const t = this.target;
     if (this.waiting && t !== undefined) {
@@ -328,7 +336,7 @@ export class Exchange implements PoolWaiter, Watched {
   /** Answer locally with a short text (when nothing was sent yet; otherwise the connection is cut). */
   reply(status: number, message: string): void {
     if (this.responded) {
-      this.socket.destroy();
+      cutOff(this.socket);
       return;
     }
     const body = `${message}\n`;

@@ -12,20 +12,23 @@
 // upstream's context switches per request halved. At a low rate a turn holds one event, so the
 // write leaves as soon as that event's callback returns.
 //
-// Only small writes are held (HOLD_BYTES_MAX): a bulk transfer gains nothing from waiting.
+// Only small writes start a hold (HOLD_BYTES_MAX): a bulk transfer gains nothing from waiting.
 //
 // A socket is corked at its first such write of a turn and uncorked at the turn's end, so Node's
-// Writable does the holding: the socket's writes keep their order with every other write, end()
-// sends what is held before the FIN, destroy() drops it as it drops anything unsent, and write()
-// still says when the socket's buffer is full (the caller then waits for 'drain', which follows the
-// turn's flush). A socket without cork() (a stream of a mux session, which batches its own frames)
-// is written at once.
+// Writable does the holding: whatever else is written to the socket in that turn (a larger chunk,
+// an interim or local answer) queues behind it, in order; end() sends what is held before the FIN;
+// write() still says when the socket's buffer is full (the caller then waits for 'drain', which
+// follows the turn's flush). A connection cut on purpose (cutOff) first hands what it holds to the
+// kernel, as it would have gone before this file existed; destroy() alone drops it, as it drops
+// anything unsent. A socket without cork() (a stream of a mux session, which batches its own
+// frames) is written at once.
 
 /** What holding needs of a socket: net.Socket and tls.TLSSocket have it. */
 export interface Corkable {
   cork(): void;
   uncork(): void;
   readonly writableCorked: number;
+  destroy(err?: Error): unknown;
 }
 
 /** A socket `writeInTurn` writes to: corkable, or written at once. */
@@ -34,32 +37,40 @@ export interface TurnWritable extends Partial<Corkable> {
 }
 
 /**
- * A write this large or larger goes out at once (unless its socket is held already this turn: it
- * then waits its turn, in order). Holding it gains nothing, since a reader handed this many bytes
- * has work enough for one wake-up, and would make write() report the socket full, so a bulk
- * transfer would pause and resume its source for every chunk it reads: by hand a 64 MiB response
- * through one hop took 0.18–0.26 s with every write held, 0.14–0.20 s with this bound and
- * 0.13–0.24 s with none held. 16 KiB is a socket's default high-water mark, under which a write
- * held alone never reports the socket full. Counted in bytes for a Buffer, in characters for a
+ * A write this large or larger does not start a hold: it goes out at once, unless its socket is
+ * held already this turn (it then queues behind what is held, in order). Holding it gains nothing,
+ * since a reader handed this many bytes has work enough for one wake-up, and would make write()
+ * report the socket full, so a bulk transfer would pause and resume its source for every chunk it
+ * reads: by hand a 64 MiB response through one hop took 0.18–0.26 s with every write held,
+ * 0.14–0.20 s with this bound and 0.13–0.24 s with none held. 16 KiB is at or under a socket's
+ * default high-water mark (16 KiB in Node 20, 64 KiB from Node 22), so a write that starts a hold
+ * never reports the socket full by itself. Counted in bytes for a Buffer, in characters for a
  * string (the relay's strings are latin1 heads, a byte a character).
  */
 export const HOLD_BYTES_MAX = 16 * 1024;
 
 /**
- * Sockets corked this turn, uncorked at its end. Bounded by the thread's open connections: a
- * socket is added only while not corked, so at most once a turn.
+ * Sockets corked this turn, uncorked at its end. A socket is added only while not corked, so at
+ * most once a turn: the list is bounded by the thread's open connections, which the listeners'
+ * connectionsMax and the pools' limits (pool.ts) bound.
  */
 const corked: Corkable[] = [];
 
 function uncorkAll(): void {
   // A socket corked while this runs (none is today: a write completes or fails without calling
   // back synchronously) is uncorked by this same loop, which reads the length afresh each time.
-  // Emptied whatever happens: a list left non-empty would never be flushed again.
-  try {
-    for (let i = 0; i < corked.length; i++) (corked[i] as Corkable).uncork();
-  } finally {
-    corked.length = 0;
+  for (let i = 0; i < corked.length; i++) {
+    const socket = corked[i] as Corkable;
+    try {
+      socket.uncork();
+    } catch (err) {
+      // Not expected (Node reports write errors asynchronously), but a socket that cannot be
+      // flushed must not stay corked, holding its writes until a timeout: it is cut, and its
+      // exchange ends as for any broken connection. The others are still flushed.
+      socket.destroy(err instanceof Error ? err : new Error(String(err)));
+    }
   }
+  corked.length = 0;
 }
 
 /**
@@ -76,6 +87,16 @@ export function writeInTurn(
     if (corked.push(socket as Corkable) === 1) setImmediate(uncorkAll);
   }
   return socket.write(chunk, encoding);
+}
+
+/**
+ * Cut `socket` off (a response broken midway, a request body that broke its framing): what this
+ * turn held for it goes to the kernel first, so the peer gets every byte it would have got had
+ * the writes not been held, then the connection is destroyed.
+ */
+export function cutOff(socket: Partial<Corkable> & { destroy(err?: Error): unknown }): void {
+  if (socket.uncork !== undefined) for (let n = socket.writableCorked ?? 0; n > 0; n--) socket.uncork();
+  socket.destroy();
 }
 
 /** Sockets waiting for the end of the turn (tests). */

@@ -27,7 +27,7 @@ import {
   type RelaySocket,
 } from './pool.js';
 import { relayTicker, type Watched } from './ticker.js';
-import { writeInTurn } from './turn.js';
+import { cutOff, writeInTurn } from './turn.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -191,9 +191,9 @@ export class UpstreamConn implements Watched {
       return;
     }
     if (ex.responded) {
-      // Mid-response: the client cannot be told, only cut off.
+      // Mid-response: the client cannot be told, only cut off (after what it was already sent).
       this.socket.destroy();
-      ex.socket.destroy();
+      cutOff(ex.socket);
       this.settle({ status: this.head?.status ?? 502, sentResponse: true });
       return;
     }

@@ -509,6 +509,57 @@ for (const accepted of [false, true])
       assert.equal(r.closed, true);
       s.close();
     });
+
+    it('sends a body read in many pieces before the upstream was picked, waiting for one drain at a time', async () => {
+      // The handler takes its time: the body's pieces are held (pendingBodyBytesMax allows 64 KiB)
+      // and then written to the upstream in one go. Past 16 KiB each write finds the buffer full;
+      // the client must be paused and resumed once, not given a 'drain' listener per piece.
+      const warnings: string[] = [];
+      const onWarning = (w: Error): void => {
+        warnings.push(w.name);
+      };
+      process.on('warning', onWarning);
+      const s = relayServer(accepted, (x) => {
+        setTimeout(() => {
+          x.forward(
+            {
+              pool,
+              key: 'up',
+              open: () => connect(upstreamPort, '127.0.0.1'),
+              connectTimeoutMs: 5_000,
+              startLine: x.startLine(x.head.method, x.head.target),
+              block: x.headerBlock(new Set()),
+              timeoutMs: 5_000,
+            },
+            {
+              forwarded: (o) => {
+                if (!o.sentResponse) x.reply(o.status, o.message);
+                x.finish();
+              },
+            },
+          );
+        }, 300);
+      });
+      const p = await listen(s);
+      const { socket, read, closed } = rawClient(p);
+      socket.setNoDelay(true);
+      const piece = 'y'.repeat(1_000);
+      const pieces = 40;
+      socket.write(`POST /held-body HTTP/1.1\r\nhost: x\r\ncontent-length: ${pieces * piece.length}\r\n\r\n`);
+      for (let i = 0; i < pieces; i++) {
+        socket.write(piece);
+        await sleep(2);
+      }
+      for (let i = 0; i < 60 && !read().includes('POST /held-body'); i++) await sleep(50);
+      process.off('warning', onWarning);
+      const answer = read();
+      assert.ok(answer.startsWith('HTTP/1.1 200 '), answer.slice(0, 200));
+      assert.ok(answer.endsWith(`POST /held-body ${piece.repeat(pieces)}`), answer.slice(-200));
+      assert.deepEqual(warnings, []);
+      socket.end();
+      await closed;
+      s.close();
+    });
   });
 
 describe('accepted connections moved to the read buffer', () => {

@@ -64,6 +64,25 @@ for (const accepted of [false, true])
     let proxy: Server;
     let port = 0;
     const pool = new H1Pool();
+    /** Relays a request to the upstream through the pool, as the agent's handlers do. */
+    const forwardUp = (x: Exchange): void =>
+      x.forward(
+        {
+          pool,
+          key: 'up',
+          open: () => connect(upstreamPort, '127.0.0.1'),
+          connectTimeoutMs: 5_000,
+          startLine: x.startLine(x.head.method, x.head.target),
+          block: x.headerBlock(new Set()),
+          timeoutMs: 5_000,
+        },
+        {
+          forwarded: (o) => {
+            if (!o.sentResponse) x.reply(o.status, o.message);
+            x.finish();
+          },
+        },
+      );
 
     before(async () => {
       upstream = createHttpServer((req, res) => {
@@ -90,25 +109,7 @@ for (const accepted of [false, true])
       });
       upstream.on('connection', () => upstreamConnections++);
       upstreamPort = await listen(upstream);
-      const handler = (x: Exchange): void =>
-        x.forward(
-          {
-            pool,
-            key: 'up',
-            open: () => connect(upstreamPort, '127.0.0.1'),
-            connectTimeoutMs: 5_000,
-            startLine: x.startLine(x.head.method, x.head.target),
-            block: x.headerBlock(new Set()),
-            timeoutMs: 5_000,
-          },
-          {
-            forwarded: (o) => {
-              if (!o.sentResponse) x.reply(o.status, o.message);
-              x.finish();
-            },
-          },
-        );
-      proxy = relayServer(accepted, handler);
+      proxy = relayServer(accepted, forwardUp);
       port = await listen(proxy);
     });
 
@@ -520,25 +521,7 @@ for (const accepted of [false, true])
       };
       process.on('warning', onWarning);
       const s = relayServer(accepted, (x) => {
-        setTimeout(() => {
-          x.forward(
-            {
-              pool,
-              key: 'up',
-              open: () => connect(upstreamPort, '127.0.0.1'),
-              connectTimeoutMs: 5_000,
-              startLine: x.startLine(x.head.method, x.head.target),
-              block: x.headerBlock(new Set()),
-              timeoutMs: 5_000,
-            },
-            {
-              forwarded: (o) => {
-                if (!o.sentResponse) x.reply(o.status, o.message);
-                x.finish();
-              },
-            },
-          );
-        }, 300);
+        setTimeout(() => forwardUp(x), 300);
       });
       const p = await listen(s);
       const { socket, read, closed } = rawClient(p);

@@ -8,9 +8,10 @@
 //   haproxy×2  wrk → HAProxy → mTLS → HAProxy → upstream (two processes)
 // Each: `wrk -t1 -c50 -d10s --latency`, REPS rounds with the paths interleaved, median reported;
 // CPU (1.0 = one core, all threads) and RSS of each proxy process during its runs. Then each path at
-// a constant 1,000 req/s (open loop, rate.ts), REPS rounds of RATE_SECS with the paths interleaved,
-// to give the p99 the proxy adds over the direct path (median of rounds).
-// Env: REPS (3), SECS (10), CONNS (50), RATE (1000), RATE_SECS (5).
+// a constant 1,000 req/s (open loop, rate.ts), RATE_REPS rounds of RATE_SECS with the paths interleaved,
+// to give the p99 the proxy adds over the direct path (median of rounds). The machine's own stalls
+// are watched during each round (stall.ts) and printed beside it: no path's p99 is below them.
+// Env: REPS (3), SECS (10), CONNS (50), RATE (1000), RATE_SECS (5), RATE_REPS (5).
 //
 // wrk and HAProxy are Debian packages; run as root and they are installed when missing. Without
 // HAProxy its columns say so; without wrk the benchmark cannot run and exits 1.
@@ -23,6 +24,7 @@ import { type AgentProc, freePort, LocalCluster, sleep, waitFor } from '../launc
 import { ensureTools, type HaproxyPair, startHaproxy } from './haproxy.js';
 import { median, meter, runWrk, type WrkResult } from './load.js';
 import { constantRate, type RateResult } from './rate.js';
+import { STALL_MS, type StallWatch, stallSummary, watchStalls } from './stall.js';
 
 const env = (k: string, d: number): number => {
   const v = Number(process.env[k] ?? d);
@@ -35,6 +37,8 @@ const CONNS = env('CONNS', 50);
 const RATE = env('RATE', 1_000);
 /** Seconds of each constant-rate round (one per rep and path). */
 const RATE_SECS = env('RATE_SECS', 5);
+/** Constant-rate rounds a path: more than REPS, because the machine's stalls move each round's p99 by milliseconds. */
+const RATE_REPS = env('RATE_REPS', 5);
 const READY_WAIT_MS = 60_000;
 
 interface Target {
@@ -48,6 +52,8 @@ interface Row {
   wrk: WrkResult[];
   cost: Array<Map<string, { cpuCores: number; rssMiB: number }>>;
   rate: RateResult[];
+  /** Per constant-rate round: the machine's stalls during it, a second (stall.ts). */
+  stallsPerSec: number[];
 }
 
 async function api(a: AgentProc, method: string, path: string, body: unknown): Promise<void> {
@@ -176,8 +182,10 @@ const pidOf = (a: AgentProc | undefined): number => {
   return pid;
 };
 
-async function measure(targets: Target[]): Promise<Map<string, Row>> {
-  const rows = new Map<string, Row>(targets.map((t) => [t.name, { wrk: [], cost: [], rate: [] }]));
+async function measure(targets: Target[]): Promise<{ rows: Map<string, Row>; watches: StallWatch[] }> {
+  const rows = new Map<string, Row>(
+    targets.map((t) => [t.name, { wrk: [], cost: [], rate: [], stallsPerSec: [] }]),
+  );
   for (let rep = 1; rep <= REPS; rep++) {
     for (const t of targets) {
       const meters = t.pids.map((p) => [p.label, meter(p.pid)] as const);
@@ -192,30 +200,42 @@ async function measure(targets: Target[]): Promise<Map<string, Row>> {
     }
   }
   // The constant-rate runs interleave too, a round at a time: one stalled second of the machine
-  // then lands in one path's round, and the median of rounds leaves it out.
-  for (let rep = 1; rep <= REPS; rep++) {
+  // then lands in one path's round, and the median of rounds leaves it out. The machine's own
+  // stalls are watched through each round: they say how much of its p99 the round could show.
+  const watches: StallWatch[] = [];
+  for (let rep = 1; rep <= RATE_REPS; rep++) {
     for (const t of targets) {
-      const r = await constantRate(t.port, { rate: RATE, secs: RATE_SECS, conns: CONNS });
-      rows.get(t.name)?.rate.push(r);
+      // From before the generator's start to after its last due request (1 s of warm-up, its 50 ms lead).
+      const watching = watchStalls(RATE_SECS + 1.5);
+      const r = await constantRate(t.port, { rate: RATE, secs: RATE_SECS, conns: CONNS, warmupSecs: 1 });
+      const watch = await watching;
+      watches.push(watch);
+      const st = stallSummary(watch, RATE_SECS + 1.5);
+      const row = rows.get(t.name) as Row;
+      row.rate.push(r);
+      row.stallsPerSec.push(st.perSec);
       console.log(
-        `rep=${rep} rate=${RATE}/s ${t.name.padEnd(10)} p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms  failed ${r.failed}/${r.sent}  p99 by second ${r.p99MsBySecond.map((v) => v.toFixed(1)).join(' ')}`,
+        `rep=${rep} rate=${RATE}/s ${t.name.padEnd(10)} p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms  failed ${r.failed}/${r.sent}  p99 by second ${r.p99MsBySecond.map((v) => v.toFixed(1)).join(' ')}  | machine: ${st.perSec.toFixed(1)} stalls ≥ ${STALL_MS} ms a second, largest ${st.largestMs.toFixed(1)} ms`,
       );
       await sleep(1_000);
     }
   }
-  return rows;
+  return { rows, watches };
 }
 
-function report(targets: Target[], rows: Map<string, Row>): void {
+function report(targets: Target[], rows: Map<string, Row>, watches: readonly StallWatch[]): void {
   // Per path, the median over rounds of each round's p99, and of each second's p99.
   const p99Of = (name: string): number => median(rows.get(name)?.rate.map((r) => r.p99Ms) ?? []);
   const p99BySecondOf = (name: string): number =>
     median(rows.get(name)?.rate.flatMap((r) => r.p99MsBySecond) ?? []);
+  // The machine's stalls a second during the path's rounds (median): a path whose rounds met more of
+  // them shows a higher p99 for it.
+  const stallsOf = (name: string): number => median(rows.get(name)?.stallsPerSec ?? []);
   const f = (v: number | undefined, digits = 2): string =>
     v === undefined || Number.isNaN(v) ? '—' : v.toFixed(digits);
   console.log(
     `\n${'path'.padEnd(11)}${'req/s'.padStart(8)}${'p50 ms'.padStart(8)}${'p99 ms'.padStart(8)}` +
-      `${`p99@${RATE}/s`.padStart(12)}${'added p99'.padStart(11)}${'(per s)'.padStart(9)}   cpu (cores) and RSS (MiB) per process`,
+      `${`p99@${RATE}/s`.padStart(12)}${'added p99'.padStart(11)}${'(per s)'.padStart(9)}${'stalls/s'.padStart(10)}   cpu (cores) and RSS (MiB) per process`,
   );
   const result: string[] = [];
   for (const t of targets) {
@@ -236,11 +256,13 @@ function report(targets: Target[], rows: Map<string, Row>): void {
     console.log(
       `${t.name.padEnd(11)}${f(rps, 0).padStart(8)}${f(p50).padStart(8)}${f(p99).padStart(8)}` +
         `${f(p99Of(t.name)).padStart(12)}${(t.name === 'direct' ? '' : f(added)).padStart(11)}` +
-        `${(t.name === 'direct' ? '' : f(addedPerSecond)).padStart(9)}   ${costs.join(', ')}`,
+        `${(t.name === 'direct' ? '' : f(addedPerSecond)).padStart(9)}` +
+        `${f(stallsOf(t.name), 1).padStart(10)}   ${costs.join(', ')}`,
     );
     result.push(`${t.name}_rps=${f(rps, 0)} ${t.name}_p50_ms=${f(p50)} ${t.name}_p99_ms=${f(p99)}`);
     if (t.name !== 'direct')
       result.push(`${t.name}_added_p99_ms=${f(added)} ${t.name}_added_p99_by_second_ms=${f(addedPerSecond)}`);
+    result.push(`${t.name}_machine_stalls_per_s=${f(stallsOf(t.name), 1)}`);
   }
   const rpsOf = (name: string): number[] => rows.get(name)?.wrk.map((w) => w.rps) ?? [];
   const ratio = (a: string, b: string): string => f(median(rpsOf(a)) / median(rpsOf(b)));
@@ -262,6 +284,26 @@ function report(targets: Target[], rows: Map<string, Row>): void {
     }
   }
   console.log(`added p99 at ${RATE}/s target: ≤ 1 ms`);
+  if (watches.length > 0) {
+    const secs = watches.length * (RATE_SECS + 1.5);
+    const all: StallWatch = {
+      wakes: watches.reduce((n, w) => n + w.wakes, 0),
+      late: watches.flatMap((w) => w.late),
+      cpus: watches[0]?.cpus ?? 0,
+      pinned: watches.every((w) => w.pinned),
+    };
+    const st = stallSummary(all, secs);
+    console.log(
+      `machine stalls during the constant-rate rounds (a 1 ms sleeper on each of ${all.cpus} CPUs${all.pinned ? ', pinned' : ''}): ` +
+        `${f(st.perSec, 1)} wake-ups ≥ ${STALL_MS} ms late a second (${f(st.msPerSec, 1)} ms/s), largest ${f(st.largestMs, 1)} ms`,
+    );
+    console.log(
+      `stalls/s: the same during each path's rounds (median); at ${RATE} req/s the p99 is each second's ${RATE / 100} worst requests, and a stall delays every request in flight on its CPU`,
+    );
+    result.push(
+      `machine_stalls_per_s=${f(st.perSec, 1)} machine_stalled_ms_per_s=${f(st.msPerSec, 1)} machine_largest_stall_ms=${f(st.largestMs, 1)}`,
+    );
+  }
   console.log(`result ${result.join(' ')}`);
 }
 
@@ -270,7 +312,7 @@ async function main(): Promise<void> {
   if (!tools.wrk) throw new Error('wrk is not installed (apt-get install wrk)');
   const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
   console.log(
-    `bench:proxy  commit ${commit}  node ${process.version}  wrk -t1 -c${CONNS} -d${SECS}s  reps ${REPS}` +
+    `bench:proxy  commit ${commit}  node ${process.version}  wrk -t1 -c${CONNS} -d${SECS}s  reps ${REPS}  rate ${RATE}/s × ${RATE_SECS} s × ${RATE_REPS}` +
       `${tools.haproxy ? '' : '  (haproxy not installed: its rows are skipped)'}`,
   );
   const dir = mkdtempSync(join(tmpdir(), 'mesh-bench-proxy-'));
@@ -338,7 +380,8 @@ async function main(): Promise<void> {
     const before = await Promise.all(
       cluster.agents.map((a) => nonOkAnswers(a).catch(() => new Map<string, number>())),
     );
-    report(targets, await measure(runOrder));
+    const { rows, watches } = await measure(runOrder);
+    report(targets, rows, watches);
     await printTrouble(cluster.agents, before);
   } finally {
     await haproxy?.stop();

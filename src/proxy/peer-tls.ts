@@ -3,9 +3,8 @@
 // URI SAN, chained to a trusted root) to be the destination service. The ALPN protocol says what
 // follows: `mesh-tcp` (a preamble naming the instance, then raw bytes), `mesh-mux/1` (HTTP/1.1
 // connections multiplexed: mux/session.ts), `http/1.1` (one connection per request in flight; for
-// upgrades, and peers that predate mesh-mux/1) or `h2`. A caller resumes an earlier TLS session with
-// the same callee (session tickets, each used once), which halves a new connection's handshake CPU
-// and time.
+// upgrades, and peers that predate mesh-mux/1) or `h2`. A caller resumes its last TLS session with
+// the same callee (session tickets), which halves a new connection's handshake CPU and time.
 
 import {
   connect,
@@ -71,19 +70,11 @@ export class ContextCache {
 
 export const TLS_SESSION_LIMITS = Object.freeze({
   /**
-   * Callee agents and destination services whose tickets are kept per client context (one calling
-   * service's certificate and roots); the least recently stored go first.
+   * Resumable sessions kept per client context (one calling service's certificate and roots), one
+   * per callee agent and destination service: the newest ticket each. A ticket is 1–2 KiB (it
+   * carries the caller's certificate), so at most ~0.5 MiB per calling service.
    */
   perContextMax: 256,
-  /**
-   * Tickets kept per callee agent and destination service, the newest. Each is offered once
-   * (RFC 8446 C.4: a ticket used twice lets an onlooker link the two connections), and every
-   * connection brings new ones (Node's server sends two after a full handshake, one after a
-   * resumed one), so this many connections opened at once can resume and the rest make full
-   * handshakes. A ticket is 1–2 KiB (it carries the caller's certificate): at most ~2 MiB per
-   * calling service in all.
-   */
-  perKeyMax: 4,
   /**
    * How long the inbound listener accepts a ticket it issued (the tls.Server `sessionTimeout`, in
    * seconds; Node's default). A resumed session skips certificate checks: the ticket stands for the
@@ -93,24 +84,17 @@ export const TLS_SESSION_LIMITS = Object.freeze({
 });
 
 /**
- * The newest session tickets per callee agent and destination service, kept per client context: a
+ * The newest session ticket per callee agent and destination service, kept per client context: a
  * renewed certificate or a change of roots brings a new context, and with it full handshakes (and
  * fresh checks of both certificates). Contexts dropped by the ContextCache take their sessions along.
- * A ticket is handed out once (`take`).
  */
-export class SessionCache {
-  private readonly byContext = new WeakMap<SecureContext, Map<string, Buffer[]>>();
+class SessionCache {
+  private readonly byContext = new WeakMap<SecureContext, Map<string, Buffer>>();
 
-  /** The newest ticket for `key`, which is then no longer kept; undefined when none is. */
-  take(context: SecureContext, key: string): Buffer | undefined {
-    const sessions = this.byContext.get(context);
-    const tickets = sessions?.get(key);
-    const ticket = tickets?.pop();
-    if (tickets?.length === 0) sessions?.delete(key);
-    return ticket;
+  get(context: SecureContext, key: string): Buffer | undefined {
+    return this.byContext.get(context)?.get(key);
   }
 
-  /** Every ticket for `key` goes: the callee refused one, and would refuse the others too. */
   delete(context: SecureContext, key: string): void {
     this.byContext.get(context)?.delete(key);
   }
@@ -121,16 +105,12 @@ export class SessionCache {
       sessions = new Map();
       this.byContext.set(context, sessions);
     }
-    const tickets = sessions.get(key) ?? [];
-    // Re-inserted, so the Map's order is the order keys were last given a ticket.
     sessions.delete(key);
     if (sessions.size >= TLS_SESSION_LIMITS.perContextMax) {
       const oldest = sessions.keys().next().value as string;
       sessions.delete(oldest);
     }
-    tickets.push(session);
-    if (tickets.length > TLS_SESSION_LIMITS.perKeyMax) tickets.shift();
-    sessions.set(key, tickets);
+    sessions.set(key, session);
   }
 }
 
@@ -177,7 +157,7 @@ export function connectPeer(o: PeerConnectOptions): TLSSocket {
   const port = Number(o.inbound.slice(sep + 1));
   const servername = serverName(o.destination, o.trustDomain);
   const sessionKey = `${o.inbound}|${servername}`;
-  const session = peerSessions.take(o.context, sessionKey);
+  const session = peerSessions.get(o.context, sessionKey);
   const socket = connect({
     host,
     port,
@@ -214,9 +194,8 @@ export function connectPeer(o: PeerConnectOptions): TLSSocket {
     clearTimeout(timer);
     forgetIfRefused();
   });
-  // TLS 1.3 tickets come after the handshake (two after a full one): each is kept for one later
-  // connection. Only from a connection that passed the checks: a ticket from a failed one is never
-  // offered.
+  // TLS 1.3 tickets come after the handshake (two by default): the newest is kept. Only from a
+  // connection that passed the checks: a ticket from a failed one is never offered again.
   socket.on('session', (ticket: Buffer) => {
     if (socket.authorized) peerSessions.set(o.context, sessionKey, ticket);
   });

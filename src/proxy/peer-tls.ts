@@ -194,8 +194,11 @@ export function connectPeer(o: PeerConnectOptions): TLSSocket {
     clearTimeout(timer);
     forgetIfRefused();
   });
-  // TLS 1.3 tickets come after the handshake (two by default): the newest is kept. Only from a
-  // connection that passed the checks: a ticket from a failed one is never offered again.
+  // TLS 1.3 tickets come after the handshake (two after a full one): the newest is kept. Only from
+  // a connection that passed the checks: a ticket from a failed one is never offered again. It is
+  // offered to every new connection, against RFC 8446 C.4's advice to use each once: Node's server
+  // sends no ticket after a resumed handshake, so with single use every third connection would be
+  // a full one (tried and measured; see data-plane.md).
   socket.on('session', (ticket: Buffer) => {
     if (socket.authorized) peerSessions.set(o.context, sessionKey, ticket);
   });

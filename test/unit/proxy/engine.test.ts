@@ -283,12 +283,17 @@ describe('ProxyEngine (caller and callee in process)', () => {
     assert.equal(await handshakes('false'), full);
     // The callee still knows who calls on a resumed session: its intention check and metrics see web.
     assert.equal(await calleeSawWeb(), seen + 1);
+    // Connections one after another keep resuming: Node's server sends no new ticket on a resumed
+    // handshake, so the caller offers the newest ticket again (peer-tls.ts).
+    for (const text of ['third', 'fourth', 'fifth', 'sixth']) await echoOnce(text);
+    assert.equal(await handshakes('true'), resumed + 5, 'every later connection resumed too');
+    assert.equal(await handshakes('false'), full);
     // A renewed certificate is a new client context: the next handshake is full, checked anew.
     callerBase = next(callerBase, { certs: { web: await issue(root, TD, 'web') } });
     caller.apply(callerBase);
     await echoOnce('after renewal');
     assert.equal(await handshakes('false'), full + 1, 'a full handshake with the renewed certificate');
-    assert.equal(await handshakes('true'), resumed + 1);
+    assert.equal(await handshakes('true'), resumed + 5);
   });
 
   it('refuses a resumed session for a service the callee no longer serves; the caller then drops the ticket', async () => {

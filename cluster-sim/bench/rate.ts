@@ -26,6 +26,8 @@ export interface RateResult {
   p99Ms: number;
   /** p99 of each second of the measured period, in order: shows whether a tail is steady or one stall. */
   p99MsBySecond: number[];
+  /** When the measured period began (the first measured request was due), ms since the epoch. */
+  measuredFromEpochMs: number;
 }
 
 export interface RateOptions {
@@ -211,5 +213,6 @@ export async function constantRate(port: number, o: RateOptions): Promise<RateRe
         99,
       ),
     ),
+    measuredFromEpochMs: performance.timeOrigin + measuredFromMs,
   };
 }

@@ -196,9 +196,9 @@ export function connectPeer(o: PeerConnectOptions): TLSSocket {
   });
   // TLS 1.3 tickets come after the handshake (two after a full one): the newest is kept. Only from
   // a connection that passed the checks: a ticket from a failed one is never offered again. It is
-  // offered to every new connection, against RFC 8446 C.4's advice to use each once: Node's server
-  // sends no ticket after a resumed handshake, so with single use every third connection would be
-  // a full one (tried and measured; see data-plane.md).
+  // offered to every new connection, against RFC 8446 C.4's advice to use each once: Node 20's
+  // server sends no ticket after a resumed handshake, so with single use every third connection
+  // would be a full one (tried, and checked with a bare server; see data-plane.md).
   socket.on('session', (ticket: Buffer) => {
     if (socket.authorized) peerSessions.set(o.context, sessionKey, ticket);
   });

@@ -1,25 +1,82 @@
-// The proxy benchmark's stall watch: what it counts as a stall, and a real watch of this machine
-// that reports and ends.
+// The proxy benchmark's stall watch: the watcher's loop on a scripted clock (what it notes and what
+// it drops), the figures taken from it, and a real watch of this machine that reports and ends.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { stallSummary, watchStalls } from '../../../cluster-sim/bench/stall.js';
+import { allowedCpus, cpuTicks, stallSummary, watchStalls } from '../../../cluster-sim/bench/stall.js';
+import { watchLoop } from '../../../cluster-sim/bench/stall-watcher.js';
 
-describe('bench stallSummary', () => {
-  it('counts only stalls, per second of the watch', () => {
-    const s = stallSummary(
-      {
-        wakes: 4_000,
-        cpus: 2,
-        pinned: true,
-        late: [
-          { atMs: 1, lateMs: 0.5 },
-          { atMs: 2, lateMs: 3 },
-          { atMs: 3, lateMs: 7 },
-        ],
-      },
-      2,
+/** A clock whose sleeps take 1 ms, plus `lateMs` on the passes given. */
+function scripted(late: ReadonlyMap<number, number>): { now: () => number; sleep: (ms: number) => void } {
+  let t = 0;
+  let pass = 0;
+  return {
+    now: () => t,
+    sleep: (ms) => {
+      t += ms + (late.get(pass) ?? 0);
+      pass++;
+    },
+  };
+}
+
+describe('bench stall watcher loop', () => {
+  it('notes the late wake-ups, when each was due, and nothing else', () => {
+    const clock = scripted(
+      new Map([
+        [10, 0.1],
+        [20, 3],
+        [30, 0.5],
+      ]),
     );
-    assert.deepEqual(s, { perSec: 1, msPerSec: 5, largestMs: 7 });
+    const r = watchLoop({ secs: 0.1, minMs: 0.25, cap: 100, originMs: 1_000_000, ...clock });
+    assert.deepEqual(
+      r.late.map((l) => [l.atMs, Math.round(l.lateMs * 1_000) / 1_000]),
+      [
+        [1_000_000 + 21.1, 3],
+        [1_000_000 + 34.1, 0.5],
+      ],
+    );
+    assert.equal(r.dropped, 0);
+    // 100 ms of 1 ms sleeps, 3.6 ms of them late: 97 wake-ups.
+    assert.equal(r.wakes, 97);
+  });
+
+  it('keeps at most cap notes and counts the rest', () => {
+    const clock = scripted(new Map(Array.from({ length: 50 }, (_, i) => [i, 2] as const)));
+    const r = watchLoop({ secs: 1, minMs: 0.25, cap: 10, originMs: 0, ...clock });
+    assert.equal(r.late.length, 10);
+    assert.equal(r.dropped, 40);
+  });
+
+  it('ends after secs even when the clock never runs late', () => {
+    const r = watchLoop({ secs: 2, minMs: 0.25, cap: 10, originMs: 0, ...scripted(new Map()) });
+    assert.equal(r.wakes, 2_000);
+    assert.equal(r.late.length, 0);
+  });
+});
+
+describe('bench stall figures', () => {
+  it('counts the stalls due within the window only, per second of it', () => {
+    const late = [
+      { atMs: 500, lateMs: 9 }, // before the window
+      { atMs: 1_200, lateMs: 0.5 }, // not a stall
+      { atMs: 1_500, lateMs: 3 },
+      { atMs: 2_900, lateMs: 7 },
+      { atMs: 3_000, lateMs: 20 }, // at the window's end: outside
+    ];
+    assert.deepEqual(stallSummary({ late }, 1_000, 3_000), { perSec: 1, msPerSec: 5, largestMs: 7 });
+    assert.throws(() => stallSummary({ late }, 1_000, 1_000), /empty window/);
+  });
+
+  it('reads the CPUs this process may use', () => {
+    assert.deepEqual(allowedCpus('Name:\tnode\nCpus_allowed_list:\t0-1\n'), [0, 1]);
+    assert.deepEqual(allowedCpus('Cpus_allowed_list:\t2-3,6\n'), [2, 3, 6]);
+    assert.equal(allowedCpus('Cpus_allowed_list:\tx\n'), undefined);
+    assert.equal(allowedCpus('Name:\tnode\n'), undefined);
+  });
+
+  it('reads the stolen CPU time from /proc/stat', () => {
+    const stat = 'cpu  100 5 20 800 10 0 3 12 0 0\ncpu0 50 2 10 400 5 0 1 6 0 0\n';
+    assert.deepEqual(cpuTicks(stat), { total: 950, steal: 12 });
   });
 });
 

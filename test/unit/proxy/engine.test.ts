@@ -283,8 +283,8 @@ describe('ProxyEngine (caller and callee in process)', () => {
     assert.equal(await handshakes('false'), full);
     // The callee still knows who calls on a resumed session: its intention check and metrics see web.
     assert.equal(await calleeSawWeb(), seen + 1);
-    // Connections one after another keep resuming: Node's server sends no new ticket on a resumed
-    // handshake, so the caller offers the newest ticket again (peer-tls.ts).
+    // Connections one after another keep resuming. With each ticket used once they did not (every
+    // third was full), which is why the caller offers its newest ticket again (peer-tls.ts).
     for (const text of ['third', 'fourth', 'fifth', 'sixth']) await echoOnce(text);
     assert.equal(await handshakes('true'), resumed + 5, 'every later connection resumed too');
     assert.equal(await handshakes('false'), full);

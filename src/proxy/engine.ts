@@ -14,6 +14,7 @@ import { serveH1Accepted } from './h1/relay.js';
 import { ignoreStreamError } from './h2-forward.js';
 import { Inbound } from './inbound.js';
 import { LogGate } from './log-gate.js';
+import { LoopWatch } from './loop-watch.js';
 import { ProxyMetrics } from './metrics.js';
 import { handleH1, handleH2Stream } from './outbound-http.js';
 import { handleTcpConnection } from './outbound-tcp.js';
@@ -40,6 +41,8 @@ const serverKind = (p: ProxyProtocol): 'tcp' | 'h1' | 'h2' =>
 
 export class ProxyEngine {
   readonly metrics = new ProxyMetrics();
+  /** The proxy thread's own pauses (event loop delay, GC), as metrics. */
+  private readonly loop = new LoopWatch(this.metrics.registry);
   private readonly routing = new RoutingTable();
   private readonly pools = new Pools();
   private readonly contexts = new ContextCache();
@@ -74,6 +77,7 @@ export class ProxyEngine {
   async start(host: string, port: number): Promise<{ host: string; port: number }> {
     const a = await this.inbound.listen(host, port);
     this.inboundAddress = `${a.host}:${a.port}`;
+    this.loop.start();
     return a;
   }
 
@@ -213,5 +217,6 @@ export class ProxyEngine {
     this.inbound.close();
     this.pools.close();
     this.logGate.stop();
+    this.loop.stop();
   }
 }

@@ -1,0 +1,89 @@
+// How long the proxy thread's event loop was kept from running, and by which garbage collections:
+// every request through this agent waits while its loop is blocked, so a tail an operator sees on
+// mesh_proxy_request_duration_seconds can be told apart from one of the network or the services.
+//
+// The loop delay is sampled as Node's monitorEventLoopDelay does, by a timer that should fire every
+// LOOP_WATCH_LIMITS.intervalMs and noting how late it fired, but into a cumulative Prometheus
+// histogram rather than one reset at each scrape, so several scrapers can read it. Garbage
+// collections come from a PerformanceObserver, with their kind.
+import { constants, type PerformanceEntry, PerformanceObserver } from 'node:perf_hooks';
+import { Histogram, type Registry } from 'prom-client';
+
+export const LOOP_WATCH_LIMITS = Object.freeze({
+  /**
+   * How often the loop is sampled. A block shorter than this can fall between two samples; one
+   * longer always shows, late by up to its length. 20 ms keeps the timer's own cost near nothing
+   * (50 wake-ups a second of an idle thread) while every block that matters to a p99 shows.
+   */
+  intervalMs: 20,
+});
+
+/** Delay and pause buckets in seconds: from what a timer's millisecond granularity hides to a second. */
+const BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
+
+const GC_KINDS = new Map<number, string>([
+  [constants.NODE_PERFORMANCE_GC_MINOR, 'minor'],
+  [constants.NODE_PERFORMANCE_GC_MAJOR, 'major'],
+  [constants.NODE_PERFORMANCE_GC_INCREMENTAL, 'incremental'],
+  [constants.NODE_PERFORMANCE_GC_WEAKCB, 'weakcb'],
+]);
+
+/** The kind label of a GC entry (Node 16+ puts it in `detail.kind`). */
+export function gcKind(entry: PerformanceEntry): string {
+  const kind = (entry as PerformanceEntry & { detail?: { kind?: unknown } }).detail?.kind;
+  return (typeof kind === 'number' ? GC_KINDS.get(kind) : undefined) ?? 'other';
+}
+
+export class LoopWatch {
+  readonly delay: Histogram;
+  readonly gc: Histogram<'kind'>;
+  private timer: NodeJS.Timeout | undefined;
+  private observer: PerformanceObserver | undefined;
+  private dueMs = 0;
+
+  constructor(
+    registry: Registry,
+    private readonly now: () => number = () => performance.now(),
+  ) {
+    this.delay = new Histogram({
+      name: 'mesh_proxy_event_loop_delay_seconds',
+      help: `How late the proxy thread ran a timer due every ${LOOP_WATCH_LIMITS.intervalMs} ms: time its event loop was blocked (requests wait as long)`,
+      buckets: BUCKETS_S,
+      registers: [registry],
+    });
+    this.gc = new Histogram({
+      name: 'mesh_proxy_gc_pause_seconds',
+      help: 'Garbage collections of the proxy thread, by kind, and how long each took',
+      labelNames: ['kind'] as const,
+      buckets: BUCKETS_S,
+      registers: [registry],
+    });
+  }
+
+  start(): void {
+    if (this.timer !== undefined) return;
+    this.dueMs = this.now() + LOOP_WATCH_LIMITS.intervalMs;
+    this.timer = setInterval(() => this.tick(), LOOP_WATCH_LIMITS.intervalMs);
+    this.timer.unref();
+    this.observer = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) this.gc.observe({ kind: gcKind(e) }, e.duration / 1_000);
+    });
+    this.observer.observe({ entryTypes: ['gc'] });
+  }
+
+  /** One sample: how late this tick came. Public for tests, which drive it with a scripted clock. */
+  tick(): void {
+    const now = this.now();
+    this.delay.observe(Math.max(0, now - this.dueMs) / 1_000);
+    // The next tick is due an interval after this one ran: setInterval reschedules from when its
+    // callback runs, so a block is counted once, not again at every tick after it.
+    this.dueMs = now + LOOP_WATCH_LIMITS.intervalMs;
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    this.observer?.disconnect();
+    this.observer = undefined;
+  }
+}

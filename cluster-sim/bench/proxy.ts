@@ -51,6 +51,8 @@ interface Target {
   port: number;
   /** Processes whose CPU and RSS are the cost of this path. */
   pids: Array<{ label: string; pid: number }>;
+  /** The agents on the path, whose proxy threads' pauses are read from their metrics. */
+  agents?: AgentProc[];
 }
 
 interface Row {
@@ -183,6 +185,55 @@ async function printTrouble(
   }
 }
 
+/** A histogram's cumulative bucket counts by bound (`le`), from an agent's metrics; empty if unread. */
+async function buckets(a: AgentProc, name: string, labels = ''): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  try {
+    const res = await fetch(`http://127.0.0.1:${a.httpPort}/v1/agent/metrics?format=prometheus`, {
+      signal: AbortSignal.timeout(5_000),
+    });
+    const prefix = `${name}_bucket{${labels}${labels === '' ? '' : ','}le="`;
+    for (const line of (await res.text()).split('\n')) {
+      if (!line.startsWith(prefix)) continue;
+      const le = line.slice(prefix.length, line.indexOf('"', prefix.length));
+      out.set(le, Number(line.slice(line.lastIndexOf(' ') + 1)));
+    }
+  } catch {
+    // unread: the round says nothing of this agent's pauses
+  }
+  return out;
+}
+
+/** What each agent's proxy thread was kept from running during a round: read before, then `done()` says it. */
+async function proxyPauses(agents: readonly AgentProc[]): Promise<{ done(): Promise<string> }> {
+  const read = (a: AgentProc): Promise<[Map<string, number>, Map<string, number>]> =>
+    Promise.all([
+      buckets(a, 'mesh_proxy_event_loop_delay_seconds'),
+      buckets(a, 'mesh_proxy_gc_pause_seconds', 'kind="major"'),
+    ]);
+  const before = await Promise.all(agents.map(read));
+  return {
+    async done() {
+      const after = await Promise.all(agents.map(read));
+      return agents
+        .map((a, i) => {
+          const [d0, g0] = before[i] as [Map<string, number>, Map<string, number>];
+          const [d1, g1] = after[i] as [Map<string, number>, Map<string, number>];
+          const delta = (m1: Map<string, number>, m0: Map<string, number>, le: string): number =>
+            (m1.get(le) ?? 0) - (m0.get(le) ?? 0);
+          if (d1.size === 0) return `${a.name} —`;
+          // Ticks later than 10 ms, and the bound under which the latest of them fell.
+          const late = delta(d1, d0, '+Inf') - delta(d1, d0, '0.01');
+          const bounds = [...d1.keys()].filter((le) => le !== '+Inf');
+          const under = bounds.find((le) => delta(d1, d0, le) === delta(d1, d0, '+Inf'));
+          const majors = delta(g1, g0, '+Inf');
+          return `${a.name} ${late} loop delays > 10 ms (all ≤ ${under ?? '∞'} s), ${majors} major GC`;
+        })
+        .join(', ');
+    },
+  };
+}
+
 const pidOf = (a: AgentProc | undefined): number => {
   const pid = a?.proc?.pid;
   if (pid === undefined) throw new Error('agent not running');
@@ -216,6 +267,7 @@ async function measure(targets: Target[]): Promise<{ rows: Map<string, Row>; wat
       // measured seconds follow 1 s of warm-up; a watch that fails leaves the round unwatched.
       const watching = watchStalls(1 + RATE_SECS + WATCH_MARGIN_SECS).catch((err: Error) => err);
       await sleep(100);
+      const pauses = await proxyPauses(t.agents ?? []);
       const ticks0 = cpuTicks(readFileSync('/proc/stat', 'utf8'));
       const r = await constantRate(t.port, { rate: RATE, secs: RATE_SECS, conns: CONNS, warmupSecs: 1 });
       const ticks1 = cpuTicks(readFileSync('/proc/stat', 'utf8'));
@@ -236,8 +288,9 @@ async function measure(targets: Target[]): Promise<{ rows: Map<string, Row>; wat
         row.stallLargestMs.push(st.largestMs);
         machine = `${st.perSec.toFixed(1)} stalls ≥ ${STALL_MS} ms a second, largest ${st.largestMs.toFixed(1)} ms`;
       }
+      const agentsSaid = (t.agents ?? []).length > 0 ? `  | proxy threads: ${await pauses.done()}` : '';
       console.log(
-        `rep=${rep} rate=${RATE}/s ${t.name.padEnd(10)} p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms  failed ${r.failed}/${r.sent}  p99 by second ${r.p99MsBySecond.map((v) => v.toFixed(1)).join(' ')}  | machine: ${machine}, steal ${stealPct.toFixed(1)}%`,
+        `rep=${rep} rate=${RATE}/s ${t.name.padEnd(10)} p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms  failed ${r.failed}/${r.sent}  p99 by second ${r.p99MsBySecond.map((v) => v.toFixed(1)).join(' ')}  | machine: ${machine}, steal ${stealPct.toFixed(1)}%${agentsSaid}`,
       );
       await sleep(1_000);
     }
@@ -354,10 +407,11 @@ async function main(): Promise<void> {
     const [a, b] = cluster.agents;
     const targets: Target[] = [
       { name: 'direct', port: upstreamPort, pids: [] },
-      { name: 'one-hop', port: hop, pids: [{ label: 'agent', pid: pidOf(b) }] },
+      { name: 'one-hop', port: hop, pids: [{ label: 'agent', pid: pidOf(b) }], agents: b ? [b] : [] },
       {
         name: 'mesh',
         port: mesh,
+        agents: a && b ? [a, b] : [],
         pids: [
           { label: 'agentA', pid: pidOf(a) },
           { label: 'agentB', pid: pidOf(b) },

@@ -24,6 +24,7 @@ import { join } from 'node:path';
 import { type AgentProc, freePort, LocalCluster, sleep, waitFor } from '../launcher.js';
 import { ensureTools, type HaproxyPair, startHaproxy } from './haproxy.js';
 import { median, meter, runWrk, type WrkResult } from './load.js';
+import { proxyPauses } from './pauses.js';
 import { constantRate, type RateResult } from './rate.js';
 import { cpuTicks, STALL_MS, type StallWatch, stallSummary, WATCH_SECS_MAX, watchStalls } from './stall.js';
 
@@ -183,55 +184,6 @@ async function printTrouble(
     console.log(`\n${a.name}: answers other than 200 during the runs, and warnings`);
     for (const l of [...lines, ...warnings.slice(-20)]) console.log(`  ${l.slice(0, 400)}`);
   }
-}
-
-/** A histogram's cumulative bucket counts by bound (`le`), from an agent's metrics; empty if unread. */
-async function buckets(a: AgentProc, name: string, labels = ''): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  try {
-    const res = await fetch(`http://127.0.0.1:${a.httpPort}/v1/agent/metrics?format=prometheus`, {
-      signal: AbortSignal.timeout(5_000),
-    });
-    const prefix = `${name}_bucket{${labels}${labels === '' ? '' : ','}le="`;
-    for (const line of (await res.text()).split('\n')) {
-      if (!line.startsWith(prefix)) continue;
-      const le = line.slice(prefix.length, line.indexOf('"', prefix.length));
-      out.set(le, Number(line.slice(line.lastIndexOf(' ') + 1)));
-    }
-  } catch {
-    // unread: the round says nothing of this agent's pauses
-  }
-  return out;
-}
-
-/** What each agent's proxy thread was kept from running during a round: read before, then `done()` says it. */
-async function proxyPauses(agents: readonly AgentProc[]): Promise<{ done(): Promise<string> }> {
-  const read = (a: AgentProc): Promise<[Map<string, number>, Map<string, number>]> =>
-    Promise.all([
-      buckets(a, 'mesh_proxy_event_loop_delay_seconds'),
-      buckets(a, 'mesh_proxy_gc_pause_seconds', 'kind="major"'),
-    ]);
-  const before = await Promise.all(agents.map(read));
-  return {
-    async done() {
-      const after = await Promise.all(agents.map(read));
-      return agents
-        .map((a, i) => {
-          const [d0, g0] = before[i] as [Map<string, number>, Map<string, number>];
-          const [d1, g1] = after[i] as [Map<string, number>, Map<string, number>];
-          const delta = (m1: Map<string, number>, m0: Map<string, number>, le: string): number =>
-            (m1.get(le) ?? 0) - (m0.get(le) ?? 0);
-          if (d1.size === 0) return `${a.name} —`;
-          // Ticks later than 10 ms, and the bound under which the latest of them fell.
-          const late = delta(d1, d0, '+Inf') - delta(d1, d0, '0.01');
-          const bounds = [...d1.keys()].filter((le) => le !== '+Inf');
-          const under = bounds.find((le) => delta(d1, d0, le) === delta(d1, d0, '+Inf'));
-          const majors = delta(g1, g0, '+Inf');
-          return `${a.name} ${late} loop delays > 10 ms (all ≤ ${under ?? '∞'} s), ${majors} major GC`;
-        })
-        .join(', ');
-    },
-  };
 }
 
 const pidOf = (a: AgentProc | undefined): number => {

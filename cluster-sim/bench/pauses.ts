@@ -53,7 +53,8 @@ export async function proxyPauses(agents: readonly AgentProc[]): Promise<{ done(
           const [d1, g1] = after[i] as [Map<string, number>, Map<string, number>];
           const delta = (m1: Map<string, number>, m0: Map<string, number>, le: string): number =>
             (m1.get(le) ?? 0) - (m0.get(le) ?? 0);
-          if (d1.size === 0) return `${a.name} —`;
+          // Unread before or after, or fewer ticks after than before (the proxy worker restarted).
+          if (d0.size === 0 || d1.size === 0 || delta(d1, d0, '+Inf') <= 0) return `${a.name} —`;
           // Ticks later than 10 ms, and the smallest bound all ticks fell under (the longest one's bucket).
           const late = delta(d1, d0, '+Inf') - delta(d1, d0, '0.01');
           const bounds = [...d1.keys()].filter((le) => le !== '+Inf');

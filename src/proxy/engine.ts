@@ -77,7 +77,8 @@ export class ProxyEngine {
   async start(host: string, port: number): Promise<{ host: string; port: number }> {
     const a = await this.inbound.listen(host, port);
     this.inboundAddress = `${a.host}:${a.port}`;
-    this.loop.start();
+    // A stop that came while the listener was opening has already run: start nothing after it.
+    if (!this.stopped) this.loop.start();
     return a;
   }
 

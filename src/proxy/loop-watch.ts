@@ -11,8 +11,8 @@ import { Histogram, type Registry } from 'prom-client';
 
 export const LOOP_WATCH_LIMITS = Object.freeze({
   /**
-   * How often the loop is sampled. A block shorter than this can fall between two samples; one
-   * longer always shows, late by up to its length. 20 ms keeps the timer's own cost near nothing
+   * How often the loop is sampled. A block of B ms shows as a tick B − intervalMs to B ms late, so
+   * one shorter than this may not show at all. 20 ms keeps the timer's own cost near nothing
    * (50 wake-ups a second of an idle thread) while every block that matters to a p99 shows.
    */
   intervalMs: 20,
@@ -47,7 +47,7 @@ export class LoopWatch {
   ) {
     this.delay = new Histogram({
       name: 'mesh_proxy_event_loop_delay_seconds',
-      help: `How late the proxy thread ran a timer due every ${LOOP_WATCH_LIMITS.intervalMs} ms: time its event loop was blocked (requests wait as long)`,
+      help: `How late the proxy thread ran a timer due every ${LOOP_WATCH_LIMITS.intervalMs} ms (resolution ~1 ms): its event loop was blocked at least that long, and requests through it waited`,
       buckets: BUCKETS_S,
       registers: [registry],
     });

@@ -72,6 +72,7 @@ export class ProxyEngine {
     };
     this.inbound = new Inbound(this.ctx);
     this.metrics.watchMux(() => ({ caller: this.pools.mux.counts(), callee: this.inbound.muxCounts() }));
+    this.metrics.onActive = (active) => this.loop.setActive(active);
   }
 
   async start(host: string, port: number): Promise<{ host: string; port: number }> {

@@ -128,8 +128,17 @@ export class ProxyMetrics {
   /** Count `socket` as open in `direction` until it closes. */
   countOpen(direction: Direction, socket: { once(event: 'close', listener: () => void): unknown }): void {
     this.open.inc({ direction });
-    socket.once('close', () => this.open.dec({ direction }));
+    if (this.openTotal++ === 0) this.onActive(true);
+    socket.once('close', () => {
+      this.open.dec({ direction });
+      if (--this.openTotal === 0) this.onActive(false);
+    });
   }
+
+  /** Connections open now, both directions. */
+  private openTotal = 0;
+  /** Told when the first connection opens and when the last one closes (the loop watch samples only between). */
+  onActive: (active: boolean) => void = () => undefined;
 
   /**
    * The request counter and latency histogram, kept here rather than in prom-client: they change on

@@ -21,6 +21,7 @@ describe('proxy loop watch', () => {
     const registry = new Registry();
     const w = new LoopWatch(registry, () => t);
     w.start();
+    w.setActive(true); // due an interval from now (t)
     try {
       t += LOOP_WATCH_LIMITS.intervalMs; // on time
       w.tick();
@@ -42,6 +43,7 @@ describe('proxy loop watch', () => {
     const registry = new Registry();
     const w = new LoopWatch(registry);
     w.start();
+    w.setActive(true);
     try {
       await sleep(3 * LOOP_WATCH_LIMITS.intervalMs);
       const until = performance.now() + 80;
@@ -59,5 +61,21 @@ describe('proxy loop watch', () => {
     } finally {
       w.stop();
     }
+  });
+
+  it('samples the loop only while a connection is open, from start to stop', () => {
+    const w = new LoopWatch(new Registry());
+    w.setActive(true);
+    assert.equal(w.sampling, false, 'not before start');
+    w.start();
+    assert.equal(w.sampling, true, 'a connection was already open');
+    w.setActive(false);
+    assert.equal(w.sampling, false, 'the last connection closed');
+    w.setActive(true);
+    assert.equal(w.sampling, true);
+    w.stop();
+    assert.equal(w.sampling, false);
+    w.setActive(true);
+    assert.equal(w.sampling, false, 'not after stop');
   });
 });

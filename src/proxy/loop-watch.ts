@@ -16,6 +16,11 @@ export const LOOP_WATCH_LIMITS = Object.freeze({
    * connection is open (setActive).
    */
   intervalMs: 20,
+  /**
+   * The sampling goes on this long after the last connection closed, so clients that open a new
+   * connection for every request do not switch the timer on and off each time.
+   */
+  lingerMs: 1_000,
 });
 
 /** Delay and pause buckets in seconds: from what a timer's millisecond granularity hides to a second. */
@@ -41,6 +46,8 @@ export class LoopWatch {
   private observer: PerformanceObserver | undefined;
   private dueMs = 0;
   private active = false;
+  /** When the last connection closed (valid while !active). */
+  private idleSinceMs = 0;
 
   constructor(
     registry: Registry,
@@ -72,15 +79,14 @@ export class LoopWatch {
   }
 
   /**
-   * Sample the loop only while the proxy has a connection open: a block then delays requests, and
-   * with none open it delays nothing. An idle agent so spends nothing on the timer, whose 50
+   * Sample the loop only while the proxy has a connection open (and LOOP_WATCH_LIMITS.lingerMs
+   * after): a block then delays requests, and with none open it delays nothing. An idle agent so spends nothing on the timer, whose 50
    * wake-ups a second cost ~9 ms of CPU a second on the test VM.
    */
   setActive(active: boolean): void {
     this.active = active;
-    if (this.observer === undefined) return;
-    if (active) this.sample();
-    else this.pause();
+    if (!active) this.idleSinceMs = this.now();
+    else if (this.observer !== undefined) this.sample();
   }
 
   /** Whether the loop is being sampled now. */
@@ -107,6 +113,7 @@ export class LoopWatch {
     // The next tick is due an interval after this one ran: setInterval reschedules from when its
     // callback runs, so a block is counted once, not again at every tick after it.
     this.dueMs = now + LOOP_WATCH_LIMITS.intervalMs;
+    if (!this.active && now - this.idleSinceMs >= LOOP_WATCH_LIMITS.lingerMs) this.pause();
   }
 
   stop(): void {

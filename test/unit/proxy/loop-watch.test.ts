@@ -63,14 +63,25 @@ describe('proxy loop watch', () => {
     }
   });
 
-  it('samples the loop only while a connection is open, from start to stop', () => {
-    const w = new LoopWatch(new Registry());
+  it('samples the loop only while a connection is open (and a linger after), from start to stop', () => {
+    let t = 0;
+    const w = new LoopWatch(new Registry(), () => t);
     w.setActive(true);
     assert.equal(w.sampling, false, 'not before start');
     w.start();
     assert.equal(w.sampling, true, 'a connection was already open');
     w.setActive(false);
-    assert.equal(w.sampling, false, 'the last connection closed');
+    t += LOOP_WATCH_LIMITS.lingerMs / 2;
+    w.tick();
+    assert.equal(w.sampling, true, 'still within the linger');
+    w.setActive(true);
+    t += LOOP_WATCH_LIMITS.lingerMs;
+    w.tick();
+    assert.equal(w.sampling, true, 'a connection opened again within the linger');
+    w.setActive(false);
+    t += LOOP_WATCH_LIMITS.lingerMs;
+    w.tick();
+    assert.equal(w.sampling, false, 'the linger ran out with no connection open');
     w.setActive(true);
     assert.equal(w.sampling, true);
     w.stop();

@@ -238,7 +238,7 @@ async function measure(targets: Target[]): Promise<{ rows: Map<string, Row>; wat
         const st = stallSummary(watch, from, from + RATE_SECS * 1_000);
         row.stallsPerSec.push(st.perSec);
         row.stallLargestMs.push(st.largestMs);
-        machine = `${st.perSec.toFixed(1)} stalls ≥ ${STALL_MS} ms a second, largest ${st.largestMs.toFixed(1)} ms`;
+        machine = `${st.perSec.toFixed(1)} stalls ≥ ${STALL_MS} ms a second (${st.msPerSec.toFixed(1)} ms/s), largest ${st.largestMs.toFixed(1)} ms`;
       }
       const agentsSaid = (t.agents ?? []).length > 0 ? `  | proxy threads: ${await pauses.done()}` : '';
       console.log(

@@ -34,7 +34,7 @@ const GC_KINDS = new Map<number, string>([
 ]);
 
 /** The kind label of a GC entry (Node 16+ puts it in `detail.kind`). */
-export function gcKind(entry: PerformanceEntry): string {
+function gcKind(entry: PerformanceEntry): string {
   const kind = (entry as PerformanceEntry & { detail?: { kind?: unknown } }).detail?.kind;
   return (typeof kind === 'number' ? GC_KINDS.get(kind) : undefined) ?? 'other';
 }

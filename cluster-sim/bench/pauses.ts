@@ -3,13 +3,19 @@
 // after it: a tail that neither these nor the machine's stalls (stall.ts) explain is elsewhere.
 import type { AgentProc } from '../launcher.js';
 
+/** An agent's Prometheus text; throws when it cannot be read. */
+export async function fetchMetrics(a: AgentProc): Promise<string> {
+  const res = await fetch(`http://127.0.0.1:${a.httpPort}/v1/agent/metrics?format=prometheus`, {
+    signal: AbortSignal.timeout(5_000),
+  });
+  if (!res.ok) throw new Error(`metrics: HTTP ${res.status}`);
+  return await res.text();
+}
+
 /** An agent's Prometheus text, or '' when it cannot be read. */
 async function metricsOf(a: AgentProc): Promise<string> {
   try {
-    const res = await fetch(`http://127.0.0.1:${a.httpPort}/v1/agent/metrics?format=prometheus`, {
-      signal: AbortSignal.timeout(5_000),
-    });
-    return await res.text();
+    return await fetchMetrics(a);
   } catch {
     return ''; // unread: the round says nothing of this agent's pauses
   }

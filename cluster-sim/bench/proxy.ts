@@ -9,10 +9,11 @@
 // Each: `wrk -t1 -c50 -d10s --latency`, REPS rounds with the paths interleaved, median reported;
 // CPU (1.0 = one core, all threads) and RSS of each proxy process during its runs. Then each path at
 // a constant 1,000 req/s (open loop, rate.ts), RATE_REPS rounds of RATE_SECS with the paths interleaved,
-// to give the p99 the proxy adds over the direct path (median of rounds). The machine's own stalls
-// (stall.ts: wake-ups of a real-time sleeper on each CPU 1 ms or more late) and the CPU time the
-// hypervisor stole are counted during each round's measured seconds and printed beside it.
-// Env: REPS (3), SECS (10), CONNS (50), RATE (1000), RATE_SECS (5), RATE_REPS (5).
+// to give the p99 the proxy adds over the direct path (median of rounds). The CPU time the
+// hypervisor stole during each round is printed beside it. With STALL_WATCH=1 the machine's own
+// stalls (stall.ts: wake-ups of a real-time sleeper on each CPU 1 ms or more late) are counted too;
+// the watch is off by default because it costs what it measures (STALL_WATCH_NOTE).
+// Env: REPS (3), SECS (10), CONNS (50), RATE (1000), RATE_SECS (5), RATE_REPS (5), STALL_WATCH (0).
 //
 // wrk and HAProxy are Debian packages; run as root and they are installed when missing. Without
 // HAProxy its columns say so; without wrk the benchmark cannot run and exits 1.
@@ -26,7 +27,16 @@ import { ensureTools, type HaproxyPair, startHaproxy } from './haproxy.js';
 import { median, meter, runWrk, type WrkResult } from './load.js';
 import { proxyPauses } from './pauses.js';
 import { constantRate, type RateResult } from './rate.js';
-import { cpuTicks, STALL_MS, type StallWatch, stallSummary, WATCH_SECS_MAX, watchStalls } from './stall.js';
+import {
+  cpuTicks,
+  STALL_MS,
+  type StallWatch,
+  stallSummary,
+  WATCH_SECS_MAX,
+  watchesSummary,
+  watchStalls,
+} from './stall.js';
+import { nonOkAnswers, printTrouble } from './trouble.js';
 
 const env = (k: string, d: number): number => {
   const v = Number(process.env[k] ?? d);
@@ -41,6 +51,17 @@ const RATE = env('RATE', 1_000);
 const RATE_SECS = env('RATE_SECS', 5);
 /** Constant-rate rounds a path: more than REPS, because the machine's stalls move each round's p99 by milliseconds. */
 const RATE_REPS = env('RATE_REPS', 5);
+/**
+ * Whether the constant-rate rounds run the stall watch. Off by default: each watcher wakes 1,000
+ * times a second at real-time priority and preempts whatever runs on its CPU. On this VM a wake-up
+ * costs ~50 µs of CPU (4.7% of each CPU in all, measured under load), and interleaved rounds with
+ * and without it gave the HAProxy pair's p50 +0.05 and +0.13 ms and its median per-second p99 +0.4
+ * and +0.5 ms: more than the differences the rounds are there to show. Turn it on to tell a
+ * machine's stall from a proxy's pause, not to take the figures.
+ */
+const STALL_WATCH = (process.env.STALL_WATCH ?? '0') !== '0';
+const STALL_WATCH_NOTE =
+  'the watch preempts each CPU 1,000 times a second and adds to the p99 it sits beside';
 /** The stall watch of a round covers its warm-up second, its measured seconds and this much more. */
 const WATCH_MARGIN_SECS = 1.5;
 if (1 + RATE_SECS + WATCH_MARGIN_SECS > WATCH_SECS_MAX)
@@ -60,6 +81,8 @@ interface Row {
   wrk: WrkResult[];
   cost: Array<Map<string, { cpuCores: number; rssMiB: number }>>;
   rate: RateResult[];
+  /** Per constant-rate round: the share of all CPU time the hypervisor stole, %. */
+  stealPct: number[];
   /** Per constant-rate round: the machine's stalls during its measured seconds, a second (stall.ts); NaN if not watched. */
   stallsPerSec: number[];
   /** Per constant-rate round: the longest of those stalls, ms; NaN if not watched. */
@@ -136,56 +159,6 @@ async function startMesh(
   return { hop, mesh };
 }
 
-const levelOf = (line: string): number => {
-  try {
-    const level = (JSON.parse(line) as { level?: unknown }).level;
-    return typeof level === 'number' ? level : 0;
-  } catch {
-    return 0;
-  }
-};
-
-/** An agent's request counters for codes other than 200 (from its metrics), by series. */
-async function nonOkAnswers(a: AgentProc): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  const res = await fetch(`http://127.0.0.1:${a.httpPort}/v1/agent/metrics?format=prometheus`, {
-    signal: AbortSignal.timeout(5_000),
-  });
-  for (const line of (await res.text()).split('\n')) {
-    if (!line.startsWith('mesh_proxy_requests_total{') || line.includes('code="200"')) continue;
-    const at = line.lastIndexOf(' ');
-    out.set(line.slice(0, at), Number(line.slice(at + 1)));
-  }
-  return out;
-}
-
-/**
- * What went wrong in the agents during the runs, if anything: the requests they answered with a
- * status other than 200 (by direction, services and code, from their metrics) and their warnings
- * and errors. wrk reports only a count of non-2xx answers; this says which and why.
- */
-async function printTrouble(
-  agents: readonly AgentProc[],
-  before: ReadonlyArray<Map<string, number>>,
-): Promise<void> {
-  for (const [i, a] of agents.entries()) {
-    let lines: string[] = [];
-    try {
-      for (const [series, n] of await nonOkAnswers(a)) {
-        const added = n - (before[i]?.get(series) ?? 0);
-        if (added > 0) lines.push(`${series} +${added}`);
-      }
-    } catch (err) {
-      lines = [`metrics not read: ${(err as Error).message}`];
-    }
-    // pino's levels: 40 warn, 50 error, 60 fatal.
-    const warnings = a.output.filter((l) => levelOf(l) >= 40);
-    if (lines.length === 0 && warnings.length === 0) continue;
-    console.log(`\n${a.name}: answers other than 200 during the runs, and warnings`);
-    for (const l of [...lines, ...warnings.slice(-20)]) console.log(`  ${l.slice(0, 400)}`);
-  }
-}
-
 const pidOf = (a: AgentProc | undefined): number => {
   const pid = a?.proc?.pid;
   if (pid === undefined) throw new Error('agent not running');
@@ -194,7 +167,10 @@ const pidOf = (a: AgentProc | undefined): number => {
 
 async function measure(targets: Target[]): Promise<{ rows: Map<string, Row>; watches: StallWatch[] }> {
   const rows = new Map<string, Row>(
-    targets.map((t) => [t.name, { wrk: [], cost: [], rate: [], stallsPerSec: [], stallLargestMs: [] }]),
+    targets.map((t) => [
+      t.name,
+      { wrk: [], cost: [], rate: [], stealPct: [], stallsPerSec: [], stallLargestMs: [] },
+    ]),
   );
   for (let rep = 1; rep <= REPS; rep++) {
     for (const t of targets) {
@@ -210,15 +186,18 @@ async function measure(targets: Target[]): Promise<{ rows: Map<string, Row>; wat
     }
   }
   // The constant-rate runs interleave too, a round at a time: one stalled second of the machine
-  // then lands in one path's round, and the median of rounds leaves it out. The machine's own
-  // stalls are watched through each round: they say how much of its p99 the round could show.
+  // then lands in one path's round, and the median of rounds leaves it out. The CPU time stolen
+  // during each round (and with STALL_WATCH the machine's own stalls) says how much of its p99 the
+  // round could show.
   const watches: StallWatch[] = [];
   for (let rep = 1; rep <= RATE_REPS; rep++) {
     for (const t of targets) {
       // Started before the generator, whose first request is due 50 ms after it starts and whose
       // measured seconds follow 1 s of warm-up; a watch that fails leaves the round unwatched.
-      const watching = watchStalls(1 + RATE_SECS + WATCH_MARGIN_SECS).catch((err: Error) => err);
-      await sleep(100);
+      const watching = STALL_WATCH
+        ? watchStalls(1 + RATE_SECS + WATCH_MARGIN_SECS).catch((err: Error) => err)
+        : undefined;
+      if (watching) await sleep(100);
       const pauses = await proxyPauses(t.agents ?? []);
       const ticks0 = cpuTicks(readFileSync('/proc/stat', 'utf8'));
       const r = await constantRate(t.port, { rate: RATE, secs: RATE_SECS, conns: CONNS, warmupSecs: 1 });
@@ -227,8 +206,13 @@ async function measure(targets: Target[]): Promise<{ rows: Map<string, Row>; wat
       const watch = await watching;
       const row = rows.get(t.name) as Row;
       row.rate.push(r);
+      row.stealPct.push(stealPct);
       let machine: string;
-      if (watch instanceof Error) {
+      if (watch === undefined) {
+        row.stallsPerSec.push(Number.NaN);
+        row.stallLargestMs.push(Number.NaN);
+        machine = '';
+      } else if (watch instanceof Error) {
         row.stallsPerSec.push(Number.NaN);
         row.stallLargestMs.push(Number.NaN);
         machine = `not watched (${watch.message})`;
@@ -242,7 +226,7 @@ async function measure(targets: Target[]): Promise<{ rows: Map<string, Row>; wat
       }
       const agentsSaid = (t.agents ?? []).length > 0 ? `  | proxy threads: ${await pauses.done()}` : '';
       console.log(
-        `rep=${rep} rate=${RATE}/s ${t.name.padEnd(10)} p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms  failed ${r.failed}/${r.sent}  p99 by second ${r.p99MsBySecond.map((v) => v.toFixed(1)).join(' ')}  | machine: ${machine}, steal ${stealPct.toFixed(1)}%${agentsSaid}`,
+        `rep=${rep} rate=${RATE}/s ${t.name.padEnd(10)} p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms  failed ${r.failed}/${r.sent}  p99 by second ${r.p99MsBySecond.map((v) => v.toFixed(1)).join(' ')}  | machine: ${machine}${machine ? ', ' : ''}steal ${stealPct.toFixed(1)}%${agentsSaid}`,
       );
       await sleep(1_000);
     }
@@ -255,14 +239,16 @@ function report(targets: Target[], rows: Map<string, Row>, watches: readonly Sta
   const p99Of = (name: string): number => median(rows.get(name)?.rate.map((r) => r.p99Ms) ?? []);
   const p99BySecondOf = (name: string): number =>
     median(rows.get(name)?.rate.flatMap((r) => r.p99MsBySecond) ?? []);
-  // The machine's stalls a second during the path's rounds (median): a path whose rounds met more of
-  // them shows a higher p99 for it.
+  // The CPU time stolen, and with the watch the machine's stalls a second, during the path's rounds
+  // (median): a path whose rounds met more of them shows a higher p99 for it.
+  const stealOf = (name: string): number => median(rows.get(name)?.stealPct ?? []);
   const stallsOf = (name: string): number => median(rows.get(name)?.stallsPerSec ?? []);
+  const watched = watches.length > 0;
   const f = (v: number | undefined, digits = 2): string =>
     v === undefined || Number.isNaN(v) ? '—' : v.toFixed(digits);
   console.log(
     `\n${'path'.padEnd(11)}${'req/s'.padStart(8)}${'p50 ms'.padStart(8)}${'p99 ms'.padStart(8)}` +
-      `${`p99@${RATE}/s`.padStart(12)}${'added p99'.padStart(11)}${'(per s)'.padStart(9)}${'stalls/s'.padStart(10)}   cpu (cores) and RSS (MiB) per process`,
+      `${`p99@${RATE}/s`.padStart(12)}${'added p99'.padStart(11)}${'(per s)'.padStart(9)}${'steal %'.padStart(9)}${watched ? 'stalls/s'.padStart(10) : ''}   cpu (cores) and RSS (MiB) per process`,
   );
   const result: string[] = [];
   for (const t of targets) {
@@ -284,12 +270,13 @@ function report(targets: Target[], rows: Map<string, Row>, watches: readonly Sta
       `${t.name.padEnd(11)}${f(rps, 0).padStart(8)}${f(p50).padStart(8)}${f(p99).padStart(8)}` +
         `${f(p99Of(t.name)).padStart(12)}${(t.name === 'direct' ? '' : f(added)).padStart(11)}` +
         `${(t.name === 'direct' ? '' : f(addedPerSecond)).padStart(9)}` +
-        `${f(stallsOf(t.name), 1).padStart(10)}   ${costs.join(', ')}`,
+        `${f(stealOf(t.name), 1).padStart(9)}${watched ? f(stallsOf(t.name), 1).padStart(10) : ''}   ${costs.join(', ')}`,
     );
     result.push(`${t.name}_rps=${f(rps, 0)} ${t.name}_p50_ms=${f(p50)} ${t.name}_p99_ms=${f(p99)}`);
     if (t.name !== 'direct')
       result.push(`${t.name}_added_p99_ms=${f(added)} ${t.name}_added_p99_by_second_ms=${f(addedPerSecond)}`);
-    result.push(`${t.name}_machine_stalls_per_s=${f(stallsOf(t.name), 1)}`);
+    result.push(`${t.name}_steal_pct=${f(stealOf(t.name), 1)}`);
+    if (watched) result.push(`${t.name}_machine_stalls_per_s=${f(stallsOf(t.name), 1)}`);
   }
   const rpsOf = (name: string): number[] => rows.get(name)?.wrk.map((w) => w.rps) ?? [];
   const ratio = (a: string, b: string): string => f(median(rpsOf(a)) / median(rpsOf(b)));
@@ -311,21 +298,18 @@ function report(targets: Target[], rows: Map<string, Row>, watches: readonly Sta
     }
   }
   console.log(`added p99 at ${RATE}/s target: ≤ 1 ms`);
-  if (watches.length > 0) {
+  console.log(
+    `steal %: the share of all CPU time the hypervisor stole during each path's rounds (median); a stolen CPU delays every request in flight on it`,
+  );
+  if (watched) {
     const stalls = [...rows.values()].flatMap((r) => r.stallsPerSec).filter((x) => !Number.isNaN(x));
     const largest = [...rows.values()].flatMap((r) => r.stallLargestMs).filter((x) => !Number.isNaN(x));
-    const [w0] = watches;
-    const dropped = watches.reduce((n, w) => n + w.dropped, 0);
+    console.log(`machine stalls in the measured seconds ${watchesSummary(watches, stalls, largest)}`);
     console.log(
-      `machine stalls in the measured seconds (a 1 ms sleeper on each of ${w0?.cpus} CPUs, ${w0?.pinned ? 'pinned' : 'not pinned'}, ${w0?.realtime ? 'at real-time priority' : 'at normal priority: busy threads can delay it too'}): ` +
-        `median ${f(median(stalls), 1)} a second over rounds, range ${f(Math.min(...stalls), 1)}–${f(Math.max(...stalls), 1)}, ` +
-        `largest ${f(Math.max(...largest), 1)} ms${dropped > 0 ? `; ${dropped} late wake-ups past the cap not counted` : ''}`,
-    );
-    console.log(
-      `stalls/s: stalls ≥ ${STALL_MS} ms a second, both CPUs together, during each path's rounds (median); at ${RATE} req/s the p99 is each second's ${RATE / 100} worst requests, and a stall delays every request in flight on its CPU`,
+      `stalls/s: stalls ≥ ${STALL_MS} ms a second, both CPUs together, during each path's rounds (median); at ${RATE} req/s the p99 is each second's ${RATE / 100} worst requests, and a stall delays every request in flight on its CPU; ${STALL_WATCH_NOTE}`,
     );
     result.push(`machine_stalls_per_s=${f(median(stalls), 1)}`);
-  }
+  } else console.log(`machine stalls: not watched (STALL_WATCH=1 watches them; ${STALL_WATCH_NOTE})`);
   console.log(`result ${result.join(' ')}`);
 }
 

@@ -144,6 +144,28 @@ export function stallSummary(
   };
 }
 
+/**
+ * How a run's watches ran and what they saw, for its closing lines: the stalls a second of each
+ * watched round (median and range) and the longest stall of each.
+ */
+export function watchesSummary(
+  watches: readonly StallWatch[],
+  stallsPerSec: readonly number[],
+  largestMs: readonly number[],
+): string {
+  const [w0] = watches;
+  if (w0 === undefined || stallsPerSec.length === 0) return '(no round was watched)';
+  const sorted = [...stallsPerSec].sort((a, b) => a - b);
+  const median = sorted[Math.floor(sorted.length / 2)] as number;
+  const dropped = watches.reduce((n, w) => n + w.dropped, 0);
+  const how = `a 1 ms sleeper on each of ${w0.cpus} CPUs, ${w0.pinned ? 'pinned' : 'not pinned'}, ${w0.realtime ? 'at real-time priority' : 'at normal priority: busy threads can delay it too'}`;
+  return (
+    `(${how}): median ${median.toFixed(1)} a second over rounds, ` +
+    `range ${(sorted[0] as number).toFixed(1)}–${(sorted[sorted.length - 1] as number).toFixed(1)}, ` +
+    `largest ${Math.max(0, ...largestMs).toFixed(1)} ms${dropped > 0 ? `; ${dropped} late wake-ups past the cap not counted` : ''}`
+  );
+}
+
 /** The machine's CPU time so far, all CPUs, in clock ticks: in all, and stolen by the hypervisor (from /proc/stat). */
 export function cpuTicks(stat: string): { total: number; steal: number } {
   const line = stat.split('\n').find((l) => l.startsWith('cpu '));

@@ -2,7 +2,13 @@
 // it drops), the figures taken from it, and a real watch of this machine that reports and ends.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { allowedCpus, cpuTicks, stallSummary, watchStalls } from '../../../cluster-sim/bench/stall.js';
+import {
+  allowedCpus,
+  cpuTicks,
+  stallSummary,
+  watchesSummary,
+  watchStalls,
+} from '../../../cluster-sim/bench/stall.js';
 import { watchLoop } from '../../../cluster-sim/bench/stall-watcher.js';
 
 /** A clock whose sleeps take 1 ms, plus `lateMs` on the passes given. */
@@ -72,6 +78,20 @@ describe('bench stall figures', () => {
     assert.deepEqual(allowedCpus('Cpus_allowed_list:\t2-3,6\n'), [2, 3, 6]);
     assert.equal(allowedCpus('Cpus_allowed_list:\tx\n'), undefined);
     assert.equal(allowedCpus('Name:\tnode\n'), undefined);
+  });
+
+  it("sums up a run's watches: how they ran, the median and range of stalls a second, the longest", () => {
+    const w = { wakes: 10_000, late: [], dropped: 0, cpus: 2, pinned: true, realtime: true };
+    assert.equal(
+      watchesSummary([w, { ...w, dropped: 3 }], [4, 1, 9], [2.5, 16, 3]),
+      '(a 1 ms sleeper on each of 2 CPUs, pinned, at real-time priority): median 4.0 a second over rounds, ' +
+        'range 1.0–9.0, largest 16.0 ms; 3 late wake-ups past the cap not counted',
+    );
+    assert.match(
+      watchesSummary([{ ...w, pinned: false, realtime: false }], [2], [1]),
+      /not pinned, at normal priority: busy threads can delay it too\): median 2\.0 .*largest 1\.0 ms$/,
+    );
+    assert.equal(watchesSummary([], [], []), '(no round was watched)');
   });
 
   it('reads the stolen CPU time from /proc/stat', () => {

@@ -44,7 +44,9 @@ export class ProxyEngine {
   /** The proxy thread's own pauses (event loop delay, GC), as metrics. */
   private readonly loop = new LoopWatch(this.metrics.registry);
   private readonly routing = new RoutingTable();
-  private readonly pools = new Pools();
+  private readonly pools = new Pools((service, protocol) =>
+    this.metrics.instanceConnection(service, protocol),
+  );
   private readonly contexts = new ContextCache();
   /** This snapshot's TLS context per local service that has a certificate. */
   private current = new Map<string, SecureContext>();

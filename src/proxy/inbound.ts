@@ -230,6 +230,7 @@ export class Inbound {
     // Half-open both ways: the caller's FIN reaches the instance as a FIN, and its answer still
     // flows back (a client that sends a request, shuts down its side, then reads).
     socket.allowHalfOpen = true;
+    this.ctx.metrics.instanceConnection(inst.service, 'tcp');
     const local = netConnect({ host: inst.host, port: inst.port, allowHalfOpen: true });
     local.once('close', () => {
       const n = (this.tcpOpen.get(inst.id) ?? 1) - 1;
@@ -326,7 +327,7 @@ export class Inbound {
       return replyH2Error(stream, grpc, 503, 14, `mesh: no local instance of ${destination}`);
     }
     const authority = `${inst.host}:${inst.port}`;
-    const session = this.ctx.pools.h2Session(`local|${inst.id}`, authority);
+    const session = this.ctx.pools.localH2Session(inst);
     const path = headerString(headers[':path']) ?? '/';
     const o = await forwardH2(
       stream,

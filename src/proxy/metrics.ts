@@ -70,6 +70,9 @@ const GRPC_NAME = 'mesh_proxy_grpc_requests_total';
 const GRPC_HELP =
   'gRPC calls through the proxy, by direction, source and destination service and grpc-status (the HTTP status of most is 200)';
 
+/** How the proxy speaks to a local instance, as the instance-connection counter labels it. */
+export type InstanceProtocol = 'http' | 'http2' | 'tcp';
+
 export class ProxyMetrics {
   readonly registry = new Registry();
   readonly connections = new Counter({
@@ -108,6 +111,12 @@ export class ProxyMetrics {
     labelNames: ['resumed'] as const,
     registers: [this.registry],
   });
+  readonly instanceConnections = new Counter({
+    name: 'mesh_proxy_instance_connections_total',
+    help: 'Connections this agent opened to its own service instances, by service and protocol (http, http2, tcp). HTTP ones are pooled: a rate that follows the request rate means they are not reused',
+    labelNames: ['service', 'protocol'] as const,
+    registers: [this.registry],
+  });
   readonly logsDropped = new Counter({
     name: 'mesh_proxy_log_records_dropped_total',
     help: 'Log records of the proxy thread (access logs included) dropped over its limit of records per second',
@@ -119,6 +128,11 @@ export class ProxyMetrics {
     labelNames: ['direction', 'source', 'destination', 'flow'] as const,
     registers: [this.registry],
   });
+
+  /** A connection opened to a local instance of `service`. */
+  instanceConnection(service: string, protocol: InstanceProtocol): void {
+    this.instanceConnections.inc({ service, protocol });
+  }
 
   /** An mTLS handshake this agent made as the caller: resumed from a ticket, or full. */
   handshake(resumed: boolean): void {

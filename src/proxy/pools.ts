@@ -7,6 +7,7 @@ import { connect as netConnect } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ForwardTarget } from './h1/exchange.js';
 import { H1_POOL_LIMITS, H1Pool } from './h1/pool.js';
+import type { InstanceProtocol } from './metrics.js';
 import { MuxClient } from './mux/client.js';
 import type { ProxyLocalInstance } from './types.js';
 
@@ -114,6 +115,12 @@ export interface PeerH2 {
 }
 
 export class Pools {
+  /** `onInstanceConnect` hears of each connection opened to a local instance (a metric). */
+  constructor(
+    private readonly onInstanceConnect: (service: string, protocol: InstanceProtocol) => void = () =>
+      undefined,
+  ) {}
+
   /** Idle HTTP/1.1 connections, per peer agent and service or per local instance. */
   readonly h1 = new H1Pool();
   /** Multiplexed HTTP/1.1 sessions to peer agents: where the pool's peer connections are streams. */
@@ -133,6 +140,7 @@ export class Pools {
         pool: this.h1,
         key: `local|${inst.id}`,
         open: (onread) => {
+          this.onInstanceConnect(inst.service, 'http');
           const s = netConnect({ host: inst.host, port: inst.port, ...(onread ? { onread } : {}) });
           s.setNoDelay(true);
           return s;
@@ -152,14 +160,23 @@ export class Pools {
    * makes (to a peer agent). `peer.credentials` (the TLS context of the calling service's
    * certificate and the trusted roots) is what such a session proves itself with, so a peer session
    * cannot be asked for without it: once a snapshot replaces it (a renewed certificate, a CA rotation), retireH2Unless
-   * retires the sessions made with the old one.
+   * retires the sessions made with the old one. `instanceOf`: the service of the local instance a
+   * clear-text session goes to, whose instance-connection count a new session adds to.
    */
-  h2Session(key: string, authority: string, peer?: PeerH2): ClientHttp2Session {
-    const make = (): ClientHttp2Session => this.newSession(key, authority, peer);
+  h2Session(key: string, authority: string, peer?: PeerH2, instanceOf?: string): ClientHttp2Session {
+    const make = (): ClientHttp2Session => {
+      if (instanceOf !== undefined) this.onInstanceConnect(instanceOf, 'http2');
+      return this.newSession(key, authority, peer);
+    };
     const existing = this.h2.get(key, make);
     if (!existing.closed && !existing.destroyed) return existing;
     this.h2.delete(key, existing);
     return this.h2.get(key, make);
+  }
+
+  /** The HTTP/2 session (clear text) to an instance on this agent. */
+  localH2Session(inst: ProxyLocalInstance): ClientHttp2Session {
+    return this.h2Session(`local|${inst.id}`, `${inst.host}:${inst.port}`, undefined, inst.service);
   }
 
   /**

@@ -495,6 +495,51 @@ describe('ProxyEngine (caller and callee in process)', () => {
     assert.equal(seen[0]!.headers['x-mesh-instance'], undefined);
   });
 
+  it('counts the connections it opens to its instances: one per TCP connection, HTTP ones reused', async () => {
+    const opened = async (service: string, protocol: string): Promise<number> =>
+      metricValue(await callee.metrics.text(), 'mesh_proxy_instance_connections_total', {
+        service,
+        protocol,
+      });
+    const [tcp, http, http2] = [
+      await opened('echo', 'tcp'),
+      await opened('api', 'http'),
+      await opened('h2api', 'http2'),
+    ];
+    for (const text of ['one', 'two']) {
+      const s = await connectRetry(port.echo);
+      try {
+        assert.equal(await echo(s, text), text);
+      } finally {
+        s.destroy();
+      }
+    }
+    for (let i = 0; i < 5; i++) assert.equal((await get(port.api, `/pooled?n=${i}`)).status, 200);
+    for (let i = 0; i < 3; i++)
+      assert.equal((await h2Get(port.h2api, '/grpc.Health/Check')).headers[':status'], 200);
+    assert.equal(
+      await opened('echo', 'tcp'),
+      tcp + 2,
+      'a connection to the instance per relayed TCP connection',
+    );
+    // One request at a time to one healthy instance: at most one new connection, then reused.
+    assert.ok((await opened('api', 'http')) <= http + 1, 'HTTP/1.1 connections to the instance are reused');
+    assert.ok((await opened('api', 'http')) >= 1);
+    assert.ok(
+      (await opened('h2api', 'http2')) <= http2 + 1,
+      'one HTTP/2 session to the instance carries the calls',
+    );
+    assert.ok((await opened('h2api', 'http2')) >= 1);
+    // The caller's agent has no instances of these services: it opened none.
+    assert.equal(
+      metricValue(await caller.metrics.text(), 'mesh_proxy_instance_connections_total', {
+        service: 'api',
+        protocol: 'http',
+      }),
+      0,
+    );
+  });
+
   it('counts a gRPC call its caller cancels before any answer as cancelled (499, CANCELLED), not as the instance failing', async () => {
     const count = async (grpcStatus: string): Promise<number> =>
       metricValue(await caller.metrics.text(), 'mesh_proxy_grpc_requests_total', {

@@ -63,7 +63,10 @@ const RATE_REPS = env('RATE_REPS', 8);
  * and +0.5 ms: more than the differences the rounds are there to show. Turn it on to tell a
  * machine's stall from a proxy's pause, not to take the figures.
  */
-const STALL_WATCH = (process.env.STALL_WATCH ?? '0') !== '0';
+const STALL_WATCH = ((v: string): boolean => {
+  if (v !== '0' && v !== '1') throw new Error(`STALL_WATCH must be 0 or 1, got ${v}`);
+  return v === '1';
+})(process.env.STALL_WATCH ?? '0');
 const STALL_WATCH_NOTE =
   'the watch preempts each CPU 1,000 times a second and adds to the p99 it sits beside';
 /** The stall watch of a round covers its warm-up second, its measured seconds and this much more. */

@@ -327,7 +327,7 @@ export class Inbound {
       return replyH2Error(stream, grpc, 503, 14, `mesh: no local instance of ${destination}`);
     }
     const authority = `${inst.host}:${inst.port}`;
-    const session = this.ctx.pools.localH2Session(inst);
+    const session = this.ctx.pools.h2Session(`local|${inst.id}`, authority, undefined, inst.service);
     const path = headerString(headers[':path']) ?? '/';
     const o = await forwardH2(
       stream,

@@ -174,11 +174,6 @@ export class Pools {
     return this.h2.get(key, make);
   }
 
-  /** The HTTP/2 session (clear text) to an instance on this agent. */
-  localH2Session(inst: ProxyLocalInstance): ClientHttp2Session {
-    return this.h2Session(`local|${inst.id}`, `${inst.host}:${inst.port}`, undefined, inst.service);
-  }
-
   /**
    * Retire every HTTP/2 session opened with credentials not in `live`: it takes no new streams
    * (the next call opens a session with the current credentials), and the calls under way on it

@@ -103,7 +103,7 @@ export function runSim(opts: SimOptions, faultsText = ''): SimSummary {
     ops: { ...w.workload.counts, recorded: h.length },
     joinConvergedMs: w.joinConvergedMs,
     settledMs,
-    detectionMs: distribution(w.detections),
+    detectionMs: distribution(w.detection.times),
     propagationMs: distribution(w.propagation.doneMs),
     leaderMsgsPerCommit:
       commits > 0 ? (c.leaderRaftMsgs + c.leaderBatches + c.leaderFetchReplies) / commits : Number.NaN,

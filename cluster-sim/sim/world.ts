@@ -6,8 +6,9 @@ import { DEFAULT_MEMBERSHIP_CONFIG, type MembershipConfig } from '../../src/core
 import type { MemberEvent, MemberInfo } from '../../src/core/membership/types.js';
 import { DEFAULT_RAFT_CONFIG, type RaftInit, RaftNode } from '../../src/core/raft/raft.js';
 import { SeededRng } from '../../src/core/rand.js';
-import { RaftSafety, SafetyViolation } from '../check/raft-safety.js';
+import { RaftSafety, type SafetyViolation } from '../check/raft-safety.js';
 import { type AgentSettings, type GossipMsg, SimAgent, type WireMsg, type WorldPort } from './agent.js';
+import { DetectionWatch } from './detection.js';
 import { EventQueue } from './events.js';
 import { type FaultMix, NO_FAULTS } from './faults.js';
 import { LAN_DELAY, Network } from './network.js';
@@ -92,9 +93,8 @@ export class SimWorld implements WorldPort {
     falseFailuresClean: 0,
     deferredDropped: 0,
   };
-  readonly detections: number[] = [];
-  /** Crashed agents not yet seen failed by everyone: id → crash time. */
-  readonly pendingDetection = new Map<string, number>();
+  /** Crashes awaiting detection by every live agent, and how long each took. */
+  readonly detection = new DetectionWatch((id) => this.views.liveCount(id));
   readonly trace: string[] = [];
   private hash = 2166136261;
   /** Last disruption touching each agent (for classifying false failures). */
@@ -257,7 +257,7 @@ export class SimWorld implements WorldPort {
             this.counters.falseFailuresClean++;
         }
       }
-      if (s.status === 'failed' || s.status === 'left') this.checkDetected(s.id);
+      if (s.status === 'failed' || s.status === 'left') this.detection.check(s.id, this.nowMs);
     }
     if (this.joinConvergedMs === undefined && this.allStartedMs !== undefined && this.membershipConverged()) {
       this.joinConvergedMs = this.nowMs - this.allStartedMs;
@@ -334,8 +334,8 @@ export class SimWorld implements WorldPort {
     this.counters.crashes++;
     this.lastFaultMs.set(a.id, this.nowMs);
     this.note(`${a.id} crashed`);
-    if (a.leftAtMs === undefined) this.pendingDetection.set(a.id, this.nowMs);
-    this.checkDetected(a.id);
+    if (a.leftAtMs === undefined) this.detection.crashed(a.id, this.nowMs);
+    this.detection.check(a.id, this.nowMs);
   }
 
   /** Graceful leave, then the process exits a second later. After healing it comes back at once. */
@@ -348,7 +348,7 @@ export class SimWorld implements WorldPort {
       this.queue.push(this.nowMs + 1_000, () => {
         if (!a.up || a.epoch !== epoch) return;
         this.crashAgent(a);
-        this.pendingDetection.delete(a.id);
+        this.detection.forget(a.id);
         if (this.healed) this.startAgent(a);
       });
     });
@@ -409,28 +409,14 @@ export class SimWorld implements WorldPort {
     return this.upAgents().every((a) => this.views.aliveCount(a.id) === up - 1);
   }
 
-  private checkDetected(id: string): void {
-    const since = this.pendingDetection.get(id);
-    if (since === undefined || this.views.liveCount(id) > 0) return;
-    this.pendingDetection.delete(id);
-    this.detections.push(this.nowMs - since);
-  }
-
   /** A crashed agent that stayed down longer than the bound must be seen failed by all. */
   checkDetectionBound(): void {
-    for (const [id, since] of this.pendingDetection) {
-      const a = this.agent(id);
-      if (a.up) {
-        this.pendingDetection.delete(id);
-        continue;
-      }
-      if (this.nowMs - since > this.opts.detectBoundMs && !this.net.partitioned) {
-        throw new SafetyViolation(
-          'membership detection',
-          `${id} crashed at ${since.toFixed(0)} ms and ${this.views.liveCount(id)} live agents still see it alive or suspect ${Math.round((this.nowMs - since) / 1000)} s later`,
-        );
-      }
-    }
+    this.detection.checkBound(
+      this.nowMs,
+      this.opts.detectBoundMs,
+      this.net.partitioned,
+      (id) => this.agent(id).up,
+    );
   }
 
   /** Trace line (kept when tracing) folded into the run's hash. */

@@ -51,8 +51,8 @@ const RATE = env('RATE', 1_000);
 const RATE_SECS = env('RATE_SECS', 5);
 /**
  * Constant-rate rounds a path: more than REPS, because the machine's stalls move each round's p99
- * by milliseconds. With 5, one hop's added p99 against HAProxy's came out 1 ms worse in one run and
- * better in ten rounds by hand the same hour; 8 costs two minutes more.
+ * by milliseconds. With 5, one run put one hop's added p99 1.8 ms above HAProxy's, while ten rounds
+ * by hand the same hour put them level; 8 costs two minutes more.
  */
 const RATE_REPS = env('RATE_REPS', 8);
 /**
@@ -316,7 +316,8 @@ function report(targets: Target[], rows: Map<string, Row>, watches: readonly Sta
       `stalls/s: stalls ≥ ${STALL_MS} ms a second, both CPUs together, during each path's rounds (median); at ${RATE} req/s the p99 is each second's ${RATE / 100} worst requests, and a stall delays every request in flight on its CPU; ${STALL_WATCH_NOTE}`,
     );
     result.push(`machine_stalls_per_s=${f(median(stalls), 1)}`);
-  } else console.log(`machine stalls: not watched (STALL_WATCH=1 watches them; ${STALL_WATCH_NOTE})`);
+  } else if (STALL_WATCH) console.log('machine stalls: every watch failed (see the rounds above)');
+  else console.log(`machine stalls: not watched (STALL_WATCH=1 watches them; ${STALL_WATCH_NOTE})`);
   console.log(`result ${result.join(' ')}`);
 }
 

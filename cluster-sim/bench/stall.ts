@@ -15,6 +15,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { median } from './load.js';
 import type { LateWake, WatchReport } from './stall-watcher.js';
 
 export type { LateWake } from './stall-watcher.js';
@@ -156,11 +157,10 @@ export function watchesSummary(
   const [w0] = watches;
   if (w0 === undefined || stallsPerSec.length === 0) return '(no round was watched)';
   const sorted = [...stallsPerSec].sort((a, b) => a - b);
-  const median = sorted[Math.floor(sorted.length / 2)] as number;
   const dropped = watches.reduce((n, w) => n + w.dropped, 0);
   const how = `a 1 ms sleeper on each of ${w0.cpus} CPUs, ${w0.pinned ? 'pinned' : 'not pinned'}, ${w0.realtime ? 'at real-time priority' : 'at normal priority: busy threads can delay it too'}`;
   return (
-    `(${how}): median ${median.toFixed(1)} a second over rounds, ` +
+    `(${how}): median ${median(stallsPerSec).toFixed(1)} a second over rounds, ` +
     `range ${(sorted[0] as number).toFixed(1)}–${(sorted[sorted.length - 1] as number).toFixed(1)}, ` +
     `largest ${Math.max(0, ...largestMs).toFixed(1)} ms${dropped > 0 ? `; ${dropped} late wake-ups past the cap not counted` : ''}`
   );

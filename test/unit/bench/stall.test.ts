@@ -91,6 +91,8 @@ describe('bench stall figures', () => {
       watchesSummary([{ ...w, pinned: false, realtime: false }], [2], [1]),
       /not pinned, at normal priority: busy threads can delay it too\): median 2\.0 .*largest 1\.0 ms$/,
     );
+    // An even count: the median is the mean of the middle two, as in the bench's result line.
+    assert.match(watchesSummary([w], [1, 2, 4, 9], [1]), /median 3\.0 a second/);
     assert.equal(watchesSummary([], [], []), '(no round was watched)');
   });
 

@@ -17,7 +17,7 @@ export class DetectionWatch {
     this.pending.set(id, nowMs);
   }
 
-  /** `id` is no longer awaited (it left gracefully, or came back). */
+  /** `id` is no longer awaited (it left gracefully; one that comes back is dropped by checkBound). */
   forget(id: string): void {
     this.pending.delete(id);
   }

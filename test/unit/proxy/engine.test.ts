@@ -501,7 +501,7 @@ describe('ProxyEngine (caller and callee in process)', () => {
         service,
         protocol,
       });
-    const [tcp, http2] = [await opened('echo', 'tcp'), await opened('h2api', 'http2')];
+    const tcp = await opened('echo', 'tcp');
     for (const text of ['one', 'two']) {
       const s = await connectRetry(port.echo);
       try {
@@ -545,13 +545,45 @@ describe('ProxyEngine (caller and callee in process)', () => {
     } finally {
       callee.apply(next(calleeBase));
     }
-    for (let i = 0; i < 3; i++)
-      assert.equal((await h2Get(port.h2api, '/grpc.Health/Check')).headers[':status'], 200);
-    assert.ok(
-      (await opened('h2api', 'http2')) <= http2 + 1,
-      'one HTTP/2 session to the instance carries the calls',
+    // HTTP/2 from the other agent to a fresh instance: one session carries every call.
+    inst['fresh2-1'] = await h2Instance('fresh2-1');
+    const [fresh2Port] = (await freePorts(1)) as [number];
+    callee.apply(
+      next(calleeBase, {
+        certs: { ...calleeBase.certs, fresh2: await issue(root, TD, 'fresh2') },
+        local: [...calleeBase.local, localOf('fresh2-1', 'fresh2', 'http2')],
+      }),
     );
-    assert.ok((await opened('h2api', 'http2')) >= 1);
+    caller.apply(
+      next(callerBase, {
+        upstreams: [
+          ...callerBase.upstreams,
+          {
+            source: 'web',
+            destination: 'fresh2',
+            bindHost: '127.0.0.1',
+            port: fresh2Port,
+            protocol: 'http2',
+          },
+        ],
+        chains: { ...callerBase.chains, fresh2: compileChain(noEntries, 'fresh2', 'http2') },
+        endpoints: { ...callerBase.endpoints, fresh2: [endpoint('fresh2-1', 'fresh2')] },
+      }),
+    );
+    try {
+      (await connectRetry(fresh2Port)).destroy();
+      assert.equal(await opened('fresh2', 'http2'), 0);
+      for (let i = 0; i < 3; i++)
+        assert.equal((await h2Get(fresh2Port, '/grpc.Health/Check')).headers[':status'], 200);
+      assert.equal(
+        await opened('fresh2', 'http2'),
+        1,
+        'one HTTP/2 session to the instance carries the calls',
+      );
+    } finally {
+      caller.apply(next(callerBase));
+      callee.apply(next(calleeBase));
+    }
     // The caller's agent has no instances: it opened none.
     assert.doesNotMatch(await caller.metrics.text(), /^mesh_proxy_instance_connections_total\{/m);
   });

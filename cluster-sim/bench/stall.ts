@@ -1,5 +1,5 @@
 // How late the machine itself runs a thread that asks to wake up: the floor under every latency
-// tail the proxy benchmark reports, watched during each constant-rate round.
+// tail the proxy benchmark reports, watched during its constant-rate rounds when STALL_WATCH=1.
 //
 // One small process per CPU (stall-watcher.ts; pinned with taskset, and at real-time priority with
 // chrt, when the bench may) sleeps 1 ms at a time and notes each wake-up that came late. At
@@ -10,8 +10,11 @@
 // threads of the machine can delay it too; the bench says which it was. A wake-up 1 ms or more
 // late is a stall: every request in flight on that CPU is late by as much, whatever relays it. At
 // 1,000 req/s the p99 is each second's ten worst requests, so a few stalls a second can set the
-// p99 of every path, HAProxy's and the direct path's included. The bench prints the stalls beside
-// each round, so that a reader can tell the machine's tail from the proxy's.
+// p99 of every path, HAProxy's and the direct path's included. With the watch on, the bench prints
+// the stalls beside each round, so that a reader can tell the machine's tail from the proxy's. It is
+// off by default: each watcher preempts its CPU 1,000 times a second, which on the VM measured cost
+// ~5% of each CPU and raised the p99 it sat beside (docs/benchmarks.md). cpuTicks, always used, reads
+// the stolen CPU time instead, at no cost.
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -21,13 +24,13 @@ import type { LateWake, WatchReport } from './stall-watcher.js';
 export type { LateWake } from './stall-watcher.js';
 
 /** A wake-up this late or later is noted (timer slack and a context switch stay well under it). */
-export const NOTE_MS_MIN = 0.25;
+const NOTE_MS_MIN = 0.25;
 /** A wake-up this late or later is a stall: by itself it would break a 1 ms latency budget. */
 export const STALL_MS = 1;
 /** A watch lasts at most this long; its children are killed a little after it in any case. */
 export const WATCH_SECS_MAX = 120;
 /** Late wake-ups noted per CPU at most (a watch of WATCH_SECS_MAX at one a ms would be 120k); the rest are counted. */
-export const NOTES_PER_CPU_MAX = 20_000;
+const NOTES_PER_CPU_MAX = 20_000;
 /** A watcher's error output kept for its error message, bytes at most. */
 const STDERR_BYTES_MAX = 2_048;
 

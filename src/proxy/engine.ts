@@ -9,9 +9,12 @@
 import { createServer as createH2Server } from 'node:http2';
 import { createServer as createNetServer, type Server, type Socket } from 'node:net';
 import type { SecureContext } from 'node:tls';
+import { ANY_SERVICE } from '../core/catalog/definition.js';
 import type { EngineContext, LogFn } from './context.js';
+import type { Exchange } from './h1/exchange.js';
 import { serveH1Accepted } from './h1/relay.js';
 import { ignoreStreamError } from './h2-forward.js';
+import { HostPort } from './host-port.js';
 import { Inbound } from './inbound.js';
 import { LogGate } from './log-gate.js';
 import { LoopWatch } from './loop-watch.js';
@@ -171,17 +174,21 @@ export class ProxyEngine {
       case 'tcp':
         // Half-open: a client's FIN is relayed as a FIN, and the answer still comes back.
         return createNetServer({ allowHalfOpen: true }, (socket) => handleTcpConnection(ctx, up(), socket));
-      case 'h1':
+      case 'h1': {
         // The upstream is read per request: a snapshot may change its routing mid-connection.
         // Accepted paused, so the relay can move the connection to a socket that reads into its
         // thread's read buffer before a byte is read (h1/accepted.ts). Half-open: a client may
         // shut down its sending side after a request and still read the answer (relay.ts).
+        const byHost = new HostPort(ctx);
+        const handle = (x: Exchange): void => {
+          const u = up();
+          if (u.destination === ANY_SERVICE) byHost.handle(u, x);
+          else handleH1(ctx, u, x);
+        };
         return createNetServer({ noDelay: true, pauseOnConnect: true, allowHalfOpen: true }, (socket) =>
-          ctx.metrics.countOpen(
-            'outbound',
-            serveH1Accepted(socket, (x) => handleH1(ctx, up(), x)),
-          ),
+          ctx.metrics.countOpen('outbound', serveH1Accepted(socket, handle)),
         );
+      }
       case 'h2': {
         const s = createH2Server();
         s.on('connection', (socket: Socket) => ctx.metrics.countOpen('outbound', socket));

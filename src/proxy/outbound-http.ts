@@ -407,7 +407,7 @@ export async function handleH2Stream(
   record(ctx, up, status, performance.now() - startedMs, traceparent, info.method, path, grpcStatus);
 }
 
-function record(
+export function record(
   ctx: EngineContext,
   up: ProxyUpstream,
   status: number,

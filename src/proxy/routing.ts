@@ -113,6 +113,11 @@ export class RoutingTable {
     }
   }
 
+  /** The protocol of the chain to `dest`, or undefined when this snapshot has no route to it. */
+  chainProtocol(dest: string): string | undefined {
+    return this.routers.get(dest)?.chain.protocol;
+  }
+
   localInstances(service: string): ProxyLocalInstance[] {
     return this.localByService.get(service) ?? [];
   }

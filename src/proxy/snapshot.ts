@@ -5,6 +5,7 @@
 
 import type { LocalService } from '../catalog/local.js';
 import type { Catalog } from '../core/catalog/catalog.js';
+import { ANY_SERVICE } from '../core/catalog/definition.js';
 import { instanceHealth, isHealthy } from '../core/catalog/health.js';
 import type { Member } from '../core/membership/types.js';
 import { compileChain } from '../core/routing/chain.js';
@@ -50,8 +51,20 @@ export function buildSnapshot(src: SnapshotSources): ProxySnapshot {
 
   const upstreams: ProxyUpstream[] = [];
   const chains: Record<string, CompiledChain> = {};
+  let anyService = false;
   for (const d of local) {
     for (const u of d.upstreams) {
+      if (u.service === ANY_SERVICE) {
+        upstreams.push({
+          source: d.name,
+          destination: ANY_SERVICE,
+          bindHost: '127.0.0.1',
+          port: u.localPort,
+          protocol: 'http',
+        });
+        anyService = true;
+        continue;
+      }
       const protocol = src.protocolOf(u.service, declaredProtocol(src.catalog, u.service)) as Protocol;
       upstreams.push({
         source: d.name,
@@ -63,6 +76,16 @@ export function buildSnapshot(src: SnapshotSources): ProxySnapshot {
       chains[u.service] ??= compileChain(lookup, u.service, protocol);
     }
   }
+
+  // An HTTP proxy port may name any service: every HTTP/1.1 service in the catalog gets a chain
+  // (services of other protocols are refused by name on that port). The snapshot then grows with
+  // the catalog, so only agents with such a port pay for it.
+  if (anyService)
+    for (const name of src.catalog.serviceNames()) {
+      if (chains[name] !== undefined) continue;
+      if (src.protocolOf(name, declaredProtocol(src.catalog, name)) === 'http')
+        chains[name] = compileChain(lookup, name, 'http');
+    }
 
   const endpoints: Record<string, ProxyEndpoint[]> = {};
   for (const chain of Object.values(chains)) {

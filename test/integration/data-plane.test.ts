@@ -63,7 +63,7 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
   let v2: VersionServer;
   let echo: Awaited<ReturnType<typeof echoServer>>;
   let greeter: Awaited<ReturnType<typeof grpcServer>>;
-  const ports = { web: 0, echo: 0, greeter: 0 };
+  const ports = { web: 0, echo: 0, greeter: 0, any: 0 };
 
   before(async () => {
     await cluster.add(['--bootstrap']);
@@ -80,6 +80,7 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
     ports.web = await freePort();
     ports.echo = await freePort();
     ports.greeter = await freePort();
+    ports.any = await freePort();
     const check = (p: number) => ({ http: `http://127.0.0.1:${p}/health`, interval: '500ms' });
     await register(n02, {
       name: 'web',
@@ -106,6 +107,8 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
         { service: 'web', localPort: ports.web },
         { service: 'echo', localPort: ports.echo },
         { service: 'greeter', localPort: ports.greeter },
+        // The HTTP proxy port: routes each request by the service its Host names.
+        { service: '*', localPort: ports.any },
       ],
     });
   });
@@ -138,6 +141,64 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
       undefined,
       'the mesh header is not passed to the service',
     );
+  });
+
+  it('HTTP proxy port ("*"): the Host, or an HTTP_PROXY client\'s absolute target, names the service; other names are refused', async () => {
+    const byHost = async (host: string, path = '/') => httpGet(ports.any, path, { host });
+    assert.ok(await waitFor(async () => (await byHost('web')).status === 200, 60_000, 100), 'Host: web');
+    // Any case, a port, a trailing dot: still web. The path and query reach the instance as sent.
+    const r = await byHost('WEB.:8080', '/a/b?c=d');
+    assert.equal(r.status, 200, r.body);
+    assert.equal((JSON.parse(r.body) as { path: string }).path, '/a/b?c=d');
+    // A client that uses the port as its HTTP proxy sends the whole URL: the instance gets origin form.
+    const abs = await httpGet(ports.any, 'http://web/x?y=1', { host: 'web' });
+    assert.equal(abs.status, 200, abs.body);
+    assert.equal((JSON.parse(abs.body) as { path: string }).path, '/x?y=1');
+    assert.equal(
+      (JSON.parse((await httpGet(ports.any, 'http://web', { host: 'web' })).body) as { path: string }).path,
+      '/',
+    );
+    const refused = [
+      [await byHost('nosuch'), 404, /no HTTP service named "nosuch"/],
+      [await byHost('echo'), 404, /"echo" speaks tcp/],
+      [await byHost('greeter'), 404, /"greeter" speaks grpc/],
+      [await byHost('127.0.0.1:1'), 404, /is not a service name/],
+      [await httpGet(ports.any, 'https://web/', { host: 'web' }), 400, /http:\/\/ targets only/],
+    ] as const;
+    for (const [got, status, message] of refused) {
+      assert.equal(got.status, status, got.body);
+      assert.match(got.body, message);
+    }
+    // CONNECT: refused, and the port still serves the next request.
+    const line = await new Promise<string>((resolve) => {
+      const s = netConnect({ host: '127.0.0.1', port: ports.any });
+      let got = '';
+      s.on('connect', () => s.write('CONNECT web:443 HTTP/1.1\r\nHost: web:443\r\n\r\n'));
+      s.on('data', (d) => {
+        got += d.toString();
+        if (got.includes('\r\n')) s.destroy();
+      });
+      s.on('error', () => undefined);
+      s.on('close', () => resolve(got.split('\r\n')[0] ?? ''));
+    });
+    assert.equal(line, 'HTTP/1.1 405 Method Not Allowed');
+    assert.equal((await byHost('web')).status, 200);
+    // Counted under the service it reached, and refusals under "*" (a made-up name is no label).
+    const text = await promText(n01);
+    assert.match(
+      text,
+      /^mesh_proxy_requests_total\{direction="outbound",source="client",destination="web",code="200"\} [1-9]/m,
+    );
+    assert.match(
+      text,
+      /^mesh_proxy_requests_total\{direction="outbound",source="client",destination="\*",code="404"\} [4-9]/m,
+    );
+    assert.doesNotMatch(text, /destination="nosuch"/);
+    // The agent lists the port with its destination "*".
+    const proxy = (await api(n01, 'GET', '/v1/agent/proxy')).json as {
+      upstreams: Array<{ destination: string; address: string }>;
+    };
+    assert.ok(proxy.upstreams.some((u) => u.destination === '*' && u.address === `127.0.0.1:${ports.any}`));
   });
 
   it('TCP: bytes echo through the mesh', async () => {

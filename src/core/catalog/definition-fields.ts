@@ -36,6 +36,12 @@ export const DEFINITION_LIMITS = Object.freeze({
 
 /** Lower-case letters, digits and '-', not starting or ending with '-': a DNS label. */
 export const SERVICE_NAME_PATTERN = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
+/**
+ * The destination of an upstream that is an HTTP proxy port: each request goes to the service its
+ * Host (or absolute-form target) names, so a client that honours http_proxy reaches every HTTP
+ * service of the mesh through one port, without an upstream per destination.
+ */
+export const ANY_SERVICE = '*';
 export const TAG_PATTERN = /^[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?$/;
 export const ID_PATTERN = /^[^\s/\p{Cc}]+$/u;
 

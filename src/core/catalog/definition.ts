@@ -8,6 +8,7 @@ import { describe, field, isObj } from '../state/text.js';
 import type { ValidationError } from '../state/types.js';
 import { serviceChecks } from './check-definition.js';
 import {
+  ANY_SERVICE,
   addressProblem,
   at,
   DEFINITION_LIMITS,
@@ -24,7 +25,7 @@ import {
 import { SERVICE_PROTOCOLS, type ServiceDefinition, type ServiceProtocol, type Upstream } from './types.js';
 
 export { CHECK_DEFAULTS } from './check-definition.js';
-export { addressProblem, DEFINITION_LIMITS, SERVICE_NAME_PATTERN } from './definition-fields.js';
+export { ANY_SERVICE, addressProblem, DEFINITION_LIMITS, SERVICE_NAME_PATTERN } from './definition-fields.js';
 
 const SERVICE_FIELDS = [
   'id',
@@ -55,10 +56,13 @@ function upstreams(v: unknown, path: string, p: Problems): Upstream[] {
     }
     onlyFields(u, ['service', 'localPort'], up, p);
     const service = field(u, 'service');
-    if (typeof service !== 'string' || !SERVICE_NAME_PATTERN.test(service) || service.length > 63) {
+    if (
+      typeof service !== 'string' ||
+      (service !== ANY_SERVICE && (!SERVICE_NAME_PATTERN.test(service) || service.length > 63))
+    ) {
       p.add(
         at(up, 'service'),
-        `must be a service name (lower-case letters, digits and '-'), got ${describe(service)}`,
+        `must be a service name (lower-case letters, digits and '-') or "${ANY_SERVICE}" (an HTTP proxy port that routes by Host), got ${describe(service)}`,
       );
       return;
     }

@@ -23,7 +23,7 @@ export function worstStatus(a: CheckStatus, b: CheckStatus): CheckStatus {
 
 /** A service this instance calls through the mesh (used by the data plane). */
 export interface Upstream {
-  /** Destination service name. */
+  /** Destination service name, or '*': an HTTP proxy port that routes each request by its Host. */
   service: string;
   /** Loopback port the local agent listens on for calls to `service`. */
   localPort: number;

@@ -182,6 +182,17 @@ describe('service definitions', () => {
     assert.equal(bad[0]?.field, 'services[1].port');
   });
 
+  it('takes "*" as an upstream service (the HTTP proxy port) and nothing else that is not a name', () => {
+    assert.deepEqual(ok({ name: 'web', port: 1, upstreams: [{ service: '*', localPort: 9191 }] }).upstreams, [
+      { service: '*', localPort: 9191 },
+    ]);
+    for (const service of ['**', '*.api', 'API', ''])
+      assert.match(
+        problems({ name: 'web', port: 1, upstreams: [{ service, localPort: 9191 }] })[0] ?? '',
+        /^upstreams\[0\]\.service: must be a service name .* or "\*"/,
+      );
+  });
+
   it('refuses one upstream port for two callers or two destinations, not for two instances of one caller', () => {
     const file = (services: unknown[]) => parseServiceFile({ services });
     const up = (id: string, name: string, service: string) => ({

@@ -1,0 +1,120 @@
+// The HTTP proxy port: an upstream whose service is "*". Each request goes to the service its Host
+// header names, or, from a client that uses the port as its HTTP proxy (http_proxy=http://127.0.0.1:PORT),
+// the service its absolute-form target names (`GET http://api/users HTTP/1.1`), which is then
+// forwarded in origin form (`GET /users`), as RFC 9112 §3.2.2 asks of a proxy. After that choice a
+// request is routed, balanced, authorised and counted like one on an upstream port of its own.
+import { SERVICE_NAME_PATTERN } from '../core/catalog/definition.js';
+import type { EngineContext } from './context.js';
+import type { Exchange } from './h1/exchange.js';
+import { handleH1, record } from './outbound-http.js';
+import type { ProxyUpstream } from './types.js';
+
+export type HostTarget = { service: string; target: string } | { status: number; message: string };
+
+/** Longest Host or target quoted back in an error. */
+const QUOTED_CHARS_MAX = 60;
+/** `http://` (any case), then the authority, then the path and query if any. */
+const ABSOLUTE_HTTP = /^http:\/\/([^/?#]*)([^#]*)/i;
+
+const quoted = (s: string): string => JSON.stringify(s.slice(0, QUOTED_CHARS_MAX));
+
+/**
+ * The service a request on the HTTP proxy port names, and the target to forward (origin form);
+ * or the status and message to refuse it with. Names are matched without case, port, userinfo or
+ * a trailing dot: `API.:8080` names `api`.
+ */
+export function hostTarget(method: string, target: string, host: string | undefined): HostTarget {
+  if (method === 'CONNECT')
+    return {
+      status: 405,
+      message:
+        'mesh: the HTTP proxy port does not open CONNECT tunnels; call http:// URLs (the agents encrypt the hop between them)',
+    };
+  let authority = host;
+  let forward = target;
+  if (target[0] !== '/' && target !== '*') {
+    const m = ABSOLUTE_HTTP.exec(target);
+    if (!m)
+      return {
+        status: 400,
+        message: `mesh: the HTTP proxy port takes http:// targets only, got ${quoted(target)}`,
+      };
+    authority = m[1] as string;
+    const rest = m[2] as string;
+    forward = rest === '' ? '/' : rest[0] === '?' ? `/${rest}` : rest;
+  }
+  if (authority === undefined || authority === '')
+    return { status: 400, message: 'mesh: the request names no service (no Host header)' };
+  const service = authority
+    .slice(authority.lastIndexOf('@') + 1)
+    .replace(/:\d*$/, '')
+    .replace(/\.$/, '')
+    .toLowerCase();
+  if (!SERVICE_NAME_PATTERN.test(service))
+    return {
+      status: 404,
+      message: `mesh: ${quoted(authority)} is not a service name: the HTTP proxy port routes by the service named in the Host`,
+    };
+  return { service, target: forward };
+}
+
+/** The Host header's value (head parsing allows at most one). */
+function hostHeader(x: Exchange): string | undefined {
+  const i = x.head.lower.indexOf('host');
+  return i < 0 ? undefined : x.head.values[i];
+}
+
+/**
+ * The handler of one HTTP proxy port. The per-destination upstreams it hands on are made once per
+ * listener upstream (a snapshot that changes the port's caller makes new ones) and are bounded by
+ * the services the snapshot routes to.
+ */
+export class HostPort {
+  private base: ProxyUpstream | undefined = undefined;
+  private byService = new Map<string, ProxyUpstream>();
+
+  constructor(private readonly ctx: EngineContext) {}
+
+  handle(up: ProxyUpstream, x: Exchange): void {
+    const startedMs = performance.now();
+    const t = this.route(x);
+    if ('service' in t) {
+      x.head.target = t.target;
+      handleH1(this.ctx, this.upstreamTo(up, t.service), x);
+      return;
+    }
+    x.reply(t.status, t.message);
+    // Counted under destination "*": a name the caller made up must not become a label.
+    const { method, target, traceparent } = x.head;
+    record(this.ctx, up, t.status, performance.now() - startedMs, traceparent ?? '', method, target);
+    x.finish();
+  }
+
+  /** hostTarget, then: does this snapshot route HTTP/1.1 to the service named? */
+  private route(x: Exchange): HostTarget {
+    const t = hostTarget(x.head.method, x.head.target, hostHeader(x));
+    if (!('service' in t)) return t;
+    const protocol = this.ctx.routing.chainProtocol(t.service);
+    if (protocol === 'http') return t;
+    return {
+      status: 404,
+      message:
+        protocol === undefined
+          ? `mesh: no HTTP service named "${t.service}" in the catalog`
+          : `mesh: service "${t.service}" speaks ${protocol}, not HTTP/1.1: give it an upstream port of its own`,
+    };
+  }
+
+  private upstreamTo(up: ProxyUpstream, service: string): ProxyUpstream {
+    if (up !== this.base) {
+      this.base = up;
+      this.byService = new Map();
+    }
+    let to = this.byService.get(service);
+    if (!to) {
+      to = { ...up, destination: service };
+      this.byService.set(service, to);
+    }
+    return to;
+  }
+}

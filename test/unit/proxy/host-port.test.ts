@@ -1,0 +1,47 @@
+// The HTTP proxy port's choice of service: by the Host header, or by the authority of an
+// absolute-form target (what a client that honours HTTP_PROXY sends), forwarded in origin form.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { hostTarget } from '../../../src/proxy/host-port.js';
+
+describe('the HTTP proxy port: which service a request names', () => {
+  it('reads the Host header of an origin-form request, without case, port, userinfo or trailing dot', () => {
+    assert.deepEqual(hostTarget('GET', '/a?b=c', 'api'), { service: 'api', target: '/a?b=c' });
+    assert.deepEqual(hostTarget('GET', '/', 'API.:8080'), { service: 'api', target: '/' });
+    assert.deepEqual(hostTarget('OPTIONS', '*', 'api'), { service: 'api', target: '*' });
+  });
+
+  it('takes an absolute-form target over the Host header and forwards its path and query', () => {
+    assert.deepEqual(hostTarget('GET', 'http://api/users?id=1', 'other'), {
+      service: 'api',
+      target: '/users?id=1',
+    });
+    assert.deepEqual(hostTarget('GET', 'HTTP://user@Api:80', undefined), { service: 'api', target: '/' });
+    assert.deepEqual(hostTarget('GET', 'http://api?x=1', 'api'), { service: 'api', target: '/?x=1' });
+  });
+
+  it('refuses what names no service: CONNECT 405, other schemes 400, no Host 400, a non-name 404', () => {
+    const refused = (t: ReturnType<typeof hostTarget>): number => ('status' in t ? t.status : 0);
+    assert.equal(refused(hostTarget('CONNECT', 'api:443', 'api:443')), 405);
+    assert.equal(refused(hostTarget('GET', 'https://api/', 'api')), 400);
+    assert.equal(refused(hostTarget('GET', '/', undefined)), 400);
+    assert.equal(refused(hostTarget('GET', '/', '')), 400);
+    for (const host of ['127.0.0.1:9000', '[::1]:80', 'api.internal', '-api', 'a_b'])
+      assert.equal(refused(hostTarget('GET', '/', host)), 404, host);
+  });
+
+  it('any path and query behind http://NAME reach the instance unchanged', () => {
+    const name = fc.stringMatching(/^[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?$/);
+    const rest = fc.stringMatching(
+      /^(\/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*)?(\?[A-Za-z0-9._~%!$&'()*+,;=:@/?-]*)?$/,
+    );
+    fc.assert(
+      fc.property(name, fc.option(fc.integer({ min: 1, max: 65535 })), rest, (n, port, r) => {
+        const t = hostTarget('GET', `http://${n}${port === null ? '' : `:${port}`}${r}`, 'ignored');
+        const want = r === '' ? '/' : r.startsWith('?') ? `/${r}` : r;
+        assert.deepEqual(t, { service: n, target: want });
+      }),
+    );
+  });
+});

@@ -32,6 +32,8 @@ interface ProxyStatusView {
   snapshotsApplied: number;
   handshakeFailures: number;
   version: { raft: number; catalog: number };
+  /** Absent from agents that predate passive health checks. */
+  ejected?: Array<{ service: string; instance: string; remainingMs: number }>;
 }
 
 const pair = (source: string, destination: string) => new URLSearchParams({ source, destination });
@@ -157,6 +159,16 @@ export function registerMeshCommands(program: Command, io: Io): void {
           formatTable(
             ['SOURCE', 'DESTINATION', 'LISTEN', 'PROTOCOL', 'ERROR'],
             s.upstreams.map((u) => [u.source, u.destination, u.address, u.protocol, u.error || '-']),
+          ),
+        );
+      }
+      const ejected = s.ejected ?? [];
+      if (ejected.length > 0) {
+        io.out('');
+        io.out(
+          formatTable(
+            ['EJECTED SERVICE', 'INSTANCE', 'RETURNS IN'],
+            ejected.map((e) => [e.service, e.instance, `${Math.ceil(e.remainingMs / 1000)}s`]),
           ),
         );
       }

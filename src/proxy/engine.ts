@@ -78,6 +78,15 @@ export class ProxyEngine {
     this.inbound = new Inbound(this.ctx);
     this.metrics.watchMux(() => ({ caller: this.pools.mux.counts(), callee: this.inbound.muxCounts() }));
     this.metrics.onActive = (active) => this.loop.setActive(active);
+    this.metrics.watchEjected(() => this.routing.ejections.counts(Date.now()));
+    this.routing.ejections.onEject = (e) => {
+      this.metrics.ejections.inc({ service: e.service });
+      this.ctx.log('warn', 'instance ejected after failures in a row', {
+        service: e.service,
+        instance: e.id,
+        ejectionMs: e.lengthMs,
+      });
+    };
   }
 
   async start(host: string, port: number): Promise<{ host: string; port: number }> {
@@ -218,7 +227,15 @@ export class ProxyEngine {
       snapshotsApplied: this.snapshotsApplied,
       certs: Object.keys(s.certs).sort(),
       handshakeFailures: this.inbound.handshakeFailures,
+      ejected: this.ejectedNow(),
     };
+  }
+
+  private ejectedNow(): ProxyStatus['ejected'] {
+    const nowMs = Date.now();
+    return this.routing.ejections
+      .list(nowMs)
+      .map((e) => ({ service: e.service, instance: e.id, remainingMs: e.untilMs - nowMs }));
   }
 
   stop(): void {

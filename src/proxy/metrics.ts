@@ -117,6 +117,15 @@ export class ProxyMetrics {
     labelNames: ['service', 'protocol'] as const,
     registers: [this.registry],
   });
+  readonly ejections = new Counter({
+    name: 'mesh_proxy_ejections_total',
+    help: 'Instances of a destination service this agent stopped calling for a while after failures in a row (the resolver’s passiveHealthCheck), by service',
+    labelNames: ['service'] as const,
+    registers: [this.registry],
+  });
+  /** Read at each scrape, as the mux gauges. */
+  private ejectedCounts: () => Map<string, number> = () => new Map();
+  readonly ejected = this.ejectedGauge();
   readonly logsDropped = new Counter({
     name: 'mesh_proxy_log_records_dropped_total',
     help: 'Log records of the proxy thread (access logs included) dropped over its limit of records per second',
@@ -225,6 +234,25 @@ export class ProxyMetrics {
         this.set({ role: 'callee' }, c.callee[field]);
       },
     });
+  }
+
+  private ejectedGauge(): Gauge<'service'> {
+    const counts = (): Map<string, number> => this.ejectedCounts();
+    return new Gauge({
+      name: 'mesh_proxy_instances_ejected',
+      help: 'Instances of a destination service this agent is not calling now after failures in a row, by service (services with a passiveHealthCheck that has seen a failure)',
+      labelNames: ['service'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [service, n] of counts()) this.set({ service }, n);
+      },
+    });
+  }
+
+  /** Where the ejected-instances gauge reads its counts from at each scrape. */
+  watchEjected(counts: () => Map<string, number>): void {
+    this.ejectedCounts = counts;
   }
 
   /** Where the mux gauges read their counts from at each scrape. */

@@ -256,12 +256,10 @@ class OutboundH1 implements HashKeySource, ForwardListener {
     const endpoint = this.endpoint as ProxyEndpoint;
     const decision = this.decision as RouteDecision;
     const endedMs = performance.now();
-    (this.balancer as Balancer).onEnd(
-      endpoint.id,
-      endedMs - this.attemptStartedMs,
-      o.status < 500,
-      Date.now(),
-    );
+    const ok = o.status < 500;
+    const wallMs = Date.now();
+    (this.balancer as Balancer).onEnd(endpoint.id, endedMs - this.attemptStartedMs, ok, wallMs);
+    ctx.routing.ejections.onResult(endpoint, ok, wallMs);
     if (endpoint.local) ctx.metrics.request('inbound', up.source, endpoint.service, o.status);
     if (o.sentResponse) {
       this.end(o.status, endedMs);
@@ -395,7 +393,10 @@ export async function handleH2Stream(
       upstreamHeaders(headers, fullPath, authority, extra, [INSTANCE_HEADER, 'traceparent']),
       picked.requestTimeoutMs,
     );
-    balancer.onEnd(endpoint.id, performance.now() - t0, !failsInstance(grpc, o), Date.now());
+    const ok = !failsInstance(grpc, o);
+    const wallMs = Date.now();
+    balancer.onEnd(endpoint.id, performance.now() - t0, ok, wallMs);
+    ctx.routing.ejections.onResult(endpoint, ok, wallMs);
     status = o.status;
     grpcStatus = grpcStatusOf(grpc, o);
     // Not retried: the stream's body went into the failed attempt and cannot be replayed.

@@ -48,7 +48,9 @@ export function handleTcpConnection(ctx: EngineContext, up: ProxyUpstream, clien
     const end = (ok: boolean): void => {
       if (ended) return;
       ended = true;
-      balancer.onEnd(endpoint.id, Date.now() - startedMs, ok, Date.now());
+      const nowMs = Date.now();
+      balancer.onEnd(endpoint.id, nowMs - startedMs, ok, nowMs);
+      ctx.routing.ejections.onResult(endpoint, ok, nowMs);
     };
     const peer: TLSSocket = connectPeer({
       inbound: endpoint.inbound,

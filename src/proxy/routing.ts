@@ -12,6 +12,7 @@ import type { LbContext } from '../core/routing/lb-common.js';
 import { ChainRouter, inSubset } from '../core/routing/route.js';
 import type { ChainTarget, RequestInfo, RouteDecision } from '../core/routing/types.js';
 import type { HashPolicy } from '../core/state/kinds/load-balancer.js';
+import { Ejections } from './ejections.js';
 import { entryOf, newMap } from './maps.js';
 import type { ProxyEndpoint, ProxyLocalInstance, ProxySnapshot } from './types.js';
 
@@ -73,6 +74,8 @@ export class RoutingTable {
   private intentions = new Map<string, Map<string, { allow: boolean; reason: string }>>();
   private intentionsCached = 0;
   private readonly balancers = new Map<string, BalancerEntry>();
+  /** Passive health checks: instances this agent stopped calling for a while after failures in a row. */
+  readonly ejections = new Ejections();
   /** Front cache of `balancers` by target object, valid while `balancers` still holds the entry. */
   private readonly balancerByTarget = new WeakMap<ChainTarget, { key: string; entry: BalancerEntry }>();
 
@@ -97,6 +100,7 @@ export class RoutingTable {
     }
     this.chainJson = chainJson;
     this.snap = s;
+    this.ejections.apply(s);
     this.routers = routers;
     this.candidates = new Map();
     this.intentions = new Map();
@@ -193,7 +197,7 @@ export class RoutingTable {
     for (let i = -1; i < failover.length; i++) {
       const target = router.target(i < 0 ? decision.target.id : (failover[i] as string));
       if (!target) continue;
-      const cands = this.candidatesOf(target);
+      const cands = this.ejections.filter(target.service, this.candidatesOf(target), nowMs);
       if (cands.length === 0) continue;
       const balancer = this.balancerOf(dest, target);
       const policies = target.loadBalancer.hashPolicies;

@@ -115,6 +115,8 @@ export interface ProxyStatus {
   certs: string[];
   /** TLS handshakes on the inbound listener that failed (no or untrusted client certificate…). */
   handshakeFailures: number;
+  /** Instances this agent is not calling now after failures in a row (passive health checks). */
+  ejected: Array<{ service: string; instance: string; remainingMs: number }>;
 }
 
 /** The start parameters of the worker (workerData). */

@@ -87,11 +87,20 @@ export interface VersionServer {
   healthy: boolean;
   /** Headers of the last request to a path other than /health. */
   lastHeaders: Record<string, string | string[] | undefined>;
+  /** While true, every request but /health gets a 500 (a broken instance whose check still passes). */
+  failing: boolean;
 }
 
 /** An HTTP server answering `{"version": V}` (and /health for its check). */
 export async function versionServer(version: string): Promise<VersionServer> {
-  const s: VersionServer = { server: createHttpServer(), port: 0, hits: 0, healthy: true, lastHeaders: {} };
+  const s: VersionServer = {
+    server: createHttpServer(),
+    port: 0,
+    hits: 0,
+    healthy: true,
+    lastHeaders: {},
+    failing: false,
+  };
   s.server.on('request', (req, res) => {
     if (req.url === '/health') {
       res.writeHead(s.healthy ? 200 : 500).end();
@@ -99,6 +108,10 @@ export async function versionServer(version: string): Promise<VersionServer> {
     }
     s.hits++;
     s.lastHeaders = req.headers;
+    if (s.failing) {
+      res.writeHead(500).end('broken');
+      return;
+    }
     res
       .writeHead(200, { 'content-type': 'application/json' })
       .end(JSON.stringify({ version, path: req.url }));

@@ -1,5 +1,6 @@
 // The data plane when things change under it, on real agents: an instance whose check fails stops
-// getting traffic (and gets it back); saturating the proxy neither fails a member nor starts an
+// getting traffic (and gets it back); one that answers 500 while its check passes is ejected by the
+// caller's passive health check; saturating the proxy neither fails a member nor starts an
 // election (the proxy runs off the agent's main thread); `mesh ca rotate`, twice, during traffic
 // fails no request; killing an instance's agent moves its traffic to the other instance.
 import '../../src/polyfill.js';
@@ -7,7 +8,14 @@ import assert from 'node:assert/strict';
 import { Agent as HttpAgent, request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { type AgentProc, freePort, LocalCluster, waitFor } from '../../cluster-sim/launcher.js';
-import { api, meshCli, register, type VersionServer, versionServer } from '../helpers/mesh-fixtures.js';
+import {
+  api,
+  meshCli,
+  putConfig,
+  register,
+  type VersionServer,
+  versionServer,
+} from '../helpers/mesh-fixtures.js';
 
 const keepAlive = new HttpAgent({ keepAlive: true, maxSockets: 64 });
 
@@ -116,6 +124,36 @@ describe('the data plane through failures and rotations', { timeout: 240_000 }, 
     v2.healthy = true;
     const back = await waitFor(async () => (await hit(port)) === 'v2', 30_000, 10);
     assert.ok(back, 'v2 gets traffic again');
+  });
+
+  it('passive health check: an instance answering 500 while its check passes is ejected by the caller, shown and counted', async () => {
+    v2.failing = true;
+    // Without a passive health check, v2's answers reach the caller.
+    assert.ok(
+      await waitFor(async () => (await hit(port)).startsWith('status 500'), 10_000, 10),
+      'a 500 from v2',
+    );
+    await putConfig(n01, 'service-resolver', 'web', {
+      passiveHealthCheck: { maxFailures: 3, baseEjectionTimeMs: 120_000 },
+    });
+    assert.ok(await streak(port, 'v1', 50, 30_000), 'only v1 once v2 is ejected');
+    const status = await meshCli(n01, 'proxy', 'status');
+    assert.equal(status.code, 0, status.stderr);
+    assert.match(status.stdout, /EJECTED SERVICE +INSTANCE +RETURNS IN\n.*web +\S+\/web-v2 +\d+s/);
+    const text = await (
+      await fetch(`http://127.0.0.1:${n01.httpPort}/v1/agent/metrics?format=prometheus`)
+    ).text();
+    assert.match(text, /^mesh_proxy_ejections_total\{service="web"\} 1$/m);
+    assert.match(text, /^mesh_proxy_instances_ejected\{service="web"\} 1$/m);
+    assert.ok(
+      n01.output.some((l) => l.includes('instance ejected after failures in a row') && l.includes('web-v2')),
+      'a warning in the caller agent’s log',
+    );
+    // Without the setting, the ejection ends at once (it would last two minutes otherwise).
+    v2.failing = false;
+    const del = await api(n01, 'DELETE', '/v1/config/service-resolver/web');
+    assert.equal(del.status, 200);
+    assert.ok(await waitFor(async () => (await hit(port)) === 'v2', 30_000, 10), 'v2 gets traffic again');
   });
 
   it('saturating the proxy fails no member and starts no election', async () => {

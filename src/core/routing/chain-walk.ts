@@ -179,6 +179,7 @@ export class ChainWalk {
     };
     if (subset !== undefined) t.subset = subset;
     if (def?.filter !== undefined) t.filter = def.filter;
+    if (spec?.passiveHealthCheck !== undefined) t.passiveHealthCheck = spec.passiveHealthCheck;
     if (spec?.connectTimeoutMs !== undefined) t.connectTimeoutMs = spec.connectTimeoutMs;
     if (spec?.requestTimeoutMs !== undefined) t.requestTimeoutMs = spec.requestTimeoutMs;
     this.targets.set(id, t);

@@ -2,6 +2,7 @@
 // go". It is posted to the proxy worker, so it holds only strings, numbers, booleans, plain objects
 // and arrays: no RegExp (patterns stay source strings), no functions, no Map.
 import type { Protocol } from '../state/kinds/fields.js';
+import type { PassiveHealthCheck } from '../state/kinds/passive-health.js';
 import type { LoadBalancer, SubsetFilter } from '../state/kinds/service-resolver.js';
 import type { HttpMatch } from '../state/kinds/service-router.js';
 
@@ -21,6 +22,8 @@ export interface ChainTarget {
   /** Target ids to try in order when this one has no healthy instance (never transitive). */
   failover: string[];
   loadBalancer: LoadBalancer;
+  /** The service resolver's passive health check; unset: failures eject no instance. */
+  passiveHealthCheck?: PassiveHealthCheck;
   connectTimeoutMs?: number;
   requestTimeoutMs?: number;
 }

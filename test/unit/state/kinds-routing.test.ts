@@ -214,11 +214,18 @@ describe('service-resolver', () => {
           ringHash: { minimumRingSize: 1024, maximumRingSize: 8192 },
           hashPolicies: [{ field: 'header', fieldValue: 'x-user' }, { sourceIp: true }],
         },
+        passiveHealthCheck: {
+          maxFailures: 3,
+          baseEjectionTimeMs: 10_000,
+          maxEjectionTimeMs: 60_000,
+          maxEjectionPercent: 50,
+        },
         connectTimeoutMs: 2000,
         requestTimeoutMs: 30000,
       }),
       [],
     );
+    assert.deepEqual(resolver.validate({ passiveHealthCheck: {} }), []);
     assert.deepEqual(resolver.validate({ redirect: { service: 'api-v2', serviceSubset: 'blue' } }), []);
   });
 
@@ -288,6 +295,34 @@ describe('service-resolver', () => {
         'loadBalancer.hashPolicies[2].fieldValue',
       ],
     );
+    assert.deepEqual(
+      fields(
+        resolver.validate({
+          passiveHealthCheck: {
+            maxFailures: 0,
+            maxEjectionPercent: 101,
+            baseEjectionTimeMs: 1.5,
+            interval: 1,
+          },
+        }),
+      ),
+      [
+        'passiveHealthCheck.interval',
+        'passiveHealthCheck.maxFailures',
+        'passiveHealthCheck.baseEjectionTimeMs',
+        'passiveHealthCheck.maxEjectionPercent',
+      ],
+    );
+    assert.deepEqual(
+      resolver.validate({ passiveHealthCheck: { baseEjectionTimeMs: 60_000, maxEjectionTimeMs: 1_000 } }),
+      [
+        {
+          field: 'passiveHealthCheck.baseEjectionTimeMs',
+          message: 'must not exceed maxEjectionTimeMs (1000)',
+        },
+      ],
+    );
+    assert.deepEqual(fields(resolver.validate({ passiveHealthCheck: true })), ['passiveHealthCheck']);
     assert.deepEqual(fields(resolver.validate({ connectTimeoutMs: 600_001, requestTimeoutMs: -1 })), [
       'connectTimeoutMs',
       'requestTimeoutMs',

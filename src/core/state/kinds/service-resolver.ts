@@ -7,6 +7,7 @@ import { field, isObj, type Obj } from '../text.js';
 import type { ValidationError } from '../types.js';
 import { specObject } from './fields.js';
 import { checkLoadBalancer, type LoadBalancer } from './load-balancer.js';
+import { checkPassiveHealthCheck, type PassiveHealthCheck } from './passive-health.js';
 import { SERVICE_DEFAULTS_LIMITS } from './service-defaults.js';
 import { SERVICE_ROUTER_LIMITS, validateServiceEntryName } from './service-router.js';
 import {
@@ -53,6 +54,8 @@ export interface ServiceResolverSpec {
   /** Keyed by subset name, or "*" for any subset without its own entry. */
   failover?: Record<string, { targets: ServiceTarget[] }>;
   loadBalancer?: LoadBalancer;
+  /** Eject an instance from this service's calls after failures in a row (per caller agent). */
+  passiveHealthCheck?: PassiveHealthCheck;
   connectTimeoutMs?: number;
   requestTimeoutMs?: number;
 }
@@ -79,6 +82,7 @@ const FIELDS = [
   'redirect',
   'failover',
   'loadBalancer',
+  'passiveHealthCheck',
   'connectTimeoutMs',
   'requestTimeoutMs',
 ] as const;
@@ -229,6 +233,8 @@ function validate(spec: unknown): ValidationError[] {
   if (failover !== undefined) checkFailover(failover, subsets, subsets.size > 0, errors);
   const lb = field(o, 'loadBalancer');
   if (lb !== undefined) checkLoadBalancer(lb, 'loadBalancer', errors);
+  const passive = field(o, 'passiveHealthCheck');
+  if (passive !== undefined) checkPassiveHealthCheck(passive, 'passiveHealthCheck', errors);
   optInt(o, 'connectTimeoutMs', '', 1, SERVICE_RESOLVER_LIMITS.connectTimeoutMsMax, errors);
   optInt(o, 'requestTimeoutMs', '', 1, SERVICE_RESOLVER_LIMITS.requestTimeoutMsMax, errors);
   return errors;
@@ -236,7 +242,8 @@ function validate(spec: unknown): ValidationError[] {
 
 export const serviceResolver: KindModule = {
   kind: 'service-resolver',
-  description: 'Subsets, default subset, redirect, failover and load balancing for calls to one service.',
+  description:
+    'Subsets, default subset, redirect, failover, load balancing and passive health checks for calls to one service.',
   validate,
   validateName: validateServiceEntryName,
 };

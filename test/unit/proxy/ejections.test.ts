@@ -1,0 +1,72 @@
+// The proxy's passive health checks (ejections.ts): which services have one, ejected instances left
+// out of the candidates (all kept when all are out), and state dropped with the setting.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { compileChain } from '../../../src/core/routing/chain.js';
+import { type Ejection, Ejections } from '../../../src/proxy/ejections.js';
+import { EMPTY_SNAPSHOT } from '../../../src/proxy/routing.js';
+import type { ProxyEndpoint, ProxySnapshot } from '../../../src/proxy/types.js';
+
+const endpoint = (id: string): ProxyEndpoint => ({
+  id: `n/${id}`,
+  instanceId: id,
+  service: 'api',
+  inbound: '127.0.0.1:1',
+  local: false,
+  healthy: true,
+  passing: true,
+  tags: [],
+  meta: {},
+});
+const A = endpoint('a');
+const B = endpoint('b');
+
+function snapshot(passive: object | undefined): ProxySnapshot {
+  const lookup = (kind: string, name: string): unknown =>
+    kind === 'service-resolver' && name === 'api' && passive ? { passiveHealthCheck: passive } : undefined;
+  return {
+    ...EMPTY_SNAPSHOT,
+    chains: { api: compileChain(lookup, 'api', 'http') },
+    endpoints: { api: [A, B] },
+  };
+}
+
+describe('the proxy’s passive health checks', () => {
+  it('ejects by the destination resolver’s setting and leaves the instance out of the candidates', () => {
+    const e = new Ejections();
+    const seen: Ejection[] = [];
+    e.onEject = (x) => seen.push(x);
+    e.apply(snapshot({ maxFailures: 2, baseEjectionTimeMs: 1_000 }));
+    e.onResult(B, false, 0);
+    assert.deepEqual(e.filter('api', [A, B], 0), [A, B]);
+    e.onResult(B, false, 0);
+    assert.deepEqual(seen, [{ service: 'api', id: 'n/b', lengthMs: 1_000 }]);
+    assert.deepEqual(e.filter('api', [A, B], 999), [A]);
+    assert.deepEqual(e.list(999), [{ service: 'api', id: 'n/b', untilMs: 1_000 }]);
+    assert.deepEqual(e.counts(999), new Map([['api', 1]]));
+    assert.deepEqual(e.filter('api', [A, B], 1_000), [A, B], 'back when its time is up');
+  });
+
+  it('keeps every candidate when every one is out (a failing instance beats none)', () => {
+    const e = new Ejections();
+    e.apply(snapshot({ maxFailures: 1, maxEjectionPercent: 100 }));
+    e.onResult(A, false, 0);
+    e.onResult(B, false, 0);
+    assert.equal(e.list(0).length, 2);
+    assert.deepEqual(e.filter('api', [A, B], 0), [A, B]);
+    assert.deepEqual(e.filter('api', [B], 0), [B]);
+  });
+
+  it('does nothing for a service without the setting, and forgets ejections when it is removed', () => {
+    const e = new Ejections();
+    e.apply(snapshot(undefined));
+    for (let i = 0; i < 10; i++) e.onResult(A, false, 0);
+    assert.deepEqual(e.list(0), []);
+    e.apply(snapshot({ maxFailures: 1 }));
+    e.onResult(A, false, 0);
+    assert.equal(e.list(0).length, 1);
+    e.apply(snapshot(undefined));
+    assert.deepEqual(e.list(0), []);
+    assert.deepEqual(e.filter('api', [A, B], 0), [A, B]);
+  });
+});

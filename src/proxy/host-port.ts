@@ -1,15 +1,24 @@
 // The HTTP proxy port: an upstream whose service is "*". Each request goes to the service its Host
 // header names, or, from a client that uses the port as its HTTP proxy (http_proxy=http://127.0.0.1:PORT),
 // the service its absolute-form target names (`GET http://api/users HTTP/1.1`), which is then
-// forwarded in origin form (`GET /users`), as RFC 9112 §3.2.2 asks of a proxy. After that choice a
+// forwarded in origin form (`GET /users`) with a Host made from that target, as RFC 9112 §3.2.2
+// asks of a proxy. After that choice a
 // request is routed, balanced, authorised and counted like one on an upstream port of its own.
 import { SERVICE_NAME_PATTERN } from '../core/catalog/definition.js';
 import type { EngineContext } from './context.js';
 import type { Exchange } from './h1/exchange.js';
+import { headerValue, replaceHeader } from './h1/head.js';
 import { handleH1, record } from './outbound-http.js';
 import type { ProxyUpstream } from './types.js';
 
-export type HostTarget = { service: string; target: string } | { status: number; message: string };
+export type HostTarget =
+  | {
+      service: string;
+      target: string;
+      /** The Host to send instead of the client's: set for an absolute-form target (RFC 9112 §3.2.2). */
+      host?: string;
+    }
+  | { status: number; message: string };
 
 /** Longest Host or target quoted back in an error. */
 const QUOTED_CHARS_MAX = 60;
@@ -32,7 +41,8 @@ export function hostTarget(method: string, target: string, host: string | undefi
     };
   let authority = host;
   let forward = target;
-  if (target[0] !== '/' && target !== '*') {
+  const absolute = target[0] !== '/' && target !== '*';
+  if (absolute) {
     const m = ABSOLUTE_HTTP.exec(target);
     if (!m)
       return {
@@ -45,23 +55,22 @@ export function hostTarget(method: string, target: string, host: string | undefi
   }
   if (authority === undefined || authority === '')
     return { status: 400, message: 'mesh: the request names no service (no Host header)' };
-  const service = authority
-    .slice(authority.lastIndexOf('@') + 1)
-    .replace(/:\d*$/, '')
-    .replace(/\.$/, '')
-    .toLowerCase();
+  const hostPort = authority.slice(authority.lastIndexOf('@') + 1);
+  const service = hostPort.replace(/:\d*$/, '').replace(/\.$/, '').toLowerCase();
   if (!SERVICE_NAME_PATTERN.test(service))
     return {
       status: 404,
       message: `mesh: ${quoted(authority)} is not a service name: the HTTP proxy port routes by the service named in the Host`,
     };
-  return { service, target: forward };
+  // hostPort is a service name, maybe a dot and a port: safe as a field value.
+  return absolute ? { service, target: forward, host: hostPort } : { service, target: forward };
 }
 
-/** The Host header's value (head parsing allows at most one). */
-function hostHeader(x: Exchange): string | undefined {
-  const i = x.head.lower.indexOf('host');
-  return i < 0 ? undefined : x.head.values[i];
+/** What a refused request's access log shows of its target: the path, never a URL's userinfo or query. */
+function loggedPath(target: string): string {
+  const path = target[0] === '/' ? target : '';
+  const q = path.indexOf('?');
+  return q < 0 ? path : path.slice(0, q);
 }
 
 /**
@@ -80,19 +89,21 @@ export class HostPort {
     const t = this.route(x);
     if ('service' in t) {
       x.head.target = t.target;
+      if (t.host !== undefined) replaceHeader(x.head, 'host', t.host);
       handleH1(this.ctx, this.upstreamTo(up, t.service), x);
       return;
     }
     x.reply(t.status, t.message);
     // Counted under destination "*": a name the caller made up must not become a label.
     const { method, target, traceparent } = x.head;
-    record(this.ctx, up, t.status, performance.now() - startedMs, traceparent ?? '', method, target);
+    const path = loggedPath(target);
+    record(this.ctx, up, t.status, performance.now() - startedMs, traceparent ?? '', method, path);
     x.finish();
   }
 
   /** hostTarget, then: does this snapshot route HTTP/1.1 to the service named? */
   private route(x: Exchange): HostTarget {
-    const t = hostTarget(x.head.method, x.head.target, hostHeader(x));
+    const t = hostTarget(x.head.method, x.head.target, headerValue(x.head, 'host'));
     if (!('service' in t)) return t;
     const protocol = this.ctx.routing.chainProtocol(t.service);
     if (protocol === 'http') return t;

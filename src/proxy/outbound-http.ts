@@ -11,6 +11,7 @@ import type { RequestInfo, RouteDecision } from '../core/routing/types.js';
 import type { HashPolicy } from '../core/state/kinds/load-balancer.js';
 import type { EngineContext } from './context.js';
 import {
+  concernsInstance,
   type Exchange,
   type ForwardListener,
   type Outcome,
@@ -259,7 +260,7 @@ class OutboundH1 implements HashKeySource, ForwardListener {
     const ok = o.status < 500;
     const wallMs = Date.now();
     (this.balancer as Balancer).onEnd(endpoint.id, endedMs - this.attemptStartedMs, ok, wallMs);
-    ctx.routing.ejections.onResult(endpoint, ok, wallMs);
+    if (concernsInstance(o)) ctx.routing.ejections.onResult(endpoint, ok, wallMs);
     if (endpoint.local) ctx.metrics.request('inbound', up.source, endpoint.service, o.status);
     if (o.sentResponse) {
       this.end(o.status, endedMs);

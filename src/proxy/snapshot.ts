@@ -43,6 +43,19 @@ function declaredProtocol(catalog: Catalog, service: string): string | undefined
   return undefined;
 }
 
+/** Kinds whose entries name a service that calls may address, though it may have no instance of its own. */
+const SERVICE_ENTRY_KINDS = ['service-defaults', 'service-router', 'service-splitter', 'service-resolver'];
+
+/**
+ * Every name an upstream could name: services with instances, and services that exist only in
+ * configuration (a router, a splitter or a resolver's redirect in front of others).
+ */
+function callableNames(catalog: Catalog, sm: StateMachine): Set<string> {
+  const names = new Set(catalog.serviceNames());
+  for (const kind of SERVICE_ENTRY_KINDS) for (const e of sm.configList(kind)) names.add(e.name);
+  return names;
+}
+
 export function buildSnapshot(src: SnapshotSources): ProxySnapshot {
   const sm = src.state();
   const lookup = (kind: string, name: string): unknown => sm.configGet(kind, name)?.spec;
@@ -73,7 +86,7 @@ export function buildSnapshot(src: SnapshotSources): ProxySnapshot {
         port: u.localPort,
         protocol,
       });
-      chains[u.service] ??= compileChain(lookup, u.service, protocol);
+      if (!Object.hasOwn(chains, u.service)) chains[u.service] = compileChain(lookup, u.service, protocol);
     }
   }
 
@@ -81,8 +94,8 @@ export function buildSnapshot(src: SnapshotSources): ProxySnapshot {
   // (services of other protocols are refused by name on that port). The snapshot then grows with
   // the catalog, so only agents with such a port pay for it.
   if (anyService)
-    for (const name of src.catalog.serviceNames()) {
-      if (chains[name] !== undefined) continue;
+    for (const name of callableNames(src.catalog, sm)) {
+      if (Object.hasOwn(chains, name)) continue;
       if (src.protocolOf(name, declaredProtocol(src.catalog, name)) === 'http')
         chains[name] = compileChain(lookup, name, 'http');
     }
@@ -90,7 +103,7 @@ export function buildSnapshot(src: SnapshotSources): ProxySnapshot {
   const endpoints: Record<string, ProxyEndpoint[]> = {};
   for (const chain of Object.values(chains)) {
     for (const t of chain.targets) {
-      if (endpoints[t.service] !== undefined) continue;
+      if (Object.hasOwn(endpoints, t.service)) continue;
       const list: ProxyEndpoint[] = [];
       for (const p of src.catalog.placed(t.service)) {
         const m = src.member(p.node);

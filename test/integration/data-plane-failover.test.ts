@@ -88,7 +88,13 @@ describe('the data plane through failures and rotations', { timeout: 240_000 }, 
     for (const a of cluster.agents) await cluster.ready(a);
     [v1, v2] = await Promise.all([versionServer('v1'), versionServer('v2')]);
     port = await freePort();
-    const check = (p: number) => ({ http: `http://127.0.0.1:${p}/health`, interval: '300ms' });
+    // Three failures in a row make an instance critical: the saturation test below keeps this
+    // process (whose servers answer the checks) so busy that a single check may time out.
+    const check = (p: number) => ({
+      http: `http://127.0.0.1:${p}/health`,
+      interval: '300ms',
+      failuresBeforeCritical: 3,
+    });
     await register(n02, {
       name: 'web',
       id: 'web-v1',

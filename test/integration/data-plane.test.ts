@@ -151,9 +151,12 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
     assert.equal(r.status, 200, r.body);
     assert.equal((JSON.parse(r.body) as { path: string }).path, '/a/b?c=d');
     // A client that uses the port as its HTTP proxy sends the whole URL: the instance gets origin form.
-    const abs = await httpGet(ports.any, 'http://web/x?y=1', { host: 'web' });
+    // …and the Host the URL names, whatever Host the client sent (RFC 9112 §3.2.2).
+    const abs = await httpGet(ports.any, 'http://web/x?y=1', { host: 'elsewhere' });
     assert.equal(abs.status, 200, abs.body);
     assert.equal((JSON.parse(abs.body) as { path: string }).path, '/x?y=1');
+    const seenHost = (JSON.parse(abs.body) as { version: string }).version === 'v1' ? v1 : v2;
+    assert.equal(seenHost.lastHeaders.host, 'web');
     assert.equal(
       (JSON.parse((await httpGet(ports.any, 'http://web', { host: 'web' })).body) as { path: string }).path,
       '/',

@@ -28,10 +28,10 @@ export function outlierSettings(p: PassiveHealthCheck): OutlierSettings {
   return { ...PASSIVE_HEALTH_DEFAULTS, ...p };
 }
 
-/** How long the n-th ejection in a row lasts (n ≥ 1): base × 2^(n−1), at most max. */
+/** How long the n-th ejection in a row lasts (n ≥ 1): base × 2^(n−1), at most max (validation keeps base ≤ max). */
 export function ejectionTimeMs(s: OutlierSettings, n: number): number {
   const doublings = Math.min(Math.max(0, n - 1), OUTLIER_LIMITS.doublingsMax);
-  return Math.min(s.baseEjectionTimeMs * 2 ** doublings, Math.max(s.maxEjectionTimeMs, s.baseEjectionTimeMs));
+  return Math.min(s.baseEjectionTimeMs * 2 ** doublings, s.maxEjectionTimeMs);
 }
 
 /** How many of `total` instances may be ejected at once: the percentage rounded down, but one at least (none at 0%). */

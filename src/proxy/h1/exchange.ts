@@ -51,12 +51,25 @@ export type Outcome =
       message: string;
       retryable?: true;
       /**
+       * Answered by this agent's own limits (its wait queue, maxConnections, full mux sessions):
+       * the request never reached the instance, which passive health checks must not blame.
+       */
+      ownLimit?: true;
+      /**
        * Safe to send again: a pooled keep-alive connection closed before any byte of a response
        * (the other side most likely closed it idle as it was reused), for a request whose method
        * is idempotent; or a multiplexed stream the peer agent refused unserved.
        */
       staleSocket?: true;
     };
+
+/**
+ * Does the outcome say anything of the instance (for passive health checks)? Not when this agent
+ * answered from its own limits, nor when a pooled connection turned out closed as it was reused.
+ */
+export function concernsInstance(o: Outcome): boolean {
+  return o.sentResponse || (o.ownLimit !== true && o.staleSocket !== true);
+}
 
 /** Who hears how a forward ended (an object, so a request's handler needs no closure per attempt). */
 export interface ForwardListener {
@@ -161,6 +174,7 @@ export class Exchange implements PoolWaiter, Watched {
         status: 503,
         sentResponse: false,
         connectFailed: false,
+        ownLimit: true,
         message: `more than ${H1_POOL_LIMITS.waitingPerKeyMax} requests wait for a connection`,
       });
     } else if (conn !== undefined) this.poolReady(conn);
@@ -202,6 +216,7 @@ export class Exchange implements PoolWaiter, Watched {
       status: 503,
       sentResponse: false,
       connectFailed: false,
+      ownLimit: true,
       message:
         t.connectionsMax !== undefined
           ? `all ${t.connectionsMax} connections to the instance (maxConnections) stayed busy for ${t.connectTimeoutMs} ms`

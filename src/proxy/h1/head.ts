@@ -103,6 +103,8 @@ class ParsedHead implements Head {
   keepAlive: string | undefined = undefined;
   drops: readonly number[] | undefined = undefined;
   private fields: { names: string[]; lower: string[]; values: string[] } | undefined = undefined;
+  /** The block `fields` was made from: a block rewritten since (replaceHeader) is split again. */
+  private fieldsOf = '';
 
   get names(): string[] {
     return this.split().names;
@@ -116,7 +118,7 @@ class ParsedHead implements Head {
 
   /** The block as arrays (route matching on headers, and heads that need line-by-line forwarding). */
   private split(): { names: string[]; lower: string[]; values: string[] } {
-    if (this.fields) return this.fields;
+    if (this.fields && this.fieldsOf === this.block) return this.fields;
     const f = { names: [] as string[], lower: [] as string[], values: [] as string[] };
     // The block was validated: every line has a colon after a non-empty name.
     const lines = this.block.split('\r\n');
@@ -129,6 +131,7 @@ class ParsedHead implements Head {
       f.values.push(trimOws(line.slice(colon + 1)));
     }
     this.fields = f;
+    this.fieldsOf = this.block;
     return f;
   }
 }
@@ -381,4 +384,16 @@ export function headerValue(h: Head, lower: string): string | undefined {
 /** A head as text: the start line, the header block (see Head.block), the blank line. */
 export function writeHead(startLine: string, block: string): string {
   return `${startLine}${block}\r\n\r\n`;
+}
+
+/**
+ * Replace every `lower` header of a parsed head by one line `lower: value`, as a proxy that must
+ * generate a field itself (Host from an absolute-form target, RFC 9112 §3.2.2). `value` must be a
+ * valid field value: it is not checked here.
+ */
+export function replaceHeader(h: Head, lower: string, value: string): void {
+  const every = new RegExp(`\\r\\n${escapeRegExp(lower)}:[^\\r]*`, 'gi');
+  h.block = `${h.block.replace(every, '')}\r\n${lower}: ${value}`;
+  // The scan's line offsets no longer fit the block.
+  h.drops = undefined;
 }

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { compileChain } from '../../../src/core/routing/chain.js';
 import { type Ejection, Ejections } from '../../../src/proxy/ejections.js';
+import { concernsInstance } from '../../../src/proxy/h1/exchange.js';
 import { EMPTY_SNAPSHOT } from '../../../src/proxy/routing.js';
 import type { ProxyEndpoint, ProxySnapshot } from '../../../src/proxy/types.js';
 
@@ -68,5 +69,14 @@ describe('the proxy’s passive health checks', () => {
     e.apply(snapshot(undefined));
     assert.deepEqual(e.list(0), []);
     assert.deepEqual(e.filter('api', [A, B], 0), [A, B]);
+  });
+
+  it('counts what the instance answered or failed to, not this agent’s own limits or a stale pooled socket', () => {
+    const before = { sentResponse: false, connectFailed: false, message: '' } as const;
+    assert.equal(concernsInstance({ status: 500, sentResponse: true }), true);
+    assert.equal(concernsInstance({ ...before, status: 502, connectFailed: true }), true);
+    assert.equal(concernsInstance({ ...before, status: 504 }), true);
+    assert.equal(concernsInstance({ ...before, status: 503, ownLimit: true }), false);
+    assert.equal(concernsInstance({ ...before, status: 502, staleSocket: true }), false);
   });
 });

@@ -13,12 +13,22 @@ describe('the HTTP proxy port: which service a request names', () => {
   });
 
   it('takes an absolute-form target over the Host header and forwards its path and query', () => {
+    // The Host sent on is the URL's (RFC 9112 §3.2.2), without userinfo.
     assert.deepEqual(hostTarget('GET', 'http://api/users?id=1', 'other'), {
       service: 'api',
       target: '/users?id=1',
+      host: 'api',
     });
-    assert.deepEqual(hostTarget('GET', 'HTTP://user@Api:80', undefined), { service: 'api', target: '/' });
-    assert.deepEqual(hostTarget('GET', 'http://api?x=1', 'api'), { service: 'api', target: '/?x=1' });
+    assert.deepEqual(hostTarget('GET', 'HTTP://user:pw@Api:80', undefined), {
+      service: 'api',
+      target: '/',
+      host: 'Api:80',
+    });
+    assert.deepEqual(hostTarget('GET', 'http://api?x=1', 'api'), {
+      service: 'api',
+      target: '/?x=1',
+      host: 'api',
+    });
   });
 
   it('refuses what names no service: CONNECT 405, other schemes 400, no Host 400, a non-name 404', () => {
@@ -40,7 +50,7 @@ describe('the HTTP proxy port: which service a request names', () => {
       fc.property(name, fc.option(fc.integer({ min: 1, max: 65535 })), rest, (n, port, r) => {
         const t = hostTarget('GET', `http://${n}${port === null ? '' : `:${port}`}${r}`, 'ignored');
         const want = r === '' ? '/' : r.startsWith('?') ? `/${r}` : r;
-        assert.deepEqual(t, { service: n, target: want });
+        assert.deepEqual(t, { service: n, target: want, host: port === null ? n : `${n}:${port}` });
       }),
     );
   });

@@ -323,6 +323,19 @@ describe('service-resolver', () => {
       ],
     );
     assert.deepEqual(fields(resolver.validate({ passiveHealthCheck: true })), ['passiveHealthCheck']);
+    // Against the defaults too (30 s base, 300 s max): nothing is silently capped.
+    assert.deepEqual(resolver.validate({ passiveHealthCheck: { baseEjectionTimeMs: 600_000 } }), [
+      {
+        field: 'passiveHealthCheck.baseEjectionTimeMs',
+        message: 'must not exceed maxEjectionTimeMs (300000, the default)',
+      },
+    ]);
+    assert.deepEqual(resolver.validate({ passiveHealthCheck: { maxEjectionTimeMs: 10_000 } }), [
+      {
+        field: 'passiveHealthCheck.maxEjectionTimeMs',
+        message: 'must be at least baseEjectionTimeMs (30000, the default)',
+      },
+    ]);
     assert.deepEqual(fields(resolver.validate({ connectTimeoutMs: 600_001, requestTimeoutMs: -1 })), [
       'connectTimeoutMs',
       'requestTimeoutMs',

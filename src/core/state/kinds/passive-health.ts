@@ -44,11 +44,21 @@ export function checkPassiveHealthCheck(v: unknown, path: string, errors: Errors
   optInt(o, 'baseEjectionTimeMs', path, 1, PASSIVE_HEALTH_LIMITS.ejectionTimeMsMax, errors);
   optInt(o, 'maxEjectionTimeMs', path, 1, PASSIVE_HEALTH_LIMITS.ejectionTimeMsMax, errors);
   optInt(o, 'maxEjectionPercent', path, 0, 100, errors);
-  const base = field(o, 'baseEjectionTimeMs');
-  const max = field(o, 'maxEjectionTimeMs');
-  if (typeof base === 'number' && typeof max === 'number' && base > max)
+  // Compared as they will apply, defaults included: a base alone above the default max is refused
+  // rather than silently capped.
+  const baseSet = field(o, 'baseEjectionTimeMs');
+  const maxSet = field(o, 'maxEjectionTimeMs');
+  const base = baseSet ?? PASSIVE_HEALTH_DEFAULTS.baseEjectionTimeMs;
+  const max = maxSet ?? PASSIVE_HEALTH_DEFAULTS.maxEjectionTimeMs;
+  if (typeof base !== 'number' || typeof max !== 'number' || base <= max) return;
+  if (baseSet !== undefined)
     errors.push({
       field: at(path, 'baseEjectionTimeMs'),
-      message: `must not exceed maxEjectionTimeMs (${max})`,
+      message: `must not exceed maxEjectionTimeMs (${max}${maxSet === undefined ? ', the default' : ''})`,
+    });
+  else
+    errors.push({
+      field: at(path, 'maxEjectionTimeMs'),
+      message: `must be at least baseEjectionTimeMs (${base}, the default)`,
     });
 }

@@ -1,0 +1,85 @@
+// The proxy snapshot of an agent with an HTTP proxy port ("*" upstream): a chain for every http
+// service it could be asked for (with instances, or named only by a configuration entry), none for
+// services of other protocols, and the chains of explicit upstreams kept as they are.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { Catalog } from '../../../src/core/catalog/catalog.js';
+import type { Instance, ServiceProtocol } from '../../../src/core/catalog/types.js';
+import { StateMachine } from '../../../src/core/state/state-machine.js';
+import { buildSnapshot } from '../../../src/proxy/snapshot.js';
+
+const instance = (name: string, protocol: ServiceProtocol | undefined): Instance => ({
+  id: `${name}-1`,
+  name,
+  address: '',
+  port: 8000,
+  tags: [],
+  meta: {},
+  protocol,
+  checks: [],
+});
+
+function snapshotWith(upstreams: Array<{ service: string; localPort: number }>) {
+  const catalog = new Catalog('self', 0);
+  catalog.setLocal([instance('web', 'http'), instance('echo', 'tcp'), instance('greeter', 'grpc')]);
+  const sm = new StateMachine();
+  // A service that exists only in configuration: a router in front of web.
+  sm.apply(1, { op: 'config-set', kind: 'service-defaults', name: 'front', spec: { protocol: 'http' } });
+  sm.apply(2, {
+    op: 'config-set',
+    kind: 'service-resolver',
+    name: 'front',
+    spec: { redirect: { service: 'web' } },
+  });
+  return buildSnapshot({
+    local: () => [
+      {
+        source: 'api',
+        definition: { ...instance('client', undefined), checks: [], upstreams },
+      },
+    ],
+    catalog,
+    member: (id) => ({
+      id,
+      name: id,
+      address: '127.0.0.1:1',
+      zone: '',
+      meta: { inbound: '127.0.0.1:2' },
+      status: 'alive',
+      incarnation: 0,
+      statusChangedAtMs: 0,
+    }),
+    selfId: 'self',
+    state: () => sm,
+    protocolOf: (name, own) =>
+      own ?? ((sm.configGet('service-defaults', name)?.spec as { protocol?: string })?.protocol || 'tcp'),
+    roots: () => undefined,
+    certs: () => ({}),
+  });
+}
+
+describe('the proxy snapshot with an HTTP proxy port', () => {
+  it('compiles a chain for every http service, configuration-only ones included, and none for others', () => {
+    const s = snapshotWith([{ service: '*', localPort: 15001 }]);
+    assert.deepEqual(Object.keys(s.chains).sort(), ['front', 'web']);
+    assert.equal(s.chains.front?.targets[0]?.service, 'web', 'front redirects to web');
+    assert.deepEqual(
+      s.endpoints.web?.map((e) => e.id),
+      ['self/web-1'],
+    );
+    assert.deepEqual(s.upstreams, [
+      { source: 'client', destination: '*', bindHost: '127.0.0.1', port: 15001, protocol: 'http' },
+    ]);
+  });
+
+  it('keeps an explicit upstream’s chain and protocol, and compiles nothing more without a "*" upstream', () => {
+    const both = snapshotWith([
+      { service: 'greeter', localPort: 9001 },
+      { service: '*', localPort: 15001 },
+    ]);
+    assert.equal(both.chains.greeter?.protocol, 'grpc');
+    assert.deepEqual(Object.keys(both.chains).sort(), ['front', 'greeter', 'web']);
+    const explicit = snapshotWith([{ service: 'web', localPort: 9002 }]);
+    assert.deepEqual(Object.keys(explicit.chains), ['web']);
+  });
+});

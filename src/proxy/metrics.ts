@@ -117,6 +117,12 @@ export class ProxyMetrics {
     labelNames: ['service', 'protocol'] as const,
     registers: [this.registry],
   });
+  readonly retries = new Counter({
+    name: 'mesh_proxy_retries_total',
+    help: 'HTTP/1.1 retries a route asked for, by source and destination service and result: sent, or budget_exhausted (the router’s retryBudget refused it and the failure was passed on)',
+    labelNames: ['source', 'destination', 'result'] as const,
+    registers: [this.registry],
+  });
   readonly ejections = new Counter({
     name: 'mesh_proxy_ejections_total',
     help: 'Instances of a destination service this agent stopped calling for a while after failures in a row (the resolver’s passiveHealthCheck), by service',

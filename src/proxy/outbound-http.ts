@@ -30,6 +30,7 @@ import {
 } from './h2-forward.js';
 import { headerString, INSTANCE_HEADER } from './inbound.js';
 import { entryOf, newMap } from './maps.js';
+import { record } from './outbound-record.js';
 import { ALPN_H1, ALPN_H2, ALPN_MUX, connectPeer } from './peer-tls.js';
 import { forwardTarget, type PoolTarget } from './pools.js';
 import type { HashKeySource, Picked } from './routing.js';
@@ -218,6 +219,9 @@ class OutboundH1 implements HashKeySource, ForwardListener {
     }
     const { endpoint, balancer, decision } = picked;
     const canRetry = x.replayable && this.attempts < decision.numRetries;
+    // A request that may be retried earns its share of the destination's retry budget.
+    if (this.attempts === 0 && decision.numRetries > 0)
+      ctx.routing.retryBudget(up.destination).onRequest(wallMs);
     this.attempts++;
     const target = endpoint.local
       ? localTarget(ctx, up, endpoint)
@@ -244,7 +248,7 @@ class OutboundH1 implements HashKeySource, ForwardListener {
           : `${this.forwardedBlock}\r\ntraceparent: ${this.traceparent}\r\n${INSTANCE_HEADER}: ${endpoint.instanceId}`,
         picked.requestTimeoutMs,
         canRetry && decision.retryOnStatusCodes.length > 0
-          ? (s: number) => decision.retryOnStatusCodes.includes(s)
+          ? (s: number) => decision.retryOnStatusCodes.includes(s) && this.budgetAllows()
           : undefined,
       ),
       this,
@@ -268,15 +272,28 @@ class OutboundH1 implements HashKeySource, ForwardListener {
     }
     const stale = o.staleSocket === true && x.replayable && this.staleRetries++ < STALE_SOCKET_RETRIES_MAX;
     // A stale connection never reached the instance: it may be picked again.
+    // A status retry passed the budget when the response was dropped (budgetAllows); a connect
+    // failure asks it now.
     const retry =
       stale ||
-      (this.canRetry && (o.retryable === true || (o.connectFailed && decision.retryOnConnectFailure)));
+      (this.canRetry &&
+        (o.retryable === true || (o.connectFailed && decision.retryOnConnectFailure && this.budgetAllows())));
     if (retry && !stale) {
       this.tried ??= new Set();
       this.tried.add(endpoint.id);
+      ctx.routing.retryBudget(up.destination).onRetry(wallMs);
+      ctx.metrics.retries.inc({ source: up.source, destination: up.destination, result: 'sent' });
     }
     if (retry) this.attempt();
     else this.answer(o.status, `mesh: ${endpoint.service} via ${endpoint.inbound}: ${o.message}`);
+  }
+
+  /** May one more retry go out within the destination's retry budget? Counted when not. */
+  private budgetAllows(): boolean {
+    const { ctx, up } = this;
+    if (ctx.routing.retryBudget(up.destination).canRetry(Date.now())) return true;
+    ctx.metrics.retries.inc({ source: up.source, destination: up.destination, result: 'budget_exhausted' });
+    return false;
   }
 
   /** Answered by this agent (no instance, denied, or the last attempt failed). */
@@ -407,31 +424,4 @@ export async function handleH2Stream(
     }
   }
   record(ctx, up, status, performance.now() - startedMs, traceparent, info.method, path, grpcStatus);
-}
-
-export function record(
-  ctx: EngineContext,
-  up: ProxyUpstream,
-  status: number,
-  durationMs: number,
-  traceparent: string,
-  method: string | undefined,
-  path: string,
-  grpcStatus?: string,
-): void {
-  const seconds = durationMs / 1000;
-  ctx.metrics.request('outbound', up.source, up.destination, status, seconds, grpcStatus);
-  if (ctx.accessLogs()) {
-    ctx.log('info', 'request', {
-      direction: 'outbound',
-      source: up.source,
-      destination: up.destination,
-      method,
-      path,
-      status,
-      grpcStatus,
-      durationMs: Math.round(seconds * 1e6) / 1000,
-      traceparent,
-    });
-  }
 }

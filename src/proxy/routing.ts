@@ -9,6 +9,7 @@ import { SeededRng } from '../core/rand.js';
 import { decideIntention } from '../core/routing/intentions.js';
 import { type Balancer, createBalancer } from '../core/routing/lb.js';
 import type { LbContext } from '../core/routing/lb-common.js';
+import { RetryBudget, retryBudgetSettings } from '../core/routing/retry-budget.js';
 import { ChainRouter, inSubset } from '../core/routing/route.js';
 import type { ChainTarget, RequestInfo, RouteDecision } from '../core/routing/types.js';
 import type { HashPolicy } from '../core/state/kinds/load-balancer.js';
@@ -76,6 +77,8 @@ export class RoutingTable {
   private readonly balancers = new Map<string, BalancerEntry>();
   /** Passive health checks: instances this agent stopped calling for a while after failures in a row. */
   readonly ejections = new Ejections();
+  /** Retry budgets by destination, made on a destination's first retryable request; they outlive snapshots. */
+  private readonly budgets = new Map<string, RetryBudget>();
   /** Front cache of `balancers` by target object, valid while `balancers` still holds the entry. */
   private readonly balancerByTarget = new WeakMap<ChainTarget, { key: string; entry: BalancerEntry }>();
 
@@ -101,6 +104,11 @@ export class RoutingTable {
     this.chainJson = chainJson;
     this.snap = s;
     this.ejections.apply(s);
+    for (const [dest, budget] of this.budgets) {
+      const chain = s.chains[dest];
+      if (chain === undefined) this.budgets.delete(dest);
+      else budget.update(retryBudgetSettings(chain.retryBudget));
+    }
     this.routers = routers;
     this.candidates = new Map();
     this.intentions = new Map();
@@ -115,6 +123,17 @@ export class RoutingTable {
       this.localByService.set(i.service, list);
       entryOf(this.localById, i.service, newMap).set(i.id, i);
     }
+  }
+
+  /** The retry budget of calls to `dest` (a destination this snapshot routes to). */
+  retryBudget(dest: string): RetryBudget {
+    let b = this.budgets.get(dest);
+    if (b === undefined) {
+      b = new RetryBudget(retryBudgetSettings(this.routers.get(dest)?.chain.retryBudget));
+      // Bounded by the destinations of the snapshot (apply drops the others).
+      this.budgets.set(dest, b);
+    }
+    return b;
   }
 
   /** The protocol of the chain to `dest`, or undefined when this snapshot has no route to it. */

@@ -1,8 +1,9 @@
 // The data plane when things change under it, on real agents: an instance whose check fails stops
 // getting traffic (and gets it back); one that answers 500 while its check passes is ejected by the
-// caller's passive health check; saturating the proxy neither fails a member nor starts an
-// election (the proxy runs off the agent's main thread); `mesh ca rotate`, twice, during traffic
-// fails no request; killing an instance's agent moves its traffic to the other instance.
+// caller's passive health check, and hidden by retries within a budget; saturating the proxy
+// neither fails a member nor starts an election (the proxy runs off the agent's main thread);
+// `mesh ca rotate`, twice, during traffic fails no request; killing an instance's agent moves its
+// traffic to the other instance.
 import '../../src/polyfill.js';
 import assert from 'node:assert/strict';
 import { Agent as HttpAgent, request } from 'node:http';
@@ -160,6 +161,33 @@ describe('the data plane through failures and rotations', { timeout: 240_000 }, 
     const del = await api(n01, 'DELETE', '/v1/config/service-resolver/web');
     assert.equal(del.status, 200);
     assert.ok(await waitFor(async () => (await hit(port)) === 'v2', 30_000, 10), 'v2 gets traffic again');
+  });
+
+  it('retries: a route retrying 500s hides a broken instance; the router’s retry budget caps them; both counted', async () => {
+    v2.failing = true;
+    const routes = [{ destination: { numRetries: 2, retryOnStatusCodes: [500] } }];
+    await putConfig(n01, 'service-router', 'web', { routes });
+    const reachedV2 = v2.hits;
+    assert.ok(await streak(port, 'v1', 40, 30_000), 'every answer from v1: calls to v2 are retried there');
+    assert.ok(v2.hits > reachedV2, 'v2 still got calls (and failed them)');
+    // One retry a second, none earned by requests: most of v2's 500s now reach the caller.
+    await putConfig(n01, 'service-router', 'web', {
+      routes,
+      retryBudget: { retryRatio: 0, minRetriesPerSecond: 1, ttlMs: 1_000 },
+    });
+    assert.ok(
+      await waitFor(async () => (await hit(port)).startsWith('status 500'), 30_000, 0),
+      'a 500 passed on',
+    );
+    const text = await (
+      await fetch(`http://127.0.0.1:${n01.httpPort}/v1/agent/metrics?format=prometheus`)
+    ).text();
+    const retries = 'mesh_proxy_retries_total\\{source="client",destination="web",result=';
+    assert.match(text, new RegExp(`^${retries}"sent"\\} [1-9]`, 'm'));
+    assert.match(text, new RegExp(`^${retries}"budget_exhausted"\\} [1-9]`, 'm'));
+    v2.failing = false;
+    assert.equal((await api(n01, 'DELETE', '/v1/config/service-router/web')).status, 200);
+    assert.ok(await waitFor(async () => (await hit(port)) === 'v2', 30_000, 10), 'v2 answers again');
   });
 
   it('saturating the proxy fails no member and starts no election', async () => {

@@ -9,6 +9,7 @@
 // fallback chain straight to the service, with the reasons in `errors`: one bad entry must not
 // stop the service's traffic.
 import { PROTOCOLS, type Protocol } from '../state/kinds/fields.js';
+import type { RetryBudgetSpec } from '../state/kinds/retry-budget.js';
 import type { RouteDestination, ServiceRouterSpec } from '../state/kinds/service-router.js';
 import { serviceNameProblem } from '../state/kinds/spec-fields.js';
 import { ChainWalk, defaultLoadBalancer } from './chain-walk.js';
@@ -62,8 +63,10 @@ function routeFrom(walk: ChainWalk, service: string, d: RouteDestination | undef
 function compile(lookup: Lookup, service: string, protocol: Protocol): CompiledChain {
   const walk = new ChainWalk(lookup);
   const routes: CompiledRoute[] = [];
+  let retryBudget: RetryBudgetSpec | undefined;
   if (isL7(protocol)) {
     const router = walk.spec<ServiceRouterSpec>('service-router', service);
+    retryBudget = router?.retryBudget;
     (router?.routes ?? []).forEach((r, i) => {
       const d = r.destination;
       const hop = routeFrom(walk, service, d, i);
@@ -86,7 +89,9 @@ function compile(lookup: Lookup, service: string, protocol: Protocol): CompiledC
   walk.resolveFailover();
   if (walk.errors.length > 0) return fallbackChain(service, protocol, walk.errors);
   const targets = [...walk.targets.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  return { service, protocol, routes, targets, errors: [] };
+  const chain: CompiledChain = { service, protocol, routes, targets, errors: [] };
+  if (retryBudget !== undefined) chain.retryBudget = retryBudget;
+  return chain;
 }
 
 /**

@@ -3,6 +3,7 @@
 // and arrays: no RegExp (patterns stay source strings), no functions, no Map.
 import type { Protocol } from '../state/kinds/fields.js';
 import type { PassiveHealthCheck } from '../state/kinds/passive-health.js';
+import type { RetryBudgetSpec } from '../state/kinds/retry-budget.js';
 import type { LoadBalancer, SubsetFilter } from '../state/kinds/service-resolver.js';
 import type { HttpMatch } from '../state/kinds/service-router.js';
 
@@ -59,6 +60,8 @@ export interface CompiledChain {
   routes: CompiledRoute[];
   /** Every target any route or failover list names, sorted by id. */
   targets: ChainTarget[];
+  /** The router's retry budget; unset: the defaults (retries are budgeted whenever a route has any). */
+  retryBudget?: RetryBudgetSpec;
   /**
    * Why the configuration could not be compiled; empty when it could. A chain with errors routes
    * every call straight to the service with default settings, so traffic keeps flowing while an

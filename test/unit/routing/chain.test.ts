@@ -146,6 +146,14 @@ describe('compileChain', () => {
     ]);
   });
 
+  it('carries the router’s retry budget, for HTTP chains only', () => {
+    const budget = { retryRatio: 0.1, ttlMs: 5_000 };
+    const lookup = lookupOf([['service-router', 'api', { retryBudget: budget }]]);
+    assert.deepEqual(compileChain(lookup, 'api', 'http').retryBudget, budget);
+    assert.equal(compileChain(lookup, 'api', 'tcp').retryBudget, undefined);
+    assert.equal(compileChain(lookupOf([]), 'api', 'http').retryBudget, undefined);
+  });
+
   it('follows redirects to the destination resolver and its subsets', () => {
     const lookup = lookupOf([
       ['service-resolver', 'api', { redirect: { service: 'api-v2' } }],

@@ -153,6 +153,24 @@ describe('service-router', () => {
   });
 });
 
+describe('service-router retryBudget', () => {
+  it('accepts a budget, and names each bad field', () => {
+    assert.deepEqual(
+      router.validate({ routes: [], retryBudget: { retryRatio: 0.1, minRetriesPerSecond: 0, ttlMs: 5_000 } }),
+      [],
+    );
+    assert.deepEqual(
+      fields(
+        router.validate({ retryBudget: { retryRatio: -1, minRetriesPerSecond: 1.5, ttlMs: 500, x: 1 } }),
+      ),
+      ['retryBudget.x', 'retryBudget.retryRatio', 'retryBudget.minRetriesPerSecond', 'retryBudget.ttlMs'],
+    );
+    assert.deepEqual(fields(router.validate({ retryBudget: { retryRatio: 'all' } })), [
+      'retryBudget.retryRatio',
+    ]);
+  });
+});
+
 describe('service-splitter', () => {
   it('accepts weights adding up to 100 with two decimals', () => {
     assert.deepEqual(splitter.validate({ splits: [{ weight: 100 }] }), []);

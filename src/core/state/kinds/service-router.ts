@@ -6,6 +6,7 @@ import { field } from '../text.js';
 import type { ValidationError } from '../types.js';
 import { specObject } from './fields.js';
 import { checkRouteMatch, type HttpMatch } from './http-match.js';
+import { checkRetryBudget, type RetryBudgetSpec } from './retry-budget.js';
 import {
   at,
   type Errors,
@@ -50,6 +51,8 @@ export interface Route {
 
 export interface ServiceRouterSpec {
   routes?: Route[];
+  /** Bounds the retries of every route together (defaults: RETRY_BUDGET_DEFAULTS). */
+  retryBudget?: RetryBudgetSpec;
 }
 
 export const SERVICE_ROUTER_LIMITS = Object.freeze({
@@ -63,7 +66,7 @@ export const SERVICE_ROUTER_LIMITS = Object.freeze({
   prefixRewriteLengthMax: 2048,
 });
 
-const FIELDS = ['routes'] as const;
+const FIELDS = ['routes', 'retryBudget'] as const;
 const ROUTE_FIELDS = ['match', 'destination'] as const;
 const DESTINATION_FIELDS = [
   'service',
@@ -123,6 +126,8 @@ function validate(spec: unknown): ValidationError[] {
   const errors: ValidationError[] = [];
   const o = specObject(spec, FIELDS, errors);
   if (o === undefined) return errors;
+  const budget = field(o, 'retryBudget');
+  if (budget !== undefined) checkRetryBudget(budget, 'retryBudget', errors);
   const routes = field(o, 'routes');
   if (routes === undefined) return errors;
   const list = listAt(routes, 'routes', 0, SERVICE_ROUTER_LIMITS.routesMax, errors);
@@ -147,7 +152,7 @@ export function validateServiceEntryName(name: string): ValidationError | undefi
 export const serviceRouter: KindModule = {
   kind: 'service-router',
   description:
-    'HTTP/gRPC routes for calls to one service: match path, method, headers, query; pick a destination.',
+    'HTTP/gRPC routes for calls to one service: match path, method, headers, query; pick a destination; budget retries.',
   validate,
   validateName: validateServiceEntryName,
 };

@@ -183,6 +183,8 @@ class OutboundH1 implements HashKeySource, ForwardListener {
   private tried: Set<string> | undefined = undefined;
   private attempts = 0;
   private staleRetries = 0;
+  /** The next attempt is a retry the budget allowed: charged when it goes out. */
+  private retrying = false;
   // The attempt under way, for forwarded().
   private endpoint: ProxyEndpoint | undefined = undefined;
   private balancer: Balancer | undefined = undefined;
@@ -219,9 +221,9 @@ class OutboundH1 implements HashKeySource, ForwardListener {
     }
     const { endpoint, balancer, decision } = picked;
     const canRetry = x.replayable && this.attempts < decision.numRetries;
-    // A request that may be retried earns its share of the destination's retry budget.
-    if (this.attempts === 0 && decision.numRetries > 0)
-      ctx.routing.retryBudget(up.destination).onRequest(wallMs);
+    // A request that may be retried earns its share of the destination's retry budget (budgets
+    // run on the monotonic clock: a wall-clock step must not empty or fill them).
+    if (this.attempts === 0 && canRetry) ctx.routing.retryBudget(up.destination).onRequest(this.startedMs);
     this.attempts++;
     const target = endpoint.local
       ? localTarget(ctx, up, endpoint)
@@ -229,6 +231,12 @@ class OutboundH1 implements HashKeySource, ForwardListener {
     if ('status' in target) {
       this.answer(target.status, target.message);
       return;
+    }
+    if (this.retrying) {
+      // Charged once it goes out: a retry that found no instance to go to cost nothing.
+      this.retrying = false;
+      ctx.routing.retryBudget(up.destination).onRetry(performance.now());
+      ctx.metrics.retries.inc({ source: up.source, destination: up.destination, result: 'sent' });
     }
     balancer.onStart(endpoint.id, wallMs);
     this.endpoint = endpoint;
@@ -261,10 +269,13 @@ class OutboundH1 implements HashKeySource, ForwardListener {
     const endpoint = this.endpoint as ProxyEndpoint;
     const decision = this.decision as RouteDecision;
     const endedMs = performance.now();
-    const ok = o.status < 500;
+    // This agent's own limits and a stale pooled socket say nothing of the instance: neither its
+    // balancer's estimate nor its passive health check hears of them as failures.
+    const concerns = concernsInstance(o);
+    const ok = !concerns || o.status < 500;
     const wallMs = Date.now();
     (this.balancer as Balancer).onEnd(endpoint.id, endedMs - this.attemptStartedMs, ok, wallMs);
-    if (concernsInstance(o)) ctx.routing.ejections.onResult(endpoint, ok, wallMs);
+    if (concerns) ctx.routing.ejections.onResult(endpoint, ok, wallMs);
     if (endpoint.local) ctx.metrics.request('inbound', up.source, endpoint.service, o.status);
     if (o.sentResponse) {
       this.end(o.status, endedMs);
@@ -281,8 +292,7 @@ class OutboundH1 implements HashKeySource, ForwardListener {
     if (retry && !stale) {
       this.tried ??= new Set();
       this.tried.add(endpoint.id);
-      ctx.routing.retryBudget(up.destination).onRetry(wallMs);
-      ctx.metrics.retries.inc({ source: up.source, destination: up.destination, result: 'sent' });
+      this.retrying = true;
     }
     if (retry) this.attempt();
     else this.answer(o.status, `mesh: ${endpoint.service} via ${endpoint.inbound}: ${o.message}`);
@@ -291,7 +301,7 @@ class OutboundH1 implements HashKeySource, ForwardListener {
   /** May one more retry go out within the destination's retry budget? Counted when not. */
   private budgetAllows(): boolean {
     const { ctx, up } = this;
-    if (ctx.routing.retryBudget(up.destination).canRetry(Date.now())) return true;
+    if (ctx.routing.retryBudget(up.destination).canRetry(performance.now())) return true;
     ctx.metrics.retries.inc({ source: up.source, destination: up.destination, result: 'budget_exhausted' });
     return false;
   }

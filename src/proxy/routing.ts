@@ -105,9 +105,9 @@ export class RoutingTable {
     this.snap = s;
     this.ejections.apply(s);
     for (const [dest, budget] of this.budgets) {
-      const chain = s.chains[dest];
-      if (chain === undefined) this.budgets.delete(dest);
-      else budget.update(retryBudgetSettings(chain.retryBudget));
+      const router = routers.get(dest);
+      if (router === undefined) this.budgets.delete(dest);
+      else budget.update(retryBudgetSettings(router.chain.retryBudget));
     }
     this.routers = routers;
     this.candidates = new Map();

@@ -1,10 +1,11 @@
 // A retry budget's accounting (settings: state/kinds/retry-budget.ts): requests and retries to one
-// service counted in one-second buckets over the last ttlMs; a retry is allowed while the retries
-// in the window stay under minRetriesPerSecond × the window's seconds + retryRatio × its requests.
+// service counted in one-second buckets over the last ttlMs (the current second and the whole
+// seconds before it); a retry is allowed while the retries in the window, it included, stay within
+// minRetriesPerSecond × the window's seconds + retryRatio × its requests.
 // Counting per second rather than per event keeps the memory fixed (at most 60 buckets) and the
 // cost of a request one increment.
 //
-// Pure: time comes in as nowMs.
+// Pure: time comes in as nowMs, from a monotonic clock (a bucket from the future is ignored).
 import { RETRY_BUDGET_DEFAULTS, type RetryBudgetSpec } from '../state/kinds/retry-budget.js';
 
 export type RetryBudgetSettings = Required<RetryBudgetSpec>;
@@ -48,14 +49,17 @@ export class RetryBudget {
     let requests = 0;
     let retries = 0;
     for (let i = 0; i < this.buckets; i++) {
-      if (now - (this.second[i] as number) >= this.buckets) continue;
+      const age = now - (this.second[i] as number);
+      if (age < 0 || age >= this.buckets) continue;
       requests += this.requests[i] as number;
       retries += this.retries[i] as number;
     }
     const s = this.settings;
-    // The window is `buckets` whole seconds (ttlMs rounded up).
+    // The window is `buckets` whole seconds (ttlMs rounded up), the current one included. A
+    // fraction of a retry is not one: 0.2 × 1 request allows none, 0.2 × 5 one (with a little
+    // slack for 0.07 × 100 not being exactly 7 in floating point).
     const allowed = s.minRetriesPerSecond * this.buckets + s.retryRatio * requests;
-    return retries < allowed;
+    return retries + 1 <= allowed + 1e-9;
   }
 
   /** A retry was sent. */

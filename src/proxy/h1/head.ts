@@ -386,13 +386,22 @@ export function writeHead(startLine: string, block: string): string {
   return `${startLine}${block}\r\n\r\n`;
 }
 
+/** Per header name: every line of it. */
+const linePatterns = new Map<string, RegExp>();
+
 /**
  * Replace every `lower` header of a parsed head by one line `lower: value`, as a proxy that must
- * generate a field itself (Host from an absolute-form target, RFC 9112 §3.2.2). `value` must be a
- * valid field value: it is not checked here.
+ * generate a field itself (Host from an absolute-form target, RFC 9112 §3.2.2). Only for a header
+ * the head's parsed fields (framing, Connection, Keep-Alive, traceparent) do not come from: those
+ * are not read again. `value` must be a valid field value: it is not checked here.
  */
 export function replaceHeader(h: Head, lower: string, value: string): void {
-  const every = new RegExp(`\\r\\n${escapeRegExp(lower)}:[^\\r]*`, 'gi');
+  let every = linePatterns.get(lower);
+  if (every === undefined) {
+    every = new RegExp(`\\r\\n${escapeRegExp(lower)}:[^\\r]*`, 'gi');
+    // Names come from this program, not from requests: a handful.
+    if (linePatterns.size < 64) linePatterns.set(lower, every);
+  }
   h.block = `${h.block.replace(every, '')}\r\n${lower}: ${value}`;
   // The scan's line offsets no longer fit the block.
   h.drops = undefined;

@@ -43,6 +43,25 @@ describe('retry budgets', () => {
     assert.equal(drain(b, 0), 5);
   });
 
+  it('allows whole retries only: 20% of one request is none, of five is one, 7% of 100 is seven', () => {
+    const b = new RetryBudget(retryBudgetSettings({ retryRatio: 0.2, minRetriesPerSecond: 0, ttlMs: 1_000 }));
+    b.onRequest(0);
+    assert.equal(b.canRetry(0), false);
+    for (let i = 0; i < 4; i++) b.onRequest(0);
+    assert.equal(drain(b, 0), 1);
+    const c = new RetryBudget(
+      retryBudgetSettings({ retryRatio: 0.07, minRetriesPerSecond: 0, ttlMs: 1_000 }),
+    );
+    for (let i = 0; i < 100; i++) c.onRequest(0);
+    assert.equal(drain(c, 0), 7);
+  });
+
+  it('ignores buckets stamped later than now (a clock that went back) rather than counting them', () => {
+    const b = new RetryBudget(retryBudgetSettings({ retryRatio: 0, minRetriesPerSecond: 1, ttlMs: 3_000 }));
+    assert.equal(drain(b, 5_000), 3);
+    assert.equal(drain(b, 4_000), 3, 'the retries of second 5 are not in the window of second 4');
+  });
+
   it('defaults to Linkerd’s: 20% of requests plus 10 a second over 10 s', () => {
     assert.deepEqual(retryBudgetSettings(undefined), {
       retryRatio: 0.2,
@@ -72,7 +91,8 @@ describe('retry budgets', () => {
             const recent = log.filter((x) => second - x.second < windowS);
             const retries = recent.filter((x) => x.retry).length;
             const requests = recent.length - retries;
-            const room = retries < s.minRetriesPerSecond * windowS + s.retryRatio * requests;
+            // Whole retries only: one more must fit within the allowance.
+            const room = retries + 1 <= s.minRetriesPerSecond * windowS + s.retryRatio * requests + 1e-9;
             assert.equal(b.canRetry(now), room);
             if (!room) continue;
             b.onRetry(now);

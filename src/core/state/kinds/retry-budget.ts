@@ -7,7 +7,7 @@ import { field } from '../text.js';
 import { at, type Errors, objectAt, optInt } from './spec-fields.js';
 
 export interface RetryBudgetSpec {
-  /** Retries as a share of requests, 0 to 1 (default 0.2: at most 20% more load). */
+  /** Retries as a share of requests, 0 to 10 (default 0.2: at most 20% more load). */
   retryRatio?: number;
   /** Retries allowed each second whatever the ratio, so a quiet service can still retry (default 10). */
   minRetriesPerSecond?: number;

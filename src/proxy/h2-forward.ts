@@ -154,12 +154,20 @@ export function failsInstance(grpc: boolean, o: H2Outcome): boolean {
 }
 
 /**
- * The `grpc-status` a gRPC call ended with, for the metrics: the upstream's ('' if none came), or
- * the one this agent answered with. Undefined when the call is not gRPC.
+ * What a caller's gRPC client reports for a stream reset with INTERNAL_ERROR, as this agent passes
+ * on an answer the upstream cut: INTERNAL (gRPC over HTTP/2, "Errors": the RST_STREAM code mapping).
+ */
+const GRPC_INTERNAL = '13';
+
+/**
+ * The `grpc-status` a gRPC call ended with, for the metrics: the upstream's ('' if none came); for
+ * an answer the upstream cut midway, INTERNAL, which is what the caller saw; or the one this agent
+ * answered with. Undefined when the call is not gRPC.
  */
 export function grpcStatusOf(grpc: boolean, o: H2Outcome): string | undefined {
   if (!grpc) return undefined;
-  return o.sentResponse ? o.grpcStatus : String(failedGrpcStatus(o));
+  if (!o.sentResponse) return String(failedGrpcStatus(o));
+  return o.cut === true ? GRPC_INTERNAL : o.grpcStatus;
 }
 
 /**

@@ -3,7 +3,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { CALLER_CANCELLED_STATUS, failsInstance, type H2Outcome } from '../../../src/proxy/h2-forward.js';
+import {
+  CALLER_CANCELLED_STATUS,
+  failsInstance,
+  grpcStatusOf,
+  type H2Outcome,
+} from '../../../src/proxy/h2-forward.js';
 
 const answered = (status: number, grpcStatus: string): H2Outcome => ({
   status,
@@ -49,6 +54,21 @@ describe('failsInstance', () => {
       fc.property(fc.integer({ min: 100, max: 599 }), fc.boolean(), fc.string(), (status, grpc, g) => {
         assert.equal(failsInstance(grpc, { status, grpcStatus: g, sentResponse: true, cut: true }), true);
       }),
+    );
+  });
+
+  it('labels a gRPC call by the status its caller saw: the server’s, INTERNAL for a cut answer, the agent’s own without one', () => {
+    assert.equal(grpcStatusOf(true, { status: 200, grpcStatus: '5', sentResponse: true }), '5');
+    assert.equal(grpcStatusOf(true, { status: 200, grpcStatus: '', sentResponse: true }), '');
+    // The caller got RST_STREAM(INTERNAL_ERROR): its client reports INTERNAL (13), not "no status".
+    assert.equal(grpcStatusOf(true, { status: 200, grpcStatus: '', sentResponse: true, cut: true }), '13');
+    assert.equal(
+      grpcStatusOf(true, { status: 502, sentResponse: false, message: '', timedOut: false }),
+      '14',
+    );
+    assert.equal(
+      grpcStatusOf(false, { status: 200, grpcStatus: '', sentResponse: true, cut: true }),
+      undefined,
     );
   });
 

@@ -186,6 +186,31 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
     });
     assert.equal(line, 'HTTP/1.1 405 Method Not Allowed');
     assert.equal((await byHost('web')).status, 200);
+    // The service is chosen per request: one keep-alive connection, three pipelined requests.
+    const answers = await new Promise<string>((resolve) => {
+      const s = netConnect({ host: '127.0.0.1', port: ports.any });
+      let got = '';
+      const timer = setTimeout(() => s.destroy(), 10_000);
+      s.on('connect', () =>
+        s.write(
+          'GET / HTTP/1.1\r\nHost: nosuch\r\n\r\n' +
+            'GET /k HTTP/1.1\r\nHost: web\r\n\r\n' +
+            'GET / HTTP/1.1\r\nHost: echo\r\nConnection: close\r\n\r\n',
+        ),
+      );
+      s.on('data', (d) => (got += d.toString()));
+      s.on('error', () => undefined);
+      s.on('close', () => {
+        clearTimeout(timer);
+        resolve(got);
+      });
+    });
+    assert.deepEqual(
+      [...answers.matchAll(/^HTTP\/1\.1 (\d{3})/gm)].map((m) => m[1]),
+      ['404', '200', '404'],
+      answers,
+    );
+    assert.match(answers, /"path":"\/k"/);
     // Counted under the service it reached, and refusals under "*" (a made-up name is no label).
     const text = await promText(n01);
     assert.match(

@@ -1,7 +1,8 @@
 // The proxy's side of passive health checks: one OutlierDetector (core/routing/outlier.ts) per
 // destination service whose resolver has a passiveHealthCheck, fed the end of every call the
 // balancers are told of, and consulted when candidates are picked. Detectors outlive snapshots
-// (the failures in a row are the point) and are dropped with their service's setting.
+// (the failures in a row are the point) and are dropped with their service's setting. Ejections
+// are timed on the monotonic clock: a wall-clock step back must not keep an instance out longer.
 import { OutlierDetector, type OutlierSettings, outlierSettings } from '../core/routing/outlier.js';
 import type { ProxyEndpoint, ProxySnapshot } from './types.js';
 
@@ -18,6 +19,8 @@ export class Ejections {
   private totals = new Map<string, number>();
   /** Told of each ejection as it starts (metrics, a log line). */
   onEject: (e: Ejection) => void = () => undefined;
+
+  constructor(private readonly clock: () => number = () => performance.now()) {}
 
   apply(s: ProxySnapshot): void {
     const settings = new Map<string, OutlierSettings>();
@@ -39,7 +42,7 @@ export class Ejections {
   }
 
   /** A call to `e` ended; `ok` as the balancers are told. */
-  onResult(e: ProxyEndpoint, ok: boolean, nowMs: number): void {
+  onResult(e: ProxyEndpoint, ok: boolean): void {
     const s = this.settings.get(e.service);
     if (s === undefined) return;
     let d = this.detectors.get(e.service);
@@ -48,14 +51,15 @@ export class Ejections {
       d = new OutlierDetector();
       this.detectors.set(e.service, d);
     }
-    const lengthMs = d.onResult(e.id, ok, nowMs, s, this.totals.get(e.service) ?? 1);
+    const lengthMs = d.onResult(e.id, ok, this.clock(), s, this.totals.get(e.service) ?? 1);
     if (lengthMs !== undefined) this.onEject({ service: e.service, id: e.id, lengthMs });
   }
 
   /** `cands` without the ejected; all of them when every one is ejected (a failing instance beats none). */
-  filter(service: string, cands: ProxyEndpoint[], nowMs: number): ProxyEndpoint[] {
+  filter(service: string, cands: ProxyEndpoint[]): ProxyEndpoint[] {
     const d = this.detectors.get(service);
     if (d === undefined || d.idle) return cands;
+    const nowMs = this.clock();
     let kept: ProxyEndpoint[] | undefined;
     for (let i = 0; i < cands.length; i++) {
       const c = cands[i] as ProxyEndpoint;
@@ -66,17 +70,19 @@ export class Ejections {
   }
 
   /** How many instances are ejected now, for every service with a detector (0 included). */
-  counts(nowMs: number): Map<string, number> {
+  counts(): Map<string, number> {
+    const nowMs = this.clock();
     const out = new Map<string, number>();
     for (const [service, d] of this.detectors) out.set(service, d.ejectedNow(nowMs).length);
     return out;
   }
 
-  /** Every instance ejected now, by service. */
-  list(nowMs: number): Array<{ service: string; id: string; untilMs: number }> {
-    const out: Array<{ service: string; id: string; untilMs: number }> = [];
+  /** Every instance ejected now, by service, with how long until it returns. */
+  list(): Array<{ service: string; id: string; remainingMs: number }> {
+    const nowMs = this.clock();
+    const out: Array<{ service: string; id: string; remainingMs: number }> = [];
     for (const [service, d] of this.detectors)
-      for (const e of d.ejectedNow(nowMs)) out.push({ service, id: e.id, untilMs: e.untilMs });
+      for (const e of d.ejectedNow(nowMs)) out.push({ service, id: e.id, remainingMs: e.untilMs - nowMs });
     return out;
   }
 }

@@ -78,7 +78,7 @@ export class ProxyEngine {
     this.inbound = new Inbound(this.ctx);
     this.metrics.watchMux(() => ({ caller: this.pools.mux.counts(), callee: this.inbound.muxCounts() }));
     this.metrics.onActive = (active) => this.loop.setActive(active);
-    this.metrics.watchEjected(() => this.routing.ejections.counts(Date.now()));
+    this.metrics.watchEjected(() => this.routing.ejections.counts());
     this.routing.ejections.onEject = (e) => {
       this.metrics.ejections.inc({ service: e.service });
       this.ctx.log('warn', 'instance ejected after failures in a row', {
@@ -232,10 +232,9 @@ export class ProxyEngine {
   }
 
   private ejectedNow(): ProxyStatus['ejected'] {
-    const nowMs = Date.now();
     return this.routing.ejections
-      .list(nowMs)
-      .map((e) => ({ service: e.service, instance: e.id, remainingMs: e.untilMs - nowMs }));
+      .list()
+      .map((e) => ({ service: e.service, instance: e.id, remainingMs: Math.round(e.remainingMs) }));
   }
 
   stop(): void {

@@ -275,7 +275,7 @@ class OutboundH1 implements HashKeySource, ForwardListener {
     const ok = !concerns || o.status < 500;
     const wallMs = Date.now();
     (this.balancer as Balancer).onEnd(endpoint.id, endedMs - this.attemptStartedMs, ok, wallMs);
-    if (concerns) ctx.routing.ejections.onResult(endpoint, ok, wallMs);
+    if (concerns) ctx.routing.ejections.onResult(endpoint, ok);
     if (endpoint.local) ctx.metrics.request('inbound', up.source, endpoint.service, o.status);
     if (o.sentResponse) {
       this.end(o.status, endedMs);
@@ -424,7 +424,7 @@ export async function handleH2Stream(
     const ok = !failsInstance(grpc, o);
     const wallMs = Date.now();
     balancer.onEnd(endpoint.id, performance.now() - t0, ok, wallMs);
-    ctx.routing.ejections.onResult(endpoint, ok, wallMs);
+    ctx.routing.ejections.onResult(endpoint, ok);
     status = o.status;
     grpcStatus = grpcStatusOf(grpc, o);
     // Not retried: the stream's body went into the failed attempt and cannot be replayed.

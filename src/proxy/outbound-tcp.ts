@@ -50,7 +50,7 @@ export function handleTcpConnection(ctx: EngineContext, up: ProxyUpstream, clien
       ended = true;
       const nowMs = Date.now();
       balancer.onEnd(endpoint.id, nowMs - startedMs, ok, nowMs);
-      ctx.routing.ejections.onResult(endpoint, ok, nowMs);
+      ctx.routing.ejections.onResult(endpoint, ok);
     };
     const peer: TLSSocket = connectPeer({
       inbound: endpoint.inbound,

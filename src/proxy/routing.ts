@@ -216,7 +216,7 @@ export class RoutingTable {
     for (let i = -1; i < failover.length; i++) {
       const target = router.target(i < 0 ? decision.target.id : (failover[i] as string));
       if (!target) continue;
-      const cands = this.ejections.filter(target.service, this.candidatesOf(target), nowMs);
+      const cands = this.ejections.filter(target.service, this.candidatesOf(target));
       if (cands.length === 0) continue;
       const balancer = this.balancerOf(dest, target);
       const policies = target.loadBalancer.hashPolicies;

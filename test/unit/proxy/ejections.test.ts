@@ -32,43 +32,56 @@ function snapshot(passive: object | undefined): ProxySnapshot {
   };
 }
 
+/** Ejections on a clock the test sets. */
+function withClock(): { e: Ejections; at: (ms: number) => Ejections } {
+  let now = 0;
+  const e = new Ejections(() => now);
+  return {
+    e,
+    at: (ms) => {
+      now = ms;
+      return e;
+    },
+  };
+}
+
 describe('the proxy’s passive health checks', () => {
   it('ejects by the destination resolver’s setting and leaves the instance out of the candidates', () => {
-    const e = new Ejections();
+    const { e, at } = withClock();
     const seen: Ejection[] = [];
     e.onEject = (x) => seen.push(x);
     e.apply(snapshot({ maxFailures: 2, baseEjectionTimeMs: 1_000 }));
-    e.onResult(B, false, 0);
-    assert.deepEqual(e.filter('api', [A, B], 0), [A, B]);
-    e.onResult(B, false, 0);
+    e.onResult(B, false);
+    assert.deepEqual(e.filter('api', [A, B]), [A, B]);
+    e.onResult(B, false);
     assert.deepEqual(seen, [{ service: 'api', id: 'n/b', lengthMs: 1_000 }]);
-    assert.deepEqual(e.filter('api', [A, B], 999), [A]);
-    assert.deepEqual(e.list(999), [{ service: 'api', id: 'n/b', untilMs: 1_000 }]);
-    assert.deepEqual(e.counts(999), new Map([['api', 1]]));
-    assert.deepEqual(e.filter('api', [A, B], 1_000), [A, B], 'back when its time is up');
+    assert.deepEqual(at(999).filter('api', [A, B]), [A]);
+    assert.deepEqual(e.list(), [{ service: 'api', id: 'n/b', remainingMs: 1 }]);
+    assert.deepEqual(e.counts(), new Map([['api', 1]]));
+    assert.deepEqual(at(1_000).filter('api', [A, B]), [A, B], 'back when its time is up');
   });
 
   it('keeps every candidate when every one is out (a failing instance beats none)', () => {
-    const e = new Ejections();
+    const { e } = withClock();
     e.apply(snapshot({ maxFailures: 1, maxEjectionPercent: 100 }));
-    e.onResult(A, false, 0);
-    e.onResult(B, false, 0);
-    assert.equal(e.list(0).length, 2);
-    assert.deepEqual(e.filter('api', [A, B], 0), [A, B]);
-    assert.deepEqual(e.filter('api', [B], 0), [B]);
+    e.onResult(A, false);
+    e.onResult(B, false);
+    assert.equal(e.list().length, 2);
+    assert.deepEqual(e.filter('api', [A, B]), [A, B]);
+    assert.deepEqual(e.filter('api', [B]), [B]);
   });
 
   it('does nothing for a service without the setting, and forgets ejections when it is removed', () => {
-    const e = new Ejections();
+    const { e } = withClock();
     e.apply(snapshot(undefined));
-    for (let i = 0; i < 10; i++) e.onResult(A, false, 0);
-    assert.deepEqual(e.list(0), []);
+    for (let i = 0; i < 10; i++) e.onResult(A, false);
+    assert.deepEqual(e.list(), []);
     e.apply(snapshot({ maxFailures: 1 }));
-    e.onResult(A, false, 0);
-    assert.equal(e.list(0).length, 1);
+    e.onResult(A, false);
+    assert.equal(e.list().length, 1);
     e.apply(snapshot(undefined));
-    assert.deepEqual(e.list(0), []);
-    assert.deepEqual(e.filter('api', [A, B], 0), [A, B]);
+    assert.deepEqual(e.list(), []);
+    assert.deepEqual(e.filter('api', [A, B]), [A, B]);
   });
 
   it('counts what the instance answered or failed to, not this agent’s own limits or a stale pooled socket', () => {

@@ -8,7 +8,7 @@ import { SERVICE_NAME_PATTERN } from '../core/catalog/definition.js';
 import type { EngineContext } from './context.js';
 import type { Exchange } from './h1/exchange.js';
 import { headerValue, replaceHeader } from './h1/head.js';
-import { handleH1 } from './outbound-http.js';
+import { handleH1, splitUrl } from './outbound-http.js';
 import { record } from './outbound-record.js';
 import type { ProxyUpstream } from './types.js';
 
@@ -69,9 +69,7 @@ export function hostTarget(method: string, target: string, host: string | undefi
 
 /** What a refused request's access log shows of its target: the path, never a URL's userinfo or query. */
 function loggedPath(target: string): string {
-  const path = target[0] === '/' ? target : '';
-  const q = path.indexOf('?');
-  return q < 0 ? path : path.slice(0, q);
+  return target[0] === '/' ? splitUrl(target).path : '';
 }
 
 /**

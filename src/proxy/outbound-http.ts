@@ -39,7 +39,8 @@ import type { ProxyEndpoint, ProxyUpstream } from './types.js';
 
 type Headers = IncomingHttpHeaders;
 
-function splitUrl(url: string): { path: string; query: string } {
+/** A request target as path and query (the query without its "?"; "" when there is none). */
+export function splitUrl(url: string): { path: string; query: string } {
   const q = url.indexOf('?');
   return q < 0 ? { path: url, query: '' } : { path: url.slice(0, q), query: url.slice(q + 1) };
 }

@@ -9,8 +9,9 @@ import {
   type OutgoingHttpHeaders,
   type ServerHttp2Stream,
 } from 'node:http2';
+import type { ReplayBody } from './h2-body.js';
 
-const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM, NGHTTP2_NO_ERROR } = constants;
+const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM, NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM } = constants;
 
 /** Connection-specific headers HTTP/2 forbids (RFC 9113 §8.2.2), and pseudo-headers set anew. */
 const DROP = new Set([
@@ -95,7 +96,45 @@ export type H2Outcome =
    * connection lost), not by this side's doing; the caller got a reset, not a whole answer.
    */
   | { status: number; grpcStatus: string; sentResponse: true; cut?: true }
-  | { status: number; sentResponse: false; message: string; timedOut: boolean; cancelled?: true };
+  | {
+      status: number;
+      sentResponse: false;
+      message: string;
+      timedOut: boolean;
+      cancelled?: true;
+      /** The answer was withheld from the caller because `H2Attempt.retryOn` chose to retry it. */
+      retryable?: true;
+      /** A withheld gRPC answer's status. */
+      grpcStatus?: string;
+      /**
+       * The request never reached the service: no connection to the peer agent could be made, or
+       * the peer refused the stream (REFUSED_STREAM: RFC 9113 §8.7 says it was not processed).
+       */
+      connectFailed?: true;
+    };
+
+/** How one attempt of a call that may be retried is made. */
+export interface H2Attempt {
+  /** The caller's body, kept for another attempt; unset: the caller's stream is piped once. */
+  body?: ReplayBody;
+  /**
+   * Asked when the response head comes, before the caller sees any of it: true withholds the
+   * answer (the attempt ends with `retryable`). `grpcStatus` is set for a trailers-only answer.
+   */
+  retryOn?: (status: number, grpcStatus: string | undefined) => boolean;
+}
+
+/** Sessions that completed their connection: a stream failing on any other never reached a peer. */
+const connectedSessions = new WeakSet<ClientHttp2Session>();
+const watchedSessions = new WeakSet<ClientHttp2Session>();
+
+function watchConnect(session: ClientHttp2Session): void {
+  if (!session.connecting) connectedSessions.add(session);
+  else if (!watchedSessions.has(session)) {
+    watchedSessions.add(session);
+    session.once('connect', () => connectedSessions.add(session));
+  }
+}
 
 /**
  * The status a stream the caller cancelled (RST_STREAM, or a gRPC deadline of its own) before any
@@ -147,11 +186,15 @@ const GRPC_AS_HTTP: ReadonlyMap<string, number> = new Map(
  */
 export function failsInstance(grpc: boolean, o: H2Outcome): boolean {
   if (o.status >= 500) return true;
-  if (!o.sentResponse) return false;
+  // Of the answers the caller did not get, those withheld for a retry were the instance's.
+  if (!o.sentResponse) return o.retryable === true && grpc && grpcAsHttp(o.grpcStatus) >= 500;
   if (o.cut === true) return true;
   if (!grpc) return false;
-  return (GRPC_AS_HTTP.get(o.grpcStatus) ?? 0) >= 500;
+  return grpcAsHttp(o.grpcStatus) >= 500;
 }
+
+const grpcAsHttp = (grpcStatus: string | undefined): number =>
+  grpcStatus === undefined ? 0 : (GRPC_AS_HTTP.get(grpcStatus) ?? 0);
 
 /**
  * What a caller's gRPC client reports for a stream reset with INTERNAL_ERROR, as this agent passes
@@ -173,29 +216,36 @@ export function grpcStatusOf(grpc: boolean, o: H2Outcome): string | undefined {
 /**
  * Forward `stream` to `session`. Resolves when the exchange ends or fails before any response.
  * `timeoutMs` bounds the wait for the response headers, not the whole (maybe streaming) exchange.
+ * An attempt that ends before any response (`sentResponse: false`) leaves the caller's stream as it
+ * found it, with no listener of its own: another attempt may follow.
  */
 export function forwardH2(
   stream: ServerHttp2Stream,
   session: ClientHttp2Session,
   headers: OutgoingHttpHeaders,
   timeoutMs: number,
+  attempt: H2Attempt = {},
 ): Promise<H2Outcome> {
   return new Promise((resolve) => {
+    const { body, retryOn } = attempt;
     let settled = false;
     let status = 0;
     let grpcStatus = '';
     const settle = (o: H2Outcome): void => {
-      if (!settled) {
-        settled = true;
-        clearTimeout(timer);
-        resolve(o);
-      }
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (!o.sentResponse) leave();
+      resolve(o);
     };
+    watchConnect(session);
     let up: ReturnType<ClientHttp2Session['request']>;
     try {
       up = session.request(headers, { endStream: false });
     } catch (err) {
-      settle({ status: 502, sentResponse: false, message: (err as Error).message, timedOut: false });
+      // A session closed since it was handed out: nothing was sent, and nothing is set up yet.
+      const message = (err as Error).message;
+      resolve({ status: 502, sentResponse: false, message, timedOut: false, connectFailed: true });
       return;
     }
     /** This side reset the upstream stream: its caller left, or no response came in time. */
@@ -204,6 +254,8 @@ export function forwardH2(
       resetHere = true;
       up.close(NGHTTP2_CANCEL);
     };
+    /** The answer was withheld for a retry: this attempt has nothing more to do with the caller. */
+    let held = false;
     /**
      * The answer came whole: its END_STREAM arrived (with the head, with the trailers, or as the end
      * of the body). A reset after that (RFC 9113 §8.1 lets a server stop a request body so) cuts nothing.
@@ -231,20 +283,48 @@ export function forwardH2(
         });
     }, timeoutMs);
     let trailers: OutgoingHttpHeaders | undefined;
+    const sendTrailers = (): void => {
+      // Without trailers, empty ones end the stream (Node sends an empty DATA frame with
+      // END_STREAM). stream.close() here left the client waiting forever once the request body had
+      // been read: Node 20 then sends neither END_STREAM nor RST_STREAM.
+      stream.sendTrailers(trailers ?? {});
+    };
     up.on('response', (h, flags) => {
       // The timeout bounds the wait for the response head: a long gRPC stream is not cut off.
       clearTimeout(timer);
       status = Number(h[':status'] ?? 0);
-      const out: OutgoingHttpHeaders = {};
-      for (const [k, v] of Object.entries(h)) if (v !== undefined && !DROP.has(k)) out[k] = v;
+      const endStream = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
       if (h['grpc-status'] !== undefined) grpcStatus = String(h['grpc-status']);
       if (stream.destroyed) return;
+      if (retryOn?.(status, endStream && grpcStatus !== '' ? grpcStatus : undefined) === true) {
+        // Withheld: the caller sees nothing of this answer, and the next attempt answers it.
+        // The stream is reset even when the answer ended it: the request body may still be
+        // going out, and a half-closed stream would stay open.
+        held = true;
+        resetUpstream();
+        up.resume();
+        const how = grpcStatus !== '' ? `grpc-status ${grpcStatus}` : `status ${status}`;
+        settle({
+          status,
+          sentResponse: false,
+          message: `answered ${how}`,
+          timedOut: false,
+          retryable: true,
+          ...(grpcStatus !== '' ? { grpcStatus } : {}),
+        });
+        return;
+      }
+      // The answer goes to the caller now: no attempt can follow, and the kept body is not needed.
+      body?.release();
+      const out: OutgoingHttpHeaders = {};
+      for (const [k, v] of Object.entries(h)) if (v !== undefined && !DROP.has(k)) out[k] = v;
       // A trailers-only answer (gRPC errors: the status in the one HEADERS frame) stays one.
-      if ((flags & NGHTTP2_FLAG_END_STREAM) !== 0) {
+      if (endStream) {
         whole = true;
         stream.respond(out, { endStream: true });
         return;
       }
+      stream.once('wantTrailers', sendTrailers);
       stream.respond(out, { waitForTrailers: true });
       up.pipe(stream, { end: false });
       // Node ends the readable side of a cut stream too: whether it was cut decides how to end.
@@ -262,12 +342,6 @@ export function forwardH2(
       // Trailers come with END_STREAM.
       whole = true;
     });
-    stream.on('wantTrailers', () => {
-      // Without trailers, empty ones end the stream (Node sends an empty DATA frame with
-      // END_STREAM). stream.close() here left the client waiting forever once the request body had
-      // been read: Node 20 then sends neither END_STREAM nor RST_STREAM.
-      stream.sendTrailers(trailers ?? {});
-    });
     /** The caller went away (or cancelled) before a response: whatever happens upstream then is its doing. */
     let callerGone = false;
     const cancelled = (): boolean => {
@@ -281,31 +355,40 @@ export function forwardH2(
       });
       return true;
     };
+    /** Failed before any response: did the request reach the service at all? */
+    const failedBefore = (message: string): H2Outcome =>
+      !connectedSessions.has(session) || up.rstCode === NGHTTP2_REFUSED_STREAM
+        ? { status: 502, sentResponse: false, message, timedOut: false, connectFailed: true }
+        : { status: 502, sentResponse: false, message, timedOut: false };
     up.on('error', (err) => {
-      if (cancelled()) return;
-      if (!stream.headersSent)
-        settle({ status: 502, sentResponse: false, message: err.message, timedOut: false });
+      if (held || cancelled()) return;
+      if (!stream.headersSent) settle(failedBefore(err.message));
       else if (cut()) resetCaller();
     });
     up.on('close', () => {
+      if (held) return;
       // A stream cut while its caller read slowly closes without 'end' (Node drops what it held):
       // whatever ended it, an answer that never came whole must not leave the caller waiting.
       if (status > 0 && !whole && !resetHere) resetCaller();
       if (status > 0)
         settle({ status, grpcStatus, sentResponse: true, ...(cut() ? { cut: true as const } : {}) });
-      else if (!cancelled())
-        settle({
-          status: 502,
-          sentResponse: false,
-          message: 'the upstream closed the stream',
-          timedOut: false,
-        });
+      else if (!cancelled()) settle(failedBefore('the upstream closed the stream'));
     });
     // The caller went away (or cancelled): cancel upstream.
-    stream.on('close', () => {
+    const onCallerClose = (): void => {
       if (status === 0) callerGone = true;
       if (!up.closed) resetUpstream();
-    });
-    stream.pipe(up);
+    };
+    stream.on('close', onCallerClose);
+    /**
+     * This attempt ends without a response: the caller's stream is left for the next one. (A
+     * piped body has no next attempt: the agent answers the error on the stream.)
+     */
+    const leave = (): void => {
+      stream.off('close', onCallerClose);
+      body?.detach(up);
+    };
+    if (body !== undefined) body.attach(up);
+    else stream.pipe(up);
   });
 }

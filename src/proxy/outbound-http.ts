@@ -1,11 +1,11 @@
-// L7 outbound: HTTP/1.1 (http) and HTTP/2 (http2, gRPC) on an upstream's loopback port. Each
+// L7 outbound for HTTP/1.1 (HTTP/2 and gRPC: outbound-h2.ts) on an upstream's loopback port. Each
 // request is routed by the destination's chain (path, headers, method, query → route → split →
 // target → healthy instance by the target's balancer), sent over a pooled mTLS connection to that
 // instance's agent (HTTP/1.1 to an instance on this agent goes straight to it), and retried on
 // another instance when the route allows it and the request has no body (a streamed body cannot be
-// replayed).
+// replayed). The routing helpers here serve both.
 
-import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import type { IncomingHttpHeaders } from 'node:http2';
 import type { Balancer } from '../core/routing/lb.js';
 import type { RequestInfo, RouteDecision } from '../core/routing/types.js';
 import type { HashPolicy } from '../core/state/kinds/load-balancer.js';
@@ -19,19 +19,10 @@ import {
 } from './h1/exchange.js';
 import type { Head } from './h1/head.js';
 import type { OnRead, RelaySocket } from './h1/pool.js';
-import {
-  failedGrpcStatus,
-  failsInstance,
-  forwardH2,
-  grpcStatusOf,
-  isGrpc,
-  replyH2Error,
-  upstreamHeaders,
-} from './h2-forward.js';
 import { headerString, INSTANCE_HEADER } from './inbound.js';
 import { entryOf, newMap } from './maps.js';
 import { record } from './outbound-record.js';
-import { ALPN_H1, ALPN_H2, ALPN_MUX, connectPeer } from './peer-tls.js';
+import { ALPN_H1, ALPN_MUX, connectPeer } from './peer-tls.js';
 import { forwardTarget, type PoolTarget } from './pools.js';
 import type { HashKeySource, Picked } from './routing.js';
 import { nextTraceparent } from './trace.js';
@@ -46,7 +37,7 @@ export function splitUrl(url: string): { path: string; query: string } {
 }
 
 /** The ring_hash key of a request: the first hash policy that yields a value. */
-function hashKeyOf(
+export function hashKeyOf(
   policies: readonly HashPolicy[],
   headers: Headers,
   query: string,
@@ -72,11 +63,11 @@ function hashKeyOf(
 }
 
 /** A request with no body can be sent again; one with a body streams once. */
-function peerKey(e: ProxyEndpoint, source: string): string {
+export function peerKey(e: ProxyEndpoint, source: string): string {
   return `${e.inbound}|${source}|${e.service}`;
 }
 
-function openPeer(
+export function openPeer(
   ctx: EngineContext,
   e: ProxyEndpoint,
   source: string,
@@ -119,7 +110,14 @@ function openPeerH1(ctx: EngineContext, e: ProxyEndpoint, source: string, connec
   };
 }
 
-function pick(
+/** May one more retry of a call to `up`'s destination go out within its retry budget? Counted when not. */
+export function retryBudgetAllows(ctx: EngineContext, up: ProxyUpstream): boolean {
+  if (ctx.routing.retryBudget(up.destination).canRetry(performance.now())) return true;
+  ctx.metrics.retries.inc({ source: up.source, destination: up.destination, result: 'budget_exhausted' });
+  return false;
+}
+
+export function pick(
   ctx: EngineContext,
   up: ProxyUpstream,
   info: RequestInfo,
@@ -159,7 +157,7 @@ class H1RequestInfo implements RequestInfo {
   }
 }
 
-const NONE_TRIED: ReadonlySet<string> = new Set();
+export const NONE_TRIED: ReadonlySet<string> = new Set();
 
 /** Headers this agent sets on the hop, never taken from the caller. */
 const OWN_HEADERS: ReadonlySet<string> = new Set([INSTANCE_HEADER, 'traceparent']);
@@ -299,12 +297,8 @@ class OutboundH1 implements HashKeySource, ForwardListener {
     else this.answer(o.status, `mesh: ${endpoint.service} via ${endpoint.inbound}: ${o.message}`);
   }
 
-  /** May one more retry go out within the destination's retry budget? Counted when not. */
   private budgetAllows(): boolean {
-    const { ctx, up } = this;
-    if (ctx.routing.retryBudget(up.destination).canRetry(performance.now())) return true;
-    ctx.metrics.retries.inc({ source: up.source, destination: up.destination, result: 'budget_exhausted' });
-    return false;
+    return retryBudgetAllows(this.ctx, this.up);
   }
 
   /** Answered by this agent (no instance, denied, or the last attempt failed). */
@@ -384,55 +378,4 @@ function localTarget(
     return { status: 503, message: `mesh: no local instance ${e.instanceId} of ${e.service}` };
   }
   return ctx.pools.localTarget(inst);
-}
-
-export async function handleH2Stream(
-  ctx: EngineContext,
-  up: ProxyUpstream,
-  stream: ServerHttp2Stream,
-  headers: Headers,
-): Promise<void> {
-  const startedMs = performance.now();
-  const grpc = isGrpc(headers);
-  const { path, query } = splitUrl(headerString(headers[':path']) ?? '/');
-  const info: RequestInfo = { path, method: headerString(headers[':method']) ?? 'GET', headers, query };
-  const traceparent = nextTraceparent(headers.traceparent);
-  const request: HashKeySource = {
-    hashKey: (p) => hashKeyOf(p, headers, query, () => stream.session?.socket?.remoteAddress ?? ''),
-  };
-  const picked = pick(ctx, up, info, new Set(), request, Date.now());
-  let status = 503;
-  let grpcStatus = grpc ? '14' : undefined;
-  if ('error' in picked) {
-    replyH2Error(stream, grpc, 503, 14, `mesh: ${picked.error}`);
-  } else {
-    const { endpoint, balancer, decision } = picked;
-    balancer.onStart(endpoint.id, Date.now());
-    const t0 = performance.now();
-    const session = ctx.pools.h2Session(peerKey(endpoint, up.source), endpoint.service, {
-      open: openPeer(ctx, endpoint, up.source, [ALPN_H2], picked.connectTimeoutMs),
-      credentials: ctx.clientContext(up.source),
-    });
-    const fullPath = query ? `${decision.path}?${query}` : decision.path;
-    const authority = headerString(headers[':authority']) ?? endpoint.service;
-    const extra = { traceparent, [INSTANCE_HEADER]: endpoint.instanceId };
-    const o = await forwardH2(
-      stream,
-      session,
-      upstreamHeaders(headers, fullPath, authority, extra, [INSTANCE_HEADER, 'traceparent']),
-      picked.requestTimeoutMs,
-    );
-    const ok = !failsInstance(grpc, o);
-    const wallMs = Date.now();
-    balancer.onEnd(endpoint.id, performance.now() - t0, ok, wallMs);
-    ctx.routing.ejections.onResult(endpoint, ok);
-    status = o.status;
-    grpcStatus = grpcStatusOf(grpc, o);
-    // Not retried: the stream's body went into the failed attempt and cannot be replayed.
-    if (!o.sentResponse) {
-      const why = `mesh: ${endpoint.service} via ${endpoint.inbound}: ${o.message}`;
-      replyH2Error(stream, grpc, o.status, failedGrpcStatus(o), why);
-    }
-  }
-  record(ctx, up, status, performance.now() - startedMs, traceparent, info.method, path, grpcStatus);
 }

@@ -186,6 +186,7 @@ export class RoutingTable {
       numRetries: 0,
       retryOnStatusCodes: [],
       retryOnConnectFailure: true,
+      retryOnGrpcCodes: [],
     };
     return this.pick(dest, decision, exclude, nowMs, undefined);
   }

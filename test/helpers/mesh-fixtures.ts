@@ -149,17 +149,31 @@ const GREETER = {
 /** The name SayHello answers with NOT_FOUND (a trailers-only answer: HTTP status 200, grpc-status 5). */
 export const GRPC_MISSING_NAME = 'missing';
 
+/** What a grpcServer is doing: set `failing` to answer every SayHello UNAVAILABLE. */
+export interface GrpcServerState {
+  failing: boolean;
+  /** SayHello calls that reached this server. */
+  calls: number;
+}
+
 /**
- * SayHello answers `hello NAME` (NOT_FOUND for GRPC_MISSING_NAME); Chat answers each message as it
- * comes, upper-cased, and ends when the client does.
+ * SayHello answers `hello NAME` (`hello NAME from LABEL` with a label; NOT_FOUND for
+ * GRPC_MISSING_NAME; UNAVAILABLE while `state.failing`); Chat answers each message as it comes,
+ * upper-cased, and ends when the client does.
  */
-export async function grpcServer(): Promise<{ server: grpc.Server; port: number }> {
+export async function grpcServer(
+  label?: string,
+): Promise<{ server: grpc.Server; port: number; state: GrpcServerState }> {
   const server = new grpc.Server();
+  const state: GrpcServerState = { failing: false, calls: 0 };
   server.addService(GREETER as unknown as grpc.ServiceDefinition, {
     sayHello: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+      state.calls++;
       const name = call.request.toString();
-      if (name === GRPC_MISSING_NAME) cb({ code: grpc.status.NOT_FOUND, details: `no one called ${name}` });
-      else cb(null, Buffer.from(`hello ${name}`));
+      if (state.failing) cb({ code: grpc.status.UNAVAILABLE, details: `${label ?? 'greeter'} is failing` });
+      else if (name === GRPC_MISSING_NAME)
+        cb({ code: grpc.status.NOT_FOUND, details: `no one called ${name}` });
+      else cb(null, Buffer.from(label === undefined ? `hello ${name}` : `hello ${name} from ${label}`));
     },
     chat: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
       call.on('data', (m: Buffer) => call.write(Buffer.from(m.toString().toUpperCase())));
@@ -171,7 +185,7 @@ export async function grpcServer(): Promise<{ server: grpc.Server; port: number 
       err ? reject(err) : resolve(p),
     ),
   );
-  return { server, port };
+  return { server, port, state };
 }
 
 /**

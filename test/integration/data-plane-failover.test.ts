@@ -11,6 +11,8 @@ import { after, before, describe, it } from 'node:test';
 import { type AgentProc, freePort, LocalCluster, waitFor } from '../../cluster-sim/launcher.js';
 import {
   api,
+  grpcHello,
+  grpcServer,
   meshCli,
   putConfig,
   register,
@@ -190,6 +192,68 @@ describe('the data plane through failures and rotations', { timeout: 240_000 }, 
     v2.failing = false;
     assert.equal((await api(n01, 'DELETE', '/v1/config/service-router/web')).status, 200);
     assert.ok(await waitFor(async () => (await hit(port)) === 'v2', 30_000, 10), 'v2 answers again');
+  });
+
+  it('gRPC retries: a route retrying UNAVAILABLE hides an instance that fails every call (a real gRPC client and servers)', async () => {
+    const [g1, g2] = await Promise.all([grpcServer('g1'), grpcServer('g2')]);
+    const gport = await freePort();
+    try {
+      await register(n02, { name: 'greet', id: 'greet-1', port: g1.port, protocol: 'grpc' });
+      await register(n03, { name: 'greet', id: 'greet-2', port: g2.port, protocol: 'grpc' });
+      await register(n01, {
+        name: 'greet-client',
+        port: 1,
+        upstreams: [{ service: 'greet', localPort: gport }],
+      });
+      const hello = async (): Promise<string> => {
+        const r = await grpcHello(gport, 'mesh');
+        return 'text' in r ? r.text : `code ${r.code}`;
+      };
+      const seen = new Set<string>();
+      assert.ok(
+        await waitFor(
+          async () => seen.add(await hello()).has('hello mesh from g1') && seen.has('hello mesh from g2'),
+          60_000,
+          50,
+        ),
+        `both instances answer: saw ${[...seen].join(', ')}`,
+      );
+      g2.state.failing = true;
+      // Without a route that retries, g2's UNAVAILABLE reaches the caller.
+      assert.ok(await waitFor(async () => (await hello()) === 'code 14', 10_000, 10), 'UNAVAILABLE from g2');
+      await putConfig(n01, 'service-router', 'greet', {
+        routes: [{ destination: { numRetries: 2, retryOn: ['unavailable'] } }],
+        retryBudget: { retryRatio: 1 },
+      });
+      const reachedG2 = g2.state.calls;
+      let run = 0;
+      assert.ok(
+        await waitFor(
+          async () => ((await hello()) === 'hello mesh from g1' ? ++run : (run = 0)) >= 40,
+          30_000,
+          0,
+        ),
+        'every answer from g1: calls g2 fails are sent again, to g1',
+      );
+      assert.ok(g2.state.calls > reachedG2, 'g2 still got calls (and failed them)');
+      const text = await (
+        await fetch(`http://127.0.0.1:${n01.httpPort}/v1/agent/metrics?format=prometheus`)
+      ).text();
+      assert.match(
+        text,
+        /^mesh_proxy_retries_total\{source="greet-client",destination="greet",result="sent"\} [1-9]/m,
+      );
+      // Read back as an operator would: the entry as stored, retryOn included.
+      const got = await meshCli(n01, 'config', 'get', 'service-router', 'greet');
+      assert.equal(got.code, 0, got.stderr);
+      assert.match(got.stdout, /retryOn/);
+      assert.match(got.stdout, /unavailable/);
+    } finally {
+      g2.state.failing = false;
+      await api(n01, 'DELETE', '/v1/config/service-router/greet');
+      g1.server.forceShutdown();
+      g2.server.forceShutdown();
+    }
   });
 
   it('saturating the proxy fails no member and starts no election', async () => {

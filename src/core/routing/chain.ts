@@ -10,7 +10,11 @@
 // stop the service's traffic.
 import { PROTOCOLS, type Protocol } from '../state/kinds/fields.js';
 import type { RetryBudgetSpec } from '../state/kinds/retry-budget.js';
-import type { RouteDestination, ServiceRouterSpec } from '../state/kinds/service-router.js';
+import {
+  RETRY_ON_CONDITIONS,
+  type RouteDestination,
+  type ServiceRouterSpec,
+} from '../state/kinds/service-router.js';
 import { serviceNameProblem } from '../state/kinds/spec-fields.js';
 import { ChainWalk, defaultLoadBalancer } from './chain-walk.js';
 import type { ChainTarget, CompiledChain, CompiledRoute, Lookup, NextHop } from './types.js';
@@ -33,7 +37,7 @@ export function isL7(protocol: Protocol): boolean {
 }
 
 function defaultRoute(next: NextHop): CompiledRoute {
-  return { next, numRetries: 0, retryOnStatusCodes: [], retryOnConnectFailure: false };
+  return { next, numRetries: 0, retryOnStatusCodes: [], retryOnConnectFailure: false, retryOnGrpcCodes: [] };
 }
 
 /** Every call straight to the service, every setting at its default: what a broken chain does. */
@@ -51,6 +55,31 @@ export function fallbackChain(service: string, protocol: Protocol, errors: strin
     routes: [defaultRoute({ type: 'target', targetId: service })],
     targets: [target],
     errors,
+  };
+}
+
+/**
+ * A route's retry conditions with its `retryOn` names folded in: status classes join the status
+ * codes (sorted, once each), `connect-failure` sets retryOnConnectFailure, gRPC names give codes.
+ */
+function retryConditions(
+  d: RouteDestination | undefined,
+): Pick<CompiledRoute, 'retryOnStatusCodes' | 'retryOnConnectFailure' | 'retryOnGrpcCodes'> {
+  const codes = new Set(d?.retryOnStatusCodes ?? []);
+  const grpc = new Set<number>();
+  let connectFailure = d?.retryOnConnectFailure ?? false;
+  for (const name of d?.retryOn ?? []) {
+    const c: { statusCodes?: readonly number[]; connectFailure?: true; grpcCode?: number } =
+      RETRY_ON_CONDITIONS[name];
+    for (const s of c.statusCodes ?? []) codes.add(s);
+    if (c.connectFailure === true) connectFailure = true;
+    if (c.grpcCode !== undefined) grpc.add(c.grpcCode);
+  }
+  const sorted = (s: Set<number>): number[] => [...s].sort((a, b) => a - b);
+  return {
+    retryOnStatusCodes: sorted(codes),
+    retryOnConnectFailure: connectFailure,
+    retryOnGrpcCodes: sorted(grpc),
   };
 }
 
@@ -72,12 +101,7 @@ function compile(lookup: Lookup, service: string, protocol: Protocol): CompiledC
       const hop = routeFrom(walk, service, d, i);
       if (hop === undefined) return;
       const next: NextHop = typeof hop === 'string' ? { type: 'target', targetId: hop } : hop;
-      const route: CompiledRoute = {
-        next,
-        numRetries: d?.numRetries ?? 0,
-        retryOnStatusCodes: [...(d?.retryOnStatusCodes ?? [])],
-        retryOnConnectFailure: d?.retryOnConnectFailure ?? false,
-      };
+      const route: CompiledRoute = { next, numRetries: d?.numRetries ?? 0, ...retryConditions(d) };
       if (r.match?.http !== undefined) route.match = r.match.http;
       if (d?.prefixRewrite !== undefined) route.prefixRewrite = d.prefixRewrite;
       if (d?.requestTimeoutMs !== undefined) route.requestTimeoutMs = d.requestTimeoutMs;

@@ -109,6 +109,7 @@ export class ChainRouter {
       numRetries: route.numRetries,
       retryOnStatusCodes: route.retryOnStatusCodes,
       retryOnConnectFailure: route.retryOnConnectFailure,
+      retryOnGrpcCodes: route.retryOnGrpcCodes,
     };
     if (route.prefixRewrite !== undefined) decision.prefixRewrite = route.prefixRewrite;
     const timeoutMs = route.requestTimeoutMs ?? target.requestTimeoutMs;

@@ -46,8 +46,11 @@ export interface CompiledRoute {
   /** The route's own timeout; unset: the chosen target's requestTimeoutMs, if any. */
   requestTimeoutMs?: number;
   numRetries: number;
+  /** Statuses that count as failed and are retried: the route's list and its `retryOn` classes. */
   retryOnStatusCodes: number[];
   retryOnConnectFailure: boolean;
+  /** gRPC status codes (numbers) whose trailers-only answers are retried; from `retryOn`. */
+  retryOnGrpcCodes: number[];
 }
 
 export interface CompiledChain {
@@ -91,6 +94,9 @@ export interface RouteDecision {
   prefixRewrite?: string;
   requestTimeoutMs?: number;
   numRetries: number;
+  /** Statuses that count as failed and are retried: the route's list and its `retryOn` classes. */
   retryOnStatusCodes: number[];
   retryOnConnectFailure: boolean;
+  /** gRPC status codes (numbers) whose trailers-only answers are retried; from `retryOn`. */
+  retryOnGrpcCodes: number[];
 }

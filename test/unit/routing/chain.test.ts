@@ -23,6 +23,7 @@ const FALLBACK_API = {
       numRetries: 0,
       retryOnStatusCodes: [],
       retryOnConnectFailure: false,
+      retryOnGrpcCodes: [],
     },
   ],
   targets: [

@@ -183,4 +183,32 @@ describe('route settings', () => {
       { path: '/other', numRetries: 0, codes: [], connect: false },
     );
   });
+
+  it('folds retryOn names into status codes, connect failures and gRPC codes', () => {
+    const routes = [
+      {
+        match: { http: { pathPrefix: '/a' } },
+        destination: {
+          numRetries: 1,
+          retryOnStatusCodes: [503, 429],
+          retryOn: ['gateway-error', 'unavailable'],
+        },
+      },
+      {
+        match: { http: { pathPrefix: '/b' } },
+        destination: { numRetries: 1, retryOn: ['5xx', 'connect-failure', 'deadline-exceeded', 'cancelled'] },
+      },
+    ];
+    const r = new ChainRouter(compileChain(lookupOf([['service-router', 'api', { routes }]]), 'api', 'grpc'));
+    const a = r.routeRequest(req({ path: '/a' }), 0);
+    assert.deepEqual(a.retryOnStatusCodes, [429, 502, 503, 504], 'sorted, 503 once');
+    assert.deepEqual(a.retryOnGrpcCodes, [14]);
+    assert.equal(a.retryOnConnectFailure, false);
+    const b = r.routeRequest(req({ path: '/b' }), 0);
+    assert.equal(b.retryOnStatusCodes.length, 100);
+    assert.equal(b.retryOnStatusCodes[0], 500);
+    assert.equal(b.retryOnStatusCodes[99], 599);
+    assert.deepEqual(b.retryOnGrpcCodes, [1, 4]);
+    assert.equal(b.retryOnConnectFailure, true);
+  });
 });

@@ -165,6 +165,7 @@ describe('ChainRouter on a malformed chain', () => {
           numRetries: 0,
           retryOnStatusCodes: [],
           retryOnConnectFailure: false,
+          retryOnGrpcCodes: [],
         },
       ],
       targets: [],

@@ -74,6 +74,7 @@ describe('service-router', () => {
             numRetries: 3,
             retryOnStatusCodes: [503, 502],
             retryOnConnectFailure: true,
+            retryOn: ['5xx', 'gateway-error', 'connect-failure', 'unavailable', 'deadline-exceeded'],
           },
         },
         { match: { http: { pathRegex: '/api/v[0-9]+/.*' } } },
@@ -123,6 +124,17 @@ describe('service-router', () => {
     assert.deepEqual(bad({ destination: { numRetries: 11 } }), ['routes[1].destination.numRetries']);
     assert.deepEqual(bad({ destination: { retryOnStatusCodes: [503, 99] } }), [
       'routes[1].destination.retryOnStatusCodes[1]',
+    ]);
+    assert.deepEqual(bad({ destination: { retryOn: ['unavailable', 'reset'] } }), [
+      'routes[1].destination.retryOn[1]',
+    ]);
+    assert.match(
+      router.validate({ routes: [{ destination: { retryOn: ['UNAVAILABLE'] } }] })[0]?.message ?? '',
+      /must be one of 5xx, gateway-error, connect-failure, cancelled, .*unavailable; got "UNAVAILABLE"/,
+    );
+    assert.deepEqual(bad({ destination: { retryOn: 'unavailable' } }), ['routes[1].destination.retryOn']);
+    assert.deepEqual(bad({ destination: { retryOn: Array(17).fill('5xx') } }), [
+      'routes[1].destination.retryOn',
     ]);
     assert.deepEqual(bad({ destination: { requestTimeoutMs: 0 } }), [
       'routes[1].destination.requestTimeoutMs',

@@ -2,7 +2,7 @@
 // same name. Routes are tried in order; the first whose match accepts the request decides where it
 // goes; a request no route matches goes to the service itself. Applies only when the service's
 // protocol is http, http2 or grpc: tcp traffic has no requests to match.
-import { field } from '../text.js';
+import { describe, field } from '../text.js';
 import type { ValidationError } from '../types.js';
 import { specObject } from './fields.js';
 import { checkRouteMatch, type HttpMatch } from './http-match.js';
@@ -40,6 +40,36 @@ export interface RouteDestination {
   retryOnStatusCodes?: number[];
   /** Retry when no connection to an instance could be made (the request never left). */
   retryOnConnectFailure?: boolean;
+  /** Conditions by name, as Consul's RetryOn (RETRY_ON_CONDITIONS); gRPC codes retry gRPC calls. */
+  retryOn?: RetryOnCondition[];
+}
+
+/**
+ * The conditions `retryOn` names, as Consul's service-router and Envoy name them. gRPC's are matched
+ * on a gRPC call's trailers-only answer (its status before any message), the only one that can
+ * still be withheld from the caller.
+ */
+export const RETRY_ON_CONDITIONS = Object.freeze({
+  /** Any HTTP status from 500 to 599. */
+  '5xx': { statusCodes: range(500, 599) },
+  /** 502, 503 and 504: the answers of a proxy or gateway that could not reach its backend. */
+  'gateway-error': { statusCodes: [502, 503, 504] },
+  /** As `retryOnConnectFailure: true`. */
+  'connect-failure': { connectFailure: true },
+  cancelled: { grpcCode: 1 },
+  'deadline-exceeded': { grpcCode: 4 },
+  'resource-exhausted': { grpcCode: 8 },
+  internal: { grpcCode: 13 },
+  unavailable: { grpcCode: 14 },
+} as const satisfies Record<
+  string,
+  { statusCodes?: readonly number[]; connectFailure?: true; grpcCode?: number }
+>);
+
+export type RetryOnCondition = keyof typeof RETRY_ON_CONDITIONS;
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from + 1 }, (_, i) => from + i);
 }
 
 export interface Route {
@@ -61,6 +91,7 @@ export const SERVICE_ROUTER_LIMITS = Object.freeze({
   /** Ten retries already multiply a failing call's load elevenfold; more only prolongs an outage. */
   numRetriesMax: 10,
   retryOnStatusCodesMax: 16,
+  retryOnMax: 16,
   /** 2^31 − 1 ms (about 24.8 days): the longest single wait JavaScript schedules. */
   requestTimeoutMsMax: 2_147_483_647,
   prefixRewriteLengthMax: 2048,
@@ -76,6 +107,7 @@ const DESTINATION_FIELDS = [
   'numRetries',
   'retryOnStatusCodes',
   'retryOnConnectFailure',
+  'retryOn',
 ] as const;
 
 function checkStatusCodes(v: unknown, path: string, errors: Errors): void {
@@ -85,6 +117,18 @@ function checkStatusCodes(v: unknown, path: string, errors: Errors): void {
       errors.push({
         field: item(path, i),
         message: `must be an HTTP status code from 100 to 599, got ${String(c)}`,
+      });
+    }
+  });
+}
+
+function checkRetryOn(v: unknown, path: string, errors: Errors): void {
+  const list = listAt(v, path, 0, SERVICE_ROUTER_LIMITS.retryOnMax, errors);
+  list?.forEach((c, i) => {
+    if (typeof c !== 'string' || !Object.hasOwn(RETRY_ON_CONDITIONS, c)) {
+      errors.push({
+        field: item(path, i),
+        message: `must be one of ${Object.keys(RETRY_ON_CONDITIONS).join(', ')}; got ${describe(c)}`,
       });
     }
   });
@@ -111,6 +155,8 @@ function checkDestination(v: unknown, path: string, hasPathMatch: boolean, error
   const codes = field(d, 'retryOnStatusCodes');
   if (codes !== undefined) checkStatusCodes(codes, at(path, 'retryOnStatusCodes'), errors);
   optBool(d, 'retryOnConnectFailure', path, errors);
+  const on = field(d, 'retryOn');
+  if (on !== undefined) checkRetryOn(on, at(path, 'retryOn'), errors);
 }
 
 /** Whether a route's match names a path prefix or exact path (read leniently: only for the rewrite rule). */

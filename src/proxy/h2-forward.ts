@@ -143,11 +143,23 @@ function watchConnect(session: ClientHttp2Session): void {
 export const CALLER_CANCELLED_STATUS = 499;
 
 /**
- * gRPC's status for a call that got no response from upstream: 1 CANCELLED (by the caller),
- * 4 DEADLINE_EXCEEDED, or 14 UNAVAILABLE.
+ * gRPC's status for a call whose caller got no response from upstream: 1 CANCELLED (by the
+ * caller), 4 DEADLINE_EXCEEDED, or 14 UNAVAILABLE; for an answer withheld for a retry that did not
+ * happen after all, the status that answer carried.
  */
-export const failedGrpcStatus = (o: { timedOut: boolean; cancelled?: true }): number =>
-  o.cancelled ? 1 : o.timedOut ? 4 : 14;
+export const failedGrpcStatus = (o: {
+  timedOut: boolean;
+  cancelled?: true;
+  retryable?: true;
+  grpcStatus?: string;
+}): number =>
+  o.retryable === true && o.grpcStatus !== undefined && Number.isInteger(Number(o.grpcStatus))
+    ? Number(o.grpcStatus)
+    : o.cancelled
+      ? 1
+      : o.timedOut
+        ? 4
+        : 14;
 
 /**
  * The HTTP status each gRPC status stands for (google.rpc.Code's mapping, which Envoy's outlier
@@ -290,6 +302,12 @@ export function forwardH2(
       stream.sendTrailers(trailers ?? {});
     };
     up.on('response', (h, flags) => {
+      // Node emits a head read before this side's reset went out (the timeout's, or the caller's
+      // cancel) after the call was settled and maybe answered: it must not answer again.
+      if (settled) {
+        up.resume();
+        return;
+      }
       // The timeout bounds the wait for the response head: a long gRPC stream is not cut off.
       clearTimeout(timer);
       status = Number(h[':status'] ?? 0);

@@ -83,6 +83,19 @@ function retryConditions(
   };
 }
 
+/**
+ * A route's numRetries: as set, else 1 when it names a condition to retry on (Consul passes an
+ * unset NumRetries to Envoy, whose default is one retry), else 0. An explicit 0 turns retries off.
+ */
+function numRetriesOf(
+  d: RouteDestination | undefined,
+  c: Pick<CompiledRoute, 'retryOnStatusCodes' | 'retryOnConnectFailure' | 'retryOnGrpcCodes'>,
+): number {
+  if (d?.numRetries !== undefined) return d.numRetries;
+  const any = c.retryOnStatusCodes.length > 0 || c.retryOnConnectFailure || c.retryOnGrpcCodes.length > 0;
+  return any ? 1 : 0;
+}
+
 function routeFrom(walk: ChainWalk, service: string, d: RouteDestination | undefined, index: number) {
   const svc = d?.service ?? service;
   const trail = [`service-router ${service} routes[${index}]`];
@@ -101,7 +114,8 @@ function compile(lookup: Lookup, service: string, protocol: Protocol): CompiledC
       const hop = routeFrom(walk, service, d, i);
       if (hop === undefined) return;
       const next: NextHop = typeof hop === 'string' ? { type: 'target', targetId: hop } : hop;
-      const route: CompiledRoute = { next, numRetries: d?.numRetries ?? 0, ...retryConditions(d) };
+      const conditions = retryConditions(d);
+      const route: CompiledRoute = { next, numRetries: numRetriesOf(d, conditions), ...conditions };
       if (r.match?.http !== undefined) route.match = r.match.http;
       if (d?.prefixRewrite !== undefined) route.prefixRewrite = d.prefixRewrite;
       if (d?.requestTimeoutMs !== undefined) route.requestTimeoutMs = d.requestTimeoutMs;

@@ -283,6 +283,15 @@ describe('retries of HTTP/2 and gRPC calls', () => {
     const router: ServiceRouterSpec = {
       routes: [{ destination: { numRetries: 2, retryOn: ['deadline-exceeded'] } }],
     };
+    const sentBefore = await retries('gsvc', 'sent');
+    const count14 = async (): Promise<number> =>
+      metricValue(await caller.metrics.text(), 'mesh_proxy_grpc_requests_total', {
+        direction: 'outbound',
+        source: 'web',
+        destination: 'gsvc',
+        grpc_status: '14',
+      });
+    const unavailableBefore = await count14();
     await withService(
       'gsvc',
       'grpc',
@@ -294,6 +303,8 @@ describe('retries of HTTP/2 and gRPC calls', () => {
         assert.equal(r.by, 'g-down2', "the instance's own answer, not one the agent made");
       },
     );
+    assert.equal((await count14()) - unavailableBefore, 1);
+    assert.equal(await retries('gsvc', 'sent'), sentBefore, 'no retry went out');
   });
 
   it('keeps sending a streamed body that was still arriving when the first attempt failed', async () => {
@@ -305,16 +316,19 @@ describe('retries of HTTP/2 and gRPC calls', () => {
       'grpc',
       { 's-down': { kind: 'grpc', status: 14 }, 's-ok': { kind: 'ok' } },
       router,
-      async (session) => {
+      async (session, inst) => {
+        // s-down answers as soon as the call's head reaches it; the parts come 150 ms apart, so the
+        // retry starts with part of the body kept and the rest still to come.
         for (let i = 0; i < 4; i++) {
           const body = Buffer.from(`part of a stream ${i};`.repeat(400));
           const r = await within(
-            call(session, body, { grpc: true, parts: 4, gapMs: 30 }),
+            call(session, body, { grpc: true, parts: 4, gapMs: 150 }),
             WAIT_MS,
             `call ${i}`,
           );
           assert.deepEqual(r, { status: 200, grpcStatus: '0', by: 's-ok', body: digest(body) }, `call ${i}`);
         }
+        assert.ok((inst['s-down'] as Instance).calls > 0, 'some first attempts went to s-down');
       },
     );
   });
@@ -330,6 +344,7 @@ describe('retries of HTTP/2 and gRPC calls', () => {
     };
     await withService('gsvc', 'grpc', answers, router, async (session, inst) => {
       const big = Buffer.alloc(H2_BODY_LIMITS.replayBytesMax + 1, 97);
+      const sentBefore = await retries('gsvc', 'sent');
       const results = [];
       for (let i = 0; i < 4; i++) {
         results.push(await within(call(session, big, { grpc: true, parts: 4 }), WAIT_MS, `call ${i}`));
@@ -343,6 +358,7 @@ describe('retries of HTTP/2 and gRPC calls', () => {
       assert.ok(down.length > 0);
       for (const r of down) assert.equal(r.grpcStatus, '14');
       for (const r of results.filter((x) => x.by === 'b-ok')) assert.equal(r.body, digest(big));
+      assert.equal(await retries('gsvc', 'sent'), sentBefore, 'no retry went out');
     });
   });
 

@@ -203,12 +203,37 @@ describe('route settings', () => {
     const a = r.routeRequest(req({ path: '/a' }), 0);
     assert.deepEqual(a.retryOnStatusCodes, [429, 502, 503, 504], 'sorted, 503 once');
     assert.deepEqual(a.retryOnGrpcCodes, [14]);
-    assert.equal(a.retryOnConnectFailure, false);
+    assert.equal(a.retryOnConnectFailure, true, 'gateway-error includes connect failures');
     const b = r.routeRequest(req({ path: '/b' }), 0);
     assert.equal(b.retryOnStatusCodes.length, 100);
     assert.equal(b.retryOnStatusCodes[0], 500);
     assert.equal(b.retryOnStatusCodes[99], 599);
     assert.deepEqual(b.retryOnGrpcCodes, [1, 4]);
     assert.equal(b.retryOnConnectFailure, true);
+  });
+
+  it('retries once when a route names a condition but not numRetries (as Consul with Envoy); an explicit 0 retries none', () => {
+    const routes = [
+      { match: { http: { pathPrefix: '/a' } }, destination: { retryOn: ['unavailable'] } },
+      { match: { http: { pathPrefix: '/b' } }, destination: { retryOnStatusCodes: [503] } },
+      { match: { http: { pathPrefix: '/c' } }, destination: { retryOnConnectFailure: true } },
+      { match: { http: { pathPrefix: '/d' } }, destination: { numRetries: 0, retryOn: ['5xx'] } },
+      { match: { http: { pathPrefix: '/e' } }, destination: { prefixRewrite: '/' } },
+    ];
+    const r = new ChainRouter(compileChain(lookupOf([['service-router', 'api', { routes }]]), 'api', 'grpc'));
+    const n = (path: string) => r.routeRequest(req({ path }), 0).numRetries;
+    assert.deepEqual(['/a', '/b', '/c', '/d', '/e'].map(n), [1, 1, 1, 0, 0]);
+    const gw = new ChainRouter(
+      compileChain(
+        lookupOf([['service-router', 'api', { routes: [{ destination: { retryOn: ['gateway-error'] } }] }]]),
+        'api',
+        'http',
+      ),
+    ).routeRequest(req({ path: '/' }), 0);
+    assert.equal(
+      gw.retryOnConnectFailure,
+      true,
+      'gateway-error retries a failed connection too, as in Envoy',
+    );
   });
 });

@@ -34,7 +34,10 @@ export interface RouteDestination {
   prefixRewrite?: string;
   /** Whole-request timeout, retries included; unset: the destination resolver's, else none. */
   requestTimeoutMs?: number;
-  /** Default 0: a retry re-sends the request, which is only safe for idempotent calls. */
+  /**
+   * Default 0, or 1 when a retry condition is set (Consul leaves it to Envoy, whose default is 1):
+   * a retry re-sends the request, which is only safe for idempotent calls.
+   */
   numRetries?: number;
   /** Response status codes that trigger a retry (e.g. 503). */
   retryOnStatusCodes?: number[];
@@ -50,10 +53,10 @@ export interface RouteDestination {
  * still be withheld from the caller.
  */
 export const RETRY_ON_CONDITIONS = Object.freeze({
-  /** Any HTTP status from 500 to 599. */
-  '5xx': { statusCodes: range(500, 599) },
-  /** 502, 503 and 504: the answers of a proxy or gateway that could not reach its backend. */
-  'gateway-error': { statusCodes: [502, 503, 504] },
+  /** Any HTTP status from 500 to 599, or no connection (as Envoy's, which includes connect-failure). */
+  '5xx': { statusCodes: range(500, 599), connectFailure: true },
+  /** 502, 503 and 504, the answers of a proxy that could not reach its backend, or no connection. */
+  'gateway-error': { statusCodes: [502, 503, 504], connectFailure: true },
   /** As `retryOnConnectFailure: true`. */
   'connect-failure': { connectFailure: true },
   cancelled: { grpcCode: 1 },

@@ -18,7 +18,8 @@ const PROMETHEUS_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
 interface SourceRule {
   name: string;
-  action: 'allow' | 'deny';
+  action?: 'allow' | 'deny';
+  permissions?: unknown[];
   description?: string;
 }
 
@@ -79,9 +80,16 @@ export function meshRoutes(dp: DataPlane, cp: ControlPlane): Route[] {
   ): Promise<number> {
     for (let attempt = 0; attempt < CAS_ATTEMPTS_MAX; attempt++) {
       const entry = sm().configGet('service-intentions', destination);
-      const prev = ((entry?.spec as { sources?: SourceRule[] } | undefined)?.sources ?? []).filter(
-        (s) => s.name !== source,
-      );
+      const all = (entry?.spec as { sources?: SourceRule[] } | undefined)?.sources ?? [];
+      // `mesh intention allow|deny` would silently drop an L7 rule's permissions: as Consul's CLI,
+      // refuse, and leave it to the entry (delete stays possible).
+      if (rule !== undefined && all.some((s) => s.name === source && s.permissions !== undefined)) {
+        throw new MeshError(
+          'conflict',
+          `the intention ${source} → ${destination} has L7 permissions: edit them in the service-intentions entry (mesh config get service-intentions ${destination}, then mesh config put), or delete the intention first`,
+        );
+      }
+      const prev = all.filter((s) => s.name !== source);
       const sources = rule ? [...prev, rule] : prev;
       const cas = entry?.modifyIndex ?? 0;
       if (!rule && !entry) return sm().appliedIndex;

@@ -20,7 +20,9 @@ interface RootsView {
 interface IntentionView {
   source: string;
   destination: string;
+  /** allow, deny, or permissions (an L7 intention). */
   action: string;
+  permissions?: unknown[];
   description: string;
   precedence: number;
 }
@@ -68,7 +70,13 @@ export async function intentionListCommand(client: ApiClient, opts: { json?: boo
   if (rows.length === 0) return 'No intentions: the default decides (see `mesh config get mesh global`).';
   return formatTable(
     ['SOURCE', 'DESTINATION', 'ACTION', 'PRECEDENCE', 'DESCRIPTION'],
-    rows.map((r) => [r.source, r.destination, r.action, String(r.precedence), r.description || '-']),
+    rows.map((r) => [
+      r.source,
+      r.destination,
+      r.action === 'permissions' ? `L7: ${r.permissions?.length ?? 0} permissions` : r.action,
+      String(r.precedence),
+      r.description || '-',
+    ]),
   );
 }
 

@@ -44,6 +44,7 @@ import {
 } from './peer-tls.js';
 import { forwardTarget } from './pools.js';
 import { readPreamble } from './preamble.js';
+import { H1RequestInfo, h2RequestInfo, splitUrl } from './request-info.js';
 import { closeAfterFlush, closeWhenIdle } from './tcp-close.js';
 import type { ProxyLocalInstance } from './types.js';
 
@@ -271,7 +272,10 @@ export class Inbound {
       x.finish();
       return;
     }
-    const decision = this.ctx.routing.intention(caller.source, caller.destination);
+    const decision = this.ctx.routing.intentionFor(caller.source, caller.destination, () => {
+      const { path, query } = splitUrl(x.head.target);
+      return new H1RequestInfo(path, query, x.head.method, x.head);
+    });
     if (!decision.allow) {
       this.ctx.metrics.denied.inc({ source: caller.source, destination: caller.destination });
       this.ctx.metrics.request('inbound', caller.source, caller.destination, 403);
@@ -315,7 +319,7 @@ export class Inbound {
     if (!caller) return replyH2Error(stream, grpc, 400, 16, 'mesh: no caller identity');
     const startedMs = performance.now();
     const { source, destination } = caller;
-    const decision = this.ctx.routing.intention(source, destination);
+    const decision = this.ctx.routing.intentionFor(source, destination, () => h2RequestInfo(headers));
     if (!decision.allow) {
       this.ctx.metrics.denied.inc({ source, destination });
       this.ctx.metrics.request('inbound', source, destination, 403, undefined, grpc ? '7' : undefined);

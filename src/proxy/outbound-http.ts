@@ -17,26 +17,22 @@ import {
   type Outcome,
   STALE_SOCKET_RETRIES_MAX,
 } from './h1/exchange.js';
-import type { Head } from './h1/head.js';
 import type { OnRead, RelaySocket } from './h1/pool.js';
 import { headerString, INSTANCE_HEADER } from './inbound.js';
 import { entryOf, newMap } from './maps.js';
 import { record } from './outbound-record.js';
 import { ALPN_H1, ALPN_MUX, connectPeer } from './peer-tls.js';
 import { forwardTarget, type PoolTarget } from './pools.js';
+import { H1RequestInfo, splitUrl } from './request-info.js';
 import type { HashKeySource, Picked } from './routing.js';
 import { nextTraceparent } from './trace.js';
 import type { ProxyEndpoint, ProxyUpstream } from './types.js';
 
 type Headers = IncomingHttpHeaders;
 
-/** A request target as path and query (the query without its "?"; "" when there is none). */
-export function splitUrl(url: string): { path: string; query: string } {
-  const q = url.indexOf('?');
-  return q < 0 ? { path: url, query: '' } : { path: url.slice(0, q), query: url.slice(q + 1) };
-}
-
 /** The ring_hash key of a request: the first hash policy that yields a value. */
+export { splitUrl };
+
 export function hashKeyOf(
   policies: readonly HashPolicy[],
   headers: Headers,
@@ -129,34 +125,6 @@ export function pick(
   return ctx.routing.pickHttp(up.destination, info, tried, nowMs, request);
 }
 
-/** Request headers as an object (lowercase names, repeats joined), for route matching and hashing. */
-function headerObject(h: Head): Headers {
-  const out: Headers = {};
-  for (let i = 0; i < h.lower.length; i++) {
-    const k = h.lower[i] as string;
-    const prev = out[k];
-    out[k] = prev === undefined ? (h.values[i] as string) : `${String(prev)}, ${h.values[i]}`;
-  }
-  return out;
-}
-
-/** What routing reads of an HTTP/1.1 request; the header object is built only when a route or ring_hash policy reads it. */
-class H1RequestInfo implements RequestInfo {
-  private built: Headers | undefined = undefined;
-
-  constructor(
-    readonly path: string,
-    readonly query: string,
-    readonly method: string,
-    private readonly head: Head,
-  ) {}
-
-  get headers(): Headers {
-    this.built ??= headerObject(this.head);
-    return this.built;
-  }
-}
-
 export const NONE_TRIED: ReadonlySet<string> = new Set();
 
 /** Headers this agent sets on the hop, never taken from the caller. */
@@ -225,7 +193,12 @@ class OutboundH1 implements HashKeySource, ForwardListener {
     if (this.attempts === 0 && canRetry) ctx.routing.retryBudget(up.destination).onRequest(this.startedMs);
     this.attempts++;
     const target = endpoint.local
-      ? localTarget(ctx, up, endpoint)
+      ? localTarget(
+          ctx,
+          up,
+          endpoint,
+          () => new H1RequestInfo(decision.path, this.query, x.head.method, x.head),
+        )
       : peerTarget(ctx, up, endpoint, picked.connectTimeoutMs, x.head.upgrade);
     if ('status' in target) {
       this.answer(target.status, target.message);
@@ -365,8 +338,10 @@ function localTarget(
   ctx: EngineContext,
   up: ProxyUpstream,
   e: ProxyEndpoint,
+  req: () => RequestInfo,
 ): PoolTarget | { status: number; message: string } {
-  const decision = ctx.routing.intention(up.source, e.service);
+  // As the instance's agent would decide it: on the path as forwarded (after a prefixRewrite).
+  const decision = ctx.routing.intentionFor(up.source, e.service, req);
   if (!decision.allow) {
     ctx.metrics.denied.inc({ source: up.source, destination: e.service });
     ctx.metrics.request('inbound', up.source, e.service, 403);

@@ -6,7 +6,12 @@
 
 import { randomInt } from 'node:crypto';
 import { SeededRng } from '../core/rand.js';
-import { decideIntention } from '../core/routing/intentions.js';
+import {
+  type CompiledL7Rule,
+  compileL7Rule,
+  decideIntention,
+  decideRequest,
+} from '../core/routing/intentions.js';
 import { type Balancer, createBalancer } from '../core/routing/lb.js';
 import type { LbContext } from '../core/routing/lb-common.js';
 import { RetryBudget, retryBudgetSettings } from '../core/routing/retry-budget.js';
@@ -42,6 +47,13 @@ export type Picked =
   | { error: string };
 
 /** The snapshot before the first: nothing to route, no certificates, no listeners. */
+/** What an intention says of a pair: for L4, `allow`; with `l7`, per request (intentionFor). */
+export interface IntentionVerdict {
+  allow: boolean;
+  reason: string;
+  l7?: CompiledL7Rule;
+}
+
 export const EMPTY_SNAPSHOT: ProxySnapshot = {
   version: { raft: 0, catalog: 0 },
   trustDomain: '',
@@ -72,7 +84,7 @@ export class RoutingTable {
   private localById = new Map<string, Map<string, ProxyLocalInstance>>();
   /** Intention decisions of this snapshot, by source and destination. */
   /** Decisions by source, then destination (nested: see maps.ts). */
-  private intentions = new Map<string, Map<string, { allow: boolean; reason: string }>>();
+  private intentions = new Map<string, Map<string, IntentionVerdict>>();
   private intentionsCached = 0;
   private readonly balancers = new Map<string, BalancerEntry>();
   /** Passive health checks: instances this agent stopped calling for a while after failures in a row. */
@@ -150,8 +162,12 @@ export class RoutingTable {
     return this.localById.get(service)?.get(id);
   }
 
-  /** May `source` call `destination`? Asked per request and connection: decided once per pair and snapshot. */
-  intention(source: string, destination: string): { allow: boolean; reason: string } {
+  /**
+   * May `source` call `destination` at all? Asked per connection and request: decided once per pair
+   * and snapshot. A verdict with `l7` (an intention with permissions) denies a connection, and
+   * decides each request by `intentionFor`.
+   */
+  intention(source: string, destination: string): IntentionVerdict {
     const held = this.intentions.get(source)?.get(destination);
     if (held !== undefined) return held;
     const d = decideIntention(
@@ -164,7 +180,8 @@ export class RoutingTable {
       source,
       destination,
     );
-    const out = { allow: d.action === 'allow', reason: d.reason };
+    const out: IntentionVerdict = { allow: d.action === 'allow', reason: d.reason };
+    if (d.l7 !== undefined) out.l7 = compileL7Rule(d.l7);
     // Pairs come from certificates and local names, but a bound keeps a flood of names harmless.
     if (this.intentionsCached >= INTENTIONS_CACHED_MAX) {
       this.intentions.clear();
@@ -173,6 +190,21 @@ export class RoutingTable {
     entryOf(this.intentions, source, newMap).set(destination, out);
     this.intentionsCached++;
     return out;
+  }
+
+  /**
+   * May `source` make this request of `destination`: the pair's verdict, or the permission of its
+   * L7 intention that fits. `req` is called only for an L7 intention.
+   */
+  intentionFor(
+    source: string,
+    destination: string,
+    req: () => RequestInfo,
+  ): { allow: boolean; reason: string } {
+    const v = this.intention(source, destination);
+    if (v.l7 === undefined) return v;
+    const d = decideRequest(v.l7, req());
+    return { allow: d.action === 'allow', reason: d.reason };
   }
 
   /** An instance for a new L4 connection to `dest`. */

@@ -5,7 +5,10 @@
 // refused; the agent's Prometheus endpoint counts the traffic.
 import '../../src/polyfill.js';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
 import { type AgentProc, freePort, LocalCluster, waitFor } from '../../cluster-sim/launcher.js';
@@ -321,6 +324,83 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
     );
     assert.ok(await waitFor(async () => (await echoOnce(ports.echo, 'y')) === 'y', 20_000, 100));
     assert.equal((await meshCli(n01, 'intention', 'check', 'client', 'web')).code, 0);
+  });
+
+  it('L7 intentions: permissions written with mesh config put decide each HTTP request and gRPC call by path and method', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mesh-l7-'));
+    const entry = (dest: string, permissions: string[]): string => {
+      const file = join(dir, `${dest}.yaml`);
+      const head = [
+        'kind: service-intentions',
+        `name: ${dest}`,
+        'sources:',
+        '  - name: client',
+        '    permissions:',
+      ];
+      writeFileSync(file, [...head, ...permissions, ''].join('\n'));
+      return file;
+    };
+    const files = [
+      entry('web', [
+        '      - action: deny',
+        '        http:',
+        '          pathPrefix: /admin/',
+        '      - action: allow',
+        '        http:',
+        '          methods: [GET]',
+      ]),
+      entry('greeter', [
+        '      - action: deny',
+        '        http:',
+        '          pathExact: /demo.Greeter/Chat',
+        '      - action: allow',
+        '        http: {}',
+      ]),
+    ];
+    try {
+      for (const file of files) {
+        const put = await meshCli(n01, 'config', 'put', file);
+        assert.equal(put.code, 0, put.stderr);
+      }
+      assert.ok(
+        await waitFor(async () => (await httpGet(ports.web, '/admin/users')).status === 403, 20_000, 100),
+        'GET /admin/users refused',
+      );
+      assert.match((await httpGet(ports.web, '/admin/users')).body, /intention client→web permission 1 deny/);
+      assert.equal((await httpGet(ports.web, '/')).status, 200, 'GET / allowed by permission 2');
+      assert.ok(
+        await waitFor(
+          async () => {
+            const chat = await grpcChat(ports.greeter, ['hi']);
+            return !Array.isArray(chat) && chat.code === 7;
+          },
+          20_000,
+          100,
+        ),
+        'Chat refused with PERMISSION_DENIED',
+      );
+      assert.deepEqual(await grpcHello(ports.greeter, 'l7'), { text: 'hello l7' }, 'SayHello allowed');
+      const list = await meshCli(n01, 'intention', 'list');
+      assert.match(list.stdout, /client\s+web\s+L7: 2 permissions\s+9/);
+      const check = await meshCli(n03, 'intention', 'check', 'client', 'web');
+      assert.equal(check.code, 1);
+      assert.match(check.stdout, /Denied \(intention client→web has L7 permissions/);
+      // The L4 command would drop the permissions: refused, and the rule stays.
+      const allow = await meshCli(n01, 'intention', 'allow', 'client', 'web');
+      assert.notEqual(allow.code, 0);
+      assert.match(allow.stderr, /has L7 permissions/);
+      assert.equal((await httpGet(ports.web, '/admin/users')).status, 403);
+    } finally {
+      for (const dest of ['web', 'greeter']) {
+        assert.equal((await meshCli(n01, 'intention', 'delete', 'client', dest)).code, 0);
+        assert.equal((await meshCli(n01, 'intention', 'allow', 'client', dest)).code, 0);
+      }
+      rmSync(dir, { recursive: true, force: true });
+    }
+    assert.ok(
+      await waitFor(async () => (await httpGet(ports.web, '/admin/users')).status === 200, 20_000, 100),
+      'an L4 allow again',
+    );
   });
 
   it('a 90/10 split between the v1 and v2 subsets holds over 1,000 requests', async () => {

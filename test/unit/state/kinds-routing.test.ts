@@ -428,6 +428,58 @@ describe('service-intentions', () => {
       [{ field: 'sources[1].name', message: 'duplicates sources[0]; keep one rule per source' }],
     );
   });
+
+  it('accepts L7 permissions, and names each bad one', () => {
+    assert.deepEqual(
+      intentions.validate({
+        sources: [
+          {
+            name: 'admin',
+            permissions: [
+              { action: 'deny', http: { pathPrefix: '/admin/', methods: ['DELETE'] } },
+              { action: 'allow', http: { header: [{ name: 'x-team', exact: 'ops' }] } },
+              { action: 'allow', http: {} },
+            ],
+          },
+          { name: '*', action: 'deny' },
+        ],
+      }),
+      [],
+    );
+    const bad = (source: unknown) => fields(intentions.validate({ sources: [source] }));
+    assert.deepEqual(bad({ name: 'web', action: 'allow', permissions: [{ action: 'allow', http: {} }] }), [
+      'sources[0]',
+    ]);
+    assert.deepEqual(bad({ name: 'web', permissions: [] }), ['sources[0].permissions']);
+    assert.deepEqual(bad({ name: 'web', permissions: Array(33).fill({ action: 'allow', http: {} }) }), [
+      'sources[0].permissions',
+    ]);
+    assert.deepEqual(
+      bad({
+        name: 'web',
+        permissions: [
+          { http: {} },
+          { action: 'allow' },
+          { action: 'allow', http: { pathPrefix: 'admin' } },
+          { action: 'allow', http: { pathRegex: '(' } },
+          { action: 'allow', http: { methods: ['get'] } },
+          { action: 'allow', http: {}, when: 'never' },
+        ],
+      }),
+      [
+        'sources[0].permissions[0].action',
+        'sources[0].permissions[1].http',
+        'sources[0].permissions[2].http.pathPrefix',
+        'sources[0].permissions[3].http.pathRegex',
+        'sources[0].permissions[4].http.methods[0]',
+        'sources[0].permissions[5].when',
+      ],
+    );
+    assert.match(
+      intentions.validate({ sources: [{ name: 'web', action: 'allow', permissions: [] }] })[0]?.message ?? '',
+      /either action .* or permissions .*, not both/,
+    );
+  });
 });
 
 describe('mesh', () => {

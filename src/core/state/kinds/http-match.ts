@@ -164,7 +164,11 @@ export function checkRouteMatch(v: unknown, path: string, errors: Errors): void 
   if (m === undefined) return;
   const httpValue = field(m, 'http');
   if (httpValue === undefined) return;
-  const hp = at(path, 'http');
+  checkHttpMatch(httpValue, at(path, 'http'), errors);
+}
+
+/** Check an HttpMatch at `hp` (a route's `match.http`, an intention permission's `http`). */
+export function checkHttpMatch(httpValue: unknown, hp: string, errors: Errors): void {
   const h = objectAt(httpValue, hp, HTTP_FIELDS, errors);
   if (h === undefined) return;
   checkPath(h, 'pathExact', hp, errors);

@@ -1,10 +1,13 @@
 // service-intentions: which services may call one service (the entry's name), as Consul's kind of
 // the same name. The name may be "*": its sources apply to every destination, below the rules of
 // the destination's own entry. What happens when no rule matches is the mesh entry's
-// defaultIntention.
+// defaultIntention. A source either allows or denies (an L4 intention: every connection and
+// request), or lists permissions (an L7 intention: each HTTP or gRPC request by path, method and
+// headers), as in Consul.
 import { field } from '../text.js';
 import type { ValidationError } from '../types.js';
 import { specObject } from './fields.js';
+import { checkHttpMatch, type HttpMatch } from './http-match.js';
 import { at, item, listAt, objectAt, optEnum, optText, serviceNameProblem } from './spec-fields.js';
 import type { KindModule } from './types.js';
 
@@ -17,9 +20,22 @@ export const ANY_SERVICE = '*';
 export interface IntentionSource {
   /** A service name, or "*" for every caller. */
   name: string;
-  action: IntentionAction;
+  /** Exactly one of `action` (L4) and `permissions` (L7) is set. */
+  action?: IntentionAction;
+  /**
+   * L7: tried in order per request, the first whose `http` matches decides; a request none matches
+   * gets the mesh's defaultIntention. A tcp connection from this source is denied (it has no
+   * requests to match), as in Consul.
+   */
+  permissions?: IntentionPermission[];
   /** Why the rule exists, for the next operator. */
   description?: string;
+}
+
+export interface IntentionPermission {
+  action: IntentionAction;
+  /** What the request must look like (every condition given must hold); `{}` matches all. */
+  http: HttpMatch;
 }
 
 export interface ServiceIntentionsSpec {
@@ -31,10 +47,40 @@ export const SERVICE_INTENTIONS_LIMITS = Object.freeze({
   /** Sources are searched per new connection; 256 callers of one service is far beyond usual. */
   sourcesMax: 256,
   descriptionLengthMax: 512,
+  /** Permissions are tried one by one per request, so their number bounds the work per request. */
+  permissionsMax: 32,
 });
 
 const FIELDS = ['sources'] as const;
-const SOURCE_FIELDS = ['name', 'action', 'description'] as const;
+const SOURCE_FIELDS = ['name', 'action', 'permissions', 'description'] as const;
+const PERMISSION_FIELDS = ['action', 'http'] as const;
+
+function checkPermissions(v: unknown, path: string, errors: ValidationError[]): void {
+  const list = listAt(v, path, 1, SERVICE_INTENTIONS_LIMITS.permissionsMax, errors);
+  list?.forEach((p, i) => {
+    const pp = item(path, i);
+    const perm = objectAt(p, pp, PERMISSION_FIELDS, errors);
+    if (perm === undefined) return;
+    requireAction(perm, pp, errors);
+    const http = field(perm, 'http');
+    if (http === undefined) {
+      errors.push({
+        field: at(pp, 'http'),
+        message:
+          'is required: what the request must look like (pathPrefix, methods, header…; {} for every request)',
+      });
+    } else checkHttpMatch(http, at(pp, 'http'), errors);
+  });
+}
+
+function requireAction(o: Record<string, unknown>, path: string, errors: ValidationError[]): void {
+  if (field(o, 'action') === undefined) {
+    errors.push({
+      field: at(path, 'action'),
+      message: `is required: one of ${INTENTION_ACTIONS.join(', ')}`,
+    });
+  } else optEnum(o, 'action', path, INTENTION_ACTIONS, errors);
+}
 
 function validate(spec: unknown): ValidationError[] {
   const errors: ValidationError[] = [];
@@ -69,12 +115,15 @@ function validate(spec: unknown): ValidationError[] {
         });
       } else seen.set(name, i);
     }
-    if (field(src, 'action') === undefined) {
+    const permissions = field(src, 'permissions');
+    if (permissions === undefined) requireAction(src, path, errors);
+    else if (field(src, 'action') !== undefined) {
+      // Consul: for one source an L4 and an L7 intention are mutually exclusive.
       errors.push({
-        field: at(path, 'action'),
-        message: `is required: one of ${INTENTION_ACTIONS.join(', ')}`,
+        field: path,
+        message: 'set either action (every call) or permissions (per request), not both',
       });
-    } else optEnum(src, 'action', path, INTENTION_ACTIONS, errors);
+    } else checkPermissions(permissions, at(path, 'permissions'), errors);
     optText(src, 'description', path, descriptionLengthMax, errors);
   });
   return errors;
@@ -90,7 +139,8 @@ function validateName(name: string): ValidationError | undefined {
 
 export const serviceIntentions: KindModule = {
   kind: 'service-intentions',
-  description: 'Which services may call one service ("*": every service): allow or deny per caller.',
+  description:
+    'Which services may call one service ("*": every service): allow or deny per caller, or per request by path, method and headers.',
   validate,
   validateName,
   extraNames: [ANY_SERVICE],

@@ -1,0 +1,253 @@
+// L7 intentions with real engines in this process: an intention with permissions decides each
+// HTTP/1.1 request and each gRPC call at the instance's agent by path, method and headers (the
+// first permission that matches, else the mesh default), the same on the same-agent path; a tcp
+// connection from such a source is refused, as in Consul.
+import assert from 'node:assert/strict';
+import { connect as h2connect } from 'node:http2';
+import { after, before, describe, it } from 'node:test';
+import { type CaRoot, createRoot } from '../../../src/ca/x509.js';
+import { compileChain } from '../../../src/core/routing/chain.js';
+import type { Protocol } from '../../../src/core/state/kinds/fields.js';
+import { ProxyEngine } from '../../../src/proxy/engine.js';
+import { EMPTY_SNAPSHOT } from '../../../src/proxy/routing.js';
+import type { ProxyCert, ProxyEndpoint, ProxySnapshot } from '../../../src/proxy/types.js';
+import {
+  connectRetry,
+  echoInstance,
+  freePorts,
+  get,
+  h2Instance,
+  httpInstance,
+  type Instance,
+  issue,
+  metricValue,
+  untilClosed,
+  WAIT_MS,
+  within,
+} from './harness.js';
+
+const TD = 'l7.mesh';
+const HOUR_MS = 3_600_000;
+
+/** web may read api (GET, HEAD) but not /admin/, and POST /orders only as team ops; else the default. */
+const API_INTENTIONS = {
+  sources: [
+    {
+      name: 'web',
+      permissions: [
+        { action: 'deny', http: { pathPrefix: '/admin/' } },
+        { action: 'allow', http: { methods: ['GET', 'HEAD'] } },
+        {
+          action: 'allow',
+          http: { pathExact: '/orders', methods: ['POST'], header: [{ name: 'x-team', exact: 'ops' }] },
+        },
+      ],
+    },
+  ],
+};
+
+/** web may call only SayHello of greeter. */
+const GREETER_INTENTIONS = {
+  sources: [
+    { name: 'web', permissions: [{ action: 'allow', http: { pathExact: '/demo.Greeter/SayHello' } }] },
+  ],
+};
+
+/** An L7 rule for a tcp service: its connections are refused (no requests to match). */
+const ECHO_INTENTIONS = { sources: [{ name: 'web', permissions: [{ action: 'allow', http: {} }] }] };
+
+describe('L7 intentions (permissions) in the proxy', () => {
+  let root: CaRoot;
+  let certs: Record<string, ProxyCert>;
+  const caller = new ProxyEngine({ connectionsMax: 256, log: () => undefined });
+  const callee = new ProxyEngine({ connectionsMax: 256, log: () => undefined });
+  let inbound = '';
+  const inst: Record<string, Instance> = {};
+  const ports: Record<string, number> = {};
+  let version = 1;
+  const snap = (change: Partial<ProxySnapshot>): ProxySnapshot => ({
+    ...EMPTY_SNAPSHOT,
+    version: { raft: ++version, catalog: version },
+    trustDomain: TD,
+    roots: [root.certPem],
+    // Requests no permission matches get the mesh's default: deny.
+    mesh: { defaultIntention: 'deny' },
+    intentions: { api: API_INTENTIONS, greeter: GREETER_INTENTIONS, echo: ECHO_INTENTIONS },
+    ...change,
+  });
+  const endpoint = (service: string, local: boolean): ProxyEndpoint => ({
+    id: `${local ? 'caller' : 'callee'}/${service}-1`,
+    instanceId: `${service}-1`,
+    service,
+    inbound,
+    local,
+    healthy: true,
+    passing: true,
+    tags: [],
+    meta: {},
+  });
+  const localOf = (service: string, protocol: Protocol) => ({
+    id: `${service}-1`,
+    service,
+    host: '127.0.0.1',
+    port: (inst[service] as Instance).port,
+    protocol,
+    requestTimeoutMs: WAIT_MS,
+    connectTimeoutMs: WAIT_MS,
+  });
+  const SERVICES: Array<[string, Protocol]> = [
+    ['api', 'http'],
+    ['greeter', 'grpc'],
+    ['echo', 'tcp'],
+  ];
+
+  before(async () => {
+    root = await createRoot({ trustDomain: TD, nowMs: Date.now(), ttlMs: HOUR_MS });
+    certs = {};
+    for (const s of ['web', 'api', 'greeter', 'echo']) certs[s] = await issue(root, TD, s);
+    inst.api = await httpInstance('api');
+    inst.greeter = await h2Instance('greeter', { grpcStatus: 0, delayMs: 0 });
+    inst.echo = await echoInstance('echo');
+    const a = await callee.start('127.0.0.1', 0);
+    await caller.start('127.0.0.1', 0);
+    inbound = `${a.host}:${a.port}`;
+    const free = await freePorts(4);
+    [ports.api, ports.greeter, ports.echo, ports.apiLocal] = free as [number, number, number, number];
+    callee.apply(
+      snap({
+        certs: {
+          api: certs.api as ProxyCert,
+          greeter: certs.greeter as ProxyCert,
+          echo: certs.echo as ProxyCert,
+        },
+        local: SERVICES.map(([s, p]) => localOf(s, p)),
+      }),
+    );
+    caller.apply(callerSnapshot());
+    for (const p of Object.values(ports)) (await connectRetry(p)).destroy();
+  });
+
+  /** The caller reaches api, greeter and echo through the callee. */
+  const callerSnapshot = (): ProxySnapshot =>
+    snap({
+      certs: { web: certs.web as ProxyCert },
+      upstreams: [
+        ...SERVICES.map(([s, p]) => ({
+          source: 'web',
+          destination: s,
+          bindHost: '127.0.0.1',
+          port: ports[s] as number,
+          protocol: p,
+        })),
+        {
+          source: 'web',
+          destination: 'api',
+          bindHost: '127.0.0.1',
+          port: ports.apiLocal as number,
+          protocol: 'http',
+        },
+      ],
+      chains: Object.fromEntries(SERVICES.map(([s, p]) => [s, compileChain(() => undefined, s, p)])),
+      endpoints: Object.fromEntries(SERVICES.map(([s]) => [s, [endpoint(s, false)]])),
+    });
+
+  after(async () => {
+    caller.stop();
+    callee.stop();
+    for (const i of Object.values(inst)) await i.close();
+  });
+
+  it('decides each HTTP/1.1 request by the first permission that matches, else by the mesh default', async () => {
+    const deniedBefore = metricValue(await callee.metrics.text(), 'mesh_proxy_intention_denied_total', {
+      source: 'web',
+      destination: 'api',
+    });
+    const port = ports.api as number;
+    const cases: Array<[string, string, Record<string, string>, number, RegExp]> = [
+      ['GET', '/catalog', {}, 200, /^api \/catalog$/],
+      ['GET', '/admin/users', {}, 403, /intention web→api permission 1 deny/],
+      ['POST', '/orders', { 'x-team': 'ops' }, 200, /^api \/orders$/],
+      ['POST', '/orders', { 'x-team': 'dev' }, 403, /no permission matched; default deny/],
+      ['DELETE', '/catalog', {}, 403, /no permission matched; default deny/],
+    ];
+    for (const [method, path, headers, status, body] of cases) {
+      const r = await within(get(port, path, { method, headers }), WAIT_MS, `${method} ${path}`);
+      assert.equal(r.status, status, `${method} ${path}: ${r.body}`);
+      assert.match(r.body, body, `${method} ${path}`);
+    }
+    const denied = metricValue(await callee.metrics.text(), 'mesh_proxy_intention_denied_total', {
+      source: 'web',
+      destination: 'api',
+    });
+    assert.equal(denied - deniedBefore, 3, 'each refused request counted on the instance’s agent');
+  });
+
+  it('decides the same on the same-agent path, where the caller’s agent checks for the instance’s', async () => {
+    inst.apiLocal = await httpInstance('api-local');
+    try {
+      caller.apply(
+        snap({
+          certs: { web: certs.web as ProxyCert },
+          upstreams: [
+            {
+              source: 'web',
+              destination: 'api',
+              bindHost: '127.0.0.1',
+              port: ports.apiLocal as number,
+              protocol: 'http',
+            },
+          ],
+          chains: { api: compileChain(() => undefined, 'api', 'http') },
+          endpoints: { api: [endpoint('api', true)] },
+          local: [{ ...localOf('api', 'http'), port: inst.apiLocal.port }],
+        }),
+      );
+      const port = ports.apiLocal as number;
+      const ok = await within(get(port, '/catalog'), WAIT_MS, 'GET /catalog');
+      assert.equal(ok.status, 200, ok.body);
+      assert.equal(ok.body, 'api-local /catalog');
+      const no = await within(get(port, '/admin/x'), WAIT_MS, 'GET /admin/x');
+      assert.equal(no.status, 403);
+      assert.match(no.body, /intention web→api permission 1 deny/);
+      assert.equal(inst.apiLocal.seen.length, 1, 'the refused request never reached the instance');
+    } finally {
+      caller.apply(callerSnapshot());
+      await inst.apiLocal.close();
+      delete inst.apiLocal;
+    }
+  });
+
+  it('decides each gRPC call by its method path: a call no permission allows gets PERMISSION_DENIED', async () => {
+    const session = h2connect(`http://127.0.0.1:${ports.greeter}`);
+    session.on('error', () => undefined);
+    const grpcCall = (path: string): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const req = session.request({ ':path': path, ':method': 'POST', 'content-type': 'application/grpc' });
+        let status = '';
+        req.on('response', (h) => {
+          if (h['grpc-status'] !== undefined) status = String(h['grpc-status']);
+        });
+        req.on('trailers', (t) => {
+          if (t['grpc-status'] !== undefined) status = String(t['grpc-status']);
+        });
+        req.on('error', reject);
+        req.on('close', () => resolve(status));
+        req.resume();
+        req.end(Buffer.alloc(5));
+      });
+    try {
+      assert.equal(await within(grpcCall('/demo.Greeter/SayHello'), WAIT_MS, 'SayHello'), '0');
+      assert.equal(await within(grpcCall('/demo.Greeter/Delete'), WAIT_MS, 'Delete'), '7');
+    } finally {
+      session.destroy();
+    }
+  });
+
+  it('refuses a tcp connection from a source whose intention has permissions (no requests to match)', async () => {
+    const seen = (inst.echo as Instance).seen.length;
+    const s = await connectRetry(ports.echo as number);
+    s.write('hello');
+    assert.equal(await untilClosed(s), '', 'closed without an echo');
+    assert.equal((inst.echo as Instance).seen.length, seen, 'no connection reached the instance');
+  });
+});

@@ -33,14 +33,32 @@ export class H1RequestInfo implements RequestInfo {
     private readonly head: Head,
   ) {}
 
+  /** With `:authority` (the Host) and `:method`, as HTTP/2 has them, so a match reads either protocol alike. */
   get headers(): IncomingHttpHeaders {
-    this.built ??= headerObject(this.head);
+    if (this.built === undefined) {
+      const h = headerObject(this.head);
+      if (h.host !== undefined) h[':authority'] = h.host;
+      h[':method'] = this.method;
+      this.built = h;
+    }
     return this.built;
   }
 }
 
-/** An HTTP/2 request's facts, from its headers. */
+/** An HTTP/2 request's facts, from its headers, with `host` (the `:authority`) as HTTP/1.1 has it. */
 export function h2RequestInfo(headers: IncomingHttpHeaders): RequestInfo {
   const { path, query } = splitUrl(String(headers[':path'] ?? '/'));
-  return { path, query, method: String(headers[':method'] ?? 'GET'), headers };
+  let built: IncomingHttpHeaders | undefined;
+  return {
+    path,
+    query,
+    method: String(headers[':method'] ?? 'GET'),
+    get headers(): IncomingHttpHeaders {
+      built ??=
+        headers.host === undefined && headers[':authority'] !== undefined
+          ? { ...headers, host: headers[':authority'] }
+          : headers;
+      return built;
+    },
+  };
 }

@@ -57,6 +57,26 @@ async function versionOf(port: number): Promise<string> {
   return r.status === 200 ? (JSON.parse(r.body) as { version: string }).version : `status ${r.status}`;
 }
 
+/** `mesh intention check` on agent `a`, until it exits `code` (its copy of the entries catches up). */
+async function checkOn(
+  a: AgentProc,
+  source: string,
+  destination: string,
+  code: number,
+): Promise<{ code: number; stdout: string }> {
+  let last = { code: -1, stdout: '' };
+  const reached = await waitFor(
+    async () => {
+      last = await meshCli(a, 'intention', 'check', source, destination);
+      return last.code === code;
+    },
+    20_000,
+    100,
+  );
+  assert.ok(reached, `intention check ${source} ${destination}: exit ${last.code}, ${last.stdout}`);
+  return last;
+}
+
 describe('the data plane between real agents', { timeout: 240_000 }, () => {
   const cluster = new LocalCluster();
   let n01: AgentProc;
@@ -271,8 +291,8 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
   it('a deny intention refuses HTTP with 403, TCP with a closed connection, gRPC with PERMISSION_DENIED; allow permits again', async () => {
     for (const dest of ['web', 'echo', 'greeter'])
       assert.equal((await meshCli(n01, 'intention', 'deny', 'client', dest)).code, 0);
-    const check = await meshCli(n03, 'intention', 'check', 'client', 'web');
-    assert.equal(check.code, 1);
+    // n03 answers from its own copy, which the write reaches a moment later.
+    const check = await checkOn(n03, 'client', 'web', 1);
     assert.match(check.stdout, /Denied/);
     assert.ok(await waitFor(async () => (await httpGet(ports.web)).status === 403, 20_000, 100), 'HTTP 403');
     const denied = await httpGet(ports.web);
@@ -323,7 +343,7 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
       'allowed again',
     );
     assert.ok(await waitFor(async () => (await echoOnce(ports.echo, 'y')) === 'y', 20_000, 100));
-    assert.equal((await meshCli(n01, 'intention', 'check', 'client', 'web')).code, 0);
+    await checkOn(n01, 'client', 'web', 0);
   });
 
   it('L7 intentions: permissions written with mesh config put decide each HTTP request and gRPC call by path and method', async () => {
@@ -382,8 +402,7 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
       assert.deepEqual(await grpcHello(ports.greeter, 'l7'), { text: 'hello l7' }, 'SayHello allowed');
       const list = await meshCli(n01, 'intention', 'list');
       assert.match(list.stdout, /client\s+web\s+L7: 2 permissions\s+9/);
-      const check = await meshCli(n03, 'intention', 'check', 'client', 'web');
-      assert.equal(check.code, 1);
+      const check = await checkOn(n03, 'client', 'web', 1);
       assert.match(check.stdout, /Denied \(intention client→web has L7 permissions/);
       // The L4 command would drop the permissions: refused, and the rule stays.
       const allow = await meshCli(n01, 'intention', 'allow', 'client', 'web');

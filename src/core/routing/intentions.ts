@@ -23,6 +23,7 @@ import {
 } from '../state/kinds/service-intentions.js';
 import { isObj } from '../state/text.js';
 import { compileMatch, parseQuery, type RequestPredicate } from './match.js';
+import { normalizePath } from './path-normal.js';
 import type { Lookup, RequestInfo } from './types.js';
 
 export const INTENTION_PRECEDENCE = Object.freeze({
@@ -166,12 +167,25 @@ export function compileL7Rule(r: L7Rule): CompiledL7Rule {
   };
 }
 
-/** How an L7 rule decides one request: its first permission that matches, else the default. */
-export function decideRequest(
-  r: CompiledL7Rule,
-  req: RequestInfo,
-): { action: IntentionAction; reason: string } {
+type Verdict = { action: IntentionAction; reason: string };
+
+/**
+ * How an L7 rule decides one request: its first permission that matches, else the default. A path
+ * not in normal form (`/%61dmin/`, `//admin/`, `/x/../admin/`, `http://api/admin/`) is decided
+ * both as sent and in normal form (path-normal.ts), and allowed only if both are: whichever way
+ * the instance reads it, a deny holds.
+ */
+export function decideRequest(r: CompiledL7Rule, req: RequestInfo): Verdict {
   const query = r.readsQuery ? parseQuery(req.query) : EMPTY_QUERY;
+  const asSent = firstMatch(r, req, query);
+  const normal = normalizePath(req.path);
+  if (normal === req.path || asSent.action === 'deny') return asSent;
+  // The same request with the normal path; headers stay lazy (read through the prototype).
+  const alt = firstMatch(r, Object.create(req, { path: { value: normal } }) as RequestInfo, query);
+  return alt.action === 'deny' ? alt : asSent;
+}
+
+function firstMatch(r: CompiledL7Rule, req: RequestInfo, query: ReadonlyMap<string, string>): Verdict {
   for (const p of r.permissions) if (p.test(req, query)) return p.verdict;
   return r.otherwise;
 }

@@ -61,9 +61,14 @@ export function checkName(kind: string, v: unknown, path = 'name'): ValidationEr
 /**
  * Check a spec for a known kind: size bound, then the kind's rules. Fields of the errors are
  * `path` + the field inside the spec. Returns the stored (normalised, canonical) form or the first
- * problem.
+ * problem. `name` (the entry's, already checked) lets the kind check the two together.
  */
-export function checkSpec(kind: string, spec: unknown, path: string): { spec: unknown } | ValidationError {
+export function checkSpec(
+  kind: string,
+  spec: unknown,
+  path: string,
+  name?: string,
+): { spec: unknown } | ValidationError {
   const max = STATE_LIMITS.specBytesMax;
   if (estimateSize(spec, max) > max) {
     return err(path === '' ? 'spec' : path, `must be at most ${max} bytes encoded (or nested too deeply)`);
@@ -71,6 +76,8 @@ export function checkSpec(kind: string, spec: unknown, path: string): { spec: un
   const mod = kindModule(kind);
   if (mod === undefined) return unknownKind(kind);
   const problems = mod.validate(spec);
+  if (problems.length === 0 && name !== undefined && mod.validateEntry !== undefined)
+    problems.push(...mod.validateEntry(name, spec));
   const first = problems[0];
   if (first !== undefined) return { field: joinField(path, first.field), message: first.message };
   return { spec: canonical(mod.normalise ? mod.normalise(spec) : spec) };
@@ -141,7 +148,7 @@ function command(v: unknown): Command | ValidationError {
       const cas = checkCas(v, c === 'config-delete');
       if (typeof cas === 'object') return cas;
       if (c === 'config-delete') return withCas({ op: c, kind: kind as string, name: name as string }, cas);
-      const spec = checkSpec(kind as string, field(v, 'spec'), 'spec');
+      const spec = checkSpec(kind as string, field(v, 'spec'), 'spec', name as string);
       if (!('spec' in spec)) return spec;
       return withCas({ op: c, kind: kind as string, name: name as string, spec: spec.spec }, cas);
     }

@@ -39,7 +39,7 @@ export function splitEntryFile(v: unknown): EntryFile | ValidationError {
       if (k !== 'kind' && k !== 'name')
         Object.defineProperty(rest, k, { value: v[k], enumerable: true, writable: true, configurable: true });
     }
-    const spec = checkSpec(kind as string, rest, '');
+    const spec = checkSpec(kind as string, rest, '', name as string);
     if (!('spec' in spec)) return spec;
     return { kind: kind as string, name: name as string, spec: spec.spec };
   } catch (e) {

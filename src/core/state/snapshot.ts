@@ -105,7 +105,7 @@ export function parseSnapshot(s: unknown): StateSnapshot {
     check(checkKind(field(o, 'kind')), path);
     const kind = str(o, 'kind');
     check(checkName(kind, field(o, 'name')), path);
-    const spec = checkSpec(kind, field(o, 'spec'), 'spec');
+    const spec = checkSpec(kind, field(o, 'spec'), 'spec', str(o, 'name'));
     if (!('spec' in spec)) check(spec, path);
     const modifyIndex = index(o, 'modifyIndex', path, kindMax(kind), 1);
     const createIndex = index(o, 'createIndex', path, modifyIndex, 1);

@@ -13,6 +13,7 @@ import { EMPTY_SNAPSHOT } from '../../../src/proxy/routing.js';
 import type { ProxyCert, ProxyEndpoint, ProxySnapshot } from '../../../src/proxy/types.js';
 import {
   connectRetry,
+  echo,
   echoInstance,
   freePorts,
   get,
@@ -113,18 +114,19 @@ describe('L7 intentions (permissions) in the proxy', () => {
     inbound = `${a.host}:${a.port}`;
     const free = await freePorts(4);
     [ports.api, ports.greeter, ports.echo, ports.apiLocal] = free as [number, number, number, number];
-    callee.apply(
-      snap({
-        certs: {
-          api: certs.api as ProxyCert,
-          greeter: certs.greeter as ProxyCert,
-          echo: certs.echo as ProxyCert,
-        },
-        local: SERVICES.map(([s, p]) => localOf(s, p)),
-      }),
-    );
+    callee.apply(snap(calleeSnapshot()));
     caller.apply(callerSnapshot());
     for (const p of Object.values(ports)) (await connectRetry(p)).destroy();
+  });
+
+  /** The callee serves api, greeter and echo from its local instances. */
+  const calleeSnapshot = (): Partial<ProxySnapshot> => ({
+    certs: {
+      api: certs.api as ProxyCert,
+      greeter: certs.greeter as ProxyCert,
+      echo: certs.echo as ProxyCert,
+    },
+    local: SERVICES.map(([s, p]) => localOf(s, p)),
   });
 
   /** The caller reaches api, greeter and echo through the callee. */
@@ -169,6 +171,11 @@ describe('L7 intentions (permissions) in the proxy', () => {
       ['POST', '/orders', { 'x-team': 'ops' }, 200, /^api \/orders$/],
       ['POST', '/orders', { 'x-team': 'dev' }, 403, /no permission matched; default deny/],
       ['DELETE', '/catalog', {}, 403, /no permission matched; default deny/],
+      // The same path written so that servers read it as /admin/users: refused all the same.
+      ['GET', '/%61dmin/users', {}, 403, /permission 1 deny/],
+      ['GET', '//admin/users', {}, 403, /permission 1 deny/],
+      ['GET', '/catalog/../admin/users', {}, 403, /permission 1 deny/],
+      ['GET', 'http://api/admin/users', {}, 403, /permission 1 deny/],
     ];
     for (const [method, path, headers, status, body] of cases) {
       const r = await within(get(port, path, { method, headers }), WAIT_MS, `${method} ${path}`);
@@ -179,7 +186,11 @@ describe('L7 intentions (permissions) in the proxy', () => {
       source: 'web',
       destination: 'api',
     });
-    assert.equal(denied - deniedBefore, 3, 'each refused request counted on the instance’s agent');
+    assert.equal(denied - deniedBefore, 7, 'each refused request counted on the instance’s agent');
+    assert.ok(
+      (inst.api as Instance).seen.every((s) => !s.path.includes('dmin')),
+      'no refused request reached the instance',
+    );
   });
 
   it('decides the same on the same-agent path, where the caller’s agent checks for the instance’s', async () => {
@@ -244,10 +255,21 @@ describe('L7 intentions (permissions) in the proxy', () => {
   });
 
   it('refuses a tcp connection from a source whose intention has permissions (no requests to match)', async () => {
-    const seen = (inst.echo as Instance).seen.length;
-    const s = await connectRetry(ports.echo as number);
-    s.write('hello');
-    assert.equal(await untilClosed(s), '', 'closed without an echo');
-    assert.equal((inst.echo as Instance).seen.length, seen, 'no connection reached the instance');
+    // With the mesh default allow, so that only the L7 rule can refuse it.
+    callee.apply(snap({ ...calleeSnapshot(), mesh: undefined }));
+    try {
+      const seen = (inst.echo as Instance).seen.length;
+      const s = await connectRetry(ports.echo as number);
+      s.write('hello');
+      assert.equal(await untilClosed(s), '', 'closed without an echo');
+      assert.equal((inst.echo as Instance).seen.length, seen, 'no connection reached the instance');
+      // Without the rule the same connection echoes: the refusal was the L7 rule's.
+      callee.apply(snap({ ...calleeSnapshot(), mesh: undefined, intentions: {} }));
+      const ok = await connectRetry(ports.echo as number);
+      assert.equal(await echo(ok, 'hello'), 'hello');
+      ok.destroy();
+    } finally {
+      callee.apply(snap(calleeSnapshot()));
+    }
   });
 });

@@ -2,7 +2,7 @@
 // service-intentions and mesh. Every bad field is reported, with its path inside the spec.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { checkName } from '../../../src/core/state/command.js';
+import { checkName, checkSpec } from '../../../src/core/state/command.js';
 import { splitEntryFile } from '../../../src/core/state/entry-file.js';
 import { KIND_NAMES, KINDS } from '../../../src/core/state/kinds/index.js';
 
@@ -478,6 +478,25 @@ describe('service-intentions', () => {
     assert.match(
       intentions.validate({ sources: [{ name: 'web', action: 'allow', permissions: [] }] })[0]?.message ?? '',
       /either action .* or permissions .*, not both/,
+    );
+    // As Consul's: no query parameters in a permission (servers read repeats differently).
+    assert.deepEqual(
+      bad({ name: 'web', permissions: [{ action: 'deny', http: { queryParam: [{ name: 'debug' }] } }] }),
+      ['sources[0].permissions[0].http.queryParam'],
+    );
+  });
+
+  it('refuses permissions on the "*" entry, as Consul does, when the entry is written', () => {
+    const spec = { sources: [{ name: 'web', permissions: [{ action: 'allow', http: {} }] }] };
+    assert.deepEqual(checkSpec('service-intentions', spec, 'spec', 'api'), { spec });
+    const refused = checkSpec('service-intentions', spec, 'spec', '*');
+    assert.equal('field' in refused ? refused.field : '', 'spec.sources[0].permissions');
+    assert.match('message' in refused ? refused.message : '', /not allowed on the "\*" entry/);
+    assert.deepEqual(
+      checkSpec('service-intentions', { sources: [{ name: 'web', action: 'allow' }] }, 'spec', '*'),
+      {
+        spec: { sources: [{ name: 'web', action: 'allow' }] },
+      },
     );
   });
 });

@@ -69,6 +69,11 @@ export const HTTP_MATCH_LIMITS = Object.freeze({
 
 const MATCH_FIELDS = ['http'] as const;
 const HTTP_FIELDS = ['pathExact', 'pathPrefix', 'pathRegex', 'methods', 'header', 'queryParam'] as const;
+/**
+ * An intention permission's: Consul's, without queryParam. Servers read a repeated query parameter
+ * differently (first, last, all), so a deny on one could be passed by repeating it.
+ */
+const PERMISSION_HTTP_FIELDS = ['pathExact', 'pathPrefix', 'pathRegex', 'methods', 'header'] as const;
 const HEADER_FIELDS = ['name', 'present', 'exact', 'prefix', 'suffix', 'regex', 'invert'] as const;
 const QUERY_FIELDS = ['name', 'present', 'exact', 'regex'] as const;
 
@@ -167,9 +172,12 @@ export function checkRouteMatch(v: unknown, path: string, errors: Errors): void 
   checkHttpMatch(httpValue, at(path, 'http'), errors);
 }
 
-/** Check an HttpMatch at `hp` (a route's `match.http`, an intention permission's `http`). */
-export function checkHttpMatch(httpValue: unknown, hp: string, errors: Errors): void {
-  const h = objectAt(httpValue, hp, HTTP_FIELDS, errors);
+/**
+ * Check an HttpMatch at `hp`: a route's `match.http`, or (`permission`) an intention permission's
+ * `http`, which has no queryParam.
+ */
+export function checkHttpMatch(httpValue: unknown, hp: string, errors: Errors, permission = false): void {
+  const h = objectAt(httpValue, hp, permission ? PERMISSION_HTTP_FIELDS : HTTP_FIELDS, errors);
   if (h === undefined) return;
   checkPath(h, 'pathExact', hp, errors);
   checkPath(h, 'pathPrefix', hp, errors);

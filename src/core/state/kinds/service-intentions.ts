@@ -69,7 +69,7 @@ function checkPermissions(v: unknown, path: string, errors: ValidationError[]): 
         message:
           'is required: what the request must look like (pathPrefix, methods, header…; {} for every request)',
       });
-    } else checkHttpMatch(http, at(pp, 'http'), errors);
+    } else checkHttpMatch(http, at(pp, 'http'), errors, true);
   });
 }
 
@@ -137,11 +137,36 @@ function validateName(name: string): ValidationError | undefined {
     : { field: 'name', message: `${problem} (or "*" for every service)` };
 }
 
+/**
+ * Consul's rule: permissions need one destination to match requests of. On the "*" entry they
+ * would also refuse every tcp connection from that source across the mesh.
+ */
+function validateEntry(name: string, spec: unknown): ValidationError[] {
+  if (name !== ANY_SERVICE) return [];
+  const sources = field(spec as Record<string, unknown>, 'sources');
+  const errors: ValidationError[] = [];
+  if (!Array.isArray(sources)) return errors;
+  sources.forEach((s, i) => {
+    if (
+      typeof s === 'object' &&
+      s !== null &&
+      field(s as Record<string, unknown>, 'permissions') !== undefined
+    )
+      errors.push({
+        field: at(item('sources', i), 'permissions'),
+        message:
+          'is not allowed on the "*" entry (as in Consul): write L7 permissions on the entry of each destination',
+      });
+  });
+  return errors;
+}
+
 export const serviceIntentions: KindModule = {
   kind: 'service-intentions',
   description:
     'Which services may call one service ("*": every service): allow or deny per caller, or per request by path, method and headers.',
   validate,
   validateName,
+  validateEntry,
   extraNames: [ANY_SERVICE],
 };

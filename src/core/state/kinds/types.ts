@@ -20,6 +20,11 @@ export interface KindModule {
   /** Rules for the entry's name beyond the common pattern (e.g. proxy-defaults: only "global"). */
   validateName?(name: string): ValidationError | undefined;
   /**
+   * Rules that need both the name and a spec that passed `validate` (service-intentions: no L7
+   * permissions on the "*" entry). Fields as for `validate`. Must not throw.
+   */
+  validateEntry?(name: string, spec: unknown): ValidationError[];
+  /**
    * Names accepted although the common name pattern refuses them (service-intentions: "*", which
    * stands for every service). validateName still runs on them.
    */

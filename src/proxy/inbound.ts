@@ -44,6 +44,7 @@ import {
 } from './peer-tls.js';
 import { forwardTarget } from './pools.js';
 import { readPreamble } from './preamble.js';
+import { RATE_LIMITED_GRPC_STATUS, RATE_LIMITED_STATUS, rateLimited } from './rate-limiter.js';
 import { H1RequestInfo, h2RequestInfo, splitUrl } from './request-info.js';
 import { closeAfterFlush, closeWhenIdle } from './tcp-close.js';
 import type { ProxyLocalInstance } from './types.js';
@@ -290,6 +291,16 @@ export class Inbound {
       x.finish();
       return;
     }
+    const limited = rateLimited(this.ctx, inst, () => {
+      const { path, query } = splitUrl(x.head.target);
+      return new H1RequestInfo(path, query, x.head.method, x.head);
+    });
+    if (limited !== undefined) {
+      this.ctx.metrics.request('inbound', caller.source, caller.destination, RATE_LIMITED_STATUS);
+      x.reply(RATE_LIMITED_STATUS, limited);
+      x.finish();
+      return;
+    }
     const target = forwardTarget(
       this.ctx.pools.localTarget(inst),
       x.startLine(x.head.method, x.head.target),
@@ -329,6 +340,19 @@ export class Inbound {
     if (!inst) {
       this.ctx.metrics.request('inbound', source, destination, 503, undefined, grpc ? '14' : undefined);
       return replyH2Error(stream, grpc, 503, 14, `mesh: no local instance of ${destination}`);
+    }
+    const limited = rateLimited(this.ctx, inst, () => h2RequestInfo(headers));
+    if (limited !== undefined) {
+      const code = RATE_LIMITED_GRPC_STATUS;
+      this.ctx.metrics.request(
+        'inbound',
+        source,
+        destination,
+        RATE_LIMITED_STATUS,
+        undefined,
+        grpc ? String(code) : undefined,
+      );
+      return replyH2Error(stream, grpc, RATE_LIMITED_STATUS, code, limited);
     }
     const authority = `${inst.host}:${inst.port}`;
     const session = this.ctx.pools.h2Session(`local|${inst.id}`, authority, undefined, inst.service);

@@ -123,6 +123,12 @@ export class ProxyMetrics {
     labelNames: ['source', 'destination', 'result'] as const,
     registers: [this.registry],
   });
+  readonly rateLimited = new Counter({
+    name: 'mesh_proxy_rate_limited_total',
+    help: 'Requests to a local instance refused by its service-defaults rateLimits (429, or gRPC RESOURCE_EXHAUSTED), by service',
+    labelNames: ['service'] as const,
+    registers: [this.registry],
+  });
   readonly ejections = new Counter({
     name: 'mesh_proxy_ejections_total',
     help: 'Instances of a destination service this agent stopped calling for a while after failures in a row (the resolver’s passiveHealthCheck), by service',

@@ -23,6 +23,7 @@ import { entryOf, newMap } from './maps.js';
 import { record } from './outbound-record.js';
 import { ALPN_H1, ALPN_MUX, connectPeer } from './peer-tls.js';
 import { forwardTarget, type PoolTarget } from './pools.js';
+import { RATE_LIMITED_STATUS, rateLimited } from './rate-limiter.js';
 import { H1RequestInfo, splitUrl } from './request-info.js';
 import type { HashKeySource, Picked } from './routing.js';
 import { nextTraceparent } from './trace.js';
@@ -351,6 +352,12 @@ function localTarget(
   if (!inst) {
     ctx.metrics.request('inbound', up.source, e.service, 503);
     return { status: 503, message: `mesh: no local instance ${e.instanceId} of ${e.service}` };
+  }
+  // The instance's limit counts every caller, this agent's own services included.
+  const limited = rateLimited(ctx, inst, req);
+  if (limited !== undefined) {
+    ctx.metrics.request('inbound', up.source, e.service, RATE_LIMITED_STATUS);
+    return { status: RATE_LIMITED_STATUS, message: limited };
   }
   return ctx.pools.localTarget(inst);
 }

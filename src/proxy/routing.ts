@@ -20,6 +20,7 @@ import type { ChainTarget, RequestInfo, RouteDecision } from '../core/routing/ty
 import type { HashPolicy } from '../core/state/kinds/load-balancer.js';
 import { Ejections } from './ejections.js';
 import { entryOf, newMap } from './maps.js';
+import { RateLimiter } from './rate-limiter.js';
 import type { ProxyEndpoint, ProxyLocalInstance, ProxySnapshot } from './types.js';
 
 /** Intention decisions cached per snapshot (source × destination pairs). */
@@ -89,6 +90,8 @@ export class RoutingTable {
   private readonly balancers = new Map<string, BalancerEntry>();
   /** Passive health checks: instances this agent stopped calling for a while after failures in a row. */
   readonly ejections = new Ejections();
+  /** service-defaults rate limits of the local instances. */
+  readonly rateLimiter = new RateLimiter();
   /** Retry budgets by destination, made on a destination's first retryable request; they outlive snapshots. */
   private readonly budgets = new Map<string, RetryBudget>();
   /** Front cache of `balancers` by target object, valid while `balancers` still holds the entry. */
@@ -116,6 +119,7 @@ export class RoutingTable {
     this.chainJson = chainJson;
     this.snap = s;
     this.ejections.apply(s);
+    this.rateLimiter.apply(s);
     for (const [dest, budget] of this.budgets) {
       const router = routers.get(dest);
       if (router === undefined) this.budgets.delete(dest);

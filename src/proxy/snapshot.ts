@@ -9,9 +9,11 @@ import { ANY_SERVICE } from '../core/catalog/definition.js';
 import { instanceHealth, isHealthy } from '../core/catalog/health.js';
 import type { Member } from '../core/membership/types.js';
 import { compileChain } from '../core/routing/chain.js';
+import type { InstanceRateLimits, RouteRateLimit } from '../core/routing/rate-limit.js';
 import type { CompiledChain } from '../core/routing/types.js';
 import type { CaRootsSpec } from '../core/state/kinds/ca-roots.js';
 import type { Protocol } from '../core/state/kinds/fields.js';
+import type { RateLimitsSpec } from '../core/state/kinds/rate-limits.js';
 import type { StateMachine } from '../core/state/state-machine.js';
 import { REQUEST_TIMEOUT_MS_DEFAULT } from './routing.js';
 import type { ProxyCert, ProxyEndpoint, ProxyLocalInstance, ProxySnapshot, ProxyUpstream } from './types.js';
@@ -130,15 +132,18 @@ export function buildSnapshot(src: SnapshotSources): ProxySnapshot {
   const localInstances: ProxyLocalInstance[] = local.map((d) => {
     const defaults = sm.configGet('service-defaults', d.name)?.spec;
     const connectionsMax = numberField(defaults, 'maxConnections');
+    const protocol = src.protocolOf(d.name, d.protocol) as Protocol;
+    const rateLimits = protocol === 'tcp' ? undefined : rateLimitsOf(defaults);
     return {
       id: d.id,
       service: d.name,
       host: d.address === '' ? '127.0.0.1' : d.address,
       port: d.port,
-      protocol: src.protocolOf(d.name, d.protocol) as Protocol,
+      protocol,
       requestTimeoutMs: numberField(defaults, 'localRequestTimeoutMs') ?? REQUEST_TIMEOUT_MS_DEFAULT,
       connectTimeoutMs: numberField(defaults, 'connectTimeoutMs') ?? CONNECT_TIMEOUT_MS_DEFAULT,
       ...(connectionsMax !== undefined ? { connectionsMax } : {}),
+      ...(rateLimits !== undefined ? { rateLimits } : {}),
     };
   });
 
@@ -160,4 +165,37 @@ export function buildSnapshot(src: SnapshotSources): ProxySnapshot {
     mesh: lookup('mesh', 'global'),
     accessLogs: proxyConfig?.accessLogs === true,
   };
+}
+
+/**
+ * A service-defaults entry's rate limits as the proxy applies them (read leniently: the entry was
+ * validated when written); a burst defaults to the rate. Undefined when it sets none.
+ */
+export function rateLimitsOf(defaults: unknown): InstanceRateLimits | undefined {
+  const il = (defaults as { rateLimits?: RateLimitsSpec } | undefined)?.rateLimits?.instanceLevel;
+  if (il === undefined) return undefined;
+  const rate = (r: { requestsPerSecond?: number; requestsMaxBurst?: number }) =>
+    typeof r.requestsPerSecond === 'number'
+      ? {
+          requestsPerSecond: r.requestsPerSecond,
+          requestsMaxBurst: r.requestsMaxBurst ?? r.requestsPerSecond,
+        }
+      : undefined;
+  const routes: RouteRateLimit[] = [];
+  for (const r of il.routes ?? []) {
+    const limit = rate(r);
+    if (limit === undefined) continue;
+    const match =
+      r.pathExact !== undefined
+        ? { pathExact: r.pathExact }
+        : r.pathPrefix !== undefined
+          ? { pathPrefix: r.pathPrefix }
+          : r.pathRegex !== undefined
+            ? { pathRegex: r.pathRegex }
+            : undefined;
+    if (match !== undefined) routes.push({ ...limit, match });
+  }
+  const instance = rate(il);
+  if (instance === undefined && routes.length === 0) return undefined;
+  return { ...(instance !== undefined ? { instance } : {}), routes };
 }

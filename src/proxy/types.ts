@@ -6,6 +6,7 @@
 // so traffic keeps flowing on the last good state if the control plane stalls.
 
 import type { CompiledChain } from '../core/routing/chain.js';
+import type { InstanceRateLimits } from '../core/routing/rate-limit.js';
 
 export type ProxyProtocol = 'tcp' | 'http' | 'http2' | 'grpc';
 
@@ -53,6 +54,8 @@ export interface ProxyLocalInstance {
    * them are refused. Unset: no limit.
    */
   connectionsMax?: number;
+  /** Requests a second the instance takes over all callers (service-defaults rateLimits); L7 only. */
+  rateLimits?: InstanceRateLimits;
 }
 
 export interface ProxyCert {

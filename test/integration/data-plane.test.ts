@@ -422,6 +422,43 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
     );
   });
 
+  it('service-defaults rateLimits: the instances’ agents answer 429 over the limit, and count it', async () => {
+    await putConfig(n01, 'service-defaults', 'web', {
+      protocol: 'http',
+      rateLimits: { instanceLevel: { requestsPerSecond: 1, requestsMaxBurst: 1 } },
+    });
+    const many = () => Promise.all(Array.from({ length: 20 }, () => httpGet(ports.web)));
+    try {
+      let last: Array<{ status: number; body: string }> = [];
+      const limited = await waitFor(
+        async () => {
+          last = await many();
+          return last.some((r) => r.status === 429);
+        },
+        20_000,
+        200,
+      );
+      assert.ok(limited, `a 429 among ${last.map((r) => r.status).join(' ')}`);
+      assert.ok(
+        last.some((r) => r.status === 200),
+        'each instance still takes its share',
+      );
+      assert.match(
+        last.find((r) => r.status === 429)?.body ?? '',
+        /rate limit of web exceeded \(1 requests a second/,
+      );
+      // Counted on the instances' agents (web runs on n02 and n03).
+      const text = (await promText(n02)) + (await promText(n03));
+      assert.match(text, /^mesh_proxy_rate_limited_total\{service="web"\} [1-9]/m);
+    } finally {
+      assert.equal((await api(n01, 'DELETE', '/v1/config/service-defaults/web')).status, 200);
+    }
+    assert.ok(
+      await waitFor(async () => (await many()).every((r) => r.status === 200), 20_000, 200),
+      'no limit once the entry is gone',
+    );
+  });
+
   it('a 90/10 split between the v1 and v2 subsets holds over 1,000 requests', async () => {
     await putConfig(n01, 'service-resolver', 'web', {
       subsets: { v1: { filter: { meta: { version: 'v1' } } }, v2: { filter: { meta: { version: 'v2' } } } },

@@ -22,9 +22,17 @@ import type { Lookup } from '../../../src/core/routing/types.js';
 import type { ServiceRouterSpec } from '../../../src/core/state/kinds/service-router.js';
 import { ProxyEngine } from '../../../src/proxy/engine.js';
 import { H2_BODY_LIMITS } from '../../../src/proxy/h2-body.js';
-import { EMPTY_SNAPSHOT } from '../../../src/proxy/routing.js';
-import type { ProxyCert, ProxyEndpoint, ProxySnapshot } from '../../../src/proxy/types.js';
-import { connectRetry, freePorts, issue, metricValue, WAIT_MS, within } from './harness.js';
+import type { ProxyCert, ProxyEndpoint } from '../../../src/proxy/types.js';
+import {
+  connectRetry,
+  endpointAt,
+  freePorts,
+  issue,
+  metricValue,
+  snapshots,
+  WAIT_MS,
+  within,
+} from './harness.js';
 
 const TD = 'h2retry.mesh';
 const HOUR_MS = 3_600_000;
@@ -157,25 +165,8 @@ describe('retries of HTTP/2 and gRPC calls', () => {
   const caller = new ProxyEngine({ connectionsMax: 256, log: () => undefined });
   const callee = new ProxyEngine({ connectionsMax: 256, log: () => undefined });
   let inbound = '';
-  let version = 1;
-  const snap = (change: Partial<ProxySnapshot>): ProxySnapshot => ({
-    ...EMPTY_SNAPSHOT,
-    version: { raft: ++version, catalog: version },
-    trustDomain: TD,
-    roots: [root.certPem],
-    ...change,
-  });
-  const endpoint = (id: string, service: string, at = inbound): ProxyEndpoint => ({
-    id: `callee/${id}`,
-    instanceId: id,
-    service,
-    inbound: at,
-    local: false,
-    healthy: true,
-    passing: true,
-    tags: [],
-    meta: {},
-  });
+  const snap = snapshots(TD, () => root.certPem);
+  const endpoint = (id: string, service: string, at = inbound): ProxyEndpoint => endpointAt(service, id, at);
 
   before(async () => {
     root = await createRoot({ trustDomain: TD, nowMs: Date.now(), ttlMs: HOUR_MS });

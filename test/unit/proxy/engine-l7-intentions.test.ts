@@ -9,19 +9,27 @@ import { type CaRoot, createRoot } from '../../../src/ca/x509.js';
 import { compileChain } from '../../../src/core/routing/chain.js';
 import type { Protocol } from '../../../src/core/state/kinds/fields.js';
 import { ProxyEngine } from '../../../src/proxy/engine.js';
-import { EMPTY_SNAPSHOT } from '../../../src/proxy/routing.js';
-import type { ProxyCert, ProxyEndpoint, ProxySnapshot } from '../../../src/proxy/types.js';
+import type {
+  ProxyCert,
+  ProxyEndpoint,
+  ProxyLocalInstance,
+  ProxySnapshot,
+} from '../../../src/proxy/types.js';
 import {
   connectRetry,
   echo,
   echoInstance,
+  endpointAt,
   freePorts,
   get,
+  grpcStatusOf,
   h2Instance,
   httpInstance,
   type Instance,
   issue,
+  localInstance,
   metricValue,
+  snapshots,
   untilClosed,
   WAIT_MS,
   within,
@@ -65,37 +73,18 @@ describe('L7 intentions (permissions) in the proxy', () => {
   let inbound = '';
   const inst: Record<string, Instance> = {};
   const ports: Record<string, number> = {};
-  let version = 1;
-  const snap = (change: Partial<ProxySnapshot>): ProxySnapshot => ({
-    ...EMPTY_SNAPSHOT,
-    version: { raft: ++version, catalog: version },
-    trustDomain: TD,
-    roots: [root.certPem],
-    // Requests no permission matches get the mesh's default: deny.
-    mesh: { defaultIntention: 'deny' },
-    intentions: { api: API_INTENTIONS, greeter: GREETER_INTENTIONS, echo: ECHO_INTENTIONS },
-    ...change,
-  });
-  const endpoint = (service: string, local: boolean): ProxyEndpoint => ({
-    id: `${local ? 'caller' : 'callee'}/${service}-1`,
-    instanceId: `${service}-1`,
-    service,
-    inbound,
-    local,
-    healthy: true,
-    passing: true,
-    tags: [],
-    meta: {},
-  });
-  const localOf = (service: string, protocol: Protocol) => ({
-    id: `${service}-1`,
-    service,
-    host: '127.0.0.1',
-    port: (inst[service] as Instance).port,
-    protocol,
-    requestTimeoutMs: WAIT_MS,
-    connectTimeoutMs: WAIT_MS,
-  });
+  const baseSnap = snapshots(TD, () => root.certPem);
+  // Requests no permission matches get the mesh's default: deny.
+  const snap = (change: Partial<ProxySnapshot>): ProxySnapshot =>
+    baseSnap({
+      mesh: { defaultIntention: 'deny' },
+      intentions: { api: API_INTENTIONS, greeter: GREETER_INTENTIONS, echo: ECHO_INTENTIONS },
+      ...change,
+    });
+  const endpoint = (service: string, local: boolean): ProxyEndpoint =>
+    endpointAt(service, `${service}-1`, inbound, local);
+  const localOf = (service: string, protocol: Protocol): ProxyLocalInstance =>
+    localInstance(`${service}-1`, service, (inst[service] as Instance).port, protocol);
   const SERVICES: Array<[string, Protocol]> = [
     ['api', 'http'],
     ['greeter', 'grpc'],
@@ -231,21 +220,7 @@ describe('L7 intentions (permissions) in the proxy', () => {
   it('decides each gRPC call by its method path: a call no permission allows gets PERMISSION_DENIED', async () => {
     const session = h2connect(`http://127.0.0.1:${ports.greeter}`);
     session.on('error', () => undefined);
-    const grpcCall = (path: string): Promise<string> =>
-      new Promise((resolve, reject) => {
-        const req = session.request({ ':path': path, ':method': 'POST', 'content-type': 'application/grpc' });
-        let status = '';
-        req.on('response', (h) => {
-          if (h['grpc-status'] !== undefined) status = String(h['grpc-status']);
-        });
-        req.on('trailers', (t) => {
-          if (t['grpc-status'] !== undefined) status = String(t['grpc-status']);
-        });
-        req.on('error', reject);
-        req.on('close', () => resolve(status));
-        req.resume();
-        req.end(Buffer.alloc(5));
-      });
+    const grpcCall = (path: string): Promise<string> => grpcStatusOf(session, path);
     try {
       assert.equal(await within(grpcCall('/demo.Greeter/SayHello'), WAIT_MS, 'SayHello'), '0');
       assert.equal(await within(grpcCall('/demo.Greeter/Delete'), WAIT_MS, 'Delete'), '7');

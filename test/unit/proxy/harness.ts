@@ -8,6 +8,7 @@ import {
   type IncomingHttpHeaders,
 } from 'node:http';
 import {
+  type ClientHttp2Session,
   createServer as createH2Server,
   type IncomingHttpHeaders as H2Headers,
   connect as h2connect,
@@ -22,7 +23,14 @@ import {
 } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type CaRoot, createLeafKeyAndCsr, signLeaf } from '../../../src/ca/x509.js';
-import type { ProxyCert } from '../../../src/proxy/types.js';
+import { EMPTY_SNAPSHOT } from '../../../src/proxy/routing.js';
+import type {
+  ProxyCert,
+  ProxyEndpoint,
+  ProxyLocalInstance,
+  ProxyProtocol,
+  ProxySnapshot,
+} from '../../../src/proxy/types.js';
 
 /** Bound on any single wait in these tests: far above what loopback needs, short of a hung run. */
 export const WAIT_MS = 10_000;
@@ -430,4 +438,78 @@ export function metricValue(text: string, name: string, labels: Record<string, s
     if (want.every((w) => have.includes(w))) return Number(line.slice(close + 1).trim());
   }
   return 0;
+}
+
+/**
+ * Snapshots for a test's engines: each call a new version, over the empty snapshot, trusting the
+ * root `rootPem()` gives (read per call: tests make the root in `before`).
+ */
+export function snapshots(
+  trustDomain: string,
+  rootPem: () => string,
+): (change: Partial<ProxySnapshot>) => ProxySnapshot {
+  let version = 1;
+  return (change) => ({
+    ...EMPTY_SNAPSHOT,
+    version: { raft: ++version, catalog: version },
+    trustDomain,
+    roots: [rootPem()],
+    ...change,
+  });
+}
+
+/** Instance `instanceId` of `service`, behind the agent whose inbound listener is `inbound` (or on this agent). */
+export function endpointAt(
+  service: string,
+  instanceId: string,
+  inbound: string,
+  local = false,
+): ProxyEndpoint {
+  return {
+    id: `${local ? 'caller' : 'callee'}/${instanceId}`,
+    instanceId,
+    service,
+    inbound,
+    local,
+    healthy: true,
+    passing: true,
+    tags: [],
+    meta: {},
+  };
+}
+
+/** A local instance `id` of `service` on 127.0.0.1:port, with generous timeouts. */
+export function localInstance(
+  id: string,
+  service: string,
+  port: number,
+  protocol: ProxyProtocol,
+): ProxyLocalInstance {
+  return {
+    id,
+    service,
+    host: '127.0.0.1',
+    port,
+    protocol,
+    requestTimeoutMs: WAIT_MS,
+    connectTimeoutMs: WAIT_MS,
+  };
+}
+
+/** One gRPC-shaped call (an empty message) to `path` on `session`: the grpc-status it ended with. */
+export function grpcStatusOf(session: ClientHttp2Session, path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = session.request({ ':path': path, ':method': 'POST', 'content-type': 'application/grpc' });
+    let status = '';
+    req.on('response', (h) => {
+      if (h['grpc-status'] !== undefined) status = String(h['grpc-status']);
+    });
+    req.on('trailers', (t) => {
+      if (t['grpc-status'] !== undefined) status = String(t['grpc-status']);
+    });
+    req.on('error', reject);
+    req.on('close', () => resolve(status));
+    req.resume();
+    req.end(Buffer.alloc(5));
+  });
 }

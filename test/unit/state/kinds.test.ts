@@ -65,10 +65,50 @@ describe('service-defaults', () => {
     );
     assert.match(
       sd.validate({ retries: 3 })[0]?.message ?? '',
-      /^unknown field; known fields: connectTimeoutMs, localRequestTimeoutMs, maxConnections, meta, protocol$/,
+      /^unknown field; known fields: connectTimeoutMs, localRequestTimeoutMs, maxConnections, meta, protocol, rateLimits$/,
     );
     assert.deepEqual(sd.validate(null), [{ field: '', message: 'must be an object' }]);
     assert.deepEqual(fields(sd.validate([])), ['']);
+  });
+
+  it('accepts rate limits as Consul writes them, and names each bad one', () => {
+    assert.deepEqual(
+      sd.validate({
+        rateLimits: {
+          instanceLevel: {
+            requestsPerSecond: 100,
+            requestsMaxBurst: 200,
+            routes: [
+              { pathPrefix: '/reports/', requestsPerSecond: 2 },
+              { pathExact: '/login', requestsPerSecond: 5, requestsMaxBurst: 10 },
+              { pathRegex: '/v[0-9]+/search', requestsPerSecond: 20 },
+            ],
+          },
+        },
+      }),
+      [],
+    );
+    assert.deepEqual(sd.validate({ rateLimits: {} }), []);
+    const bad = (instanceLevel: unknown) => fields(sd.validate({ rateLimits: { instanceLevel } }));
+    assert.deepEqual(bad({ requestsPerSecond: 0 }), ['rateLimits.instanceLevel.requestsPerSecond']);
+    assert.deepEqual(bad({ requestsPerSecond: 1.5 }), ['rateLimits.instanceLevel.requestsPerSecond']);
+    assert.deepEqual(bad({ requestsMaxBurst: 0 }), ['rateLimits.instanceLevel.requestsMaxBurst']);
+    assert.deepEqual(bad({ requestsPerSecond: 1_000_001 }), ['rateLimits.instanceLevel.requestsPerSecond']);
+    assert.deepEqual(bad({ routes: [{ requestsPerSecond: 1 }] }), ['rateLimits.instanceLevel.routes[0]']);
+    assert.deepEqual(bad({ routes: [{ pathPrefix: '/a' }] }), [
+      'rateLimits.instanceLevel.routes[0].requestsPerSecond',
+    ]);
+    assert.deepEqual(bad({ routes: [{ pathPrefix: 'a', requestsPerSecond: 1 }] }), [
+      'rateLimits.instanceLevel.routes[0].pathPrefix',
+    ]);
+    assert.deepEqual(bad({ routes: [{ pathExact: '/a', pathPrefix: '/b', requestsPerSecond: 1 }] }), [
+      'rateLimits.instanceLevel.routes[0]',
+    ]);
+    assert.deepEqual(bad({ routes: Array(33).fill({ pathExact: '/a', requestsPerSecond: 1 }) }), [
+      'rateLimits.instanceLevel.routes',
+    ]);
+    assert.deepEqual(bad({ RequestsPerSecond: 1 }), ['rateLimits.instanceLevel.RequestsPerSecond']);
+    assert.deepEqual(fields(sd.validate({ rateLimits: { global: {} } })), ['rateLimits.global']);
   });
 
   it('reports every problem at once', () => {

@@ -163,6 +163,14 @@ function checkEach(
   });
 }
 
+/** pathExact, pathPrefix, pathRegex of `h` (at `hp`): each well formed, at most one of them. */
+export function checkPathFields(h: Obj, hp: string, errors: Errors): void {
+  checkPath(h, 'pathExact', hp, errors);
+  checkPath(h, 'pathPrefix', hp, errors);
+  optRegex(h, 'pathRegex', hp, HTTP_MATCH_LIMITS.regexLengthMax, errors);
+  atMostOne(h, ['pathExact', 'pathPrefix', 'pathRegex'], hp, errors);
+}
+
 /** Check a route's `match` ({ http?: HttpMatch }) at `path`. */
 export function checkRouteMatch(v: unknown, path: string, errors: Errors): void {
   const m = objectAt(v, path, MATCH_FIELDS, errors);
@@ -179,10 +187,7 @@ export function checkRouteMatch(v: unknown, path: string, errors: Errors): void 
 export function checkHttpMatch(httpValue: unknown, hp: string, errors: Errors, permission = false): void {
   const h = objectAt(httpValue, hp, permission ? PERMISSION_HTTP_FIELDS : HTTP_FIELDS, errors);
   if (h === undefined) return;
-  checkPath(h, 'pathExact', hp, errors);
-  checkPath(h, 'pathPrefix', hp, errors);
-  optRegex(h, 'pathRegex', hp, HTTP_MATCH_LIMITS.regexLengthMax, errors);
-  atMostOne(h, ['pathExact', 'pathPrefix', 'pathRegex'], hp, errors);
+  checkPathFields(h, hp, errors);
   checkMethods(h, hp, errors);
   checkEach(h, 'header', hp, HTTP_MATCH_LIMITS.headersMax, checkHeader, errors);
   checkEach(h, 'queryParam', hp, HTTP_MATCH_LIMITS.queryParamsMax, checkQuery, errors);

@@ -1,6 +1,7 @@
 // service-defaults: settings for every instance of one service (the entry's name is the service
 // name), as Consul's kind of the same name. Unset fields fall back to proxy-defaults, then to the
 // built-in defaults below.
+import { field } from '../text.js';
 import type { ValidationError } from '../types.js';
 import {
   checkEnum,
@@ -10,6 +11,7 @@ import {
   type Protocol,
   specObject,
 } from './fields.js';
+import { checkRateLimits, type RateLimitsSpec } from './rate-limits.js';
 import type { KindModule } from './types.js';
 
 export interface ServiceDefaultsSpec {
@@ -23,6 +25,8 @@ export interface ServiceDefaultsSpec {
   maxConnections?: number;
   /** Timeout of one HTTP/gRPC request to a local instance (L7 protocols only). */
   localRequestTimeoutMs?: number;
+  /** Requests a second each instance takes (L7 protocols only), as Consul's RateLimits. */
+  rateLimits?: RateLimitsSpec;
 }
 
 export const SERVICE_DEFAULTS_LIMITS = Object.freeze({
@@ -35,7 +39,14 @@ export const SERVICE_DEFAULTS_LIMITS = Object.freeze({
   localRequestTimeoutMsMax: 2_147_483_647,
 });
 
-const FIELDS = ['protocol', 'meta', 'connectTimeoutMs', 'maxConnections', 'localRequestTimeoutMs'] as const;
+const FIELDS = [
+  'protocol',
+  'meta',
+  'connectTimeoutMs',
+  'maxConnections',
+  'localRequestTimeoutMs',
+  'rateLimits',
+] as const;
 
 function validate(spec: unknown): ValidationError[] {
   const errors: ValidationError[] = [];
@@ -46,11 +57,14 @@ function validate(spec: unknown): ValidationError[] {
   checkPositiveInt(o, 'connectTimeoutMs', SERVICE_DEFAULTS_LIMITS.connectTimeoutMsMax, errors);
   checkPositiveInt(o, 'maxConnections', SERVICE_DEFAULTS_LIMITS.maxConnectionsMax, errors);
   checkPositiveInt(o, 'localRequestTimeoutMs', SERVICE_DEFAULTS_LIMITS.localRequestTimeoutMsMax, errors);
+  const limits = field(o, 'rateLimits');
+  if (limits !== undefined) checkRateLimits(limits, 'rateLimits', errors);
   return errors;
 }
 
 export const serviceDefaults: KindModule = {
   kind: 'service-defaults',
-  description: 'Settings for every instance of one service: protocol, timeouts, connection limit, metadata.',
+  description:
+    'Settings for every instance of one service: protocol, timeouts, connection limit, rate limits, metadata.',
   validate,
 };

@@ -216,6 +216,17 @@ export class Inbound {
       socket.destroy();
       return;
     }
+    if (inst.rateLimits !== undefined) {
+      // An HTTP instance with rate limits reached as tcp (a caller that sees the service as tcp)
+      // would bypass them: refused, as an L7 intention refuses a connection.
+      this.ctx.metrics.connections.inc({ ...labels, result: 'refused' });
+      this.ctx.log('info', 'connection refused: the instance has rate limits, which apply to requests', {
+        ...caller,
+        instance: inst.id,
+      });
+      socket.destroy();
+      return;
+    }
     const open = this.tcpOpen.get(inst.id) ?? 0;
     if (inst.connectionsMax !== undefined && open >= inst.connectionsMax) {
       // service-defaults maxConnections: the instance has all the connections it may have.

@@ -28,11 +28,14 @@ import {
 } from './outbound-http.js';
 import { record } from './outbound-record.js';
 import { ALPN_H2 } from './peer-tls.js';
+import { RATE_LIMITED_GRPC_STATUS, RATE_LIMITED_STATUS } from './rate-limiter.js';
 import type { HashKeySource } from './routing.js';
 import { nextTraceparent } from './trace.js';
 import type { ProxyUpstream } from './types.js';
 
 type Headers = IncomingHttpHeaders;
+
+const RESOURCE_EXHAUSTED = String(RATE_LIMITED_GRPC_STATUS);
 
 /**
  * One HTTP/2 or gRPC call on an upstream port: route it, then relay it to the picked instance
@@ -106,7 +109,10 @@ export async function handleH2Stream(
       { ...(body !== undefined ? { body } : {}), ...(retryOn !== undefined ? { retryOn } : {}) },
     );
     const ok = !failsInstance(grpc, o);
-    balancer.onEnd(endpoint.id, performance.now() - t0, ok, Date.now());
+    // Throttled (429, RESOURCE_EXHAUSTED) is fast: a failure for the balancer, not for ejection.
+    const throttled =
+      o.status === RATE_LIMITED_STATUS || (grpc && grpcStatusOf(grpc, o) === RESOURCE_EXHAUSTED);
+    balancer.onEnd(endpoint.id, performance.now() - t0, ok && !throttled, Date.now());
     ctx.routing.ejections.onResult(endpoint, ok);
     status = o.status;
     grpcStatus = grpcStatusOf(grpc, o);

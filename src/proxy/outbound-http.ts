@@ -159,6 +159,8 @@ class OutboundH1 implements HashKeySource, ForwardListener {
   private decision: RouteDecision | undefined = undefined;
   private canRetry = false;
   private attemptStartedMs = 0;
+  /** The local instance whose rate limit this request already took a token of. */
+  private rateCharged: string | undefined = undefined;
 
   constructor(
     private readonly ctx: EngineContext,
@@ -199,8 +201,11 @@ class OutboundH1 implements HashKeySource, ForwardListener {
           up,
           endpoint,
           () => new H1RequestInfo(decision.path, this.query, x.head.method, x.head),
+          this.rateCharged === endpoint.id,
         )
       : peerTarget(ctx, up, endpoint, picked.connectTimeoutMs, x.head.upgrade);
+    // A stale-socket resend to the same instance must not take a second token of its rate limit.
+    if (endpoint.local && !('status' in target)) this.rateCharged = endpoint.id;
     if ('status' in target) {
       this.answer(target.status, target.message);
       return;
@@ -247,7 +252,10 @@ class OutboundH1 implements HashKeySource, ForwardListener {
     const concerns = concernsInstance(o);
     const ok = !concerns || o.status < 500;
     const wallMs = Date.now();
-    (this.balancer as Balancer).onEnd(endpoint.id, endedMs - this.attemptStartedMs, ok, wallMs);
+    // A 429 comes back fast: counted as a success, it would make a throttled instance look the
+    // fastest and draw more calls. The balancer hears it as a failure; ejection does not.
+    const balancerOk = ok && o.status !== RATE_LIMITED_STATUS;
+    (this.balancer as Balancer).onEnd(endpoint.id, endedMs - this.attemptStartedMs, balancerOk, wallMs);
     if (concerns) ctx.routing.ejections.onResult(endpoint, ok);
     if (endpoint.local) ctx.metrics.request('inbound', up.source, endpoint.service, o.status);
     if (o.sentResponse) {
@@ -340,6 +348,7 @@ function localTarget(
   up: ProxyUpstream,
   e: ProxyEndpoint,
   req: () => RequestInfo,
+  rateCharged = false,
 ): PoolTarget | { status: number; message: string } {
   // As the instance's agent would decide it: on the path as forwarded (after a prefixRewrite).
   const decision = ctx.routing.intentionFor(up.source, e.service, req);
@@ -354,7 +363,7 @@ function localTarget(
     return { status: 503, message: `mesh: no local instance ${e.instanceId} of ${e.service}` };
   }
   // The instance's limit counts every caller, this agent's own services included.
-  const limited = rateLimited(ctx, inst, req);
+  const limited = rateCharged ? undefined : rateLimited(ctx, inst, req);
   if (limited !== undefined) {
     ctx.metrics.request('inbound', up.source, e.service, RATE_LIMITED_STATUS);
     return { status: RATE_LIMITED_STATUS, message: limited };

@@ -33,9 +33,9 @@ export class RateLimiter {
     for (const inst of s.local) {
       if (inst.rateLimits === undefined) continue;
       compiled.set(inst.id, compileRateLimits(inst.rateLimits));
-      keep.add(bucketKey(inst.id, -1, inst.rateLimits.instance));
+      keep.add(bucketKey(inst.id, -1, inst.rateLimits.instance, ''));
       inst.rateLimits.routes.forEach((r, i) => {
-        keep.add(bucketKey(inst.id, i, r));
+        keep.add(bucketKey(inst.id, i, r, routeText(r.match)));
       });
     }
     for (const k of this.buckets.keys()) if (!keep.has(k)) this.buckets.delete(k);
@@ -49,7 +49,8 @@ export class RateLimiter {
     const index = c.pick(req());
     if (index === undefined) return undefined;
     const limit = limitAt(c.limits, index) as RateLimit;
-    const key = bucketKey(inst.id, index, limit);
+    const route = index < 0 ? '' : routeText(c.limits.routes[index]?.match);
+    const key = bucketKey(inst.id, index, limit, route);
     const nowMs = this.now();
     let bucket = this.buckets.get(key);
     if (bucket === undefined) {
@@ -57,14 +58,16 @@ export class RateLimiter {
       this.buckets.set(key, bucket);
     }
     if (bucket.take(nowMs)) return undefined;
-    const route = index < 0 ? '' : routeText(c.limits.routes[index]?.match);
     return { limit, route };
   }
 }
 
-/** One bucket per instance, limit index and limit value: a changed limit starts a full bucket. */
-function bucketKey(id: string, index: number, limit: RateLimit | undefined): string {
-  return `${id}\u0000${index}\u0000${limit?.requestsPerSecond}\u0000${limit?.requestsMaxBurst}`;
+/**
+ * One bucket per instance and limit (its place, route and numbers): a changed limit starts with a
+ * full bucket, and a route never inherits another's.
+ */
+function bucketKey(id: string, index: number, limit: RateLimit | undefined, route: string): string {
+  return `${id}\u0000${index}\u0000${route}\u0000${limit?.requestsPerSecond}\u0000${limit?.requestsMaxBurst}`;
 }
 
 function routeText(m: { pathExact?: string; pathPrefix?: string; pathRegex?: string } | undefined): string {

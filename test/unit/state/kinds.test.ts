@@ -92,7 +92,11 @@ describe('service-defaults', () => {
     const bad = (instanceLevel: unknown) => fields(sd.validate({ rateLimits: { instanceLevel } }));
     assert.deepEqual(bad({ requestsPerSecond: 0 }), ['rateLimits.instanceLevel.requestsPerSecond']);
     assert.deepEqual(bad({ requestsPerSecond: 1.5 }), ['rateLimits.instanceLevel.requestsPerSecond']);
-    assert.deepEqual(bad({ requestsMaxBurst: 0 }), ['rateLimits.instanceLevel.requestsMaxBurst']);
+    assert.deepEqual(bad({ requestsPerSecond: 5, requestsMaxBurst: 0 }), [
+      'rateLimits.instanceLevel.requestsMaxBurst',
+    ]);
+    // As Consul: a burst alone limits nothing, so it needs a rate.
+    assert.deepEqual(bad({ requestsMaxBurst: 50 }), ['rateLimits.instanceLevel.requestsPerSecond']);
     assert.deepEqual(bad({ requestsPerSecond: 1_000_001 }), ['rateLimits.instanceLevel.requestsPerSecond']);
     assert.deepEqual(bad({ routes: [{ requestsPerSecond: 1 }] }), ['rateLimits.instanceLevel.routes[0]']);
     assert.deepEqual(bad({ routes: [{ pathPrefix: '/a' }] }), [

@@ -48,7 +48,8 @@ function checkRate(
   errors: ValidationError[],
 ): void {
   const { requestsPerSecondMax, requestsMaxBurstMax } = RATE_LIMITS_LIMITS;
-  if (required && field(o, 'requestsPerSecond') === undefined)
+  // Consul: required for a route, and wherever requestsMaxBurst is set (a burst alone limits nothing).
+  if ((required || field(o, 'requestsMaxBurst') !== undefined) && field(o, 'requestsPerSecond') === undefined)
     errors.push({
       field: at(path, 'requestsPerSecond'),
       message: 'is required: the requests a second it allows',

@@ -45,7 +45,7 @@ import {
 import { forwardTarget } from './pools.js';
 import { readPreamble } from './preamble.js';
 import { RATE_LIMITED_GRPC_STATUS, RATE_LIMITED_STATUS, rateLimited } from './rate-limiter.js';
-import { H1RequestInfo, h2RequestInfo, splitUrl } from './request-info.js';
+import { h1RequestInfo, h2RequestInfo } from './request-info.js';
 import { closeAfterFlush, closeWhenIdle } from './tcp-close.js';
 import type { ProxyLocalInstance } from './types.js';
 
@@ -284,10 +284,7 @@ export class Inbound {
       x.finish();
       return;
     }
-    const decision = this.ctx.routing.intentionFor(caller.source, caller.destination, () => {
-      const { path, query } = splitUrl(x.head.target);
-      return new H1RequestInfo(path, query, x.head.method, x.head);
-    });
+    const decision = this.ctx.routing.intentionFor(caller.source, caller.destination, x.head, h1RequestInfo);
     if (!decision.allow) {
       this.ctx.metrics.denied.inc({ source: caller.source, destination: caller.destination });
       this.ctx.metrics.request('inbound', caller.source, caller.destination, 403);
@@ -302,10 +299,7 @@ export class Inbound {
       x.finish();
       return;
     }
-    const limited = rateLimited(this.ctx, inst, () => {
-      const { path, query } = splitUrl(x.head.target);
-      return new H1RequestInfo(path, query, x.head.method, x.head);
-    });
+    const limited = rateLimited(this.ctx, inst, x.head, h1RequestInfo);
     if (limited !== undefined) {
       this.ctx.metrics.request('inbound', caller.source, caller.destination, RATE_LIMITED_STATUS);
       x.reply(RATE_LIMITED_STATUS, limited);
@@ -341,7 +335,7 @@ export class Inbound {
     if (!caller) return replyH2Error(stream, grpc, 400, 16, 'mesh: no caller identity');
     const startedMs = performance.now();
     const { source, destination } = caller;
-    const decision = this.ctx.routing.intentionFor(source, destination, () => h2RequestInfo(headers));
+    const decision = this.ctx.routing.intentionFor(source, destination, headers, h2RequestInfo);
     if (!decision.allow) {
       this.ctx.metrics.denied.inc({ source, destination });
       this.ctx.metrics.request('inbound', source, destination, 403, undefined, grpc ? '7' : undefined);
@@ -352,7 +346,7 @@ export class Inbound {
       this.ctx.metrics.request('inbound', source, destination, 503, undefined, grpc ? '14' : undefined);
       return replyH2Error(stream, grpc, 503, 14, `mesh: no local instance of ${destination}`);
     }
-    const limited = rateLimited(this.ctx, inst, () => h2RequestInfo(headers));
+    const limited = rateLimited(this.ctx, inst, headers, h2RequestInfo);
     if (limited !== undefined) {
       const code = RATE_LIMITED_GRPC_STATUS;
       this.ctx.metrics.request(

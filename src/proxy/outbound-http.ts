@@ -139,6 +139,9 @@ export function handleH1(ctx: EngineContext, up: ProxyUpstream, x: Exchange): vo
   new OutboundH1(ctx, up, x).attempt();
 }
 
+/** What the instance's agent would read of `o`'s request: the path as forwarded (after a prefixRewrite). */
+const forwardedInfo = (o: OutboundH1): RequestInfo => o.forwardedInfo();
+
 /** The attempts of one request: each picks an instance not tried yet, until one answers or none may. */
 class OutboundH1 implements HashKeySource, ForwardListener {
   private readonly startedMs = performance.now();
@@ -161,6 +164,8 @@ class OutboundH1 implements HashKeySource, ForwardListener {
   private attemptStartedMs = 0;
   /** The local instance whose rate limit this request already took a token of. */
   private rateCharged: string | undefined = undefined;
+  /** The path the attempt being made forwards (its route's, after a prefixRewrite). */
+  private forwardPath = '';
 
   constructor(
     private readonly ctx: EngineContext,
@@ -173,6 +178,11 @@ class OutboundH1 implements HashKeySource, ForwardListener {
     this.info = new H1RequestInfo(path, query, x.head.method, x.head);
     this.traceparent = nextTraceparent(x.head.traceparent);
     this.forwardedBlock = x.headerBlock(OWN_HEADERS);
+  }
+
+  /** The request as the attempt being made forwards it, for the checks of a local instance. */
+  forwardedInfo(): RequestInfo {
+    return new H1RequestInfo(this.forwardPath, this.query, this.x.head.method, this.x.head);
   }
 
   hashKey(policies: readonly HashPolicy[]): string | undefined {
@@ -190,19 +200,14 @@ class OutboundH1 implements HashKeySource, ForwardListener {
       return;
     }
     const { endpoint, balancer, decision } = picked;
+    this.forwardPath = decision.path;
     const canRetry = x.replayable && this.attempts < decision.numRetries;
     // A request that may be retried earns its share of the destination's retry budget (budgets
     // run on the monotonic clock: a wall-clock step must not empty or fill them).
     if (this.attempts === 0 && canRetry) ctx.routing.retryBudget(up.destination).onRequest(this.startedMs);
     this.attempts++;
     const target = endpoint.local
-      ? localTarget(
-          ctx,
-          up,
-          endpoint,
-          () => new H1RequestInfo(decision.path, this.query, x.head.method, x.head),
-          this.rateCharged === endpoint.id,
-        )
+      ? localTarget(ctx, up, endpoint, this, this.rateCharged === endpoint.id)
       : peerTarget(ctx, up, endpoint, picked.connectTimeoutMs, x.head.upgrade);
     // A stale-socket resend to the same instance must not take a second token of its rate limit.
     if (endpoint.local && !('status' in target)) this.rateCharged = endpoint.id;
@@ -347,11 +352,11 @@ function localTarget(
   ctx: EngineContext,
   up: ProxyUpstream,
   e: ProxyEndpoint,
-  req: () => RequestInfo,
+  request: OutboundH1,
   rateCharged = false,
 ): PoolTarget | { status: number; message: string } {
   // As the instance's agent would decide it: on the path as forwarded (after a prefixRewrite).
-  const decision = ctx.routing.intentionFor(up.source, e.service, req);
+  const decision = ctx.routing.intentionFor(up.source, e.service, request, forwardedInfo);
   if (!decision.allow) {
     ctx.metrics.denied.inc({ source: up.source, destination: e.service });
     ctx.metrics.request('inbound', up.source, e.service, 403);
@@ -363,7 +368,7 @@ function localTarget(
     return { status: 503, message: `mesh: no local instance ${e.instanceId} of ${e.service}` };
   }
   // The instance's limit counts every caller, this agent's own services included.
-  const limited = rateCharged ? undefined : rateLimited(ctx, inst, req);
+  const limited = rateCharged ? undefined : rateLimited(ctx, inst, request, forwardedInfo);
   if (limited !== undefined) {
     ctx.metrics.request('inbound', up.source, e.service, RATE_LIMITED_STATUS);
     return { status: RATE_LIMITED_STATUS, message: limited };

@@ -81,15 +81,17 @@ export const RATE_LIMITED_GRPC_STATUS = 8;
 
 /**
  * Whether a request to local instance `inst` is over its rate limit: the refusal's text (counted),
- * or undefined when it may go (it took a token). `req` is read only when the instance has limits.
+ * or undefined when it may go (it took a token). `info(of)` is called only when the instance has
+ * limits (a function and its argument: nothing is allocated per request without them).
  */
-export function rateLimited(
+export function rateLimited<T>(
   ctx: EngineContext,
   inst: ProxyLocalInstance,
-  req: () => RequestInfo,
+  of: T,
+  info: (of: T) => RequestInfo,
 ): string | undefined {
   if (inst.rateLimits === undefined) return undefined;
-  const r = ctx.routing.rateLimiter.take(inst, req);
+  const r = ctx.routing.rateLimiter.take(inst, () => info(of));
   if (r === undefined) return undefined;
   ctx.metrics.rateLimited.inc({ service: inst.service });
   const what = r.route === '' ? inst.service : `${inst.service} ${r.route}`;

@@ -62,3 +62,9 @@ export function h2RequestInfo(headers: IncomingHttpHeaders): RequestInfo {
     },
   };
 }
+
+/** An HTTP/1.1 request's facts, from its head as received. */
+export function h1RequestInfo(head: Head): RequestInfo {
+  const { path, query } = splitUrl(head.target);
+  return new H1RequestInfo(path, query, head.method, head);
+}

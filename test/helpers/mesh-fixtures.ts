@@ -6,7 +6,7 @@ import { createServer as createHttpServer, type Server as HttpServer, request } 
 import { createServer as createNetServer, type Server as NetServer } from 'node:net';
 import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
-import { type AgentProc, MESH_BIN } from '../../cluster-sim/launcher.js';
+import { type AgentProc, MESH_BIN, waitFor } from '../../cluster-sim/launcher.js';
 
 const run = promisify(execFile);
 
@@ -245,4 +245,23 @@ export function grpcHello(
       resolve(err ? { code: err.code, details: err.details } : { text: res?.toString() ?? '' });
     });
   });
+}
+
+/** True once `n` calls in a row answered `want` (bounded by `timeoutMs`; `everyMs` between misses). */
+export async function inARow(
+  call: () => Promise<string>,
+  want: string,
+  n: number,
+  timeoutMs: number,
+  everyMs = 10,
+): Promise<boolean> {
+  let run = 0;
+  return waitFor(
+    async () => {
+      run = (await call()) === want ? run + 1 : 0;
+      return run >= n;
+    },
+    timeoutMs,
+    everyMs,
+  );
 }

@@ -13,6 +13,7 @@ import {
   api,
   grpcHello,
   grpcServer,
+  inARow,
   meshCli,
   putConfig,
   register,
@@ -44,16 +45,8 @@ function hit(port: number): Promise<string> {
 }
 
 /** True once `n` requests in a row were answered by `version`. */
-async function streak(port: number, version: string, n: number, timeoutMs: number): Promise<boolean> {
-  let run = 0;
-  return waitFor(
-    async () => {
-      run = (await hit(port)) === version ? run + 1 : 0;
-      return run >= n;
-    },
-    timeoutMs,
-    10,
-  );
+function streak(port: number, version: string, n: number, timeoutMs: number): Promise<boolean> {
+  return inARow(() => hit(port), version, n, timeoutMs);
 }
 
 async function terms(agents: AgentProc[]): Promise<number[]> {
@@ -226,15 +219,7 @@ describe('the data plane through failures and rotations', { timeout: 240_000 }, 
         retryBudget: { retryRatio: 1 },
       });
       const reachedG2 = g2.state.calls;
-      let run = 0;
-      const allFromG1 = await waitFor(
-        async () => {
-          run = (await hello()) === 'hello mesh from g1' ? run + 1 : 0;
-          return run >= 40;
-        },
-        30_000,
-        0,
-      );
+      const allFromG1 = await inARow(hello, 'hello mesh from g1', 40, 30_000, 0);
       assert.ok(allFromG1, 'every answer from g1: calls g2 fails are sent again, to g1');
       assert.ok(g2.state.calls > reachedG2, 'g2 still got calls (and failed them)');
       const text = await (

@@ -9,6 +9,7 @@ import { type AgentProc, freePort, LocalCluster, waitFor } from '../../cluster-s
 import {
   api,
   httpGet,
+  inARow,
   meshCli,
   putConfig,
   register,
@@ -125,15 +126,7 @@ describe('the data plane without a Raft leader', { timeout: 240_000 }, () => {
 
     // Health still spreads by gossip: v1 fails its check and stops getting calls.
     v1.healthy = false;
-    let run = 0;
-    const moved = await waitFor(
-      async () => {
-        run = (await call()) === 'v2' ? run + 1 : 0;
-        return run >= 50;
-      },
-      30_000,
-      20,
-    );
+    const moved = await inARow(call, 'v2', 50, 30_000, 20);
     assert.ok(moved, 'only v2 once v1 fails its check');
     v1.healthy = true;
     assert.ok(

@@ -23,7 +23,7 @@ import {
 } from '../state/kinds/service-intentions.js';
 import { isObj } from '../state/text.js';
 import { compileMatch, parseQuery, type RequestPredicate } from './match.js';
-import { normalizePath } from './path-normal.js';
+import { withNormalPath } from './path-normal.js';
 import type { Lookup, RequestInfo } from './types.js';
 
 export const INTENTION_PRECEDENCE = Object.freeze({
@@ -178,10 +178,10 @@ type Verdict = { action: IntentionAction; reason: string };
 export function decideRequest(r: CompiledL7Rule, req: RequestInfo): Verdict {
   const query = r.readsQuery ? parseQuery(req.query) : EMPTY_QUERY;
   const asSent = firstMatch(r, req, query);
-  const normal = normalizePath(req.path);
-  if (normal === req.path || asSent.action === 'deny') return asSent;
-  // The same request with the normal path; headers stay lazy (read through the prototype).
-  const alt = firstMatch(r, Object.create(req, { path: { value: normal } }) as RequestInfo, query);
+  if (asSent.action === 'deny') return asSent;
+  const normal = withNormalPath(req);
+  if (normal === req) return asSent;
+  const alt = firstMatch(r, normal, query);
   return alt.action === 'deny' ? alt : asSent;
 }
 

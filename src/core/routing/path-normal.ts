@@ -5,6 +5,8 @@
 // Envoy's path normalisation does for Consul. The request itself is forwarded unchanged; the
 // intention decides on both the path as sent and this form of it (intentions.ts).
 
+import type { RequestInfo } from './types.js';
+
 const UNRESERVED = /^[A-Za-z0-9\-._~]$/;
 
 /** The path part of an absolute-form target (RFC 9112 §3.2.2), else the path as given. */
@@ -64,4 +66,13 @@ export function normalizePath(path: string): string {
   const decoded = withoutParams(decodeEscapes(bare));
   const normal = decoded.includes('//') || decoded.includes('/.') ? removeDots(decoded) : decoded;
   return normal === path ? path : normal;
+}
+
+/**
+ * `req` with its path in normal form: `req` itself when it already is. The copy reads every other
+ * field through its prototype, so a lazily built header object stays lazy.
+ */
+export function withNormalPath(req: RequestInfo): RequestInfo {
+  const path = normalizePath(req.path);
+  return path === req.path ? req : (Object.create(req, { path: { value: path } }) as RequestInfo);
 }

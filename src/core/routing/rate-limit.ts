@@ -6,7 +6,7 @@
 
 import type { HttpMatch } from '../state/kinds/http-match.js';
 import { compileMatch, type RequestPredicate } from './match.js';
-import { normalizePath } from './path-normal.js';
+import { withNormalPath } from './path-normal.js';
 import type { RequestInfo } from './types.js';
 
 export interface RateLimit {
@@ -70,8 +70,7 @@ export function compileRateLimits(limits: InstanceRateLimits): CompiledRateLimit
     pick(req) {
       if (tests.length === 0) return limits.instance !== undefined ? -1 : undefined;
       // A route's limit holds however its path is written (`/%61pi` for `/api`).
-      const path = normalizePath(req.path);
-      const r = path === req.path ? req : (Object.create(req, { path: { value: path } }) as RequestInfo);
+      const r = withNormalPath(req);
       for (let i = 0; i < tests.length; i++) if ((tests[i] as RequestPredicate)(r, NO_QUERY)) return i;
       return limits.instance !== undefined ? -1 : undefined;
     },

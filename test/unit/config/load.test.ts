@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { MeshError } from '../../../src/api/types.js';
 import { type ConfigSystem, loadAgentConfig } from '../../../src/config/load.js';
 
@@ -28,8 +28,19 @@ function load(flags: Record<string, unknown>, env: NodeJS.ProcessEnv = noEnv, sy
   return loadAgentConfig(flags, env, sys);
 }
 
+// Every config file goes under one directory, removed when this file's tests end: a directory a
+// call left /tmp with over a thousand of them after a few dozen runs.
+let configDir: Promise<string> | undefined;
+let configFiles = 0;
+after(async () => {
+  if (configDir !== undefined) await rm(await configDir, { recursive: true, force: true });
+});
+
 async function writeConfig(name: string, text: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'mesh-config-test-'));
+  configDir ??= mkdtemp(join(tmpdir(), 'mesh-config-test-'));
+  // A directory per file, so two files of one name in a test do not overwrite each other.
+  const dir = join(await configDir, String(configFiles++));
+  await mkdir(dir);
   const path = join(dir, name);
   await writeFile(path, text);
   return path;

@@ -6,6 +6,7 @@
 // a transport error is critical, with the reason in the output.
 import http2 from 'node:http2';
 import { formatHostPort, parseHostPort } from '../config/host-port.js';
+import { GRPC_STATUS_NAMES } from '../core/state/kinds/fault.js';
 import { abortPhrase, deadline, type ProbeResult, reason } from './probe-common.js';
 
 /** Largest response body accepted, in bytes. A HealthCheckResponse is 7 bytes framed; this leaves
@@ -24,26 +25,6 @@ const SERVING_STATUS: Readonly<Record<number, string>> = {
   2: 'NOT_SERVING',
   3: 'SERVICE_UNKNOWN',
 };
-/** google.rpc.Code names, for readable output. */
-const GRPC_CODES: readonly string[] = [
-  'OK',
-  'CANCELLED',
-  'UNKNOWN',
-  'INVALID_ARGUMENT',
-  'DEADLINE_EXCEEDED',
-  'NOT_FOUND',
-  'ALREADY_EXISTS',
-  'PERMISSION_DENIED',
-  'RESOURCE_EXHAUSTED',
-  'FAILED_PRECONDITION',
-  'ABORTED',
-  'OUT_OF_RANGE',
-  'UNIMPLEMENTED',
-  'INTERNAL',
-  'UNAVAILABLE',
-  'DATA_LOSS',
-  'UNAUTHENTICATED',
-];
 
 export interface GrpcCheck {
   address: string;
@@ -155,7 +136,7 @@ function judge(prefix: string, a: Answer): ProbeResult {
     return { status: 'critical', output: `${prefix}: answer without grpc-status` };
   if (a.grpcStatus !== '0') {
     const code = Number(a.grpcStatus);
-    const name = GRPC_CODES[code] ?? 'unknown code';
+    const name = GRPC_STATUS_NAMES[code] ?? 'unknown code';
     const msg = a.grpcMessage ? `: ${a.grpcMessage}` : '';
     return { status: 'critical', output: `${prefix}: grpc-status ${a.grpcStatus} (${name})${msg}` };
   }

@@ -9,6 +9,7 @@ import {
   type OutgoingHttpHeaders,
   type ServerHttp2Stream,
 } from 'node:http2';
+import { GRPC_AS_HTTP } from '../core/routing/fault.js';
 import type { ReplayBody } from './h2-body.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM, NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM } = constants;
@@ -161,30 +162,9 @@ export const failedGrpcStatus = (o: {
         ? 4
         : 14;
 
-/**
- * The HTTP status each gRPC status stands for (google.rpc.Code's mapping, which Envoy's outlier
- * detection and grpc-gateway use), by `grpc-status` as it comes on the wire.
- */
-const GRPC_AS_HTTP: ReadonlyMap<string, number> = new Map(
-  [
-    200, // 0 OK
-    CALLER_CANCELLED_STATUS, // 1 CANCELLED
-    500, // 2 UNKNOWN
-    400, // 3 INVALID_ARGUMENT
-    504, // 4 DEADLINE_EXCEEDED
-    404, // 5 NOT_FOUND
-    409, // 6 ALREADY_EXISTS
-    403, // 7 PERMISSION_DENIED
-    429, // 8 RESOURCE_EXHAUSTED
-    400, // 9 FAILED_PRECONDITION
-    409, // 10 ABORTED
-    400, // 11 OUT_OF_RANGE
-    501, // 12 UNIMPLEMENTED
-    500, // 13 INTERNAL
-    503, // 14 UNAVAILABLE
-    500, // 15 DATA_LOSS
-    401, // 16 UNAUTHENTICATED
-  ].map((http, code) => [String(code), http]),
+/** The HTTP status each gRPC status stands for (core/routing/fault.ts), by `grpc-status` as it comes on the wire. */
+const GRPC_AS_HTTP_WIRE: ReadonlyMap<string, number> = new Map(
+  GRPC_AS_HTTP.map((http, code) => [String(code), http]),
 );
 
 /**
@@ -206,7 +186,7 @@ export function failsInstance(grpc: boolean, o: H2Outcome): boolean {
 }
 
 const grpcAsHttp = (grpcStatus: string | undefined): number =>
-  grpcStatus === undefined ? 0 : (GRPC_AS_HTTP.get(grpcStatus) ?? 0);
+  grpcStatus === undefined ? 0 : (GRPC_AS_HTTP_WIRE.get(grpcStatus) ?? 0);
 
 /**
  * What a caller's gRPC client reports for a stream reset with INTERNAL_ERROR, as this agent passes

@@ -119,8 +119,14 @@ export class ProxyMetrics {
   });
   readonly retries = new Counter({
     name: 'mesh_proxy_retries_total',
-    help: 'HTTP/1.1 retries a route asked for, by source and destination service and result: sent, or budget_exhausted (the router’s retryBudget refused it and the failure was passed on)',
+    help: 'Retries a route asked for (HTTP/1.1, HTTP/2 and gRPC), by source and destination service and result: sent, or budget_exhausted (the router’s retryBudget refused it and the failure was passed on)',
     labelNames: ['source', 'destination', 'result'] as const,
+    registers: [this.registry],
+  });
+  readonly faults = new Counter({
+    name: 'mesh_proxy_faults_total',
+    help: 'Requests a service-router route’s fault injection held (fault="delay") or answered with its error (fault="abort") at this agent, by source and destination service; fault="delay_skipped": a delay drawn but not injected, with as many requests already held as an agent holds at once',
+    labelNames: ['source', 'destination', 'fault'] as const,
     registers: [this.registry],
   });
   readonly rateLimited = new Counter({

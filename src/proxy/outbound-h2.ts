@@ -4,10 +4,12 @@
 // its body kept for the purpose (h2-body.ts).
 
 import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
-import type { RequestInfo } from '../core/routing/types.js';
+import type { RequestInfo, RouteDecision } from '../core/routing/types.js';
 import type { EngineContext } from './context.js';
+import { faultMessage } from './faults.js';
 import { ReplayBody } from './h2-body.js';
 import {
+  CALLER_CANCELLED_STATUS,
   failedGrpcStatus,
   failsInstance,
   forwardH2,
@@ -18,6 +20,7 @@ import {
 } from './h2-forward.js';
 import { headerString, INSTANCE_HEADER } from './inbound.js';
 import {
+  backoffMs,
   hashKeyOf,
   NONE_TRIED,
   openPeer,
@@ -38,10 +41,11 @@ type Headers = IncomingHttpHeaders;
 const RESOURCE_EXHAUSTED = String(RATE_LIMITED_GRPC_STATUS);
 
 /**
- * One HTTP/2 or gRPC call on an upstream port: route it, then relay it to the picked instance
- * through that instance's agent. On a route with `numRetries` the call's body is kept (up to
- * H2_BODY_LIMITS.replayBytesMax) and an answer the route retries is withheld from the caller while
- * the call is sent to another instance, within the destination's retry budget, as for HTTP/1.1.
+ * One HTTP/2 or gRPC call on an upstream port: route it, meet its route's fault if it has one,
+ * then relay it to the picked instance through that instance's agent. On a route with
+ * `numRetries` the call's body is kept (up to H2_BODY_LIMITS.replayBytesMax) and an answer the
+ * route retries is withheld from the caller while the call is sent to another instance, after a
+ * back-off and within the destination's retry budget, as for HTTP/1.1.
  */
 export async function handleH2Stream(
   ctx: EngineContext,
@@ -53,30 +57,111 @@ export async function handleH2Stream(
   const grpc = isGrpc(headers);
   const { path, query } = splitUrl(headerString(headers[':path']) ?? '/');
   const info: RequestInfo = { path, method: headerString(headers[':method']) ?? 'GET', headers, query };
-  const traceparent = nextTraceparent(headers.traceparent);
+  const call: H2Call = {
+    grpc,
+    headers,
+    query,
+    info,
+    traceparent: nextTraceparent(headers.traceparent),
+    startedMs,
+  };
+  const end = await routeH2(ctx, up, stream, call);
+  record(
+    ctx,
+    up,
+    end.status,
+    performance.now() - startedMs,
+    call.traceparent,
+    info.method,
+    path,
+    end.grpcStatus,
+  );
+}
+
+/** One call's facts, read once. */
+interface H2Call {
+  grpc: boolean;
+  headers: Headers;
+  query: string;
+  info: RequestInfo;
+  traceparent: string;
+  startedMs: number;
+}
+
+/** How a call ended, for the metrics and the access log. */
+interface Ended {
+  status: number;
+  /** Undefined when the call is not gRPC. */
+  grpcStatus: string | undefined;
+}
+
+const callerGone = (grpc: boolean): Ended => ({
+  status: CALLER_CANCELLED_STATUS,
+  grpcStatus: grpc ? '1' : undefined,
+});
+
+/** Route the call and meet its route's fault: a delay holds it, an abort answers it here. */
+async function routeH2(
+  ctx: EngineContext,
+  up: ProxyUpstream,
+  stream: ServerHttp2Stream,
+  call: H2Call,
+): Promise<Ended> {
+  const { grpc } = call;
+  const decision = ctx.routing.route(up.destination, call.info);
+  if (decision === undefined) {
+    replyH2Error(stream, grpc, 503, 14, `mesh: no route to ${up.destination}`);
+    return { status: 503, grpcStatus: grpc ? '14' : undefined };
+  }
+  const f = decision.fault;
+  if (f === undefined) return attemptsH2(ctx, up, stream, call, decision);
+  const fault = ctx.routing.faults.decide(f, up, ctx.metrics);
+  if (fault.delayMs > 0 && !(await held(ctx, stream, fault.delayMs, true))) return callerGone(grpc);
+  if (!fault.abort) return attemptsH2(ctx, up, stream, call, decision);
+  replyH2Error(
+    stream,
+    grpc,
+    f.abortHttpStatus,
+    f.abortGrpcStatus,
+    faultMessage(up.destination, decision.routeIndex),
+  );
+  return { status: f.abortHttpStatus, grpcStatus: grpc ? String(f.abortGrpcStatus) : undefined };
+}
+
+/** The call's attempts: each to an instance not tried yet, until one answers or none may. */
+async function attemptsH2(
+  ctx: EngineContext,
+  up: ProxyUpstream,
+  stream: ServerHttp2Stream,
+  call: H2Call,
+  decision: RouteDecision,
+): Promise<Ended> {
+  const { grpc, headers, query, traceparent } = call;
   const request: HashKeySource = {
     hashKey: (p) => hashKeyOf(p, headers, query, () => stream.session?.socket?.remoteAddress ?? ''),
   };
   const budget = () => ctx.routing.retryBudget(up.destination);
   const budgetAllows = (): boolean => retryBudgetAllows(ctx, up);
-  let status = 503;
-  let grpcStatus = grpc ? '14' : undefined;
+  let end: Ended = { status: 503, grpcStatus: grpc ? '14' : undefined };
   /** The caller's body, kept once the route may retry the call. */
   let body: ReplayBody | undefined;
   let tried: Set<string> | undefined;
   // Bounded: each pass but the last is a retry, and a retry needs attempts < numRetries (≤ 10).
   for (let attempts = 0; ; attempts++) {
-    const picked = pick(ctx, up, info, tried ?? NONE_TRIED, request, Date.now());
+    if (attempts > 0 && !(await held(ctx, stream, backoffMs(ctx, attempts), false))) {
+      end = callerGone(grpc);
+      break;
+    }
+    const picked = pick(ctx, up, decision, tried ?? NONE_TRIED, request, Date.now());
     if ('error' in picked) {
-      status = 503;
-      grpcStatus = grpc ? '14' : undefined;
+      end = { status: 503, grpcStatus: grpc ? '14' : undefined };
       replyH2Error(stream, grpc, 503, 14, `mesh: ${picked.error}`);
       break;
     }
-    const { endpoint, balancer, decision } = picked;
+    const { endpoint, balancer } = picked;
     if (attempts === 0 && decision.numRetries > 0) {
       body = new ReplayBody(stream);
-      budget().onRequest(startedMs);
+      budget().onRequest(call.startedMs);
     }
     if (attempts > 0) {
       // Charged once it goes out, as for HTTP/1.1.
@@ -114,8 +199,7 @@ export async function handleH2Stream(
       o.status === RATE_LIMITED_STATUS || (grpc && grpcStatusOf(grpc, o) === RESOURCE_EXHAUSTED);
     balancer.onEnd(endpoint.id, performance.now() - t0, ok && !throttled, Date.now());
     ctx.routing.ejections.onResult(endpoint, ok);
-    status = o.status;
-    grpcStatus = grpcStatusOf(grpc, o);
+    end = { status: o.status, grpcStatus: grpcStatusOf(grpc, o) };
     if (o.sentResponse) break;
     const retry =
       canRetry &&
@@ -135,5 +219,25 @@ export async function handleH2Stream(
     break;
   }
   body?.release();
-  record(ctx, up, status, performance.now() - startedMs, traceparent, info.method, path, grpcStatus);
+  return end;
+}
+
+/**
+ * Hold a call `ms` (a fault's delay, counted among the agent's held requests, or a retry's
+ * back-off). Resolves false if the caller went away meanwhile: nothing more is sent.
+ */
+function held(ctx: EngineContext, stream: ServerHttp2Stream, ms: number, isFault: boolean): Promise<boolean> {
+  if (ms <= 0) return Promise.resolve(!stream.destroyed && !stream.closed);
+  if (isFault) ctx.routing.faults.held();
+  return new Promise((resolve) => {
+    const done = (open: boolean): void => {
+      clearTimeout(timer);
+      stream.off('close', onClose);
+      if (isFault) ctx.routing.faults.released();
+      resolve(open);
+    };
+    const onClose = (): void => done(false);
+    const timer = setTimeout(() => done(!stream.destroyed && !stream.closed), ms);
+    stream.once('close', onClose);
+  });
 }

@@ -7,9 +7,11 @@
 
 import type { IncomingHttpHeaders } from 'node:http2';
 import type { Balancer } from '../core/routing/lb.js';
+import { retryBackoffMs } from '../core/routing/retry-backoff.js';
 import type { RequestInfo, RouteDecision } from '../core/routing/types.js';
 import type { HashPolicy } from '../core/state/kinds/load-balancer.js';
 import type { EngineContext } from './context.js';
+import { faultMessage } from './faults.js';
 import {
   concernsInstance,
   type Exchange,
@@ -18,6 +20,7 @@ import {
   STALE_SOCKET_RETRIES_MAX,
 } from './h1/exchange.js';
 import type { OnRead, RelaySocket } from './h1/pool.js';
+import { CALLER_CANCELLED_STATUS } from './h2-forward.js';
 import { headerString, INSTANCE_HEADER } from './inbound.js';
 import { entryOf, newMap } from './maps.js';
 import { record } from './outbound-record.js';
@@ -114,16 +117,25 @@ export function retryBudgetAllows(ctx: EngineContext, up: ProxyUpstream): boolea
   return false;
 }
 
+/** An instance for one attempt of a request `decision` routed (route() made it, once per request). */
 export function pick(
   ctx: EngineContext,
   up: ProxyUpstream,
-  info: RequestInfo,
+  decision: RouteDecision,
   tried: ReadonlySet<string>,
   request: HashKeySource,
   nowMs: number,
 ): Picked {
   if (!ctx.clientContext(up.source)) return { error: `no certificate for ${up.source} yet` };
-  return ctx.routing.pickHttp(up.destination, info, tried, nowMs, request);
+  return ctx.routing.pickRouted(up.destination, decision, tried, nowMs, request);
+}
+
+/**
+ * How long the retry after `retriesSoFar` failed attempts (1 for the first retry) waits: Envoy's
+ * jittered exponential back-off (core/routing/retry-backoff.ts), drawn from the proxy's generator.
+ */
+export function backoffMs(ctx: EngineContext, retriesSoFar: number): number {
+  return retryBackoffMs(retriesSoFar, ctx.routing.draw());
 }
 
 export const NONE_TRIED: ReadonlySet<string> = new Set();
@@ -136,7 +148,7 @@ const OWN_HEADERS: ReadonlySet<string> = new Set([INSTANCE_HEADER, 'traceparent'
  * that instance's agent (mTLS), or straight to it when it runs on this agent (same intentions).
  */
 export function handleH1(ctx: EngineContext, up: ProxyUpstream, x: Exchange): void {
-  new OutboundH1(ctx, up, x).attempt();
+  new OutboundH1(ctx, up, x).start();
 }
 
 /** What the instance's agent would read of `o`'s request: the path as forwarded (after a prefixRewrite). */
@@ -154,6 +166,8 @@ class OutboundH1 implements HashKeySource, ForwardListener {
   private tried: Set<string> | undefined = undefined;
   private attempts = 0;
   private staleRetries = 0;
+  /** Retries sent or about to be (stale-socket resends aside): the back-off grows with them. */
+  private retries = 0;
   /** The next attempt is a retry the budget allowed: charged when it goes out. */
   private retrying = false;
   // The attempt under way, for forwarded().
@@ -166,6 +180,8 @@ class OutboundH1 implements HashKeySource, ForwardListener {
   private rateCharged: string | undefined = undefined;
   /** The path the attempt being made forwards (its route's, after a prefixRewrite). */
   private forwardPath = '';
+  /** Where the request goes: decided once, so its retries stay on its route and split share. */
+  private routed: RouteDecision | undefined = undefined;
 
   constructor(
     private readonly ctx: EngineContext,
@@ -189,12 +205,49 @@ class OutboundH1 implements HashKeySource, ForwardListener {
     return hashKeyOf(policies, this.info.headers as Headers, this.query, () => this.x.remoteAddress);
   }
 
+  /** Route the request, then meet its route's fault (if any), then make the first attempt. */
+  start(): void {
+    const { ctx, up } = this;
+    const routed = ctx.routing.route(up.destination, this.info);
+    if (routed === undefined) {
+      this.answer(503, `mesh: no route to ${up.destination}`);
+      return;
+    }
+    this.routed = routed;
+    if (routed.fault === undefined) {
+      this.attempt();
+      return;
+    }
+    const fault = ctx.routing.faults.decide(routed.fault, up, ctx.metrics);
+    const abort = fault.abort
+      ? () =>
+          this.answer(routed.fault?.abortHttpStatus ?? 503, faultMessage(up.destination, routed.routeIndex))
+      : () => this.attempt();
+    if (fault.delayMs === 0) {
+      abort();
+      return;
+    }
+    const faults = ctx.routing.faults;
+    faults.held();
+    this.x.defer(
+      fault.delayMs,
+      () => {
+        faults.released();
+        abort();
+      },
+      () => {
+        faults.released();
+        this.end(CALLER_CANCELLED_STATUS);
+      },
+    );
+  }
+
   attempt(): void {
     const { ctx, up, x } = this;
     // One reading of each clock per attempt: the pick and the balancer's start share the wall
     // clock, and the first attempt's latency runs from the request's start.
     const wallMs = Date.now();
-    const picked = pick(ctx, up, this.info, this.tried ?? NONE_TRIED, this, wallMs);
+    const picked = pick(ctx, up, this.routed as RouteDecision, this.tried ?? NONE_TRIED, this, wallMs);
     if ('error' in picked) {
       this.answer(503, `mesh: ${picked.error}`);
       return;
@@ -275,13 +328,26 @@ class OutboundH1 implements HashKeySource, ForwardListener {
       stale ||
       (this.canRetry &&
         (o.retryable === true || (o.connectFailed && decision.retryOnConnectFailure && this.budgetAllows())));
-    if (retry && !stale) {
-      this.tried ??= new Set();
-      this.tried.add(endpoint.id);
-      this.retrying = true;
+    if (!retry) {
+      this.answer(o.status, `mesh: ${endpoint.service} via ${endpoint.inbound}: ${o.message}`);
+      return;
     }
-    if (retry) this.attempt();
-    else this.answer(o.status, `mesh: ${endpoint.service} via ${endpoint.inbound}: ${o.message}`);
+    // A stale pooled connection never reached the instance: sent again at once.
+    if (stale) {
+      this.attempt();
+      return;
+    }
+    this.tried ??= new Set();
+    this.tried.add(endpoint.id);
+    this.retrying = true;
+    const waitMs = backoffMs(ctx, ++this.retries);
+    if (waitMs === 0) this.attempt();
+    else
+      x.defer(
+        waitMs,
+        () => this.attempt(),
+        () => this.end(CALLER_CANCELLED_STATUS),
+      );
   }
 
   private budgetAllows(): boolean {

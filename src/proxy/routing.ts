@@ -19,6 +19,7 @@ import { ChainRouter, inSubset } from '../core/routing/route.js';
 import type { ChainTarget, RequestInfo, RouteDecision } from '../core/routing/types.js';
 import type { HashPolicy } from '../core/state/kinds/load-balancer.js';
 import { Ejections } from './ejections.js';
+import { Faults } from './faults.js';
 import { entryOf, newMap } from './maps.js';
 import { RateLimiter } from './rate-limiter.js';
 import type { ProxyEndpoint, ProxyLocalInstance, ProxySnapshot } from './types.js';
@@ -92,6 +93,8 @@ export class RoutingTable {
   readonly ejections = new Ejections();
   /** service-defaults rate limits of the local instances. */
   readonly rateLimiter = new RateLimiter();
+  /** Fault injection of the routes this agent's callers use. */
+  readonly faults = new Faults(() => this.rng.next());
   /** Retry budgets by destination, made on a destination's first retryable request; they outlive snapshots. */
   private readonly budgets = new Map<string, RetryBudget>();
   /** Front cache of `balancers` by target object, valid while `balancers` still holds the entry. */
@@ -229,17 +232,32 @@ export class RoutingTable {
     return this.pick(dest, decision, exclude, nowMs, undefined);
   }
 
-  /** An instance for one HTTP/gRPC request to `dest`; `request.hashKey(policies)` reads the request for ring_hash. */
-  pickHttp(
+  /**
+   * Where one HTTP/gRPC request to `dest` goes: its route, split share and target (instances are
+   * picked by `pickRouted`, for each attempt). Undefined when this snapshot has no route to `dest`.
+   */
+  route(dest: string, req: RequestInfo): RouteDecision | undefined {
+    return this.routers.get(dest)?.routeRequest(req, this.rng.next());
+  }
+
+  /**
+   * An instance of the decided target (else of its failover targets) for one attempt of a request
+   * to `dest`; `request.hashKey(policies)` reads the request for ring_hash. A decision made under an
+   * earlier snapshot still picks by its target's id in this one.
+   */
+  pickRouted(
     dest: string,
-    req: RequestInfo,
+    decision: RouteDecision,
     exclude: ReadonlySet<string>,
     nowMs: number,
     request: HashKeySource,
   ): Picked {
-    const router = this.routers.get(dest);
-    if (!router) return { error: `no route to ${dest}` };
-    return this.pick(dest, router.routeRequest(req, this.rng.next()), exclude, nowMs, request);
+    return this.pick(dest, decision, exclude, nowMs, request);
+  }
+
+  /** A draw in [0, 1) from the proxy's generator (faults, retry back-off). */
+  draw(): number {
+    return this.rng.next();
   }
 
   private pick(
@@ -249,7 +267,8 @@ export class RoutingTable {
     nowMs: number,
     request: HashKeySource | undefined,
   ): Picked {
-    const router = this.routers.get(dest) as ChainRouter;
+    const router = this.routers.get(dest);
+    if (router === undefined) return { error: `no route to ${dest}` };
     const failover = decision.target.failover;
     // The decided target, else its failover targets in order: the first with a healthy instance.
     for (let i = -1; i < failover.length; i++) {

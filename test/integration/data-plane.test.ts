@@ -422,6 +422,90 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
     );
   });
 
+  it('fault injection: a service-router route written with mesh config put aborts or delays its requests at the caller’s agent', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mesh-fault-'));
+    const web = join(dir, 'web.yaml');
+    writeFileSync(
+      web,
+      [
+        'kind: service-router',
+        'name: web',
+        'routes:',
+        '  - match: { http: { pathPrefix: /flaky/ } }',
+        '    fault: { abort: { percent: 100, httpStatus: 503 } }',
+        '  - match: { http: { pathPrefix: /slow/ } }',
+        '    fault: { delay: { percent: 100, fixedDelayMs: 400 } }',
+        '',
+      ].join('\n'),
+    );
+    const greeterFile = join(dir, 'greeter.yaml');
+    writeFileSync(
+      greeterFile,
+      [
+        'kind: service-router',
+        'name: greeter',
+        'routes:',
+        '  - match: { http: { pathExact: /demo.Greeter/SayHello } }',
+        '    fault: { abort: { percent: 100, grpcStatus: UNAVAILABLE } }',
+        '',
+      ].join('\n'),
+    );
+    try {
+      for (const file of [web, greeterFile]) {
+        const put = await meshCli(n01, 'config', 'put', file);
+        assert.equal(put.code, 0, put.stderr);
+      }
+      assert.ok(
+        await waitFor(async () => (await httpGet(ports.web, '/flaky/a')).status === 503, 20_000, 100),
+        'GET /flaky/a aborted',
+      );
+      assert.match(
+        (await httpGet(ports.web, '/flaky/b')).body,
+        /fault injected \(service-router web routes\[0\]\.fault\.abort\)/,
+      );
+      assert.equal((await httpGet(ports.web, '/')).status, 200, 'other paths untouched');
+      const t0 = performance.now();
+      assert.equal((await httpGet(ports.web, '/slow/a')).status, 200);
+      assert.ok(performance.now() - t0 >= 398, 'GET /slow/a held');
+      assert.ok(
+        await waitFor(
+          async () => ((await grpcHello(ports.greeter, 'f')) as { code?: number }).code === 14,
+          20_000,
+          100,
+        ),
+        'SayHello aborted with UNAVAILABLE',
+      );
+      const text = await promText(n01);
+      for (const [dest, fault] of [
+        ['web', 'abort'],
+        ['web', 'delay'],
+        ['greeter', 'abort'],
+      ] as const)
+        assert.match(
+          text,
+          new RegExp(
+            `^mesh_proxy_faults_total\\{source="client",destination="${dest}",fault="${fault}"\\} [1-9]`,
+            'm',
+          ),
+        );
+    } finally {
+      for (const name of ['web', 'greeter'])
+        assert.equal((await api(n01, 'DELETE', `/v1/config/service-router/${name}`)).status, 200);
+      rmSync(dir, { recursive: true, force: true });
+    }
+    assert.ok(
+      await waitFor(async () => (await httpGet(ports.web, '/flaky/a')).status === 200, 20_000, 100),
+      'no fault once the router is gone',
+    );
+    assert.ok(
+      await waitFor(
+        async () => ((await grpcHello(ports.greeter, 'g')) as { text?: string }).text === 'hello g',
+        20_000,
+        100,
+      ),
+    );
+  });
+
   it('service-defaults rateLimits: the instances’ agents answer 429 over the limit, and count it', async () => {
     await putConfig(n01, 'service-defaults', 'web', {
       protocol: 'http',

@@ -17,6 +17,7 @@ import {
 } from '../state/kinds/service-router.js';
 import { serviceNameProblem } from '../state/kinds/spec-fields.js';
 import { ChainWalk, defaultLoadBalancer } from './chain-walk.js';
+import { compileFault } from './fault.js';
 import type { ChainTarget, CompiledChain, CompiledRoute, Lookup, NextHop } from './types.js';
 
 export { CHAIN_LIMITS } from './chain-walk.js';
@@ -119,6 +120,7 @@ function compile(lookup: Lookup, service: string, protocol: Protocol): CompiledC
       if (r.match?.http !== undefined) route.match = r.match.http;
       if (d?.prefixRewrite !== undefined) route.prefixRewrite = d.prefixRewrite;
       if (d?.requestTimeoutMs !== undefined) route.requestTimeoutMs = d.requestTimeoutMs;
+      if (r.fault !== undefined) route.fault = compileFault(r.fault);
       routes.push(route);
     });
   }

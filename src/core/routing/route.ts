@@ -112,6 +112,7 @@ export class ChainRouter {
       retryOnGrpcCodes: route.retryOnGrpcCodes,
     };
     if (route.prefixRewrite !== undefined) decision.prefixRewrite = route.prefixRewrite;
+    if (route.fault !== undefined) decision.fault = route.fault;
     const timeoutMs = route.requestTimeoutMs ?? target.requestTimeoutMs;
     if (timeoutMs !== undefined) decision.requestTimeoutMs = timeoutMs;
     return decision;

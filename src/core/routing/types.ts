@@ -6,6 +6,7 @@ import type { PassiveHealthCheck } from '../state/kinds/passive-health.js';
 import type { RetryBudgetSpec } from '../state/kinds/retry-budget.js';
 import type { LoadBalancer, SubsetFilter } from '../state/kinds/service-resolver.js';
 import type { HttpMatch } from '../state/kinds/service-router.js';
+import type { CompiledFault } from './fault.js';
 
 /** Reads a stored configuration entry's spec; undefined when there is none. */
 export type Lookup = (kind: string, name: string) => unknown;
@@ -51,6 +52,8 @@ export interface CompiledRoute {
   retryOnConnectFailure: boolean;
   /** gRPC status codes (numbers) whose trailers-only answers are retried; from `retryOn`. */
   retryOnGrpcCodes: number[];
+  /** Delays and errors injected into a share of the route's requests; unset: none. */
+  fault?: CompiledFault;
 }
 
 export interface CompiledChain {
@@ -99,4 +102,6 @@ export interface RouteDecision {
   retryOnConnectFailure: boolean;
   /** gRPC status codes (numbers) whose trailers-only answers are retried; from `retryOn`. */
   retryOnGrpcCodes: number[];
+  /** The route's fault injection; unset: none. */
+  fault?: CompiledFault;
 }

@@ -120,6 +120,8 @@ export class Exchange implements PoolWaiter, Watched {
   private waiting = false;
   /** Paused the client until the upstream drains (toSink). */
   private drainWaiting = false;
+  /** A wait before the next forward (a fault's delay, a retry's back-off), and what the caller leaving it does. */
+  private deferred: { timer: NodeJS.Timeout; gone: () => void } | undefined = undefined;
   active = false;
 
   constructor(
@@ -324,7 +326,28 @@ export class Exchange implements PoolWaiter, Watched {
     } else this.upstream?.abort(400);
   }
 
+  /**
+   * Hold the request `ms` before `resume` (the handler's next step). If the client goes away
+   * first, `gone` is called instead and nothing more is sent. One wait at a time.
+   */
+  defer(ms: number, resume: () => void, gone: () => void): void {
+    const timer = setTimeout(() => {
+      this.deferred = undefined;
+      resume();
+    }, ms);
+    // The wait alone never keeps a stopping worker alive: the client's socket, closing, ends it.
+    timer.unref();
+    this.deferred = { timer, gone };
+  }
+
   downstreamGone(): void {
+    const d = this.deferred;
+    if (d !== undefined) {
+      this.deferred = undefined;
+      clearTimeout(d.timer);
+      d.gone();
+      return;
+    }
     const t = this.target;
     if (this.waiting && t !== undefined) {
       t.pool.cancel(t.key, this);

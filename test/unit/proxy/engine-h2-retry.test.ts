@@ -37,6 +37,8 @@ import {
 const TD = 'h2retry.mesh';
 const HOUR_MS = 3_600_000;
 const CALLS = 20;
+/** What ten retries' back-off waits at the least, but for a chance of ~6e-6 (see its test). */
+const BACKOFF_FLOOR_MS = 150;
 const digest = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 /**
@@ -268,6 +270,29 @@ describe('retries of HTTP/2 and gRPC calls', () => {
       },
     );
     assert.ok((await retries('gsvc', 'sent')) - sentBefore >= CALLS / 4);
+  });
+
+  it('waits a back-off before each retry: ten retries of a call answered UNAVAILABLE take a while', async () => {
+    const router: ServiceRouterSpec = {
+      routes: [{ destination: { numRetries: 10, retryOn: ['unavailable'] } }],
+      retryBudget: { minRetriesPerSecond: 1_000 },
+    };
+    await withService(
+      'gsvc',
+      'grpc',
+      { 'g-down': { kind: 'grpc', status: 14 } },
+      router,
+      async (session, inst) => {
+        const t0 = performance.now();
+        const r = await within(call(session, Buffer.from('x'), { grpc: true }), WAIT_MS, 'the call');
+        const tookMs = performance.now() - t0;
+        assert.equal(r.grpcStatus, '14');
+        assert.equal((inst['g-down'] as Instance).calls, 11, 'the first attempt and ten retries');
+        // Retries 4 to 10 each wait a uniform draw below 250 ms: all seven together below 150 ms has
+        // a chance of 0.6^7 / 7! ≈ 6e-6. Without a back-off the eleven attempts take a few ms.
+        assert.ok(tookMs >= BACKOFF_FLOOR_MS, `eleven attempts in ${tookMs.toFixed(0)} ms`);
+      },
+    );
   });
 
   it('passes UNAVAILABLE on when the route retries other codes only, and counts it as 14', async () => {

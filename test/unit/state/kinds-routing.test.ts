@@ -183,6 +183,67 @@ describe('service-router retryBudget', () => {
   });
 });
 
+describe('service-router fault', () => {
+  const faultFields = (fault: unknown) => fields(router.validate({ routes: [{ fault }] }));
+
+  it('accepts a delay, an abort by HTTP or gRPC status (number or name), or both', () => {
+    for (const fault of [
+      { delay: { percent: 10, fixedDelayMs: 500 } },
+      { abort: { percent: 0.5, httpStatus: 503 } },
+      { abort: { percent: 100, grpcStatus: 14 } },
+      { abort: { percent: 100, grpcStatus: 'UNAVAILABLE', httpStatus: 429 } },
+      { delay: { percent: 100, fixedDelayMs: 60_000 }, abort: { percent: 0, httpStatus: 200 } },
+    ])
+      assert.deepEqual(router.validate({ routes: [{ fault }] }), [], JSON.stringify(fault));
+  });
+
+  it('names each bad field', () => {
+    assert.deepEqual(faultFields({}), ['routes[0].fault']);
+    assert.deepEqual(faultFields('slow'), ['routes[0].fault']);
+    assert.deepEqual(faultFields({ delay: { percent: 10, fixedDelayMs: 1 }, jitter: 1 }), [
+      'routes[0].fault.jitter',
+    ]);
+    assert.deepEqual(faultFields({ delay: { fixedDelayMs: 10 } }), ['routes[0].fault.delay.percent']);
+    assert.deepEqual(faultFields({ delay: { percent: 101, fixedDelayMs: 10 } }), [
+      'routes[0].fault.delay.percent',
+    ]);
+    assert.deepEqual(faultFields({ delay: { percent: 5 } }), ['routes[0].fault.delay.fixedDelayMs']);
+    assert.deepEqual(faultFields({ delay: { percent: 5, fixedDelayMs: 60_001 } }), [
+      'routes[0].fault.delay.fixedDelayMs',
+    ]);
+    assert.deepEqual(faultFields({ delay: { percent: 5, fixedDelayMs: 0.5 } }), [
+      'routes[0].fault.delay.fixedDelayMs',
+    ]);
+    assert.deepEqual(faultFields({ abort: { percent: 5 } }), ['routes[0].fault.abort']);
+    assert.deepEqual(faultFields({ abort: { percent: 5, httpStatus: 199 } }), [
+      'routes[0].fault.abort.httpStatus',
+    ]);
+    assert.deepEqual(faultFields({ abort: { percent: 5, grpcStatus: 0 } }), [
+      'routes[0].fault.abort.grpcStatus',
+    ]);
+    assert.deepEqual(faultFields({ abort: { percent: 5, grpcStatus: 'unavailable' } }), [
+      'routes[0].fault.abort.grpcStatus',
+    ]);
+    assert.deepEqual(faultFields({ abort: { percent: Number.NaN, grpcStatus: 17 } }), [
+      'routes[0].fault.abort.percent',
+      'routes[0].fault.abort.grpcStatus',
+    ]);
+  });
+
+  it('says what to do', () => {
+    const messages = (fault: unknown) => router.validate({ routes: [{ fault }] }).map((e) => e.message);
+    assert.deepEqual(messages({}), ['needs a delay, an abort or both']);
+    assert.deepEqual(messages({ abort: { percent: 1 } }), [
+      'needs httpStatus, grpcStatus or both (what the aborted requests get)',
+    ]);
+    assert.match(messages({ delay: { fixedDelayMs: 5 } })[0] ?? '', /^is required: a number from 0 to 100/);
+    assert.match(
+      messages({ abort: { percent: 1, grpcStatus: 'NOPE' } })[0] ?? '',
+      /or its name \(CANCELLED, .*UNAUTHENTICATED\); got "NOPE"/,
+    );
+  });
+});
+
 describe('service-splitter', () => {
   it('accepts weights adding up to 100 with two decimals', () => {
     assert.deepEqual(splitter.validate({ splits: [{ weight: 100 }] }), []);

@@ -4,6 +4,7 @@
 // protocol is http, http2 or grpc: tcp traffic has no requests to match.
 import { describe, field } from '../text.js';
 import type { ValidationError } from '../types.js';
+import { checkFault, type FaultSpec } from './fault.js';
 import { specObject } from './fields.js';
 import { checkRouteMatch, type HttpMatch } from './http-match.js';
 import { checkRetryBudget, type RetryBudgetSpec } from './retry-budget.js';
@@ -32,7 +33,7 @@ export interface RouteDestination {
   serviceSubset?: string;
   /** Replaces the matched pathPrefix (or the whole pathExact) before forwarding. */
   prefixRewrite?: string;
-  /** Whole-request timeout, retries included; unset: the destination resolver's, else none. */
+  /** Timeout of each attempt (each retry gets its own); unset: the destination resolver's, else 15 s. */
   requestTimeoutMs?: number;
   /**
    * Default 0, or 1 when a retry condition is set (Consul leaves it to Envoy, whose default is 1):
@@ -80,6 +81,8 @@ export interface Route {
   match?: { http?: HttpMatch };
   /** Unset: the router's own service. */
   destination?: RouteDestination;
+  /** Delay or fail a share of the route's requests at the caller's agent (fault.ts). */
+  fault?: FaultSpec;
 }
 
 export interface ServiceRouterSpec {
@@ -101,7 +104,7 @@ export const SERVICE_ROUTER_LIMITS = Object.freeze({
 });
 
 const FIELDS = ['routes', 'retryBudget'] as const;
-const ROUTE_FIELDS = ['match', 'destination'] as const;
+const ROUTE_FIELDS = ['match', 'destination', 'fault'] as const;
 const DESTINATION_FIELDS = [
   'service',
   'serviceSubset',
@@ -188,6 +191,8 @@ function validate(spec: unknown): ValidationError[] {
     if (match !== undefined) checkRouteMatch(match, at(path, 'match'), errors);
     const dest = field(route, 'destination');
     if (dest !== undefined) checkDestination(dest, at(path, 'destination'), hasPathMatch(route), errors);
+    const fault = field(route, 'fault');
+    if (fault !== undefined) checkFault(fault, at(path, 'fault'), errors);
   });
   return errors;
 }
@@ -201,7 +206,7 @@ export function validateServiceEntryName(name: string): ValidationError | undefi
 export const serviceRouter: KindModule = {
   kind: 'service-router',
   description:
-    'HTTP/gRPC routes for calls to one service: match path, method, headers, query; pick a destination; budget retries.',
+    'HTTP/gRPC routes for calls to one service: match path, method, headers, query; pick a destination; budget retries; inject faults.',
   validate,
   validateName: validateServiceEntryName,
 };

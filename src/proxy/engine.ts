@@ -47,7 +47,7 @@ export class ProxyEngine {
   readonly metrics = new ProxyMetrics();
   /** The proxy thread's own pauses (event loop delay, GC), as metrics. */
   private readonly loop = new LoopWatch(this.metrics.registry);
-  private readonly routing = new RoutingTable();
+  private readonly routing: RoutingTable;
   private readonly pools = new Pools((service, protocol) =>
     this.metrics.instanceConnection(service, protocol),
   );
@@ -63,7 +63,12 @@ export class ProxyEngine {
   /** Every record of this engine goes out through it: at most LOG_GATE_LIMITS a second. */
   private readonly logGate: LogGate;
 
-  constructor(private readonly opts: { connectionsMax: number; log: LogFn }) {
+  /**
+   * `draw`: where fault injection and retry back-off take their random numbers in [0, 1); tests
+   * pin it. Default: the routing table's seeded generator.
+   */
+  constructor(private readonly opts: { connectionsMax: number; log: LogFn; draw?: () => number }) {
+    this.routing = new RoutingTable(opts.draw);
     this.logGate = new LogGate(opts.log, () => this.metrics.logsDropped.inc());
     this.ctx = {
       routing: this.routing,

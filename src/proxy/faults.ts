@@ -30,7 +30,7 @@ export class Faults {
     return this.delaysActive;
   }
 
-  /** The fault one request of `up` meets on a route with `f`, counted in `metrics`. */
+  /** The fault one request of `up` meets on a route with `f`; a delay (or one skipped) is counted in `metrics`. */
   decide(f: CompiledFault, up: ProxyUpstream, metrics: ProxyMetrics): FaultDecision {
     const d = decideFault(f, this.draw(), this.draw());
     if (d === NO_FAULT) return d;
@@ -40,8 +40,12 @@ export class Faults {
       metrics.faults.inc({ ...labels, fault: 'delay_skipped' });
       out = d.abort ? { delayMs: 0, abort: true } : NO_FAULT;
     } else if (d.delayMs > 0) metrics.faults.inc({ ...labels, fault: 'delay' });
-    if (d.abort) metrics.faults.inc({ ...labels, fault: 'abort' });
     return out;
+  }
+
+  /** An abort answered (counted then, not when drawn: a caller may leave during the delay before it). */
+  aborted(up: ProxyUpstream, metrics: ProxyMetrics): void {
+    metrics.faults.inc({ source: up.source, destination: up.destination, fault: 'abort' });
   }
 
   /** A delay began: paired with `released` when it ends, whichever way. */

@@ -118,6 +118,7 @@ async function routeH2(
   const fault = ctx.routing.faults.decide(f, up, ctx.metrics);
   if (fault.delayMs > 0 && !(await held(ctx, stream, fault.delayMs, true))) return callerGone(grpc);
   if (!fault.abort) return attemptsH2(ctx, up, stream, call, decision);
+  ctx.routing.faults.aborted(up, ctx.metrics);
   replyH2Error(
     stream,
     grpc,
@@ -161,13 +162,12 @@ async function attemptsH2(
     const { endpoint, balancer } = picked;
     if (attempts === 0 && decision.numRetries > 0) {
       body = new ReplayBody(stream);
-      budget().onRequest(call.startedMs);
+      // Now, not at the call's start: a fault's delay may lie between them.
+      budget().onRequest(performance.now());
     }
-    if (attempts > 0) {
-      // Charged once it goes out, as for HTTP/1.1.
-      budget().onRetry(performance.now());
+    // Charged to the budget when decided (below); counted as sent once it goes out, as for HTTP/1.1.
+    if (attempts > 0)
       ctx.metrics.retries.inc({ source: up.source, destination: up.destination, result: 'sent' });
-    }
     const canRetry = body?.replayable === true && attempts < decision.numRetries;
     const retryOn =
       canRetry && (decision.retryOnStatusCodes.length > 0 || (grpc && decision.retryOnGrpcCodes.length > 0))
@@ -211,6 +211,7 @@ async function attemptsH2(
     if (retry) {
       tried ??= new Set();
       tried.add(endpoint.id);
+      budget().onRetry(performance.now());
       continue;
     }
     // No other attempt: the caller gets the failure (a no-op if it has gone).
@@ -238,6 +239,8 @@ function held(ctx: EngineContext, stream: ServerHttp2Stream, ms: number, isFault
     };
     const onClose = (): void => done(false);
     const timer = setTimeout(() => done(!stream.destroyed && !stream.closed), ms);
+    // As for HTTP/1.1: the wait alone never keeps a stopping worker alive.
+    timer.unref();
     stream.once('close', onClose);
   });
 }

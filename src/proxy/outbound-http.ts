@@ -20,7 +20,6 @@ import {
   STALE_SOCKET_RETRIES_MAX,
 } from './h1/exchange.js';
 import type { OnRead, RelaySocket } from './h1/pool.js';
-import { CALLER_CANCELLED_STATUS } from './h2-forward.js';
 import { headerString, INSTANCE_HEADER } from './inbound.js';
 import { entryOf, newMap } from './maps.js';
 import { record } from './outbound-record.js';
@@ -157,6 +156,8 @@ const forwardedInfo = (o: OutboundH1): RequestInfo => o.forwardedInfo();
 /** The attempts of one request: each picks an instance not tried yet, until one answers or none may. */
 class OutboundH1 implements HashKeySource, ForwardListener {
   private readonly startedMs = performance.now();
+  /** When the first attempt could go out: the start, or the end of a fault's delay. */
+  private firstAttemptMs = this.startedMs;
   private readonly path: string;
   private readonly query: string;
   private readonly info: RequestInfo;
@@ -168,7 +169,7 @@ class OutboundH1 implements HashKeySource, ForwardListener {
   private staleRetries = 0;
   /** Retries sent or about to be (stale-socket resends aside): the back-off grows with them. */
   private retries = 0;
-  /** The next attempt is a retry the budget allowed: charged when it goes out. */
+  /** The next attempt is a retry the budget allowed (and was charged): counted as sent when it goes out. */
   private retrying = false;
   // The attempt under way, for forwarded().
   private endpoint: ProxyEndpoint | undefined = undefined;
@@ -214,30 +215,37 @@ class OutboundH1 implements HashKeySource, ForwardListener {
       return;
     }
     this.routed = routed;
-    if (routed.fault === undefined) {
+    const f = routed.fault;
+    if (f === undefined) {
       this.attempt();
       return;
     }
-    const fault = ctx.routing.faults.decide(routed.fault, up, ctx.metrics);
-    const abort = fault.abort
-      ? () =>
-          this.answer(routed.fault?.abortHttpStatus ?? 503, faultMessage(up.destination, routed.routeIndex))
-      : () => this.attempt();
+    const faults = ctx.routing.faults;
+    const fault = faults.decide(f, up, ctx.metrics);
+    const next = (): void => {
+      if (!fault.abort) {
+        this.attempt();
+        return;
+      }
+      faults.aborted(up, ctx.metrics);
+      this.answer(f.abortHttpStatus, faultMessage(up.destination, routed.routeIndex));
+    };
     if (fault.delayMs === 0) {
-      abort();
+      next();
       return;
     }
-    const faults = ctx.routing.faults;
     faults.held();
     this.x.defer(
       fault.delayMs,
       () => {
         faults.released();
-        abort();
+        // The delay is not the instance's: its latency and the budget's request run from here.
+        this.firstAttemptMs = performance.now();
+        next();
       },
-      () => {
+      (status) => {
         faults.released();
-        this.end(CALLER_CANCELLED_STATUS);
+        this.end(status);
       },
     );
   }
@@ -257,7 +265,8 @@ class OutboundH1 implements HashKeySource, ForwardListener {
     const canRetry = x.replayable && this.attempts < decision.numRetries;
     // A request that may be retried earns its share of the destination's retry budget (budgets
     // run on the monotonic clock: a wall-clock step must not empty or fill them).
-    if (this.attempts === 0 && canRetry) ctx.routing.retryBudget(up.destination).onRequest(this.startedMs);
+    if (this.attempts === 0 && canRetry)
+      ctx.routing.retryBudget(up.destination).onRequest(this.firstAttemptMs);
     this.attempts++;
     const target = endpoint.local
       ? localTarget(ctx, up, endpoint, this, this.rateCharged === endpoint.id)
@@ -269,9 +278,8 @@ class OutboundH1 implements HashKeySource, ForwardListener {
       return;
     }
     if (this.retrying) {
-      // Charged once it goes out: a retry that found no instance to go to cost nothing.
+      // Charged to the budget when it was decided (forwarded); counted as sent once it goes out.
       this.retrying = false;
-      ctx.routing.retryBudget(up.destination).onRetry(performance.now());
       ctx.metrics.retries.inc({ source: up.source, destination: up.destination, result: 'sent' });
     }
     balancer.onStart(endpoint.id, wallMs);
@@ -279,7 +287,7 @@ class OutboundH1 implements HashKeySource, ForwardListener {
     this.balancer = balancer;
     this.decision = decision;
     this.canRetry = canRetry;
-    this.attemptStartedMs = this.attempts === 1 ? this.startedMs : performance.now();
+    this.attemptStartedMs = this.attempts === 1 ? this.firstAttemptMs : performance.now();
     const q = this.query;
     x.forward(
       forwardTarget(
@@ -340,13 +348,16 @@ class OutboundH1 implements HashKeySource, ForwardListener {
     this.tried ??= new Set();
     this.tried.add(endpoint.id);
     this.retrying = true;
+    // Charged now, not after the back-off: in a burst of failures every request would otherwise
+    // pass the budget's check before any of their retries counted (Envoy charges it here too).
+    ctx.routing.retryBudget(up.destination).onRetry(performance.now());
     const waitMs = backoffMs(ctx, ++this.retries);
     if (waitMs === 0) this.attempt();
     else
       x.defer(
         waitMs,
         () => this.attempt(),
-        () => this.end(CALLER_CANCELLED_STATUS),
+        (status) => this.end(status),
       );
   }
 

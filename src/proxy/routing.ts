@@ -94,7 +94,13 @@ export class RoutingTable {
   /** service-defaults rate limits of the local instances. */
   readonly rateLimiter = new RateLimiter();
   /** Fault injection of the routes this agent's callers use. */
-  readonly faults = new Faults(() => this.rng.next());
+  readonly faults = new Faults(() => this.draw());
+  private readonly drawn: () => number;
+
+  /** `draw`: the draws of faults and retry back-off (tests pin them); default, the seeded generator. */
+  constructor(draw?: () => number) {
+    this.drawn = draw ?? (() => this.rng.next());
+  }
   /** Retry budgets by destination, made on a destination's first retryable request; they outlive snapshots. */
   private readonly budgets = new Map<string, RetryBudget>();
   /** Front cache of `balancers` by target object, valid while `balancers` still holds the entry. */
@@ -255,9 +261,9 @@ export class RoutingTable {
     return this.pick(dest, decision, exclude, nowMs, request);
   }
 
-  /** A draw in [0, 1) from the proxy's generator (faults, retry back-off). */
+  /** A draw in [0, 1) for faults and retry back-off. */
   draw(): number {
-    return this.rng.next();
+    return this.drawn();
   }
 
   private pick(

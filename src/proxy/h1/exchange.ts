@@ -80,6 +80,8 @@ export interface ForwardListener {
 export const STALE_SOCKET_RETRIES_MAX = 1;
 
 const EMPTY = Buffer.alloc(0);
+/** A request whose client went away before its answer: nginx's "client closed request". */
+const CALLER_GONE_STATUS = 499;
 const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
 
 /** What an exchange needs of its downstream connection (relay.ts's Conn). */
@@ -120,8 +122,8 @@ export class Exchange implements PoolWaiter, Watched {
   private waiting = false;
   /** Paused the client until the upstream drains (toSink). */
   private drainWaiting = false;
-  /** A wait before the next forward (a fault's delay, a retry's back-off), and what the caller leaving it does. */
-  private deferred: { timer: NodeJS.Timeout; gone: () => void } | undefined = undefined;
+  /** A wait before the next forward (a fault's delay, a retry's back-off), and what ending it early does. */
+  private deferred: { timer: NodeJS.Timeout; gone: (status: number) => void } | undefined = undefined;
   active = false;
 
   constructor(
@@ -318,6 +320,8 @@ export class Exchange implements PoolWaiter, Watched {
     this.badBody = true;
     if (this.responded) cutOff(this.socket);
     else this.reply(400, `mesh: malformed request body: ${error}`);
+    // Held by a delay or a back-off: answered now, so the wait must not send it on.
+    if (this.endDeferred(400)) return;
     const t = this.target;
     if (this.waiting && t !== undefined) {
       t.pool.cancel(t.key, this);
@@ -327,32 +331,43 @@ export class Exchange implements PoolWaiter, Watched {
   }
 
   /**
-   * Hold the request `ms` before `resume` (the handler's next step). If the client goes away
-   * first, `gone` is called instead and nothing more is sent. One wait at a time.
+   * Hold the request `ms` before `resume` (the handler's next step). If the exchange ends first
+   * (the client went away: 499; its body broke its framing and was answered 400), `gone(status)`
+   * is called instead and nothing more is sent. One wait at a time.
    */
-  defer(ms: number, resume: () => void, gone: () => void): void {
+  defer(ms: number, resume: () => void, gone: (status: number) => void): void {
     const timer = setTimeout(() => {
       this.deferred = undefined;
-      resume();
+      try {
+        resume();
+      } catch {
+        // As in upstreamDone: the handler's own failure still answers the client.
+        this.reply(500, 'mesh: internal error');
+        this.finish();
+      }
     }, ms);
     // The wait alone never keeps a stopping worker alive: the client's socket, closing, ends it.
     timer.unref();
     this.deferred = { timer, gone };
   }
 
-  downstreamGone(): void {
+  /** Ends a wait early; true if there was one. */
+  private endDeferred(status: number): boolean {
     const d = this.deferred;
-    if (d !== undefined) {
-      this.deferred = undefined;
-      clearTimeout(d.timer);
-      d.gone();
-      return;
-    }
+    if (d === undefined) return false;
+    this.deferred = undefined;
+    clearTimeout(d.timer);
+    d.gone(status);
+    return true;
+  }
+
+  downstreamGone(): void {
+    if (this.endDeferred(CALLER_GONE_STATUS)) return;
     const t = this.target;
     if (this.waiting && t !== undefined) {
       t.pool.cancel(t.key, this);
       this.stopWaiting();
-      this.upstreamDone({ status: 499, sentResponse: true });
+      this.upstreamDone({ status: CALLER_GONE_STATUS, sentResponse: true });
       return;
     }
     this.upstream?.abort();

@@ -5,7 +5,7 @@
 // delay does (HTTP/2 and gRPC: engine-h2-retry.test.ts).
 import assert from 'node:assert/strict';
 import { createServer as createHttpServer } from 'node:http';
-import { connect as h2connect } from 'node:http2';
+import { constants, connect as h2connect } from 'node:http2';
 import { type AddressInfo, connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { type CaRoot, createRoot } from '../../../src/ca/x509.js';
@@ -14,6 +14,7 @@ import type { ServiceRouterSpec } from '../../../src/core/state/kinds/service-ro
 import { ProxyEngine } from '../../../src/proxy/engine.js';
 import type { ProxyCert, ProxyEndpoint, ProxySnapshot } from '../../../src/proxy/types.js';
 import {
+  backoffFloorMs,
   connectRetry,
   endpointAt,
   freePorts,
@@ -25,7 +26,9 @@ import {
   issue,
   localInstance,
   metricValue,
+  pinnableDraw,
   snapshots,
+  TOP_DRAW,
   until,
   WAIT_MS,
   within,
@@ -67,7 +70,7 @@ const GREETER_ROUTER: ServiceRouterSpec = {
       fault: { abort: { percent: 100, httpStatus: 403 } },
     },
     {
-      match: { http: { pathExact: '/demo.Greeter/Delay' } },
+      match: { http: { pathPrefix: '/demo.Greeter/Delay' } },
       fault: { delay: { percent: 100, fixedDelayMs: DELAY_MS } },
     },
   ],
@@ -77,17 +80,18 @@ const ROUTERS: Record<string, ServiceRouterSpec> = {
   api: API_ROUTER,
   greeter: GREETER_ROUTER,
   down: {
-    routes: [{ destination: { numRetries: 10, retryOnStatusCodes: [503] } }],
+    routes: [{ destination: { numRetries: 4, retryOnStatusCodes: [503] } }],
     retryBudget: { minRetriesPerSecond: 1_000 },
   },
 };
-/** What ten retries' back-off waits at the least, but for a chance of ~6e-6 (see its test). */
-const BACKOFF_FLOOR_MS = 150;
 
 describe('fault injection and retry back-off in the proxy', () => {
   let root: CaRoot;
   let certs: Record<string, ProxyCert>;
-  const caller = new ProxyEngine({ connectionsMax: 256, log: () => undefined });
+  const draws = pinnableDraw(5);
+  const caller = new ProxyEngine({ connectionsMax: 256, log: () => undefined, draw: draws.draw });
+  /** Requests the caller's agent holds in a delay now (a private field: TypeScript lets a test read it by name). */
+  const held = (): number => caller['routing'].faults.active;
   const callee = new ProxyEngine({ connectionsMax: 256, log: () => undefined });
   let inbound = '';
   const inst: Record<string, Instance> = {};
@@ -229,9 +233,49 @@ describe('fault injection and retry back-off in the proxy', () => {
     // A reset, as a caller that gives up and exits: a half-close (FIN) still asks for the answer.
     s.resetAndDestroy();
     await until(async () => (await cancelled()) > before, 'the request counted as 499');
+    assert.equal(held(), 0, 'its hold released');
     await new Promise((r) => setTimeout(r, DELAY_MS));
     assert.ok(!seenPaths().includes('/delay/left'), 'the delayed request was never sent');
     assert.equal((await get(apiPort, '/plain')).status, 200);
+  });
+
+  it('answers a body that breaks its framing during the delay with one 400, and sends nothing', async () => {
+    const s = connect(apiPort, '127.0.0.1');
+    s.on('error', () => undefined);
+    let got = '';
+    s.on('data', (d: Buffer) => (got += d.toString()));
+    const closed = new Promise((r) => s.once('close', r));
+    await new Promise((r) => s.once('connect', r));
+    s.write('POST /delay/body HTTP/1.1\r\nhost: api\r\ntransfer-encoding: chunked\r\n\r\n');
+    await new Promise((r) => setTimeout(r, DELAY_MS / 3));
+    s.write('zz\r\nnot a chunk\r\n');
+    await within(closed, WAIT_MS, 'the connection closed after the 400');
+    assert.equal(got.match(/^HTTP\/1\.1 /gm)?.length, 1, got);
+    assert.match(got, /^HTTP\/1\.1 400 /);
+    await new Promise((r) => setTimeout(r, DELAY_MS));
+    assert.ok(!seenPaths().includes('/delay/body'));
+    assert.equal(held(), 0);
+  });
+
+  it('lets a gRPC caller that cancels during the delay go: nothing is sent', async () => {
+    const session = h2connect(`http://127.0.0.1:${greeterPort}`);
+    session.on('error', () => undefined);
+    try {
+      const req = session.request({
+        ':path': '/demo.Greeter/DelayLeft',
+        ':method': 'POST',
+        'content-type': 'application/grpc',
+      });
+      req.on('error', () => undefined);
+      req.end(Buffer.alloc(5));
+      await new Promise((r) => setTimeout(r, DELAY_MS / 3));
+      req.close(constants.NGHTTP2_CANCEL);
+      await until(() => held() === 0, 'the hold released');
+      await new Promise((r) => setTimeout(r, DELAY_MS));
+      assert.ok(!(inst.greeter as Instance).seen.some((x) => x.path === '/demo.Greeter/DelayLeft'));
+    } finally {
+      session.destroy();
+    }
   });
 
   it('aborts gRPC calls with their grpc-status, and delays them', async () => {
@@ -254,14 +298,18 @@ describe('fault injection and retry back-off in the proxy', () => {
       session.destroy();
     }
   });
-  it('waits a back-off before each HTTP/1.1 retry: ten retries of a 503 take a while', async () => {
-    const t0 = performance.now();
-    const r = await get(downPort, '/x');
-    const tookMs = performance.now() - t0;
-    assert.equal(r.status, 503);
-    assert.equal(down.calls, 11, 'the first attempt and ten retries');
-    // Retries 4 to 10 each wait a uniform draw below 250 ms: all seven together below 150 ms has
-    // a chance of 0.6^7 / 7! ≈ 6e-6. Without a back-off the eleven attempts take a few ms.
-    assert.ok(tookMs >= BACKOFF_FLOOR_MS, `eleven attempts in ${tookMs.toFixed(0)} ms`);
+  it('waits a back-off before each HTTP/1.1 retry: with every draw at its top, 25, 75, 175 and 250 ms at the most', async () => {
+    draws.pin(TOP_DRAW);
+    try {
+      const t0 = performance.now();
+      const r = await get(downPort, '/x');
+      const tookMs = performance.now() - t0;
+      assert.equal(r.status, 503);
+      assert.equal(down.calls, 5, 'the first attempt and four retries');
+      // The waits alone: without a back-off five attempts take a few milliseconds.
+      assert.ok(tookMs >= backoffFloorMs(4), `five attempts in ${tookMs.toFixed(0)} ms`);
+    } finally {
+      draws.pin(undefined);
+    }
   });
 });

@@ -24,12 +24,15 @@ import { ProxyEngine } from '../../../src/proxy/engine.js';
 import { H2_BODY_LIMITS } from '../../../src/proxy/h2-body.js';
 import type { ProxyCert, ProxyEndpoint } from '../../../src/proxy/types.js';
 import {
+  backoffFloorMs,
   connectRetry,
   endpointAt,
   freePorts,
   issue,
   metricValue,
+  pinnableDraw,
   snapshots,
+  TOP_DRAW,
   WAIT_MS,
   within,
 } from './harness.js';
@@ -37,8 +40,6 @@ import {
 const TD = 'h2retry.mesh';
 const HOUR_MS = 3_600_000;
 const CALLS = 20;
-/** What ten retries' back-off waits at the least, but for a chance of ~6e-6 (see its test). */
-const BACKOFF_FLOOR_MS = 150;
 const digest = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 /**
@@ -164,7 +165,8 @@ function call(
 describe('retries of HTTP/2 and gRPC calls', () => {
   let root: CaRoot;
   let certs: Record<string, ProxyCert>;
-  const caller = new ProxyEngine({ connectionsMax: 256, log: () => undefined });
+  const draws = pinnableDraw(11);
+  const caller = new ProxyEngine({ connectionsMax: 256, log: () => undefined, draw: draws.draw });
   const callee = new ProxyEngine({ connectionsMax: 256, log: () => undefined });
   let inbound = '';
   const snap = snapshots(TD, () => root.certPem);
@@ -272,27 +274,31 @@ describe('retries of HTTP/2 and gRPC calls', () => {
     assert.ok((await retries('gsvc', 'sent')) - sentBefore >= CALLS / 4);
   });
 
-  it('waits a back-off before each retry: ten retries of a call answered UNAVAILABLE take a while', async () => {
+  it('waits a back-off before each retry: with every draw at its top, 25, 75, 175 and 250 ms at the most', async () => {
     const router: ServiceRouterSpec = {
-      routes: [{ destination: { numRetries: 10, retryOn: ['unavailable'] } }],
+      routes: [{ destination: { numRetries: 4, retryOn: ['unavailable'] } }],
       retryBudget: { minRetriesPerSecond: 1_000 },
     };
-    await withService(
-      'gsvc',
-      'grpc',
-      { 'g-down': { kind: 'grpc', status: 14 } },
-      router,
-      async (session, inst) => {
-        const t0 = performance.now();
-        const r = await within(call(session, Buffer.from('x'), { grpc: true }), WAIT_MS, 'the call');
-        const tookMs = performance.now() - t0;
-        assert.equal(r.grpcStatus, '14');
-        assert.equal((inst['g-down'] as Instance).calls, 11, 'the first attempt and ten retries');
-        // Retries 4 to 10 each wait a uniform draw below 250 ms: all seven together below 150 ms has
-        // a chance of 0.6^7 / 7! ≈ 6e-6. Without a back-off the eleven attempts take a few ms.
-        assert.ok(tookMs >= BACKOFF_FLOOR_MS, `eleven attempts in ${tookMs.toFixed(0)} ms`);
-      },
-    );
+    draws.pin(TOP_DRAW);
+    try {
+      await withService(
+        'gsvc',
+        'grpc',
+        { 'g-down': { kind: 'grpc', status: 14 } },
+        router,
+        async (session, inst) => {
+          const t0 = performance.now();
+          const r = await within(call(session, Buffer.from('x'), { grpc: true }), WAIT_MS, 'the call');
+          const tookMs = performance.now() - t0;
+          assert.equal(r.grpcStatus, '14');
+          assert.equal((inst['g-down'] as Instance).calls, 5, 'the first attempt and four retries');
+          // The waits alone: without a back-off five attempts take a few milliseconds.
+          assert.ok(tookMs >= backoffFloorMs(4), `five attempts in ${tookMs.toFixed(0)} ms`);
+        },
+      );
+    } finally {
+      draws.pin(undefined);
+    }
   });
 
   it('passes UNAVAILABLE on when the route retries other codes only, and counts it as 14', async () => {

@@ -19,7 +19,7 @@ const count = async (m: ProxyMetrics, fault: string): Promise<number> =>
   metricValue(await m.text(), 'mesh_proxy_faults_total', { source: 'web', destination: 'api', fault });
 
 describe('Faults', () => {
-  it('counts each delay and abort it injects', async () => {
+  it('counts a delay when drawn, an abort when answered', async () => {
     const m = new ProxyMetrics();
     const f = new Faults(() => 0);
     const both = compileFault({
@@ -28,6 +28,8 @@ describe('Faults', () => {
     });
     assert.deepEqual(f.decide(both, UP, m), { delayMs: 5, abort: true });
     assert.equal(await count(m, 'delay'), 1);
+    assert.equal(await count(m, 'abort'), 0, 'the caller may still leave during the delay');
+    f.aborted(UP, m);
     assert.equal(await count(m, 'abort'), 1);
   });
 

@@ -23,6 +23,8 @@ import {
 } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type CaRoot, createLeafKeyAndCsr, signLeaf } from '../../../src/ca/x509.js';
+import { SeededRng } from '../../../src/core/rand.js';
+import { retryBackoffMs } from '../../../src/core/routing/retry-backoff.js';
 import { EMPTY_SNAPSHOT } from '../../../src/proxy/routing.js';
 import type {
   ProxyCert,
@@ -512,4 +514,29 @@ export function grpcStatusOf(session: ClientHttp2Session, path: string): Promise
     req.resume();
     req.end(Buffer.alloc(5));
   });
+}
+
+/**
+ * Where an engine under test takes the draws of its faults and retry back-off: a seeded sequence,
+ * or the pinned value while one is set (`pin(undefined)` goes back to the sequence).
+ */
+export function pinnableDraw(seed: number): { draw: () => number; pin(v: number | undefined): void } {
+  const rng = new SeededRng(seed);
+  let pinned: number | undefined;
+  return {
+    draw: () => pinned ?? rng.next(),
+    pin: (v) => {
+      pinned = v;
+    },
+  };
+}
+
+/** The highest draw: each retry then waits the most its back-off allows. */
+export const TOP_DRAW = 1 - Number.EPSILON;
+
+/** What retries 1 to n wait in all when every draw is TOP_DRAW (4 retries: 24 + 74 + 174 + 249 ms). */
+export function backoffFloorMs(retries: number): number {
+  let ms = 0;
+  for (let k = 1; k <= retries; k++) ms += retryBackoffMs(k, TOP_DRAW);
+  return ms;
 }

@@ -221,6 +221,10 @@ describe('service-router fault', () => {
     assert.deepEqual(faultFields({ abort: { percent: 5, grpcStatus: 0 } }), [
       'routes[0].fault.abort.grpcStatus',
     ]);
+    for (const httpStatus of [204, 205, 304])
+      assert.deepEqual(faultFields({ abort: { percent: 5, httpStatus } }), [
+        'routes[0].fault.abort.httpStatus',
+      ]);
     assert.deepEqual(faultFields({ abort: { percent: 5, grpcStatus: 'unavailable' } }), [
       'routes[0].fault.abort.grpcStatus',
     ]);

@@ -56,6 +56,8 @@ export const FAULT_LIMITS = Object.freeze({
   /** Envoy's bounds on an injected abort's status. */
   httpStatusMin: 200,
   httpStatusMax: 599,
+  /** Statuses whose answers have no body (RFC 9110 §15.3.5, §15.3.6, §15.4.5): refused for an abort. */
+  bodilessStatuses: [204, 205, 304] as readonly number[],
 });
 
 const FIELDS = ['delay', 'abort'] as const;
@@ -86,6 +88,12 @@ function checkAbort(v: unknown, path: string, errors: Errors): void {
   if (o === undefined) return;
   checkPercent(o, path, errors);
   optInt(o, 'httpStatus', path, FAULT_LIMITS.httpStatusMin, FAULT_LIMITS.httpStatusMax, errors);
+  const http = field(o, 'httpStatus');
+  if (typeof http === 'number' && FAULT_LIMITS.bodilessStatuses.includes(http))
+    errors.push({
+      field: at(path, 'httpStatus'),
+      message: `must not be ${http}: an answer with that status carries no body, and the abort's answer has one`,
+    });
   const grpc = field(o, 'grpcStatus');
   if (grpc !== undefined && grpcStatusCode(grpc) === undefined)
     errors.push({

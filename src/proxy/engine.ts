@@ -95,6 +95,11 @@ export class ProxyEngine {
     };
   }
 
+  /** Requests held by a fault's delay now (at most FAULT_SHELL_LIMITS.delaysActiveMax). */
+  get faultsHeld(): number {
+    return this.routing.faults.active;
+  }
+
   async start(host: string, port: number): Promise<{ host: string; port: number }> {
     const a = await this.inbound.listen(host, port);
     this.inboundAddress = `${a.host}:${a.port}`;

@@ -90,8 +90,7 @@ describe('fault injection and retry back-off in the proxy', () => {
   let certs: Record<string, ProxyCert>;
   const draws = pinnableDraw(5);
   const caller = new ProxyEngine({ connectionsMax: 256, log: () => undefined, draw: draws.draw });
-  /** Requests the caller's agent holds in a delay now (a private field: TypeScript lets a test read it by name). */
-  const held = (): number => caller['routing'].faults.active;
+  const held = (): number => caller.faultsHeld;
   const callee = new ProxyEngine({ connectionsMax: 256, log: () => undefined });
   let inbound = '';
   const inst: Record<string, Instance> = {};

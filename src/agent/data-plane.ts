@@ -4,6 +4,7 @@
 // changes nothing posts nothing.
 
 import type { Logger } from 'pino';
+import { type DiscoveryChainView, MeshError } from '../api/types.js';
 import { LeafCerts } from '../ca/leaves.js';
 import { CaManager, type CaRequest } from '../ca/manager.js';
 import type { LocalServices } from '../catalog/local.js';
@@ -11,7 +12,7 @@ import type { CatalogQuery } from '../catalog/query.js';
 import type { Catalog } from '../core/catalog/catalog.js';
 import type { MembershipService } from '../membership/service.js';
 import { ProxyHost } from '../proxy/host.js';
-import { buildSnapshot } from '../proxy/snapshot.js';
+import { buildSnapshot, discoveryChain } from '../proxy/snapshot.js';
 import type { RaftClient } from '../raft/client.js';
 import type { ControlPlane } from '../raft/control-plane.js';
 import type { RaftService } from '../raft/service.js';
@@ -91,6 +92,22 @@ export class DataPlane {
     deps.membership.onMember(() => this.changed());
     this.backstop = setInterval(() => this.changed(), REBUILD_BACKSTOP_MS);
     this.changed();
+  }
+
+  /** The discovery chain of `service` as this agent's proxy would compile it now (the API's view). */
+  discoveryChain(service: string): DiscoveryChainView {
+    const d = this.deps;
+    if (d === undefined) throw new MeshError('unavailable', 'the data plane is still starting');
+    return discoveryChain(
+      {
+        catalog: d.catalog,
+        member: (id) => d.membership.member(id),
+        selfId: d.selfId,
+        state: () => d.raft.state,
+        protocolOf: (name, own) => d.query.protocolOf(name, own),
+      },
+      service,
+    );
   }
 
   /** The CA's part of the raft client protocol. */

@@ -7,6 +7,7 @@ import type {
   CheckView,
   ConfigEntryView,
   ConfigWriteResult,
+  DiscoveryChainView,
   InstanceView,
   JoinResult,
   KvEntryView,
@@ -242,6 +243,16 @@ export class ApiClient {
   async configDelete(kind: string, name: string): Promise<boolean> {
     const path = `/v1/config/${encodeURIComponent(kind)}/${encodeURIComponent(name)}`;
     return this.boolean(await this.call('DELETE', path), `DELETE ${path}`);
+  }
+
+  /** The discovery chain of `service` as the agent's proxy compiles it. */
+  async discoveryChain(service: string): Promise<DiscoveryChainView> {
+    const path = `/v1/discovery-chain/${encodeURIComponent(service)}`;
+    const a = await this.call('GET', path);
+    const v = a.data as DiscoveryChainView;
+    if (typeof v !== 'object' || v === null || typeof v.chain !== 'object' || v.chain === null)
+      throw this.unexpected(`GET ${path}`, 'expected {"chain": {...}}');
+    return v;
   }
 
   async raftPeers(): Promise<RaftPeerView[]> {

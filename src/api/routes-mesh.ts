@@ -1,5 +1,6 @@
-// The data plane's API: the cluster CA (/v1/ca/*), intentions (/v1/intentions*), the proxy's state
-// (/v1/agent/proxy) and metrics (/v1/agent/metrics, JSON or Prometheus text).
+// The data plane's API: the cluster CA (/v1/ca/*), intentions (/v1/intentions*), discovery chains
+// (/v1/discovery-chain/<service>), the proxy's state (/v1/agent/proxy) and metrics
+// (/v1/agent/metrics, JSON or Prometheus text).
 //
 // Intentions are service-intentions config entries (one per destination); the routes here edit
 // one source rule inside an entry with check-and-set, retried when another write raced us.
@@ -7,6 +8,7 @@
 import type { DataPlane } from '../agent/data-plane.js';
 import { decideIntention, listIntentions } from '../core/routing/intentions.js';
 import type { CaRootsSpec } from '../core/state/kinds/ca-roots.js';
+import { serviceNameProblem } from '../core/state/kinds/spec-fields.js';
 import type { ControlPlane } from '../raft/control-plane.js';
 import type { Reply, RequestContext, Route } from './router.js';
 import { checked, writeOutcome } from './routes-state.js';
@@ -148,6 +150,14 @@ export function meshRoutes(dp: DataPlane, cp: ControlPlane): Route[] {
     return { body: { allowed: d.action === 'allow', reason: d.reason } };
   }
 
+  function chain(ctx: RequestContext): Reply {
+    const service = ctx.rest;
+    const problem = serviceNameProblem(service);
+    if (problem !== undefined)
+      throw new MeshError('bad_request', `give /v1/discovery-chain/<service>, where <service> ${problem}`);
+    return { body: dp.discoveryChain(service) };
+  }
+
   async function metrics(ctx: RequestContext): Promise<Reply> {
     const format = ctx.query.get('format');
     if (format !== null && format !== 'prometheus') {
@@ -185,6 +195,7 @@ export function meshRoutes(dp: DataPlane, cp: ControlPlane): Route[] {
       query: ['source', 'destination'],
       handler: deleteIntention,
     },
+    { method: 'GET', path: '/v1/discovery-chain/*', handler: chain },
     { method: 'GET', path: '/v1/agent/proxy', handler: async () => ({ body: await dp.proxy.status() }) },
     { method: 'GET', path: '/v1/agent/metrics', query: ['format'], handler: metrics },
   ];

@@ -1,6 +1,7 @@
 // The contract between the local HTTP API and the agent. The HTTP server only sees this
 // interface, so it can be tested with a fake agent; the CLI only sees the JSON it produces.
 import type { MemberStatus } from '../core/membership/types.js';
+import type { CompiledChain } from '../core/routing/types.js';
 
 /** One member as shown by `GET /v1/agent/members` and `mesh members --json`. */
 export interface MemberView {
@@ -63,6 +64,15 @@ export interface KvEntryView {
 }
 
 /** A configuration entry as answered by `GET /v1/config[/<kind>[/<name>]]`. */
+/** `GET /v1/discovery-chain/<service>`: where this agent's proxy sends calls to a service. */
+export interface DiscoveryChainView {
+  /** The Raft index of the configuration it was compiled from. */
+  index: number;
+  chain: CompiledChain;
+  /** By target id: the target's instances this agent's proxy knows, and how many may take calls now. */
+  instances: Record<string, { total: number; healthy: number }>;
+}
+
 export interface ConfigEntryView {
   kind: string;
   name: string;

@@ -5,6 +5,7 @@ import YAML from 'yaml';
 import type { ApiClient } from '../api/client.js';
 import type { ConfigEntryView } from '../api/types.js';
 import { MeshError } from '../api/types.js';
+import { chainCommand } from './chain.js';
 import {
   clientCommand,
   clientFor,
@@ -173,6 +174,17 @@ export function registerConfigCommands(program: Command, io: Io, readStdin: Read
         io.out(await configListCommand(clientFor(opts), kind, opts));
       },
     );
+
+  clientCommand(
+    config,
+    'chain',
+    'show where calls to a service go: its routes, targets and instances as the agent compiles them, and why entries do not compile',
+  )
+    .argument('<service>')
+    .option('--json', 'print the chain as the API answers it')
+    .action(async (service: string, opts: { http: string; json?: boolean }) => {
+      io.out(await chainCommand(clientFor(opts), service, opts));
+    });
 
   clientCommand(config, 'delete', 'delete one configuration entry')
     .argument('<kind>')

@@ -3,6 +3,7 @@
 // every destination, its health, its agent's inbound address), the replicated configuration
 // (routing chains, intentions, defaults, CA roots) and this agent's leaf certificates.
 
+import type { DiscoveryChainView } from '../api/types.js';
 import type { LocalService } from '../catalog/local.js';
 import type { Catalog } from '../core/catalog/catalog.js';
 import { ANY_SERVICE } from '../core/catalog/definition.js';
@@ -10,6 +11,7 @@ import { instanceHealth, isHealthy } from '../core/catalog/health.js';
 import type { Member } from '../core/membership/types.js';
 import { compileChain } from '../core/routing/chain.js';
 import type { InstanceRateLimits, RouteRateLimit } from '../core/routing/rate-limit.js';
+import { inSubset } from '../core/routing/route.js';
 import type { CompiledChain } from '../core/routing/types.js';
 import type { CaRootsSpec } from '../core/state/kinds/ca-roots.js';
 import type { Protocol } from '../core/state/kinds/fields.js';
@@ -40,7 +42,7 @@ function numberField(spec: unknown, key: string): number | undefined {
 }
 
 /** The protocol the destination's instances declare (the first that declares one), as the catalog API shows it. */
-function declaredProtocol(catalog: Catalog, service: string): string | undefined {
+export function declaredProtocol(catalog: Catalog, service: string): string | undefined {
   for (const p of catalog.placed(service)) if (p.instance.protocol !== undefined) return p.instance.protocol;
   return undefined;
 }
@@ -105,27 +107,7 @@ export function buildSnapshot(src: SnapshotSources): ProxySnapshot {
   const endpoints: Record<string, ProxyEndpoint[]> = {};
   for (const chain of Object.values(chains)) {
     for (const t of chain.targets) {
-      if (Object.hasOwn(endpoints, t.service)) continue;
-      const list: ProxyEndpoint[] = [];
-      for (const p of src.catalog.placed(t.service)) {
-        const m = src.member(p.node);
-        const inbound = m?.meta[INBOUND_META_KEY];
-        if (!m || !inbound || m.status === 'left') continue;
-        const health = instanceHealth(p.instance, m.status);
-        list.push({
-          id: `${p.node}/${p.instance.id}`,
-          instanceId: p.instance.id,
-          service: t.service,
-          inbound,
-          local: p.node === src.selfId,
-          healthy: isHealthy(health),
-          passing: health === 'passing',
-          tags: p.instance.tags,
-          meta: p.instance.meta,
-        });
-      }
-      // Sorted: the same catalog gives the same snapshot (and the balancers the same order).
-      endpoints[t.service] = list.sort((a, b) => (a.id < b.id ? -1 : 1));
+      if (!Object.hasOwn(endpoints, t.service)) endpoints[t.service] = endpointsOf(src, t.service);
     }
   }
 
@@ -165,6 +147,67 @@ export function buildSnapshot(src: SnapshotSources): ProxySnapshot {
     mesh: lookup('mesh', 'global'),
     accessLogs: proxyConfig?.accessLogs === true,
   };
+}
+
+/**
+ * The instances of `service` a proxy can call: those whose agent announces an inbound listener and
+ * has not left, with their health. Sorted, so the same catalog gives the same snapshot (and the
+ * balancers the same order).
+ */
+export function endpointsOf(
+  src: Pick<SnapshotSources, 'catalog' | 'member' | 'selfId'>,
+  service: string,
+): ProxyEndpoint[] {
+  const list: ProxyEndpoint[] = [];
+  for (const p of src.catalog.placed(service)) {
+    const m = src.member(p.node);
+    const inbound = m?.meta[INBOUND_META_KEY];
+    if (!m || !inbound || m.status === 'left') continue;
+    const health = instanceHealth(p.instance, m.status);
+    list.push({
+      id: `${p.node}/${p.instance.id}`,
+      instanceId: p.instance.id,
+      service,
+      inbound,
+      local: p.node === src.selfId,
+      healthy: isHealthy(health),
+      passing: health === 'passing',
+      tags: p.instance.tags,
+      meta: p.instance.meta,
+    });
+  }
+  return list.sort((a, b) => (a.id < b.id ? -1 : 1));
+}
+
+/**
+ * The discovery chain of `service` as this agent's proxy compiles it (the protocol in effect, the
+ * configuration entries it holds), with each target's instances: how many the proxy knows and how
+ * many may take calls now (health and subset; passive-health ejections are the proxy's and not
+ * counted). For `GET /v1/discovery-chain/<service>`.
+ */
+export function discoveryChain(
+  src: Pick<SnapshotSources, 'catalog' | 'member' | 'selfId' | 'state' | 'protocolOf'>,
+  service: string,
+): DiscoveryChainView {
+  const sm = src.state();
+  const lookup = (kind: string, name: string): unknown => sm.configGet(kind, name)?.spec;
+  const protocol = src.protocolOf(service, declaredProtocol(src.catalog, service)) as Protocol;
+  const chain = compileChain(lookup, service, protocol);
+  const instances: DiscoveryChainView['instances'] = {};
+  const byService = new Map<string, ProxyEndpoint[]>();
+  for (const t of chain.targets) {
+    let all = byService.get(t.service);
+    if (all === undefined) {
+      all = endpointsOf(src, t.service);
+      byService.set(t.service, all);
+    }
+    const inTarget = all.filter((e) => inSubset(t, e));
+    instances[t.id] = {
+      total: inTarget.length,
+      healthy: inTarget.filter((e) => (t.onlyPassing ? e.passing : e.healthy)).length,
+    };
+  }
+  return { index: sm.appliedIndex, chain, instances };
 }
 
 /**

@@ -555,6 +555,15 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
     });
     // The split is in force once 200 requests in a row never hit v2 at 50%: wait for the config.
     await new Promise((r) => setTimeout(r, 1_000));
+    // How n01's proxy routes calls to web, as an operator reads it.
+    const chain = await meshCli(n01, 'config', 'chain', 'web');
+    assert.equal(chain.code, 0, chain.stderr);
+    assert.match(chain.stdout, /^Discovery chain of web \(http\), from the configuration at index \d+$/m);
+    assert.match(chain.stdout, /^0 +\(default\) +90% v1\.web, 10% v2\.web$/m);
+    assert.match(chain.stdout, /^v1\.web +web +version=v1 +round_robin +- +1 of 1 healthy$/m);
+    assert.match(chain.stdout, /^v2\.web +web +version=v2 +round_robin +- +1 of 1 healthy$/m);
+    const bad = await api(n01, 'GET', '/v1/discovery-chain/Web_1');
+    assert.equal(bad.status, 400);
     const counts: Record<string, number> = {};
     for (let i = 0; i < 1000; i++) {
       const v = await versionOf(ports.web);

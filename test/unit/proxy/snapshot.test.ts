@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import { Catalog } from '../../../src/core/catalog/catalog.js';
 import type { Instance, ServiceProtocol } from '../../../src/core/catalog/types.js';
 import { StateMachine } from '../../../src/core/state/state-machine.js';
-import { buildSnapshot } from '../../../src/proxy/snapshot.js';
+import { buildSnapshot, discoveryChain } from '../../../src/proxy/snapshot.js';
 
 const instance = (name: string, protocol: ServiceProtocol | undefined): Instance => ({
   id: `${name}-1`,
@@ -81,5 +81,71 @@ describe('the proxy snapshot with an HTTP proxy port', () => {
     assert.deepEqual(Object.keys(both.chains).sort(), ['front', 'greeter', 'web']);
     const explicit = snapshotWith([{ service: 'web', localPort: 9002 }]);
     assert.deepEqual(Object.keys(explicit.chains), ['web']);
+  });
+});
+
+describe('the discovery chain the API shows', () => {
+  const check = (status: 'passing' | 'warning' | 'critical') => ({
+    id: 'c',
+    name: 'c',
+    type: 'ttl' as const,
+    status,
+    output: '',
+  });
+
+  it('counts each target’s instances, and those that may take calls by its subset’s rule', () => {
+    const catalog = new Catalog('self', 0);
+    const web = (id: string, version: string, status: 'passing' | 'warning' | 'critical'): Instance => ({
+      ...instance('web', 'http'),
+      id,
+      meta: { version },
+      checks: [check(status)],
+    });
+    catalog.setLocal([web('a', 'v1', 'passing'), web('b', 'v1', 'critical'), web('c', 'v2', 'warning')]);
+    const sm = new StateMachine();
+    sm.apply(1, {
+      op: 'config-set',
+      kind: 'service-resolver',
+      name: 'web',
+      spec: {
+        subsets: {
+          v1: { filter: { meta: { version: 'v1' } } },
+          v2: { filter: { meta: { version: 'v2' } }, onlyPassing: true },
+        },
+        defaultSubset: 'v1',
+        failover: { v1: { targets: [{ serviceSubset: 'v2' }] } },
+      },
+    });
+    const member = (inbound: boolean) => (id: string) => ({
+      id,
+      name: id,
+      address: '127.0.0.1:1',
+      zone: '',
+      meta: (inbound ? { inbound: '127.0.0.1:2' } : {}) as Record<string, string>,
+      status: 'alive' as const,
+      incarnation: 0,
+      statusChangedAtMs: 0,
+    });
+    const view = (inbound: boolean) =>
+      discoveryChain(
+        {
+          catalog,
+          member: member(inbound),
+          selfId: 'self',
+          state: () => sm,
+          protocolOf: (_n, own) => own ?? 'tcp',
+        },
+        'web',
+      );
+    const v = view(true);
+    assert.equal(v.index, 1);
+    assert.equal(v.chain.protocol, 'http', 'the instances’ own protocol');
+    assert.deepEqual(v.chain.errors, []);
+    assert.deepEqual(v.instances, { 'v1.web': { total: 2, healthy: 1 }, 'v2.web': { total: 1, healthy: 0 } });
+    // Instances on agents without an inbound listener cannot be called: not counted.
+    assert.deepEqual(view(false).instances, {
+      'v1.web': { total: 0, healthy: 0 },
+      'v2.web': { total: 0, healthy: 0 },
+    });
   });
 });

@@ -250,8 +250,20 @@ export class ApiClient {
     const path = `/v1/discovery-chain/${encodeURIComponent(service)}`;
     const a = await this.call('GET', path);
     const v = a.data as DiscoveryChainView;
-    if (typeof v !== 'object' || v === null || typeof v.chain !== 'object' || v.chain === null)
-      throw this.unexpected(`GET ${path}`, 'expected {"chain": {...}}');
+    const c = v?.chain;
+    const ok =
+      typeof v === 'object' &&
+      v !== null &&
+      typeof v.instances === 'object' &&
+      v.instances !== null &&
+      typeof c === 'object' &&
+      c !== null &&
+      [c.routes, c.targets, c.errors].every(Array.isArray);
+    if (!ok)
+      throw this.unexpected(
+        `GET ${path}`,
+        'expected {"index", "chain": {"routes", "targets", "errors"}, "instances"}',
+      );
     return v;
   }
 

@@ -63,7 +63,6 @@ export interface KvEntryView {
   modifyIndex: number;
 }
 
-/** A configuration entry as answered by `GET /v1/config[/<kind>[/<name>]]`. */
 /** `GET /v1/discovery-chain/<service>`: where this agent's proxy sends calls to a service. */
 export interface DiscoveryChainView {
   /** The Raft index of the configuration it was compiled from. */
@@ -73,6 +72,7 @@ export interface DiscoveryChainView {
   instances: Record<string, { total: number; healthy: number }>;
 }
 
+/** A configuration entry as answered by `GET /v1/config[/<kind>[/<name>]]`. */
 export interface ConfigEntryView {
   kind: string;
   name: string;

@@ -8,6 +8,23 @@ import type { ChainTarget, CompiledRoute, NextHop } from '../core/routing/types.
 import type { HeaderMatch, HttpMatch, QueryMatch } from '../core/state/kinds/http-match.js';
 import { formatTable } from './table.js';
 
+/** A value as shown: bare when plain (letters, digits, `.`, `_`, `-`, `/`), else JSON-quoted, so a `, ` inside cannot read as the separator. */
+function shown(v: string): string {
+  return /^[A-Za-z0-9._/-]+$/.test(v) ? v : JSON.stringify(v);
+}
+
+/** Status codes as runs: 500–599 as one range, not a hundred numbers. */
+export function codesText(codes: readonly number[]): string {
+  const out: string[] = [];
+  for (let i = 0; i < codes.length; ) {
+    let j = i;
+    while (j + 1 < codes.length && (codes[j + 1] as number) === (codes[j] as number) + 1) j++;
+    out.push(j - i >= 2 ? `${codes[i]}-${codes[j]}` : codes.slice(i, j + 1).join(','));
+    i = j + 1;
+  }
+  return out.join(',');
+}
+
 /** A header or query condition's test, in a word or two ("present" when it names none). */
 function condText(c: {
   present?: boolean;
@@ -32,9 +49,9 @@ const queryText = (q: QueryMatch): string => `query ${q.name} ${condText(q)}`;
 export function matchText(m: HttpMatch | undefined): string {
   if (m === undefined) return '(default)';
   const parts: string[] = [];
-  if (m.pathExact !== undefined) parts.push(`path ${m.pathExact}`);
-  if (m.pathPrefix !== undefined) parts.push(`path ${m.pathPrefix}*`);
-  if (m.pathRegex !== undefined) parts.push(`path ~ ${m.pathRegex}`);
+  if (m.pathExact !== undefined) parts.push(`path ${shown(m.pathExact)}`);
+  if (m.pathPrefix !== undefined) parts.push(`path ${shown(m.pathPrefix)}*`);
+  if (m.pathRegex !== undefined) parts.push(`path ~ ${JSON.stringify(m.pathRegex)}`);
   if (m.methods !== undefined && m.methods.length > 0) parts.push(m.methods.join('|'));
   for (const h of m.header ?? []) parts.push(headerText(h));
   for (const q of m.queryParam ?? []) parts.push(queryText(q));
@@ -44,22 +61,23 @@ export function matchText(m: HttpMatch | undefined): string {
 function hopText(next: NextHop): string {
   return next.type === 'target'
     ? next.targetId
-    : next.splits.map((s) => `${s.weight}% ${s.targetId}`).join(', ');
+    : // Nested splits multiply their weights: shown to two decimals, not as 0.30000000000000004.
+      next.splits.map((s) => `${Math.round(s.weight * 100) / 100}% ${s.targetId}`).join(', ');
 }
 
 /** What a route does besides choosing the destination: rewrite, timeout, retries, fault. */
 export function settingsText(r: CompiledRoute): string {
   const parts: string[] = [];
-  if (r.prefixRewrite !== undefined) parts.push(`rewrite to ${r.prefixRewrite}`);
+  if (r.prefixRewrite !== undefined) parts.push(`rewrite to ${shown(r.prefixRewrite)}`);
   if (r.requestTimeoutMs !== undefined) parts.push(`timeout ${r.requestTimeoutMs} ms`);
   if (r.numRetries > 0) {
     const on = [
-      ...(r.retryOnStatusCodes.length > 0 ? [r.retryOnStatusCodes.join(',')] : []),
+      ...(r.retryOnStatusCodes.length > 0 ? [codesText(r.retryOnStatusCodes)] : []),
       ...(r.retryOnConnectFailure ? ['connect failure'] : []),
-      ...(r.retryOnGrpcCodes.length > 0 ? [`grpc ${r.retryOnGrpcCodes.join(',')}`] : []),
+      ...(r.retryOnGrpcCodes.length > 0 ? [`grpc ${codesText(r.retryOnGrpcCodes)}`] : []),
     ];
     parts.push(
-      `${r.numRetries} ${r.numRetries === 1 ? 'retry' : 'retries'} on ${on.join('; ') || 'nothing'}`,
+      `${r.numRetries} ${r.numRetries === 1 ? 'retry' : 'retries'} on ${on.join(' or ') || 'nothing'}`,
     );
   }
   const f = r.fault;
@@ -75,7 +93,7 @@ function filterText(t: ChainTarget): string {
   const f = t.filter;
   if (f === undefined) return '-';
   const parts = [...(f.tags ?? []).map((tag) => `tag ${tag}`)];
-  for (const [k, v] of Object.entries(f.meta ?? {})) parts.push(`${k}=${v}`);
+  for (const [k, v] of Object.entries(f.meta ?? {})) parts.push(`${shown(k)}=${shown(v)}`);
   return parts.join(', ') || '-';
 }
 

@@ -26,7 +26,7 @@ import {
   openPeer,
   peerKey,
   pick,
-  retryBudgetAllows,
+  retryBudgetTake,
   splitUrl,
 } from './outbound-http.js';
 import { record } from './outbound-record.js';
@@ -142,7 +142,8 @@ async function attemptsH2(
     hashKey: (p) => hashKeyOf(p, headers, query, () => stream.session?.socket?.remoteAddress ?? ''),
   };
   const budget = () => ctx.routing.retryBudget(up.destination);
-  const budgetAllows = (): boolean => retryBudgetAllows(ctx, up);
+  // Checked and charged in one step, when a retry is decided (retryBudgetTake).
+  const budgetTake = (): boolean => retryBudgetTake(ctx, up);
   let end: Ended = { status: 503, grpcStatus: grpc ? '14' : undefined };
   /** The caller's body, kept once the route may retry the call. */
   let body: ReplayBody | undefined;
@@ -165,7 +166,7 @@ async function attemptsH2(
       // Now, not at the call's start: a fault's delay may lie between them.
       budget().onRequest(performance.now());
     }
-    // Charged to the budget when decided (below); counted as sent once it goes out, as for HTTP/1.1.
+    // Charged to the budget when decided (budgetTake); counted as sent once it goes out, as for HTTP/1.1.
     if (attempts > 0)
       ctx.metrics.retries.inc({ source: up.source, destination: up.destination, result: 'sent' });
     const canRetry = body?.replayable === true && attempts < decision.numRetries;
@@ -175,7 +176,7 @@ async function attemptsH2(
             body?.replayable === true &&
             (decision.retryOnStatusCodes.includes(s) ||
               (grpc && g !== undefined && decision.retryOnGrpcCodes.includes(Number(g)))) &&
-            budgetAllows()
+            budgetTake()
         : undefined;
     balancer.onStart(endpoint.id, Date.now());
     const t0 = performance.now();
@@ -206,12 +207,10 @@ async function attemptsH2(
       body?.replayable === true &&
       !stream.destroyed &&
       !stream.closed &&
-      (o.retryable === true ||
-        (o.connectFailed === true && decision.retryOnConnectFailure && budgetAllows()));
+      (o.retryable === true || (o.connectFailed === true && decision.retryOnConnectFailure && budgetTake()));
     if (retry) {
       tried ??= new Set();
       tried.add(endpoint.id);
-      budget().onRetry(performance.now());
       continue;
     }
     // No other attempt: the caller gets the failure (a no-op if it has gone).

@@ -109,9 +109,19 @@ function openPeerH1(ctx: EngineContext, e: ProxyEndpoint, source: string, connec
   };
 }
 
-/** May one more retry of a call to `up`'s destination go out within its retry budget? Counted when not. */
-export function retryBudgetAllows(ctx: EngineContext, up: ProxyUpstream): boolean {
-  if (ctx.routing.retryBudget(up.destination).canRetry(performance.now())) return true;
+/**
+ * Take one retry of a call to `up`'s destination from its retry budget, if the budget allows it.
+ * Checked and charged in one step when the retry is decided (before its back-off), so a burst of
+ * failures cannot all pass the check before any of their retries counts; Envoy takes its retry
+ * resource at the same point. A refusal is counted.
+ */
+export function retryBudgetTake(ctx: EngineContext, up: ProxyUpstream): boolean {
+  const budget = ctx.routing.retryBudget(up.destination);
+  const nowMs = performance.now();
+  if (budget.canRetry(nowMs)) {
+    budget.onRetry(nowMs);
+    return true;
+  }
   ctx.metrics.retries.inc({ source: up.source, destination: up.destination, result: 'budget_exhausted' });
   return false;
 }
@@ -278,7 +288,7 @@ class OutboundH1 implements HashKeySource, ForwardListener {
       return;
     }
     if (this.retrying) {
-      // Charged to the budget when it was decided (forwarded); counted as sent once it goes out.
+      // Charged to the budget when it was decided (budgetTake); counted as sent once it goes out.
       this.retrying = false;
       ctx.metrics.retries.inc({ source: up.source, destination: up.destination, result: 'sent' });
     }
@@ -300,7 +310,7 @@ class OutboundH1 implements HashKeySource, ForwardListener {
           : `${this.forwardedBlock}\r\ntraceparent: ${this.traceparent}\r\n${INSTANCE_HEADER}: ${endpoint.instanceId}`,
         picked.requestTimeoutMs,
         canRetry && decision.retryOnStatusCodes.length > 0
-          ? (s: number) => decision.retryOnStatusCodes.includes(s) && this.budgetAllows()
+          ? (s: number) => decision.retryOnStatusCodes.includes(s) && this.budgetTake()
           : undefined,
       ),
       this,
@@ -330,12 +340,12 @@ class OutboundH1 implements HashKeySource, ForwardListener {
     }
     const stale = o.staleSocket === true && x.replayable && this.staleRetries++ < STALE_SOCKET_RETRIES_MAX;
     // A stale connection never reached the instance: it may be picked again.
-    // A status retry passed the budget when the response was dropped (budgetAllows); a connect
-    // failure asks it now.
+    // A status retry took its budget when the response was dropped (budgetTake); a connect
+    // failure takes it now.
     const retry =
       stale ||
       (this.canRetry &&
-        (o.retryable === true || (o.connectFailed && decision.retryOnConnectFailure && this.budgetAllows())));
+        (o.retryable === true || (o.connectFailed && decision.retryOnConnectFailure && this.budgetTake())));
     if (!retry) {
       this.answer(o.status, `mesh: ${endpoint.service} via ${endpoint.inbound}: ${o.message}`);
       return;
@@ -348,9 +358,6 @@ class OutboundH1 implements HashKeySource, ForwardListener {
     this.tried ??= new Set();
     this.tried.add(endpoint.id);
     this.retrying = true;
-    // Charged now, not after the back-off: in a burst of failures every request would otherwise
-    // pass the budget's check before any of their retries counted (Envoy charges it here too).
-    ctx.routing.retryBudget(up.destination).onRetry(performance.now());
     const waitMs = backoffMs(ctx, ++this.retries);
     if (waitMs === 0) this.attempt();
     else
@@ -361,8 +368,8 @@ class OutboundH1 implements HashKeySource, ForwardListener {
       );
   }
 
-  private budgetAllows(): boolean {
-    return retryBudgetAllows(this.ctx, this.up);
+  private budgetTake(): boolean {
+    return retryBudgetTake(this.ctx, this.up);
   }
 
   /** Answered by this agent (no instance, denied, or the last attempt failed). */

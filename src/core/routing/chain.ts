@@ -127,7 +127,9 @@ function compile(lookup: Lookup, service: string, protocol: Protocol): CompiledC
   const rest = walk.split(service, []);
   if (rest !== undefined) routes.push(defaultRoute(rest));
   walk.resolveFailover();
-  if (walk.errors.length > 0) return fallbackChain(service, protocol, walk.errors);
+  // Each reason once (an entry reached twice by the same path is one problem); one reached by
+  // several routes keeps a reason per path, so the operator sees every route it breaks.
+  if (walk.errors.length > 0) return fallbackChain(service, protocol, [...new Set(walk.errors)]);
   const targets = [...walk.targets.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   const chain: CompiledChain = { service, protocol, routes, targets, errors: [] };
   if (retryBudget !== undefined) chain.retryBudget = retryBudget;

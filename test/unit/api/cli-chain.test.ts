@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { DiscoveryChainView } from '../../../src/api/types.js';
-import { formatChain, matchText } from '../../../src/cli/chain.js';
+import { codesText, formatChain, matchText } from '../../../src/cli/chain.js';
 import { compileChain } from '../../../src/core/routing/chain.js';
 
 const ENTRIES: Record<string, unknown> = {
@@ -59,11 +59,11 @@ describe('mesh config chain output', () => {
     assert.equal(routes.length, 3, text);
     assert.match(
       routes[0] ?? '',
-      /^0 +path \/admin\/\*, GET\|POST, header x-debug present +admin +rewrite to \/; 2 retries on 502,503,504; connect failure$/,
+      /^0 +path \/admin\/\*, GET\|POST, header x-debug present +admin +rewrite to \/; 2 retries on 502-504 or connect failure$/,
     );
     assert.match(
       routes[1] ?? '',
-      /^1 +path ~ \/reports\/\.\* +90% v1\.web, 10% v2\.web +timeout 3000 ms; delay 10% 2000 ms; abort 1% \(503, grpc 14\)$/,
+      /^1 +path ~ "\/reports\/\.\*" +90% v1\.web, 10% v2\.web +timeout 3000 ms; delay 10% 2000 ms; abort 1% \(503, grpc 14\)$/,
     );
     assert.match(routes[2] ?? '', /^2 +\(default\) +90% v1\.web, 10% v2\.web$/);
     const targets = lines.slice(lines.indexOf('Targets:') + 2);
@@ -85,6 +85,50 @@ describe('mesh config chain output', () => {
       /The entries do not compile: every call goes straight to web, with default settings, until they are fixed:\n {2}- .*v3/,
     );
     assert.match(text, /\n0 +\(default\) +web\n/);
+  });
+
+  it('shows status codes as runs, nested split weights to two decimals, and a reason per path', () => {
+    assert.equal(codesText([]), '');
+    assert.equal(codesText([503]), '503');
+    assert.equal(codesText([502, 503]), '502,503');
+    assert.equal(codesText([429, ...Array.from({ length: 100 }, (_, i) => 500 + i)]), '429,500-599');
+    const splits: Record<string, unknown> = {
+      'service-splitter/web': {
+        splits: [
+          { weight: 10, service: 'a' },
+          { weight: 90, service: 'b' },
+        ],
+      },
+      'service-splitter/a': {
+        splits: [
+          { weight: 30, service: 'c' },
+          { weight: 70, service: 'd' },
+        ],
+      },
+    };
+    assert.match(formatChain(view(splits)), /^0 +\(default\) +3% c, 7% d, 90% b$/m);
+    // A splitter reached by a route and by the default route: one reason per path to it.
+    const broken = formatChain(
+      view({
+        'service-router/web': {
+          routes: [{ match: { http: { pathPrefix: '/a' } }, destination: { service: 'web' } }],
+        },
+        'service-splitter/web': { splits: [{ weight: 100, serviceSubset: 'v3' }] },
+      }),
+    );
+    const reasons = broken.match(/^ {2}- .*$/gm) ?? [];
+    assert.deepEqual(
+      reasons.map((r) => r.replace(/.*used via /, '')),
+      [
+        'service-router web routes[0] → service-splitter web → service-resolver web',
+        'service-splitter web → service-resolver web',
+      ],
+      broken,
+    );
+    const fivexx = formatChain(
+      view({ 'service-router/web': { routes: [{ destination: { retryOn: ['5xx'] } }] } }),
+    );
+    assert.match(fivexx, /1 retry on 500-599 or connect failure/);
   });
 
   it('words every kind of match', () => {

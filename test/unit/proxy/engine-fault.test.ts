@@ -37,6 +37,11 @@ import {
 const TD = 'fault.mesh';
 const HOUR_MS = 3_600_000;
 const DELAY_MS = 300;
+/**
+ * The delay of the routes callers leave during: long enough that only their leaving, never the
+ * delay's end, can release the hold within HOLD_MS / 2.
+ */
+const HOLD_MS = 5_000;
 /** Requests sent to the route that aborts half: 200 expected, 6 standard deviations (±60) allowed. */
 const SHARE_REQUESTS = 400;
 
@@ -55,11 +60,16 @@ const API_ROUTER: ServiceRouterSpec = {
       },
     },
     { match: { http: { pathPrefix: '/half/' } }, fault: { abort: { percent: 50, httpStatus: 503 } } },
+    { match: { http: { pathPrefix: '/hold/' } }, fault: { delay: { percent: 100, fixedDelayMs: HOLD_MS } } },
   ],
 };
 
 const GREETER_ROUTER: ServiceRouterSpec = {
   routes: [
+    {
+      match: { http: { pathPrefix: '/demo.Greeter/Hold' } },
+      fault: { delay: { percent: 100, fixedDelayMs: HOLD_MS } },
+    },
     {
       match: { http: { pathExact: '/demo.Greeter/Abort' } },
       fault: { abort: { percent: 100, grpcStatus: 'RESOURCE_EXHAUSTED' } },
@@ -91,6 +101,13 @@ describe('fault injection and retry back-off in the proxy', () => {
   const draws = pinnableDraw(5);
   const caller = new ProxyEngine({ connectionsMax: 256, log: () => undefined, draw: draws.draw });
   const held = (): number => caller.faultsHeld;
+  /** The hold ends well before its delay would: only the caller's leaving can have ended it. */
+  const releasedEarly = (): Promise<void> =>
+    within(
+      until(() => held() === 0, 'the hold released'),
+      HOLD_MS / 2,
+      'the hold released before its delay ran out',
+    );
   const callee = new ProxyEngine({ connectionsMax: 256, log: () => undefined });
   let inbound = '';
   const inst: Record<string, Instance> = {};
@@ -227,14 +244,13 @@ describe('fault injection and retry back-off in the proxy', () => {
     const s = connect(apiPort, '127.0.0.1');
     s.on('error', () => undefined);
     await new Promise((r) => s.once('connect', r));
-    s.write('GET /delay/left HTTP/1.1\r\nhost: api\r\n\r\n');
-    await new Promise((r) => setTimeout(r, DELAY_MS / 3));
+    s.write('GET /hold/left HTTP/1.1\r\nhost: api\r\n\r\n');
+    await until(() => held() === 1, 'the request held');
     // A reset, as a caller that gives up and exits: a half-close (FIN) still asks for the answer.
     s.resetAndDestroy();
+    await releasedEarly();
     await until(async () => (await cancelled()) > before, 'the request counted as 499');
-    assert.equal(held(), 0, 'its hold released');
-    await new Promise((r) => setTimeout(r, DELAY_MS));
-    assert.ok(!seenPaths().includes('/delay/left'), 'the delayed request was never sent');
+    assert.ok(!seenPaths().includes('/hold/left'), 'the delayed request was never sent');
     assert.equal((await get(apiPort, '/plain')).status, 200);
   });
 
@@ -245,15 +261,14 @@ describe('fault injection and retry back-off in the proxy', () => {
     s.on('data', (d: Buffer) => (got += d.toString()));
     const closed = new Promise((r) => s.once('close', r));
     await new Promise((r) => s.once('connect', r));
-    s.write('POST /delay/body HTTP/1.1\r\nhost: api\r\ntransfer-encoding: chunked\r\n\r\n');
-    await new Promise((r) => setTimeout(r, DELAY_MS / 3));
+    s.write('POST /hold/body HTTP/1.1\r\nhost: api\r\ntransfer-encoding: chunked\r\n\r\n');
+    await until(() => held() === 1, 'the request held');
     s.write('zz\r\nnot a chunk\r\n');
-    await within(closed, WAIT_MS, 'the connection closed after the 400');
+    await within(closed, HOLD_MS / 2, 'the connection closed after the 400, before the delay ran out');
     assert.equal(got.match(/^HTTP\/1\.1 /gm)?.length, 1, got);
     assert.match(got, /^HTTP\/1\.1 400 /);
-    await new Promise((r) => setTimeout(r, DELAY_MS));
-    assert.ok(!seenPaths().includes('/delay/body'));
-    assert.equal(held(), 0);
+    await releasedEarly();
+    assert.ok(!seenPaths().includes('/hold/body'));
   });
 
   it('lets a gRPC caller that cancels during the delay go: nothing is sent', async () => {
@@ -261,17 +276,16 @@ describe('fault injection and retry back-off in the proxy', () => {
     session.on('error', () => undefined);
     try {
       const req = session.request({
-        ':path': '/demo.Greeter/DelayLeft',
+        ':path': '/demo.Greeter/HoldLeft',
         ':method': 'POST',
         'content-type': 'application/grpc',
       });
       req.on('error', () => undefined);
       req.end(Buffer.alloc(5));
-      await new Promise((r) => setTimeout(r, DELAY_MS / 3));
+      await until(() => held() === 1, 'the call held');
       req.close(constants.NGHTTP2_CANCEL);
-      await until(() => held() === 0, 'the hold released');
-      await new Promise((r) => setTimeout(r, DELAY_MS));
-      assert.ok(!(inst.greeter as Instance).seen.some((x) => x.path === '/demo.Greeter/DelayLeft'));
+      await releasedEarly();
+      assert.ok(!(inst.greeter as Instance).seen.some((x) => x.path === '/demo.Greeter/HoldLeft'));
     } finally {
       session.destroy();
     }
@@ -306,7 +320,8 @@ describe('fault injection and retry back-off in the proxy', () => {
       assert.equal(r.status, 503);
       assert.equal(down.calls, 5, 'the first attempt and four retries');
       // The waits alone: without a back-off five attempts take a few milliseconds.
-      assert.ok(tookMs >= backoffFloorMs(4), `five attempts in ${tookMs.toFixed(0)} ms`);
+      // Less a millisecond a wait: Node may fire a timer up to 1 ms early by its rounding.
+      assert.ok(tookMs >= backoffFloorMs(4) - 4, `five attempts in ${tookMs.toFixed(0)} ms`);
     } finally {
       draws.pin(undefined);
     }

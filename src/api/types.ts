@@ -221,6 +221,8 @@ export interface InstanceView {
   meta: Record<string, string>;
   protocol: string;
   health: 'passing' | 'warning' | 'critical';
+  /** Its share of calls while passing and while warning (1 and 1 unless registered with weights). */
+  weights: { passing: number; warning: number };
   /** The instance's checks, led by the implicit `mesh-agent` check (critical once its agent failed). */
   checks: CheckView[];
 }

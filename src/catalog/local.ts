@@ -65,6 +65,7 @@ function instanceFields(d: ServiceDefinition): InstanceFields {
     tags: d.tags,
     meta: d.meta,
     protocol: d.protocol,
+    ...(d.weights !== undefined ? { weights: d.weights } : {}),
   };
 }
 

@@ -11,7 +11,13 @@ import type {
   NodeView,
 } from '../api/types.js';
 import type { Catalog, Placed } from '../core/catalog/catalog.js';
-import { AGENT_CHECK_ID, agentCheckStatus, instanceHealth, isHealthy } from '../core/catalog/health.js';
+import {
+  AGENT_CHECK_ID,
+  agentCheckStatus,
+  instanceHealth,
+  instanceWeight,
+  isHealthy,
+} from '../core/catalog/health.js';
 import { type CheckState, type CheckStatus, type Instance, worstStatus } from '../core/catalog/types.js';
 import type { Member } from '../core/membership/types.js';
 import { DEFAULT_PROTOCOL, PROXY_DEFAULTS_NAME } from '../core/state/index.js';
@@ -168,11 +174,14 @@ export class CatalogQuery implements DnsCatalog {
       known = true;
       if (tag !== undefined && !p.instance.tags.some((t) => t.toLowerCase() === tag.toLowerCase())) continue;
       const member = this.init.member(p.node);
-      if (!isHealthy(instanceHealth(p.instance, member?.status))) continue;
+      const health = instanceHealth(p.instance, member?.status);
+      if (!isHealthy(health)) continue;
       out.push({
         node: member?.name ?? p.node,
         address: this.addressOf(p.instance, member),
         port: p.instance.port,
+        // SRV's weight, as Consul gives it; 0 is valid there (RFC 2782: picked only when no other is).
+        weight: instanceWeight(p.instance, health),
       });
     }
     return known ? out : undefined;
@@ -224,6 +233,7 @@ export class CatalogQuery implements DnsCatalog {
       meta: i.meta,
       protocol: this.protocolOf(i.name, i.protocol),
       health: instanceHealth(i, status),
+      weights: { passing: i.weights?.passing ?? 1, warning: i.weights?.warning ?? 1 },
       checks: [agentCheck, ...i.checks.map((c) => checkView(c, i.id))],
     };
   }

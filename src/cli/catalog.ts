@@ -20,14 +20,19 @@ export function formatCatalogServices(list: readonly CatalogServiceView[]): stri
 }
 
 export function formatInstances(list: readonly InstanceView[]): string {
+  // Weights get a column (passing/warning) only when some instance has other than the default 1/1.
+  const weighted = list.some(
+    (i) => i.weights !== undefined && (i.weights.passing !== 1 || i.weights.warning !== 1),
+  );
   return formatTable(
-    ['NODE', 'ID', 'ADDRESS', 'PORT', 'HEALTH', 'TAGS', 'CHECKS'],
+    ['NODE', 'ID', 'ADDRESS', 'PORT', 'HEALTH', ...(weighted ? ['WEIGHTS'] : []), 'TAGS', 'CHECKS'],
     list.map((i) => [
       i.node,
       i.id,
       i.address,
       String(i.port),
       i.health,
+      ...(weighted ? [`${i.weights?.passing ?? 1}/${i.weights?.warning ?? 1}`] : []),
       i.tags.length > 0 ? i.tags.join(',') : '-',
       i.checks
         .filter((c) => c.status !== 'passing')

@@ -153,7 +153,7 @@ function srvRecords(owner: string, instances: DnsInstance[], ctx: AnswerContext)
         name: owner,
         type: 'SRV',
         ttl: ctx.ttlSec,
-        data: { priority: 1, weight: 1, port: instance.port, target: targetName },
+        data: { priority: 1, weight: instance.weight ?? 1, port: instance.port, target: targetName },
       },
       extras: target.kind === 'ip' ? [addressRecord(targetName, target.ip, ctx.ttlSec)] : [],
     });

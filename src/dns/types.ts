@@ -7,6 +7,8 @@ export interface DnsInstance {
   /** The instance's address: an IPv4 or IPv6 literal, or a host name. */
   address: string;
   port: number;
+  /** The SRV weight: the instance's weight at its health (Consul's service weights); unset: 1. */
+  weight?: number;
 }
 
 /**

@@ -7,7 +7,7 @@ import type { DiscoveryChainView } from '../api/types.js';
 import type { LocalService } from '../catalog/local.js';
 import type { Catalog } from '../core/catalog/catalog.js';
 import { ANY_SERVICE } from '../core/catalog/definition.js';
-import { instanceHealth, isHealthy } from '../core/catalog/health.js';
+import { instanceHealth, instanceWeight, isHealthy } from '../core/catalog/health.js';
 import type { Member } from '../core/membership/types.js';
 import { compileChain } from '../core/routing/chain.js';
 import type { InstanceRateLimits, RouteRateLimit } from '../core/routing/rate-limit.js';
@@ -164,16 +164,19 @@ export function endpointsOf(
     const inbound = m?.meta[INBOUND_META_KEY];
     if (!m || !inbound || m.status === 'left') continue;
     const health = instanceHealth(p.instance, m.status);
+    // A weight of 0 (a warning instance whose warning weight is 0) takes no calls, as in Consul.
+    const weight = instanceWeight(p.instance, health);
     list.push({
       id: `${p.node}/${p.instance.id}`,
       instanceId: p.instance.id,
       service,
       inbound,
       local: p.node === src.selfId,
-      healthy: isHealthy(health),
+      healthy: isHealthy(health) && weight > 0,
       passing: health === 'passing',
       tags: p.instance.tags,
       meta: p.instance.meta,
+      ...(weight > 1 ? { weight } : {}),
     });
   }
   return list.sort((a, b) => (a.id < b.id ? -1 : 1));

@@ -26,6 +26,8 @@ export interface ProxyEndpoint {
   passing: boolean;
   tags: string[];
   meta: Record<string, string>;
+  /** Its share of calls at its health (the service's weights); unset: 1. The balancers read it. */
+  weight?: number;
 }
 
 /** A loopback listener for one upstream of one local service. */

@@ -553,27 +553,62 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
         { weight: 10, serviceSubset: 'v2' },
       ],
     });
-    // The split is in force once 200 requests in a row never hit v2 at 50%: wait for the config.
-    await new Promise((r) => setTimeout(r, 1_000));
-    // How n01's proxy routes calls to web, as an operator reads it.
-    const chain = await meshCli(n01, 'config', 'chain', 'web');
-    assert.equal(chain.code, 0, chain.stderr);
-    assert.match(chain.stdout, /^Discovery chain of web \(http\), from the configuration at index \d+$/m);
-    assert.match(chain.stdout, /^0 +\(default\) +90% v1\.web, 10% v2\.web$/m);
-    assert.match(chain.stdout, /^v1\.web +web +version=v1 +round_robin +- +1 of 1 healthy$/m);
-    assert.match(chain.stdout, /^v2\.web +web +version=v2 +round_robin +- +1 of 1 healthy$/m);
-    const bad = await api(n01, 'GET', '/v1/discovery-chain/Web_1');
-    assert.equal(bad.status, 400);
-    const counts: Record<string, number> = {};
-    for (let i = 0; i < 1000; i++) {
-      const v = await versionOf(ports.web);
-      counts[v] = (counts[v] ?? 0) + 1;
+    try {
+      // The split is in force once 200 requests in a row never hit v2 at 50%: wait for the config.
+      await new Promise((r) => setTimeout(r, 1_000));
+      // How n01's proxy routes calls to web, as an operator reads it.
+      const chain = await meshCli(n01, 'config', 'chain', 'web');
+      assert.equal(chain.code, 0, chain.stderr);
+      assert.match(chain.stdout, /^Discovery chain of web \(http\), from the configuration at index \d+$/m);
+      assert.match(chain.stdout, /^0 +\(default\) +90% v1\.web, 10% v2\.web$/m);
+      assert.match(chain.stdout, /^v1\.web +web +version=v1 +round_robin +- +1 of 1 healthy$/m);
+      assert.match(chain.stdout, /^v2\.web +web +version=v2 +round_robin +- +1 of 1 healthy$/m);
+      const bad = await api(n01, 'GET', '/v1/discovery-chain/Web_1');
+      assert.equal(bad.status, 400);
+      const counts: Record<string, number> = {};
+      for (let i = 0; i < 1000; i++) {
+        const v = await versionOf(ports.web);
+        counts[v] = (counts[v] ?? 0) + 1;
+      }
+      const v2share = (counts.v2 ?? 0) / 1000;
+      // Binomial(1000, 0.1): sd ≈ 0.95 %; 5 %–15 % is over five sd either side.
+      assert.ok(v2share >= 0.05 && v2share <= 0.15, JSON.stringify(counts));
+      assert.equal((counts.v1 ?? 0) + (counts.v2 ?? 0), 1000, JSON.stringify(counts));
+    } finally {
+      // Also when an assertion failed: a split left behind would skew every later test.
+      await api(n01, 'DELETE', '/v1/config/service-splitter/web');
     }
-    const v2share = (counts.v2 ?? 0) / 1000;
-    // Binomial(1000, 0.1): sd ≈ 0.95 %; 5 %–15 % is over five sd either side.
-    assert.ok(v2share >= 0.05 && v2share <= 0.15, JSON.stringify(counts));
-    assert.equal((counts.v1 ?? 0) + (counts.v2 ?? 0), 1000, JSON.stringify(counts));
-    await api(n01, 'DELETE', '/v1/config/service-splitter/web');
+  });
+
+  it('service weights: web-v1 registered with weights { passing: 3 } takes three calls in four', async () => {
+    const v1def = {
+      name: 'web',
+      id: 'web-v1',
+      port: v1.port,
+      protocol: 'http',
+      meta: { version: 'v1' },
+      check: { http: `http://127.0.0.1:${v1.port}/health`, interval: '500ms' },
+    };
+    await register(n02, { ...v1def, weights: { passing: 3 } });
+    try {
+      const listed = await meshCli(n01, 'catalog', 'instances', 'web');
+      assert.match(listed.stdout, /WEIGHTS/);
+      // The caller's agent balances by the new weight once the catalog change reaches it.
+      const shareOf = async (n: number): Promise<number> => {
+        let one = 0;
+        for (let i = 0; i < n; i++) if ((await versionOf(ports.web)) === 'v1') one++;
+        return one / n;
+      };
+      assert.ok(
+        await waitFor(async () => Math.abs((await shareOf(40)) - 0.75) < 0.1, 20_000, 100),
+        'weights in force',
+      );
+      // Smooth weighted round robin: exactly 3 in every 4 once in force.
+      const share = await shareOf(400);
+      assert.ok(Math.abs(share - 0.75) <= 0.02, `web-v1 took ${(share * 100).toFixed(1)}% of 400 calls`);
+    } finally {
+      await register(n02, v1def);
+    }
   });
 
   it('refuses a plain TCP connection and a certificate from another CA at the inbound port', async () => {

@@ -5,6 +5,7 @@ import { checkStringMap, type MapBounds } from '../state/kinds/fields.js';
 import { SERVICE_DEFAULTS_LIMITS } from '../state/kinds/service-defaults.js';
 import { describe, field, fieldName, type Obj, utf8Length } from '../state/text.js';
 import type { ValidationError } from '../state/types.js';
+import type { InstanceWeights } from './types.js';
 
 export const DEFINITION_LIMITS = Object.freeze({
   /** Service names are DNS labels (NAME.service.mesh), so 63 characters. */
@@ -32,6 +33,12 @@ export const DEFINITION_LIMITS = Object.freeze({
   thresholdMax: 100,
   /** Definitions in one file. */
   servicesPerFileMax: 1024,
+  /**
+   * Largest service weight: the balancers' bound (LB_WEIGHT_MAX, which keeps ring_hash point
+   * counts and round-robin sums small). Consul allows up to 65535 for DNS; shares of 1 to 1000
+   * already express 0.1% steps.
+   */
+  weightMax: 1000,
 });
 
 /** Lower-case letters, digits and '-', not starting or ending with '-': a DNS label. */
@@ -173,4 +180,31 @@ export function hostPortProblem(s: string): string | undefined {
   const n = Number(m[2]);
   if (n < 1 || n > 65535) return 'port must be from 1 to 65535';
   return undefined;
+}
+
+/** A definition's `weights`: each field optional (default 1), passing 1 to weightMax, warning 0 to it. */
+export function weights(o: Obj, path: string, p: Problems): InstanceWeights | undefined {
+  const v = field(o, 'weights');
+  if (v === undefined) return undefined;
+  const wp = at(path, 'weights');
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+    p.add(wp, `must be an object like { "passing": 10, "warning": 1 }, got ${describe(v)}`);
+    return undefined;
+  }
+  const w = v as Obj;
+  onlyFields(w, ['passing', 'warning'], wp, p);
+  const one = (key: 'passing' | 'warning', min: number): number => {
+    const x = field(w, key);
+    if (x === undefined) return 1;
+    if (typeof x !== 'number' || !Number.isInteger(x) || x < min || x > DEFINITION_LIMITS.weightMax) {
+      const zero = min === 0 ? ' (0: no calls while it warns)' : '';
+      p.add(
+        at(wp, key),
+        `must be a whole number from ${min} to ${DEFINITION_LIMITS.weightMax}${zero}, got ${describe(x)}`,
+      );
+      return 1;
+    }
+    return x;
+  };
+  return { passing: one('passing', 1), warning: one('warning', 0) };
 }

@@ -21,6 +21,7 @@ import {
   stringList,
   stringMap,
   TAG_PATTERN,
+  weights,
 } from './definition-fields.js';
 import { SERVICE_PROTOCOLS, type ServiceDefinition, type ServiceProtocol, type Upstream } from './types.js';
 
@@ -35,6 +36,7 @@ const SERVICE_FIELDS = [
   'tags',
   'meta',
   'protocol',
+  'weights',
   'upstreams',
   'check',
   'checks',
@@ -119,6 +121,7 @@ export function parseService(v: unknown, path = ''): ServiceDefinition | Validat
   if (protocol !== undefined && !(SERVICE_PROTOCOLS as readonly unknown[]).includes(protocol)) {
     p.add(at(path, 'protocol'), `must be one of ${SERVICE_PROTOCOLS.join(', ')}, got ${describe(protocol)}`);
   }
+  const w = weights(v, path, p);
   const ups = upstreams(field(v, 'upstreams'), at(path, 'upstreams'), p);
   const checks = serviceChecks(v, path, id, p);
   if (p.list.length > 0) return p.list;
@@ -130,6 +133,7 @@ export function parseService(v: unknown, path = ''): ServiceDefinition | Validat
     tags: [...new Set(tags)],
     meta,
     protocol: protocol as ServiceProtocol | undefined,
+    ...(w !== undefined ? { weights: w } : {}),
     upstreams: ups,
     checks,
   };

@@ -24,3 +24,12 @@ export function instanceHealth(instance: Instance, agent: AgentStatus): CheckSta
 export function isHealthy(status: CheckStatus): boolean {
   return status !== 'critical';
 }
+
+/**
+ * An instance's share of calls at `health` (Consul's weights): its passing weight, its warning
+ * weight (0 takes it out of the proxies' rotation), none when critical. Default 1 and 1.
+ */
+export function instanceWeight(instance: Pick<Instance, 'weights'>, health: CheckStatus): number {
+  if (health === 'critical') return 0;
+  return health === 'passing' ? (instance.weights?.passing ?? 1) : (instance.weights?.warning ?? 1);
+}

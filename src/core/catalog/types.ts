@@ -86,6 +86,17 @@ export interface CheckDefinition {
 }
 
 /** What a registration says about an instance, and what every agent learns of it. */
+/**
+ * Consul's service weights: an instance's share of calls by its health, relative to the other
+ * instances'. Proxies balance by it; DNS gives it as the SRV weight. Critical instances take none.
+ */
+export interface InstanceWeights {
+  /** While every check passes (1 to INSTANCE_WEIGHT_MAX). */
+  passing: number;
+  /** While a check warns (0 to INSTANCE_WEIGHT_MAX; 0: proxies send it no calls). */
+  warning: number;
+}
+
 export interface InstanceFields {
   /** Unique on the agent; default the name. */
   id: string;
@@ -97,6 +108,8 @@ export interface InstanceFields {
   meta: Record<string, string>;
   /** Unset: the cluster's service-defaults entry decides, else tcp. */
   protocol: ServiceProtocol | undefined;
+  /** Unset: 1 while passing and 1 while warning (Consul's default), as for every older agent's instances. */
+  weights?: InstanceWeights;
 }
 
 export interface ServiceDefinition extends InstanceFields {

@@ -8,6 +8,7 @@ import {
   type CheckState,
   type CheckType,
   type Instance,
+  type InstanceWeights,
   SERVICE_PROTOCOLS,
   type ServiceProtocol,
 } from './types.js';
@@ -87,7 +88,7 @@ function parseCheckState(v: unknown): CheckState | string {
 /** An instance as gossiped; the same bounds as a registration. */
 export function parseInstance(v: unknown): Instance | string {
   if (!isObj(v)) return 'instance: not an object';
-  const { id, name, address, port, tags, meta, protocol, checks } = v;
+  const { id, name, address, port, tags, meta, protocol, weights, checks } = v;
   if (!str(id, DEFINITION_LIMITS.idLengthMax) || id.length === 0) return 'instance.id: bad';
   if (!str(name, DEFINITION_LIMITS.nameLengthMax) || !SERVICE_NAME_PATTERN.test(name))
     return 'instance.name: bad';
@@ -106,6 +107,8 @@ export function parseInstance(v: unknown): Instance | string {
   }
   if (protocol !== undefined && protocol !== null && !SERVICE_PROTOCOLS.includes(protocol as ServiceProtocol))
     return 'instance.protocol: bad';
+  const w = parseWeights(weights);
+  if (w === 'bad') return 'instance.weights: bad';
   if (!Array.isArray(checks) || checks.length > WIRE_LIMITS.checksPerInstanceMax)
     return 'instance.checks: bad';
   const parsed: CheckState[] = [];
@@ -122,14 +125,29 @@ export function parseInstance(v: unknown): Instance | string {
     tags: tags as string[],
     meta: meta as Record<string, string>,
     protocol: (protocol ?? undefined) as ServiceProtocol | undefined,
+    ...(w !== undefined ? { weights: w } : {}),
     checks: parsed,
   };
 }
 
-/** An instance as sent: an unset protocol is left out (msgpack has no `undefined`). */
+const weightOk = (x: unknown, min: number): x is number =>
+  typeof x === 'number' && Number.isInteger(x) && x >= min && x <= DEFINITION_LIMITS.weightMax;
+
+/** Gossiped weights: absent (an older agent, or none set), or both fields within a registration's bounds. */
+function parseWeights(v: unknown): InstanceWeights | undefined | 'bad' {
+  if (v === undefined || v === null) return undefined;
+  if (!isObj(v) || !weightOk(v.passing, 1) || !weightOk(v.warning, 0)) return 'bad';
+  return { passing: v.passing, warning: v.warning };
+}
+
+/** An instance as sent: an unset protocol or weights is left out (msgpack has no `undefined`). */
 export function instanceToWire(i: Instance): Record<string, unknown> {
-  const { protocol, ...rest } = i;
-  return protocol === undefined ? rest : { ...rest, protocol };
+  const { protocol, weights, ...rest } = i;
+  return {
+    ...rest,
+    ...(protocol !== undefined ? { protocol } : {}),
+    ...(weights !== undefined ? { weights } : {}),
+  };
 }
 
 function parseInstances(v: unknown, max: number): Instance[] | string {

@@ -1,7 +1,7 @@
 // Latency-aware P2C with a peak EWMA cost, as Finagle's `Balancers.p2cPeakEwma` and Linkerd's
 // (tower's) PeakEwma balancer do.
 //
-// cost(endpoint) = estimateMs × (outstanding + 1)
+// cost(endpoint) = estimateMs × (outstanding + 1) / weight
 // On a sample s (a request's latency; a failure counts as max(latency, failurePenaltyMs)):
 //   s > estimate → estimate = s                           (peak: react at once to slowness)
 //   otherwise    → estimate = estimate·w + s·(1 − w),  w = exp(−elapsedMs / decayMs)
@@ -14,7 +14,7 @@
 // endpoint is probed at par rather than flooded). Newcomers start at the reference too: tried at
 // once, and their growing outstanding count limits how much they take before their first sample.
 import type { Rng } from '../membership/types.js';
-import { type LbContext, type LbEndpoint, twoDistinctIndices } from './lb-common.js';
+import { effectiveWeight, type LbContext, type LbEndpoint, twoDistinctIndices } from './lb-common.js';
 import { BaseBalancer } from './lb-simple.js';
 import type { EndpointStats } from './lb-stats.js';
 
@@ -109,8 +109,9 @@ export class EwmaBalancer extends BaseBalancer {
     const [i, j] = twoDistinctIndices(list.length, this.rng);
     const a = list[i] as LbEndpoint;
     const b = list[j] as LbEndpoint;
-    const costA = this.cost(this.stats.touch(a.id, ctx.nowMs), ctx.nowMs);
-    const costB = this.cost(this.stats.touch(b.id, ctx.nowMs), ctx.nowMs);
+    // Divided by the weight, as tower's weighted load and Envoy's weighted least_request do.
+    const costA = this.cost(this.stats.touch(a.id, ctx.nowMs), ctx.nowMs) / effectiveWeight(a);
+    const costB = this.cost(this.stats.touch(b.id, ctx.nowMs), ctx.nowMs) / effectiveWeight(b);
     this.stats.maintain(ctx.nowMs);
     if (costA !== costB) return costA < costB ? a : b;
     return this.rng.next() < 0.5 ? a : b;

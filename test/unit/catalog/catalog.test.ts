@@ -183,6 +183,42 @@ describe('catalog core', () => {
     b.checkInvariants();
   });
 
+  it('weights survive the wire; an instance without them (an older agent’s) stays without; bad ones are refused', () => {
+    const weighted: Instance = { ...inst('w1'), weights: { passing: 10, warning: 0 } };
+    const d: Delta = {
+      node: 'a',
+      base: 0,
+      version: 1,
+      upserts: [weighted, inst('w2')],
+      removes: [],
+      truncated: false,
+    };
+    const back = viaWire(d);
+    assert.deepEqual(back.upserts[0]?.weights, { passing: 10, warning: 0 });
+    assert.equal(back.upserts[1]?.weights, undefined);
+    assert.ok(!('weights' in (back.upserts[1] as object)));
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 1000 }),
+        fc.integer({ min: 0, max: 1000 }),
+        (passing, warning) => {
+          const w = viaWire({ ...d, upserts: [{ ...inst('w'), weights: { passing, warning } }] });
+          assert.deepEqual(w.upserts[0]?.weights, { passing, warning });
+        },
+      ),
+    );
+    for (const weights of [
+      { passing: 0, warning: 1 },
+      { passing: 1, warning: -1 },
+      { passing: 1001, warning: 1 },
+      { passing: 1.5, warning: 1 },
+      'heavy',
+    ]) {
+      const bad = { ...(deltaToWire(d) as Record<string, unknown>), upserts: [{ ...weighted, weights }] };
+      assert.equal(parseDelta(decode(encode(bad))), 'instance.weights: bad', JSON.stringify(weights));
+    }
+  });
+
   it('malformed wire input is refused, never thrown', () => {
     fc.assert(
       fc.property(fc.anything(), (v) => {

@@ -75,6 +75,19 @@ describe('service definitions', () => {
     assert.equal(ttl?.initialStatus, 'passing');
   });
 
+  it('takes Consul’s weights, each defaulting to 1; none given, none kept', () => {
+    assert.deepEqual(ok({ name: 'web', port: 80, weights: { passing: 10, warning: 0 } }).weights, {
+      passing: 10,
+      warning: 0,
+    });
+    assert.deepEqual(ok({ name: 'web', port: 80, weights: { passing: 3 } }).weights, {
+      passing: 3,
+      warning: 1,
+    });
+    assert.deepEqual(ok({ name: 'web', port: 80, weights: {} }).weights, { passing: 1, warning: 1 });
+    assert.ok(!('weights' in ok({ name: 'web', port: 80 })));
+  });
+
   it('a single check gets the id service:<id>', () => {
     assert.equal(
       ok({ name: 'db', id: 'db-1', port: 5432, check: { tcp: 'localhost:5432' } }).checks[0]?.id,
@@ -89,6 +102,19 @@ describe('service definitions', () => {
       [{ name: 'web' }, /^port: is required/],
       [{ name: 'web', port: 70000 }, /^port: must be a port number/],
       [{ name: 'web', port: 80, protocol: 'udp' }, /^protocol: must be one of tcp, http, http2, grpc/],
+      [
+        { name: 'web', port: 80, weights: 3 },
+        /^weights: must be an object like \{ "passing": 10, "warning": 1 \}/,
+      ],
+      [
+        { name: 'web', port: 80, weights: { passing: 0 } },
+        /^weights\.passing: must be a whole number from 1 to 1000/,
+      ],
+      [
+        { name: 'web', port: 80, weights: { warning: 1001 } },
+        /^weights\.warning: must be a whole number from 0 to 1000 \(0: no calls while it warns\)/,
+      ],
+      [{ name: 'web', port: 80, weights: { passing: 2, critical: 1 } }, /^weights\.critical: unknown field/],
       [{ name: 'web', port: 80, tags: ['has space'] }, /^tags\[0\]:/],
       [{ name: 'web', port: 80, colour: 'red' }, /^colour: unknown field/],
       [{ name: 'web', port: 80, address: 'not an address' }, /^address:/],

@@ -180,7 +180,12 @@ export class FakeCatalog implements DnsCatalog {
     if (all === undefined) return undefined;
     return all
       .filter((i) => tag === undefined || i.tags.some((t) => t.toLowerCase() === tag))
-      .map(({ node, address, port }) => ({ node, address, port }));
+      .map(({ node, address, port, weight }) => ({
+        node,
+        address,
+        port,
+        ...(weight !== undefined ? { weight } : {}),
+      }));
   }
 
   node(name: string): { name: string; address: string } | undefined {

@@ -29,7 +29,7 @@ function meshCatalog(): FakeCatalog {
   const c = new FakeCatalog();
   c.services.set('web', [
     { node: 'node-a', address: '10.0.0.1', port: 8080, tags: ['v1'] },
-    { node: 'node-b', address: '10.0.0.2', port: 8081, tags: ['v2'] },
+    { node: 'node-b', address: '10.0.0.2', port: 8081, tags: ['v2'], weight: 10 },
     { node: 'node-c', address: '2001:db8::1', port: 8082, tags: ['V3'] },
   ]);
   c.services.set('db', []);
@@ -105,7 +105,16 @@ describe('DNS server', () => {
         assert.equal(rcodeOf(r), NOERROR);
         const srv = dataOf(r.answers, 'SRV') as SrvData[];
         assert.deepEqual(srv.map((s) => s.port).sort(), [8080, 8081, 8082]);
-        assert.ok(srv.every((s) => s.priority === 1 && s.weight === 1));
+        assert.ok(srv.every((s) => s.priority === 1));
+        // The service's weights: node-b's instance weighs 10, the others the default 1.
+        assert.deepEqual(
+          srv.map((s) => [s.port, s.weight]).sort((a, b) => (a[0] as number) - (b[0] as number)),
+          [
+            [8080, 1],
+            [8081, 10],
+            [8082, 1],
+          ],
+        );
         const additional = new Map(
           (r.additionals ?? []).filter((a) => a.type === 'A' || a.type === 'AAAA').map((a) => [a.name, a]),
         );

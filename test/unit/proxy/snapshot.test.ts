@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import { Catalog } from '../../../src/core/catalog/catalog.js';
 import type { Instance, ServiceProtocol } from '../../../src/core/catalog/types.js';
 import { StateMachine } from '../../../src/core/state/state-machine.js';
-import { buildSnapshot, discoveryChain } from '../../../src/proxy/snapshot.js';
+import { buildSnapshot, discoveryChain, endpointsOf } from '../../../src/proxy/snapshot.js';
 
 const instance = (name: string, protocol: ServiceProtocol | undefined): Instance => ({
   id: `${name}-1`,
@@ -84,15 +84,16 @@ describe('the proxy snapshot with an HTTP proxy port', () => {
   });
 });
 
-describe('the discovery chain the API shows', () => {
-  const check = (status: 'passing' | 'warning' | 'critical') => ({
-    id: 'c',
-    name: 'c',
-    type: 'ttl' as const,
-    status,
-    output: '',
-  });
+/** One TTL check in `status`: the instance's health. */
+const check = (status: 'passing' | 'warning' | 'critical') => ({
+  id: 'c',
+  name: 'c',
+  type: 'ttl' as const,
+  status,
+  output: '',
+});
 
+describe('the discovery chain the API shows', () => {
   it('counts each target’s instances, and those that may take calls by its subset’s rule', () => {
     const catalog = new Catalog('self', 0);
     const web = (id: string, version: string, status: 'passing' | 'warning' | 'critical'): Instance => ({
@@ -147,5 +148,50 @@ describe('the discovery chain the API shows', () => {
       'v1.web': { total: 0, healthy: 0 },
       'v2.web': { total: 0, healthy: 0 },
     });
+  });
+});
+
+describe('instance weights in the snapshot', () => {
+  const member = (id: string) => ({
+    id,
+    name: id,
+    address: '127.0.0.1:1',
+    zone: '',
+    meta: { inbound: '127.0.0.1:2' },
+    status: 'alive' as const,
+    incarnation: 0,
+    statusChangedAtMs: 0,
+  });
+
+  it('gives each endpoint its weight at its health; a warning weight of 0 takes it out of rotation', () => {
+    const catalog = new Catalog('self', 0);
+    const web = (
+      id: string,
+      status: 'passing' | 'warning',
+      weights?: { passing: number; warning: number },
+    ): Instance => ({
+      ...instance('web', 'http'),
+      id,
+      checks: [check(status)],
+      ...(weights !== undefined ? { weights } : {}),
+    });
+    catalog.setLocal([
+      web('heavy', 'passing', { passing: 10, warning: 1 }),
+      web('plain', 'passing'),
+      web('warned', 'warning', { passing: 10, warning: 3 }),
+      web('drained', 'warning', { passing: 10, warning: 0 }),
+    ]);
+    const got = endpointsOf({ catalog, member, selfId: 'self' }, 'web').map((e) => [
+      e.instanceId,
+      e.weight ?? 1,
+      e.healthy,
+    ]);
+    assert.deepEqual(got, [
+      // Out of rotation by `healthy`; the weight field is only carried above 1.
+      ['drained', 1, false],
+      ['heavy', 10, true],
+      ['plain', 1, true],
+      ['warned', 3, true],
+    ]);
   });
 });

@@ -169,6 +169,22 @@ describe('ewma', () => {
     assert.ok((after.a ?? 0) < 30, JSON.stringify(after));
   });
 
+  it('divides its cost by the weight: under load a heavier instance takes more', () => {
+    const sim = ewmaSim(createBalancer('ewma', new SeededRng(8)), 8);
+    const list = weighted({ heavy: 3, light: 1 });
+    const share = sim.run(list, undefined, 0, 20_000, 5_000);
+    // A request every 5 ms lasting ~10: about two in flight, so both are drawn and weights count.
+    assert.ok(share('heavy') > 0.6, `heavy share ${share('heavy')}`);
+    const even = ewmaSim(createBalancer('ewma', new SeededRng(8)), 8).run(
+      eps('heavy', 'light'),
+      undefined,
+      0,
+      20_000,
+      5_000,
+    );
+    assert.ok(even('heavy') < 0.6, `share without weights ${even('heavy')}`);
+  });
+
   it('tries a newcomer at once without flooding it', () => {
     const sim = ewmaSim(createBalancer('ewma', new SeededRng(7)), 7);
     sim.run(eps('a', 'b'), undefined, 0, 5_000);

@@ -134,7 +134,7 @@ function srvRecords(owner: string, instances: DnsInstance[], ctx: AnswerContext)
   const seen = new Set<string>();
   // Sampling first bounds the work; instances with an unusable address are skipped, so a bad
   // registration costs one answer, not the whole response.
-  for (const instance of sample(instances, ctx.answersMax, ctx.random)) {
+  for (const instance of sampleByWeight(instances, ctx.answersMax, ctx.random)) {
     const target = parseTarget(instance.address);
     if (
       target === undefined ||
@@ -159,6 +159,19 @@ function srvRecords(owner: string, instances: DnsInstance[], ctx: AnswerContext)
     });
   }
   return groups;
+}
+
+/**
+ * At most `countMax` instances, at random, those of weight 0 (a warning instance whose service
+ * weighs 0 while warning) only when there is room after the others: they would be picked last.
+ */
+function sampleByWeight(instances: DnsInstance[], countMax: number, random: () => number): DnsInstance[] {
+  const live = instances.filter((i) => i.weight !== 0);
+  if (live.length === instances.length) return sample(instances, countMax, random);
+  const first = sample(live, countMax, random);
+  if (first.length >= countMax) return first;
+  const idle = instances.filter((i) => i.weight === 0);
+  return [...first, ...sample(idle, countMax - first.length, random)];
 }
 
 function addressRecord(name: string, ip: IpAddress, ttlSec: number): Answer {

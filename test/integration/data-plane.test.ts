@@ -591,8 +591,18 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
     };
     await register(n02, { ...v1def, weights: { passing: 3 } });
     try {
-      const listed = await meshCli(n01, 'catalog', 'instances', 'web');
-      assert.match(listed.stdout, /WEIGHTS/);
+      // The new weights reach n01's catalog by gossip.
+      assert.ok(
+        await waitFor(
+          async () =>
+            /^n\S+ +web-v1 +\S+ +\d+ +passing +3\/1 /m.test(
+              (await meshCli(n01, 'catalog', 'instances', 'web')).stdout,
+            ),
+          20_000,
+          100,
+        ),
+        'mesh catalog instances on n01 shows web-v1 with weights 3/1',
+      );
       // The caller's agent balances by the new weight once the catalog change reaches it.
       const shareOf = async (n: number): Promise<number> => {
         let one = 0;

@@ -1,6 +1,7 @@
 // The field checks shared by service and check definitions: each records its problem with the
 // field path and returns a usable value, so one pass reports every problem. Nothing throws.
 import { durationMs } from '../duration.js';
+import { LB_WEIGHT_MAX } from '../routing/lb-common.js';
 import { checkStringMap, type MapBounds } from '../state/kinds/fields.js';
 import { SERVICE_DEFAULTS_LIMITS } from '../state/kinds/service-defaults.js';
 import { describe, field, fieldName, type Obj, utf8Length } from '../state/text.js';
@@ -38,7 +39,7 @@ export const DEFINITION_LIMITS = Object.freeze({
    * counts and round-robin sums small). Consul allows up to 65535 for DNS; shares of 1 to 1000
    * already express 0.1% steps.
    */
-  weightMax: 1000,
+  weightMax: LB_WEIGHT_MAX,
 });
 
 /** Lower-case letters, digits and '-', not starting or ending with '-': a DNS label. */

@@ -85,18 +85,18 @@ export interface CheckDefinition {
   initialStatus: CheckStatus;
 }
 
-/** What a registration says about an instance, and what every agent learns of it. */
 /**
  * Consul's service weights: an instance's share of calls by its health, relative to the other
  * instances'. Proxies balance by it; DNS gives it as the SRV weight. Critical instances take none.
  */
 export interface InstanceWeights {
-  /** While every check passes (1 to INSTANCE_WEIGHT_MAX). */
+  /** While every check passes (1 to DEFINITION_LIMITS.weightMax). */
   passing: number;
-  /** While a check warns (0 to INSTANCE_WEIGHT_MAX; 0: proxies send it no calls). */
+  /** While a check warns (0 to DEFINITION_LIMITS.weightMax; 0: proxies send it no calls). */
   warning: number;
 }
 
+/** What a registration says about an instance, and what every agent learns of it. */
 export interface InstanceFields {
   /** Unique on the agent; default the name. */
   id: string;

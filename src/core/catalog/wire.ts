@@ -108,7 +108,6 @@ export function parseInstance(v: unknown): Instance | string {
   if (protocol !== undefined && protocol !== null && !SERVICE_PROTOCOLS.includes(protocol as ServiceProtocol))
     return 'instance.protocol: bad';
   const w = parseWeights(weights);
-  if (w === 'bad') return 'instance.weights: bad';
   if (!Array.isArray(checks) || checks.length > WIRE_LIMITS.checksPerInstanceMax)
     return 'instance.checks: bad';
   const parsed: CheckState[] = [];
@@ -130,14 +129,22 @@ export function parseInstance(v: unknown): Instance | string {
   };
 }
 
-const weightOk = (x: unknown, min: number): x is number =>
-  typeof x === 'number' && Number.isInteger(x) && x >= min && x <= DEFINITION_LIMITS.weightMax;
+/** A gossiped weight: a whole number from `min`, capped at this version's weightMax; else undefined. */
+function weightOf(x: unknown, min: number): number | undefined {
+  if (typeof x !== 'number' || !Number.isInteger(x) || x < min) return undefined;
+  return Math.min(x, DEFINITION_LIMITS.weightMax);
+}
 
-/** Gossiped weights: absent (an older agent, or none set), or both fields within a registration's bounds. */
-function parseWeights(v: unknown): InstanceWeights | undefined | 'bad' {
-  if (v === undefined || v === null) return undefined;
-  if (!isObj(v) || !weightOk(v.passing, 1) || !weightOk(v.warning, 0)) return 'bad';
-  return { passing: v.passing, warning: v.warning };
+/**
+ * Gossiped weights. Never a reason to refuse the instance (that would drop every instance of its
+ * node): weights this version cannot read, as a later version's larger ones or other fields might
+ * be, are capped, or read as absent (1 and 1).
+ */
+function parseWeights(v: unknown): InstanceWeights | undefined {
+  if (!isObj(v)) return undefined;
+  const passing = weightOf(v.passing, 1);
+  const warning = weightOf(v.warning, 0);
+  return passing === undefined || warning === undefined ? undefined : { passing, warning };
 }
 
 /** An instance as sent: an unset protocol or weights is left out (msgpack has no `undefined`). */

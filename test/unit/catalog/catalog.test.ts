@@ -207,16 +207,31 @@ describe('catalog core', () => {
         },
       ),
     );
+    // Weights this version cannot read never cost the instance (nor its node's others): capped, or
+    // read as absent.
+    const read = (weights: unknown) => {
+      const sent = { ...(deltaToWire(d) as Record<string, unknown>), upserts: [{ ...weighted, weights }] };
+      const parsed = parseDelta(decode(encode(sent)));
+      assert.equal(typeof parsed, 'object', String(parsed));
+      return (parsed as Delta).upserts[0]?.weights;
+    };
+    assert.deepEqual(read({ passing: 65_535, warning: 2 }), { passing: 1000, warning: 2 });
     for (const weights of [
       { passing: 0, warning: 1 },
       { passing: 1, warning: -1 },
-      { passing: 1001, warning: 1 },
       { passing: 1.5, warning: 1 },
       'heavy',
-    ]) {
-      const bad = { ...(deltaToWire(d) as Record<string, unknown>), upserts: [{ ...weighted, weights }] };
-      assert.equal(parseDelta(decode(encode(bad))), 'instance.weights: bad', JSON.stringify(weights));
-    }
+      null,
+    ])
+      assert.equal(read(weights), undefined, JSON.stringify(weights));
+  });
+
+  it('a change of weights alone is a change: it gossips', () => {
+    const c = new Catalog('a', 0);
+    c.setLocal([inst('w1')]);
+    const delta = c.setLocal([{ ...inst('w1'), weights: { passing: 5, warning: 1 } }]);
+    assert.equal(delta?.upserts.length, 1, 'a delta with the instance');
+    assert.deepEqual(delta?.upserts[0]?.weights, { passing: 5, warning: 1 });
   });
 
   it('malformed wire input is refused, never thrown', () => {

@@ -1,7 +1,7 @@
 // The agent's own services across a restart: registrations kept in its data dir are loaded again,
 // and one that an older version accepted but this one refuses (an upstream port another service
 // uses) is left out with a warning rather than stopping the agent; it stays on disk until it is
-// deregistered.
+// deregistered. Registrations with weights, and those stored before weights existed, both load.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -45,6 +45,30 @@ describe('local services at start', () => {
       await local.deregister('b-1');
       assert.equal(await store.get(`${KEYS.servicesPrefix}b-1`), undefined, 'removed by deregister');
       await assert.rejects(local.deregister('b-1'), /no service with id "b-1"/);
+    } finally {
+      local.stop();
+      await store.close();
+    }
+  });
+
+  it('loads a stored registration with weights, and one stored before weights existed', async () => {
+    const store = await Store.open(join(dir, 'weights'));
+    await store.put(
+      `${KEYS.servicesPrefix}w-1`,
+      JSON.stringify({ id: 'w-1', name: 'w', port: 1, weights: { passing: 4 } }),
+    );
+    await store.put(`${KEYS.servicesPrefix}o-1`, JSON.stringify({ id: 'o-1', name: 'o', port: 2 }));
+    const local = new LocalServices({
+      store,
+      log: pino({ level: 'silent' }),
+      configDir: undefined,
+      enableScriptChecks: false,
+      onChange: () => undefined,
+    });
+    await local.start();
+    try {
+      const byId = Object.fromEntries(local.list().map((s) => [s.definition.id, s.definition.weights]));
+      assert.deepEqual(byId, { 'o-1': undefined, 'w-1': { passing: 4, warning: 1 } });
     } finally {
       local.stop();
       await store.close();

@@ -8,8 +8,9 @@ import { SERVICE_NAME_PATTERN } from '../core/catalog/definition.js';
 import type { EngineContext } from './context.js';
 import type { Exchange } from './h1/exchange.js';
 import { headerValue, replaceHeader } from './h1/head.js';
-import { handleH1, splitUrl } from './outbound-http.js';
+import { handleH1 } from './outbound-http.js';
 import { record } from './outbound-record.js';
+import { splitUrl } from './request-info.js';
 import type { ProxyUpstream } from './types.js';
 
 export type HostTarget =

@@ -48,12 +48,23 @@ import { RATE_LIMITED_GRPC_STATUS, RATE_LIMITED_STATUS, rateLimited } from './ra
 import { h1RequestInfo, h2RequestInfo } from './request-info.js';
 import { closeAfterFlush, closeWhenIdle } from './tcp-close.js';
 import type { ProxyLocalInstance } from './types.js';
+import {
+  h1UnderscoreNames,
+  h2UnderscoreNames,
+  UNDERSCORE_REJECT_GRPC_STATUS,
+  UNDERSCORE_REJECT_STATUS,
+  underscoreRefusal,
+  withDropped,
+} from './underscores.js';
 
 /** Headers the caller's agent adds for this hop; never passed to the instance. */
 export { INSTANCE_HEADER };
 
 const PREAMBLE_TIMEOUT_MS = 5_000;
 const DROP_ON_INBOUND: ReadonlySet<string> = new Set([INSTANCE_HEADER]);
+/** The HTTP/2 headers the inbound side drops, as a list (upstreamHeaders'); one array, not one per call. */
+const ONLY_INSTANCE_HEADER: readonly string[] = [INSTANCE_HEADER];
+const NO_NAMES: readonly string[] = [];
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 
 interface Caller {
@@ -284,6 +295,17 @@ export class Inbound {
       x.finish();
       return;
     }
+    let drop = DROP_ON_INBOUND;
+    if (this.ctx.routing.headersWithUnderscores !== 'ALLOW') {
+      const names = h1UnderscoreNames(x.head);
+      if (names !== undefined && this.ctx.routing.headersWithUnderscores === 'REJECT_REQUEST') {
+        this.ctx.metrics.request('inbound', caller.source, caller.destination, UNDERSCORE_REJECT_STATUS);
+        x.reply(UNDERSCORE_REJECT_STATUS, underscoreRefusal(names));
+        x.finish();
+        return;
+      }
+      if (names !== undefined) drop = withDropped(DROP_ON_INBOUND, names);
+    }
     const decision = this.ctx.routing.intentionFor(caller.source, caller.destination, x.head, h1RequestInfo);
     if (!decision.allow) {
       this.ctx.metrics.denied.inc({ source: caller.source, destination: caller.destination });
@@ -309,7 +331,7 @@ export class Inbound {
     const target = forwardTarget(
       this.ctx.pools.localTarget(inst),
       x.startLine(x.head.method, x.head.target),
-      x.headerBlock(DROP_ON_INBOUND),
+      x.headerBlock(drop),
       inst.requestTimeoutMs,
     );
     let staleRetries = 0;
@@ -335,6 +357,23 @@ export class Inbound {
     if (!caller) return replyH2Error(stream, grpc, 400, 16, 'mesh: no caller identity');
     const startedMs = performance.now();
     const { source, destination } = caller;
+    let dropped: readonly string[] = NO_NAMES;
+    if (this.ctx.routing.headersWithUnderscores !== 'ALLOW') {
+      const names = h2UnderscoreNames(headers);
+      if (names !== undefined && this.ctx.routing.headersWithUnderscores === 'REJECT_REQUEST') {
+        const code = UNDERSCORE_REJECT_GRPC_STATUS;
+        this.ctx.metrics.request(
+          'inbound',
+          source,
+          destination,
+          UNDERSCORE_REJECT_STATUS,
+          undefined,
+          grpc ? String(code) : undefined,
+        );
+        return replyH2Error(stream, grpc, UNDERSCORE_REJECT_STATUS, code, underscoreRefusal(names));
+      }
+      if (names !== undefined) dropped = names;
+    }
     const decision = this.ctx.routing.intentionFor(source, destination, headers, h2RequestInfo);
     if (!decision.allow) {
       this.ctx.metrics.denied.inc({ source, destination });
@@ -365,7 +404,13 @@ export class Inbound {
     const o = await forwardH2(
       stream,
       session,
-      upstreamHeaders(headers, path, authority, {}, [INSTANCE_HEADER]),
+      upstreamHeaders(
+        headers,
+        path,
+        authority,
+        {},
+        dropped.length === 0 ? ONLY_INSTANCE_HEADER : [INSTANCE_HEADER, ...dropped],
+      ),
       inst.requestTimeoutMs,
     );
     if (!o.sentResponse)

@@ -1,5 +1,5 @@
 // L7 outbound for HTTP/2 and gRPC: each call on an upstream port is routed by the destination's
-// chain like an HTTP/1.1 request (outbound-http.ts), relayed over a pooled HTTP/2 session (mTLS) to
+// chain like an HTTP/1.1 request (outbound-http.ts; what both share: outbound-common.ts), relayed over a pooled HTTP/2 session (mTLS) to
 // the picked instance's agent, and, on a route with numRetries, retried on another instance with
 // its body kept for the purpose (h2-body.ts).
 
@@ -27,11 +27,11 @@ import {
   peerKey,
   pick,
   retryBudgetTake,
-  splitUrl,
-} from './outbound-http.js';
+} from './outbound-common.js';
 import { record } from './outbound-record.js';
 import { ALPN_H2 } from './peer-tls.js';
 import { RATE_LIMITED_GRPC_STATUS, RATE_LIMITED_STATUS } from './rate-limiter.js';
+import { splitUrl } from './request-info.js';
 import type { HashKeySource } from './routing.js';
 import { nextTraceparent } from './trace.js';
 import type { ProxyUpstream } from './types.js';

@@ -1,13 +1,13 @@
-// L7 outbound for HTTP/1.1 (HTTP/2 and gRPC: outbound-h2.ts) on an upstream's loopback port. Each
-// request is routed by the destination's chain (path, headers, method, query → route → split →
-// target → healthy instance by the target's balancer), sent over a pooled mTLS connection to that
-// instance's agent (HTTP/1.1 to an instance on this agent goes straight to it), and retried on
-// another instance when the route allows it and the request has no body (a streamed body cannot be
-// replayed). The routing helpers here serve both.
+// L7 outbound for HTTP/1.1 on an upstream's loopback port (HTTP/2 and gRPC: outbound-h2.ts; what
+// both share: outbound-common.ts). Each request is routed by the destination's chain (path,
+// headers, method, query → route → split → target), meets its route's fault if it has one, and goes
+// to a healthy instance by the target's balancer, over a pooled mTLS connection to that instance's
+// agent (HTTP/1.1 to an instance on this agent goes straight to it); it is retried on another
+// instance, after a back-off, when the route allows it and the request has no body (a streamed
+// body cannot be replayed).
 
 import type { IncomingHttpHeaders } from 'node:http2';
 import type { Balancer } from '../core/routing/lb.js';
-import { retryBackoffMs } from '../core/routing/retry-backoff.js';
 import type { RequestInfo, RouteDecision } from '../core/routing/types.js';
 import type { HashPolicy } from '../core/state/kinds/load-balancer.js';
 import type { EngineContext } from './context.js';
@@ -20,74 +20,33 @@ import {
   STALE_SOCKET_RETRIES_MAX,
 } from './h1/exchange.js';
 import type { OnRead, RelaySocket } from './h1/pool.js';
-import { headerString, INSTANCE_HEADER } from './inbound.js';
+import { INSTANCE_HEADER } from './inbound.js';
 import { entryOf, newMap } from './maps.js';
+import {
+  backoffMs,
+  hashKeyOf,
+  NONE_TRIED,
+  openPeer,
+  peerKey,
+  pick,
+  retryBudgetTake,
+} from './outbound-common.js';
 import { record } from './outbound-record.js';
-import { ALPN_H1, ALPN_MUX, connectPeer } from './peer-tls.js';
+import { ALPN_H1, ALPN_MUX } from './peer-tls.js';
 import { forwardTarget, type PoolTarget } from './pools.js';
 import { RATE_LIMITED_STATUS, rateLimited } from './rate-limiter.js';
 import { H1RequestInfo, splitUrl } from './request-info.js';
-import type { HashKeySource, Picked } from './routing.js';
+import type { HashKeySource } from './routing.js';
 import { nextTraceparent } from './trace.js';
 import type { ProxyEndpoint, ProxyUpstream } from './types.js';
+import {
+  h1UnderscoreNames,
+  UNDERSCORE_REJECT_STATUS,
+  underscoreRefusal,
+  withDropped,
+} from './underscores.js';
 
 type Headers = IncomingHttpHeaders;
-
-/** The ring_hash key of a request: the first hash policy that yields a value. */
-export { splitUrl };
-
-export function hashKeyOf(
-  policies: readonly HashPolicy[],
-  headers: Headers,
-  query: string,
-  sourceIp: () => string,
-): string | undefined {
-  for (const p of policies) {
-    if ('sourceIp' in p) return sourceIp();
-    const name = p.fieldValue;
-    if (p.field === 'header') {
-      const v = headerString(headers[name.toLowerCase()]);
-      if (v !== undefined) return v;
-    } else if (p.field === 'query_parameter') {
-      const v = new URLSearchParams(query).get(name);
-      if (v !== null) return v;
-    } else {
-      for (const part of String(headers.cookie ?? '').split(';')) {
-        const eq = part.indexOf('=');
-        if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
-      }
-    }
-  }
-  return undefined;
-}
-
-/** A request with no body can be sent again; one with a body streams once. */
-export function peerKey(e: ProxyEndpoint, source: string): string {
-  return `${e.inbound}|${source}|${e.service}`;
-}
-
-export function openPeer(
-  ctx: EngineContext,
-  e: ProxyEndpoint,
-  source: string,
-  alpn: readonly string[],
-  connectTimeoutMs: number,
-) {
-  return (onread?: OnRead) => {
-    const context = ctx.clientContext(source);
-    if (!context) throw new Error(`no certificate for ${source} yet`);
-    return connectPeer({
-      onread,
-      inbound: e.inbound,
-      destination: e.service,
-      trustDomain: ctx.trustDomain(),
-      context,
-      alpn,
-      connectTimeoutMs,
-      onHandshake: (resumed) => ctx.metrics.handshake(resumed),
-    });
-  };
-}
 
 const ALPN_DIRECT = [ALPN_H1];
 const ALPN_MUX_OR_H1 = [ALPN_MUX, ALPN_H1];
@@ -108,46 +67,6 @@ function openPeerH1(ctx: EngineContext, e: ProxyEndpoint, source: string, connec
     return ctx.pools.mux.open(key, credentials, () => session());
   };
 }
-
-/**
- * Take one retry of a call to `up`'s destination from its retry budget, if the budget allows it.
- * Checked and charged in one step when the retry is decided (before its back-off), so a burst of
- * failures cannot all pass the check before any of their retries counts; Envoy takes its retry
- * resource at the same point. A refusal is counted.
- */
-export function retryBudgetTake(ctx: EngineContext, up: ProxyUpstream): boolean {
-  const budget = ctx.routing.retryBudget(up.destination);
-  const nowMs = performance.now();
-  if (budget.canRetry(nowMs)) {
-    budget.onRetry(nowMs);
-    return true;
-  }
-  ctx.metrics.retries.inc({ source: up.source, destination: up.destination, result: 'budget_exhausted' });
-  return false;
-}
-
-/** An instance for one attempt of a request `decision` routed (route() made it, once per request). */
-export function pick(
-  ctx: EngineContext,
-  up: ProxyUpstream,
-  decision: RouteDecision,
-  tried: ReadonlySet<string>,
-  request: HashKeySource,
-  nowMs: number,
-): Picked {
-  if (!ctx.clientContext(up.source)) return { error: `no certificate for ${up.source} yet` };
-  return ctx.routing.pickRouted(up.destination, decision, tried, nowMs, request);
-}
-
-/**
- * How long the retry after `retriesSoFar` failed attempts (1 for the first retry) waits: Envoy's
- * jittered exponential back-off (core/routing/retry-backoff.ts), drawn from the proxy's generator.
- */
-export function backoffMs(ctx: EngineContext, retriesSoFar: number): number {
-  return retryBackoffMs(retriesSoFar, ctx.routing.draw());
-}
-
-export const NONE_TRIED: ReadonlySet<string> = new Set();
 
 /** Headers this agent sets on the hop, never taken from the caller. */
 const OWN_HEADERS: ReadonlySet<string> = new Set([INSTANCE_HEADER, 'traceparent']);
@@ -205,6 +124,21 @@ class OutboundH1 implements HashKeySource, ForwardListener {
     this.info = new H1RequestInfo(path, query, x.head.method, x.head);
     this.traceparent = nextTraceparent(x.head.traceparent);
     this.forwardedBlock = x.headerBlock(OWN_HEADERS);
+  }
+
+  /**
+   * The header names with underscores that the mesh entry refuses or drops at an instance's agent
+   * (this agent, for a local instance); undefined when there are none, or the entry allows them.
+   */
+  underscored(): string[] | undefined {
+    return this.ctx.routing.headersWithUnderscores === 'ALLOW' ? undefined : h1UnderscoreNames(this.x.head);
+  }
+
+  /** The header block for a local instance: as forwarded, less the underscore names DROP_HEADER drops. */
+  private localBlock(): string {
+    if (this.ctx.routing.headersWithUnderscores !== 'DROP_HEADER') return this.forwardedBlock;
+    const names = h1UnderscoreNames(this.x.head);
+    return names === undefined ? this.forwardedBlock : this.x.headerBlock(withDropped(OWN_HEADERS, names));
   }
 
   /** The request as the attempt being made forwards it, for the checks of a local instance. */
@@ -306,7 +240,7 @@ class OutboundH1 implements HashKeySource, ForwardListener {
         // The instance header tells a peer agent which of its instances was picked (it removes
         // it); an instance on this agent is called directly and must not see it either.
         endpoint.local
-          ? `${this.forwardedBlock}\r\ntraceparent: ${this.traceparent}`
+          ? `${this.localBlock()}\r\ntraceparent: ${this.traceparent}`
           : `${this.forwardedBlock}\r\ntraceparent: ${this.traceparent}\r\n${INSTANCE_HEADER}: ${endpoint.instanceId}`,
         picked.requestTimeoutMs,
         canRetry && decision.retryOnStatusCodes.length > 0
@@ -439,6 +373,14 @@ function localTarget(
   request: OutboundH1,
   rateCharged = false,
 ): PoolTarget | { status: number; message: string } {
+  // As the instance's agent would (inbound.ts): header names with underscores first.
+  if (ctx.routing.headersWithUnderscores === 'REJECT_REQUEST') {
+    const names = request.underscored();
+    if (names !== undefined) {
+      ctx.metrics.request('inbound', up.source, e.service, UNDERSCORE_REJECT_STATUS);
+      return { status: UNDERSCORE_REJECT_STATUS, message: underscoreRefusal(names) };
+    }
+  }
   // As the instance's agent would decide it: on the path as forwarded (after a prefixRewrite).
   const decision = ctx.routing.intentionFor(up.source, e.service, request, forwardedInfo);
   if (!decision.allow) {

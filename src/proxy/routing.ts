@@ -18,6 +18,7 @@ import { RetryBudget, retryBudgetSettings } from '../core/routing/retry-budget.j
 import { ChainRouter, inSubset } from '../core/routing/route.js';
 import type { ChainTarget, RequestInfo, RouteDecision } from '../core/routing/types.js';
 import type { HashPolicy } from '../core/state/kinds/load-balancer.js';
+import { type HeadersWithUnderscoresAction, headersWithUnderscoresAction } from '../core/state/kinds/mesh.js';
 import { Ejections } from './ejections.js';
 import { Faults } from './faults.js';
 import { entryOf, newMap } from './maps.js';
@@ -93,6 +94,8 @@ export class RoutingTable {
   readonly ejections = new Ejections();
   /** service-defaults rate limits of the local instances. */
   readonly rateLimiter = new RateLimiter();
+  /** The mesh entry's headersWithUnderscoresAction, for the requests this agent's instances take. */
+  headersWithUnderscores: HeadersWithUnderscoresAction = 'ALLOW';
   /** Fault injection of the routes this agent's callers use. */
   readonly faults = new Faults(() => this.draw());
   private readonly drawn: () => number;
@@ -129,6 +132,7 @@ export class RoutingTable {
     this.snap = s;
     this.ejections.apply(s);
     this.rateLimiter.apply(s);
+    this.headersWithUnderscores = headersWithUnderscoresAction(s.mesh);
     for (const [dest, budget] of this.budgets) {
       const router = routers.get(dest);
       if (router === undefined) this.budgets.delete(dest);

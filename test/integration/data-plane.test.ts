@@ -422,6 +422,53 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
     );
   });
 
+  it('the mesh entry’s headersWithUnderscoresAction: REJECT_REQUEST refuses x_user at the instances’ agents', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mesh-underscores-'));
+    const file = join(dir, 'mesh.yaml');
+    writeFileSync(
+      file,
+      [
+        'kind: mesh',
+        'name: global',
+        'http:',
+        '  incoming:',
+        '    requestNormalization:',
+        '      headersWithUnderscoresAction: REJECT_REQUEST',
+        '',
+      ].join('\n'),
+    );
+    try {
+      assert.equal((await httpGet(ports.web, '/', { x_user: 'alice' })).status, 200, 'passed by default');
+      const put = await meshCli(n01, 'config', 'put', file);
+      assert.equal(put.code, 0, put.stderr);
+      // Decided by web's agents (n02, n03), once the entry reaches them.
+      assert.ok(
+        await waitFor(
+          async () => (await httpGet(ports.web, '/', { x_user: 'alice' })).status === 400,
+          20_000,
+          100,
+        ),
+        'x_user refused',
+      );
+      assert.match(
+        (await httpGet(ports.web, '/', { x_user: 'a' })).body,
+        /header names with underscores are refused here/,
+      );
+      assert.equal((await httpGet(ports.web, '/', { 'x-user': 'alice' })).status, 200, 'x-user passes');
+    } finally {
+      assert.equal((await api(n01, 'DELETE', '/v1/config/mesh/global')).status, 200);
+      rmSync(dir, { recursive: true, force: true });
+    }
+    assert.ok(
+      await waitFor(
+        async () => (await httpGet(ports.web, '/', { x_user: 'alice' })).status === 200,
+        20_000,
+        100,
+      ),
+      'passed again once the entry is gone',
+    );
+  });
+
   it('fault injection: a service-router route written with mesh config put aborts or delays its requests at the caller’s agent', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'mesh-fault-'));
     const web = join(dir, 'web.yaml');

@@ -1,7 +1,8 @@
 // L7 intentions with real engines in this process: an intention with permissions decides each
 // HTTP/1.1 request and each gRPC call at the instance's agent by path, method and headers (the
 // first permission that matches, else the mesh default), the same on the same-agent path; a tcp
-// connection from such a source is refused, as in Consul.
+// connection from such a source is refused, as in Consul. The mesh entry's
+// headersWithUnderscoresAction refuses or drops header names with underscores, on both paths.
 import assert from 'node:assert/strict';
 import { connect as h2connect } from 'node:http2';
 import { after, before, describe, it } from 'node:test';
@@ -142,6 +143,25 @@ describe('L7 intentions (permissions) in the proxy', () => {
       endpoints: Object.fromEntries(SERVICES.map(([s]) => [s, [endpoint(s, false)]])),
     });
 
+  /** The caller's agent also hosts api (inst.apiLocal): calls take the same-agent path. */
+  const sameAgent = (change: Partial<ProxySnapshot>): ProxySnapshot =>
+    snap({
+      certs: { web: certs.web as ProxyCert },
+      upstreams: [
+        {
+          source: 'web',
+          destination: 'api',
+          bindHost: '127.0.0.1',
+          port: ports.apiLocal as number,
+          protocol: 'http',
+        },
+      ],
+      chains: { api: compileChain(() => undefined, 'api', 'http') },
+      endpoints: { api: [endpoint('api', true)] },
+      local: [{ ...localOf('api', 'http'), port: inst.apiLocal?.port as number }],
+      ...change,
+    });
+
   after(async () => {
     caller.stop();
     callee.stop();
@@ -185,23 +205,7 @@ describe('L7 intentions (permissions) in the proxy', () => {
   it('decides the same on the same-agent path, where the caller’s agent checks for the instance’s', async () => {
     inst.apiLocal = await httpInstance('api-local');
     try {
-      caller.apply(
-        snap({
-          certs: { web: certs.web as ProxyCert },
-          upstreams: [
-            {
-              source: 'web',
-              destination: 'api',
-              bindHost: '127.0.0.1',
-              port: ports.apiLocal as number,
-              protocol: 'http',
-            },
-          ],
-          chains: { api: compileChain(() => undefined, 'api', 'http') },
-          endpoints: { api: [endpoint('api', true)] },
-          local: [{ ...localOf('api', 'http'), port: inst.apiLocal.port }],
-        }),
-      );
+      caller.apply(sameAgent({}));
       const port = ports.apiLocal as number;
       const ok = await within(get(port, '/catalog'), WAIT_MS, 'GET /catalog');
       assert.equal(ok.status, 200, ok.body);
@@ -245,6 +249,81 @@ describe('L7 intentions (permissions) in the proxy', () => {
       ok.destroy();
     } finally {
       callee.apply(snap(calleeSnapshot()));
+    }
+  });
+  /** The mesh entry as the callee (or, on the same-agent path, the caller) holds it. */
+  const meshWith = (action: string) => ({
+    defaultIntention: 'deny',
+    http: { incoming: { requestNormalization: { headersWithUnderscoresAction: action } } },
+  });
+
+  it('headersWithUnderscoresAction: REJECT_REQUEST answers 400 (gRPC INTERNAL), DROP_HEADER removes the headers', async () => {
+    const port = ports.api as number;
+    const session = h2connect(`http://127.0.0.1:${ports.greeter}`);
+    session.on('error', () => undefined);
+    try {
+      // Default ALLOW: passed on as sent.
+      const allowed = await get(port, '/catalog/a', { headers: { x_team: 'ops' } });
+      assert.equal(allowed.status, 200);
+      assert.equal((inst.api as Instance).seen.at(-1)?.headers.x_team, 'ops');
+      callee.apply(snap({ ...calleeSnapshot(), mesh: meshWith('REJECT_REQUEST') }));
+      const refused = await get(port, '/catalog/b', { headers: { x_team: 'ops', 'x-ok': '1' } });
+      assert.equal(refused.status, 400);
+      assert.match(refused.body, /header names with underscores are refused here .*: x_team$/m);
+      assert.ok(!(inst.api as Instance).seen.some((x) => x.path === '/catalog/b'), 'not sent on');
+      assert.equal(
+        (await get(port, '/catalog/c', { headers: { 'x-team': 'ops' } })).status,
+        200,
+        'hyphens pass',
+      );
+      const grpc = await within(
+        new Promise<string>((resolve, reject) => {
+          const req = session.request({
+            ':path': '/demo.Greeter/SayHello',
+            ':method': 'POST',
+            'content-type': 'application/grpc',
+            x_trace: '1',
+          });
+          let status = '';
+          req.on('response', (h) => (status = String(h['grpc-status'] ?? status)));
+          req.on('error', reject);
+          req.on('close', () => resolve(status));
+          req.resume();
+          req.end(Buffer.alloc(5));
+        }),
+        WAIT_MS,
+        'gRPC call with x_trace',
+      );
+      assert.equal(grpc, '13');
+      callee.apply(snap({ ...calleeSnapshot(), mesh: meshWith('DROP_HEADER') }));
+      const dropped = await get(port, '/catalog/d', { headers: { x_team: 'ops', 'x-team': 'dev' } });
+      assert.equal(dropped.status, 200, dropped.body);
+      const seen = (inst.api as Instance).seen.find((x) => x.path === '/catalog/d');
+      assert.equal(seen?.headers.x_team, undefined, 'x_team dropped');
+      assert.equal(seen?.headers['x-team'], 'dev', 'x-team kept');
+    } finally {
+      session.destroy();
+      callee.apply(snap(calleeSnapshot()));
+    }
+  });
+
+  it('headersWithUnderscoresAction applies on the same-agent path too', async () => {
+    inst.apiLocal = await httpInstance('api-local');
+    const local = (action: string): ProxySnapshot => sameAgent({ mesh: meshWith(action) });
+    try {
+      const port = ports.apiLocal as number;
+      caller.apply(local('REJECT_REQUEST'));
+      assert.equal((await get(port, '/catalog', { headers: { x_team: 'ops' } })).status, 400);
+      assert.equal(inst.apiLocal.seen.length, 0);
+      caller.apply(local('DROP_HEADER'));
+      const r = await get(port, '/catalog', { headers: { x_team: 'ops', 'x-team': 'dev' } });
+      assert.equal(r.status, 200, r.body);
+      assert.equal(inst.apiLocal.seen[0]?.headers.x_team, undefined);
+      assert.equal(inst.apiLocal.seen[0]?.headers['x-team'], 'dev');
+    } finally {
+      caller.apply(callerSnapshot());
+      await inst.apiLocal.close();
+      delete inst.apiLocal;
     }
   });
 });

@@ -567,6 +567,26 @@ describe('service-intentions', () => {
 });
 
 describe('mesh', () => {
+  it('takes http.incoming.requestNormalization.headersWithUnderscoresAction, as Consul’s', () => {
+    const rn = (v: unknown) => ({
+      http: { incoming: { requestNormalization: { headersWithUnderscoresAction: v } } },
+    });
+    for (const v of ['ALLOW', 'REJECT_REQUEST', 'DROP_HEADER']) assert.deepEqual(mesh.validate(rn(v)), []);
+    assert.deepEqual(fields(mesh.validate(rn('drop'))), [
+      'http.incoming.requestNormalization.headersWithUnderscoresAction',
+    ]);
+    assert.match(
+      mesh.validate(rn('drop'))[0]?.message ?? '',
+      /must be one of ALLOW, REJECT_REQUEST, DROP_HEADER/,
+    );
+    assert.deepEqual(fields(mesh.validate({ http: { outgoing: {} } })), ['http.outgoing']);
+    assert.deepEqual(
+      fields(mesh.validate({ http: { incoming: { requestNormalization: { mergeSlashes: true } } } })),
+      ['http.incoming.requestNormalization.mergeSlashes'],
+    );
+    assert.deepEqual(fields(mesh.validate({ http: 'strict' })), ['http']);
+  });
+
   it('accepts allow and deny as the default intention', () => {
     assert.deepEqual(mesh.validate({}), []);
     assert.deepEqual(mesh.validate({ defaultIntention: 'deny' }), []);

@@ -21,6 +21,7 @@ import {
   STALE_SOCKET_RETRIES_MAX,
 } from './h1/exchange.js';
 import { INSTANCE_HEADER } from './h1/fields.js';
+import { removeHeaders } from './h1/head.js';
 import { serveH1 } from './h1/relay.js';
 import {
   failedGrpcStatus,
@@ -54,7 +55,7 @@ import {
   UNDERSCORE_REJECT_GRPC_STATUS,
   UNDERSCORE_REJECT_STATUS,
   underscoreRefusal,
-  withDropped,
+  withoutHeaders,
 } from './underscores.js';
 
 /** Headers the caller's agent adds for this hop; never passed to the instance. */
@@ -64,7 +65,6 @@ const PREAMBLE_TIMEOUT_MS = 5_000;
 const DROP_ON_INBOUND: ReadonlySet<string> = new Set([INSTANCE_HEADER]);
 /** The HTTP/2 headers the inbound side drops, as a list (upstreamHeaders'); one array, not one per call. */
 const ONLY_INSTANCE_HEADER: readonly string[] = [INSTANCE_HEADER];
-const NO_NAMES: readonly string[] = [];
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 
 interface Caller {
@@ -295,7 +295,6 @@ export class Inbound {
       x.finish();
       return;
     }
-    let drop = DROP_ON_INBOUND;
     if (this.ctx.routing.headersWithUnderscores !== 'ALLOW') {
       const names = h1UnderscoreNames(x.head);
       if (names !== undefined && this.ctx.routing.headersWithUnderscores === 'REJECT_REQUEST') {
@@ -304,7 +303,8 @@ export class Inbound {
         x.finish();
         return;
       }
-      if (names !== undefined) drop = withDropped(DROP_ON_INBOUND, names);
+      // Dropped before the checks: intentions and rate limits see the request as the instance will.
+      if (names !== undefined) removeHeaders(x.head, new Set(names));
     }
     const decision = this.ctx.routing.intentionFor(caller.source, caller.destination, x.head, h1RequestInfo);
     if (!decision.allow) {
@@ -331,7 +331,7 @@ export class Inbound {
     const target = forwardTarget(
       this.ctx.pools.localTarget(inst),
       x.startLine(x.head.method, x.head.target),
-      x.headerBlock(drop),
+      x.headerBlock(DROP_ON_INBOUND),
       inst.requestTimeoutMs,
     );
     let staleRetries = 0;
@@ -351,13 +351,13 @@ export class Inbound {
     x.forward(target, done);
   }
 
-  private async onH2(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): Promise<void> {
+  private async onH2(stream: ServerHttp2Stream, received: IncomingHttpHeaders): Promise<void> {
     const caller = this.callers.get(stream.session as object);
-    const grpc = isGrpc(headers);
+    const grpc = isGrpc(received);
     if (!caller) return replyH2Error(stream, grpc, 400, 16, 'mesh: no caller identity');
     const startedMs = performance.now();
     const { source, destination } = caller;
-    let dropped: readonly string[] = NO_NAMES;
+    let headers = received;
     if (this.ctx.routing.headersWithUnderscores !== 'ALLOW') {
       const names = h2UnderscoreNames(headers);
       if (names !== undefined && this.ctx.routing.headersWithUnderscores === 'REJECT_REQUEST') {
@@ -372,7 +372,8 @@ export class Inbound {
         );
         return replyH2Error(stream, grpc, UNDERSCORE_REJECT_STATUS, code, underscoreRefusal(names));
       }
-      if (names !== undefined) dropped = names;
+      // Dropped before the checks: intentions and rate limits see the request as the instance will.
+      if (names !== undefined) headers = withoutHeaders(headers, names);
     }
     const decision = this.ctx.routing.intentionFor(source, destination, headers, h2RequestInfo);
     if (!decision.allow) {
@@ -404,13 +405,7 @@ export class Inbound {
     const o = await forwardH2(
       stream,
       session,
-      upstreamHeaders(
-        headers,
-        path,
-        authority,
-        {},
-        dropped.length === 0 ? ONLY_INSTANCE_HEADER : [INSTANCE_HEADER, ...dropped],
-      ),
+      upstreamHeaders(headers, path, authority, {}, ONLY_INSTANCE_HEADER),
       inst.requestTimeoutMs,
     );
     if (!o.sentResponse)

@@ -19,6 +19,7 @@ import {
   type Outcome,
   STALE_SOCKET_RETRIES_MAX,
 } from './h1/exchange.js';
+import { removeHeaders } from './h1/head.js';
 import type { OnRead, RelaySocket } from './h1/pool.js';
 import { INSTANCE_HEADER } from './inbound.js';
 import { entryOf, newMap } from './maps.js';
@@ -39,12 +40,7 @@ import { H1RequestInfo, splitUrl } from './request-info.js';
 import type { HashKeySource } from './routing.js';
 import { nextTraceparent } from './trace.js';
 import type { ProxyEndpoint, ProxyUpstream } from './types.js';
-import {
-  h1UnderscoreNames,
-  UNDERSCORE_REJECT_STATUS,
-  underscoreRefusal,
-  withDropped,
-} from './underscores.js';
+import { h1UnderscoreNames, UNDERSCORE_REJECT_STATUS, underscoreRefusal } from './underscores.js';
 
 type Headers = IncomingHttpHeaders;
 
@@ -91,7 +87,8 @@ class OutboundH1 implements HashKeySource, ForwardListener {
   private readonly query: string;
   private readonly info: RequestInfo;
   private readonly traceparent: string;
-  private readonly forwardedBlock: string;
+  /** The request's headers as forwarded (remade once if DROP_HEADER removes some: underscoresRefused). */
+  private forwardedBlock: string;
   /** Instances whose attempt failed and was retried elsewhere: made at the first such retry. */
   private tried: Set<string> | undefined = undefined;
   private attempts = 0;
@@ -127,18 +124,19 @@ class OutboundH1 implements HashKeySource, ForwardListener {
   }
 
   /**
-   * The header names with underscores that the mesh entry refuses or drops at an instance's agent
-   * (this agent, for a local instance); undefined when there are none, or the entry allows them.
+   * For a local instance, as its agent would (inbound.ts): the header names with underscores the
+   * mesh entry refuses (returned), or drops (removed from the request here, so the checks that follow
+   * and the instance see it without them; the entry is mesh-wide, so any other agent would drop
+   * them too). Undefined when there are none to refuse.
    */
-  underscored(): string[] | undefined {
-    return this.ctx.routing.headersWithUnderscores === 'ALLOW' ? undefined : h1UnderscoreNames(this.x.head);
-  }
-
-  /** The header block for a local instance: as forwarded, less the underscore names DROP_HEADER drops. */
-  private localBlock(): string {
-    if (this.ctx.routing.headersWithUnderscores !== 'DROP_HEADER') return this.forwardedBlock;
+  underscoresRefused(): string[] | undefined {
+    const action = this.ctx.routing.headersWithUnderscores;
+    if (action === 'ALLOW') return undefined;
     const names = h1UnderscoreNames(this.x.head);
-    return names === undefined ? this.forwardedBlock : this.x.headerBlock(withDropped(OWN_HEADERS, names));
+    if (names === undefined || action === 'REJECT_REQUEST') return names;
+    removeHeaders(this.x.head, new Set(names));
+    this.forwardedBlock = this.x.headerBlock(OWN_HEADERS);
+    return undefined;
   }
 
   /** The request as the attempt being made forwards it, for the checks of a local instance. */
@@ -240,7 +238,7 @@ class OutboundH1 implements HashKeySource, ForwardListener {
         // The instance header tells a peer agent which of its instances was picked (it removes
         // it); an instance on this agent is called directly and must not see it either.
         endpoint.local
-          ? `${this.localBlock()}\r\ntraceparent: ${this.traceparent}`
+          ? `${this.forwardedBlock}\r\ntraceparent: ${this.traceparent}`
           : `${this.forwardedBlock}\r\ntraceparent: ${this.traceparent}\r\n${INSTANCE_HEADER}: ${endpoint.instanceId}`,
         picked.requestTimeoutMs,
         canRetry && decision.retryOnStatusCodes.length > 0
@@ -374,12 +372,10 @@ function localTarget(
   rateCharged = false,
 ): PoolTarget | { status: number; message: string } {
   // As the instance's agent would (inbound.ts): header names with underscores first.
-  if (ctx.routing.headersWithUnderscores === 'REJECT_REQUEST') {
-    const names = request.underscored();
-    if (names !== undefined) {
-      ctx.metrics.request('inbound', up.source, e.service, UNDERSCORE_REJECT_STATUS);
-      return { status: UNDERSCORE_REJECT_STATUS, message: underscoreRefusal(names) };
-    }
+  const refused = request.underscoresRefused();
+  if (refused !== undefined) {
+    ctx.metrics.request('inbound', up.source, e.service, UNDERSCORE_REJECT_STATUS);
+    return { status: UNDERSCORE_REJECT_STATUS, message: underscoreRefusal(refused) };
   }
   // As the instance's agent would decide it: on the path as forwarded (after a prefixRewrite).
   const decision = ctx.routing.intentionFor(up.source, e.service, request, forwardedInfo);

@@ -2,8 +2,9 @@
 // http.incoming.requestNormalization.headersWithUnderscoresAction, Envoy's
 // headers_with_underscores_action): many servers read `x_user` as `x-user` (CGI's HTTP_X_USER), while
 // intentions and routes compare names as sent, so a permission on `x-user` cannot see `x_user`.
-// REJECT_REQUEST answers such a request 400; DROP_HEADER removes those headers before the instance
-// sees them. The default, ALLOW, passes them on and costs nothing per request.
+// REJECT_REQUEST answers such a request 400; DROP_HEADER removes those headers before intentions,
+// rate limits and the instance see them (as Envoy's codec does). The default, ALLOW, passes them on
+// and costs nothing per request. Trailers are not looked at (intentions never read them).
 
 import type { IncomingHttpHeaders } from 'node:http2';
 import type { Head } from './h1/head.js';
@@ -19,11 +20,14 @@ export function underscoreRefusal(names: readonly string[]): string {
   return `mesh: header names with underscores are refused here (the mesh entry's headersWithUnderscoresAction is REJECT_REQUEST): ${shown}${more}`;
 }
 
-/** The lowercase names of an HTTP/1.1 head's headers that hold an underscore; undefined when none. */
+/** A header line whose name (before the colon) holds an underscore; values may hold any. */
+const UNDERSCORE_NAME = /\r\n[^:\r]*_[^:\r]*:/;
+
+/** The lowercase names of an HTTP/1.1 head's headers that hold an underscore, once each; undefined when none. */
 export function h1UnderscoreNames(h: Head): string[] | undefined {
-  // Most heads hold no underscore at all: one search of the raw lines settles it.
-  if (!h.block.includes('_')) return undefined;
-  const out = h.lower.filter((name) => name.includes('_'));
+  // Most heads have no such name: one search of the raw lines settles it, without splitting them.
+  if (!UNDERSCORE_NAME.test(h.block)) return undefined;
+  const out = [...new Set(h.lower.filter((name) => name.includes('_')))];
   return out.length > 0 ? out : undefined;
 }
 
@@ -33,7 +37,9 @@ export function h2UnderscoreNames(headers: IncomingHttpHeaders): string[] | unde
   return out.length > 0 ? out : undefined;
 }
 
-/** `base` and `names`: what forwarding leaves out once the underscore headers are dropped too. */
-export function withDropped(base: ReadonlySet<string>, names: readonly string[]): ReadonlySet<string> {
-  return new Set([...base, ...names]);
+/** An HTTP/2 request's headers without `names`: what intentions, rate limits and the instance see. */
+export function withoutHeaders(headers: IncomingHttpHeaders, names: readonly string[]): IncomingHttpHeaders {
+  const out: IncomingHttpHeaders = {};
+  for (const [k, v] of Object.entries(headers)) if (!names.includes(k)) out[k] = v;
+  return out;
 }

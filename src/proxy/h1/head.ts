@@ -406,3 +406,20 @@ export function replaceHeader(h: Head, lower: string, value: string): void {
   // The scan's line offsets no longer fit the block.
   h.drops = undefined;
 }
+
+/**
+ * Remove every header whose lowercase name is in `lower` from a parsed head, so that everything
+ * that reads the head afterwards (intentions, rate limits, forwarding) sees it without them. Only
+ * for headers the head's parsed fields (framing, Connection, Keep-Alive, traceparent) do not come
+ * from. The kept lines are written back name: value (their original whitespace is not kept).
+ */
+export function removeHeaders(h: Head, lower: ReadonlySet<string>): void {
+  const { names, values } = h;
+  const low = h.lower;
+  let block = '';
+  for (let i = 0; i < low.length; i++)
+    if (!lower.has(low[i] as string)) block += `\r\n${names[i]}: ${values[i]}`;
+  h.block = block;
+  // The scan's line offsets no longer fit the block.
+  h.drops = undefined;
+}

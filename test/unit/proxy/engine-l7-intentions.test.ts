@@ -261,6 +261,9 @@ describe('L7 intentions (permissions) in the proxy', () => {
     const port = ports.api as number;
     const session = h2connect(`http://127.0.0.1:${ports.greeter}`);
     session.on('error', () => undefined);
+    /** A gRPC call with an x_trace header: the grpc-status it ended with. */
+    const grpcWith = (path: string): Promise<string> =>
+      within(grpcStatusOf(session, path, { x_trace: '1' }), WAIT_MS, `gRPC ${path} with x_trace`);
     try {
       // Default ALLOW: passed on as sent.
       const allowed = await get(port, '/catalog/a', { headers: { x_team: 'ops' } });
@@ -276,31 +279,55 @@ describe('L7 intentions (permissions) in the proxy', () => {
         200,
         'hyphens pass',
       );
-      const grpc = await within(
-        new Promise<string>((resolve, reject) => {
-          const req = session.request({
-            ':path': '/demo.Greeter/SayHello',
-            ':method': 'POST',
-            'content-type': 'application/grpc',
-            x_trace: '1',
-          });
-          let status = '';
-          req.on('response', (h) => (status = String(h['grpc-status'] ?? status)));
-          req.on('error', reject);
-          req.on('close', () => resolve(status));
-          req.resume();
-          req.end(Buffer.alloc(5));
+      assert.equal(await grpcWith('/demo.Greeter/SayHello'), '13');
+      assert.equal(
+        metricValue(await callee.metrics.text(), 'mesh_proxy_requests_total', {
+          direction: 'inbound',
+          source: 'web',
+          destination: 'api',
+          code: '400',
         }),
-        WAIT_MS,
-        'gRPC call with x_trace',
+        1,
       );
-      assert.equal(grpc, '13');
-      callee.apply(snap({ ...calleeSnapshot(), mesh: meshWith('DROP_HEADER') }));
+      // DROP_HEADER: removed before the checks, so a permission that names x_key cannot be met
+      // by a header the instance would never see.
+      const withKeyRule = {
+        ...snap({}).intentions,
+        api: {
+          sources: [
+            {
+              name: 'web',
+              permissions: [
+                {
+                  action: 'allow',
+                  http: { pathExact: '/secret', header: [{ name: 'x_key', present: true }] },
+                },
+                ...(API_INTENTIONS.sources[0]?.permissions ?? []),
+              ],
+            },
+          ],
+        },
+      };
+      callee.apply(snap({ ...calleeSnapshot(), intentions: withKeyRule }));
+      assert.equal(
+        (await get(port, '/secret', { method: 'POST', headers: { x_key: '1' } })).status,
+        200,
+        'met while allowed',
+      );
+      callee.apply(snap({ ...calleeSnapshot(), intentions: withKeyRule, mesh: meshWith('DROP_HEADER') }));
+      assert.equal(
+        (await get(port, '/secret', { method: 'POST', headers: { x_key: '1' } })).status,
+        403,
+        'dropped before the check',
+      );
       const dropped = await get(port, '/catalog/d', { headers: { x_team: 'ops', 'x-team': 'dev' } });
       assert.equal(dropped.status, 200, dropped.body);
       const seen = (inst.api as Instance).seen.find((x) => x.path === '/catalog/d');
       assert.equal(seen?.headers.x_team, undefined, 'x_team dropped');
       assert.equal(seen?.headers['x-team'], 'dev', 'x-team kept');
+      assert.equal(await grpcWith('/demo.Greeter/SayHello?dropped'), '0');
+      const call = (inst.greeter as Instance).seen.find((x) => x.path === '/demo.Greeter/SayHello?dropped');
+      assert.ok(call !== undefined && call.headers.x_trace === undefined, 'x_trace dropped over HTTP/2');
     } finally {
       session.destroy();
       callee.apply(snap(calleeSnapshot()));

@@ -498,10 +498,19 @@ export function localInstance(
   };
 }
 
-/** One gRPC-shaped call (an empty message) to `path` on `session`: the grpc-status it ended with. */
-export function grpcStatusOf(session: ClientHttp2Session, path: string): Promise<string> {
+/** One gRPC-shaped call (an empty message) to `path` on `session`, with `headers`: the grpc-status it ended with. */
+export function grpcStatusOf(
+  session: ClientHttp2Session,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<string> {
   return new Promise((resolve, reject) => {
-    const req = session.request({ ':path': path, ':method': 'POST', 'content-type': 'application/grpc' });
+    const req = session.request({
+      ':path': path,
+      ':method': 'POST',
+      'content-type': 'application/grpc',
+      ...headers,
+    });
     let status = '';
     req.on('response', (h) => {
       if (h['grpc-status'] !== undefined) status = String(h['grpc-status']);

@@ -438,7 +438,15 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
       ].join('\n'),
     );
     try {
-      assert.equal((await httpGet(ports.web, '/', { x_user: 'alice' })).status, 200, 'passed by default');
+      // Waited for: run alone, this test may start before web's leaves and catalog are ready.
+      assert.ok(
+        await waitFor(
+          async () => (await httpGet(ports.web, '/', { x_user: 'alice' })).status === 200,
+          30_000,
+          100,
+        ),
+        'passed by default',
+      );
       const put = await meshCli(n01, 'config', 'put', file);
       assert.equal(put.code, 0, put.stderr);
       // Decided by web's agents (n02, n03), once the entry reaches them.

@@ -4,6 +4,7 @@
 // its body kept for the purpose (h2-body.ts).
 
 import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import type { CompiledFault } from '../core/routing/fault.js';
 import type { RequestInfo, RouteDecision } from '../core/routing/types.js';
 import type { EngineContext } from './context.js';
 import { faultMessage } from './faults.js';
@@ -100,8 +101,11 @@ const callerGone = (grpc: boolean): Ended => ({
   grpcStatus: grpc ? '1' : undefined,
 });
 
-/** Route the call and meet its route's fault: a delay holds it, an abort answers it here. */
-async function routeH2(
+/**
+ * Route the call and meet its route's fault: a delay holds it, an abort answers it here. Not async:
+ * a call whose route has no fault goes to its attempts without a promise of its own.
+ */
+function routeH2(
   ctx: EngineContext,
   up: ProxyUpstream,
   stream: ServerHttp2Stream,
@@ -111,10 +115,23 @@ async function routeH2(
   const decision = ctx.routing.route(up.destination, call.info);
   if (decision === undefined) {
     replyH2Error(stream, grpc, 503, 14, `mesh: no route to ${up.destination}`);
-    return { status: 503, grpcStatus: grpc ? '14' : undefined };
+    return Promise.resolve({ status: 503, grpcStatus: grpc ? '14' : undefined });
   }
   const f = decision.fault;
   if (f === undefined) return attemptsH2(ctx, up, stream, call, decision);
+  return faultH2(ctx, up, stream, call, decision, f);
+}
+
+/** A call on a route with a fault: drawn, then held, aborted, both, or sent on as usual. */
+async function faultH2(
+  ctx: EngineContext,
+  up: ProxyUpstream,
+  stream: ServerHttp2Stream,
+  call: H2Call,
+  decision: RouteDecision,
+  f: CompiledFault,
+): Promise<Ended> {
+  const { grpc } = call;
   const fault = ctx.routing.faults.decide(f, up, ctx.metrics);
   if (fault.delayMs > 0 && !(await held(ctx, stream, fault.delayMs, true))) return callerGone(grpc);
   if (!fault.abort) return attemptsH2(ctx, up, stream, call, decision);

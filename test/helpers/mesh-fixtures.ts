@@ -1,9 +1,13 @@
 // What the data-plane integration tests share: the CLI and API of a real agent, and small
 // instances to put behind the mesh (an HTTP server that names its version, a TCP echo server, a
 // gRPC server built with @grpc/grpc-js).
+import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer, request } from 'node:http';
 import { createServer as createNetServer, type Server as NetServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { type AgentProc, MESH_BIN, waitFor } from '../../cluster-sim/launcher.js';
@@ -264,4 +268,22 @@ export async function inARow(
     timeoutMs,
     everyMs,
   );
+}
+
+/**
+ * Write each entry (the lines of a YAML entry file) to a file and `mesh config put` it on `a`, as an
+ * operator would; the files are removed afterwards. Fails the test on a refused entry.
+ */
+export async function putEntryFiles(a: AgentProc, entries: string[][]): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'mesh-entries-'));
+  try {
+    for (const [i, lines] of entries.entries()) {
+      const file = join(dir, `${i}.yaml`);
+      writeFileSync(file, [...lines, ''].join('\n'));
+      const put = await meshCli(a, 'config', 'put', file);
+      assert.equal(put.code, 0, put.stderr);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

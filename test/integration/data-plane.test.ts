@@ -5,10 +5,7 @@
 // refused; the agent's Prometheus endpoint counts the traffic.
 import '../../src/polyfill.js';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
 import { type AgentProc, freePort, LocalCluster, waitFor } from '../../cluster-sim/launcher.js';
@@ -23,6 +20,7 @@ import {
   httpGet,
   meshCli,
   putConfig,
+  putEntryFiles,
   register,
   type VersionServer,
   versionServer,
@@ -347,20 +345,15 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
   });
 
   it('L7 intentions: permissions written with mesh config put decide each HTTP request and gRPC call by path and method', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'mesh-l7-'));
-    const entry = (dest: string, permissions: string[]): string => {
-      const file = join(dir, `${dest}.yaml`);
-      const head = [
-        'kind: service-intentions',
-        `name: ${dest}`,
-        'sources:',
-        '  - name: client',
-        '    permissions:',
-      ];
-      writeFileSync(file, [...head, ...permissions, ''].join('\n'));
-      return file;
-    };
-    const files = [
+    const entry = (dest: string, permissions: string[]): string[] => [
+      'kind: service-intentions',
+      `name: ${dest}`,
+      'sources:',
+      '  - name: client',
+      '    permissions:',
+      ...permissions,
+    ];
+    const entries = [
       entry('web', [
         '      - action: deny',
         '        http:',
@@ -378,10 +371,7 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
       ]),
     ];
     try {
-      for (const file of files) {
-        const put = await meshCli(n01, 'config', 'put', file);
-        assert.equal(put.code, 0, put.stderr);
-      }
+      await putEntryFiles(n01, entries);
       assert.ok(
         await waitFor(async () => (await httpGet(ports.web, '/admin/users')).status === 403, 20_000, 100),
         'GET /admin/users refused',
@@ -414,7 +404,6 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
         assert.equal((await meshCli(n01, 'intention', 'delete', 'client', dest)).code, 0);
         assert.equal((await meshCli(n01, 'intention', 'allow', 'client', dest)).code, 0);
       }
-      rmSync(dir, { recursive: true, force: true });
     }
     assert.ok(
       await waitFor(async () => (await httpGet(ports.web, '/admin/users')).status === 200, 20_000, 100),
@@ -423,20 +412,14 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
   });
 
   it('the mesh entry’s headersWithUnderscoresAction: REJECT_REQUEST refuses x_user at the instances’ agents', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'mesh-underscores-'));
-    const file = join(dir, 'mesh.yaml');
-    writeFileSync(
-      file,
-      [
-        'kind: mesh',
-        'name: global',
-        'http:',
-        '  incoming:',
-        '    requestNormalization:',
-        '      headersWithUnderscoresAction: REJECT_REQUEST',
-        '',
-      ].join('\n'),
-    );
+    const meshEntry = [
+      'kind: mesh',
+      'name: global',
+      'http:',
+      '  incoming:',
+      '    requestNormalization:',
+      '      headersWithUnderscoresAction: REJECT_REQUEST',
+    ];
     try {
       // Waited for: run alone, this test may start before web's leaves and catalog are ready.
       assert.ok(
@@ -447,8 +430,7 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
         ),
         'passed by default',
       );
-      const put = await meshCli(n01, 'config', 'put', file);
-      assert.equal(put.code, 0, put.stderr);
+      await putEntryFiles(n01, [meshEntry]);
       // Decided by web's agents (n02, n03), once the entry reaches them.
       assert.ok(
         await waitFor(
@@ -465,7 +447,6 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
       assert.equal((await httpGet(ports.web, '/', { 'x-user': 'alice' })).status, 200, 'x-user passes');
     } finally {
       assert.equal((await api(n01, 'DELETE', '/v1/config/mesh/global')).status, 200);
-      rmSync(dir, { recursive: true, force: true });
     }
     assert.ok(
       await waitFor(
@@ -478,38 +459,24 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
   });
 
   it('fault injection: a service-router route written with mesh config put aborts or delays its requests at the caller’s agent', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'mesh-fault-'));
-    const web = join(dir, 'web.yaml');
-    writeFileSync(
-      web,
-      [
-        'kind: service-router',
-        'name: web',
-        'routes:',
-        '  - match: { http: { pathPrefix: /flaky/ } }',
-        '    fault: { abort: { percent: 100, httpStatus: 503 } }',
-        '  - match: { http: { pathPrefix: /slow/ } }',
-        '    fault: { delay: { percent: 100, fixedDelayMs: 400 } }',
-        '',
-      ].join('\n'),
-    );
-    const greeterFile = join(dir, 'greeter.yaml');
-    writeFileSync(
-      greeterFile,
-      [
-        'kind: service-router',
-        'name: greeter',
-        'routes:',
-        '  - match: { http: { pathExact: /demo.Greeter/SayHello } }',
-        '    fault: { abort: { percent: 100, grpcStatus: UNAVAILABLE } }',
-        '',
-      ].join('\n'),
-    );
+    const webRouter = [
+      'kind: service-router',
+      'name: web',
+      'routes:',
+      '  - match: { http: { pathPrefix: /flaky/ } }',
+      '    fault: { abort: { percent: 100, httpStatus: 503 } }',
+      '  - match: { http: { pathPrefix: /slow/ } }',
+      '    fault: { delay: { percent: 100, fixedDelayMs: 400 } }',
+    ];
+    const greeterRouter = [
+      'kind: service-router',
+      'name: greeter',
+      'routes:',
+      '  - match: { http: { pathExact: /demo.Greeter/SayHello } }',
+      '    fault: { abort: { percent: 100, grpcStatus: UNAVAILABLE } }',
+    ];
     try {
-      for (const file of [web, greeterFile]) {
-        const put = await meshCli(n01, 'config', 'put', file);
-        assert.equal(put.code, 0, put.stderr);
-      }
+      await putEntryFiles(n01, [webRouter, greeterRouter]);
       assert.ok(
         await waitFor(async () => (await httpGet(ports.web, '/flaky/a')).status === 503, 20_000, 100),
         'GET /flaky/a aborted',
@@ -546,7 +513,6 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
     } finally {
       for (const name of ['web', 'greeter'])
         assert.equal((await api(n01, 'DELETE', `/v1/config/service-router/${name}`)).status, 200);
-      rmSync(dir, { recursive: true, force: true });
     }
     assert.ok(
       await waitFor(async () => (await httpGet(ports.web, '/flaky/a')).status === 200, 20_000, 100),

@@ -13,6 +13,7 @@ import {
 import { connect as netConnect } from 'node:net';
 import { createServer as createTlsServer, type TLSSocket, type Server as TlsServer } from 'node:tls';
 import { peerServiceOf } from '../ca/spiffe.js';
+import { type Admissible, admit, localInstanceOf, refused } from './admission.js';
 import type { EngineContext } from './context.js';
 import {
   type Exchange,
@@ -21,7 +22,7 @@ import {
   STALE_SOCKET_RETRIES_MAX,
 } from './h1/exchange.js';
 import { INSTANCE_HEADER } from './h1/fields.js';
-import { removeHeaders } from './h1/head.js';
+import { type Head, removeHeaders } from './h1/head.js';
 import { serveH1 } from './h1/relay.js';
 import {
   failedGrpcStatus,
@@ -45,18 +46,9 @@ import {
 } from './peer-tls.js';
 import { forwardTarget } from './pools.js';
 import { readPreamble } from './preamble.js';
-import { RATE_LIMITED_GRPC_STATUS, RATE_LIMITED_STATUS, rateLimited } from './rate-limiter.js';
 import { h1RequestInfo, h2RequestInfo } from './request-info.js';
 import { closeAfterFlush, closeWhenIdle } from './tcp-close.js';
-import type { ProxyLocalInstance } from './types.js';
-import {
-  h1UnderscoreNames,
-  h2UnderscoreNames,
-  UNDERSCORE_REJECT_GRPC_STATUS,
-  UNDERSCORE_REJECT_STATUS,
-  underscoreRefusal,
-  withoutHeaders,
-} from './underscores.js';
+import { h1UnderscoreNames, h2UnderscoreNames } from './underscores.js';
 
 /** Headers the caller's agent adds for this hop; never passed to the instance. */
 export { INSTANCE_HEADER };
@@ -65,6 +57,25 @@ const PREAMBLE_TIMEOUT_MS = 5_000;
 const DROP_ON_INBOUND: ReadonlySet<string> = new Set([INSTANCE_HEADER]);
 /** The HTTP/2 headers the inbound side drops, as a list (upstreamHeaders'); one array, not one per call. */
 const ONLY_INSTANCE_HEADER: readonly string[] = [INSTANCE_HEADER];
+/** admit's options, made once rather than per request. */
+const NOT_GRPC = { grpc: false };
+const IS_GRPC = { grpc: true };
+
+/** An HTTP/1.1 request on the inbound listener, as the admission checks read and change it. */
+const H1_INBOUND: Admissible<Head> = {
+  underscoreNames: h1UnderscoreNames,
+  dropHeaders: (head, names) => removeHeaders(head, new Set(names)),
+  info: h1RequestInfo,
+};
+
+/** An HTTP/2 or gRPC request on the inbound listener: its headers object (Node's, ours to change). */
+const H2_INBOUND: Admissible<IncomingHttpHeaders> = {
+  underscoreNames: h2UnderscoreNames,
+  dropHeaders: (headers, names) => {
+    for (const name of names) delete headers[name];
+  },
+  info: h2RequestInfo,
+};
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 
 interface Caller {
@@ -221,7 +232,7 @@ export class Inbound {
       socket.destroy();
       return;
     }
-    const inst = this.instance(instanceId, caller.destination);
+    const inst = localInstanceOf(this.ctx, caller.destination, instanceId);
     if (!inst) {
       this.ctx.metrics.connections.inc({ ...labels, result: 'error' });
       socket.destroy();
@@ -279,13 +290,6 @@ export class Inbound {
     socket.once('close', () => closeAfterFlush(local));
   }
 
-  /** The local instance a call names, or (none named) the first of the destination service. */
-  private instance(id: string | undefined, service: string): ProxyLocalInstance | undefined {
-    return id === undefined
-      ? this.ctx.routing.localInstances(service)[0]
-      : this.ctx.routing.localInstance(service, id);
-  }
-
   private onH1(caller: Caller, x: Exchange, muxed: boolean): void {
     const startedMs = performance.now();
     if (muxed && x.head.upgrade) {
@@ -295,36 +299,17 @@ export class Inbound {
       x.finish();
       return;
     }
-    if (this.ctx.routing.headersWithUnderscores !== 'ALLOW') {
-      const names = h1UnderscoreNames(x.head);
-      if (names !== undefined && this.ctx.routing.headersWithUnderscores === 'REJECT_REQUEST') {
-        this.ctx.metrics.request('inbound', caller.source, caller.destination, UNDERSCORE_REJECT_STATUS);
-        x.reply(UNDERSCORE_REJECT_STATUS, underscoreRefusal(names));
-        x.finish();
-        return;
-      }
-      // Dropped before the checks: intentions and rate limits see the request as the instance will.
-      if (names !== undefined) removeHeaders(x.head, new Set(names));
-    }
-    const decision = this.ctx.routing.intentionFor(caller.source, caller.destination, x.head, h1RequestInfo);
-    if (!decision.allow) {
-      this.ctx.metrics.denied.inc({ source: caller.source, destination: caller.destination });
-      this.ctx.metrics.request('inbound', caller.source, caller.destination, 403);
-      x.reply(403, `mesh: ${decision.reason} (${caller.source} → ${caller.destination})`);
-      x.finish();
-      return;
-    }
-    const inst = this.instance(x.head.instance, caller.destination);
-    if (!inst) {
-      this.ctx.metrics.request('inbound', caller.source, caller.destination, 503);
-      x.reply(503, `mesh: no local instance of ${caller.destination}`);
-      x.finish();
-      return;
-    }
-    const limited = rateLimited(this.ctx, inst, x.head, h1RequestInfo);
-    if (limited !== undefined) {
-      this.ctx.metrics.request('inbound', caller.source, caller.destination, RATE_LIMITED_STATUS);
-      x.reply(RATE_LIMITED_STATUS, limited);
+    const inst = admit(
+      this.ctx,
+      caller.source,
+      caller.destination,
+      x.head.instance,
+      x.head,
+      H1_INBOUND,
+      NOT_GRPC,
+    );
+    if (refused(inst)) {
+      x.reply(inst.status, inst.message);
       x.finish();
       return;
     }
@@ -351,54 +336,22 @@ export class Inbound {
     x.forward(target, done);
   }
 
-  private async onH2(stream: ServerHttp2Stream, received: IncomingHttpHeaders): Promise<void> {
+  private async onH2(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): Promise<void> {
     const caller = this.callers.get(stream.session as object);
-    const grpc = isGrpc(received);
+    const grpc = isGrpc(headers);
     if (!caller) return replyH2Error(stream, grpc, 400, 16, 'mesh: no caller identity');
     const startedMs = performance.now();
     const { source, destination } = caller;
-    let headers = received;
-    if (this.ctx.routing.headersWithUnderscores !== 'ALLOW') {
-      const names = h2UnderscoreNames(headers);
-      if (names !== undefined && this.ctx.routing.headersWithUnderscores === 'REJECT_REQUEST') {
-        const code = UNDERSCORE_REJECT_GRPC_STATUS;
-        this.ctx.metrics.request(
-          'inbound',
-          source,
-          destination,
-          UNDERSCORE_REJECT_STATUS,
-          undefined,
-          grpc ? String(code) : undefined,
-        );
-        return replyH2Error(stream, grpc, UNDERSCORE_REJECT_STATUS, code, underscoreRefusal(names));
-      }
-      // Dropped before the checks: intentions and rate limits see the request as the instance will.
-      if (names !== undefined) headers = withoutHeaders(headers, names);
-    }
-    const decision = this.ctx.routing.intentionFor(source, destination, headers, h2RequestInfo);
-    if (!decision.allow) {
-      this.ctx.metrics.denied.inc({ source, destination });
-      this.ctx.metrics.request('inbound', source, destination, 403, undefined, grpc ? '7' : undefined);
-      return replyH2Error(stream, grpc, 403, 7, `mesh: ${decision.reason} (${source} → ${destination})`);
-    }
-    const inst = this.instance(headerString(headers[INSTANCE_HEADER]), destination);
-    if (!inst) {
-      this.ctx.metrics.request('inbound', source, destination, 503, undefined, grpc ? '14' : undefined);
-      return replyH2Error(stream, grpc, 503, 14, `mesh: no local instance of ${destination}`);
-    }
-    const limited = rateLimited(this.ctx, inst, headers, h2RequestInfo);
-    if (limited !== undefined) {
-      const code = RATE_LIMITED_GRPC_STATUS;
-      this.ctx.metrics.request(
-        'inbound',
-        source,
-        destination,
-        RATE_LIMITED_STATUS,
-        undefined,
-        grpc ? String(code) : undefined,
-      );
-      return replyH2Error(stream, grpc, RATE_LIMITED_STATUS, code, limited);
-    }
+    const inst = admit(
+      this.ctx,
+      source,
+      destination,
+      headerString(headers[INSTANCE_HEADER]),
+      headers,
+      H2_INBOUND,
+      grpc ? IS_GRPC : NOT_GRPC,
+    );
+    if (refused(inst)) return replyH2Error(stream, grpc, inst.status, inst.grpcStatus, inst.message);
     const authority = `${inst.host}:${inst.port}`;
     const session = this.ctx.pools.h2Session(`local|${inst.id}`, authority, undefined, inst.service);
     const path = headerString(headers[':path']) ?? '/';

@@ -10,6 +10,7 @@ import type { IncomingHttpHeaders } from 'node:http2';
 import type { Balancer } from '../core/routing/lb.js';
 import type { RequestInfo, RouteDecision } from '../core/routing/types.js';
 import type { HashPolicy } from '../core/state/kinds/load-balancer.js';
+import { type Admissible, admit, refused } from './admission.js';
 import type { EngineContext } from './context.js';
 import { faultMessage } from './faults.js';
 import {
@@ -35,12 +36,12 @@ import {
 import { record } from './outbound-record.js';
 import { ALPN_H1, ALPN_MUX } from './peer-tls.js';
 import { forwardTarget, type PoolTarget } from './pools.js';
-import { RATE_LIMITED_STATUS, rateLimited } from './rate-limiter.js';
+import { RATE_LIMITED_STATUS } from './rate-limiter.js';
 import { H1RequestInfo, splitUrl } from './request-info.js';
 import type { HashKeySource } from './routing.js';
 import { nextTraceparent } from './trace.js';
 import type { ProxyEndpoint, ProxyUpstream } from './types.js';
-import { h1UnderscoreNames, UNDERSCORE_REJECT_STATUS, underscoreRefusal } from './underscores.js';
+import { h1UnderscoreNames } from './underscores.js';
 
 type Headers = IncomingHttpHeaders;
 
@@ -75,8 +76,12 @@ export function handleH1(ctx: EngineContext, up: ProxyUpstream, x: Exchange): vo
   new OutboundH1(ctx, up, x).start();
 }
 
-/** What the instance's agent would read of `o`'s request: the path as forwarded (after a prefixRewrite). */
-const forwardedInfo = (o: OutboundH1): RequestInfo => o.forwardedInfo();
+/** A request on the same-agent path, as the admission checks read and change it: as forwarded (its path after a prefixRewrite). */
+const SAME_AGENT: Admissible<OutboundH1> = {
+  underscoreNames: (o) => o.underscoreNames(),
+  dropHeaders: (o, names) => o.dropHeaders(names),
+  info: (o) => o.forwardedInfo(),
+};
 
 /** The attempts of one request: each picks an instance not tried yet, until one answers or none may. */
 class OutboundH1 implements HashKeySource, ForwardListener {
@@ -123,20 +128,19 @@ class OutboundH1 implements HashKeySource, ForwardListener {
     this.forwardedBlock = x.headerBlock(OWN_HEADERS);
   }
 
+  /** Its header names with underscores (for a local instance's admission checks). */
+  underscoreNames(): string[] | undefined {
+    return h1UnderscoreNames(this.x.head);
+  }
+
   /**
-   * For a local instance, as its agent would (inbound.ts): the header names with underscores the
-   * mesh entry refuses (returned), or drops (removed from the request here, so the checks that follow
-   * and the instance see it without them; the entry is mesh-wide, so any other agent would drop
-   * them too). Undefined when there are none to refuse.
+   * Remove headers from the request (the mesh entry's DROP_HEADER, for a local instance), so the
+   * checks that follow and the instance see it without them. The entry is mesh-wide: any other
+   * agent would drop them too, so a later attempt elsewhere loses nothing.
    */
-  underscoresRefused(): string[] | undefined {
-    const action = this.ctx.routing.headersWithUnderscores;
-    if (action === 'ALLOW') return undefined;
-    const names = h1UnderscoreNames(this.x.head);
-    if (names === undefined || action === 'REJECT_REQUEST') return names;
+  dropHeaders(names: string[]): void {
     removeHeaders(this.x.head, new Set(names));
     this.forwardedBlock = this.x.headerBlock(OWN_HEADERS);
-    return undefined;
   }
 
   /** The request as the attempt being made forwards it, for the checks of a local instance. */
@@ -362,7 +366,7 @@ function peerTarget(
 
 /**
  * An instance on this agent: the mTLS hop to itself would prove nothing this agent does not know,
- * so the call goes straight to the instance after the same intention check the inbound side makes.
+ * so the call goes straight to the instance after the same checks the inbound side makes (admission.ts).
  */
 function localTarget(
   ctx: EngineContext,
@@ -371,29 +375,12 @@ function localTarget(
   request: OutboundH1,
   rateCharged = false,
 ): PoolTarget | { status: number; message: string } {
-  // As the instance's agent would (inbound.ts): header names with underscores first.
-  const refused = request.underscoresRefused();
-  if (refused !== undefined) {
-    ctx.metrics.request('inbound', up.source, e.service, UNDERSCORE_REJECT_STATUS);
-    return { status: UNDERSCORE_REJECT_STATUS, message: underscoreRefusal(refused) };
-  }
-  // As the instance's agent would decide it: on the path as forwarded (after a prefixRewrite).
-  const decision = ctx.routing.intentionFor(up.source, e.service, request, forwardedInfo);
-  if (!decision.allow) {
-    ctx.metrics.denied.inc({ source: up.source, destination: e.service });
-    ctx.metrics.request('inbound', up.source, e.service, 403);
-    return { status: 403, message: `mesh: ${decision.reason} (${up.source} → ${e.service})` };
-  }
-  const inst = ctx.routing.localInstance(e.service, e.instanceId);
-  if (!inst) {
-    ctx.metrics.request('inbound', up.source, e.service, 503);
-    return { status: 503, message: `mesh: no local instance ${e.instanceId} of ${e.service}` };
-  }
-  // The instance's limit counts every caller, this agent's own services included.
-  const limited = rateCharged ? undefined : rateLimited(ctx, inst, request, forwardedInfo);
-  if (limited !== undefined) {
-    ctx.metrics.request('inbound', up.source, e.service, RATE_LIMITED_STATUS);
-    return { status: RATE_LIMITED_STATUS, message: limited };
-  }
+  // The checks the instance's agent makes on its inbound side (admission.ts), on the request as
+  // forwarded (its path after a prefixRewrite).
+  const inst = admit(ctx, up.source, e.service, e.instanceId, request, SAME_AGENT, {
+    grpc: false,
+    rateCharged,
+  });
+  if (refused(inst)) return inst;
   return ctx.pools.localTarget(inst);
 }

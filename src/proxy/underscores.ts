@@ -36,10 +36,3 @@ export function h2UnderscoreNames(headers: IncomingHttpHeaders): string[] | unde
   const out = Object.keys(headers).filter((name) => name.includes('_'));
   return out.length > 0 ? out : undefined;
 }
-
-/** An HTTP/2 request's headers without `names`: what intentions, rate limits and the instance see. */
-export function withoutHeaders(headers: IncomingHttpHeaders, names: readonly string[]): IncomingHttpHeaders {
-  const out: IncomingHttpHeaders = {};
-  for (const [k, v] of Object.entries(headers)) if (!names.includes(k)) out[k] = v;
-  return out;
-}

@@ -287,3 +287,17 @@ export async function putEntryFiles(a: AgentProc, entries: string[][]): Promise<
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/**
+ * Whether a GET of `path` on `port` (with `headers`) answers `status` within `ms`: for a change
+ * that takes effect once configuration or gossip reaches the agents. Asked every 100 ms.
+ */
+export function untilStatus(
+  port: number,
+  status: number,
+  path = '/',
+  headers: Record<string, string> = {},
+  ms = 20_000,
+): Promise<boolean> {
+  return waitFor(async () => (await httpGet(port, path, headers)).status === status, ms, 100);
+}

@@ -22,6 +22,7 @@ import {
   putConfig,
   putEntryFiles,
   register,
+  untilStatus,
   type VersionServer,
   versionServer,
 } from '../helpers/mesh-fixtures.js';
@@ -292,7 +293,7 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
     // n03 answers from its own copy, which the write reaches a moment later.
     const check = await checkOn(n03, 'client', 'web', 1);
     assert.match(check.stdout, /Denied/);
-    assert.ok(await waitFor(async () => (await httpGet(ports.web)).status === 403, 20_000, 100), 'HTTP 403');
+    assert.ok(await untilStatus(ports.web, 403), 'HTTP 403');
     const denied = await httpGet(ports.web);
     assert.match(denied.body, /client → web/);
     assert.ok(
@@ -336,10 +337,7 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
     assert.match(list.stdout, /client\s+web\s+deny/);
     for (const dest of ['web', 'echo', 'greeter'])
       assert.equal((await meshCli(n01, 'intention', 'allow', 'client', dest)).code, 0);
-    assert.ok(
-      await waitFor(async () => (await httpGet(ports.web)).status === 200, 20_000, 100),
-      'allowed again',
-    );
+    assert.ok(await untilStatus(ports.web, 200), 'allowed again');
     assert.ok(await waitFor(async () => (await echoOnce(ports.echo, 'y')) === 'y', 20_000, 100));
     await checkOn(n01, 'client', 'web', 0);
   });
@@ -372,10 +370,7 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
     ];
     try {
       await putEntryFiles(n01, entries);
-      assert.ok(
-        await waitFor(async () => (await httpGet(ports.web, '/admin/users')).status === 403, 20_000, 100),
-        'GET /admin/users refused',
-      );
+      assert.ok(await untilStatus(ports.web, 403, '/admin/users'), 'GET /admin/users refused');
       assert.match((await httpGet(ports.web, '/admin/users')).body, /intention client→web permission 1 deny/);
       assert.equal((await httpGet(ports.web, '/')).status, 200, 'GET / allowed by permission 2');
       assert.ok(
@@ -405,10 +400,7 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
         assert.equal((await meshCli(n01, 'intention', 'allow', 'client', dest)).code, 0);
       }
     }
-    assert.ok(
-      await waitFor(async () => (await httpGet(ports.web, '/admin/users')).status === 200, 20_000, 100),
-      'an L4 allow again',
-    );
+    assert.ok(await untilStatus(ports.web, 200, '/admin/users'), 'an L4 allow again');
   });
 
   it('the mesh entry’s headersWithUnderscoresAction: REJECT_REQUEST refuses x_user at the instances’ agents', async () => {
@@ -422,24 +414,10 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
     ];
     try {
       // Waited for: run alone, this test may start before web's leaves and catalog are ready.
-      assert.ok(
-        await waitFor(
-          async () => (await httpGet(ports.web, '/', { x_user: 'alice' })).status === 200,
-          30_000,
-          100,
-        ),
-        'passed by default',
-      );
+      assert.ok(await untilStatus(ports.web, 200, '/', { x_user: 'alice' }, 30_000), 'passed by default');
       await putEntryFiles(n01, [meshEntry]);
       // Decided by web's agents (n02, n03), once the entry reaches them.
-      assert.ok(
-        await waitFor(
-          async () => (await httpGet(ports.web, '/', { x_user: 'alice' })).status === 400,
-          20_000,
-          100,
-        ),
-        'x_user refused',
-      );
+      assert.ok(await untilStatus(ports.web, 400, '/', { x_user: 'alice' }), 'x_user refused');
       assert.match(
         (await httpGet(ports.web, '/', { x_user: 'a' })).body,
         /header names with underscores are refused here/,
@@ -449,11 +427,7 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
       assert.equal((await api(n01, 'DELETE', '/v1/config/mesh/global')).status, 200);
     }
     assert.ok(
-      await waitFor(
-        async () => (await httpGet(ports.web, '/', { x_user: 'alice' })).status === 200,
-        20_000,
-        100,
-      ),
+      await untilStatus(ports.web, 200, '/', { x_user: 'alice' }),
       'passed again once the entry is gone',
     );
   });
@@ -477,10 +451,7 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
     ];
     try {
       await putEntryFiles(n01, [webRouter, greeterRouter]);
-      assert.ok(
-        await waitFor(async () => (await httpGet(ports.web, '/flaky/a')).status === 503, 20_000, 100),
-        'GET /flaky/a aborted',
-      );
+      assert.ok(await untilStatus(ports.web, 503, '/flaky/a'), 'GET /flaky/a aborted');
       assert.match(
         (await httpGet(ports.web, '/flaky/b')).body,
         /fault injected \(service-router web routes\[0\]\.fault\.abort\)/,
@@ -514,10 +485,7 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
       for (const name of ['web', 'greeter'])
         assert.equal((await api(n01, 'DELETE', `/v1/config/service-router/${name}`)).status, 200);
     }
-    assert.ok(
-      await waitFor(async () => (await httpGet(ports.web, '/flaky/a')).status === 200, 20_000, 100),
-      'no fault once the router is gone',
-    );
+    assert.ok(await untilStatus(ports.web, 200, '/flaky/a'), 'no fault once the router is gone');
     assert.ok(
       await waitFor(
         async () => ((await grpcHello(ports.greeter, 'g')) as { text?: string }).text === 'hello g',
@@ -750,7 +718,7 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
     // The calls counted here are made here (the denials are counted in their own test): HTTP 200s,
     // two TCP connections (the second resumes the TLS session of the first, or of an earlier one),
     // and gRPC calls answered OK and NOT_FOUND by the server.
-    assert.ok(await waitFor(async () => (await httpGet(ports.web)).status === 200, 30_000, 100), 'HTTP 200');
+    assert.ok(await untilStatus(ports.web, 200, '/', {}, 30_000), 'HTTP 200');
     // waitFor: the earlier test's maxConnections entry may still be leaving the callee.
     for (const m of ['first', 'second'])
       assert.ok(await waitFor(async () => (await echoOnce(ports.echo, m)) === m, 20_000, 100), `TCP ${m}`);

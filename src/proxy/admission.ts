@@ -42,39 +42,67 @@ export function admit<T>(
   kind: Admissible<T>,
   opts: { grpc: boolean; rateCharged?: boolean },
 ): ProxyLocalInstance | Refusal {
-  const refuse = (status: number, grpcStatus: number, message: string): Refusal => {
-    ctx.metrics.request(
-      'inbound',
-      source,
-      destination,
-      status,
-      undefined,
-      opts.grpc ? String(grpcStatus) : undefined,
-    );
-    return { status, grpcStatus, message };
-  };
+  const g = opts.grpc;
   const action = ctx.routing.headersWithUnderscores;
   if (action !== 'ALLOW') {
     const names = kind.underscoreNames(of);
     if (names !== undefined && action === 'REJECT_REQUEST')
-      return refuse(UNDERSCORE_REJECT_STATUS, UNDERSCORE_REJECT_GRPC_STATUS, underscoreRefusal(names));
+      return refuse(
+        ctx,
+        source,
+        destination,
+        g,
+        UNDERSCORE_REJECT_STATUS,
+        UNDERSCORE_REJECT_GRPC_STATUS,
+        underscoreRefusal(names),
+      );
     // Dropped before the checks: intentions and rate limits see the request as the instance will.
     if (names !== undefined) kind.dropHeaders(of, names);
   }
   const decision = ctx.routing.intentionFor(source, destination, of, kind.info);
   if (!decision.allow) {
     ctx.metrics.denied.inc({ source, destination });
-    return refuse(403, 7, `mesh: ${decision.reason} (${source} → ${destination})`);
+    return refuse(
+      ctx,
+      source,
+      destination,
+      g,
+      403,
+      7,
+      `mesh: ${decision.reason} (${source} → ${destination})`,
+    );
   }
   const inst = localInstanceOf(ctx, destination, instanceId);
   if (inst === undefined) {
     const which = instanceId === undefined ? '' : ` ${instanceId}`;
-    return refuse(503, 14, `mesh: no local instance${which} of ${destination}`);
+    return refuse(ctx, source, destination, g, 503, 14, `mesh: no local instance${which} of ${destination}`);
   }
   // The instance's limit counts every caller, this agent's own services included.
   const limited = opts.rateCharged === true ? undefined : rateLimited(ctx, inst, of, kind.info);
-  if (limited !== undefined) return refuse(RATE_LIMITED_STATUS, RATE_LIMITED_GRPC_STATUS, limited);
+  if (limited !== undefined)
+    return refuse(ctx, source, destination, g, RATE_LIMITED_STATUS, RATE_LIMITED_GRPC_STATUS, limited);
   return inst;
+}
+
+/** A refusal, counted as an inbound request with its status (a function, not a closure per request). */
+function refuse(
+  ctx: EngineContext,
+  source: string,
+  destination: string,
+  grpc: boolean,
+  status: number,
+  grpcStatus: number,
+  message: string,
+): Refusal {
+  ctx.metrics.request(
+    'inbound',
+    source,
+    destination,
+    status,
+    undefined,
+    grpc ? String(grpcStatus) : undefined,
+  );
+  return { status, grpcStatus, message };
 }
 
 /** The local instance a call names, or (none named) the first of the destination service. */

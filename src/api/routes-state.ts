@@ -8,6 +8,7 @@ import {
   kindModule,
   splitEntryFile,
   validateCommand,
+  writeCheck,
 } from '../core/state/index.js';
 import type { ApplyResult, Command, ConfigEntry, KvEntry } from '../core/state/types.js';
 import type { ControlPlane } from '../raft/control-plane.js';
@@ -37,10 +38,15 @@ function configView(e: ConfigEntry) {
   return { kind: e.kind, name: e.name, spec: e.spec, createIndex: e.createIndex, modifyIndex: e.modifyIndex };
 }
 
-/** Validate at the edge (400 naming the field) before anything is proposed. */
+/**
+ * Validate at the edge (400 naming the field) before anything is proposed, with the rules that
+ * apply only to new writes (write-checks.ts) on top of those every agent applies.
+ */
 export function checked(cmd: unknown): Command {
   const c = validateCommand(cmd);
   if (isValidationError(c)) throw new MeshError('bad_request', formatValidationError(c));
+  const bad = writeCheck(c);
+  if (bad) throw new MeshError('bad_request', formatValidationError(bad));
   return c;
 }
 

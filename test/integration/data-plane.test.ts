@@ -5,7 +5,10 @@
 // refused; the agent's Prometheus endpoint counts the traffic.
 import '../../src/polyfill.js';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
 import { type AgentProc, freePort, LocalCluster, waitFor } from '../../cluster-sim/launcher.js';
@@ -493,6 +496,40 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
         100,
       ),
     );
+  });
+
+  it('route regexes: (a+)+ against a crafted 2 KiB path is answered; a backreference is refused at mesh config put', async () => {
+    const router = (pathRegex: string) => [
+      'kind: service-router',
+      'name: web',
+      'routes:',
+      `  - match: { http: { pathRegex: '${pathRegex}' } }`,
+      '    fault: { abort: { percent: 100, httpStatus: 503 } }',
+    ];
+    assert.ok(await untilStatus(ports.web, 200, '/'), 'web answers through the mesh');
+    try {
+      await putEntryFiles(n01, [router('/(a+)+')]);
+      assert.ok(await untilStatus(ports.web, 503, '/aaaa'), 'the route matches /aaaa');
+      // 2^2000 steps for a backtracking engine: without the linear-time fallback this request
+      // would hold n01's proxy thread (and every other call through it) for good.
+      const crafted = await httpGet(ports.web, `/${'a'.repeat(2_000)}!`);
+      assert.equal(crafted.status, 200, `crafted path: ${crafted.status} ${crafted.body.slice(0, 200)}`);
+      assert.equal((await httpGet(ports.web, '/')).status, 200, 'the proxy still answers');
+      const dir = mkdtempSync(join(tmpdir(), 'mesh-regex-'));
+      try {
+        const file = join(dir, 'router.yaml');
+        writeFileSync(file, [...router('/(a)\\1'), ''].join('\n'));
+        const put = await meshCli(n01, 'config', 'put', file);
+        assert.notEqual(put.code, 0);
+        assert.match(put.stderr, /routes\[0\]\.match\.http\.pathRegex: cannot be matched in linear time/);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+      assert.equal((await httpGet(ports.web, '/aaaa')).status, 503, 'the refused write changed nothing');
+    } finally {
+      assert.equal((await api(n01, 'DELETE', '/v1/config/service-router/web')).status, 200);
+    }
+    assert.ok(await untilStatus(ports.web, 200, '/aaaa'), 'no route once the router is gone');
   });
 
   it('service-defaults rateLimits: the instances’ agents answer 429 over the limit, and count it', async () => {

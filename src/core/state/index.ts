@@ -9,3 +9,4 @@ export { NAME_PATTERN, STATE_LIMITS } from './limits.js';
 export { StateMachine } from './state-machine.js';
 export { formatValidationError } from './text.js';
 export type * from './types.js';
+export { writeCheck } from './write-checks.js';

@@ -53,8 +53,9 @@ export const HTTP_MATCH_LIMITS = Object.freeze({
   /** URL paths beyond 2 KiB are rejected by most servers anyway. */
   pathLengthMax: 2048,
   /**
-   * Regexes are JavaScript's, which backtrack: a short bound keeps a careless pattern from costing
-   * much per request. 256 characters is ample for path and header patterns.
+   * A match's cost grows with the pattern's size times the value's once V8 falls back to its
+   * linear-time engine (src/polyfill.ts; write-checks.ts refuses patterns it cannot take), so a
+   * short bound keeps it small. 256 characters is ample for path and header patterns.
    */
   regexLengthMax: 256,
   methodsMax: 16,

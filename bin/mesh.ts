@@ -6,8 +6,10 @@
 // (parallel scavenges, concurrent marking). The agent's heaps are small, so the helpers shorten
 // pauses that are already short, while waking them for every scavenge cost ~10 µs of CPU per
 // proxied request on top of the proxy thread's own: CPU that belongs to the host's applications.
-// V8 flags cannot change safely once the heap runs (v8.setFlagsFromString mid-marking aborts), so
-// they live here. Both apply when `mesh` is executed directly (npm bin, ./dist/mesh.mjs).
+// Garbage collector flags cannot change safely once the heap runs (v8.setFlagsFromString
+// mid-marking aborts), so they live here; both apply when `mesh` is executed directly (npm bin,
+// ./dist/mesh.mjs). The regexp engine's flags are read when a pattern is compiled, so polyfill.ts
+// sets them at start, for every entry point, however it is run.
 import '../src/polyfill.js';
 import { main } from '../src/cli/main.js';
 

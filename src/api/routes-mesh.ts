@@ -98,13 +98,10 @@ export function meshRoutes(dp: DataPlane, cp: ControlPlane): Route[] {
       const cmd =
         sources.length === 0
           ? checked({ op: 'config-delete', kind: 'service-intentions', name: destination, cas })
-          : checked({
-              op: 'config-set',
-              kind: 'service-intentions',
-              name: destination,
-              spec: { sources },
-              cas,
-            });
+          : checked(
+              { op: 'config-set', kind: 'service-intentions', name: destination, spec: { sources }, cas },
+              entry?.spec,
+            );
       const r = await cp.write(cmd);
       if (writeOutcome(r)) return r.index;
       // Someone changed the entry meanwhile: catch up with the leader and edit again.

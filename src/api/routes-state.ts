@@ -40,12 +40,13 @@ function configView(e: ConfigEntry) {
 
 /**
  * Validate at the edge (400 naming the field) before anything is proposed, with the rules that
- * apply only to new writes (write-checks.ts) on top of those every agent applies.
+ * apply only to new writes (write-checks.ts) on top of those every agent applies. `previous`: the
+ * spec of the entry the command replaces, whose patterns are in force already.
  */
-export function checked(cmd: unknown): Command {
+export function checked(cmd: unknown, previous?: unknown): Command {
   const c = validateCommand(cmd);
   if (isValidationError(c)) throw new MeshError('bad_request', formatValidationError(c));
-  const bad = writeCheck(c);
+  const bad = writeCheck(c, previous);
   if (bad) throw new MeshError('bad_request', formatValidationError(bad));
   return c;
 }
@@ -155,13 +156,16 @@ export function stateRoutes(cp: ControlPlane): Route[] {
     }
     refuseManaged(entry.kind);
     const cas = nonNegInt(ctx, 'cas');
-    const cmd = checked({
-      op: 'config-set',
-      kind: entry.kind,
-      name: entry.name,
-      spec: entry.spec,
-      ...(cas !== undefined ? { cas } : {}),
-    });
+    const cmd = checked(
+      {
+        op: 'config-set',
+        kind: entry.kind,
+        name: entry.name,
+        spec: entry.spec,
+        ...(cas !== undefined ? { cas } : {}),
+      },
+      sm().configGet(entry.kind, entry.name)?.spec,
+    );
     const r = await cp.write(cmd);
     if (!writeOutcome(r))
       throw new MeshError(

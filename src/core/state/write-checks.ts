@@ -3,44 +3,61 @@
 // versions would hold different state; a rule that tightens what may be written therefore belongs
 // here, where it refuses the write at the agent the user talks to and leaves stored entries alone.
 import { linearRegexProblem } from './kinds/spec-fields.js';
-import { isObj } from './text.js';
+import { field, isObj } from './text.js';
 import type { Command, ValidationError } from './types.js';
 
-/** Fields that hold a regular expression, in every kind that has one (HTTP matches: routes, intentions). */
-const REGEX_FIELDS: ReadonlySet<string> = new Set(['pathRegex', 'regex']);
+/**
+ * Where each kind holds a regular expression matched against what callers send, as paths through
+ * the spec: `name` is a field, `name[]` each item of a list. Keep in step with the kinds that call
+ * optRegex (http-match.ts, rate-limits.ts): a site missing here is matched without this check.
+ */
+const HTTP_MATCH_SITES = ['pathRegex', 'header[].regex', 'queryParam[].regex'];
+const REGEX_SITES: Readonly<Record<string, readonly string[]>> = {
+  'service-router': HTTP_MATCH_SITES.map((s) => `routes[].match.http.${s}`),
+  'service-intentions': HTTP_MATCH_SITES.map((s) => `sources[].permissions[].http.${s}`),
+  'service-defaults': ['rateLimits.instanceLevel.routes[].pathRegex'],
+};
 
 /**
- * Nesting of a spec the walk follows at most. Specs are bounded in size by validation (specBytesMax),
- * and the kinds nest five levels at most (routes[].match.http.header[].regex); this bounds the walk
- * in case a future kind nests more.
+ * The first problem a write-time rule finds in a validated command, or undefined. `previous` is the
+ * stored spec the command replaces, if any: a pattern it already holds is in force and is not
+ * checked again, so that changing another part of such an entry (`mesh intention allow` adds a
+ * source to the entry holding every source of a destination) is not refused for a pattern the
+ * write did not bring.
  */
-const DEPTH_MAX = 32;
-
-/** The first problem a write-time rule finds in a validated command, or undefined. */
-export function writeCheck(c: Command): ValidationError | undefined {
+export function writeCheck(c: Command, previous?: unknown): ValidationError | undefined {
   if (c.op !== 'config-set') return undefined;
-  return regexIn(c.spec, 'spec', 0);
-}
-
-function regexIn(v: unknown, path: string, depth: number): ValidationError | undefined {
-  if (depth > DEPTH_MAX) return undefined;
-  if (Array.isArray(v)) {
-    for (let i = 0; i < v.length; i++) {
-      const bad = regexIn(v[i], `${path}[${i}]`, depth + 1);
-      if (bad) return bad;
-    }
-    return undefined;
-  }
-  if (!isObj(v)) return undefined;
-  for (const [k, x] of Object.entries(v)) {
-    const at = `${path}.${k}`;
-    if (REGEX_FIELDS.has(k) && typeof x === 'string') {
-      const problem = linearRegexProblem(x);
-      if (problem !== undefined) return { field: at, message: problem };
-    } else {
-      const bad = regexIn(x, at, depth + 1);
-      if (bad) return bad;
+  const sites = REGEX_SITES[c.kind];
+  if (sites === undefined) return undefined;
+  const inForce = new Set<string>();
+  if (previous !== undefined)
+    for (const site of sites) for (const { value } of valuesAt(previous, site, '')) inForce.add(value);
+  for (const site of sites) {
+    for (const { value, path } of valuesAt(c.spec, site, 'spec')) {
+      if (inForce.has(value)) continue;
+      const problem = linearRegexProblem(value);
+      if (problem !== undefined) return { field: path, message: problem };
     }
   }
   return undefined;
+}
+
+/** The strings at `site` in `v`, each with its path (validated specs: the shapes are known). */
+function valuesAt(v: unknown, site: string, path: string): Array<{ value: string; path: string }> {
+  let at: Array<{ v: unknown; path: string }> = [{ v, path }];
+  for (const step of site.split('.')) {
+    const list = step.endsWith('[]');
+    const name = list ? step.slice(0, -2) : step;
+    const next: Array<{ v: unknown; path: string }> = [];
+    for (const x of at) {
+      if (!isObj(x.v)) continue;
+      const child = field(x.v, name);
+      const childPath = x.path === '' ? name : `${x.path}.${name}`;
+      if (!list) next.push({ v: child, path: childPath });
+      else if (Array.isArray(child))
+        for (const [i, item] of child.entries()) next.push({ v: item, path: `${childPath}[${i}]` });
+    }
+    at = next;
+  }
+  return at.flatMap((x) => (typeof x.v === 'string' ? [{ value: x.v, path: x.path }] : []));
 }

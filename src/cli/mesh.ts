@@ -36,6 +36,8 @@ interface ProxyStatusView {
   version: { raft: number; catalog: number };
   /** Absent from agents that predate passive health checks. */
   ejected?: Array<{ service: string; instance: string; remainingMs: number }>;
+  /** Absent from agents that predate the proxy watchdog. */
+  restarts?: { exited: number; unresponsive: number };
 }
 
 const pair = (source: string, destination: string) => new URLSearchParams({ source, destination });
@@ -160,6 +162,14 @@ export function registerMeshCommands(program: Command, io: Io): void {
           ['catalog index', String(s.version.catalog)],
           ['snapshots applied', String(s.snapshotsApplied)],
           ['inbound handshake failures', String(s.handshakeFailures)],
+          ...(s.restarts
+            ? [
+                [
+                  'worker restarts',
+                  `${s.restarts.exited + s.restarts.unresponsive} (exited ${s.restarts.exited}, unresponsive ${s.restarts.unresponsive})`,
+                ] as [string, string],
+              ]
+            : []),
         ]),
       );
       if (s.upstreams.length > 0) {

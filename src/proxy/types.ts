@@ -95,6 +95,8 @@ export type ToWorker =
   | { t: 'snapshot'; snapshot: ProxySnapshot }
   | { t: 'metrics'; id: number }
   | { t: 'status'; id: number }
+  /** The host's watchdog: answered with a pong from the worker's loop. */
+  | { t: 'ping' }
   | { t: 'stop' };
 
 /** Worker → main thread. */
@@ -102,6 +104,7 @@ export type FromWorker =
   | { t: 'ready'; inbound: { host: string; port: number } }
   | { t: 'metrics'; id: number; text: string }
   | { t: 'status'; id: number; status: ProxyStatus }
+  | { t: 'pong' }
   | { t: 'log'; level: 'info' | 'warn' | 'error'; msg: string; fields: Record<string, unknown> }
   | { t: 'fatal'; message: string };
 
@@ -122,6 +125,8 @@ export interface ProxyStatus {
   handshakeFailures: number;
   /** Instances this agent is not calling now after failures in a row (passive health checks). */
   ejected: Array<{ service: string; instance: string; remainingMs: number }>;
+  /** Times the agent started the worker again since the agent started (added by the main thread). */
+  restarts?: { exited: number; unresponsive: number };
 }
 
 /** The start parameters of the worker (workerData). */

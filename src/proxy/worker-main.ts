@@ -36,6 +36,9 @@ port.on('message', (m: ToWorker) => {
     case 'status':
       post({ t: 'status', id: m.id, status: engine.status() });
       return;
+    case 'ping':
+      post({ t: 'pong' });
+      return;
     case 'stop':
       engine.stop();
       port.close();

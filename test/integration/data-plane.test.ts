@@ -786,6 +786,14 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
     assert.match(text, /^mesh_proxy_peer_handshakes_total\{resumed="true"\} [1-9]/m);
     assert.match(text, /^mesh_proxy_peer_handshakes_total\{resumed="false"\} [1-9]/m);
     assert.match(text, /^mesh_agent_members\{status="alive"\} [1-9]/m);
+    // The real worker has answered the watchdog's pings all along (one a second, 10 s allowed).
+    for (const a of cluster.agents)
+      for (const reason of ['exited', 'unresponsive'])
+        assert.match(
+          await promText(a),
+          new RegExp(`^mesh_proxy_worker_restarts_total\\{reason="${reason}"\\} 0$`, 'm'),
+          `${a.name} ${reason}`,
+        );
     // A scrape that declares a metric twice is refused by Prometheus as a whole.
     const declared = [...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]);
     assert.deepEqual(

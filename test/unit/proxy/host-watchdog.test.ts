@@ -1,0 +1,109 @@
+// The proxy host's watchdog, with stand-in workers: one that stops answering is terminated and
+// started again; one that is slow but answers is left alone; one that exits is counted as exited.
+// The real worker's answer to the ping is checked on real agents (data-plane.test.ts, metrics).
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { pathToFileURL } from 'node:url';
+import { pino } from 'pino';
+import { waitFor } from '../../../cluster-sim/launcher.js';
+import { ProxyHost } from '../../../src/proxy/host.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'mesh-watchdog-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+/** A stand-in worker: ready at once, answers status, metrics and stop; `onPing` is the body of its ping handler. */
+function stub(name: string, onPing: string): URL {
+  const file = join(dir, `${name}.mjs`);
+  writeFileSync(
+    file,
+    `import { parentPort } from 'node:worker_threads';
+let pings = 0;
+parentPort.on('message', async (m) => {
+  if (m.t === 'ping') { pings++; ${onPing} }
+  else if (m.t === 'status') parentPort.postMessage({ t: 'status', id: m.id, status: { pings } });
+  else if (m.t === 'metrics') parentPort.postMessage({ t: 'metrics', id: m.id, text: '' });
+  else if (m.t === 'stop') parentPort.close();
+});
+parentPort.postMessage({ t: 'ready', inbound: { host: '127.0.0.1', port: 1 } });
+`,
+  );
+  return pathToFileURL(file);
+}
+
+function host(entry: URL, limitMs: number) {
+  const lines: string[] = [];
+  const log = pino({ level: 'info' }, { write: (s: string) => void lines.push(s) });
+  const started = ProxyHost.start({
+    inbound: { host: '127.0.0.1', port: 0 },
+    connectionsMax: 1,
+    log,
+    entry,
+    restartMinIntervalMs: 100,
+    watchdogIntervalMs: 50,
+    watchdogLimitMs: limitMs,
+  });
+  return { started, lines };
+}
+
+describe('proxy host watchdog', { timeout: 60_000 }, () => {
+  it('terminates a worker that stops answering and starts it again, and says so', async () => {
+    // The first worker hangs at its third ping; the one started after it (a marker file says so) answers.
+    const marker = JSON.stringify(join(dir, 'hung-once'));
+    const { started, lines } = host(
+      stub(
+        'hangs',
+        `const fs = await import('node:fs'); if (pings > 2 && !fs.existsSync(${marker})) { fs.writeFileSync(${marker}, ''); for (;;) {} } parentPort.postMessage({ t: "pong" });`,
+      ),
+      500,
+    );
+    const h = await started;
+    try {
+      assert.ok(await waitFor(() => h.restarts.unresponsive >= 1, 20_000, 50), 'restarted');
+      assert.equal(h.restarts.exited, 0);
+      assert.ok(lines.some((l) => l.includes('proxy worker stopped answering; restarting it')));
+      // The new worker answers, and is left running.
+      assert.ok(
+        await waitFor(async () => (await h.status().catch(() => undefined)) !== undefined, 20_000, 50),
+      );
+      await new Promise((r) => setTimeout(r, 1_000));
+      assert.equal(h.restarts.unresponsive, 1);
+      assert.match(await h.metrics(), /^mesh_proxy_worker_restarts_total\{reason="unresponsive"\} 1$/m);
+    } finally {
+      await h.stop();
+    }
+  });
+
+  it('leaves a worker that is slow to answer, within the limit, alone', async () => {
+    const { started } = host(
+      stub(
+        'slow',
+        'const end = Date.now() + 150; while (Date.now() < end); parentPort.postMessage({ t: "pong" });',
+      ),
+      1_000,
+    );
+    const h = await started;
+    try {
+      await new Promise((r) => setTimeout(r, 2_000));
+      const s = (await h.status()) as unknown as { pings: number; restarts: unknown };
+      assert.ok(s.pings >= 5, `pinged ${s.pings} times`);
+      assert.deepEqual(s.restarts, { exited: 0, unresponsive: 0 });
+    } finally {
+      await h.stop();
+    }
+  });
+
+  it('counts a worker that exits as exited, and starts it again', async () => {
+    const { started, lines } = host(stub('exits', 'process.exit(3);'), 500);
+    const h = await started;
+    try {
+      assert.ok(await waitFor(() => h.restarts.exited >= 1, 20_000, 50), 'restarted');
+      assert.equal(h.restarts.unresponsive, 0);
+      assert.ok(lines.some((l) => l.includes('proxy worker exited; restarting it')));
+    } finally {
+      await h.stop();
+    }
+  });
+});

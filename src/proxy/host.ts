@@ -12,6 +12,10 @@ const READY_TIMEOUT_MS = 10_000;
 const ASK_TIMEOUT_MS = 3_000;
 /** Questions (metrics, status) waiting for the worker at once. */
 const PENDING_MAX = 64;
+/** On stop, a worker still running this long after being asked to end is terminated. */
+const STOP_TERMINATE_MS = 2_000;
+/** …and one that has not ended this long after being asked is left behind, with a log line. */
+const STOP_WAIT_MS = 10_000;
 
 export const PROXY_HOST_DEFAULTS = Object.freeze({
   /** A worker that dies is started again after at least this long since the last start, so a worker that dies at once does not spin. */
@@ -21,13 +25,16 @@ export const PROXY_HOST_DEFAULTS = Object.freeze({
   /**
    * A worker that has not answered a ping for this long is stuck (an endless loop, a match that
    * never ends): every call through the agent has stopped, so it is terminated and started again,
-   * as if it had died. Saturated, the worker still answers within milliseconds (its message port
-   * is served every turn of its loop); the longest a healthy worker is busy in one go, applying a
-   * snapshot of the largest configuration, is well under a second. Envoy's watchdog counts a
-   * "mega miss" at 1 s and kills only when told to; 10 s leaves a wide margin for a loaded machine
-   * before cutting the connections the worker holds.
+   * as if it had died, cutting the connections it holds. Saturated, the worker still answers within
+   * milliseconds (its message port is served every turn of its loop); applying a snapshot of the
+   * largest configuration takes well under a second. What can hold it longer on purpose is a
+   * regex: the slowest pattern a write accepts takes ~6 s against a 64 KiB request head (a short
+   * one ~20 ms; configuration-entries.md), so 30 s leaves room for a few such requests in one turn
+   * on a loaded machine before the watchdog cuts everything. Envoy's watchdog counts a "mega
+   * miss" at 1 s and kills only when told to. Late ticks of this thread's own timer do not count
+   * (checkAlive).
    */
-  watchdogLimitMs: 10_000,
+  watchdogLimitMs: 30_000,
 });
 
 export interface ProxyHostOptions {
@@ -59,15 +66,23 @@ export class ProxyHost {
   private lastJson = '';
   private last: ProxySnapshot | undefined;
   private seq = 0;
-  private readonly pending = new Map<number, { resolve: (m: FromWorker) => void; timer: NodeJS.Timeout }>();
+  private readonly pending = new Map<
+    number,
+    { resolve: (m: FromWorker) => void; reject: (err: Error) => void; timer: NodeJS.Timeout }
+  >();
   private stopping = false;
   private lastStartMs = 0;
-  /** The running worker has said it is ready (and has not exited since). */
+  /** The current worker has said it is ready (and has not exited since). */
   private running = false;
+  /** The current worker has exited (a restart may be pending). */
+  private exited = false;
+  private restartTimer: NodeJS.Timeout | undefined;
   /** When the ping the worker has not answered yet was sent (ms, monotonic), if one is out. */
   private pingSentMs: number | undefined;
-  /** The worker was terminated for not answering: its exit is counted as that, not as a death. */
-  private terminating = false;
+  /** When the watchdog last ran (ms, monotonic): a late run means this thread was held, not the worker. */
+  private lastTickMs = performance.now();
+  /** When the worker was terminated for not answering; its exit is counted as that, not as a death. */
+  private terminatedMs: number | undefined;
   private readonly watchdog: NodeJS.Timeout;
   inbound = { host: '', port: 0 };
   readonly restarts: ProxyRestarts = { exited: 0, unresponsive: 0 };
@@ -95,7 +110,8 @@ export class ProxyHost {
     try {
       h.inbound = await h.spawn();
     } catch (err) {
-      clearInterval(h.watchdog);
+      // The agent does not start: nothing is restarted.
+      await h.stop();
       throw err;
     }
     // A restarted worker binds the port the first one got (the one gossip advertises).
@@ -103,16 +119,25 @@ export class ProxyHost {
     return h;
   }
 
+  /**
+   * Start a worker and wait until it listens. A worker that does not get ready (or cannot listen)
+   * is terminated; once running, its exit schedules the next start.
+   */
   private spawn(): Promise<{ host: string; port: number }> {
     this.lastStartMs = performance.now();
     this.running = false;
+    this.exited = false;
     this.pingSentMs = undefined;
-    this.terminating = false;
+    this.terminatedMs = undefined;
     const w = new Worker(this.o.entry, { workerData: this.data });
     this.worker = w;
     return new Promise((resolve, reject) => {
+      const fail = (err: MeshError): void => {
+        reject(err);
+        void w.terminate();
+      };
       const timer = setTimeout(
-        () => reject(new MeshError('internal', 'the proxy worker did not start in time')),
+        () => fail(new MeshError('internal', 'the proxy worker did not start in time')),
         READY_TIMEOUT_MS,
       );
       w.on('message', (m: FromWorker) => {
@@ -123,7 +148,7 @@ export class ProxyHost {
           resolve(m.inbound);
         } else if (m.t === 'fatal') {
           clearTimeout(timer);
-          reject(new MeshError('bad_request', `inbound listener: ${m.message}`));
+          fail(new MeshError('bad_request', `inbound listener: ${m.message}`));
         } else if (m.t === 'pong') {
           if (w === this.worker) this.pingSentMs = undefined;
         } else this.onMessage(m);
@@ -131,35 +156,62 @@ export class ProxyHost {
       w.on('error', (err) => this.log.error({ err: err.message }, 'proxy worker failed'));
       w.on('exit', (code) => {
         clearTimeout(timer);
-        if (this.stopping || w !== this.worker) return;
+        if (w !== this.worker) return;
         this.running = false;
-        const unresponsive = this.terminating;
+        this.exited = true;
+        for (const [id, p] of this.pending) {
+          clearTimeout(p.timer);
+          this.pending.delete(id);
+          p.reject(new MeshError('unavailable', 'the proxy worker is restarting; retry'));
+        }
+        if (this.stopping) return;
+        const unresponsive = this.terminatedMs !== undefined;
         if (!unresponsive) this.log.error({ code }, 'proxy worker exited; restarting it');
-        const waitMs = Math.max(0, this.o.restartMinIntervalMs - (performance.now() - this.lastStartMs));
-        setTimeout(() => {
-          if (this.stopping) return;
-          if (unresponsive) this.restarts.unresponsive++;
-          else this.restarts.exited++;
-          this.spawn().catch((err: Error) =>
-            this.log.error({ err: err.message }, 'proxy worker restart failed'),
-          );
-        }, waitMs);
+        this.restartLater(unresponsive ? 'unresponsive' : 'exited');
       });
     });
   }
 
+  private restartLater(reason: keyof ProxyRestarts): void {
+    const waitMs = Math.max(0, this.o.restartMinIntervalMs - (performance.now() - this.lastStartMs));
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      if (this.stopping) return;
+      this.restarts[reason]++;
+      // A failed start terminates its worker, whose exit schedules the next try.
+      this.spawn().catch((err: Error) => this.log.error({ err: err.message }, 'proxy worker restart failed'));
+    }, waitMs);
+  }
+
   /** The watchdog's tick: ping a running worker, or end one that has not answered for the limit. */
   private checkAlive(): void {
-    if (this.stopping || !this.running || this.terminating) return;
     const now = performance.now();
+    const lateMs = now - this.lastTickMs - this.o.watchdogIntervalMs;
+    this.lastTickMs = now;
+    if (this.stopping || this.exited) return;
+    if (this.terminatedMs !== undefined) {
+      // terminate() ends JavaScript at once; a worker held in native code may never exit.
+      if (now - this.terminatedMs >= this.o.watchdogLimitMs) {
+        this.log.error('proxy worker did not end after it was terminated; the data plane is down');
+        this.terminatedMs = now;
+      }
+      return;
+    }
+    if (!this.running) return;
     if (this.pingSentMs === undefined) {
       this.pingSentMs = now;
       this.worker.postMessage({ t: 'ping' } satisfies ToWorker);
       return;
     }
+    // This tick ran late: this thread was held (a long task, a stopped process), and an answer may
+    // be waiting behind this timer (libuv runs timers before it reads messages). Count from now.
+    if (lateMs > this.o.watchdogIntervalMs) {
+      this.pingSentMs = now;
+      return;
+    }
     const silentMs = now - this.pingSentMs;
     if (silentMs < this.o.watchdogLimitMs) return;
-    this.terminating = true;
+    this.terminatedMs = now;
     this.log.error(
       { silentMs: Math.round(silentMs), limitMs: this.o.watchdogLimitMs },
       'proxy worker stopped answering; restarting it',
@@ -187,11 +239,14 @@ export class ProxyHost {
     if (json === this.lastJson) return false;
     this.lastJson = json;
     this.last = snapshot;
-    this.worker.postMessage({ t: 'snapshot', snapshot } satisfies ToWorker);
+    // A worker that is not running gets the last snapshot when it is ready.
+    if (!this.exited) this.worker.postMessage({ t: 'snapshot', snapshot } satisfies ToWorker);
     return true;
   }
 
   private ask(t: 'metrics' | 'status'): Promise<FromWorker> {
+    if (this.exited)
+      return Promise.reject(new MeshError('unavailable', 'the proxy worker is restarting; retry'));
     if (this.pending.size >= PENDING_MAX)
       return Promise.reject(new MeshError('unavailable', 'the proxy is busy; retry'));
     const id = ++this.seq;
@@ -200,24 +255,38 @@ export class ProxyHost {
         this.pending.delete(id);
         reject(new MeshError('unavailable', `the proxy did not answer within ${ASK_TIMEOUT_MS} ms`));
       }, ASK_TIMEOUT_MS);
-      this.pending.set(id, { resolve, timer });
+      this.pending.set(id, { resolve, reject, timer });
       this.worker.postMessage({ t, id } satisfies ToWorker);
     });
   }
 
-  /** The worker's Prometheus text, after the host's own family (the restarts). */
+  /**
+   * Prometheus text: the host's own families (whether the worker answered, its restarts), then the
+   * worker's. A worker that does not answer leaves out its families, not the scrape.
+   */
   async metrics(): Promise<string> {
-    const m = await this.ask('metrics');
-    return this.restartsText() + (m.t === 'metrics' ? m.text : '');
+    let worker = '';
+    let up = 1;
+    try {
+      const m = await this.ask('metrics');
+      worker = m.t === 'metrics' ? m.text : '';
+    } catch {
+      up = 0;
+    }
+    return this.hostText(up) + worker;
   }
 
-  private restartsText(): string {
-    const name = 'mesh_proxy_worker_restarts_total';
+  private hostText(up: number): string {
+    const restarts = 'mesh_proxy_worker_restarts_total';
+    const upName = 'mesh_proxy_worker_up';
     return [
-      `# HELP ${name} times the agent started its proxy worker thread again, by reason: it exited, or it stopped answering the watchdog`,
-      `# TYPE ${name} counter`,
-      `${name}{reason="exited"} ${this.restarts.exited}`,
-      `${name}{reason="unresponsive"} ${this.restarts.unresponsive}`,
+      `# HELP ${upName} 1 when the proxy worker thread answered this scrape, 0 when it did not (restarting, or stuck): its own families are then missing`,
+      `# TYPE ${upName} gauge`,
+      `${upName} ${up}`,
+      `# HELP ${restarts} times the agent started its proxy worker thread again, by reason: it exited, or it stopped answering the watchdog`,
+      `# TYPE ${restarts} counter`,
+      `${restarts}{reason="exited"} ${this.restarts.exited}`,
+      `${restarts}{reason="unresponsive"} ${this.restarts.unresponsive}`,
       '',
     ].join('\n');
   }
@@ -231,12 +300,20 @@ export class ProxyHost {
   async stop(): Promise<void> {
     this.stopping = true;
     clearInterval(this.watchdog);
+    if (this.restartTimer) clearTimeout(this.restartTimer);
     for (const p of this.pending.values()) clearTimeout(p.timer);
     this.pending.clear();
+    if (this.exited) return;
+    const exited = new Promise<boolean>((r) => this.worker.once('exit', () => r(true)));
     this.worker.postMessage({ t: 'stop' } satisfies ToWorker);
-    const exited = new Promise<void>((r) => this.worker.once('exit', () => r()));
-    const timer = setTimeout(() => void this.worker.terminate(), 2_000);
-    await exited;
-    clearTimeout(timer);
+    const terminate = setTimeout(() => void this.worker.terminate(), STOP_TERMINATE_MS);
+    let giveUp: NodeJS.Timeout | undefined;
+    const gaveUp = new Promise<boolean>((r) => {
+      giveUp = setTimeout(() => r(false), STOP_WAIT_MS);
+    });
+    if (!(await Promise.race([exited, gaveUp])))
+      this.log.error(`the proxy worker did not end within ${STOP_WAIT_MS} ms of stopping; leaving it`);
+    clearTimeout(terminate);
+    clearTimeout(giveUp);
   }
 }

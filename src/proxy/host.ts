@@ -74,15 +74,17 @@ export class ProxyHost {
   private lastStartMs = 0;
   /** The current worker has said it is ready (and has not exited since). */
   private running = false;
-  /** The current worker has exited (a restart may be pending). */
-  private exited = false;
+  /** There is no live worker: none started yet, or the current one exited (a restart may be pending). */
+  private exited = true;
   private restartTimer: NodeJS.Timeout | undefined;
   /** When the ping the worker has not answered yet was sent (ms, monotonic), if one is out. */
   private pingSentMs: number | undefined;
   /** When the watchdog last ran (ms, monotonic): a late run means this thread was held, not the worker. */
   private lastTickMs = performance.now();
-  /** When the worker was terminated for not answering; its exit is counted as that, not as a death. */
+  /** When this host terminated the current worker (silent, or not ready in time), if it did. */
   private terminatedMs: number | undefined;
+  /** The current worker was terminated for not answering: its exit is counted as that, not as a death. */
+  private silent = false;
   private readonly watchdog: NodeJS.Timeout;
   inbound = { host: '', port: 0 };
   readonly restarts: ProxyRestarts = { exited: 0, unresponsive: 0 };
@@ -125,15 +127,26 @@ export class ProxyHost {
    */
   private spawn(): Promise<{ host: string; port: number }> {
     this.lastStartMs = performance.now();
+    let w: Worker;
+    try {
+      w = new Worker(this.o.entry, { workerData: this.data });
+    } catch (err) {
+      // No worker, so no exit to restart from: the caller (start, or restartLater) decides.
+      return Promise.reject(
+        new MeshError('internal', `cannot start the proxy worker: ${(err as Error).message}`),
+      );
+    }
+    this.worker = w;
     this.running = false;
     this.exited = false;
     this.pingSentMs = undefined;
     this.terminatedMs = undefined;
-    const w = new Worker(this.o.entry, { workerData: this.data });
-    this.worker = w;
+    this.silent = false;
     return new Promise((resolve, reject) => {
       const fail = (err: MeshError): void => {
         reject(err);
+        // Its exit schedules the next start; checkAlive reports a worker that never ends.
+        this.terminatedMs = performance.now();
         void w.terminate();
       };
       const timer = setTimeout(
@@ -159,15 +172,15 @@ export class ProxyHost {
         if (w !== this.worker) return;
         this.running = false;
         this.exited = true;
+        reject(new MeshError('internal', `the proxy worker exited (code ${code}) before it was ready`));
         for (const [id, p] of this.pending) {
           clearTimeout(p.timer);
           this.pending.delete(id);
           p.reject(new MeshError('unavailable', 'the proxy worker is restarting; retry'));
         }
         if (this.stopping) return;
-        const unresponsive = this.terminatedMs !== undefined;
-        if (!unresponsive) this.log.error({ code }, 'proxy worker exited; restarting it');
-        this.restartLater(unresponsive ? 'unresponsive' : 'exited');
+        if (!this.silent) this.log.error({ code }, 'proxy worker exited; restarting it');
+        this.restartLater(this.silent ? 'unresponsive' : 'exited');
       });
     });
   }
@@ -178,8 +191,12 @@ export class ProxyHost {
       this.restartTimer = undefined;
       if (this.stopping) return;
       this.restarts[reason]++;
-      // A failed start terminates its worker, whose exit schedules the next try.
-      this.spawn().catch((err: Error) => this.log.error({ err: err.message }, 'proxy worker restart failed'));
+      this.spawn().catch((err: Error) => {
+        this.log.error({ err: err.message }, 'proxy worker restart failed');
+        // A worker that started and failed exits, and its exit schedules the next try; one that
+        // could not be created has no exit to wait for.
+        if (this.exited && !this.stopping && this.restartTimer === undefined) this.restartLater('exited');
+      });
     }, waitMs);
   }
 
@@ -203,15 +220,14 @@ export class ProxyHost {
       this.worker.postMessage({ t: 'ping' } satisfies ToWorker);
       return;
     }
-    // This tick ran late: this thread was held (a long task, a stopped process), and an answer may
-    // be waiting behind this timer (libuv runs timers before it reads messages). Count from now.
-    if (lateMs > this.o.watchdogIntervalMs) {
-      this.pingSentMs = now;
-      return;
-    }
+    // Silence counts only while this thread runs on time. A late tick means this thread was held
+    // (a long task, a stopped process), and an answer may be waiting behind this timer (libuv runs
+    // timers before it reads messages): the time it was late is not the worker's silence.
+    if (lateMs > 0) this.pingSentMs = Math.min(now, this.pingSentMs + lateMs);
     const silentMs = now - this.pingSentMs;
     if (silentMs < this.o.watchdogLimitMs) return;
     this.terminatedMs = now;
+    this.silent = true;
     this.log.error(
       { silentMs: Math.round(silentMs), limitMs: this.o.watchdogLimitMs },
       'proxy worker stopped answering; restarting it',

@@ -132,6 +132,16 @@ describe('proxy host watchdog', { timeout: 60_000 }, () => {
     assert.ok(stopped, 'stop() returned');
   });
 
+  it('start() fails, and leaves nothing running, when the worker dies before it is ready or cannot be made', async () => {
+    const file = join(dir, 'dies-loading.mjs');
+    writeFileSync(file, 'process.exit(2);\n');
+    await assert.rejects(host(pathToFileURL(file), 500).started, /exited \(code 2\) before it was ready/);
+    await assert.rejects(
+      host(new URL('http://127.0.0.1/none.mjs'), 500).started,
+      /cannot start the proxy worker/,
+    );
+  });
+
   it('counts a worker that exits as exited, and starts it again', async () => {
     const { started, lines } = host(stub('exits', 'process.exit(3);'), 500);
     const h = await started;

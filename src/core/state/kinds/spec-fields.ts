@@ -183,8 +183,6 @@ export const LINEAR_REPEAT_MAX = 16;
  */
 const LINEAR_FLAG: string = 'l';
 
-let linearEngineOn: boolean | undefined;
-
 /**
  * Why `source` (as `fullMatchRegex` compiles it) cannot be matched in linear time, or undefined
  * when it can. Asked when an entry is written, never when one is applied: an entry committed by an
@@ -192,16 +190,11 @@ let linearEngineOn: boolean | undefined;
  * linear-time engine on, since the answer would then be wrong: that is a bug of the entry point.
  */
 export function linearRegexProblem(source: string): string | undefined {
-  if (linearEngineOn === undefined) {
-    try {
-      new RegExp('', LINEAR_FLAG);
-      linearEngineOn = true;
-    } catch {
-      linearEngineOn = false;
-    }
-  }
-  if (!linearEngineOn)
+  try {
+    new RegExp('', LINEAR_FLAG);
+  } catch {
     throw new Error("V8's linear-time regexp engine is off in this process: import src/polyfill.js first");
+  }
   try {
     new RegExp(`^(?:${source})$`, LINEAR_FLAG);
     return undefined;

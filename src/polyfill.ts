@@ -9,7 +9,7 @@
 // longer than anyone waits. With these two V8 flags, a match that has backtracked 50,000 times
 // (V8's --regexp-backtracks-before-fallback) finishes on V8's linear-time engine instead, the one
 // Chrome ships for the same purpose, and a write can check that its pattern is one that engine
-// matches (the `l` flag; linearRegexProblem in src/core/state/kinds/spec-fields.ts). Patterns that
+// matches (the `l` flag; linearRegexProblem in src/core/state/write-checks.ts). Patterns that
 // never backtrack much keep the fast engine. V8 flags hold for the whole process: the proxy worker
 // thread has them too.
 import { setFlagsFromString } from 'node:v8';

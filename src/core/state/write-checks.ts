@@ -2,7 +2,6 @@
 // Apply (and snapshot restore) must accept everything an older version committed, or agents of two
 // versions would hold different state; a rule that tightens what may be written therefore belongs
 // here, where it refuses the write at the agent the user talks to and leaves stored entries alone.
-import { linearRegexProblem } from './kinds/spec-fields.js';
 import { field, isObj } from './text.js';
 import type { Command, ValidationError } from './types.js';
 
@@ -17,6 +16,45 @@ const REGEX_SITES: Readonly<Record<string, readonly string[]>> = {
   'service-intentions': HTTP_MATCH_SITES.map((s) => `sources[].permissions[].http.${s}`),
   'service-defaults': ['rateLimits.instanceLevel.routes[].pathRegex'],
 };
+
+/**
+ * V8's linear-time engine bounds how long a pattern can take, and it matches only patterns without
+ * backreferences, lookaround and counted repetition above this (counts of nested groups multiply).
+ * A process turns the engine on with V8 flags (src/polyfill.ts): it then switches a pattern that
+ * has backtracked too long to that engine, which only works for the patterns it can match.
+ */
+const LINEAR_REPEAT_MAX = 16;
+
+/**
+ * V8's flag for a pattern matched by its linear-time engine. A variable, not a literal: without the
+ * engine a literal `/…/l` is a syntax error when the module loads, not a failure this code handles.
+ */
+const LINEAR_FLAG: string = 'l';
+
+/**
+ * Why `source` (as `fullMatchRegex` compiles it) cannot be matched in linear time, or undefined
+ * when it can. Asked when an entry is written, never when one is applied: an entry committed by an
+ * older version must still apply everywhere. Throws when this process did not turn V8's
+ * linear-time engine on, since the answer would then be wrong: that is a bug of the entry point.
+ */
+export function linearRegexProblem(source: string): string | undefined {
+  try {
+    new RegExp('', LINEAR_FLAG);
+  } catch {
+    throw new Error("V8's linear-time regexp engine is off in this process: import src/polyfill.js first");
+  }
+  try {
+    new RegExp(`^(?:${source})$`, LINEAR_FLAG);
+    return undefined;
+  } catch {
+    return (
+      'cannot be matched in linear time, which the mesh requires of every pattern it matches against ' +
+      'what callers send: remove backreferences (\\1, \\k<name>), lookahead and lookbehind ' +
+      `((?=, (?!, (?<=, (?<!) and counted repetition above ${LINEAR_REPEAT_MAX} ({17}, {1,32}; ` +
+      'counts of nested groups multiply): write + or * instead'
+    );
+  }
+}
 
 /**
  * The first problem a write-time rule finds in a validated command, or undefined. `previous` is the

@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import { isValidationError, validateCommand, writeCheck } from '../../../src/core/state/index.js';
-import { linearRegexProblem } from '../../../src/core/state/kinds/spec-fields.js';
 import type { Command } from '../../../src/core/state/types.js';
+import { linearRegexProblem } from '../../../src/core/state/write-checks.js';
 
 function validated(kind: string, name: string, spec: unknown): Command {
   const c = validateCommand({ op: 'config-set', kind, name, spec });

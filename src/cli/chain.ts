@@ -4,7 +4,8 @@
 // to the service). Consul answers the same question with GET /v1/discovery-chain/<service>.
 import type { ApiClient } from '../api/client.js';
 import type { DiscoveryChainView } from '../api/types.js';
-import type { ChainTarget, CompiledRoute, NextHop } from '../core/routing/types.js';
+import type { ChainTarget, CompiledRoute, NextHop, WeightedTarget } from '../core/routing/types.js';
+import type { HeaderOps } from '../core/state/kinds/header-modifiers.js';
 import type { HeaderMatch, HttpMatch, QueryMatch } from '../core/state/kinds/http-match.js';
 import { formatTable } from './table.js';
 
@@ -49,8 +50,9 @@ const queryText = (q: QueryMatch): string => `query ${q.name} ${condText(q)}`;
 export function matchText(m: HttpMatch | undefined): string {
   if (m === undefined) return '(default)';
   const parts: string[] = [];
-  if (m.pathExact !== undefined) parts.push(`path ${shown(m.pathExact)}`);
-  if (m.pathPrefix !== undefined) parts.push(`path ${shown(m.pathPrefix)}*`);
+  const anyCase = m.caseInsensitive === true ? ' (any case)' : '';
+  if (m.pathExact !== undefined) parts.push(`path ${shown(m.pathExact)}${anyCase}`);
+  if (m.pathPrefix !== undefined) parts.push(`path ${shown(m.pathPrefix)}*${anyCase}`);
   if (m.pathRegex !== undefined) parts.push(`path ~ ${JSON.stringify(m.pathRegex)}`);
   if (m.methods !== undefined && m.methods.length > 0) parts.push(m.methods.join('|'));
   for (const h of m.header ?? []) parts.push(headerText(h));
@@ -58,11 +60,32 @@ export function matchText(m: HttpMatch | undefined): string {
   return parts.length > 0 ? parts.join(', ') : 'any request';
 }
 
+/**
+ * Header changes by name: `x-env set, x-debug removed, x-tag added` (a set is compiled to a removal
+ * and an addition of one name, and read back as such); undefined when there are none.
+ */
+function headerChangesText(ops: readonly HeaderOps[] | undefined): string | undefined {
+  if (ops === undefined || ops.length === 0) return undefined;
+  const parts: string[] = [];
+  for (const op of ops) {
+    const added = new Set(op.add.map(([n]) => n));
+    for (const n of op.remove) parts.push(`${n} ${added.has(n) ? 'set' : 'removed'}`);
+    for (const n of added) if (!op.remove.includes(n)) parts.push(`${n} added`);
+  }
+  return parts.join(', ');
+}
+
+function shareText(s: WeightedTarget): string {
+  // Nested splits multiply their weights: shown to two decimals, not as 0.30000000000000004.
+  const base = `${Math.round(s.weight * 100) / 100}% ${s.targetId}`;
+  const req = headerChangesText(s.requestHeaders);
+  const resp = headerChangesText(s.responseHeaders);
+  const changes = [...(req ? [`request ${req}`] : []), ...(resp ? [`response ${resp}`] : [])];
+  return changes.length > 0 ? `${base} (${changes.join('; ')})` : base;
+}
+
 function hopText(next: NextHop): string {
-  return next.type === 'target'
-    ? next.targetId
-    : // Nested splits multiply their weights: shown to two decimals, not as 0.30000000000000004.
-      next.splits.map((s) => `${Math.round(s.weight * 100) / 100}% ${s.targetId}`).join(', ');
+  return next.type === 'target' ? next.targetId : next.splits.map(shareText).join(', ');
 }
 
 /** What a route does besides choosing the destination: rewrite, timeout, retries, fault. */
@@ -86,6 +109,10 @@ export function settingsText(r: CompiledRoute): string {
     if (f.abortPercent > 0)
       parts.push(`abort ${f.abortPercent}% (${f.abortHttpStatus}, grpc ${f.abortGrpcStatus})`);
   }
+  const req = headerChangesText(r.requestHeaders === undefined ? undefined : [r.requestHeaders]);
+  if (req !== undefined) parts.push(`request headers: ${req}`);
+  const resp = headerChangesText(r.responseHeaders === undefined ? undefined : [r.responseHeaders]);
+  if (resp !== undefined) parts.push(`response headers: ${resp}`);
   return parts.join('; ');
 }
 

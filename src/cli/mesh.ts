@@ -30,7 +30,15 @@ interface IntentionView {
 interface ProxyStatusView {
   inbound: string;
   certs: string[];
-  upstreams: Array<{ source: string; destination: string; address: string; protocol: string; error: string }>;
+  upstreams: Array<{
+    source: string;
+    destination: string;
+    address: string;
+    protocol: string;
+    error: string;
+    /** Absent when none apply, and from agents that predate circuit breakers. */
+    limits?: { maxConnections?: number; maxPendingRequests?: number; maxConcurrentRequests?: number };
+  }>;
   snapshotsApplied: number;
   handshakeFailures: number;
   version: { raft: number; catalog: number };
@@ -41,6 +49,23 @@ interface ProxyStatusView {
 }
 
 const pair = (source: string, destination: string) => new URLSearchParams({ source, destination });
+
+/**
+ * An upstream's circuit breakers in a few words, those that apply to its protocol (`tcp`: only
+ * connections; `http2` and `grpc`: only requests): `connections 10, pending 5, requests 20`, or `-`.
+ */
+export function limitsText(u: ProxyStatusView['upstreams'][number]): string {
+  const l = u.limits;
+  if (l === undefined) return '-';
+  const h2 = u.protocol === 'http2' || u.protocol === 'grpc';
+  const parts: string[] = [];
+  if (l.maxConnections !== undefined && !h2) parts.push(`connections ${l.maxConnections}`);
+  if (l.maxPendingRequests !== undefined && u.protocol === 'http')
+    parts.push(`pending ${l.maxPendingRequests}`);
+  if (l.maxConcurrentRequests !== undefined && u.protocol !== 'tcp')
+    parts.push(`requests ${l.maxConcurrentRequests}`);
+  return parts.length > 0 ? parts.join(', ') : '-';
+}
 
 export async function caRootsCommand(
   client: ApiClient,
@@ -173,10 +198,19 @@ export function registerMeshCommands(program: Command, io: Io): void {
         ]),
       );
       if (s.upstreams.length > 0) {
+        // The LIMITS column only when some upstream has circuit breakers.
+        const limited = s.upstreams.some((u) => u.limits !== undefined);
         io.out(
           formatTable(
-            ['SOURCE', 'DESTINATION', 'LISTEN', 'PROTOCOL', 'ERROR'],
-            s.upstreams.map((u) => [u.source, u.destination, u.address, u.protocol, u.error || '-']),
+            ['SOURCE', 'DESTINATION', 'LISTEN', 'PROTOCOL', ...(limited ? ['LIMITS'] : []), 'ERROR'],
+            s.upstreams.map((u) => [
+              u.source,
+              u.destination,
+              u.address,
+              u.protocol,
+              ...(limited ? [limitsText(u)] : []),
+              u.error || '-',
+            ]),
           ),
         );
       }

@@ -85,6 +85,7 @@ export class ProxyEngine {
     this.metrics.watchMux(() => ({ caller: this.pools.mux.counts(), callee: this.inbound.muxCounts() }));
     this.metrics.onActive = (active) => this.loop.setActive(active);
     this.metrics.watchEjected(() => this.routing.ejections.counts());
+    this.metrics.watchGates(() => this.routing.gates.counts());
     this.routing.ejections.onEject = (e) => {
       this.metrics.ejections.inc({ service: e.service });
       this.ctx.log('warn', 'instance ejected after failures in a row', {
@@ -153,6 +154,8 @@ export class ProxyEngine {
       this.listeners.delete(key);
     }
     for (const [key, u] of wanted) if (!this.listeners.has(key)) this.open(key, u);
+    // Last, with the new state in place: requests a raised limit lets through go out now.
+    this.routing.gates.refresh();
   }
 
   private open(key: string, up: ProxyUpstream): void {
@@ -234,6 +237,7 @@ export class ProxyEngine {
         address: l.key,
         protocol: l.up.protocol,
         error: l.error,
+        ...(l.up.limits !== undefined ? { limits: l.up.limits } : {}),
       })),
       snapshotsApplied: this.snapshotsApplied,
       certs: Object.keys(s.certs).sort(),

@@ -10,7 +10,9 @@ import {
   type ServerHttp2Stream,
 } from 'node:http2';
 import { GRPC_AS_HTTP } from '../core/routing/fault.js';
+import type { HeaderOps } from '../core/state/kinds/header-modifiers.js';
 import type { ReplayBody } from './h2-body.js';
+import { modifyH2Headers } from './header-ops.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM, NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM } = constants;
 
@@ -69,6 +71,7 @@ export function replyH2Error(
   httpStatus: number,
   grpcStatus: number,
   message: string,
+  extra?: Record<string, string>,
 ): void {
   if (stream.destroyed || stream.closed) return;
   if (stream.headersSent) {
@@ -82,12 +85,13 @@ export function replyH2Error(
         'content-type': 'application/grpc',
         'grpc-status': String(grpcStatus),
         'grpc-message': encodeURIComponent(message),
+        ...extra,
       },
       { endStream: true },
     );
     return;
   }
-  stream.respond({ ':status': httpStatus, 'content-type': 'text/plain; charset=utf-8' });
+  stream.respond({ ':status': httpStatus, 'content-type': 'text/plain; charset=utf-8', ...extra });
   stream.end(`${message}\n`);
 }
 
@@ -112,6 +116,8 @@ export type H2Outcome =
        * the peer refused the stream (REFUSED_STREAM: RFC 9113 §8.7 says it was not processed).
        */
       connectFailed?: true;
+      /** This agent's own failure (headers Node refused): says nothing of the instance. */
+      local?: true;
     };
 
 /** How one attempt of a call that may be retried is made. */
@@ -123,7 +129,17 @@ export interface H2Attempt {
    * answer (the attempt ends with `retryable`). `grpcStatus` is set for a trailers-only answer.
    */
   retryOn?: (status: number, grpcStatus: string | undefined) => boolean;
+  /** Changes to the response's headers before the caller gets them (a route's responseHeaders). */
+  responseHeaders?: readonly HeaderOps[];
 }
+
+/** Node's refusals of headers it was given to send (not of the session): this agent's doing, not the peer's. */
+const REFUSED_HEADERS: ReadonlySet<string> = new Set([
+  'ERR_HTTP2_HEADER_SINGLE_VALUE',
+  'ERR_HTTP2_INVALID_CONNECTION_HEADERS',
+  'ERR_HTTP2_INVALID_HEADER_VALUE',
+  'ERR_HTTP2_INVALID_PSEUDOHEADER',
+]);
 
 /** Sessions that completed their connection: a stream failing on any other never reached a peer. */
 const connectedSessions = new WeakSet<ClientHttp2Session>();
@@ -177,6 +193,7 @@ const GRPC_AS_HTTP_WIRE: ReadonlyMap<string, number> = new Map(
  * with a value outside gRPC's codes: only what the server said counts.
  */
 export function failsInstance(grpc: boolean, o: H2Outcome): boolean {
+  if (!o.sentResponse && o.local === true) return false;
   if (o.status >= 500) return true;
   // Of the answers the caller did not get, those withheld for a retry were the instance's.
   if (!o.sentResponse) return o.retryable === true && grpc && grpcAsHttp(o.grpcStatus) >= 500;
@@ -219,7 +236,7 @@ export function forwardH2(
   attempt: H2Attempt = {},
 ): Promise<H2Outcome> {
   return new Promise((resolve) => {
-    const { body, retryOn } = attempt;
+    const { body, retryOn, responseHeaders } = attempt;
     let settled = false;
     let status = 0;
     let grpcStatus = '';
@@ -235,9 +252,18 @@ export function forwardH2(
     try {
       up = session.request(headers, { endStream: false });
     } catch (err) {
-      // A session closed since it was handed out: nothing was sent, and nothing is set up yet.
+      // A session closed since it was handed out: nothing was sent, and nothing is set up yet. Or
+      // headers Node refuses (none a validated header change makes): not a connect failure, which
+      // would be retried on every instance.
       const message = (err as Error).message;
-      resolve({ status: 502, sentResponse: false, message, timedOut: false, connectFailed: true });
+      const headers = REFUSED_HEADERS.has((err as NodeJS.ErrnoException).code ?? '');
+      resolve({
+        status: 502,
+        sentResponse: false,
+        message,
+        timedOut: false,
+        ...(headers ? { local: true as const } : { connectFailed: true as const }),
+      });
       return;
     }
     /** This side reset the upstream stream: its caller left, or no response came in time. */
@@ -293,7 +319,8 @@ export function forwardH2(
       status = Number(h[':status'] ?? 0);
       const endStream = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
       if (h['grpc-status'] !== undefined) grpcStatus = String(h['grpc-status']);
-      if (stream.destroyed) return;
+      // A caller gone (or going: closed, not yet destroyed) gets nothing; its close resets the upstream.
+      if (stream.destroyed || stream.closed) return;
       if (retryOn?.(status, endStream && grpcStatus !== '' ? grpcStatus : undefined) === true) {
         // Withheld: the caller sees nothing of this answer, and the next attempt answers it.
         // The stream is reset even when the answer ended it: the request body may still be
@@ -316,14 +343,28 @@ export function forwardH2(
       body?.release();
       const out: OutgoingHttpHeaders = {};
       for (const [k, v] of Object.entries(h)) if (v !== undefined && !DROP.has(k)) out[k] = v;
+      if (responseHeaders !== undefined) modifyH2Headers(out, responseHeaders);
+      // Headers Node refuses to send (none a validated header change makes, but a throw here
+      // would end the proxy thread): the caller gets 502 from the attempt's end instead.
+      const respond = (options: { endStream?: boolean; waitForTrailers?: boolean }): boolean => {
+        try {
+          stream.respond(out, options);
+          return true;
+        } catch (err) {
+          resetUpstream();
+          up.resume();
+          const message = `the answer's headers could not be relayed: ${(err as Error).message}`;
+          settle({ status: 502, sentResponse: false, message, timedOut: false, local: true });
+          return false;
+        }
+      };
       // A trailers-only answer (gRPC errors: the status in the one HEADERS frame) stays one.
       if (endStream) {
-        whole = true;
-        stream.respond(out, { endStream: true });
+        if (respond({ endStream: true })) whole = true;
         return;
       }
+      if (!respond({ waitForTrailers: true })) return;
       stream.once('wantTrailers', sendTrailers);
-      stream.respond(out, { waitForTrailers: true });
       up.pipe(stream, { end: false });
       // Node ends the readable side of a cut stream too: whether it was cut decides how to end.
       up.once('end', () => {

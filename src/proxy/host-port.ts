@@ -123,7 +123,17 @@ export class HostPort {
     }
     let to = this.byService.get(service);
     if (!to) {
-      to = { ...up, destination: service };
+      // Made once per snapshot (a snapshot brings a new `up`), so limits follow configuration.
+      const limits = this.ctx.routing.upstreamLimits(up.source, service);
+      const { source, bindHost, port, protocol } = up;
+      to = {
+        source,
+        destination: service,
+        bindHost,
+        port,
+        protocol,
+        ...(limits !== undefined ? { limits } : {}),
+      };
       this.byService.set(service, to);
     }
     return to;

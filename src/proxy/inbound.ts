@@ -15,13 +15,9 @@ import { createServer as createTlsServer, type TLSSocket, type Server as TlsServ
 import { peerServiceOf } from '../ca/spiffe.js';
 import { type Admissible, admit, localInstanceOf, refused } from './admission.js';
 import type { EngineContext } from './context.js';
-import {
-  type Exchange,
-  type ForwardListener,
-  type Outcome,
-  STALE_SOCKET_RETRIES_MAX,
-} from './h1/exchange.js';
+import type { Exchange } from './h1/exchange.js';
 import { INSTANCE_HEADER } from './h1/fields.js';
+import { type ForwardListener, type Outcome, STALE_SOCKET_RETRIES_MAX } from './h1/forward.js';
 import { type Head, removeHeaders } from './h1/head.js';
 import { serveH1 } from './h1/relay.js';
 import {

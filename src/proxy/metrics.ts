@@ -15,6 +15,9 @@ export interface MuxCounts {
 
 const NO_MUX: MuxCounts = { caller: { sessions: 0, streams: 0 }, callee: { sessions: 0, streams: 0 } };
 
+/** Calls in flight and waiting at the callers' circuit breakers, per pair that has any. */
+export type GateCounts = Array<{ source: string; destination: string; active: number; pending: number }>;
+
 /** Latency buckets in seconds: 0.5 ms to 10 s, dense where a mesh hop lives (sub-millisecond to tens of ms). */
 const LATENCY_BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10];
 
@@ -144,6 +147,23 @@ export class ProxyMetrics {
   /** Read at each scrape, as the mux gauges. */
   private ejectedCounts: () => Map<string, number> = () => new Map();
   readonly ejected = this.ejectedGauge();
+  readonly limitRefused = new Counter({
+    name: 'mesh_proxy_upstream_limit_refused_total',
+    help: 'Calls this agent refused as the caller because a circuit breaker of the calling service was full (service-defaults upstreamConfig limits), by source and destination service and limit (maxConnections, maxPendingRequests, maxConcurrentRequests); a request that waited for a connection until its route’s timeout counts under maxConnections',
+    labelNames: ['source', 'destination', 'limit'] as const,
+    registers: [this.registry],
+  });
+  private gateCounts: () => GateCounts = () => [];
+  readonly limitActive = this.gateGauge(
+    'mesh_proxy_upstream_limit_active',
+    'Calls (TCP connections, HTTP and gRPC requests) from a calling service to a destination in flight now, for pairs with circuit breakers (service-defaults upstreamConfig limits) that have any',
+    'active',
+  );
+  readonly limitPending = this.gateGauge(
+    'mesh_proxy_upstream_limit_pending',
+    'HTTP/1.1 requests from a calling service waiting for one of its maxConnections to a destination now, for pairs that have any in flight or waiting',
+    'pending',
+  );
   readonly logsDropped = new Counter({
     name: 'mesh_proxy_log_records_dropped_total',
     help: 'Log records of the proxy thread (access logs included) dropped over its limit of records per second',
@@ -254,6 +274,25 @@ export class ProxyMetrics {
     });
   }
 
+  /** A gauge by source and destination, set from the circuit breakers when scraped. */
+  private gateGauge(
+    name: string,
+    help: string,
+    field: 'active' | 'pending',
+  ): Gauge<'source' | 'destination'> {
+    const counts = (): GateCounts => this.gateCounts();
+    return new Gauge({
+      name,
+      help,
+      labelNames: ['source', 'destination'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const c of counts()) this.set({ source: c.source, destination: c.destination }, c[field]);
+      },
+    });
+  }
+
   private ejectedGauge(): Gauge<'service'> {
     const counts = (): Map<string, number> => this.ejectedCounts();
     return new Gauge({
@@ -266,6 +305,11 @@ export class ProxyMetrics {
         for (const [service, n] of counts()) this.set({ service }, n);
       },
     });
+  }
+
+  /** Where the circuit-breaker gauges read their counts from at each scrape. */
+  watchGates(counts: () => GateCounts): void {
+    this.gateCounts = counts;
   }
 
   /** Where the ejected-instances gauge reads its counts from at each scrape. */

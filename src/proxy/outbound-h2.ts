@@ -19,6 +19,7 @@ import {
   replyH2Error,
   upstreamHeaders,
 } from './h2-forward.js';
+import { modifyH2Headers } from './header-ops.js';
 import { headerString, INSTANCE_HEADER } from './inbound.js';
 import {
   backoffMs,
@@ -36,6 +37,7 @@ import { splitUrl } from './request-info.js';
 import type { HashKeySource } from './routing.js';
 import { nextTraceparent } from './trace.js';
 import type { ProxyUpstream } from './types.js';
+import { OVERLOADED_GRPC_STATUS, OVERLOADED_HEADER, OVERLOADED_STATUS, refuse } from './upstream-gates.js';
 
 type Headers = IncomingHttpHeaders;
 
@@ -118,8 +120,37 @@ function routeH2(
     return Promise.resolve({ status: 503, grpcStatus: grpc ? '14' : undefined });
   }
   const f = decision.fault;
-  if (f === undefined) return attemptsH2(ctx, up, stream, call, decision);
+  if (f === undefined) return gatedH2(ctx, up, stream, call, decision);
   return faultH2(ctx, up, stream, call, decision, f);
+}
+
+/**
+ * Past the caller's circuit breaker (upstreamConfig limits) if it allows, then the call's attempts;
+ * refused with 503 (gRPC UNAVAILABLE) at maxConcurrentRequests. HTTP/2 calls share one session per
+ * destination agent, so none waits for a connection (Envoy's HTTP/2 circuit breakers do the same).
+ */
+function gatedH2(
+  ctx: EngineContext,
+  up: ProxyUpstream,
+  stream: ServerHttp2Stream,
+  call: H2Call,
+  decision: RouteDecision,
+): Promise<Ended> {
+  const gates = ctx.routing.gates;
+  const entered = gates.enter(up, 'h2');
+  if (entered === undefined) return attemptsH2(ctx, up, stream, call, decision);
+  if ('refused' in entered) {
+    const { grpc } = call;
+    replyH2Error(stream, grpc, OVERLOADED_STATUS, OVERLOADED_GRPC_STATUS, refuse(ctx.metrics, up, entered), {
+      [OVERLOADED_HEADER]: 'true',
+    });
+    return Promise.resolve({
+      status: OVERLOADED_STATUS,
+      grpcStatus: grpc ? String(OVERLOADED_GRPC_STATUS) : undefined,
+    });
+  }
+  const { ticket } = entered;
+  return attemptsH2(ctx, up, stream, call, decision).finally(() => gates.leave(ticket));
 }
 
 /** A call on a route with a fault: drawn, then held, aborted, both, or sent on as usual. */
@@ -134,7 +165,7 @@ async function faultH2(
   const { grpc } = call;
   const fault = ctx.routing.faults.decide(f, up, ctx.metrics);
   if (fault.delayMs > 0 && !(await held(ctx, stream, fault.delayMs, true))) return callerGone(grpc);
-  if (!fault.abort) return attemptsH2(ctx, up, stream, call, decision);
+  if (!fault.abort) return gatedH2(ctx, up, stream, call, decision);
   ctx.routing.faults.aborted(up, ctx.metrics);
   replyH2Error(
     stream,
@@ -204,13 +235,13 @@ async function attemptsH2(
     const fullPath = query ? `${decision.path}?${query}` : decision.path;
     const authority = headerString(headers[':authority']) ?? endpoint.service;
     const extra = { traceparent, [INSTANCE_HEADER]: endpoint.instanceId };
-    const o = await forwardH2(
-      stream,
-      session,
-      upstreamHeaders(headers, fullPath, authority, extra, [INSTANCE_HEADER, 'traceparent']),
-      picked.requestTimeoutMs,
-      { ...(body !== undefined ? { body } : {}), ...(retryOn !== undefined ? { retryOn } : {}) },
-    );
+    const sent = upstreamHeaders(headers, fullPath, authority, extra, [INSTANCE_HEADER, 'traceparent']);
+    if (decision.requestHeaders !== undefined) modifyH2Headers(sent, decision.requestHeaders);
+    const o = await forwardH2(stream, session, sent, picked.requestTimeoutMs, {
+      ...(body !== undefined ? { body } : {}),
+      ...(retryOn !== undefined ? { retryOn } : {}),
+      ...(decision.responseHeaders !== undefined ? { responseHeaders: decision.responseHeaders } : {}),
+    });
     const ok = !failsInstance(grpc, o);
     // Throttled (429, RESOURCE_EXHAUSTED) is fast: a failure for the balancer, not for ejection.
     const throttled =

@@ -13,57 +13,36 @@ import type { HashPolicy } from '../core/state/kinds/load-balancer.js';
 import { type Admissible, admit, refused } from './admission.js';
 import type { EngineContext } from './context.js';
 import { faultMessage } from './faults.js';
+import type { Exchange } from './h1/exchange.js';
 import {
   concernsInstance,
-  type Exchange,
   type ForwardListener,
   type Outcome,
   STALE_SOCKET_RETRIES_MAX,
-} from './h1/exchange.js';
+} from './h1/forward.js';
 import { removeHeaders } from './h1/head.js';
-import type { OnRead, RelaySocket } from './h1/pool.js';
+import { modifyHead } from './header-ops.js';
 import { INSTANCE_HEADER } from './inbound.js';
-import { entryOf, newMap } from './maps.js';
-import {
-  backoffMs,
-  hashKeyOf,
-  NONE_TRIED,
-  openPeer,
-  peerKey,
-  pick,
-  retryBudgetTake,
-} from './outbound-common.js';
+import { backoffMs, hashKeyOf, NONE_TRIED, pick, retryBudgetTake } from './outbound-common.js';
 import { record } from './outbound-record.js';
-import { ALPN_H1, ALPN_MUX } from './peer-tls.js';
+import { peerTarget } from './peer-h1.js';
 import { forwardTarget, type PoolTarget } from './pools.js';
 import { RATE_LIMITED_STATUS } from './rate-limiter.js';
 import { H1RequestInfo, splitUrl } from './request-info.js';
-import type { HashKeySource } from './routing.js';
+import { type HashKeySource, REQUEST_TIMEOUT_MS_DEFAULT } from './routing.js';
 import { nextTraceparent } from './trace.js';
 import type { ProxyEndpoint, ProxyUpstream } from './types.js';
 import { h1UnderscoreNames } from './underscores.js';
+import {
+  type GateTicket,
+  type GateWaiter,
+  OVERLOADED_HEADER,
+  OVERLOADED_STATUS,
+  refuse,
+  waitedTooLongMessage,
+} from './upstream-gates.js';
 
 type Headers = IncomingHttpHeaders;
-
-const ALPN_DIRECT = [ALPN_H1];
-const ALPN_MUX_OR_H1 = [ALPN_MUX, ALPN_H1];
-
-/**
- * HTTP/1.1 connections to a peer agent: streams of a multiplexed session (mux/), or, for a peer
- * that predates mesh-mux/1, one TLS connection each.
- */
-function openPeerH1(ctx: EngineContext, e: ProxyEndpoint, source: string, connectTimeoutMs: number) {
-  const key = peerKey(e, source);
-  const direct = openPeer(ctx, e, source, ALPN_DIRECT, connectTimeoutMs);
-  const session = openPeer(ctx, e, source, ALPN_MUX_OR_H1, connectTimeoutMs);
-  return (onread?: OnRead): RelaySocket => {
-    if (ctx.pools.mux.isLegacy(key)) return direct(onread);
-    // The session's socket reads through 'data' events: one read carries many streams' frames.
-    const credentials = ctx.clientContext(source);
-    if (!credentials) throw new Error(`no certificate for ${source} yet`);
-    return ctx.pools.mux.open(key, credentials, () => session());
-  };
-}
 
 /** Headers this agent sets on the hop, never taken from the caller. */
 const OWN_HEADERS: ReadonlySet<string> = new Set([INSTANCE_HEADER, 'traceparent']);
@@ -83,8 +62,10 @@ const SAME_AGENT: Admissible<OutboundH1> = {
   info: (o) => o.forwardedInfo(),
 };
 
+const OVERLOADED_LINES = [`${OVERLOADED_HEADER}: true`];
+
 /** The attempts of one request: each picks an instance not tried yet, until one answers or none may. */
-class OutboundH1 implements HashKeySource, ForwardListener {
+class OutboundH1 implements HashKeySource, ForwardListener, GateWaiter {
   private readonly startedMs = performance.now();
   /** When the first attempt could go out: the start, or the end of a fault's delay. */
   private firstAttemptMs = this.startedMs;
@@ -114,6 +95,10 @@ class OutboundH1 implements HashKeySource, ForwardListener {
   private forwardPath = '';
   /** Where the request goes: decided once, so its retries stay on its route and split share. */
   private routed: RouteDecision | undefined = undefined;
+  /** Its place at the caller's circuit breaker (upstreamConfig limits): a slot, or a wait for one. */
+  private ticket: GateTicket | undefined = undefined;
+  /** Waiting in the circuit breaker's queue (the ticket is a place in it, not a slot). */
+  private queued = false;
 
   constructor(
     private readonly ctx: EngineContext,
@@ -161,16 +146,22 @@ class OutboundH1 implements HashKeySource, ForwardListener {
       return;
     }
     this.routed = routed;
+    if (routed.requestHeaders !== undefined) {
+      // The route's and split's changes, once: the checks of a local instance and every attempt
+      // see the request as changed.
+      modifyHead(this.x.head, routed.requestHeaders);
+      this.forwardedBlock = this.x.headerBlock(OWN_HEADERS);
+    }
     const f = routed.fault;
     if (f === undefined) {
-      this.attempt();
+      this.proceed();
       return;
     }
     const faults = ctx.routing.faults;
     const fault = faults.decide(f, up, ctx.metrics);
     const next = (): void => {
       if (!fault.abort) {
-        this.attempt();
+        this.proceed();
         return;
       }
       faults.aborted(up, ctx.metrics);
@@ -194,6 +185,63 @@ class OutboundH1 implements HashKeySource, ForwardListener {
         this.end(status);
       },
     );
+  }
+
+  /**
+   * Past the caller's circuit breaker, if its limits allow: the first attempt goes now, or when a
+   * slot comes free (bounded by the route's timeout), or the request is refused here with 503.
+   * After a fault (as in Envoy: a delayed request holds no slot while it waits). The slot, or the
+   * place in the queue, is given back when the exchange finishes, on every path (Exchange.onFinish).
+   */
+  private proceed(): void {
+    const { ctx, up, x } = this;
+    const gates = ctx.routing.gates;
+    const entered = gates.enter(up, 'h1', this);
+    if (entered === undefined) {
+      this.attempt();
+      return;
+    }
+    if ('refused' in entered) {
+      this.answer(OVERLOADED_STATUS, refuse(ctx.metrics, up, entered), OVERLOADED_LINES);
+      return;
+    }
+    const ticket = entered.ticket;
+    this.ticket = ticket;
+    this.queued = entered.queued;
+    x.onFinish(() => {
+      this.ticket = undefined;
+      // Still queued: out of the queue, unless a slot was given to it meanwhile (then it is freed).
+      const queued = this.queued;
+      this.queued = false;
+      if (!queued || !gates.cancel(ticket, this)) gates.leave(ticket);
+    });
+    if (!entered.queued) {
+      this.attempt();
+      return;
+    }
+    const limits = ticket.gate.limits;
+    const waitMs = this.routed?.requestTimeoutMs ?? REQUEST_TIMEOUT_MS_DEFAULT;
+    x.defer(
+      waitMs,
+      () => {
+        // Counted under the limit it waited behind.
+        ctx.metrics.limitRefused.inc({
+          source: up.source,
+          destination: up.destination,
+          limit: 'maxConnections',
+        });
+        this.answer(OVERLOADED_STATUS, waitedTooLongMessage(up, limits, waitMs), OVERLOADED_LINES);
+      },
+      (status) => this.end(status),
+    );
+  }
+
+  /** The circuit breaker let the waiting request through: it holds a slot now. */
+  admitted(): void {
+    this.queued = false;
+    // Finished meanwhile (its hook gave the slot back): nothing to send.
+    if (this.ticket === undefined) return;
+    this.x.wake(() => this.attempt());
   }
 
   attempt(): void {
@@ -248,6 +296,7 @@ class OutboundH1 implements HashKeySource, ForwardListener {
         canRetry && decision.retryOnStatusCodes.length > 0
           ? (s: number) => decision.retryOnStatusCodes.includes(s) && this.budgetTake()
           : undefined,
+        decision.responseHeaders,
       ),
       this,
     );
@@ -309,8 +358,8 @@ class OutboundH1 implements HashKeySource, ForwardListener {
   }
 
   /** Answered by this agent (no instance, denied, or the last attempt failed). */
-  private answer(status: number, message: string): void {
-    this.x.reply(status, message);
+  private answer(status: number, message: string, extra?: readonly string[]): void {
+    this.x.reply(status, message, extra);
     this.end(status);
   }
 
@@ -324,44 +373,9 @@ class OutboundH1 implements HashKeySource, ForwardListener {
       this.x.head.method,
       this.path,
     );
+    // Gives back its circuit breaker's slot, if it holds one (the hook set in proceed).
     this.x.finish();
   }
-}
-
-/**
- * Peer targets per endpoint (a snapshot's object: a new snapshot brings new ones) and calling
- * service, so a request reuses its pool key and opener instead of building them again.
- */
-const peerTargets = new WeakMap<ProxyEndpoint, Map<string, PoolTarget>>();
-
-/**
- * Through the instance's agent: a pooled stream of a multiplexed mTLS session as the calling
- * service. A request that asks for an upgrade (WebSocket) takes a TLS connection of its own: once
- * upgraded, the connection carries the new protocol's bytes, unframed, for as long as it lasts.
- */
-function peerTarget(
-  ctx: EngineContext,
-  up: ProxyUpstream,
-  e: ProxyEndpoint,
-  connectTimeoutMs: number,
-  upgrade: boolean,
-): PoolTarget {
-  const bySource = entryOf(peerTargets, e, newMap<string, PoolTarget>);
-  const slot = upgrade ? `${up.source}\u0000upgrade` : up.source;
-  const held = bySource.get(slot);
-  // Another engine in this process (tests run several) or another timeout makes a new one.
-  if (held !== undefined && held.pool === ctx.pools.h1 && held.connectTimeoutMs === connectTimeoutMs)
-    return held;
-  const t: PoolTarget = {
-    pool: ctx.pools.h1,
-    key: upgrade ? `${peerKey(e, up.source)}|upgrade` : peerKey(e, up.source),
-    open: upgrade
-      ? openPeer(ctx, e, up.source, ALPN_DIRECT, connectTimeoutMs)
-      : openPeerH1(ctx, e, up.source, connectTimeoutMs),
-    connectTimeoutMs,
-  };
-  bySource.set(slot, t);
-  return t;
 }
 
 /**

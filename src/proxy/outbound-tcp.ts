@@ -10,6 +10,7 @@ import { ALPN_TCP, connectPeer } from './peer-tls.js';
 import { encodePreamble } from './preamble.js';
 import { closeAfterFlush, closeWhenIdle } from './tcp-close.js';
 import type { ProxyUpstream } from './types.js';
+import { refuse } from './upstream-gates.js';
 
 const CONNECT_ATTEMPTS_MAX = 3;
 
@@ -23,6 +24,19 @@ export function handleTcpConnection(ctx: EngineContext, up: ProxyUpstream, clien
   const labels = { direction: 'outbound', source: up.source, destination: up.destination } as const;
   ctx.metrics.countOpen('outbound', client);
   client.on('error', () => undefined);
+  // The caller's circuit breaker (upstreamConfig limits.maxConnections): past it, closed at once.
+  const gates = ctx.routing.gates;
+  const entered = gates.enter(up, 'tcp');
+  if (entered !== undefined && 'refused' in entered) {
+    ctx.metrics.connections.inc({ ...labels, result: 'overflow' });
+    ctx.log('warn', 'outbound connection refused: a circuit breaker is full', {
+      ...labels,
+      err: refuse(ctx.metrics, up, entered),
+    });
+    client.destroy();
+    return;
+  }
+  if (entered !== undefined) client.once('close', () => gates.leave(entered.ticket));
   client.on('data', (b: Buffer) => ctx.metrics.bytes.inc({ ...labels, flow: 'sent' }, b.length));
   let current: TLSSocket | undefined;
   client.once('close', () => {

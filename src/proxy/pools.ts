@@ -5,7 +5,8 @@
 import { type ClientHttp2Session, connect as h2connect } from 'node:http2';
 import { connect as netConnect } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { ForwardTarget } from './h1/exchange.js';
+import type { HeaderOps } from '../core/state/kinds/header-modifiers.js';
+import type { ForwardTarget } from './h1/forward.js';
 import { H1_POOL_LIMITS, H1Pool } from './h1/pool.js';
 import type { InstanceProtocol } from './metrics.js';
 import { MuxClient } from './mux/client.js';
@@ -36,8 +37,10 @@ export function forwardTarget(
   block: string,
   timeoutMs: number,
   retryOn?: (status: number) => boolean,
+  responseHeaders?: readonly HeaderOps[],
 ): ForwardTarget {
   return {
+    responseHeaders,
     pool: t.pool,
     key: t.key,
     open: t.open,

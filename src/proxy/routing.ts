@@ -19,14 +19,18 @@ import { ChainRouter, inSubset } from '../core/routing/route.js';
 import type { ChainTarget, RequestInfo, RouteDecision } from '../core/routing/types.js';
 import type { HashPolicy } from '../core/state/kinds/load-balancer.js';
 import { type HeadersWithUnderscoresAction, headersWithUnderscoresAction } from '../core/state/kinds/mesh.js';
+import { type UpstreamLimits, upstreamLimitsFor } from '../core/state/kinds/upstream-config.js';
 import { Ejections } from './ejections.js';
 import { Faults } from './faults.js';
 import { entryOf, newMap } from './maps.js';
 import { RateLimiter } from './rate-limiter.js';
 import type { ProxyEndpoint, ProxyLocalInstance, ProxySnapshot } from './types.js';
+import { UpstreamGates } from './upstream-gates.js';
 
 /** Intention decisions cached per snapshot (source × destination pairs). */
 const INTENTIONS_CACHED_MAX = 4_096;
+/** Pairs (calling service, destination) whose circuit-breaker limits are remembered per snapshot. */
+const LIMITS_CACHED_MAX = 4_096;
 /** Balancers kept at once (one per destination target); bounded like every map here. */
 const BALANCERS_MAX = 4_096;
 const CONNECT_TIMEOUT_MS_DEFAULT = 5_000;
@@ -89,6 +93,8 @@ export class RoutingTable {
   /** Decisions by source, then destination (nested: see maps.ts). */
   private intentions = new Map<string, Map<string, IntentionVerdict>>();
   private intentionsCached = 0;
+  /** limitsNow's answers for this snapshot, by source and destination. */
+  private readonly limitsCache = new Map<string, UpstreamLimits | undefined>();
   private readonly balancers = new Map<string, BalancerEntry>();
   /** Passive health checks: instances this agent stopped calling for a while after failures in a row. */
   readonly ejections = new Ejections();
@@ -98,6 +104,8 @@ export class RoutingTable {
   headersWithUnderscores: HeadersWithUnderscoresAction = 'ALLOW';
   /** Fault injection of the routes this agent's callers use. */
   readonly faults = new Faults(() => this.draw());
+  /** The callers' circuit breakers (service-defaults upstreamConfig limits); they outlive snapshots. */
+  readonly gates = new UpstreamGates((source, destination) => this.limitsNow(source, destination));
   private readonly drawn: () => number;
 
   /** `draw`: the draws of faults and retry back-off (tests pin them); default, the seeded generator. */
@@ -130,6 +138,7 @@ export class RoutingTable {
     }
     this.chainJson = chainJson;
     this.snap = s;
+    this.limitsCache.clear();
     this.ejections.apply(s);
     this.rateLimiter.apply(s);
     this.headersWithUnderscores = headersWithUnderscoresAction(s.mesh);
@@ -163,6 +172,27 @@ export class RoutingTable {
       this.budgets.set(dest, b);
     }
     return b;
+  }
+
+  /**
+   * The limits of calls from `source` to `destination` in this snapshot: its upstream's, else its
+   * HTTP proxy port's. Asked whenever a limited pair's gate is made (each request, when its calls
+   * come one at a time): remembered per snapshot, for at most LIMITS_CACHED_MAX pairs.
+   */
+  limitsNow(source: string, destination: string): UpstreamLimits | undefined {
+    const key = `${source}\u0000${destination}`;
+    if (this.limitsCache.has(key)) return this.limitsCache.get(key);
+    const u = this.snap.upstreams.find((x) => x.source === source && x.destination === destination);
+    const limits = u !== undefined ? u.limits : this.upstreamLimits(source, destination);
+    if (this.limitsCache.size >= LIMITS_CACHED_MAX) this.limitsCache.clear();
+    this.limitsCache.set(key, limits);
+    return limits;
+  }
+
+  /** The limits of calls from `source` to `destination` on the HTTP proxy port (its upstreamConfig). */
+  upstreamLimits(source: string, destination: string): UpstreamLimits | undefined {
+    const configs = this.snap.upstreamConfigs;
+    return configs === undefined ? undefined : upstreamLimitsFor(configs[source], destination);
   }
 
   /** The protocol of the chain to `dest`, or undefined when this snapshot has no route to it. */

@@ -16,6 +16,7 @@ import type { CompiledChain } from '../core/routing/types.js';
 import type { CaRootsSpec } from '../core/state/kinds/ca-roots.js';
 import type { Protocol } from '../core/state/kinds/fields.js';
 import type { RateLimitsSpec } from '../core/state/kinds/rate-limits.js';
+import { upstreamLimitsFor } from '../core/state/kinds/upstream-config.js';
 import type { StateMachine } from '../core/state/state-machine.js';
 import { REQUEST_TIMEOUT_MS_DEFAULT } from './routing.js';
 import type { ProxyCert, ProxyEndpoint, ProxyLocalInstance, ProxySnapshot, ProxyUpstream } from './types.js';
@@ -68,9 +69,15 @@ export function buildSnapshot(src: SnapshotSources): ProxySnapshot {
 
   const upstreams: ProxyUpstream[] = [];
   const chains: Record<string, CompiledChain> = {};
+  const upstreamConfigs: Record<string, unknown> = {};
   let anyService = false;
   for (const d of local) {
+    const upstreamConfig = (
+      sm.configGet('service-defaults', d.name)?.spec as { upstreamConfig?: unknown } | undefined
+    )?.upstreamConfig;
     for (const u of d.upstreams) {
+      // For the HTTP proxy port, the defaults (no override can be named "*").
+      const limits = upstreamLimitsFor(upstreamConfig, u.service);
       if (u.service === ANY_SERVICE) {
         upstreams.push({
           source: d.name,
@@ -78,7 +85,9 @@ export function buildSnapshot(src: SnapshotSources): ProxySnapshot {
           bindHost: '127.0.0.1',
           port: u.localPort,
           protocol: 'http',
+          ...(limits !== undefined ? { limits } : {}),
         });
+        if (upstreamConfig !== undefined) upstreamConfigs[d.name] = upstreamConfig;
         anyService = true;
         continue;
       }
@@ -89,6 +98,7 @@ export function buildSnapshot(src: SnapshotSources): ProxySnapshot {
         bindHost: '127.0.0.1',
         port: u.localPort,
         protocol,
+        ...(limits !== undefined ? { limits } : {}),
       });
       if (!Object.hasOwn(chains, u.service)) chains[u.service] = compileChain(lookup, u.service, protocol);
     }
@@ -146,6 +156,7 @@ export function buildSnapshot(src: SnapshotSources): ProxySnapshot {
     intentions,
     mesh: lookup('mesh', 'global'),
     accessLogs: proxyConfig?.accessLogs === true,
+    ...(Object.keys(upstreamConfigs).length > 0 ? { upstreamConfigs } : {}),
   };
 }
 

@@ -7,6 +7,7 @@
 
 import type { CompiledChain } from '../core/routing/chain.js';
 import type { InstanceRateLimits } from '../core/routing/rate-limit.js';
+import type { UpstreamLimits } from '../core/state/kinds/upstream-config.js';
 
 export type ProxyProtocol = 'tcp' | 'http' | 'http2' | 'grpc';
 
@@ -38,6 +39,12 @@ export interface ProxyUpstream {
   bindHost: string;
   port: number;
   protocol: ProxyProtocol;
+  /**
+   * The caller's circuit breakers for this destination (service-defaults upstreamConfig of
+   * `source`); unset: none. On the HTTP proxy port (destination "*"), the defaults, shown in the
+   * status: each request's destination gets its own (ProxySnapshot.upstreamConfigs).
+   */
+  limits?: UpstreamLimits;
 }
 
 /** A local instance the inbound listener forwards to. */
@@ -88,6 +95,11 @@ export interface ProxySnapshot {
   mesh: unknown;
   /** Log every request and connection (proxy-defaults config `accessLogs: true`). */
   accessLogs: boolean;
+  /**
+   * The service-defaults `upstreamConfig` of each local service with an HTTP proxy port, as
+   * written (its requests' destinations are known only when they come). Unset: none.
+   */
+  upstreamConfigs?: Record<string, unknown>;
 }
 
 /** Main thread → worker. */
@@ -117,6 +129,8 @@ export interface ProxyStatus {
     address: string;
     protocol: ProxyProtocol;
     error: string;
+    /** The caller's circuit breakers for the destination (on the HTTP proxy port, its defaults). */
+    limits?: UpstreamLimits;
   }>;
   snapshotsApplied: number;
   /** Local services this agent holds a leaf certificate for. */

@@ -4,7 +4,12 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer as createHttpServer, type Server as HttpServer, request } from 'node:http';
+import {
+  createServer as createHttpServer,
+  type Server as HttpServer,
+  request,
+  type ServerResponse,
+} from 'node:http';
 import { createServer as createNetServer, type Server as NetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -93,6 +98,15 @@ export interface VersionServer {
   lastHeaders: Record<string, string | string[] | undefined>;
   /** While true, every request but /health gets a 500 (a broken instance whose check still passes). */
   failing: boolean;
+  /** While set, every request but /health is held here unanswered (a slow instance); `release` answers them. */
+  held: ServerResponse[] | undefined;
+}
+
+/** Answers the requests `s` holds and stops holding. */
+export function release(s: VersionServer): void {
+  const held = s.held ?? [];
+  s.held = undefined;
+  for (const res of held) res.writeHead(200).end('released');
 }
 
 /** An HTTP server answering `{"version": V}` (and /health for its check). */
@@ -104,6 +118,7 @@ export async function versionServer(version: string): Promise<VersionServer> {
     healthy: true,
     lastHeaders: {},
     failing: false,
+    held: undefined,
   };
   s.server.on('request', (req, res) => {
     if (req.url === '/health') {
@@ -114,6 +129,10 @@ export async function versionServer(version: string): Promise<VersionServer> {
     s.lastHeaders = req.headers;
     if (s.failing) {
       res.writeHead(500).end('broken');
+      return;
+    }
+    if (s.held !== undefined) {
+      s.held.push(res);
       return;
     }
     res

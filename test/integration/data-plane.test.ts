@@ -25,6 +25,7 @@ import {
   putConfig,
   putEntryFiles,
   register,
+  release,
   untilStatus,
   type VersionServer,
   versionServer,
@@ -47,6 +48,27 @@ function echoOnce(port: number, text: string): Promise<string | 'closed'> {
       resolve(got === '' ? 'closed' : got);
     });
   });
+}
+
+/**
+ * Whether four calls in a row to `port` answer `status` (within 20 s): a change that web's two
+ * agents (n02, n03) decide, called in turn, is then in force on both. One answer is not enough:
+ * it may come from the agent the change reached first, and the next call go to the other.
+ */
+function untilBothWeb(
+  port: number,
+  status: number,
+  path = '/',
+  headers: Record<string, string> = {},
+): Promise<boolean> {
+  return waitFor(
+    async () => {
+      for (let i = 0; i < 4; i++) if ((await httpGet(port, path, headers)).status !== status) return false;
+      return true;
+    },
+    20_000,
+    100,
+  );
 }
 
 /** The agent's Prometheus scrape. */
@@ -293,10 +315,24 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
   it('a deny intention refuses HTTP with 403, TCP with a closed connection, gRPC with PERMISSION_DENIED; allow permits again', async () => {
     for (const dest of ['web', 'echo', 'greeter'])
       assert.equal((await meshCli(n01, 'intention', 'deny', 'client', dest)).code, 0);
+    try {
+      await deniedEverywhere();
+    } finally {
+      // Allowed again whatever happened above: the tests after this one call these services.
+      for (const dest of ['web', 'echo', 'greeter'])
+        assert.equal((await meshCli(n01, 'intention', 'allow', 'client', dest)).code, 0);
+    }
+    assert.ok(await untilStatus(ports.web, 200), 'allowed again');
+    assert.ok(await waitFor(async () => (await echoOnce(ports.echo, 'y')) === 'y', 20_000, 100));
+    await checkOn(n01, 'client', 'web', 0);
+  });
+
+  /** The deny of the test above, in force on every callee's agent, and counted. */
+  async function deniedEverywhere(): Promise<void> {
     // n03 answers from its own copy, which the write reaches a moment later.
     const check = await checkOn(n03, 'client', 'web', 1);
     assert.match(check.stdout, /Denied/);
-    assert.ok(await untilStatus(ports.web, 403), 'HTTP 403');
+    assert.ok(await untilBothWeb(ports.web, 403), 'HTTP 403 from both of web’s agents');
     const denied = await httpGet(ports.web);
     assert.match(denied.body, /client → web/);
     assert.ok(
@@ -338,12 +374,7 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
     );
     const list = await meshCli(n01, 'intention', 'list');
     assert.match(list.stdout, /client\s+web\s+deny/);
-    for (const dest of ['web', 'echo', 'greeter'])
-      assert.equal((await meshCli(n01, 'intention', 'allow', 'client', dest)).code, 0);
-    assert.ok(await untilStatus(ports.web, 200), 'allowed again');
-    assert.ok(await waitFor(async () => (await echoOnce(ports.echo, 'y')) === 'y', 20_000, 100));
-    await checkOn(n01, 'client', 'web', 0);
-  });
+  }
 
   it('L7 intentions: permissions written with mesh config put decide each HTTP request and gRPC call by path and method', async () => {
     const entry = (dest: string, permissions: string[]): string[] => [
@@ -373,7 +404,10 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
     ];
     try {
       await putEntryFiles(n01, entries);
-      assert.ok(await untilStatus(ports.web, 403, '/admin/users'), 'GET /admin/users refused');
+      assert.ok(
+        await untilBothWeb(ports.web, 403, '/admin/users'),
+        'GET /admin/users refused by both of web’s agents',
+      );
       assert.match((await httpGet(ports.web, '/admin/users')).body, /intention client→web permission 1 deny/);
       assert.equal((await httpGet(ports.web, '/')).status, 200, 'GET / allowed by permission 2');
       assert.ok(
@@ -420,7 +454,10 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
       assert.ok(await untilStatus(ports.web, 200, '/', { x_user: 'alice' }, 30_000), 'passed by default');
       await putEntryFiles(n01, [meshEntry]);
       // Decided by web's agents (n02, n03), once the entry reaches them.
-      assert.ok(await untilStatus(ports.web, 400, '/', { x_user: 'alice' }), 'x_user refused');
+      assert.ok(
+        await untilBothWeb(ports.web, 400, '/', { x_user: 'alice' }),
+        'x_user refused by both of web’s agents',
+      );
       assert.match(
         (await httpGet(ports.web, '/', { x_user: 'a' })).body,
         /header names with underscores are refused here/,
@@ -496,6 +533,44 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
         100,
       ),
     );
+  });
+
+  it('header changes: a service-router route written with mesh config put (its path matched without case) sets and removes request headers and adds a response header at the caller’s agent', async () => {
+    const router = [
+      'kind: service-router',
+      'name: web',
+      'routes:',
+      // Matched without case: the requests below ask for /hdr/….
+      '  - match: { http: { pathPrefix: /HDR/, caseInsensitive: true } }',
+      '    destination:',
+      '      requestHeaders: { set: { x-env: canary }, remove: [x-secret] }',
+      '      responseHeaders: { add: { x-route: hdr } }',
+    ];
+    const call = (path: string) =>
+      fetch(`http://127.0.0.1:${ports.web}${path}`, { headers: { 'x-secret': 's', 'x-env': 'prod' } });
+    try {
+      await putEntryFiles(n01, [router]);
+      assert.ok(
+        await waitFor(async () => (await call('/hdr/1')).headers.get('x-route') === 'hdr', 20_000, 100),
+        'the answer carries the added header once the router is in force',
+      );
+      const r = await call('/hdr/2');
+      const { version } = (await r.json()) as { version: string };
+      const seen = (version === 'v1' ? v1 : v2).lastHeaders;
+      assert.equal(seen['x-env'], 'canary');
+      assert.equal(seen['x-secret'], undefined);
+      const plain = await call('/plain');
+      const other = (await plain.json()) as { version: string };
+      assert.equal(plain.headers.get('x-route'), null, 'other paths untouched');
+      assert.equal((other.version === 'v1' ? v1 : v2).lastHeaders['x-secret'], 's');
+      const chain = await meshCli(n01, 'config', 'chain', 'web');
+      assert.match(
+        chain.stdout,
+        /path \/HDR\/\* \(any case\) +web +request headers: x-secret removed, x-env set; response headers: x-route added/,
+      );
+    } finally {
+      assert.equal((await api(n01, 'DELETE', '/v1/config/service-router/web')).status, 200);
+    }
   });
 
   it('route regexes: (a+)+ against a crafted 2 KiB path is answered; a backreference is refused at mesh config put', async () => {
@@ -748,6 +823,87 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
     } finally {
       first?.destroy();
       await api(n01, 'DELETE', '/v1/config/service-defaults/echo');
+    }
+  });
+
+  it('service-defaults upstreamConfig limits (mesh config put): the caller’s agent refuses HTTP past maxConcurrentRequests with 503 and TCP past maxConnections, and mesh proxy status shows them', async () => {
+    const entry = [
+      'kind: service-defaults',
+      'name: client',
+      'upstreamConfig:',
+      '  overrides:',
+      '    - name: web',
+      '      limits:',
+      '        maxConcurrentRequests: 2',
+      '    - name: echo',
+      '      limits:',
+      '        maxConnections: 1',
+    ];
+    // A bad limit is refused by name, and nothing is written.
+    const dir = mkdtempSync(join(tmpdir(), 'mesh-limits-'));
+    try {
+      const bad = join(dir, 'bad.yaml');
+      writeFileSync(bad, `${entry.slice(0, 7).join('\n')}\n        maxPendingRequests: -1\n`);
+      const refused = await meshCli(n01, 'config', 'put', bad);
+      assert.equal(refused.code, 1);
+      assert.match(
+        refused.stderr,
+        /upstreamConfig\.overrides\[0\]\.limits\.maxPendingRequests: must be a whole number from 0 to/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    await putEntryFiles(n01, [entry]);
+    let first: Socket | undefined;
+    try {
+      assert.ok(
+        await waitFor(
+          async () => (await meshCli(n01, 'proxy', 'status')).stdout.includes('requests 2'),
+          20_000,
+          100,
+        ),
+        'the limits reach the proxy of the caller’s agent',
+      );
+      // Run alone, this test may come before the caller has its certificate.
+      assert.ok(await untilStatus(ports.web, 200), 'web answers through the mesh');
+      const status = (await meshCli(n01, 'proxy', 'status')).stdout;
+      assert.match(status, /LIMITS/);
+      assert.match(status, /client +echo +\S+ +tcp +connections 1 /);
+      v1.held = [];
+      v2.held = [];
+      const two = [httpGet(ports.web), httpGet(ports.web)];
+      assert.ok(
+        await waitFor(() => (v1.held?.length ?? 0) + (v2.held?.length ?? 0) === 2, 10_000, 20),
+        'two requests held at the instances',
+      );
+      const third = await httpGet(ports.web);
+      assert.equal(third.status, 503, third.body);
+      assert.match(third.body, /^mesh: client has 2 requests in flight to web already/);
+      assert.equal((v1.held?.length ?? 0) + (v2.held?.length ?? 0), 2, 'the third never reached an instance');
+      release(v1);
+      release(v2);
+      for (const r of await Promise.all(two)) assert.equal(r.status, 200);
+      // TCP: a second connection while the first is open is closed by the caller's agent.
+      first = netConnect({ host: '127.0.0.1', port: ports.echo });
+      first.on('error', () => undefined);
+      const echoed = new Promise((resolve) => first?.once('data', resolve));
+      first.write('held');
+      await echoed;
+      assert.equal(await echoOnce(ports.echo, 'second'), 'closed');
+      const metrics = await promText(n01);
+      assert.match(
+        metrics,
+        /^mesh_proxy_upstream_limit_refused_total\{source="client",destination="web",limit="maxConcurrentRequests"\} 1$/m,
+      );
+      assert.match(
+        metrics,
+        /^mesh_proxy_upstream_limit_refused_total\{source="client",destination="echo",limit="maxConnections"\} 1$/m,
+      );
+    } finally {
+      first?.destroy();
+      release(v1);
+      release(v2);
+      assert.equal((await api(n01, 'DELETE', '/v1/config/service-defaults/client')).status, 200);
     }
   });
 

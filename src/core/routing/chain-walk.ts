@@ -3,6 +3,8 @@
 // path is bounded (CHAIN_LIMITS.depthMax steps, cycles refused) and so is the whole walk
 // (stepsMax, targetsMax), so any configuration compiles in bounded time. Problems are recorded as
 // messages, never thrown.
+
+import { headerOps } from '../state/kinds/header-modifiers.js';
 import { KINDS } from '../state/kinds/index.js';
 import {
   DEFAULT_LB_POLICY,
@@ -49,7 +51,11 @@ export class ChainWalk {
   private readonly failoverQueue: ChainTarget[] = [];
   private steps = 0;
 
-  constructor(private readonly lookup: Lookup) {}
+  /** `l7`: the chain routes requests (http, http2, grpc); a tcp chain keeps no header changes. */
+  constructor(
+    private readonly lookup: Lookup,
+    private readonly l7 = true,
+  ) {}
 
   /**
    * A stored spec that passes its kind's validation, or undefined. A spec that fails (written by a
@@ -104,7 +110,8 @@ export class ChainWalk {
     if (spec === undefined) return this.single(this.resolve(service, undefined, trail));
     if (!this.step(trail, stepName)) return undefined;
     const next = [...trail, stepName];
-    const shares = new Map<string, number>();
+    // Shares to one target with the same header changes are one share; with different ones, two.
+    const shares = new Map<string, WeightedTarget>();
     for (const s of spec.splits) {
       if (s.weight <= 0) continue; // never chosen; not worth a target
       const svc = s.service ?? service;
@@ -114,9 +121,24 @@ export class ChainWalk {
           ? this.single(this.resolve(svc, s.serviceSubset, next))
           : this.split(svc, next);
       if (hop === undefined) return undefined;
-      const parts = hop.type === 'target' ? [{ targetId: hop.targetId, weight: 100 }] : hop.splits;
+      const parts: WeightedTarget[] =
+        hop.type === 'target' ? [{ targetId: hop.targetId, weight: 100 }] : hop.splits;
+      // A tcp connection has no headers: its shares are weights alone.
+      const request = this.l7 ? headerOps(s.requestHeaders) : undefined;
+      const response = this.l7 ? headerOps(s.responseHeaders) : undefined;
       for (const p of parts) {
-        shares.set(p.targetId, (shares.get(p.targetId) ?? 0) + (s.weight * p.weight) / 100);
+        // A nested splitter's changes first, then this split's: the less specific is applied
+        // last and wins where both set one header (as Envoy orders a cluster's and its route's).
+        const share: WeightedTarget = { targetId: p.targetId, weight: (s.weight * p.weight) / 100 };
+        const req = [...(p.requestHeaders ?? []), ...(request !== undefined ? [request] : [])];
+        const resp = [...(p.responseHeaders ?? []), ...(response !== undefined ? [response] : [])];
+        if (req.length > 0) share.requestHeaders = req;
+        if (resp.length > 0) share.responseHeaders = resp;
+        const key =
+          req.length + resp.length > 0 ? `${p.targetId}\u0000${JSON.stringify([req, resp])}` : p.targetId;
+        const held = shares.get(key);
+        if (held !== undefined) held.weight += share.weight;
+        else shares.set(key, share);
       }
     }
     if (shares.size > CHAIN_LIMITS.splitsMax) {
@@ -125,9 +147,13 @@ export class ChainWalk {
       );
       return undefined;
     }
-    const splits: WeightedTarget[] = [...shares].map(([id, weight]) => ({ targetId: id, weight }));
+    const splits = [...shares.values()];
     const only = splits[0];
-    return splits.length === 1 && only !== undefined
+    // One share and nothing to change: a plain target.
+    return splits.length === 1 &&
+      only !== undefined &&
+      only.requestHeaders === undefined &&
+      only.responseHeaders === undefined
       ? { type: 'target', targetId: only.targetId }
       : { type: 'split', splits };
   }

@@ -9,6 +9,7 @@
 // fallback chain straight to the service, with the reasons in `errors`: one bad entry must not
 // stop the service's traffic.
 import { PROTOCOLS, type Protocol } from '../state/kinds/fields.js';
+import { headerOps } from '../state/kinds/header-modifiers.js';
 import type { RetryBudgetSpec } from '../state/kinds/retry-budget.js';
 import {
   RETRY_ON_CONDITIONS,
@@ -104,7 +105,7 @@ function routeFrom(walk: ChainWalk, service: string, d: RouteDestination | undef
 }
 
 function compile(lookup: Lookup, service: string, protocol: Protocol): CompiledChain {
-  const walk = new ChainWalk(lookup);
+  const walk = new ChainWalk(lookup, isL7(protocol));
   const routes: CompiledRoute[] = [];
   let retryBudget: RetryBudgetSpec | undefined;
   if (isL7(protocol)) {
@@ -121,6 +122,10 @@ function compile(lookup: Lookup, service: string, protocol: Protocol): CompiledC
       if (d?.prefixRewrite !== undefined) route.prefixRewrite = d.prefixRewrite;
       if (d?.requestTimeoutMs !== undefined) route.requestTimeoutMs = d.requestTimeoutMs;
       if (r.fault !== undefined) route.fault = compileFault(r.fault);
+      const request = headerOps(d?.requestHeaders);
+      const response = headerOps(d?.responseHeaders);
+      if (request !== undefined) route.requestHeaders = request;
+      if (response !== undefined) route.responseHeaders = response;
       routes.push(route);
     });
   }

@@ -109,19 +109,30 @@ function queryPredicate(m: QueryMatch): RequestPredicate {
 }
 
 function pathPredicate(m: HttpMatch): RequestPredicate | undefined {
+  const fold = m.caseInsensitive === true;
   if (m.pathExact !== undefined) {
-    const exact = m.pathExact;
-    return (req) => pathOnly(req.path) === exact;
+    const exact = fold ? asciiLower(m.pathExact) : m.pathExact;
+    return fold ? (req) => asciiLower(pathOnly(req.path)) === exact : (req) => pathOnly(req.path) === exact;
   }
   if (m.pathPrefix !== undefined) {
-    const prefix = m.pathPrefix;
-    return (req) => pathOnly(req.path).startsWith(prefix);
+    const prefix = fold ? asciiLower(m.pathPrefix) : m.pathPrefix;
+    return fold
+      ? (req) => asciiLower(pathOnly(req.path)).startsWith(prefix)
+      : (req) => pathOnly(req.path).startsWith(prefix);
   }
   if (m.pathRegex !== undefined) {
     const re = fullMatchRegex(m.pathRegex);
     return re === undefined ? NEVER : (req) => re.test(pathOnly(req.path));
   }
   return undefined;
+}
+
+/**
+ * A-Z as a-z, nothing else: what caseInsensitive folds (as Envoy does). Keeps the length, so a
+ * prefix matched without case is cut from the path at its own length.
+ */
+function asciiLower(s: string): string {
+  return /[A-Z]/.test(s) ? s.replace(/[A-Z]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 32)) : s;
 }
 
 /** Compile a match; no match (undefined) accepts every request. */
@@ -150,6 +161,9 @@ export function rewritePath(
   const bare = q < 0 ? path : path.slice(0, q);
   const query = q < 0 ? '' : path.slice(q);
   const matched = m.pathPrefix ?? m.pathExact;
-  if (matched === undefined || !bare.startsWith(matched)) return path;
+  if (matched === undefined) return path;
+  const starts =
+    m.caseInsensitive === true ? asciiLower(bare).startsWith(asciiLower(matched)) : bare.startsWith(matched);
+  if (!starts) return path;
   return `${prefixRewrite}${bare.slice(matched.length)}${query}`;
 }

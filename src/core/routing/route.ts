@@ -5,6 +5,7 @@
 
 import { isHealthy } from '../catalog/health.js';
 import type { CheckStatus } from '../catalog/types.js';
+import type { HeaderOps } from '../state/kinds/header-modifiers.js';
 import { fallbackChain } from './chain.js';
 import { compileMatch, parseQuery, type RequestPredicate, rewritePath } from './match.js';
 import type {
@@ -22,24 +23,45 @@ function unit(rand: number): number {
   return rand < 1 ? rand : 1 - Number.EPSILON;
 }
 
+/** The target id of the share `rand` falls in (pickShare). */
+export function pickSplit(splits: readonly WeightedTarget[], rand: number): string | undefined {
+  return pickShare(splits, rand)?.targetId;
+}
+
 /**
  * The share `rand` falls in: shares are laid end to end over [0, total) and the first whose end
  * lies past rand × total wins, so a 90/10 split sends rand < 0.9 to the first share.
  */
-export function pickSplit(splits: readonly WeightedTarget[], rand: number): string | undefined {
+export function pickShare(splits: readonly WeightedTarget[], rand: number): WeightedTarget | undefined {
   let total = 0;
   // NaN and negative weights count as 0 (a stored chain is validated, but this costs nothing).
   for (const s of splits) if (s.weight > 0) total += s.weight;
   const x = unit(rand) * total;
   let end = 0;
-  let last: string | undefined;
+  let last: WeightedTarget | undefined;
   for (const s of splits) {
     if (!(s.weight > 0)) continue;
     end += s.weight;
-    last = s.targetId;
-    if (x < end) return s.targetId;
+    last = s;
+    if (x < end) return s;
   }
   return last; // rounding left x at the very end: the last share with weight
+}
+
+/** A decision's header changes for the request and for the answer. */
+interface HeaderChanges {
+  request?: HeaderOps[];
+  response?: HeaderOps[];
+}
+
+function changes(request: HeaderOps[] | undefined, response: HeaderOps[] | undefined): HeaderChanges {
+  return { ...(request !== undefined ? { request } : {}), ...(response !== undefined ? { response } : {}) };
+}
+
+/** A share's header changes, then its route's; undefined when neither has any. */
+function opsOf(share: HeaderOps[] | undefined, route: HeaderOps | undefined): HeaderOps[] | undefined {
+  if (route === undefined) return share;
+  return share === undefined ? [route] : [...share, route];
 }
 
 function hopTargets(next: NextHop): string[] {
@@ -68,6 +90,10 @@ export class ChainRouter {
   readonly chain: CompiledChain;
   private readonly byId = new Map<string, ChainTarget>();
   private readonly matchers: RequestPredicate[];
+  /** Per route, the header changes its decisions carry; made once, so a request allocates none. */
+  private readonly routeOps: HeaderChanges[];
+  /** Per share of a split that has changes of its own: the share's, then its route's. */
+  private readonly shareOps = new Map<WeightedTarget, HeaderChanges>();
 
   /** A malformed chain (dangling target ids) is replaced by the service's fallback chain. */
   constructor(chain: CompiledChain) {
@@ -76,6 +102,16 @@ export class ChainRouter {
       : fallbackChain(chain.service, chain.protocol, [...(chain.errors ?? []), 'malformed compiled chain']);
     for (const t of this.chain.targets) this.byId.set(t.id, t);
     this.matchers = this.chain.routes.map((r) => compileMatch(r.match));
+    this.routeOps = this.chain.routes.map((r) => {
+      if (r.next.type === 'split')
+        for (const s of r.next.splits)
+          if (s.requestHeaders !== undefined || s.responseHeaders !== undefined)
+            this.shareOps.set(
+              s,
+              changes(opsOf(s.requestHeaders, r.requestHeaders), opsOf(s.responseHeaders, r.responseHeaders)),
+            );
+      return changes(opsOf(undefined, r.requestHeaders), opsOf(undefined, r.responseHeaders));
+    });
   }
 
   target(id: string): ChainTarget | undefined {
@@ -83,7 +119,10 @@ export class ChainRouter {
   }
 
   private hop(next: NextHop, rand: number): ChainTarget {
-    const id = next.type === 'target' ? next.targetId : pickSplit(next.splits, rand);
+    return this.targetOf(next.type === 'target' ? next.targetId : pickSplit(next.splits, rand));
+  }
+
+  private targetOf(id: string | undefined): ChainTarget {
     // wellFormed guarantees the id; the first target is a defensive answer that cannot be reached.
     return (id === undefined ? undefined : this.byId.get(id)) ?? (this.chain.targets[0] as ChainTarget);
   }
@@ -101,7 +140,8 @@ export class ChainRouter {
       }
     }
     const route = this.chain.routes[index] as CompiledChain['routes'][number];
-    const target = this.hop(route.next, rand);
+    const share = route.next.type === 'split' ? pickShare(route.next.splits, rand) : undefined;
+    const target = this.targetOf(route.next.type === 'target' ? route.next.targetId : share?.targetId);
     const decision: RouteDecision = {
       target,
       routeIndex: index,
@@ -115,6 +155,10 @@ export class ChainRouter {
     if (route.fault !== undefined) decision.fault = route.fault;
     const timeoutMs = route.requestTimeoutMs ?? target.requestTimeoutMs;
     if (timeoutMs !== undefined) decision.requestTimeoutMs = timeoutMs;
+    const ops =
+      (share === undefined ? undefined : this.shareOps.get(share)) ?? (this.routeOps[index] as HeaderChanges);
+    if (ops.request !== undefined) decision.requestHeaders = ops.request;
+    if (ops.response !== undefined) decision.responseHeaders = ops.response;
     return decision;
   }
 

@@ -2,6 +2,7 @@
 // go". It is posted to the proxy worker, so it holds only strings, numbers, booleans, plain objects
 // and arrays: no RegExp (patterns stay source strings), no functions, no Map.
 import type { Protocol } from '../state/kinds/fields.js';
+import type { HeaderOps } from '../state/kinds/header-modifiers.js';
 import type { PassiveHealthCheck } from '../state/kinds/passive-health.js';
 import type { RetryBudgetSpec } from '../state/kinds/retry-budget.js';
 import type { LoadBalancer, SubsetFilter } from '../state/kinds/service-resolver.js';
@@ -34,6 +35,9 @@ export interface ChainTarget {
 export interface WeightedTarget {
   weight: number;
   targetId: string;
+  /** Header changes of the split (a nested splitter's first); unset: none. */
+  requestHeaders?: HeaderOps[];
+  responseHeaders?: HeaderOps[];
 }
 
 /** Where a route sends calls: one target, or a weighted split (weights add up to 100). */
@@ -54,6 +58,9 @@ export interface CompiledRoute {
   retryOnGrpcCodes: number[];
   /** Delays and errors injected into a share of the route's requests; unset: none. */
   fault?: CompiledFault;
+  /** The route destination's header changes; unset: none. */
+  requestHeaders?: HeaderOps;
+  responseHeaders?: HeaderOps;
 }
 
 export interface CompiledChain {
@@ -104,4 +111,10 @@ export interface RouteDecision {
   retryOnGrpcCodes: number[];
   /** The route's fault injection; unset: none. */
   fault?: CompiledFault;
+  /**
+   * Header changes for the request and for the answer relayed back, applied in order: the split
+   * share's, then the route's (which wins where both set a header). Unset: none.
+   */
+  requestHeaders?: HeaderOps[];
+  responseHeaders?: HeaderOps[];
 }

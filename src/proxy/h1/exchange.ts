@@ -2,17 +2,13 @@
 // held, then streamed to the upstream connection the pool gives (upstream.ts), with backpressure;
 // the response head written for the client; the outcome handed to the handler, which may forward
 // a replayable request again. Bodies that break their framing are answered 400 here.
+
 import { STATUS_CODES } from 'node:http';
 import { BodyFramer, requestBody } from './body.js';
 import { forwardBlock } from './fields.js';
+import type { ForwardListener, ForwardTarget, Outcome } from './forward.js';
 import { type Head, headerValue, linesBlock, writeHead } from './head.js';
-import {
-  H1_POOL_LIMITS,
-  type H1Pool,
-  type PoolDestination,
-  type PoolWaiter,
-  type RelaySocket,
-} from './pool.js';
+import { H1_POOL_LIMITS, type PoolWaiter, type RelaySocket } from './pool.js';
 import { relayTicker, type Watched } from './ticker.js';
 import { cutOff } from './turn.js';
 import type { UpstreamConn } from './upstream.js';
@@ -30,54 +26,6 @@ export const RELAY_LIMITS = Object.freeze({
    */
   headTimeoutMs: 30_000,
 });
-
-export interface ForwardTarget extends PoolDestination {
-  pool: H1Pool;
-  /** The start line and header block (Head.block) to send; the request's body follows as received. */
-  startLine: string;
-  block: string;
-  timeoutMs: number;
-  /** A response with a status for which this is true is dropped, not relayed (the caller retries). */
-  retryOn?: ((status: number) => boolean) | undefined;
-}
-
-/** What happened, for metrics and retries: the status sent, or why none was. */
-export type Outcome =
-  | { status: number; sentResponse: true }
-  | {
-      status: number;
-      sentResponse: false;
-      connectFailed: boolean;
-      message: string;
-      retryable?: true;
-      /**
-       * Answered by this agent's own limits (its wait queue, maxConnections, full mux sessions):
-       * the request never reached the instance, which passive health checks must not blame.
-       */
-      ownLimit?: true;
-      /**
-       * Safe to send again: a pooled keep-alive connection closed before any byte of a response
-       * (the other side most likely closed it idle as it was reused), for a request whose method
-       * is idempotent; or a multiplexed stream the peer agent refused unserved.
-       */
-      staleSocket?: true;
-    };
-
-/**
- * Does the outcome say anything of the instance (for passive health checks)? Not when this agent
- * answered from its own limits, nor when a pooled connection turned out closed as it was reused.
- */
-export function concernsInstance(o: Outcome): boolean {
-  return o.sentResponse || (o.ownLimit !== true && o.staleSocket !== true);
-}
-
-/** Who hears how a forward ended (an object, so a request's handler needs no closure per attempt). */
-export interface ForwardListener {
-  forwarded(o: Outcome): void;
-}
-
-/** Sent again at most this often when a reused keep-alive connection turns out closed. */
-export const STALE_SOCKET_RETRIES_MAX = 1;
 
 const EMPTY = Buffer.alloc(0);
 /** A request whose client went away before its answer: nginx's "client closed request". */
@@ -122,6 +70,8 @@ export class Exchange implements PoolWaiter, Watched {
   private waiting = false;
   /** Paused the client until the upstream drains (toSink). */
   private drainWaiting = false;
+  /** Run once when the exchange finishes, whichever way, before the connection moves on. */
+  private finishHook: (() => void) | undefined = undefined;
   /** A wait before the next forward (a fault's delay, a retry's back-off), and what ending it early does. */
   private deferred: { timer: NodeJS.Timeout; gone: (status: number) => void } | undefined = undefined;
   active = false;
@@ -254,7 +204,26 @@ export class Exchange implements PoolWaiter, Watched {
   finish(): void {
     if (this.finished) return;
     this.finished = true;
+    const hook = this.finishHook;
+    this.finishHook = undefined;
+    // First: what the request held (a circuit breaker's slot) is free before the connection's
+    // next request (pipelined) asks for it.
+    if (hook !== undefined) {
+      try {
+        hook();
+      } catch {
+        // The hook's own failure must not keep the connection from moving on.
+      }
+    }
     this.conn.exchangeDone(this);
+  }
+
+  /**
+   * `hook` runs when the exchange finishes, on every path, the handler's own failures included
+   * (they answer 500 and finish). One hook; a second replaces the first.
+   */
+  onFinish(hook: () => void): void {
+    this.finishHook = hook;
   }
 
   /** Start sending the request body (held so far) through `write`; false from write means wait for drain. */
@@ -351,6 +320,23 @@ export class Exchange implements PoolWaiter, Watched {
     this.deferred = { timer, gone };
   }
 
+  /**
+   * Ends the wait under way at once and runs `resume` instead of the wait's own (a request that
+   * waited at a circuit breaker got its slot). Nothing if there is no wait: the exchange ended.
+   */
+  wake(resume: () => void): void {
+    const d = this.deferred;
+    if (d === undefined) return;
+    this.deferred = undefined;
+    clearTimeout(d.timer);
+    try {
+      resume();
+    } catch {
+      this.reply(500, 'mesh: internal error');
+      this.finish();
+    }
+  }
+
   /** Ends a wait early; true if there was one. */
   private endDeferred(status: number): boolean {
     const d = this.deferred;
@@ -386,8 +372,11 @@ export class Exchange implements PoolWaiter, Watched {
     );
   }
 
-  /** Answer locally with a short text (when nothing was sent yet; otherwise the connection is cut). */
-  reply(status: number, message: string): void {
+  /**
+   * Answer locally with a short text (when nothing was sent yet; otherwise the connection is cut).
+   * `extra`: header lines to add (`name: value`).
+   */
+  reply(status: number, message: string, extra?: readonly string[]): void {
     if (this.responded) {
       cutOff(this.socket);
       return;
@@ -396,7 +385,11 @@ export class Exchange implements PoolWaiter, Watched {
     const head = this.responseHead(
       status,
       STATUS_CODES[status] ?? '',
-      linesBlock(['content-type: text/plain; charset=utf-8', `content-length: ${Buffer.byteLength(body)}`]),
+      linesBlock([
+        'content-type: text/plain; charset=utf-8',
+        `content-length: ${Buffer.byteLength(body)}`,
+        ...(extra ?? []),
+      ]),
       // A refused upgrade closes too: the client may already be sending the new protocol's bytes.
       !this.bodyDone || this.head.upgrade,
     );

@@ -8,13 +8,16 @@
 // thread, bypassing the stream machinery that a 'data' event costs (and its 64 KiB allocation per
 // read); the bytes are copied out before anything else runs. Requests and responses are written
 // at the end of the event loop's turn, with the turn's others (turn.ts).
+
 import { Readable, Writable } from 'node:stream';
 import { TLSSocket } from 'node:tls';
+import { modifyHead } from '../header-ops.js';
 import { LEGACY_CODE } from '../mux/client.js';
 import { REFUSED_CODE } from '../mux/stream.js';
 import { BodyFramer, responseBody } from './body.js';
-import type { Exchange, ForwardTarget, Outcome } from './exchange.js';
+import type { Exchange } from './exchange.js';
 import { forwardBlock } from './fields.js';
+import type { ForwardTarget, Outcome } from './forward.js';
 import { type Head, parseHead, writeHead } from './head.js';
 import {
   copyRead,
@@ -301,6 +304,8 @@ export class UpstreamConn implements Watched {
   private respond(h: Head, rest: Buffer): void {
     const ex = this.ex as Exchange;
     this.head = h;
+    const changes = this.t?.responseHeaders;
+    if (changes !== undefined) modifyHead(h, changes);
     const framer = new BodyFramer(responseBody(h, ex.head.method));
     this.framer = framer;
     this.headOut = ex.responseHead(h.status, h.reason, exchangeBlock(h), framer.body.kind === 'close');

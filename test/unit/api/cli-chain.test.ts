@@ -77,6 +77,34 @@ describe('mesh config chain output', () => {
     );
   });
 
+  it('names the header changes of a route and of a split share', () => {
+    const text = formatChain(
+      view({
+        'service-router/web': {
+          routes: [
+            {
+              match: { http: { pathPrefix: '/api/' } },
+              destination: {
+                requestHeaders: { set: { 'x-env': 'canary' }, add: { 'x-tag': '1' }, remove: ['x-debug'] },
+                responseHeaders: { remove: ['server'] },
+              },
+            },
+          ],
+        },
+        'service-splitter/web': {
+          splits: [
+            { weight: 90, service: 'web-v1' },
+            { weight: 10, service: 'web-v2', requestHeaders: { set: { 'x-version': 'v2' } } },
+          ],
+        },
+      }),
+    );
+    assert.match(
+      text,
+      /^0 +path \/api\/\* +90% web-v1, 10% web-v2 \(request x-version set\) +request headers: x-debug removed, x-env set, x-tag added; response headers: server removed$/m,
+    );
+  });
+
   it('says when the entries do not compile, and why', () => {
     const broken = { ...ENTRIES, 'service-splitter/web': { splits: [{ weight: 100, serviceSubset: 'v3' }] } };
     const text = formatChain(view(broken));

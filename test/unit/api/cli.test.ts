@@ -5,6 +5,7 @@ import { type HttpServer, startHttpServer } from '../../../src/api/http-server.j
 import { formatInfo } from '../../../src/cli/info.js';
 import { main } from '../../../src/cli/main.js';
 import { formatMembers } from '../../../src/cli/members.js';
+import { limitsText } from '../../../src/cli/mesh.js';
 import { formatKeyValues, formatTable } from '../../../src/cli/table.js';
 import { captureIo, mesh } from '../../helpers/cli.js';
 import { FakeAgent, member } from '../../helpers/fake-agent.js';
@@ -109,5 +110,22 @@ describe('output formatting', () => {
       'a:        x\nlong key: 1\n          2\ne:        -',
     );
     assert.match(formatInfo(new FakeAgent().self()), /^members: +alive=2 suspect=0 failed=1 left=0$/m);
+  });
+
+  it("shows an upstream's circuit breakers that apply to its protocol", () => {
+    const limits = { maxConnections: 10, maxPendingRequests: 5, maxConcurrentRequests: 20 };
+    const up = (protocol: string, l?: typeof limits) => ({
+      source: 'web',
+      destination: 'api',
+      address: '127.0.0.1:9191',
+      protocol,
+      error: '',
+      ...(l !== undefined ? { limits: l } : {}),
+    });
+    assert.equal(limitsText(up('http', limits)), 'connections 10, pending 5, requests 20');
+    assert.equal(limitsText(up('grpc', limits)), 'requests 20');
+    assert.equal(limitsText(up('tcp', limits)), 'connections 10');
+    assert.equal(limitsText(up('tcp', { maxConcurrentRequests: 20 } as typeof limits)), '-');
+    assert.equal(limitsText(up('http')), '-');
   });
 });

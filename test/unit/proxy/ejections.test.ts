@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { compileChain } from '../../../src/core/routing/chain.js';
 import { type Ejection, Ejections } from '../../../src/proxy/ejections.js';
-import { concernsInstance } from '../../../src/proxy/h1/exchange.js';
+import { concernsInstance } from '../../../src/proxy/h1/forward.js';
 import { EMPTY_SNAPSHOT } from '../../../src/proxy/routing.js';
 import type { ProxyEndpoint, ProxySnapshot } from '../../../src/proxy/types.js';
 

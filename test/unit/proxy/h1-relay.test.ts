@@ -10,7 +10,8 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect as tlsConnect } from 'node:tls';
 import { adoptWithOnread } from '../../../src/proxy/h1/accepted.js';
-import { type Exchange, type Outcome, RELAY_LIMITS } from '../../../src/proxy/h1/exchange.js';
+import { type Exchange, RELAY_LIMITS } from '../../../src/proxy/h1/exchange.js';
+import type { Outcome } from '../../../src/proxy/h1/forward.js';
 import { H1Pool, READ_BUFFER } from '../../../src/proxy/h1/pool.js';
 import { serveH1, serveH1Accepted } from '../../../src/proxy/h1/relay.js';
 

@@ -84,6 +84,11 @@ describe('failsInstance', () => {
       assert.equal(failsInstance(grpc, none(502)), true);
       assert.equal(failsInstance(grpc, none(504, { timedOut: true })), true);
       assert.equal(failsInstance(grpc, none(CALLER_CANCELLED_STATUS, { cancelled: true })), false);
+      // Headers Node refused to send: the agent's own failure, not the instance's.
+      assert.equal(
+        failsInstance(grpc, { status: 502, sentResponse: false, message: '', timedOut: false, local: true }),
+        false,
+      );
     }
   });
 });

@@ -19,7 +19,7 @@ const instance = (name: string, protocol: ServiceProtocol | undefined): Instance
   checks: [],
 });
 
-function snapshotWith(upstreams: Array<{ service: string; localPort: number }>) {
+function snapshotWith(upstreams: Array<{ service: string; localPort: number }>, clientDefaults?: unknown) {
   const catalog = new Catalog('self', 0);
   catalog.setLocal([instance('web', 'http'), instance('echo', 'tcp'), instance('greeter', 'grpc')]);
   const sm = new StateMachine();
@@ -31,6 +31,8 @@ function snapshotWith(upstreams: Array<{ service: string; localPort: number }>) 
     name: 'front',
     spec: { redirect: { service: 'web' } },
   });
+  if (clientDefaults !== undefined)
+    sm.apply(3, { op: 'config-set', kind: 'service-defaults', name: 'client', spec: clientDefaults });
   return buildSnapshot({
     local: () => [
       {
@@ -81,6 +83,33 @@ describe('the proxy snapshot with an HTTP proxy port', () => {
     assert.deepEqual(Object.keys(both.chains).sort(), ['front', 'greeter', 'web']);
     const explicit = snapshotWith([{ service: 'web', localPort: 9002 }]);
     assert.deepEqual(Object.keys(explicit.chains), ['web']);
+  });
+
+  it("gives each upstream its circuit breakers from the caller's upstreamConfig, and the HTTP proxy port the whole config", () => {
+    const upstreamConfig = {
+      defaults: { limits: { maxConnections: 50 } },
+      overrides: [{ name: 'greeter', limits: { maxConcurrentRequests: 5 } }],
+    };
+    const s = snapshotWith(
+      [
+        { service: 'greeter', localPort: 9001 },
+        { service: 'web', localPort: 9002 },
+        { service: '*', localPort: 15001 },
+      ],
+      { upstreamConfig },
+    );
+    assert.deepEqual(
+      s.upstreams.map((u) => [u.destination, u.limits]),
+      [
+        ['greeter', { maxConcurrentRequests: 5 }],
+        ['web', { maxConnections: 50 }],
+        ['*', { maxConnections: 50 }],
+      ],
+    );
+    assert.deepEqual(s.upstreamConfigs, { client: upstreamConfig });
+    const none = snapshotWith([{ service: 'web', localPort: 9002 }]);
+    assert.equal(none.upstreams[0]?.limits, undefined);
+    assert.equal(none.upstreamConfigs, undefined);
   });
 });
 

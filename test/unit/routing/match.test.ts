@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ChainRouter, compileChain, parseQuery, type RequestInfo } from '../../../src/core/routing/index.js';
+import { KINDS } from '../../../src/core/state/kinds/index.js';
 import { lookupOf } from './helpers.js';
 
 /** A router for service "api" over HTTP with the given routes, each to its own service r0, r1, … */
@@ -40,6 +41,73 @@ describe('path matching', () => {
     assert.equal(r.routeRequest(req({ path: '/api/x' }), 0).routeIndex, 1);
     assert.equal(r.routeRequest(req({ path: '/nothing' }), 0).routeIndex, 3);
     assert.equal(r.chain.routes.length, 4);
+  });
+});
+
+describe('caseInsensitive (Consul’s CaseInsensitive)', () => {
+  it('matches pathExact and pathPrefix without ASCII case, and rewrites the prefix it matched', () => {
+    const r = routerWith([
+      { pathExact: '/Health', caseInsensitive: true },
+      { pathPrefix: '/API/', caseInsensitive: true },
+      { pathPrefix: '/Exact/' },
+    ]);
+    assert.equal(taken(r, { path: '/health' }), 'r0');
+    assert.equal(taken(r, { path: '/HEALTH' }), 'r0');
+    assert.equal(taken(r, { path: '/api/users' }), 'r1');
+    assert.equal(taken(r, { path: '/Api/Users' }), 'r1');
+    assert.equal(taken(r, { path: '/exact/x' }), 'api', 'without the flag, case counts');
+    // Only A-Z fold: "À" and "à" stay apart, and lengths never change.
+    const latin = routerWith([{ pathPrefix: '/À/', caseInsensitive: true }]);
+    assert.equal(taken(latin, { path: '/à/x' }), 'api');
+    const rw = new ChainRouter(
+      compileChain(
+        lookupOf([
+          [
+            'service-router',
+            'api',
+            {
+              routes: [
+                {
+                  match: { http: { pathPrefix: '/Old/', caseInsensitive: true } },
+                  destination: { prefixRewrite: '/new/' },
+                },
+              ],
+            },
+          ],
+        ]),
+        'api',
+        'http',
+      ),
+    );
+    assert.equal(rw.routeRequest(req({ path: '/OLD/a?b=1' }), 0).path, '/new/a?b=1');
+  });
+
+  it('is refused with pathRegex, and on intention permissions, naming the field', () => {
+    const router = KINDS['service-router']!;
+    assert.deepEqual(
+      router
+        .validate({ routes: [{ match: { http: { pathRegex: '/api/.*', caseInsensitive: true } } }] })
+        .map((e) => e.field),
+      ['routes[0].match.http.caseInsensitive'],
+    );
+    assert.deepEqual(
+      router.validate({ routes: [{ match: { http: { caseInsensitive: 'yes' } } }] }).map((e) => e.field),
+      ['routes[0].match.http.caseInsensitive'],
+    );
+    const intentions = KINDS['service-intentions']!;
+    assert.deepEqual(
+      intentions
+        .validate({
+          sources: [
+            {
+              name: 'web',
+              permissions: [{ action: 'allow', http: { pathPrefix: '/a', caseInsensitive: true } }],
+            },
+          ],
+        })
+        .map((e) => e.field),
+      ['sources[0].permissions[0].http.caseInsensitive'],
+    );
   });
 });
 

@@ -65,7 +65,7 @@ describe('service-defaults', () => {
     );
     assert.match(
       sd.validate({ retries: 3 })[0]?.message ?? '',
-      /^unknown field; known fields: connectTimeoutMs, localRequestTimeoutMs, maxConnections, meta, protocol, rateLimits$/,
+      /^unknown field; known fields: connectTimeoutMs, localRequestTimeoutMs, maxConnections, meta, protocol, rateLimits, upstreamConfig$/,
     );
     assert.deepEqual(sd.validate(null), [{ field: '', message: 'must be an object' }]);
     assert.deepEqual(fields(sd.validate([])), ['']);

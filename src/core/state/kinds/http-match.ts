@@ -43,6 +43,11 @@ export interface HttpMatch {
   pathPrefix?: string;
   /** Must match the whole path (without the query string). */
   pathRegex?: string;
+  /**
+   * pathExact and pathPrefix compare without case (Consul's CaseInsensitive; routes only). Not with
+   * pathRegex: the bounded-time regex engine has no case-insensitive mode (write [Aa] instead).
+   */
+  caseInsensitive?: boolean;
   /** Upper-case method names; empty or unset means any method. */
   methods?: string[];
   header?: HeaderMatch[];
@@ -69,7 +74,15 @@ export const HTTP_MATCH_LIMITS = Object.freeze({
 });
 
 const MATCH_FIELDS = ['http'] as const;
-const HTTP_FIELDS = ['pathExact', 'pathPrefix', 'pathRegex', 'methods', 'header', 'queryParam'] as const;
+const HTTP_FIELDS = [
+  'pathExact',
+  'pathPrefix',
+  'pathRegex',
+  'caseInsensitive',
+  'methods',
+  'header',
+  'queryParam',
+] as const;
 /**
  * An intention permission's: Consul's, without queryParam. Servers read a repeated query parameter
  * differently (first, last, all), so a deny on one could be passed by repeating it.
@@ -189,6 +202,16 @@ export function checkHttpMatch(httpValue: unknown, hp: string, errors: Errors, p
   const h = objectAt(httpValue, hp, permission ? PERMISSION_HTTP_FIELDS : HTTP_FIELDS, errors);
   if (h === undefined) return;
   checkPathFields(h, hp, errors);
+  if (
+    !permission &&
+    optBool(h, 'caseInsensitive', hp, errors) === true &&
+    field(h, 'pathRegex') !== undefined
+  )
+    errors.push({
+      field: at(hp, 'caseInsensitive'),
+      message:
+        "applies to pathExact and pathPrefix only: regexes run on V8's linear-time engine, which has no case-insensitive mode; write both cases into pathRegex ([Aa]pi)",
+    });
   checkMethods(h, hp, errors);
   checkEach(h, 'header', hp, HTTP_MATCH_LIMITS.headersMax, checkHeader, errors);
   checkEach(h, 'queryParam', hp, HTTP_MATCH_LIMITS.queryParamsMax, checkQuery, errors);

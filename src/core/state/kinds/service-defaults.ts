@@ -13,6 +13,7 @@ import {
 } from './fields.js';
 import { checkRateLimits, type RateLimitsSpec } from './rate-limits.js';
 import type { KindModule } from './types.js';
+import { checkUpstreamConfig, type UpstreamConfigSpec } from './upstream-config.js';
 
 export interface ServiceDefaultsSpec {
   /** How the proxy treats the service's traffic (default tcp). */
@@ -27,6 +28,8 @@ export interface ServiceDefaultsSpec {
   localRequestTimeoutMs?: number;
   /** Requests a second each instance takes (L7 protocols only), as Consul's RateLimits. */
   rateLimits?: RateLimitsSpec;
+  /** How this service's agent treats its calls to other services: circuit-breaker limits (Consul's UpstreamConfig). */
+  upstreamConfig?: UpstreamConfigSpec;
 }
 
 export const SERVICE_DEFAULTS_LIMITS = Object.freeze({
@@ -46,6 +49,7 @@ const FIELDS = [
   'maxConnections',
   'localRequestTimeoutMs',
   'rateLimits',
+  'upstreamConfig',
 ] as const;
 
 function validate(spec: unknown): ValidationError[] {
@@ -59,12 +63,14 @@ function validate(spec: unknown): ValidationError[] {
   checkPositiveInt(o, 'localRequestTimeoutMs', SERVICE_DEFAULTS_LIMITS.localRequestTimeoutMsMax, errors);
   const limits = field(o, 'rateLimits');
   if (limits !== undefined) checkRateLimits(limits, 'rateLimits', errors);
+  const upstream = field(o, 'upstreamConfig');
+  if (upstream !== undefined) checkUpstreamConfig(upstream, 'upstreamConfig', errors);
   return errors;
 }
 
 export const serviceDefaults: KindModule = {
   kind: 'service-defaults',
   description:
-    'Settings for every instance of one service: protocol, timeouts, connection limit, rate limits, metadata.',
+    'Settings for every instance of one service: protocol, timeouts, connection limit, rate limits, limits on its calls to others, metadata.',
   validate,
 };

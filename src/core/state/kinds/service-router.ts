@@ -6,6 +6,7 @@ import { describe, field } from '../text.js';
 import type { ValidationError } from '../types.js';
 import { checkFault, type FaultSpec } from './fault.js';
 import { specObject } from './fields.js';
+import { checkHeaderModifierFields, type HeaderModifiers } from './header-modifiers.js';
 import { checkRouteMatch, type HttpMatch } from './http-match.js';
 import { checkRetryBudget, type RetryBudgetSpec } from './retry-budget.js';
 import {
@@ -46,6 +47,10 @@ export interface RouteDestination {
   retryOnConnectFailure?: boolean;
   /** Conditions by name, as Consul's RetryOn (RETRY_ON_CONDITIONS); gRPC codes retry gRPC calls. */
   retryOn?: RetryOnCondition[];
+  /** Headers the caller's agent adds, sets or removes on the route's requests (Consul's RequestHeaders). */
+  requestHeaders?: HeaderModifiers;
+  /** Headers the caller's agent adds, sets or removes on the answers it relays back (Consul's ResponseHeaders). */
+  responseHeaders?: HeaderModifiers;
 }
 
 /**
@@ -114,6 +119,8 @@ const DESTINATION_FIELDS = [
   'retryOnStatusCodes',
   'retryOnConnectFailure',
   'retryOn',
+  'requestHeaders',
+  'responseHeaders',
 ] as const;
 
 function checkStatusCodes(v: unknown, path: string, errors: Errors): void {
@@ -163,6 +170,7 @@ function checkDestination(v: unknown, path: string, hasPathMatch: boolean, error
   optBool(d, 'retryOnConnectFailure', path, errors);
   const on = field(d, 'retryOn');
   if (on !== undefined) checkRetryOn(on, at(path, 'retryOn'), errors);
+  checkHeaderModifierFields(d, path, errors);
 }
 
 /** Whether a route's match names a path prefix or exact path (read leniently: only for the rewrite rule). */

@@ -4,6 +4,7 @@
 import { field } from '../text.js';
 import type { ValidationError } from '../types.js';
 import { specObject } from './fields.js';
+import { checkHeaderModifierFields, type HeaderModifiers } from './header-modifiers.js';
 import { validateServiceEntryName } from './service-router.js';
 import { at, item, listAt, objectAt, optServiceName, optSubsetName } from './spec-fields.js';
 import type { KindModule } from './types.js';
@@ -15,6 +16,10 @@ export interface Split {
   service?: string;
   /** Default: the destination resolver's default subset. */
   serviceSubset?: string;
+  /** Headers the caller's agent changes on the split's requests (Consul's RequestHeaders). */
+  requestHeaders?: HeaderModifiers;
+  /** Headers the caller's agent changes on the answers to them (Consul's ResponseHeaders). */
+  responseHeaders?: HeaderModifiers;
 }
 
 export interface ServiceSplitterSpec {
@@ -31,7 +36,7 @@ export const SERVICE_SPLITTER_LIMITS = Object.freeze({
 });
 
 const FIELDS = ['splits'] as const;
-const SPLIT_FIELDS = ['weight', 'service', 'serviceSubset'] as const;
+const SPLIT_FIELDS = ['weight', 'service', 'serviceSubset', 'requestHeaders', 'responseHeaders'] as const;
 
 /** A weight with at most two decimals (allowing for binary floating point: 0.07 * 100 ≠ 7 exactly). */
 function hasTwoDecimals(w: number): boolean {
@@ -72,6 +77,7 @@ function validate(spec: unknown): ValidationError[] {
     } else sum += w;
     optServiceName(o, 'service', path, errors);
     optSubsetName(o, 'serviceSubset', path, errors);
+    checkHeaderModifierFields(o, path, errors);
   });
   // The sum is only meaningful when every weight could be read.
   if (allWeightsValid && Math.abs(sum - 100) > weightSumTolerance) {

@@ -624,13 +624,25 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
         200,
       );
       assert.ok(limited, `a 429 among ${last.map((r) => r.status).join(' ')}`);
-      assert.ok(
-        last.some((r) => r.status === 200),
-        'each instance still takes its share',
-      );
       assert.match(
         last.find((r) => r.status === 429)?.body ?? '',
         /rate limit of web exceeded \(1 requests a second/,
+      );
+      // The round that first met the limit may have found the buckets already emptied (the limit
+      // can arrive at an agent halfway through a round, whose last requests then take its one
+      // token). A second later each instance's bucket holds its one token again: a round then gets
+      // a 200 from each instance it reaches, and 429 for the rest.
+      await new Promise((r) => setTimeout(r, 1_100));
+      last = await many();
+      const statuses = last.map((r) => r.status).join(' ');
+      assert.ok(
+        last.some((r) => r.status === 200),
+        `each instance still takes its share: ${statuses}`,
+      );
+      assert.ok(last.filter((r) => r.status === 429).length >= 10, `most of 20 refused: ${statuses}`);
+      assert.ok(
+        last.every((r) => r.status === 200 || r.status === 429),
+        `nothing but 200 and 429: ${statuses}`,
       );
       // Counted on the instances' agents (web runs on n02 and n03).
       const text = (await promText(n02)) + (await promText(n03));

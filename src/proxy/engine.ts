@@ -202,14 +202,16 @@ export class ProxyEngine {
         // Accepted paused, so the relay can move the connection to a socket that reads into its
         // thread's read buffer before a byte is read (h1/accepted.ts). Half-open: a client may
         // shut down its sending side after a request and still read the answer (relay.ts).
-        const byHost = new HostPort(ctx);
+        const byHost = new HostPort(ctx, up);
         const handle = (x: Exchange): void => {
           const u = up();
           if (u.destination === ANY_SERVICE) byHost.handle(u, x);
+          else if (x.head.method === 'CONNECT') refuseConnect(x);
           else handleH1(ctx, u, x);
         };
+        // CONNECT reaches the handler: the HTTP proxy port opens tunnels (connect-tunnel.ts).
         return createNetServer({ noDelay: true, pauseOnConnect: true, allowHalfOpen: true }, (socket) =>
-          ctx.metrics.countOpen('outbound', serveH1Accepted(socket, handle)),
+          ctx.metrics.countOpen('outbound', serveH1Accepted(socket, handle, true)),
         );
       }
       case 'h2': {
@@ -261,4 +263,10 @@ export class ProxyEngine {
     this.logGate.stop();
     this.loop.stop();
   }
+}
+
+/** A CONNECT on an upstream port of one service: tunnels are the HTTP proxy port's ("*"). */
+function refuseConnect(x: Exchange): void {
+  x.reply(405, 'mesh: this upstream port does not open CONNECT tunnels; the HTTP proxy port ("*") does');
+  x.finish();
 }

@@ -5,6 +5,7 @@
 // asks of a proxy. After that choice a
 // request is routed, balanced, authorised and counted like one on an upstream port of its own.
 import { SERVICE_NAME_PATTERN } from '../core/catalog/definition.js';
+import { type TunnelKind, Tunnels } from './connect-tunnel.js';
 import type { EngineContext } from './context.js';
 import type { Exchange } from './h1/exchange.js';
 import { headerValue, replaceHeader } from './h1/head.js';
@@ -35,12 +36,7 @@ const quoted = (s: string): string => JSON.stringify(s.slice(0, QUOTED_CHARS_MAX
  * a trailing dot: `API.:8080` names `api`.
  */
 export function hostTarget(method: string, target: string, host: string | undefined): HostTarget {
-  if (method === 'CONNECT')
-    return {
-      status: 405,
-      message:
-        'mesh: the HTTP proxy port does not open CONNECT tunnels; call http:// URLs (the agents encrypt the hop between them)',
-    };
+  if (method === 'CONNECT') return connectTarget(target);
   let authority = host;
   let forward = target;
   const absolute = target[0] !== '/' && target !== '*';
@@ -68,6 +64,29 @@ export function hostTarget(method: string, target: string, host: string | undefi
   return absolute ? { service, target: forward, host: hostPort } : { service, target: forward };
 }
 
+/** A CONNECT's authority-form target: a host and a port, nothing else (RFC 9110 §9.3.6). */
+const AUTHORITY_FORM = /^([^:/?#@[\]\s]+):(\d{1,5})$/;
+
+/**
+ * The service a CONNECT names (`CONNECT greeter:50051`: greeter), or the status and message to
+ * refuse it with. The port is the client's idea of the service's: the mesh picks the instance.
+ */
+export function connectTarget(target: string): HostTarget {
+  const m = AUTHORITY_FORM.exec(target);
+  if (!m)
+    return {
+      status: 400,
+      message: `mesh: CONNECT takes a service name and a port (CONNECT greeter:50051), got ${quoted(target)}`,
+    };
+  const service = (m[1] as string).replace(/\.$/, '').toLowerCase();
+  if (!SERVICE_NAME_PATTERN.test(service))
+    return {
+      status: 404,
+      message: `mesh: ${quoted(target)} is not a service name: the HTTP proxy port opens tunnels to the service a CONNECT names`,
+    };
+  return { service, target };
+}
+
 /** What a refused request's access log shows of its target: the path, never a URL's userinfo or query. */
 function loggedPath(target: string): string {
   return target[0] === '/' ? splitUrl(target).path : '';
@@ -81,12 +100,23 @@ function loggedPath(target: string): string {
 export class HostPort {
   private base: ProxyUpstream | undefined = undefined;
   private byService = new Map<string, ProxyUpstream>();
+  private readonly tunnels: Tunnels;
 
-  constructor(private readonly ctx: EngineContext) {}
+  /** `current`: the port's upstream as of the latest snapshot (a tunnel's calls read it). */
+  constructor(
+    private readonly ctx: EngineContext,
+    current: () => ProxyUpstream,
+  ) {
+    this.tunnels = new Tunnels(ctx, (service) => this.upstreamTo(current(), service));
+  }
 
   handle(up: ProxyUpstream, x: Exchange): void {
     const startedMs = performance.now();
-    const t = this.route(x);
+    let t = this.route(x);
+    if ('tunnel' in t) {
+      if (this.tunnels.open(x, t.service, t.tunnel)) return;
+      t = { status: 405, message: 'mesh: a CONNECT tunnel needs a connection of its own' };
+    }
     if ('service' in t) {
       x.head.target = t.target;
       if (t.host !== undefined) replaceHeader(x.head, 'host', t.host);
@@ -101,18 +131,27 @@ export class HostPort {
     x.finish();
   }
 
-  /** hostTarget, then: does this snapshot route HTTP/1.1 to the service named? */
-  private route(x: Exchange): HostTarget {
+  /**
+   * hostTarget, then: does this snapshot route HTTP/1.1 to the service named (a request), or what
+   * does a tunnel to it carry (a CONNECT)?
+   */
+  private route(x: Exchange): HostTarget | { service: string; tunnel: TunnelKind } {
     const t = hostTarget(x.head.method, x.head.target, headerValue(x.head, 'host'));
     if (!('service' in t)) return t;
     const protocol = this.ctx.routing.chainProtocol(t.service);
+    if (protocol === undefined)
+      return { status: 404, message: `mesh: no service named "${t.service}" in the catalog` };
+    if (x.head.method === 'CONNECT') {
+      if (protocol !== 'http') return { service: t.service, tunnel: protocol === 'tcp' ? 'tcp' : 'h2' };
+      return {
+        status: 405,
+        message: `mesh: service "${t.service}" speaks http: call http://${t.service}/… through this port without CONNECT (the agents encrypt the hop between them)`,
+      };
+    }
     if (protocol === 'http') return t;
     return {
       status: 404,
-      message:
-        protocol === undefined
-          ? `mesh: no HTTP service named "${t.service}" in the catalog`
-          : `mesh: service "${t.service}" speaks ${protocol}, not HTTP/1.1: give it an upstream port of its own`,
+      message: `mesh: service "${t.service}" speaks ${protocol}, not HTTP/1.1: give it an upstream port of its own, or reach it through this port with CONNECT`,
     };
   }
 

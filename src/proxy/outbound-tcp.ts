@@ -14,7 +14,17 @@ import { refuse } from './upstream-gates.js';
 
 const CONNECT_ATTEMPTS_MAX = 3;
 
-export function handleTcpConnection(ctx: EngineContext, up: ProxyUpstream, client: Socket): void {
+/**
+ * Relay `client` to an instance of `up.destination`. `tunnel`: the connection is a CONNECT tunnel
+ * of the HTTP proxy port (connect-tunnel.ts), already counted as open by its listener, whose client
+ * may have sent `ahead` bytes past its CONNECT head: they go first, on every attempt.
+ */
+export function handleTcpConnection(
+  ctx: EngineContext,
+  up: ProxyUpstream,
+  client: Socket,
+  tunnel?: { ahead: Buffer },
+): void {
   client.setNoDelay(true);
   client.pause();
   const tried = new Set<string>();
@@ -22,7 +32,7 @@ export function handleTcpConnection(ctx: EngineContext, up: ProxyUpstream, clien
   // at one while the attempts must still end.
   let attempts = 0;
   const labels = { direction: 'outbound', source: up.source, destination: up.destination } as const;
-  ctx.metrics.countOpen('outbound', client);
+  if (tunnel === undefined) ctx.metrics.countOpen('outbound', client);
   client.on('error', () => undefined);
   // The caller's circuit breaker (upstreamConfig limits.maxConnections): past it, closed at once.
   const gates = ctx.routing.gates;
@@ -37,6 +47,8 @@ export function handleTcpConnection(ctx: EngineContext, up: ProxyUpstream, clien
     return;
   }
   if (entered !== undefined) client.once('close', () => gates.leave(entered.ticket));
+  if (tunnel !== undefined && tunnel.ahead.length > 0)
+    ctx.metrics.bytes.inc({ ...labels, flow: 'sent' }, tunnel.ahead.length);
   client.on('data', (b: Buffer) => ctx.metrics.bytes.inc({ ...labels, flow: 'sent' }, b.length));
   let current: TLSSocket | undefined;
   client.once('close', () => {
@@ -78,6 +90,7 @@ export function handleTcpConnection(ctx: EngineContext, up: ProxyUpstream, clien
     });
     current = peer;
     peer.write(encodePreamble(endpoint.instanceId));
+    if (tunnel !== undefined && tunnel.ahead.length > 0) peer.write(tunnel.ahead);
     let established = false;
     peer.once('secureConnect', () => {
       established = true;

@@ -104,14 +104,14 @@ export function buildSnapshot(src: SnapshotSources): ProxySnapshot {
     }
   }
 
-  // An HTTP proxy port may name any service: every HTTP/1.1 service in the catalog gets a chain
-  // (services of other protocols are refused by name on that port). The snapshot then grows with
-  // the catalog, so only agents with such a port pay for it.
+  // An HTTP proxy port may name any service: every service in the catalog gets a chain, HTTP/1.1
+  // ones for requests by Host, the others for CONNECT tunnels (connect-tunnel.ts). The snapshot
+  // then grows with the catalog, so only agents with such a port pay for it.
   if (anyService)
     for (const name of callableNames(src.catalog, sm)) {
       if (Object.hasOwn(chains, name)) continue;
-      if (src.protocolOf(name, declaredProtocol(src.catalog, name)) === 'http')
-        chains[name] = compileChain(lookup, name, 'http');
+      const protocol = src.protocolOf(name, declaredProtocol(src.catalog, name)) as Protocol;
+      chains[name] = compileChain(lookup, name, protocol);
     }
 
   const endpoints: Record<string, ProxyEndpoint[]> = {};

@@ -252,9 +252,13 @@ export function grpcChat(
 export function grpcHello(
   port: number,
   name: string,
+  via?: { proxyPort: number; target: string },
 ): Promise<{ text: string } | { code: number; details: string }> {
   const Client = grpc.makeGenericClientConstructor(GREETER as unknown as grpc.ServiceDefinition, 'Greeter');
-  const client = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as unknown as {
+  const client = withGrpcProxy(
+    via?.proxyPort,
+    () => new Client(via?.target ?? `127.0.0.1:${port}`, grpc.credentials.createInsecure()),
+  ) as unknown as {
     sayHello: (
       req: Buffer,
       opts: grpc.CallOptions,
@@ -268,6 +272,26 @@ export function grpcHello(
       resolve(err ? { code: err.code, details: err.details } : { text: res?.toString() ?? '' });
     });
   });
+}
+
+/**
+ * `make()` with grpc-js told to reach its target through the HTTP proxy on 127.0.0.1:`proxyPort`
+ * (as `grpc_proxy=http://127.0.0.1:PORT` would: a CONNECT per connection). grpc-js reads the
+ * variables when a channel is made, so they are set for that moment only.
+ */
+function withGrpcProxy<T>(proxyPort: number | undefined, make: () => T): T {
+  if (proxyPort === undefined) return make();
+  const saved = { grpc_proxy: process.env.grpc_proxy, no_grpc_proxy: process.env.no_grpc_proxy };
+  process.env.grpc_proxy = `http://127.0.0.1:${proxyPort}`;
+  // A no_proxy of the machine's must not exempt the target.
+  process.env.no_grpc_proxy = 'none.invalid';
+  try {
+    return make();
+  } finally {
+    for (const [k, v] of Object.entries(saved))
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+  }
 }
 
 /** True once `n` calls in a row answered `want` (bounded by `timeoutMs`; `everyMs` between misses). */

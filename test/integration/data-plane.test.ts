@@ -31,6 +31,48 @@ import {
   versionServer,
 } from '../helpers/mesh-fixtures.js';
 
+/** A service-router that aborts every SayHello call to greeter with UNAVAILABLE at the caller's agent. */
+const GREETER_ABORT_ROUTER = [
+  'kind: service-router',
+  'name: greeter',
+  'routes:',
+  '  - match: { http: { pathExact: /demo.Greeter/SayHello } }',
+  '    fault: { abort: { percent: 100, grpcStatus: UNAVAILABLE } }',
+];
+
+/**
+ * Write `first` to 127.0.0.1:`port`; once what came back satisfies `ready`, write `then`; the
+ * bytes that came back when `done` is satisfied, the server closed, or 10 s passed.
+ */
+function rawExchange(
+  port: number,
+  first: string,
+  ready: (got: string) => boolean = () => false,
+  then = '',
+  done: (got: string) => boolean = () => false,
+): Promise<string> {
+  return new Promise((resolve) => {
+    const s = netConnect({ host: '127.0.0.1', port });
+    let got = '';
+    let sent = false;
+    const timer = setTimeout(() => s.destroy(), 10_000);
+    s.on('connect', () => s.write(first));
+    s.on('data', (d) => {
+      got += d.toString();
+      if (!sent && ready(got)) {
+        sent = true;
+        s.write(then);
+      }
+      if (sent && done(got)) s.destroy();
+    });
+    s.on('error', () => undefined);
+    s.on('close', () => {
+      clearTimeout(timer);
+      resolve(got);
+    });
+  });
+}
+
 /** Bytes sent through a TCP upstream and what came back (closed: the connection was refused). */
 function echoOnce(port: number, text: string): Promise<string | 'closed'> {
   return new Promise((resolve) => {
@@ -209,7 +251,7 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
       '/',
     );
     const refused = [
-      [await byHost('nosuch'), 404, /no HTTP service named "nosuch"/],
+      [await byHost('nosuch'), 404, /no service named "nosuch"/],
       [await byHost('echo'), 404, /"echo" speaks tcp/],
       [await byHost('greeter'), 404, /"greeter" speaks grpc/],
       [await byHost('127.0.0.1:1'), 404, /is not a service name/],
@@ -219,19 +261,13 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
       assert.equal(got.status, status, got.body);
       assert.match(got.body, message);
     }
-    // CONNECT: refused, and the port still serves the next request.
-    const line = await new Promise<string>((resolve) => {
-      const s = netConnect({ host: '127.0.0.1', port: ports.any });
-      let got = '';
-      s.on('connect', () => s.write('CONNECT web:443 HTTP/1.1\r\nHost: web:443\r\n\r\n'));
-      s.on('data', (d) => {
-        got += d.toString();
-        if (got.includes('\r\n')) s.destroy();
-      });
-      s.on('error', () => undefined);
-      s.on('close', () => resolve(got.split('\r\n')[0] ?? ''));
-    });
-    assert.equal(line, 'HTTP/1.1 405 Method Not Allowed');
+    // CONNECT to an HTTP/1.1 service (an https:// URL): refused, and the port still serves the next request.
+    const refusedConnect = await rawExchange(ports.any, 'CONNECT web:443 HTTP/1.1\r\nHost: web:443\r\n\r\n');
+    assert.match(refusedConnect, /^HTTP\/1\.1 405 Method Not Allowed\r\n/);
+    assert.match(
+      refusedConnect,
+      /service "web" speaks http: call http:\/\/web\/… through this port without CONNECT/,
+    );
     assert.equal((await byHost('web')).status, 200);
     // The service is chosen per request: one keep-alive connection, three pipelined requests.
     const answers = await new Promise<string>((resolve) => {
@@ -274,6 +310,79 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
       upstreams: Array<{ destination: string; address: string }>;
     };
     assert.ok(proxy.upstreams.some((u) => u.destination === '*' && u.address === `127.0.0.1:${ports.any}`));
+  });
+
+  it('HTTP proxy port ("*"): CONNECT opens a tunnel: a gRPC client with grpc_proxy set is routed call by call, a tcp service gets the bytes', async () => {
+    // A caller whose agent (n03) has no upstream port of greeter's or echo's: its HTTP proxy port
+    // is the only way there.
+    const edgePort = await freePort();
+    await register(n03, { name: 'edge', port: 1, upstreams: [{ service: '*', localPort: edgePort }] });
+    try {
+      // A real gRPC client told by grpc_proxy to use the port: it asks CONNECT greeter:50051, then
+      // speaks HTTP/2 in the tunnel. The name need not resolve: the mesh picks the instance.
+      const via = { proxyPort: edgePort, target: 'greeter:50051' };
+      let last: unknown;
+      assert.ok(
+        await waitFor(
+          async () => {
+            last = await grpcHello(0, 'tunnel', via);
+            return (last as { text?: string }).text === 'hello tunnel';
+          },
+          30_000,
+          200,
+        ),
+        JSON.stringify(last),
+      );
+      // Each call in the tunnel is routed on its own: a route's fault applies to SayHello there too.
+      try {
+        await putEntryFiles(n01, [GREETER_ABORT_ROUTER]);
+        assert.ok(
+          await waitFor(
+            async () => ((await grpcHello(0, 'f', via)) as { code?: number }).code === 14,
+            20_000,
+            100,
+          ),
+          'SayHello aborted inside the tunnel',
+        );
+      } finally {
+        assert.equal((await api(n01, 'DELETE', '/v1/config/service-router/greeter')).status, 200);
+      }
+      assert.ok(
+        await waitFor(
+          async () => ((await grpcHello(0, 'g', via)) as { text?: string }).text === 'hello g',
+          20_000,
+          100,
+        ),
+      );
+      // A tcp service: the bytes, those sent right behind the CONNECT head included, reach the
+      // instance (an echo server) and come back.
+      const echoed = await rawExchange(
+        edgePort,
+        'CONNECT echo:7 HTTP/1.1\r\nHost: echo:7\r\n\r\nahead|',
+        (got) => got.endsWith('ahead|'),
+        'after',
+        (got) => got.endsWith('ahead|after'),
+      );
+      assert.equal(echoed, 'HTTP/1.1 200 Connection established\r\n\r\nahead|after');
+      // Refused: a target without a port, a name not in the catalog, a port of one service.
+      for (const [port, head, status, message] of [
+        [
+          ports.any,
+          'CONNECT greeter HTTP/1.1\r\nHost: greeter\r\n\r\n',
+          400,
+          /CONNECT takes a service name and a port/,
+        ],
+        [ports.any, 'CONNECT nosuch:1 HTTP/1.1\r\nHost: nosuch:1\r\n\r\n', 404, /no service named "nosuch"/],
+        [ports.web, 'CONNECT web:80 HTTP/1.1\r\nHost: web:80\r\n\r\n', 405, /does not open CONNECT tunnels/],
+      ] as const) {
+        const got = await rawExchange(port, head);
+        assert.match(got, new RegExp(`^HTTP/1\\.1 ${status} `), got);
+        assert.match(got, message);
+        assert.match(got, /\r\nconnection: close\r\n/i, 'a refused CONNECT closes its connection');
+      }
+    } finally {
+      assert.equal((await meshCli(n03, 'services', 'deregister', 'edge')).code, 0);
+    }
   });
 
   it('TCP: bytes echo through the mesh', async () => {
@@ -482,15 +591,8 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
       '  - match: { http: { pathPrefix: /slow/ } }',
       '    fault: { delay: { percent: 100, fixedDelayMs: 400 } }',
     ];
-    const greeterRouter = [
-      'kind: service-router',
-      'name: greeter',
-      'routes:',
-      '  - match: { http: { pathExact: /demo.Greeter/SayHello } }',
-      '    fault: { abort: { percent: 100, grpcStatus: UNAVAILABLE } }',
-    ];
     try {
-      await putEntryFiles(n01, [webRouter, greeterRouter]);
+      await putEntryFiles(n01, [webRouter, GREETER_ABORT_ROUTER]);
       assert.ok(await untilStatus(ports.web, 503, '/flaky/a'), 'GET /flaky/a aborted');
       assert.match(
         (await httpGet(ports.web, '/flaky/b')).body,

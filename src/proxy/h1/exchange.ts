@@ -390,8 +390,9 @@ export class Exchange implements PoolWaiter, Watched {
         `content-length: ${Buffer.byteLength(body)}`,
         ...(extra ?? []),
       ]),
-      // A refused upgrade closes too: the client may already be sending the new protocol's bytes.
-      !this.bodyDone || this.head.upgrade,
+      // A refused upgrade or CONNECT closes too: the client may already be sending the new
+      // protocol's bytes.
+      !this.bodyDone || this.head.upgrade || this.head.method === 'CONNECT',
     );
     this.socket.write(this.head.method === 'HEAD' ? head : head + body);
   }

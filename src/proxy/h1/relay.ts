@@ -26,8 +26,10 @@ export function serveH1(socket: RelaySocket, handler: Handler): void {
  * Serve HTTP/1.1 on a connection a listener made with `pauseOnConnect` accepted. It reads through
  * the thread's read buffer (accepted.ts) when this Node allows, else as serveH1 does. Returns the
  * socket served: `accepted`'s replacement when it was adopted (only that one emits 'close').
+ * `connect`: CONNECT requests reach `handler` (which opens the tunnel or refuses it); without it
+ * the relay answers them 405.
  */
-export function serveH1Accepted(accepted: Socket, handler: Handler): RelaySocket {
+export function serveH1Accepted(accepted: Socket, handler: Handler, connect = false): RelaySocket {
   let conn: Conn | undefined;
   const adopted = adoptWithOnread(accepted, {
     buffer: READ_BUFFER,
@@ -41,10 +43,10 @@ export function serveH1Accepted(accepted: Socket, handler: Handler): RelaySocket
   });
   if (adopted === undefined) {
     accepted.resume();
-    serveH1(accepted, handler);
+    new Conn(accepted, handler, true, connect).next();
     return accepted;
   }
-  conn = new Conn(adopted, handler, false);
+  conn = new Conn(adopted, handler, false, connect);
   return adopted;
 }
 
@@ -62,11 +64,15 @@ class Conn implements Watched, ExchangeHost {
   private headSinceMs: number | undefined = undefined;
   private readonly onData = (d: Buffer): void => this.data(d);
 
-  /** `dataEvents`: the socket's bytes come as 'data' events (otherwise its onread callback calls data()). */
+  /**
+   * `dataEvents`: the socket's bytes come as 'data' events (otherwise its onread callback calls
+   * data()). `connect`: CONNECT requests go to the handler.
+   */
   constructor(
     readonly socket: RelaySocket,
     private readonly handler: Handler,
     private readonly dataEvents: boolean,
+    private readonly connect = false,
   ) {
     if (dataEvents) socket.on('data', this.onData);
     // The client sent all it will (a half-close, or a FIN on a socket that then ends itself): the
@@ -138,7 +144,7 @@ class Conn implements Watched, ExchangeHost {
       this.refuse(r.status, r.message);
       return;
     }
-    if (r.head.method === 'CONNECT') {
+    if (r.head.method === 'CONNECT' && !this.connect) {
       this.refuse(405, 'CONNECT is not supported');
       return;
     }

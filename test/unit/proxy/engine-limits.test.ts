@@ -9,8 +9,9 @@
 // connection do not refuse each other.
 import assert from 'node:assert/strict';
 import { createServer as createHttpServer, type ServerResponse } from 'node:http';
-import { connect as h2connect } from 'node:http2';
+import { type ClientHttp2Session, connect as h2connect } from 'node:http2';
 import { type AddressInfo, connect } from 'node:net';
+import { Duplex } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { type CaRoot, createRoot } from '../../../src/ca/x509.js';
 import { compileChain } from '../../../src/core/routing/chain.js';
@@ -142,7 +143,15 @@ describe('circuit breakers at the caller (upstreamConfig limits)', () => {
           protocol: 'http',
         },
       ],
-      upstreamConfigs: { web: { overrides: [{ name: 'api', limits: limits.api }] } },
+      // The HTTP proxy port's: api by Host, greeter and echo through CONNECT tunnels.
+      upstreamConfigs: {
+        web: {
+          overrides: (['api', 'greeter', 'echo'] as const).map((name) => ({
+            name,
+            limits: limits[name] as UpstreamLimits,
+          })),
+        },
+      },
       chains: {
         ...Object.fromEntries(HTTP.map((d) => [d, compileChain(lookup, d, 'http')])),
         greeter: compileChain(lookup, 'greeter', 'grpc'),
@@ -439,4 +448,97 @@ describe('circuit breakers at the caller (upstreamConfig limits)', () => {
     assert.equal(await echo(third, 'pong'), 'pong');
     third.destroy();
   });
+
+  it('CONNECT on the HTTP proxy port: calls in an HTTP/2 tunnel (its preface sent before the 200) and a tcp tunnel count against their destination', async () => {
+    const any = ports['*'] as number;
+    const before = await refused('greeter', 'maxConcurrentRequests');
+    const session = await h2Tunnel(any, 'greeter:50051');
+    session.on('error', () => undefined);
+    try {
+      const seen = greeter.seen.length;
+      const first = within(grpcStatusOf(session, '/demo.Greeter/T1'), WAIT_MS, 'the first call');
+      await until(() => greeter.seen.length === seen + 1, 'the first call at the instance');
+      assert.equal(await within(grpcStatusOf(session, '/demo.Greeter/T2'), WAIT_MS, 'the second call'), '14');
+      assert.equal(await first, '0');
+      assert.equal(await refused('greeter', 'maxConcurrentRequests'), before + 1);
+      assert.equal(await within(grpcStatusOf(session, '/demo.Greeter/T3'), WAIT_MS, 'the third call'), '0');
+    } finally {
+      session.destroy();
+    }
+    // A tcp tunnel: echo's one connection is taken, so the tunnel is closed once opened.
+    const held = await connectRetry(ports.echo as number);
+    assert.equal(await echo(held, 'ping'), 'ping');
+    const over = await connectRetry(any);
+    over.write('CONNECT echo:7 HTTP/1.1\r\nHost: echo:7\r\n\r\n');
+    assert.equal(await untilClosed(over), ESTABLISHED);
+    held.destroy();
+    await until(
+      async () => (await gauge('mesh_proxy_upstream_limit_active', 'echo')) === 0,
+      'the first closed',
+    );
+    // Bytes sent right behind the head go through first.
+    const tunnel = await connectRetry(any);
+    let got = '';
+    const onData = (b: Buffer): void => {
+      got += b.toString();
+    };
+    tunnel.on('data', onData);
+    tunnel.write('CONNECT echo:7 HTTP/1.1\r\nHost: echo:7\r\n\r\nahead');
+    await until(() => got === `${ESTABLISHED}ahead`, 'the 200, then the echo of the bytes ahead');
+    tunnel.off('data', onData);
+    assert.equal(await echo(tunnel, 'pong'), 'pong');
+    tunnel.destroy();
+    await until(
+      async () => (await gauge('mesh_proxy_upstream_limit_active', 'echo')) === 0,
+      'the tunnel closed',
+    );
+  });
 });
+
+const ESTABLISHED = 'HTTP/1.1 200 Connection established\r\n\r\n';
+
+/**
+ * An HTTP/2 session through a CONNECT tunnel to `target` on the HTTP proxy port at `port`. The
+ * client does not wait for the 200: its preface follows the CONNECT head at once, so the agent
+ * gets bytes past the head with it; the 200 is taken off before HTTP/2 reads the rest.
+ */
+async function h2Tunnel(port: number, target: string): Promise<ClientHttp2Session> {
+  const socket = await connectRetry(port);
+  socket.on('error', () => undefined);
+  let head = '';
+  let opened = false;
+  const d = new Duplex({
+    read() {
+      socket.resume();
+    },
+    write(chunk: Buffer, _encoding, done) {
+      socket.write(chunk, () => done());
+    },
+    final(done) {
+      socket.end();
+      done();
+    },
+    destroy(err, done) {
+      socket.destroy();
+      done(err);
+    },
+  });
+  socket.on('data', (b: Buffer) => {
+    if (opened) {
+      d.push(b);
+      return;
+    }
+    head += b.toString('latin1');
+    const end = head.indexOf('\r\n\r\n');
+    if (end < 0) return;
+    opened = true;
+    if (head.slice(0, end + 4) !== ESTABLISHED) {
+      d.destroy(new Error(`CONNECT answered ${JSON.stringify(head.slice(0, 80))}`));
+      return;
+    }
+    if (head.length > end + 4) d.push(Buffer.from(head.slice(end + 4), 'latin1'));
+  });
+  socket.once('end', () => d.push(null));
+  socket.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`);
+  return h2connect(`http://${target}`, { createConnection: () => d });
+}

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { hostTarget } from '../../../src/proxy/host-port.js';
+import { connectTarget, hostTarget } from '../../../src/proxy/host-port.js';
 
 describe('the HTTP proxy port: which service a request names', () => {
   it('reads the Host header of an origin-form request, without case, port, userinfo or trailing dot', () => {
@@ -31,9 +31,31 @@ describe('the HTTP proxy port: which service a request names', () => {
     });
   });
 
-  it('refuses what names no service: CONNECT 405, other schemes 400, no Host 400, a non-name 404', () => {
+  it('reads the service a CONNECT names from its host:port target alone, whatever its Host', () => {
+    assert.deepEqual(hostTarget('CONNECT', 'greeter:50051', 'other'), {
+      service: 'greeter',
+      target: 'greeter:50051',
+    });
+    assert.deepEqual(connectTarget('Greeter.:443'), { service: 'greeter', target: 'Greeter.:443' });
     const refused = (t: ReturnType<typeof hostTarget>): number => ('status' in t ? t.status : 0);
-    assert.equal(refused(hostTarget('CONNECT', 'api:443', 'api:443')), 405);
+    // Authority form only (RFC 9110 §9.3.6): a port, no path, userinfo or scheme.
+    for (const target of [
+      'greeter',
+      'greeter:',
+      'greeter:443/x',
+      'u@greeter:443',
+      'http://greeter:443',
+      ':443',
+      '',
+      'greeter:123456',
+    ])
+      assert.equal(refused(connectTarget(target)), 400, target);
+    for (const target of ['127.0.0.1:443', 'api.internal:80', '-api:1', 'a_b:1'])
+      assert.equal(refused(connectTarget(target)), 404, target);
+  });
+
+  it('refuses what names no service: other schemes 400, no Host 400, a non-name 404', () => {
+    const refused = (t: ReturnType<typeof hostTarget>): number => ('status' in t ? t.status : 0);
     assert.equal(refused(hostTarget('GET', 'https://api/', 'api')), 400);
     assert.equal(refused(hostTarget('GET', '/', undefined)), 400);
     assert.equal(refused(hostTarget('GET', '/', '')), 400);

@@ -1,6 +1,7 @@
-// The proxy snapshot of an agent with an HTTP proxy port ("*" upstream): a chain for every http
-// service it could be asked for (with instances, or named only by a configuration entry), none for
-// services of other protocols, and the chains of explicit upstreams kept as they are.
+// The proxy snapshot of an agent with an HTTP proxy port ("*" upstream): a chain for every service
+// it could be asked for (with instances, or named only by a configuration entry), each for its own
+// protocol (http ones by Host, the others through CONNECT tunnels), and the chains of explicit
+// upstreams kept as they are.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Catalog } from '../../../src/core/catalog/catalog.js';
@@ -61,9 +62,15 @@ function snapshotWith(upstreams: Array<{ service: string; localPort: number }>, 
 }
 
 describe('the proxy snapshot with an HTTP proxy port', () => {
-  it('compiles a chain for every http service, configuration-only ones included, and none for others', () => {
+  it('compiles a chain for every service, configuration-only ones included, each for its protocol', () => {
     const s = snapshotWith([{ service: '*', localPort: 15001 }]);
-    assert.deepEqual(Object.keys(s.chains).sort(), ['front', 'web']);
+    assert.deepEqual(Object.keys(s.chains).sort(), ['echo', 'front', 'greeter', 'web']);
+    assert.deepEqual(Object.fromEntries(Object.values(s.chains).map((c) => [c.service, c.protocol])), {
+      echo: 'tcp',
+      front: 'http',
+      greeter: 'grpc',
+      web: 'http',
+    });
     assert.equal(s.chains.front?.targets[0]?.service, 'web', 'front redirects to web');
     assert.deepEqual(
       s.endpoints.web?.map((e) => e.id),
@@ -80,7 +87,7 @@ describe('the proxy snapshot with an HTTP proxy port', () => {
       { service: '*', localPort: 15001 },
     ]);
     assert.equal(both.chains.greeter?.protocol, 'grpc');
-    assert.deepEqual(Object.keys(both.chains).sort(), ['front', 'greeter', 'web']);
+    assert.deepEqual(Object.keys(both.chains).sort(), ['echo', 'front', 'greeter', 'web']);
     const explicit = snapshotWith([{ service: 'web', localPort: 9002 }]);
     assert.deepEqual(Object.keys(explicit.chains), ['web']);
   });

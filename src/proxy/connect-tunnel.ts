@@ -1,0 +1,121 @@
+// CONNECT tunnels on the HTTP proxy port. A client that uses the port as its proxy for a protocol
+// other than plain HTTP/1.1 asks `CONNECT greeter:50051 HTTP/1.1` and then speaks that protocol
+// through the tunnel: gRPC clients do so for every channel when grpc_proxy, https_proxy or
+// http_proxy is set (grpc-js, grpc-go and grpc-java honour them). The service named decides what the
+// agent does with the tunnel's bytes, after answering `200 Connection established`:
+// - http2 or grpc: the tunnel is served as HTTP/2 (h2c, as on an upstream port), so each call is
+//   routed, balanced, retried, authorised and counted on its own (outbound-h2.ts), as if the
+//   service had an upstream port of its own;
+// - tcp: the bytes go to one instance through its agent, as on a tcp upstream port (outbound-tcp.ts).
+// An http service is refused by the caller (host-port.ts): its clients call http:// URLs through
+// the port, and a tunnel to it would carry TLS (an https:// URL) that the instance does not speak.
+
+import { createServer as createH2Server, type Http2Server, type ServerHttp2Session } from 'node:http2';
+import { Socket } from 'node:net';
+import { Duplex } from 'node:stream';
+import type { EngineContext } from './context.js';
+import type { Exchange } from './h1/exchange.js';
+import { handleH2Stream } from './outbound-h2.js';
+import { handleTcpConnection } from './outbound-tcp.js';
+import type { ProxyUpstream } from './types.js';
+
+/** The answer that opens a tunnel (RFC 9110 §9.3.6: a 2xx to CONNECT has no content and no framing headers). */
+export const CONNECT_ESTABLISHED = 'HTTP/1.1 200 Connection established\r\n\r\n';
+
+/** What the tunnel carries: the destination's protocol. */
+export type TunnelKind = 'h2' | 'tcp';
+
+const ignoreStreamError = (): void => undefined;
+
+/** The tunnels of one HTTP proxy port. */
+export class Tunnels {
+  /** Serves every HTTP/2 tunnel of the port; each session's destination is in `destinations`. */
+  private h2: Http2Server | undefined = undefined;
+  private readonly destinations = new WeakMap<ServerHttp2Session, string>();
+  /** The destination of the session being made (the server's 'session' event comes synchronously). */
+  private opening: string | undefined = undefined;
+
+  /**
+   * `upstreamTo(service)`: the port's upstream for calls to `service`, as of the latest snapshot
+   * (read per call: a snapshot may change the caller's limits while a tunnel is open).
+   */
+  constructor(
+    private readonly ctx: EngineContext,
+    private readonly upstreamTo: (service: string) => ProxyUpstream,
+  ) {}
+
+  /**
+   * Answer `x` (a CONNECT to `service`) with 200 and take its connection over: true. False when
+   * the connection is not one a tunnel can take (the caller answers instead).
+   */
+  open(x: Exchange, service: string, kind: TunnelKind): boolean {
+    const socket = x.socket;
+    if (!(socket instanceof Socket)) return false;
+    const ahead = x.hijack();
+    x.finish();
+    socket.write(CONNECT_ESTABLISHED);
+    if (kind === 'tcp') handleTcpConnection(this.ctx, this.upstreamTo(service), socket, { ahead });
+    else {
+      this.opening = service;
+      try {
+        this.server().emit('connection', bridge(socket, ahead));
+      } finally {
+        this.opening = undefined;
+      }
+    }
+    return true;
+  }
+
+  private server(): Http2Server {
+    if (this.h2 !== undefined) return this.h2;
+    const s = createH2Server();
+    s.on('session', (session: ServerHttp2Session) => {
+      if (this.opening !== undefined) this.destinations.set(session, this.opening);
+    });
+    s.on('stream', (stream, headers) => {
+      // As on an upstream port (engine.ts): an unheard reset would end this thread.
+      stream.on('error', ignoreStreamError);
+      const service = this.destinations.get(stream.session as ServerHttp2Session);
+      if (service === undefined) {
+        stream.close();
+        return;
+      }
+      void handleH2Stream(this.ctx, this.upstreamTo(service), stream, headers);
+    });
+    this.h2 = s;
+    return s;
+  }
+}
+
+/**
+ * The tunnel's connection as a plain Duplex, `ahead` (bytes the client sent past its CONNECT head)
+ * first. HTTP/2 takes over a socket's native handle when it has one, and would lose `ahead` and the
+ * relay's read buffer; a Duplex without a handle is read through its stream, as Node does for TLS.
+ */
+function bridge(socket: Socket, ahead: Buffer): Duplex {
+  const d = new Duplex({
+    read() {
+      socket.resume();
+    },
+    write(chunk: Buffer, _encoding, done) {
+      if (socket.write(chunk)) done();
+      else socket.once('drain', () => done());
+    },
+    final(done) {
+      socket.end();
+      done();
+    },
+    destroy(err, done) {
+      socket.destroy();
+      done(err);
+    },
+  });
+  if (ahead.length > 0) d.push(ahead);
+  socket.on('data', (b: Buffer) => {
+    if (!d.push(b)) socket.pause();
+  });
+  socket.once('end', () => d.push(null));
+  socket.once('close', () => d.destroy());
+  socket.on('error', () => undefined);
+  return d;
+}

@@ -64,13 +64,31 @@ describe('service catalog with real agents', { timeout: 300_000 }, () => {
   let b: AgentProc;
   let c: AgentProc;
   let configDir: string;
+  /** Its check's port, chosen once: registering again replaces the instance with the same one. */
+  let webBPort: number | undefined;
+
+  /** A second instance of web on B whose check can never pass (nothing listens on its port). */
+  async function registerWebB(): Promise<void> {
+    webBPort ??= await freePort();
+    const body = {
+      name: 'web',
+      id: 'web-b',
+      port: webBPort,
+      check: { tcp: `127.0.0.1:${webBPort}`, interval: '500ms' },
+    };
+    const res = await fetch(`http://127.0.0.1:${b.httpPort}/v1/agent/service/register`, {
+      method: 'PUT',
+      body: JSON.stringify(body),
+    });
+    assert.equal(res.status, 200, await res.text());
+  }
 
   before(async () => {
     configDir = join(cluster.root, 'services-c');
     mkdirSync(configDir);
     writeFileSync(
       join(configDir, 'cache.yaml'),
-      'service:\n  name: cache\n  port: 6379\n  tags: [primary]\n  check:\n    ttl: 1m\n    status: passing\n',
+      'service:\n  name: cache\n  port: 6379\n  tags: [primary]\n  check:\n    ttl: 10m\n    status: passing\n',
     );
     a = await cluster.add(['--bootstrap']);
     b = await cluster.add();
@@ -141,19 +159,7 @@ describe('service catalog with real agents', { timeout: 300_000 }, () => {
   it('DNS answers the healthy instances only (dig)', {
     skip: hasDig ? false : 'dig not installed (apt-get install dnsutils)',
   }, async () => {
-    // A second instance of web on B whose check can never pass.
-    const closed = await freePort();
-    const body = {
-      name: 'web',
-      id: 'web-b',
-      port: closed,
-      check: { tcp: `127.0.0.1:${closed}`, interval: '500ms' },
-    };
-    const res = await fetch(`http://127.0.0.1:${b.httpPort}/v1/agent/service/register`, {
-      method: 'PUT',
-      body: JSON.stringify(body),
-    });
-    assert.equal(res.status, 200, await res.text());
+    await registerWebB();
     assert.ok(await waitFor(() => allSee([c], 'web', 'web-b', 'critical'), 20_000, 200));
     const port = await dnsPort(c);
     const srv = await run('dig', ['@127.0.0.1', '-p', String(port), 'web.service.mesh', 'SRV', '+short']);
@@ -317,6 +323,8 @@ describe('service catalog with real agents', { timeout: 300_000 }, () => {
   });
 
   it('an API registration survives a restart of its agent', async () => {
+    // The DNS test registered it, unless it was skipped (no dig).
+    await registerWebB();
     cluster.kill(b);
     await cluster.restart(b);
     await cluster.ready(b);

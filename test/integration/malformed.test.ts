@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { multiaddr } from '@multiformats/multiaddr';
-import { LocalCluster, sleep, waitFor } from '../../cluster-sim/launcher.js';
+import { LocalCluster, waitFor } from '../../cluster-sim/launcher.js';
 import type { Host } from '../../src/agent/host.js';
 import { MEMBERSHIP_PROTOCOL } from '../../src/membership/service.js';
 import { encode } from '../../src/wire/codec.js';
@@ -78,11 +78,18 @@ describe('malformed input', { timeout: 120_000 }, () => {
     await sendRaw(
       encodeFrame(encode({ t: 'push-pull', join: true, reply: false, states: [{ info: 'nope' }] })),
     );
-    await sleep(500);
-    const after = (await self()).stats;
+    // The agent reads the streams when it gets to them: wait for the counts rather than a fixed time.
+    const counted = (x: typeof before): number => (x.malformed ?? 0) + (x.messagesMalformed ?? 0);
+    let after = before;
     assert.ok(
-      (after.malformed ?? 0) + (after.messagesMalformed ?? 0) >=
-        (before.malformed ?? 0) + (before.messagesMalformed ?? 0) + 5,
+      await waitFor(
+        async () => {
+          after = (await self()).stats;
+          return counted(after) >= counted(before) + 5;
+        },
+        10_000,
+        100,
+      ),
       `malformed messages are counted (before ${JSON.stringify(before)}, after ${JSON.stringify(after)})`,
     );
     // The cluster is still intact.

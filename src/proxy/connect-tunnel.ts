@@ -2,22 +2,34 @@
 // other than plain HTTP/1.1 asks `CONNECT greeter:50051 HTTP/1.1` and then speaks that protocol
 // through the tunnel: gRPC clients do so for every channel when grpc_proxy, https_proxy or
 // http_proxy is set (grpc-js, grpc-go and grpc-java honour them). The service named decides what the
-// agent does with the tunnel's bytes, after answering `200 Connection established`:
-// - http2 or grpc: the tunnel is served as HTTP/2 (h2c, as on an upstream port), so each call is
-//   routed, balanced, retried, authorised and counted on its own (outbound-h2.ts), as if the
-//   service had an upstream port of its own;
-// - tcp: the bytes go to one instance through its agent, as on a tcp upstream port (outbound-tcp.ts).
+// agent does with the tunnel's bytes:
+// - http2 or grpc: `200 Connection established` at once, then the tunnel is served as HTTP/2 (h2c,
+//   as on an upstream port), so each call is routed, balanced, retried, authorised and counted on
+//   its own (outbound-h2.ts), as if the service had an upstream port of its own;
+// - tcp: the bytes go to one instance through its agent, as on a tcp upstream port
+//   (outbound-tcp.ts); the 200 once that agent took the connection, else 502 or 503 and the end.
 // An http service is refused by the caller (host-port.ts): its clients call http:// URLs through
 // the port, and a tunnel to it would carry TLS (an https:// URL) that the instance does not speak.
 
+import { STATUS_CODES } from 'node:http';
 import { createServer as createH2Server, type Http2Server, type ServerHttp2Session } from 'node:http2';
 import { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import type { EngineContext } from './context.js';
-import type { Exchange } from './h1/exchange.js';
+import { type Exchange, RELAY_LIMITS } from './h1/exchange.js';
 import { handleH2Stream } from './outbound-h2.js';
-import { handleTcpConnection } from './outbound-tcp.js';
+import { handleTcpConnection, type TcpTunnel } from './outbound-tcp.js';
 import type { ProxyUpstream } from './types.js';
+
+export const TUNNEL_LIMITS = Object.freeze({
+  /**
+   * An HTTP/2 tunnel with no call in flight is closed (GOAWAY) after this long without a frame:
+   * the relay's keep-alive timeout, which the connection had before it became a tunnel. A gRPC
+   * client opens a new one when it next calls. A tcp tunnel closes as a tcp upstream's connection
+   * does (TCP_LIMITS, tcp-close.ts).
+   */
+  h2IdleTimeoutMs: RELAY_LIMITS.idleTimeoutMs,
+});
 
 /** The answer that opens a tunnel (RFC 9110 §9.3.6: a 2xx to CONNECT has no content and no framing headers). */
 export const CONNECT_ESTABLISHED = 'HTTP/1.1 200 Connection established\r\n\r\n';
@@ -32,6 +44,8 @@ export class Tunnels {
   /** Serves every HTTP/2 tunnel of the port; each session's destination is in `destinations`. */
   private h2: Http2Server | undefined = undefined;
   private readonly destinations = new WeakMap<ServerHttp2Session, string>();
+  /** Calls in flight on each session (one at 0 may be closed when idle). */
+  private readonly inFlight = new WeakMap<ServerHttp2Session, number>();
   /** The destination of the session being made (the server's 'session' event comes synchronously). */
   private opening: string | undefined = undefined;
 
@@ -42,26 +56,40 @@ export class Tunnels {
   constructor(
     private readonly ctx: EngineContext,
     private readonly upstreamTo: (service: string) => ProxyUpstream,
+    private readonly idleTimeoutMs: number = TUNNEL_LIMITS.h2IdleTimeoutMs,
   ) {}
 
   /**
-   * Answer `x` (a CONNECT to `service`) with 200 and take its connection over: true. False when
-   * the connection is not one a tunnel can take (the caller answers instead).
+   * Take over the connection of `x` (a CONNECT to `service`) and answer it: true. False when the
+   * connection is not one a tunnel can take (the caller answers instead).
    */
   open(x: Exchange, service: string, kind: TunnelKind): boolean {
     const socket = x.socket;
     if (!(socket instanceof Socket)) return false;
     const ahead = x.hijack();
     x.finish();
-    socket.write(CONNECT_ESTABLISHED);
-    if (kind === 'tcp') handleTcpConnection(this.ctx, this.upstreamTo(service), socket, { ahead });
-    else {
-      this.opening = service;
-      try {
-        this.server().emit('connection', bridge(socket, ahead));
-      } finally {
-        this.opening = undefined;
+    try {
+      if (kind === 'tcp') {
+        const tunnel: TcpTunnel = {
+          ahead,
+          opened: () => socket.write(CONNECT_ESTABLISHED),
+          refuse: (status, message, extra = []) => refuseTunnel(socket, status, message, extra),
+        };
+        handleTcpConnection(this.ctx, this.upstreamTo(service), socket, tunnel);
+      } else {
+        socket.write(CONNECT_ESTABLISHED);
+        this.opening = service;
+        try {
+          this.server().emit('connection', bridge(socket, ahead));
+        } finally {
+          this.opening = undefined;
+        }
       }
+    } catch (err) {
+      // The connection is no longer the relay's: it would answer 500 into the tunnel and never
+      // close it. Whatever was sent, the tunnel ends here.
+      this.ctx.log('warn', 'CONNECT tunnel failed', { destination: service, err: (err as Error).message });
+      socket.destroy();
     }
     return true;
   }
@@ -71,15 +99,29 @@ export class Tunnels {
     const s = createH2Server();
     s.on('session', (session: ServerHttp2Session) => {
       if (this.opening !== undefined) this.destinations.set(session, this.opening);
+      // A tunnel that never sends its preface, or whose client went quiet, is closed like an idle
+      // keep-alive connection; one with a call in flight (a long stream) is left alone, and timed
+      // again from when its last call ends (Node's session timer fires once, then waits to be set).
+      session.on('timeout', () => {
+        if ((this.inFlight.get(session) ?? 0) === 0) session.close();
+      });
+      session.setTimeout(this.idleTimeoutMs);
     });
     s.on('stream', (stream, headers) => {
       // As on an upstream port (engine.ts): an unheard reset would end this thread.
       stream.on('error', ignoreStreamError);
-      const service = this.destinations.get(stream.session as ServerHttp2Session);
+      const session = stream.session as ServerHttp2Session;
+      const service = this.destinations.get(session);
       if (service === undefined) {
         stream.close();
         return;
       }
+      this.inFlight.set(session, (this.inFlight.get(session) ?? 0) + 1);
+      stream.once('close', () => {
+        const left = (this.inFlight.get(session) ?? 1) - 1;
+        this.inFlight.set(session, left);
+        if (left === 0 && !session.closed && !session.destroyed) session.setTimeout(this.idleTimeoutMs);
+      });
       void handleH2Stream(this.ctx, this.upstreamTo(service), stream, headers);
     });
     this.h2 = s;
@@ -118,4 +160,17 @@ function bridge(socket: Socket, ahead: Buffer): Duplex {
   socket.once('close', () => d.destroy());
   socket.on('error', () => undefined);
   return d;
+}
+
+/** A tunnel refused before it opened: a short text answer, and the end of the connection. */
+function refuseTunnel(socket: Socket, status: number, message: string, extra: readonly string[]): void {
+  const body = `${message}\n`;
+  const lines = [
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}`,
+    'content-type: text/plain; charset=utf-8',
+    `content-length: ${Buffer.byteLength(body)}`,
+    ...extra,
+    'connection: close',
+  ];
+  socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
 }

@@ -10,6 +10,7 @@ import { createServer as createH2Server } from 'node:http2';
 import { createServer as createNetServer, type Server, type Socket } from 'node:net';
 import type { SecureContext } from 'node:tls';
 import { ANY_SERVICE } from '../core/catalog/definition.js';
+import { TUNNEL_LIMITS } from './connect-tunnel.js';
 import type { EngineContext, LogFn } from './context.js';
 import type { Exchange } from './h1/exchange.js';
 import { serveH1Accepted } from './h1/relay.js';
@@ -67,7 +68,18 @@ export class ProxyEngine {
    * `draw`: where fault injection and retry back-off take their random numbers in [0, 1); tests
    * pin it. Default: the routing table's seeded generator.
    */
-  constructor(private readonly opts: { connectionsMax: number; log: LogFn; draw?: () => number }) {
+  /**
+   * `draw`: the fault and back-off draws (tests pin them). `tunnelIdleTimeoutMs`: how long an
+   * HTTP/2 tunnel of the HTTP proxy port may sit with no call (TUNNEL_LIMITS; tests shorten it).
+   */
+  constructor(
+    private readonly opts: {
+      connectionsMax: number;
+      log: LogFn;
+      draw?: () => number;
+      tunnelIdleTimeoutMs?: number;
+    },
+  ) {
     this.routing = new RoutingTable(opts.draw);
     this.logGate = new LogGate(opts.log, () => this.metrics.logsDropped.inc());
     this.ctx = {
@@ -202,7 +214,7 @@ export class ProxyEngine {
         // Accepted paused, so the relay can move the connection to a socket that reads into its
         // thread's read buffer before a byte is read (h1/accepted.ts). Half-open: a client may
         // shut down its sending side after a request and still read the answer (relay.ts).
-        const byHost = new HostPort(ctx, up);
+        const byHost = new HostPort(ctx, up, this.opts.tunnelIdleTimeoutMs ?? TUNNEL_LIMITS.h2IdleTimeoutMs);
         const handle = (x: Exchange): void => {
           const u = up();
           if (u.destination === ANY_SERVICE) byHost.handle(u, x);

@@ -102,20 +102,31 @@ export class HostPort {
   private byService = new Map<string, ProxyUpstream>();
   private readonly tunnels: Tunnels;
 
-  /** `current`: the port's upstream as of the latest snapshot (a tunnel's calls read it). */
+  /**
+   * `current`: the port's upstream as of the latest snapshot (a tunnel's calls read it).
+   * `tunnelIdleTimeoutMs`: TUNNEL_LIMITS.h2IdleTimeoutMs, unless a test shortens it.
+   */
   constructor(
     private readonly ctx: EngineContext,
     current: () => ProxyUpstream,
+    tunnelIdleTimeoutMs: number,
   ) {
-    this.tunnels = new Tunnels(ctx, (service) => this.upstreamTo(current(), service));
+    this.tunnels = new Tunnels(ctx, (service) => this.upstreamTo(current(), service), tunnelIdleTimeoutMs);
   }
 
   handle(up: ProxyUpstream, x: Exchange): void {
     const startedMs = performance.now();
     let t = this.route(x);
     if ('tunnel' in t) {
-      if (this.tunnels.open(x, t.service, t.tunnel)) return;
-      t = { status: 405, message: 'mesh: a CONNECT tunnel needs a connection of its own' };
+      // A CONNECT has no content (RFC 9110 §9.3.6): a length or chunking would take the tunnel's
+      // first bytes as a body.
+      if (!x.replayable)
+        t = {
+          status: 400,
+          message: 'mesh: a CONNECT request has no body (no Content-Length or Transfer-Encoding)',
+        };
+      else if (this.tunnels.open(x, t.service, t.tunnel)) return;
+      else t = { status: 405, message: 'mesh: a CONNECT tunnel needs a connection of its own' };
     }
     if ('service' in t) {
       x.head.target = t.target;

@@ -10,20 +10,29 @@ import { ALPN_TCP, connectPeer } from './peer-tls.js';
 import { encodePreamble } from './preamble.js';
 import { closeAfterFlush, closeWhenIdle } from './tcp-close.js';
 import type { ProxyUpstream } from './types.js';
-import { refuse } from './upstream-gates.js';
+import { OVERLOADED_HEADER, OVERLOADED_STATUS, refuse } from './upstream-gates.js';
 
 const CONNECT_ATTEMPTS_MAX = 3;
 
 /**
- * Relay `client` to an instance of `up.destination`. `tunnel`: the connection is a CONNECT tunnel
- * of the HTTP proxy port (connect-tunnel.ts), already counted as open by its listener, whose client
- * may have sent `ahead` bytes past its CONNECT head: they go first, on every attempt.
+ * A CONNECT tunnel of the HTTP proxy port (connect-tunnel.ts), already counted as open by its
+ * listener. Its client waits for an answer: `opened()` once an instance's agent took the
+ * connection, or `refuse()` instead. `ahead`: bytes the client sent past its CONNECT head, which go
+ * first, on every attempt.
  */
+export interface TcpTunnel {
+  ahead: Buffer;
+  opened(): void;
+  /** `extra`: header lines (`name: value`). */
+  refuse(status: number, message: string, extra?: readonly string[]): void;
+}
+
+/** Relay `client` to an instance of `up.destination` (`tunnel`: the connection is a CONNECT tunnel). */
 export function handleTcpConnection(
   ctx: EngineContext,
   up: ProxyUpstream,
   client: Socket,
-  tunnel?: { ahead: Buffer },
+  tunnel?: TcpTunnel,
 ): void {
   client.setNoDelay(true);
   client.pause();
@@ -39,11 +48,10 @@ export function handleTcpConnection(
   const entered = gates.enter(up, 'tcp');
   if (entered !== undefined && 'refused' in entered) {
     ctx.metrics.connections.inc({ ...labels, result: 'overflow' });
-    ctx.log('warn', 'outbound connection refused: a circuit breaker is full', {
-      ...labels,
-      err: refuse(ctx.metrics, up, entered),
-    });
-    client.destroy();
+    const err = refuse(ctx.metrics, up, entered);
+    ctx.log('warn', 'outbound connection refused: a circuit breaker is full', { ...labels, err });
+    if (tunnel !== undefined) tunnel.refuse(OVERLOADED_STATUS, err, [`${OVERLOADED_HEADER}: true`]);
+    else client.destroy();
     return;
   }
   if (entered !== undefined) client.once('close', () => gates.leave(entered.ticket));
@@ -62,7 +70,8 @@ export function handleTcpConnection(
       const why = 'error' in picked ? picked.error : `no certificate for ${up.source} yet`;
       ctx.metrics.connections.inc({ ...labels, result: 'error' });
       ctx.log('warn', 'outbound connection failed', { ...labels, err: why });
-      client.destroy();
+      if (tunnel !== undefined) tunnel.refuse(503, `mesh: ${why}`);
+      else client.destroy();
       return;
     }
     const { endpoint, balancer, connectTimeoutMs } = picked;
@@ -95,6 +104,7 @@ export function handleTcpConnection(
     peer.once('secureConnect', () => {
       established = true;
       ctx.metrics.connections.inc({ ...labels, result: 'ok' });
+      tunnel?.opened();
       client.pipe(peer);
       peer.pipe(client);
       client.resume();
@@ -112,8 +122,13 @@ export function handleTcpConnection(
         attempt();
         return;
       }
-      if (!established) ctx.metrics.connections.inc({ ...labels, result: 'error' });
-      client.destroy();
+      if (established) client.destroy();
+      else {
+        ctx.metrics.connections.inc({ ...labels, result: 'error' });
+        if (tunnel !== undefined && !client.destroyed)
+          tunnel.refuse(502, `mesh: ${up.destination} instance ${endpoint.id}: ${err.message}`);
+        else client.destroy();
+      }
     });
     peer.once('close', () => {
       end(true);

@@ -373,6 +373,12 @@ describe('the data plane between real agents', { timeout: 240_000 }, () => {
           /CONNECT takes a service name and a port/,
         ],
         [ports.any, 'CONNECT nosuch:1 HTTP/1.1\r\nHost: nosuch:1\r\n\r\n', 404, /no service named "nosuch"/],
+        [
+          ports.any,
+          'CONNECT echo:7 HTTP/1.1\r\nHost: echo:7\r\nContent-Length: 5\r\n\r\nhello',
+          400,
+          /a CONNECT request has no body/,
+        ],
         [ports.web, 'CONNECT web:80 HTTP/1.1\r\nHost: web:80\r\n\r\n', 405, /does not open CONNECT tunnels/],
       ] as const) {
         const got = await rawExchange(port, head);

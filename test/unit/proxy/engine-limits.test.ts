@@ -45,6 +45,8 @@ const HOUR_MS = 3_600_000;
 const WAIT_ROUTE_MS = 300;
 /** How long each gRPC call to `greeter` takes: the second call comes while the first is in flight. */
 const GRPC_MS = 1_500;
+/** How long the caller's HTTP/2 tunnels may sit with no call in flight: shorter than GRPC_MS. */
+const TUNNEL_IDLE_MS = 500;
 
 const QUEUE_ROUTER: ServiceRouterSpec = {
   routes: [{ match: { http: { pathPrefix: '/wait/' } }, destination: { requestTimeoutMs: WAIT_ROUTE_MS } }],
@@ -82,7 +84,12 @@ describe('circuit breakers at the caller (upstreamConfig limits)', () => {
   let root: CaRoot;
   let certs: Record<string, ProxyCert>;
   // Room for the thousand waiting requests of the long-queue test, each on a connection of its own.
-  const caller = new ProxyEngine({ connectionsMax: 2_048, log: () => undefined });
+  // Tunnels idle for TUNNEL_IDLE_MS are closed (the agent's default is 60 s).
+  const caller = new ProxyEngine({
+    connectionsMax: 2_048,
+    log: () => undefined,
+    tunnelIdleTimeoutMs: TUNNEL_IDLE_MS,
+  });
   const callee = new ProxyEngine({ connectionsMax: 256, log: () => undefined });
   const inst = heldInstance();
   let greeter: Instance;
@@ -465,12 +472,15 @@ describe('circuit breakers at the caller (upstreamConfig limits)', () => {
     } finally {
       session.destroy();
     }
-    // A tcp tunnel: echo's one connection is taken, so the tunnel is closed once opened.
+    // A tcp tunnel: echo's one connection is taken, so the tunnel is refused before it opens.
     const held = await connectRetry(ports.echo as number);
     assert.equal(await echo(held, 'ping'), 'ping');
     const over = await connectRetry(any);
     over.write('CONNECT echo:7 HTTP/1.1\r\nHost: echo:7\r\n\r\n');
-    assert.equal(await untilClosed(over), ESTABLISHED);
+    const answer = await untilClosed(over);
+    assert.match(answer, /^HTTP\/1\.1 503 Service Unavailable\r\n/);
+    assert.match(answer, /\r\nx-mesh-overloaded: true\r\n/);
+    assert.match(answer, /mesh: web has 1 connections open to echo already/);
     held.destroy();
     await until(
       async () => (await gauge('mesh_proxy_upstream_limit_active', 'echo')) === 0,
@@ -492,6 +502,24 @@ describe('circuit breakers at the caller (upstreamConfig limits)', () => {
       async () => (await gauge('mesh_proxy_upstream_limit_active', 'echo')) === 0,
       'the tunnel closed',
     );
+  });
+
+  it('closes an HTTP/2 tunnel with no call in flight once idle, and one whose call outlasted the timeout once that call ends', async () => {
+    const any = ports['*'] as number;
+    const quiet = await h2Tunnel(any, 'greeter:50051');
+    quiet.on('error', () => undefined);
+    await within(new Promise((r) => quiet.once('close', r)), WAIT_MS, 'a tunnel with no call closed');
+    const busy = await h2Tunnel(any, 'greeter:50051');
+    busy.on('error', () => undefined);
+    let closed = false;
+    const gone = new Promise((r) => busy.once('close', r));
+    void gone.then(() => {
+      closed = true;
+    });
+    // The call takes GRPC_MS, three times the idle timeout: the tunnel stays open for it.
+    assert.equal(await within(grpcStatusOf(busy, '/demo.Greeter/Long'), WAIT_MS, 'the long call'), '0');
+    assert.equal(closed, false, 'open while its call was in flight');
+    await within(gone, WAIT_MS, 'closed once idle after the call');
   });
 });
 

@@ -29,6 +29,12 @@ export const TUNNEL_LIMITS = Object.freeze({
    * does (TCP_LIMITS, tcp-close.ts).
    */
   h2IdleTimeoutMs: RELAY_LIMITS.idleTimeoutMs,
+  /**
+   * A tunnel the agent ends (refused, or its HTTP/2 session closed) waits this long for the
+   * client's FIN, reading and dropping what it still sends, then is destroyed: the listener
+   * lets a client half-close, and one that never closes would otherwise hold its connection.
+   */
+  closeGraceMs: 5_000,
 });
 
 /** The answer that opens a tunnel (RFC 9110 §9.3.6: a 2xx to CONNECT has no content and no framing headers). */
@@ -100,8 +106,9 @@ export class Tunnels {
     s.on('session', (session: ServerHttp2Session) => {
       if (this.opening !== undefined) this.destinations.set(session, this.opening);
       // A tunnel that never sends its preface, or whose client went quiet, is closed like an idle
-      // keep-alive connection; one with a call in flight (a long stream) is left alone, and timed
-      // again from when its last call ends (Node's session timer fires once, then waits to be set).
+      // keep-alive connection; one with a call in flight (a long stream) is left alone. Frames
+      // from the client restart the timer; it is set again when the last call ends, so a tunnel
+      // whose call outlasted it is timed from there.
       session.on('timeout', () => {
         if ((this.inFlight.get(session) ?? 0) === 0) session.close();
       });
@@ -144,7 +151,9 @@ function bridge(socket: Socket, ahead: Buffer): Duplex {
       else socket.once('drain', () => done());
     },
     final(done) {
-      socket.end();
+      // The session is over: nothing more goes to it.
+      socket.off('data', onData);
+      endTunnel(socket);
       done();
     },
     destroy(err, done) {
@@ -153,9 +162,10 @@ function bridge(socket: Socket, ahead: Buffer): Duplex {
     },
   });
   if (ahead.length > 0) d.push(ahead);
-  socket.on('data', (b: Buffer) => {
+  const onData = (b: Buffer): void => {
     if (!d.push(b)) socket.pause();
-  });
+  };
+  socket.on('data', onData);
   socket.once('end', () => d.push(null));
   socket.once('close', () => d.destroy());
   socket.on('error', () => undefined);
@@ -172,5 +182,21 @@ function refuseTunnel(socket: Socket, status: number, message: string, extra: re
     ...extra,
     'connection: close',
   ];
-  socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
+  endTunnel(socket, `${lines.join('\r\n')}\r\n\r\n${body}`);
+}
+
+/**
+ * End our side of a tunnel (after `last`, if any) and let the client's FIN close it: what it still
+ * sends is read and dropped (a socket left paused never sees the FIN, and closing it with unread
+ * bytes would send a reset that can take the answer with it). Destroyed after
+ * TUNNEL_LIMITS.closeGraceMs whatever the client does.
+ */
+function endTunnel(socket: Socket, last?: string): void {
+  if (socket.destroyed) return;
+  const timer = setTimeout(() => socket.destroy(), TUNNEL_LIMITS.closeGraceMs);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+  socket.resume();
+  if (last === undefined) socket.end();
+  else socket.end(last);
 }

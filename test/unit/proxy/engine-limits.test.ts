@@ -17,6 +17,7 @@ import { type CaRoot, createRoot } from '../../../src/ca/x509.js';
 import { compileChain } from '../../../src/core/routing/chain.js';
 import type { ServiceRouterSpec } from '../../../src/core/state/kinds/service-router.js';
 import type { UpstreamLimits } from '../../../src/core/state/kinds/upstream-config.js';
+import { TUNNEL_LIMITS } from '../../../src/proxy/connect-tunnel.js';
 import { ProxyEngine } from '../../../src/proxy/engine.js';
 import type { ProxyCert, ProxySnapshot, ProxyUpstream } from '../../../src/proxy/types.js';
 import {
@@ -126,6 +127,8 @@ describe('circuit breakers at the caller (upstreamConfig limits)', () => {
     });
   const gauge = async (name: string, destination: string): Promise<number> =>
     metricValue(await text(), name, { source: 'web', destination });
+  const openOutbound = async (): Promise<number> =>
+    metricValue(await text(), 'mesh_proxy_connections_open', { direction: 'outbound' });
 
   const callerSnapshot = (): ProxySnapshot => {
     const up = (destination: string, protocol: ProxyUpstream['protocol']): ProxyUpstream => ({
@@ -475,12 +478,15 @@ describe('circuit breakers at the caller (upstreamConfig limits)', () => {
     // A tcp tunnel: echo's one connection is taken, so the tunnel is refused before it opens.
     const held = await connectRetry(ports.echo as number);
     assert.equal(await echo(held, 'ping'), 'ping');
+    const openBefore = await openOutbound();
     const over = await connectRetry(any);
     over.write('CONNECT echo:7 HTTP/1.1\r\nHost: echo:7\r\n\r\n');
     const answer = await untilClosed(over);
     assert.match(answer, /^HTTP\/1\.1 503 Service Unavailable\r\n/);
     assert.match(answer, /\r\nx-mesh-overloaded: true\r\n/);
     assert.match(answer, /mesh: web has 1 connections open to echo already/);
+    // …and the agent's side of it is gone too, not left half-open.
+    await until(async () => (await openOutbound()) === openBefore, 'the refused tunnel closed at the agent');
     held.destroy();
     await until(
       async () => (await gauge('mesh_proxy_upstream_limit_active', 'echo')) === 0,
@@ -520,6 +526,26 @@ describe('circuit breakers at the caller (upstreamConfig limits)', () => {
     assert.equal(await within(grpcStatusOf(busy, '/demo.Greeter/Long'), WAIT_MS, 'the long call'), '0');
     assert.equal(closed, false, 'open while its call was in flight');
     await within(gone, WAIT_MS, 'closed once idle after the call');
+    // A client that asks for a tunnel and then says nothing, not even its FIN once the agent has
+    // ended the session: the agent closes the connection itself, a grace period later.
+    const openBefore = await openOutbound();
+    // Half-open allowed: the client's socket does not answer the agent's FIN with its own.
+    const silent = connect({ host: '127.0.0.1', port: any, allowHalfOpen: true });
+    silent.on('error', () => undefined);
+    let heard = '';
+    silent.on('data', (b: Buffer) => {
+      heard += b.toString('latin1');
+    });
+    const finned = new Promise((r) => silent.once('end', r));
+    await within(new Promise((r) => silent.once('connect', r)), WAIT_MS, 'connected');
+    silent.write('CONNECT greeter:50051 HTTP/1.1\r\nHost: greeter:50051\r\n\r\n');
+    await within(finned, WAIT_MS, 'the agent ends the idle tunnel');
+    assert.ok(heard.startsWith(ESTABLISHED), heard);
+    await until(
+      async () => (await openOutbound()) === openBefore,
+      `the agent closed it within ${TUNNEL_LIMITS.closeGraceMs} ms of its FIN`,
+    );
+    silent.destroy();
   });
 });
 

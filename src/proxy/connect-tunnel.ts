@@ -17,6 +17,7 @@ import { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import type { EngineContext } from './context.js';
 import { type Exchange, RELAY_LIMITS } from './h1/exchange.js';
+import { ignoreStreamError } from './h2-forward.js';
 import { handleH2Stream } from './outbound-h2.js';
 import { handleTcpConnection, type TcpTunnel } from './outbound-tcp.js';
 import type { ProxyUpstream } from './types.js';
@@ -43,15 +44,12 @@ export const CONNECT_ESTABLISHED = 'HTTP/1.1 200 Connection established\r\n\r\n'
 /** What the tunnel carries: the destination's protocol. */
 export type TunnelKind = 'h2' | 'tcp';
 
-const ignoreStreamError = (): void => undefined;
-
 /** The tunnels of one HTTP proxy port. */
 export class Tunnels {
-  /** Serves every HTTP/2 tunnel of the port; each session's destination is in `destinations`. */
+  /** Serves every HTTP/2 tunnel of the port; each session's destination is in `sessions`. */
   private h2: Http2Server | undefined = undefined;
-  private readonly destinations = new WeakMap<ServerHttp2Session, string>();
-  /** Calls in flight on each session (one at 0 may be closed when idle). */
-  private readonly inFlight = new WeakMap<ServerHttp2Session, number>();
+  /** Each tunnel's destination, and its calls in flight (one at 0 may be closed when idle). */
+  private readonly sessions = new WeakMap<ServerHttp2Session, { destination: string; inFlight: number }>();
   /** The destination of the session being made (the server's 'session' event comes synchronously). */
   private opening: string | undefined = undefined;
 
@@ -104,13 +102,14 @@ export class Tunnels {
     if (this.h2 !== undefined) return this.h2;
     const s = createH2Server();
     s.on('session', (session: ServerHttp2Session) => {
-      if (this.opening !== undefined) this.destinations.set(session, this.opening);
+      const tunnel = this.opening === undefined ? undefined : { destination: this.opening, inFlight: 0 };
+      if (tunnel !== undefined) this.sessions.set(session, tunnel);
       // A tunnel that never sends its preface, or whose client went quiet, is closed like an idle
       // keep-alive connection; one with a call in flight (a long stream) is left alone. Frames
       // from the client restart the timer; it is set again when the last call ends, so a tunnel
       // whose call outlasted it is timed from there.
       session.on('timeout', () => {
-        if ((this.inFlight.get(session) ?? 0) === 0) session.close();
+        if ((tunnel?.inFlight ?? 0) === 0) session.close();
       });
       session.setTimeout(this.idleTimeoutMs);
     });
@@ -118,18 +117,18 @@ export class Tunnels {
       // As on an upstream port (engine.ts): an unheard reset would end this thread.
       stream.on('error', ignoreStreamError);
       const session = stream.session as ServerHttp2Session;
-      const service = this.destinations.get(session);
-      if (service === undefined) {
+      const tunnel = this.sessions.get(session);
+      if (tunnel === undefined) {
         stream.close();
         return;
       }
-      this.inFlight.set(session, (this.inFlight.get(session) ?? 0) + 1);
+      tunnel.inFlight++;
       stream.once('close', () => {
-        const left = (this.inFlight.get(session) ?? 1) - 1;
-        this.inFlight.set(session, left);
-        if (left === 0 && !session.closed && !session.destroyed) session.setTimeout(this.idleTimeoutMs);
+        tunnel.inFlight--;
+        if (tunnel.inFlight === 0 && !session.closed && !session.destroyed)
+          session.setTimeout(this.idleTimeoutMs);
       });
-      void handleH2Stream(this.ctx, this.upstreamTo(service), stream, headers);
+      void handleH2Stream(this.ctx, this.upstreamTo(tunnel.destination), stream, headers);
     });
     this.h2 = s;
     return s;

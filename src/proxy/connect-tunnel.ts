@@ -39,7 +39,7 @@ export const TUNNEL_LIMITS = Object.freeze({
 });
 
 /** The answer that opens a tunnel (RFC 9110 §9.3.6: a 2xx to CONNECT has no content and no framing headers). */
-export const CONNECT_ESTABLISHED = 'HTTP/1.1 200 Connection established\r\n\r\n';
+const CONNECT_ESTABLISHED = 'HTTP/1.1 200 Connection established\r\n\r\n';
 
 /** What the tunnel carries: the destination's protocol. */
 export type TunnelKind = 'h2' | 'tcp';

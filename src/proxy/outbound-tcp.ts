@@ -43,6 +43,11 @@ export function handleTcpConnection(
   const labels = { direction: 'outbound', source: up.source, destination: up.destination } as const;
   if (tunnel === undefined) ctx.metrics.countOpen('outbound', client);
   client.on('error', () => undefined);
+  /** The connection cannot go on: a tunnel's client hears why, another is closed. */
+  const fail = (status: number, message: string, extra?: readonly string[]): void => {
+    if (tunnel !== undefined && !client.destroyed) tunnel.refuse(status, message, extra);
+    else client.destroy();
+  };
   // The caller's circuit breaker (upstreamConfig limits.maxConnections): past it, closed at once.
   const gates = ctx.routing.gates;
   const entered = gates.enter(up, 'tcp');
@@ -50,8 +55,7 @@ export function handleTcpConnection(
     ctx.metrics.connections.inc({ ...labels, result: 'overflow' });
     const err = refuse(ctx.metrics, up, entered);
     ctx.log('warn', 'outbound connection refused: a circuit breaker is full', { ...labels, err });
-    if (tunnel !== undefined) tunnel.refuse(OVERLOADED_STATUS, err, [`${OVERLOADED_HEADER}: true`]);
-    else client.destroy();
+    fail(OVERLOADED_STATUS, err, [`${OVERLOADED_HEADER}: true`]);
     return;
   }
   if (entered !== undefined) client.once('close', () => gates.leave(entered.ticket));
@@ -70,8 +74,7 @@ export function handleTcpConnection(
       const why = 'error' in picked ? picked.error : `no certificate for ${up.source} yet`;
       ctx.metrics.connections.inc({ ...labels, result: 'error' });
       ctx.log('warn', 'outbound connection failed', { ...labels, err: why });
-      if (tunnel !== undefined) tunnel.refuse(503, `mesh: ${why}`);
-      else client.destroy();
+      fail(503, `mesh: ${why}`);
       return;
     }
     const { endpoint, balancer, connectTimeoutMs } = picked;
@@ -125,9 +128,7 @@ export function handleTcpConnection(
       if (established) client.destroy();
       else {
         ctx.metrics.connections.inc({ ...labels, result: 'error' });
-        if (tunnel !== undefined && !client.destroyed)
-          tunnel.refuse(502, `mesh: ${up.destination} instance ${endpoint.id}: ${err.message}`);
-        else client.destroy();
+        fail(502, `mesh: ${up.destination} instance ${endpoint.id}: ${err.message}`);
       }
     });
     peer.once('close', () => {

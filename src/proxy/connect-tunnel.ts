@@ -16,6 +16,7 @@ import { createServer as createH2Server, type Http2Server, type ServerHttp2Sessi
 import { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import type { EngineContext } from './context.js';
+import type { ListenerConnections } from './drain.js';
 import { type Exchange, RELAY_LIMITS } from './h1/exchange.js';
 import { ignoreStreamError } from './h2-forward.js';
 import { handleH2Stream } from './outbound-h2.js';
@@ -55,11 +56,14 @@ export class Tunnels {
 
   /**
    * `upstreamTo(service)`: the port's upstream for calls to `service`, as of the latest snapshot
-   * (read per call: a snapshot may change the caller's limits while a tunnel is open).
+   * (read per call: a snapshot may change the caller's limits while a tunnel is open). `conns`:
+   * the port's connections; an HTTP/2 tunnel's session joins them, so that removing the port
+   * sends it GOAWAY (drain.ts).
    */
   constructor(
     private readonly ctx: EngineContext,
     private readonly upstreamTo: (service: string) => ProxyUpstream,
+    private readonly conns: ListenerConnections,
     private readonly idleTimeoutMs: number = TUNNEL_LIMITS.h2IdleTimeoutMs,
   ) {}
 
@@ -104,6 +108,7 @@ export class Tunnels {
     s.on('session', (session: ServerHttp2Session) => {
       const tunnel = this.opening === undefined ? undefined : { destination: this.opening, inFlight: 0 };
       if (tunnel !== undefined) this.sessions.set(session, tunnel);
+      this.conns.add(session, () => session.close());
       // A tunnel that never sends its preface, or whose client went quiet, is closed like an idle
       // keep-alive connection; one with a call in flight (a long stream) is left alone. Frames
       // from the client restart the timer; it is set again when the last call ends, so a tunnel

@@ -3,8 +3,8 @@
 // never delays membership probes or Raft heartbeats on the agent's main event loop.
 //
 // Applying a snapshot never drops a connection: listeners whose port stays are kept (their
-// handlers read the current upstream on each call), removed ones stop accepting and let their
-// connections finish, new ones open. A listener that cannot bind is reported in the status.
+// handlers read the current upstream on each call), removed ones stop accepting and drain their
+// connections (drain.ts: each finishes what is in flight, then closes), new ones open. A listener that cannot bind is reported in the status.
 
 import { createServer as createH2Server } from 'node:http2';
 import { createServer as createNetServer, type Server, type Socket } from 'node:net';
@@ -12,6 +12,7 @@ import type { SecureContext } from 'node:tls';
 import { ANY_SERVICE } from '../core/catalog/definition.js';
 import { TUNNEL_LIMITS } from './connect-tunnel.js';
 import type { EngineContext, LogFn } from './context.js';
+import { DRAIN_LIMITS, ListenerConnections } from './drain.js';
 import type { Exchange } from './h1/exchange.js';
 import { serveH1Accepted } from './h1/relay.js';
 import { ignoreStreamError } from './h2-forward.js';
@@ -34,6 +35,8 @@ interface Listener {
   server: Server;
   up: ProxyUpstream;
   error: string;
+  /** Its open connections: drained when a snapshot removes the listener (drain.ts). */
+  conns: ListenerConnections;
 }
 
 /** How long after a failed bind an upstream listener tries again. */
@@ -65,12 +68,10 @@ export class ProxyEngine {
   private readonly logGate: LogGate;
 
   /**
-   * `draw`: where fault injection and retry back-off take their random numbers in [0, 1); tests
-   * pin it. Default: the routing table's seeded generator.
-   */
-  /**
-   * `draw`: the fault and back-off draws (tests pin them). `tunnelIdleTimeoutMs`: how long an
-   * HTTP/2 tunnel of the HTTP proxy port may sit with no call (TUNNEL_LIMITS; tests shorten it).
+   * `draw`: where fault injection and retry back-off take their random numbers in [0, 1) (tests
+   * pin them; default: the routing table's seeded generator). `tunnelIdleTimeoutMs`: how long an
+   * HTTP/2 tunnel of the HTTP proxy port may sit with no call (TUNNEL_LIMITS). `drainCloseAfterMs`:
+   * how long a removed listener's connections may take to finish (DRAIN_LIMITS). Tests shorten both.
    */
   constructor(
     private readonly opts: {
@@ -78,6 +79,7 @@ export class ProxyEngine {
       log: LogFn;
       draw?: () => number;
       tunnelIdleTimeoutMs?: number;
+      drainCloseAfterMs?: number;
     },
   ) {
     this.routing = new RoutingTable(opts.draw);
@@ -161,9 +163,18 @@ export class ProxyEngine {
         l.up = u;
         continue;
       }
-      // Stop accepting; connections in flight finish on their own.
+      // Stop accepting, and end its connections: they finish what is in flight (drain.ts).
       l.server.close();
       this.listeners.delete(key);
+      const closeAfterMs = this.opts.drainCloseAfterMs ?? DRAIN_LIMITS.closeAfterMs;
+      const open = l.conns.drain(closeAfterMs);
+      if (open > 0)
+        this.ctx.log('info', 'upstream listener removed; draining its connections', {
+          address: key,
+          destination: l.up.destination,
+          connections: open,
+          closeAfterMs,
+        });
     }
     for (const [key, u] of wanted) if (!this.listeners.has(key)) this.open(key, u);
     // Last, with the new state in place: requests a raised limit lets through go out now.
@@ -172,8 +183,9 @@ export class ProxyEngine {
 
   private open(key: string, up: ProxyUpstream): void {
     const ctx = this.ctx;
-    const server = this.makeServer(up.protocol, () => l.up);
-    const l: Listener = { key, protocol: up.protocol, server, up, error: '' };
+    const conns = new ListenerConnections();
+    const server = this.makeServer(up.protocol, () => l.up, conns);
+    const l: Listener = { key, protocol: up.protocol, server, up, error: '', conns };
     server.maxConnections = this.opts.connectionsMax;
     server.on('error', (err) => {
       l.error = err.message;
@@ -203,18 +215,27 @@ export class ProxyEngine {
     this.listeners.set(key, l);
   }
 
-  private makeServer(protocol: ProxyProtocol, up: () => ProxyUpstream): Server {
+  private makeServer(protocol: ProxyProtocol, up: () => ProxyUpstream, conns: ListenerConnections): Server {
     const ctx = this.ctx;
     switch (serverKind(protocol)) {
       case 'tcp':
         // Half-open: a client's FIN is relayed as a FIN, and the answer still comes back.
-        return createNetServer({ allowHalfOpen: true }, (socket) => handleTcpConnection(ctx, up(), socket));
+        return createNetServer({ allowHalfOpen: true }, (socket) => {
+          // No graceful end to ask a TCP connection for: a drain closes it at its deadline.
+          conns.add(socket);
+          handleTcpConnection(ctx, up(), socket);
+        });
       case 'h1': {
         // The upstream is read per request: a snapshot may change its routing mid-connection.
         // Accepted paused, so the relay can move the connection to a socket that reads into its
         // thread's read buffer before a byte is read (h1/accepted.ts). Half-open: a client may
         // shut down its sending side after a request and still read the answer (relay.ts).
-        const byHost = new HostPort(ctx, up, this.opts.tunnelIdleTimeoutMs ?? TUNNEL_LIMITS.h2IdleTimeoutMs);
+        const byHost = new HostPort(
+          ctx,
+          up,
+          this.opts.tunnelIdleTimeoutMs ?? TUNNEL_LIMITS.h2IdleTimeoutMs,
+          conns,
+        );
         const handle = (x: Exchange): void => {
           const u = up();
           if (u.destination === ANY_SERVICE) byHost.handle(u, x);
@@ -222,13 +243,17 @@ export class ProxyEngine {
           else handleH1(ctx, u, x);
         };
         // CONNECT reaches the handler: the HTTP proxy port opens tunnels (connect-tunnel.ts).
-        return createNetServer({ noDelay: true, pauseOnConnect: true, allowHalfOpen: true }, (socket) =>
-          ctx.metrics.countOpen('outbound', serveH1Accepted(socket, handle, true)),
-        );
+        return createNetServer({ noDelay: true, pauseOnConnect: true, allowHalfOpen: true }, (socket) => {
+          const served = serveH1Accepted(socket, handle, true);
+          conns.add(served.socket, () => served.drain());
+          ctx.metrics.countOpen('outbound', served.socket);
+        });
       }
       case 'h2': {
         const s = createH2Server();
         s.on('connection', (socket: Socket) => ctx.metrics.countOpen('outbound', socket));
+        // GOAWAY when drained: calls in flight finish, new ones go to a new connection.
+        s.on('session', (session) => conns.add(session, () => session.close()));
         s.on('stream', (stream, headers) => {
           // A caller's reset with an error code is emitted as 'error' (handled by 'close' below):
           // unheard, it would end this thread, and every call through it.

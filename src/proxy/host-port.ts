@@ -7,6 +7,7 @@
 import { SERVICE_NAME_PATTERN } from '../core/catalog/definition.js';
 import { type TunnelKind, Tunnels } from './connect-tunnel.js';
 import type { EngineContext } from './context.js';
+import type { ListenerConnections } from './drain.js';
 import type { Exchange } from './h1/exchange.js';
 import { headerValue, replaceHeader } from './h1/head.js';
 import { handleH1 } from './outbound-http.js';
@@ -104,14 +105,21 @@ export class HostPort {
 
   /**
    * `current`: the port's upstream as of the latest snapshot (a tunnel's calls read it).
-   * `tunnelIdleTimeoutMs`: TUNNEL_LIMITS.h2IdleTimeoutMs, unless a test shortens it.
+   * `tunnelIdleTimeoutMs`: TUNNEL_LIMITS.h2IdleTimeoutMs, unless a test shortens it. `conns`: the
+   * listener's connections, which its HTTP/2 tunnels join (drain.ts).
    */
   constructor(
     private readonly ctx: EngineContext,
     current: () => ProxyUpstream,
     tunnelIdleTimeoutMs: number,
+    conns: ListenerConnections,
   ) {
-    this.tunnels = new Tunnels(ctx, (service) => this.upstreamTo(current(), service), tunnelIdleTimeoutMs);
+    this.tunnels = new Tunnels(
+      ctx,
+      (service) => this.upstreamTo(current(), service),
+      conns,
+      tunnelIdleTimeoutMs,
+    );
   }
 
   handle(up: ProxyUpstream, x: Exchange): void {

@@ -17,6 +17,18 @@ const EMPTY = Buffer.alloc(0);
 /** Decides where a request goes; must call `x.finish()` once, when it has answered. */
 export type Handler = (x: Exchange) => void;
 
+/** A connection the relay serves. */
+export interface ServedH1 {
+  /** The socket served: the accepted one, or its replacement when adopted (only that one emits 'close'). */
+  readonly socket: RelaySocket;
+  /**
+   * Take no more requests: close after the response in flight (which says `connection: close`
+   * when its head is still to be written), or now when idle. Nothing once an upgrade or a tunnel
+   * took the connection over.
+   */
+  drain(): void;
+}
+
 /** Serve HTTP/1.1 on `socket` until it closes; `handler` answers each request. */
 export function serveH1(socket: RelaySocket, handler: Handler): void {
   new Conn(socket, handler, true).next();
@@ -24,12 +36,11 @@ export function serveH1(socket: RelaySocket, handler: Handler): void {
 
 /**
  * Serve HTTP/1.1 on a connection a listener made with `pauseOnConnect` accepted. It reads through
- * the thread's read buffer (accepted.ts) when this Node allows, else as serveH1 does. Returns the
- * socket served: `accepted`'s replacement when it was adopted (only that one emits 'close').
+ * the thread's read buffer (accepted.ts) when this Node allows, else as serveH1 does.
  * `connect`: CONNECT requests reach `handler` (which opens the tunnel or refuses it); without it
  * the relay answers them 405.
  */
-export function serveH1Accepted(accepted: Socket, handler: Handler, connect = false): RelaySocket {
+export function serveH1Accepted(accepted: Socket, handler: Handler, connect = false): ServedH1 {
   let conn: Conn | undefined;
   const adopted = adoptWithOnread(accepted, {
     buffer: READ_BUFFER,
@@ -43,14 +54,15 @@ export function serveH1Accepted(accepted: Socket, handler: Handler, connect = fa
   });
   if (adopted === undefined) {
     accepted.resume();
-    new Conn(accepted, handler, true, connect).next();
-    return accepted;
+    const plain = new Conn(accepted, handler, true, connect);
+    plain.next();
+    return plain;
   }
   conn = new Conn(adopted, handler, false, connect);
-  return adopted;
+  return conn;
 }
 
-class Conn implements Watched, ExchangeHost {
+class Conn implements Watched, ExchangeHost, ServedH1 {
   /** Bytes read but not yet consumed: the next head, or body read ahead. */
   buf: Buffer = EMPTY;
   ex: Exchange | undefined;
@@ -60,6 +72,8 @@ class Conn implements Watched, ExchangeHost {
   attached = true;
   /** The client will send nothing more ('end'). */
   private readEnded = false;
+  /** Its listener was removed: no request after the one in flight (drain()). */
+  private draining = false;
   /** When the first bytes of a head still incomplete came (performance.now()). */
   private headSinceMs: number | undefined = undefined;
   private readonly onData = (d: Buffer): void => this.data(d);
@@ -89,6 +103,19 @@ class Conn implements Watched, ExchangeHost {
       this.ex?.downstreamGone();
     });
     relayTicker.watch(this);
+  }
+
+  drain(): void {
+    // Closed, or taken over by an upgrade or a tunnel (detach() marks both).
+    if (this.closed) return;
+    this.draining = true;
+    if (this.ex === undefined) {
+      this.detach();
+      this.socket.end();
+    } else if (!this.ex.head.upgrade) {
+      // The response says so, when its head is still to come (a 101 must not: it keeps the connection).
+      this.ex.mustClose = true;
+    }
   }
 
   /** Idle between requests (or mid-head) for too long: closed. A request in flight is the upstream's to time. */
@@ -174,7 +201,7 @@ class Conn implements Watched, ExchangeHost {
     if (this.closed || ex.hijacked) return;
     if (!ex.responded) ex.reply(502, 'mesh: no response');
     // A body not read to its end leaves the connection mid-message: it cannot carry another request.
-    if (ex.mustClose || !ex.bodyDone) {
+    if (ex.mustClose || !ex.bodyDone || this.draining) {
       this.detach();
       this.socket.end();
       return;

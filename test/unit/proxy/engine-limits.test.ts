@@ -9,9 +9,8 @@
 // connection do not refuse each other.
 import assert from 'node:assert/strict';
 import { createServer as createHttpServer, type ServerResponse } from 'node:http';
-import { type ClientHttp2Session, connect as h2connect } from 'node:http2';
+import { connect as h2connect } from 'node:http2';
 import { type AddressInfo, connect } from 'node:net';
-import { Duplex } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { type CaRoot, createRoot } from '../../../src/ca/x509.js';
 import { compileChain } from '../../../src/core/routing/chain.js';
@@ -22,6 +21,7 @@ import { ProxyEngine } from '../../../src/proxy/engine.js';
 import type { ProxyCert, ProxySnapshot, ProxyUpstream } from '../../../src/proxy/types.js';
 import {
   connectRetry,
+  ESTABLISHED,
   echo,
   echoInstance,
   endpointAt,
@@ -29,6 +29,7 @@ import {
   get,
   grpcStatusOf,
   h2Instance,
+  h2Tunnel,
   type Instance,
   issue,
   localInstance,
@@ -548,51 +549,3 @@ describe('circuit breakers at the caller (upstreamConfig limits)', () => {
     silent.destroy();
   });
 });
-
-const ESTABLISHED = 'HTTP/1.1 200 Connection established\r\n\r\n';
-
-/**
- * An HTTP/2 session through a CONNECT tunnel to `target` on the HTTP proxy port at `port`. The
- * client does not wait for the 200: its preface follows the CONNECT head at once, so the agent
- * gets bytes past the head with it; the 200 is taken off before HTTP/2 reads the rest.
- */
-async function h2Tunnel(port: number, target: string): Promise<ClientHttp2Session> {
-  const socket = await connectRetry(port);
-  socket.on('error', () => undefined);
-  let head = '';
-  let opened = false;
-  const d = new Duplex({
-    read() {
-      socket.resume();
-    },
-    write(chunk: Buffer, _encoding, done) {
-      socket.write(chunk, () => done());
-    },
-    final(done) {
-      socket.end();
-      done();
-    },
-    destroy(err, done) {
-      socket.destroy();
-      done(err);
-    },
-  });
-  socket.on('data', (b: Buffer) => {
-    if (opened) {
-      d.push(b);
-      return;
-    }
-    head += b.toString('latin1');
-    const end = head.indexOf('\r\n\r\n');
-    if (end < 0) return;
-    opened = true;
-    if (head.slice(0, end + 4) !== ESTABLISHED) {
-      d.destroy(new Error(`CONNECT answered ${JSON.stringify(head.slice(0, 80))}`));
-      return;
-    }
-    if (head.length > end + 4) d.push(Buffer.from(head.slice(end + 4), 'latin1'));
-  });
-  socket.once('end', () => d.push(null));
-  socket.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`);
-  return h2connect(`http://${target}`, { createConnection: () => d });
-}

@@ -21,6 +21,7 @@ import {
   connect as netConnect,
   type Socket,
 } from 'node:net';
+import { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type CaRoot, createLeafKeyAndCsr, signLeaf } from '../../../src/ca/x509.js';
 import { SeededRng } from '../../../src/core/rand.js';
@@ -548,4 +549,53 @@ export function backoffFloorMs(retries: number): number {
   let ms = 0;
   for (let k = 1; k <= retries; k++) ms += retryBackoffMs(k, TOP_DRAW);
   return ms;
+}
+
+/** The answer that opens a CONNECT tunnel, as a client reads it. */
+export const ESTABLISHED = 'HTTP/1.1 200 Connection established\r\n\r\n';
+
+/**
+ * An HTTP/2 session through a CONNECT tunnel to `target` on the HTTP proxy port at `port`. The
+ * client does not wait for the 200: its preface follows the CONNECT head at once, so the agent
+ * gets bytes past the head with it; the 200 is taken off before HTTP/2 reads the rest.
+ */
+export async function h2Tunnel(port: number, target: string): Promise<ClientHttp2Session> {
+  const socket = await connectRetry(port);
+  socket.on('error', () => undefined);
+  let head = '';
+  let opened = false;
+  const d = new Duplex({
+    read() {
+      socket.resume();
+    },
+    write(chunk: Buffer, _encoding, done) {
+      socket.write(chunk, () => done());
+    },
+    final(done) {
+      socket.end();
+      done();
+    },
+    destroy(err, done) {
+      socket.destroy();
+      done(err);
+    },
+  });
+  socket.on('data', (b: Buffer) => {
+    if (opened) {
+      d.push(b);
+      return;
+    }
+    head += b.toString('latin1');
+    const end = head.indexOf('\r\n\r\n');
+    if (end < 0) return;
+    opened = true;
+    if (head.slice(0, end + 4) !== ESTABLISHED) {
+      d.destroy(new Error(`CONNECT answered ${JSON.stringify(head.slice(0, 80))}`));
+      return;
+    }
+    if (head.length > end + 4) d.push(Buffer.from(head.slice(end + 4), 'latin1'));
+  });
+  socket.once('end', () => d.push(null));
+  socket.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`);
+  return h2connect(`http://${target}`, { createConnection: () => d });
 }

@@ -84,7 +84,7 @@ export function replyH2Error(
         ':status': 200,
         'content-type': 'application/grpc',
         'grpc-status': String(grpcStatus),
-        'grpc-message': encodeURIComponent(message),
+        'grpc-message': grpcMessage(message),
         ...extra,
       },
       { endStream: true },
@@ -430,4 +430,19 @@ export function forwardH2(
     if (body !== undefined) body.attach(up);
     else stream.pipe(up);
   });
+}
+
+/**
+ * A `grpc-message` value (gRPC over HTTP/2, "Percent-Encoded"): the message's UTF-8 bytes, those
+ * outside 0x20–0x7E and `%` itself as `%XX`, the rest as they are. encodeURIComponent escaped
+ * spaces and `:` too, which clients (grpc-js decodes with decodeURI) showed as `mesh%3A …`.
+ */
+export function grpcMessage(message: string): string {
+  let out = '';
+  for (const b of Buffer.from(message, 'utf8'))
+    out +=
+      b >= 0x20 && b <= 0x7e && b !== 0x25
+        ? String.fromCharCode(b)
+        : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
+  return out;
 }

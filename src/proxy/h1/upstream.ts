@@ -308,7 +308,14 @@ export class UpstreamConn implements Watched {
     if (changes !== undefined) modifyHead(h, changes);
     const framer = new BodyFramer(responseBody(h, ex.head.method));
     this.framer = framer;
-    this.headOut = ex.responseHead(h.status, h.reason, exchangeBlock(h), framer.body.kind === 'close');
+    // An upgrade answered other than 101 closes the client's connection, as a refused one does
+    // (Exchange.reply): the client may already be sending the new protocol's bytes.
+    this.headOut = ex.responseHead(
+      h.status,
+      h.reason,
+      exchangeBlock(h),
+      framer.body.kind === 'close' || ex.head.upgrade,
+    );
     this.body(rest);
   }
 

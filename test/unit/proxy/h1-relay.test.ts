@@ -512,6 +512,19 @@ for (const accepted of [false, true])
       s.close();
     });
 
+    it('closes the connection after relaying an answer other than 101 to an upgrade, as after refusing one', async () => {
+      // The upstream (no 'upgrade' listener) answers the request as an ordinary one, keep-alive.
+      const s = relayServer(accepted, forwardUp);
+      const p = await listen(s);
+      const r = await exchange(
+        p,
+        'GET /ws HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n',
+      );
+      assert.match(r.data, /^HTTP\/1\.1 200 OK\r\n[\s\S]*connection: close\r\n\r\nGET \/ws $/);
+      assert.equal(r.closed, true);
+      s.close();
+    });
+
     it('sends a body read in many pieces before the upstream was picked, waiting for one drain at a time', async () => {
       // The handler takes its time: the body's pieces are held (pendingBodyBytesMax allows 64 KiB)
       // and then written to the upstream in one go. Past 16 KiB each write finds the buffer full;

@@ -1,6 +1,7 @@
 // One simulated agent: the real membership core and a SimRaftHost (the real Raft core and state
 // machine), with the agent's glue: its own clock (offset and drift from true time), the 50 ms Raft
-// tick for voters and learners, autopilot and replica heartbeats on the leader, write forwarding
+// tick for voters and learners, autopilot and replica heartbeats on the leader, a replica's check
+// for a silent leader, write forwarding
 // and consistent reads (ReadIndex at the leader, then wait until applied locally), and replica
 // catch-up. Everything it does to the outside goes through SimWorld.
 import type { MembershipConfig } from '../../src/core/membership/config.js';
@@ -98,6 +99,7 @@ export class SimAgent {
   private memberTimerAtMs = Number.POSITIVE_INFINITY;
   private ticking = false;
   private leaderTimers = false;
+  private replicaTimer = false;
 
   constructor(
     readonly index: number,
@@ -137,6 +139,7 @@ export class SimAgent {
     this.memberTimerAtMs = Number.POSITIVE_INFINITY;
     this.ticking = false;
     this.leaderTimers = false;
+    this.replicaTimer = false;
     const d = this.disk.state;
     const fresh = d.hardState.term === 0 && d.entries.length === 0 && d.snapshot === undefined;
     if (fresh && this.bootstrap) {
@@ -246,6 +249,18 @@ export class SimAgent {
         this.after(this.s.raftTickMs, tick);
       };
       this.after(this.s.raftTickMs, tick);
+    }
+    if (!this.replicaTimer && !this.raft.isMember()) {
+      this.replicaTimer = true;
+      const check = (): void => {
+        if (this.raft.isMember()) {
+          this.replicaTimer = false;
+          return;
+        }
+        this.raft.checkLeaderSilence();
+        this.after(FANOUT_HEARTBEAT_MS, check);
+      };
+      this.after(FANOUT_HEARTBEAT_MS, check);
     }
     if (!this.leaderTimers && this.raft.isLeader) {
       this.leaderTimers = true;

@@ -1,8 +1,9 @@
 // One agent's Raft side in the simulator: the real RaftNode core and the real StateMachine, driven
 // the way src/raft/service.ts drives them (persist, send, apply, read states, in that order; a
 // snapshot every `snapshotEveryEntries` applied entries; replicas take no ticks and send no append
-// responses), over the simulated disk and network. Readys are handled synchronously, so the disk
-// write always precedes the sends.
+// responses, learn the leader from its batches and forget it when it falls silent), over the
+// simulated disk and network. Readys are handled synchronously, so the disk write always precedes
+// the sends.
 import { Packr } from 'msgpackr';
 import { FailedSince, nextConfChange } from '../../src/core/raft/autopilot.js';
 import {
@@ -14,9 +15,11 @@ import {
   fetchStart,
   fetchWantsMore,
   GAP_WAIT_MS,
+  HEARTBEAT_MS,
   HELD_BATCHES_MAX,
   HeldBatches,
   heartbeatBatch,
+  LeaderSilence,
   onCommitBatch,
   planBatches,
 } from '../../src/core/raft/fanout.js';
@@ -47,7 +50,7 @@ const FETCH_ROUNDS_MAX = 64;
 const COALESCE_MS = 2;
 /** Autopilot round and replica heartbeat periods (the agent's). */
 export const AUTOPILOT_EVERY_MS = 1_000;
-export const FANOUT_HEARTBEAT_MS = 1_000;
+export const FANOUT_HEARTBEAT_MS = HEARTBEAT_MS;
 
 /** What the host needs from its agent and the world. */
 export interface RaftHostEnv {
@@ -100,6 +103,7 @@ export class SimRaftHost {
   private fetchFromIndex = 0;
   private readonly failedSince = new FailedSince();
   private readonly held = new HeldBatches();
+  private readonly leaderSilence = new LeaderSilence();
   private role = 'follower';
   private member = false;
   readonly counters = { raftSent: 0, batchesPublished: 0, fetchesServed: 0, fetches: 0, snapshots: 0 };
@@ -209,8 +213,8 @@ export class SimRaftHost {
 
   onBatch(b: CommitBatch): void {
     const action = this.decide(b);
-    if (action.do === 'append') {
-      this.step(action.msg);
+    if (action.do === 'append' || action.do === 'heartbeat') {
+      this.stepBatch(action.msg, b.leader);
       this.releaseHeld();
     } else if (action.do === 'fetch') {
       this.held.hold(b, this.env.localNowMs());
@@ -221,7 +225,22 @@ export class SimRaftHost {
 
   private decide(b: CommitBatch): BatchAction {
     const st = this.raft.status();
-    return onCommitBatch(b, { id: st.id, commit: st.commit });
+    return onCommitBatch(b, { id: st.id, commit: st.commit, member: this.member });
+  }
+
+  private stepBatch(msg: Message, leader: NodeId): void {
+    this.step(msg);
+    // A batch of an older term (a deposed leader's, late) does not make its sender the leader.
+    if (this.raft.status().leader === leader) this.leaderSilence.heard(leader, this.env.localNowMs());
+  }
+
+  /** A replica forgets a leader that published nothing for LEADER_SILENT_MS (the agent checks
+   * every HEARTBEAT_MS); members hear from the leader directly and are left alone. */
+  checkLeaderSilence(): void {
+    if (this.member || this.isLeader) return;
+    if (!this.leaderSilence.silent(this.raft.status().leader, this.env.localNowMs())) return;
+    this.raft.forgetLeader();
+    this.flush();
   }
 
   /** Apply held batches that now continue our log. */
@@ -230,7 +249,7 @@ export class SimRaftHost {
       const b = this.held.next(this.raft.status().commit);
       if (b === undefined) return;
       const action = this.decide(b);
-      if (action.do === 'append') this.step(action.msg);
+      if (action.do === 'append' || action.do === 'heartbeat') this.stepBatch(action.msg, b.leader);
     }
   }
 

@@ -3,9 +3,11 @@
 // with the voter count, not the cluster size). The leader publishes each applied batch, and a
 // heartbeat with its commit index every second, on a gossip topic. A replica feeds a batch into
 // its own Raft core as an append from the leader, so replicas persist and apply exactly like
-// members do (same log, same state machine path). Gossip does not keep order: a batch that arrives
-// ahead of a gap is held for up to GAP_WAIT_MS for the missing one; then the replica fetches the
-// missing range, or the snapshot, from the leader.
+// members do (same log, same state machine path). A batch with nothing new goes in as a heartbeat:
+// it is how a replica learns who leads, and a replica that hears nothing from its leader for
+// LEADER_SILENT_MS forgets it. Gossip does not keep order: a batch that arrives ahead of a gap is
+// held for up to GAP_WAIT_MS for the missing one; then the replica fetches the missing range, or
+// the snapshot, from the leader.
 import type { Logger } from 'pino';
 import {
   type BatchAction,
@@ -15,9 +17,11 @@ import {
   fetchStart,
   fetchWantsMore,
   GAP_WAIT_MS,
+  HEARTBEAT_MS,
   HELD_BATCHES_MAX,
   HeldBatches,
   heartbeatBatch,
+  LeaderSilence,
   onCommitBatch,
   planBatches,
 } from '../core/raft/fanout.js';
@@ -34,6 +38,7 @@ export class ReplicaFanout {
   private heartbeat: NodeJS.Timeout | undefined;
   private fetching = false;
   private readonly held = new HeldBatches();
+  private readonly leaderSilence = new LeaderSilence();
   private gapTimer: NodeJS.Timeout | undefined;
   private seq = 0;
   private pending: Entry[] = [];
@@ -63,10 +68,23 @@ export class ReplicaFanout {
       this.flushTimer ??= setImmediate(() => this.flush());
     });
     this.heartbeat = setInterval(() => {
-      if (!this.raft.isLeader) return;
+      if (!this.raft.isLeader) {
+        this.forgetSilentLeader();
+        return;
+      }
       const st = this.raft.status();
       this.send(heartbeatBatch(st.id, st.term, st.commit));
-    }, 1_000);
+    }, HEARTBEAT_MS);
+  }
+
+  /** A replica whose leader published nothing for LEADER_SILENT_MS forgets it. Members are left
+   * alone: they hear from the leader directly, and a voter forgets a silent one by campaigning. */
+  private forgetSilentLeader(): void {
+    if (this.stopped || !this.raft.started || this.raft.isMember()) return;
+    const leader = this.raft.status().leader;
+    if (!this.leaderSilence.silent(leader, performance.now())) return;
+    this.log.info({ leader }, 'no batch from the raft leader for a while; forgetting it');
+    this.raft.forgetLeader();
   }
 
   private flush(): void {
@@ -104,7 +122,7 @@ export class ReplicaFanout {
     const action = this.decide(b);
     if (action.do === 'ignore') return;
     this.counters.batchesReceived++;
-    if (action.do === 'append') {
+    if (action.do === 'append' || action.do === 'heartbeat') {
       this.stepBatch(action.msg, b.leader);
       this.releaseHeld();
       return;
@@ -125,12 +143,16 @@ export class ReplicaFanout {
     return onCommitBatch(b, {
       id: st.id,
       commit: st.commit,
+      member: st.conf.voters.includes(st.id) || st.conf.learners.includes(st.id),
     });
   }
 
   private stepBatch(append: Message, leader: string): void {
     const msg = parseRaftMessage(append, leader);
-    if (typeof msg !== 'string') this.raft.stepExternal(msg);
+    if (typeof msg === 'string') return;
+    this.raft.stepExternal(msg);
+    // A batch of an older term (a deposed leader's, late) does not make its sender the leader.
+    if (this.raft.status().leader === leader) this.leaderSilence.heard(leader, performance.now());
   }
 
   /** Step held batches that now continue our log (the core's commit moves as each is stepped). */
@@ -139,7 +161,7 @@ export class ReplicaFanout {
       const b = this.held.next(this.raft.status().commit);
       if (b === undefined) return;
       const action = this.decide(b);
-      if (action.do === 'append') this.stepBatch(action.msg, b.leader);
+      if (action.do === 'append' || action.do === 'heartbeat') this.stepBatch(action.msg, b.leader);
     }
   }
 

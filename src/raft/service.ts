@@ -177,6 +177,13 @@ export class RaftService {
     this.kick();
   }
 
+  /** A replica's leader went silent: forget it (writes then fail fast with "no raft leader"). */
+  forgetLeader(): void {
+    if (!this.node || this.stopped) return;
+    this.node.forgetLeader();
+    this.kick();
+  }
+
   private updateReplicaMode(): void {
     const conf = this.core.status().conf;
     this.replicaMode = !conf.voters.includes(this.init.id) && !conf.learners.includes(this.init.id);

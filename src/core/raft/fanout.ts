@@ -1,9 +1,25 @@
 // Replica fan-out, the pure part. Agents that are neither voters nor learners are replicas: the
 // leader does not replicate to them one by one (its work per commit grows with the voter count,
 // not the cluster size). It publishes each committed batch on the gossip topic; a replica feeds a
-// batch into its own Raft core as an append from the leader, and fetches what it missed. The shell
-// (src/raft/replica.ts) and the simulator (cluster-sim) both decide with these functions.
+// batch into its own Raft core as an append from the leader, and fetches what it missed. Batches
+// are also how a replica knows who leads: it takes no ticks and gets no Raft messages, so even a
+// batch with nothing new names the leader (see onCommitBatch), and a leader that stops publishing
+// is forgotten (LeaderSilence). The shell (src/raft/replica.ts) and the simulator (cluster-sim)
+// both decide with these functions.
 import type { Entry, Message, NodeId, Snapshot } from './types.js';
+
+/** The leader publishes a heartbeat batch this often: one gossip message a second in a quiet
+ * cluster. It bounds how long a replica takes to learn of a gap, or of the leader after a
+ * restart, when nothing is written. */
+export const HEARTBEAT_MS = 1_000;
+/**
+ * A replica forgets a leader it has heard nothing from (no batch, no heartbeat) for this long:
+ * three heartbeats in a row lost or late. One lost gossip message must not make a replica drop a
+ * live leader, but a replica whose leader died, or that is cut off from it, should say "no
+ * leader" within seconds instead of forwarding writes into a dead peer. A new leader is learned
+ * from its first heartbeat, sooner than this (its term is higher).
+ */
+export const LEADER_SILENT_MS = 3 * HEARTBEAT_MS;
 
 /** Entries per published batch, and bytes (gossipsub messages are capped at 1 MiB). */
 export const BATCH_ENTRIES_MAX = 512;
@@ -68,22 +84,37 @@ export interface ReplicaView {
   id: NodeId;
   /** This node's commit index. */
   commit: number;
+  /** Voter or learner in its own configuration (as opposed to a replica). */
+  member: boolean;
 }
 
 export type BatchAction =
   | { do: 'ignore' }
   /** Step this append into the Raft core (validate it first if it came off the wire). */
   | { do: 'append'; msg: Message }
+  /** Nothing to apply: step this heartbeat, which tells the core who leads (and at which term). */
+  | { do: 'heartbeat'; msg: Message }
   /** A gap: fetch from `peer` starting after our last index. */
   | { do: 'fetch'; peer: NodeId };
 
 /** What a node does with a published batch. */
 export function onCommitBatch(b: CommitBatch, self: ReplicaView): BatchAction {
-  // Nothing new. (Members included: a member normally has every entry from the leader before the
-  // batch arrives. One that is behind must not ignore it: a voter removed while it was cut off
+  // Nothing new to apply. (Members use batches beyond their commit too: a member normally has
+  // every entry from the leader before the batch arrives, but a voter removed while it was cut off
   // still believes it is a member, the leader no longer replicates to it, and batches are its only
   // way to learn of its removal; cluster-sim found such a voter stuck in pre-vote for good.)
-  if (b.commit <= self.commit) return { do: 'ignore' };
+  if (b.commit <= self.commit) {
+    // A member learns the leader from the leader's own messages; a heartbeat from gossip would
+    // also answer the leader and count towards its check-quorum, though gossip is not the link
+    // that check measures. A replica has no other way: ignoring this batch left a replica that
+    // restarted up to date without a leader until the next write (`no raft leader` in a quiet
+    // cluster). The commit it carries is at most ours, so stepping it changes no log.
+    if (self.member) return { do: 'ignore' };
+    return {
+      do: 'heartbeat',
+      msg: { t: 'heartbeat', term: b.term, from: b.leader, to: self.id, commit: b.commit, ctx: '' },
+    };
+  }
   // Our committed prefix matches the leader's log; anything after it may be a stale tail (an
   // ex-voter restarted after it was removed), which the append's conflict check truncates.
   if (b.entries.length > 0 && b.prevIndex <= self.commit) {
@@ -146,6 +177,30 @@ export function fetchWantsMore(msg: Message): boolean {
   if (msg.t !== 'append') return false;
   const last = msg.entries[msg.entries.length - 1];
   return last !== undefined && last.index < msg.commit;
+}
+
+/**
+ * How long a replica's leader has been silent. A voter forgets a silent leader by campaigning; a
+ * replica never campaigns, so without this it would name a dead (or deposed, or unreachable)
+ * leader for good. Pure: time is an argument. The caller checks `silent` at least every
+ * HEARTBEAT_MS, so a silent leader is forgotten within LEADER_SILENT_MS + HEARTBEAT_MS.
+ */
+export class LeaderSilence {
+  private leader: NodeId = '';
+  private heardAtMs = 0;
+
+  /** A batch from `leader` was stepped and the core names it as the leader now. */
+  heard(leader: NodeId, nowMs: number): void {
+    this.leader = leader;
+    this.heardAtMs = nowMs;
+  }
+
+  /** True when `current` (the core's leader) has published nothing for LEADER_SILENT_MS. A leader
+   * the core learned some other way (a fetch answer) is timed from when it is first seen here. */
+  silent(current: NodeId, nowMs: number): boolean {
+    if (current !== this.leader) this.heard(current, nowMs);
+    return current !== '' && nowMs - this.heardAtMs >= LEADER_SILENT_MS;
+  }
 }
 
 /** How long a replica waits for a missing batch before fetching: gossip does not keep order, and

@@ -18,7 +18,7 @@
 // replication.ts appends/commit/snapshots, log.ts the in-memory log, progress.ts per-peer flow
 // control, quorum.ts majority math, read-only.ts ReadIndex, conf.ts the configuration.
 // Additions beyond the contract: RaftRestore.snapshotData, compact() returns the snapshot's meta,
-// checkInvariants().
+// forgetLeader(), checkInvariants().
 import { deriveConf } from './conf.js';
 import { checkRaftConfig, Raft } from './core.js';
 import { RaftLog } from './log.js';
@@ -237,6 +237,16 @@ export class RaftNode {
 
   campaign(): void {
     this.r.hup(false);
+  }
+
+  /**
+   * Forget the leader without campaigning (etcd-io/raft's ForgetLeader): a replica, which never
+   * campaigns, whose leader stopped publishing. The term stays; the same leader is learned again
+   * from its next message. Only a follower or learner forgets.
+   */
+  forgetLeader(): void {
+    const r = this.r;
+    if (r.role === 'follower' || r.role === 'learner') r.lead = '';
   }
 
   hasReady(): boolean {

@@ -5,13 +5,19 @@ import { describe, it } from 'node:test';
 import { type AutopilotMember, FailedSince, nextConfChange } from '../../../src/core/raft/autopilot.js';
 import { bootstrapLog } from '../../../src/core/raft/bootstrap.js';
 import {
+  type CommitBatch,
   GAP_WAIT_MS,
   HELD_BATCHES_MAX,
   HeldBatches,
+  heartbeatBatch,
+  LEADER_SILENT_MS,
+  LeaderSilence,
   onCommitBatch,
   planBatches,
 } from '../../../src/core/raft/fanout.js';
+import { DEFAULT_RAFT_CONFIG, RaftNode } from '../../../src/core/raft/raft.js';
 import type { Entry, RaftStatus } from '../../../src/core/raft/types.js';
+import { SeededRng } from '../../../src/core/rand.js';
 import { SimRaft } from '../../helpers/sim-raft.js';
 
 function status(voters: string[], learners: string[] = [], match: Record<string, number> = {}): RaftStatus {
@@ -99,7 +105,7 @@ describe('replica fan-out', () => {
     assert.equal(batches.flatMap((b) => b.entries).length, 1_200);
   });
 
-  it('appends a batch that continues its committed prefix, fetches on a gap, ignores its own leader', () => {
+  it('appends a batch that continues its committed prefix, fetches on a gap, ignores what a member has', () => {
     const b = {
       seq: 1,
       leader: 'a',
@@ -109,15 +115,93 @@ describe('replica fan-out', () => {
       commit: 12,
       entries: [entry(11), entry(12)],
     };
-    const replica = { id: 'r', commit: 10 };
+    const replica = { id: 'r', commit: 10, member: false };
     assert.equal(onCommitBatch(b, replica).do, 'append');
     assert.deepEqual(onCommitBatch(b, { ...replica, commit: 8 }), { do: 'fetch', peer: 'a' });
-    assert.deepEqual(onCommitBatch(b, { ...replica, commit: 12 }), { do: 'ignore' });
+    assert.deepEqual(onCommitBatch(b, { ...replica, commit: 12, member: true }), { do: 'ignore' });
     // A voter that was removed while cut off still thinks it is a member; the leader no longer
     // replicates to it, so a batch beyond its commit must reach it (cluster-sim seed 1639558115).
     assert.equal(onCommitBatch(b, { ...replica }).do, 'append');
     const hb = { ...b, entries: [], prevIndex: 12 };
-    assert.deepEqual(onCommitBatch(hb, { ...replica, commit: 12 }), { do: 'ignore' });
+    assert.deepEqual(onCommitBatch(hb, { ...replica, commit: 12, member: true }), { do: 'ignore' });
+    // A replica takes it as a heartbeat: nothing to apply, but it names the leader.
+    assert.deepEqual(onCommitBatch(hb, { ...replica, commit: 12 }), {
+      do: 'heartbeat',
+      msg: { t: 'heartbeat', term: 2, from: 'a', to: 'r', commit: 12, ctx: '' },
+    });
+  });
+
+  /** A replica's core restored from a data dir holding committed entries 1..5 of term 1, whose
+   * configuration (voters a and b) does not list it: a replica restarted in a quiet cluster. */
+  function restartedReplica(): RaftNode {
+    const conf = (i: number, op: 'add-learner' | 'promote', node: string): Entry => ({
+      index: i,
+      term: 1,
+      type: 'conf',
+      data: new Uint8Array(0),
+      conf: { op, node },
+    });
+    return new RaftNode({
+      id: 'r',
+      config: { ...DEFAULT_RAFT_CONFIG },
+      rng: new SeededRng(1),
+      restore: {
+        hardState: { term: 1, vote: '', commit: 5 },
+        snapshot: undefined,
+        entries: [
+          conf(1, 'add-learner', 'a'),
+          conf(2, 'promote', 'a'),
+          conf(3, 'add-learner', 'b'),
+          conf(4, 'promote', 'b'),
+          entry(5),
+        ],
+        initialConf: { voters: [], learners: [] },
+        applied: 5,
+      },
+    });
+  }
+
+  /** What the agent and the simulator do with a published batch, as far as the core is concerned. */
+  function deliver(node: RaftNode, b: Omit<CommitBatch, 'seq'>): void {
+    const st = node.status();
+    const member = st.conf.voters.includes(st.id) || st.conf.learners.includes(st.id);
+    const action = onCommitBatch({ ...b, seq: 1 }, { id: st.id, commit: st.commit, member });
+    if (action.do === 'append' || action.do === 'heartbeat') node.step(action.msg);
+    while (node.hasReady()) node.advance(node.ready());
+  }
+
+  it('a replica restarted up to date learns the leader from its heartbeat, and a newer one', () => {
+    const r = restartedReplica();
+    assert.equal(r.status().leader, '', 'no leader right after a restart');
+    // The leader's idle heartbeat: commit 5, nothing this replica lacks.
+    deliver(r, heartbeatBatch('a', 1, 5));
+    assert.equal(r.status().leader, 'a', 'a quiet cluster: the heartbeat names the leader');
+    assert.equal(r.status().commit, 5);
+    // Leadership moved while the replica was down (or since): a heartbeat at a higher term.
+    deliver(r, heartbeatBatch('b', 3, 5));
+    assert.deepEqual([r.status().leader, r.status().term], ['b', 3]);
+    // A deposed leader's batch, late through gossip, changes nothing.
+    deliver(r, heartbeatBatch('a', 1, 5));
+    assert.deepEqual([r.status().leader, r.status().term], ['b', 3]);
+    // Its leader went silent: it forgets it, and learns it again from its next heartbeat.
+    r.forgetLeader();
+    assert.equal(r.status().leader, '');
+    deliver(r, heartbeatBatch('b', 3, 5));
+    assert.equal(r.status().leader, 'b');
+  });
+
+  it('a replica forgets a leader that published nothing for LEADER_SILENT_MS', () => {
+    const s = new LeaderSilence();
+    assert.equal(s.silent('', 0), false, 'no leader: nothing to forget');
+    s.heard('a', 1_000);
+    assert.equal(s.silent('a', 1_000 + LEADER_SILENT_MS - 1), false);
+    s.heard('a', 2_000);
+    assert.equal(s.silent('a', 2_000 + LEADER_SILENT_MS - 1), false, 'each batch restarts the clock');
+    assert.equal(s.silent('a', 2_000 + LEADER_SILENT_MS), true);
+    // A leader learned otherwise (a fetch answer) gets a full interval from when it is first seen.
+    assert.equal(s.silent('b', 10_000), false);
+    assert.equal(s.silent('b', 10_000 + LEADER_SILENT_MS - 1), false);
+    assert.equal(s.silent('b', 10_000 + LEADER_SILENT_MS), true);
   });
 });
 

@@ -133,11 +133,19 @@ function monitor(w: SimWorld, untilMs: number): void {
   w.queue.push(MONITOR_EVERY_MS, tick);
 }
 
-/** Settled: everyone sees everyone alive, a leader exists, and every agent applied its commit. */
+/** Settled: everyone sees everyone alive, a leader exists, every agent applied its commit and
+ * names it as the leader (a replica learns it from batches alone, heartbeats in a quiet cluster). */
 function settled(w: SimWorld): boolean {
   if (!w.membershipConverged() || w.leader === undefined) return false;
-  const commit = w.leader.raft.raft.status().commit;
-  return w.upAgents().every((a) => a.raft.sm.appliedIndex >= commit);
+  const leader = w.leader;
+  const commit = leader.raft.raft.status().commit;
+  return w
+    .upAgents()
+    .every((a) => a.raft.sm.appliedIndex >= commit && (a === leader || knowsLeader(a, leader)));
+}
+
+function knowsLeader(a: SimAgent, leader: SimAgent): boolean {
+  return a.raft.raft.status().leader === leader.id;
 }
 
 function unsettled(w: SimWorld): SafetyViolation {
@@ -155,8 +163,19 @@ function unsettled(w: SimWorld): SafetyViolation {
   if (w.leader === undefined) {
     return new SafetyViolation('raft liveness', `${w.opts.settleMs} ms after healing there is no leader`);
   }
-  const commit = w.leader.raft.raft.status().commit;
+  const leader = w.leader;
+  const commit = leader.raft.raft.status().commit;
   const behind = w.upAgents().filter((a) => a.raft.sm.appliedIndex < commit);
+  if (behind.length === 0) {
+    const unaware = w.upAgents().filter((a) => a !== leader && !knowsLeader(a, leader));
+    return new SafetyViolation(
+      'leader knowledge',
+      `${w.opts.settleMs} ms after healing, ${unaware.length} agents do not name the leader ${leader.id} (e.g. ${unaware
+        .slice(0, 3)
+        .map((a) => `${a.id}: '${a.raft.raft.status().leader}' at term ${a.raft.raft.status().term}`)
+        .join(', ')})`,
+    );
+  }
   return new SafetyViolation(
     'configuration convergence',
     `${w.opts.settleMs} ms after healing, ${behind.length} agents have not applied the leader's commit ${commit} (e.g. ${behind

@@ -94,6 +94,7 @@ describe('cluster-sim', () => {
     [4, 436741408, 'loss=0.09,dup=0.02,delay=135,partition', 10_000], // fetch from a stale tail
     [9, 357586113, 'loss=0.07,dup=0.02,delay=188,drift=0.002,partition,asym,crash,pause,churn', 50], // history lost in-flight ops
     [3, 452934690, 'loss=0.1,dup=0.02,drift=0.002,partition,asym,bridge,crash,churn', 200], // a voter left after healing
+    [4, 894175689, 'delay=70,bridge,churn', 10_000], // a replica restarted up to date knew no leader
   ];
   for (const [nodes, seed, faults, snapshotEvery] of regressions) {
     it(`stays fixed: seed ${seed} (${nodes} agents, ${faults})`, () => {

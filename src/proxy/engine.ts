@@ -158,8 +158,9 @@ export class ProxyEngine {
     const wanted = new Map(s.upstreams.map((u) => [listenerKey(u), u]));
     for (const [key, l] of this.listeners) {
       const u = wanted.get(key);
-      // Kept as is unless its kind changed or it failed to bind (then the next snapshot retries).
-      if (u && serverKind(u.protocol) === serverKind(l.protocol) && l.error === '') {
+      // Kept as is unless its kind changed. One that failed to bind is kept too: its own timer tries
+      // again every LISTEN_RETRY_MS (reopening it here did so, and logged, on every snapshot).
+      if (u && serverKind(u.protocol) === serverKind(l.protocol)) {
         l.up = u;
         continue;
       }

@@ -231,6 +231,9 @@ export class ProxyEngine {
         // Accepted paused, so the relay can move the connection to a socket that reads into its
         // thread's read buffer before a byte is read (h1/accepted.ts). Half-open: a client may
         // shut down its sending side after a request and still read the answer (relay.ts).
+        const refused = (status: number): void => {
+          ctx.metrics.unreadable.inc({ direction: 'outbound', code: String(status) });
+        };
         const byHost = new HostPort(
           ctx,
           up,
@@ -240,12 +243,14 @@ export class ProxyEngine {
         const handle = (x: Exchange): void => {
           const u = up();
           if (u.destination === ANY_SERVICE) byHost.handle(u, x);
-          else if (x.head.method === 'CONNECT') refuseConnect(x);
-          else handleH1(ctx, u, x);
+          else if (x.head.method === 'CONNECT') {
+            refused(405);
+            refuseConnect(x);
+          } else handleH1(ctx, u, x);
         };
         // CONNECT reaches the handler: the HTTP proxy port opens tunnels (connect-tunnel.ts).
         return createNetServer({ noDelay: true, pauseOnConnect: true, allowHalfOpen: true }, (socket) => {
-          const served = serveH1Accepted(socket, handle, true);
+          const served = serveH1Accepted(socket, handle, true, refused);
           conns.add(served.socket, () => served.drain());
           ctx.metrics.countOpen('outbound', served.socket);
         });

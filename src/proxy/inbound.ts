@@ -89,6 +89,10 @@ export class Inbound {
   /** TCP connections open to each local instance, by instance id (for service-defaults maxConnections). */
   private readonly tcpOpen = new Map<string, number>();
   handshakeFailures = 0;
+  /** Requests from callers the relay refused unread (a caller's agent sends none; another client might). */
+  private readonly refused = (status: number): void => {
+    this.ctx.metrics.unreadable.inc({ direction: 'inbound', code: String(status) });
+  };
 
   constructor(private readonly ctx: EngineContext) {
     this.tls = createTlsServer({
@@ -183,7 +187,7 @@ export class Inbound {
         this.pendingCaller = undefined;
         return;
       case ALPN_H1:
-        serveH1(socket, (x) => this.onH1(caller, x, false));
+        serveH1(socket, (x) => this.onH1(caller, x, false), this.refused);
         return;
       case ALPN_MUX:
         this.acceptMux(socket, caller);
@@ -196,7 +200,7 @@ export class Inbound {
   /** Every stream of the session is an HTTP/1.1 connection from the same caller (its certificate). */
   private acceptMux(socket: TLSSocket, caller: Caller): void {
     const session = new MuxSession(socket, 'callee', (stream) =>
-      serveH1(stream, (x) => this.onH1(caller, x, true)),
+      serveH1(stream, (x) => this.onH1(caller, x, true), this.refused),
     );
     this.muxSessions.add(session);
     socket.once('close', () => this.muxSessions.delete(session));

@@ -164,6 +164,13 @@ export class ProxyMetrics {
     'HTTP/1.1 requests from a calling service waiting for one of its maxConnections to a destination now, for pairs that have any in flight or waiting',
     'pending',
   );
+  /** The relay's own refusals, before any routing: the request could not be read or is not served. */
+  readonly unreadable = new Counter({
+    name: 'mesh_proxy_requests_refused_unread_total',
+    help: 'HTTP/1.1 requests the proxy refused before routing them, by direction and status: malformed or ambiguous heads (400), heads too large (431) or too slow (408), unsupported versions (505) or transfer codings (501), CONNECT where no tunnel is offered (405)',
+    labelNames: ['direction', 'code'] as const,
+    registers: [this.registry],
+  });
   readonly logsDropped = new Counter({
     name: 'mesh_proxy_log_records_dropped_total',
     help: 'Log records of the proxy thread (access logs included) dropped over its limit of records per second',

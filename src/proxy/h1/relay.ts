@@ -29,9 +29,12 @@ export interface ServedH1 {
   drain(): void;
 }
 
+/** Told the status of each request the relay refused itself, unread (malformed, too large, …). */
+export type RefusedFn = (status: number) => void;
+
 /** Serve HTTP/1.1 on `socket` until it closes; `handler` answers each request. */
-export function serveH1(socket: RelaySocket, handler: Handler): void {
-  new Conn(socket, handler, true).next();
+export function serveH1(socket: RelaySocket, handler: Handler, refused?: RefusedFn): void {
+  new Conn(socket, handler, true, false, refused).next();
 }
 
 /**
@@ -40,7 +43,12 @@ export function serveH1(socket: RelaySocket, handler: Handler): void {
  * `connect`: CONNECT requests reach `handler` (which opens the tunnel or refuses it); without it
  * the relay answers them 405.
  */
-export function serveH1Accepted(accepted: Socket, handler: Handler, connect = false): ServedH1 {
+export function serveH1Accepted(
+  accepted: Socket,
+  handler: Handler,
+  connect = false,
+  refused?: RefusedFn,
+): ServedH1 {
   let conn: Conn | undefined;
   const adopted = adoptWithOnread(accepted, {
     buffer: READ_BUFFER,
@@ -54,11 +62,11 @@ export function serveH1Accepted(accepted: Socket, handler: Handler, connect = fa
   });
   if (adopted === undefined) {
     accepted.resume();
-    const plain = new Conn(accepted, handler, true, connect);
+    const plain = new Conn(accepted, handler, true, connect, refused);
     plain.next();
     return plain;
   }
-  conn = new Conn(adopted, handler, false, connect);
+  conn = new Conn(adopted, handler, false, connect, refused);
   return conn;
 }
 
@@ -80,13 +88,15 @@ class Conn implements Watched, ExchangeHost, ServedH1 {
 
   /**
    * `dataEvents`: the socket's bytes come as 'data' events (otherwise its onread callback calls
-   * data()). `connect`: CONNECT requests go to the handler.
+   * data()). `connect`: CONNECT requests go to the handler. `refused`: told each request the
+   * relay answers itself because it could not be read (the handler never sees those).
    */
   constructor(
     readonly socket: RelaySocket,
     private readonly handler: Handler,
     private readonly dataEvents: boolean,
     private readonly connect = false,
+    private readonly refused?: RefusedFn,
   ) {
     if (dataEvents) socket.on('data', this.onData);
     // The client sent all it will (a half-close, or a FIN on a socket that then ends itself): the
@@ -183,6 +193,7 @@ class Conn implements Watched, ExchangeHost, ServedH1 {
     if (rest.length > 0) ex.pushBody(rest);
     // Answered 400 already: the request is not sent anywhere.
     if (ex.badBody) {
+      this.refused?.(400);
       ex.finish();
       return;
     }
@@ -220,6 +231,7 @@ class Conn implements Watched, ExchangeHost, ServedH1 {
 
   /** Answer a request that could not be read, and close (the stream's framing is lost). */
   private refuse(status: number, message: string): void {
+    this.refused?.(status);
     const body = `mesh: ${message}\n`;
     this.socket.end(
       writeHead(

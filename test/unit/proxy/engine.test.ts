@@ -431,6 +431,27 @@ describe('ProxyEngine (caller and callee in process)', () => {
     assert.equal(await open(), before);
   });
 
+  it('counts the requests it refuses unread, by status: malformed, unsupported version, CONNECT on an upstream port', async () => {
+    const unread = async (code: string): Promise<number> =>
+      metricValue(await caller.metrics.text(), 'mesh_proxy_requests_refused_unread_total', {
+        direction: 'outbound',
+        code,
+      });
+    const before = { 400: await unread('400'), 505: await unread('505'), 405: await unread('405') };
+    const heads: Array<[string, keyof typeof before]> = [
+      ['GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n', 400],
+      ['GET / HTTP/2.0\r\nHost: a\r\n\r\n', 505],
+      ['CONNECT api:80 HTTP/1.1\r\nHost: api:80\r\n\r\n', 405],
+    ];
+    for (const [head, status] of heads) {
+      const s = await connectRetry(port.api);
+      s.write(head);
+      assert.match(await untilClosed(s), new RegExp(`^HTTP/1\\.1 ${status} `));
+    }
+    for (const status of [400, 505, 405] as const)
+      assert.equal(await unread(String(status)), before[status] + 1);
+  });
+
   it('passes an HTTP Upgrade (WebSocket) through: after the 101, bytes flow both ways', async () => {
     const s = await connectRetry(port.api);
     const head = await new Promise<string>((resolve) => {
@@ -850,7 +871,7 @@ describe('ProxyEngine (caller and callee in process)', () => {
     assert.equal((await get(port.api, '/back')).status, 200);
   });
 
-  it('closes the listener of a removed upstream; its open connections carry on', async () => {
+  it('closes the listener of a removed upstream; an open TCP connection carries on while it drains', async () => {
     const s = await connectRetry(port.echo);
     try {
       assert.equal(await echo(s, 'before'), 'before');
@@ -865,7 +886,11 @@ describe('ProxyEngine (caller and callee in process)', () => {
           .sort(),
         ['api', 'canary', 'h2api'],
       );
-      assert.equal(await echo(s, 'after'), 'after', 'an open connection outlives its listener');
+      assert.equal(
+        await echo(s, 'after'),
+        'after',
+        'an open connection outlives its listener (engine-drain.test.ts: until the drain deadline)',
+      );
     } finally {
       s.destroy();
       caller.apply(next(callerBase));

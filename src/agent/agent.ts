@@ -1,6 +1,5 @@
 // The agent: the composition root that wires storage, identity, the libp2p host, membership and
 // the local HTTP API, and implements what the API exposes. Each part starts and stops cleanly.
-import { readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { multiaddr } from '@multiformats/multiaddr';
 import type { Logger } from 'pino';
@@ -30,20 +29,14 @@ import { ReplicaFanout } from '../raft/replica.js';
 import { RaftService } from '../raft/service.js';
 import { RaftStorage } from '../raft/storage.js';
 import { Store } from '../store/store.js';
+import { packageVersion } from '../version.js';
 import { GossipBus } from '../wire/gossip-bus.js';
 import type { AgentConfig } from './agent-config.js';
 import { DataPlane } from './data-plane.js';
 import { createHost, formatAddress, type Host, hostPortToMultiaddr, parseAddress } from './host.js';
 import { loadIdentity } from './identity.js';
 
-export const VERSION: string = (() => {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8'));
-    return String(pkg.version);
-  } catch {
-    return 'unknown';
-  }
-})();
+export const VERSION: string = packageVersion();
 
 export class Agent implements AgentApi {
   private httpClose: (() => Promise<void>) | undefined;

@@ -2,6 +2,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { MeshError } from '../api/types.js';
 import { generateClusterKey } from '../config/cluster-key.js';
+import { packageVersion } from '../version.js';
 import { addAgentCommand } from './agent.js';
 import { registerCatalogCommands } from './catalog.js';
 import { registerConfigCommands } from './config.js';
@@ -13,7 +14,6 @@ import { membersCommand } from './members.js';
 import { registerMeshCommands } from './mesh.js';
 import { registerRaftCommands } from './raft.js';
 import { registerServiceCommands } from './services.js';
-import { packageVersion } from './version.js';
 
 export type { Io } from './context.js';
 

@@ -3,13 +3,17 @@
 import '../../src/polyfill.js';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { freePort, LocalCluster, MESH_BIN, waitFor } from '../../cluster-sim/launcher.js';
 
 const run = promisify(execFile);
+/** dist/test/integration/ → the project's package.json. */
+const packageJsonVersion = (
+  JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
 
 describe('joining', { timeout: 90_000 }, () => {
   const cluster = new LocalCluster();
@@ -61,12 +65,12 @@ describe('joining', { timeout: 90_000 }, () => {
       assert.equal(m.zone, 'zone-b', 'zone comes from the file');
       // The join starts before the HTTP API listens (others see the agent sooner), so the seed
       // can see it alive a moment before its API answers: wait for the API.
-      let self: { address: string; name: string } | undefined;
+      let self: { address: string; name: string; version: string } | undefined;
       const answered = await waitFor(
         async () => {
           try {
             const res = await fetch(`http://127.0.0.1:${httpPort}/v1/agent/self`);
-            self = (await res.json()) as { address: string; name: string };
+            self = (await res.json()) as { address: string; name: string; version: string };
             return true;
           } catch {
             return false;
@@ -77,6 +81,8 @@ describe('joining', { timeout: 90_000 }, () => {
       );
       assert.ok(answered && self, 'its API answers');
       assert.equal(self.address, `127.0.0.1:${clusterPort}`);
+      // MESH_BIN is the bundle, which once reported 'unknown' (`mesh info`'s version line).
+      assert.equal(self.version, packageJsonVersion);
     } finally {
       proc.kill('SIGKILL');
     }

@@ -1,5 +1,11 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
 import pino from 'pino';
 import { type HttpServer, startHttpServer } from '../../../src/api/http-server.js';
 import { formatInfo } from '../../../src/cli/info.js';
@@ -7,9 +13,45 @@ import { main } from '../../../src/cli/main.js';
 import { formatMembers } from '../../../src/cli/members.js';
 import { limitsText } from '../../../src/cli/mesh.js';
 import { formatKeyValues, formatTable } from '../../../src/cli/table.js';
+import { findPackageVersion } from '../../../src/version.js';
 import { captureIo, mesh } from '../../helpers/cli.js';
 import { FakeAgent, member } from '../../helpers/fake-agent.js';
 import { closedPort } from '../../helpers/net.js';
+
+/** dist/test/unit/api/ → the project root, and dist/mesh.mjs (the bundle as shipped). */
+const projectRoot = new URL('../../../../', import.meta.url);
+const bundle = new URL('dist/mesh.mjs', projectRoot);
+const run = promisify(execFile);
+
+describe('mesh --version', () => {
+  const { version } = JSON.parse(readFileSync(new URL('package.json', projectRoot), 'utf8')) as {
+    version: string;
+  };
+
+  it("prints package.json's version from the bundle and from dist/bin/mesh.js", async () => {
+    const fromBundle = await run(process.execPath, [bundle.pathname, '--version'], { timeout: 20_000 });
+    assert.equal(fromBundle.stdout, `${version}\n`);
+    const fromBin = await mesh(['--version']);
+    assert.equal(fromBin.stdout, `${version}\n`);
+  });
+
+  it('finds the nearest package.json named mesh, skipping others, within 4 directories', () => {
+    const root = mkdtempSync(join(tmpdir(), 'mesh-version-'));
+    try {
+      const deep = join(root, 'a', 'b', 'c');
+      mkdirSync(deep, { recursive: true });
+      writeFileSync(join(root, 'package.json'), JSON.stringify({ name: 'mesh', version: '9.8.7' }));
+      writeFileSync(join(root, 'a', 'package.json'), JSON.stringify({ name: 'other', version: '1.0.0' }));
+      const from = pathToFileURL(join(deep, 'mesh.mjs'));
+      assert.equal(findPackageVersion(from), '9.8.7');
+      const tooDeep = join(root, 'a', 'b', 'c', 'd', 'e');
+      mkdirSync(tooDeep, { recursive: true });
+      assert.equal(findPackageVersion(pathToFileURL(join(tooDeep, 'mesh.mjs'))), 'unknown');
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
 
 describe('mesh (process)', () => {
   it('prints a one-line error and exits 1 when no agent answers', async () => {

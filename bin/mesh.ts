@@ -13,6 +13,21 @@
 import '../src/polyfill.js';
 import { main } from '../src/cli/main.js';
 
+// A reader that went away (`mesh proxy status | head -1`) is no error of ours: drop the rest of the
+// output and finish with the command's own status, quietly, as Unix tools do on SIGPIPE (Node
+// ignores SIGPIPE, so the write fails with EPIPE, and an 'error' event nobody handles prints a
+// stack trace and exits 1). Only client output goes through process.stdout: the agent's pino
+// logger writes to the file descriptor directly.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE' || err.code === 'ERR_STREAM_DESTROYED') {
+      stream.destroy();
+      return;
+    }
+    throw err;
+  });
+}
+
 const code = await main(process.argv.slice(2));
 // exitCode, not exit(): stdout may still be draining into a pipe. `mesh agent` leaves it unset.
 if (code !== 0) process.exitCode = code;

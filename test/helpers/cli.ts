@@ -1,7 +1,7 @@
 // Shared helpers for CLI and API-client tests: run the real `mesh` program as a process, capture
 // the in-process CLI's output, and match MeshErrors by code and message.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { MeshError } from '../../src/api/types.js';
 
@@ -20,6 +20,28 @@ export function mesh(args: string[], stdin = ''): Promise<{ code: number; stdout
       },
     );
     child.stdin?.end(stdin);
+  });
+}
+
+/**
+ * Run `mesh ARGS` with a standard output nobody reads: the pipe's read end is closed before the
+ * program starts writing, as `head -1` closes it after one line. Resolves the exit status and stderr.
+ */
+export function meshToClosedPipe(args: string[]): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [meshBin, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, MESH_HTTP_ADDR: '' },
+      timeout: 20_000,
+    });
+    // Node starts in tens of milliseconds, so the read end is closed before the first write.
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stderr }));
   });
 }
 

@@ -14,7 +14,7 @@ import { formatMembers } from '../../../src/cli/members.js';
 import { limitsText } from '../../../src/cli/mesh.js';
 import { formatKeyValues, formatTable } from '../../../src/cli/table.js';
 import { findPackageVersion } from '../../../src/version.js';
-import { captureIo, mesh } from '../../helpers/cli.js';
+import { captureIo, mesh, meshToClosedPipe } from '../../helpers/cli.js';
 import { FakeAgent, member } from '../../helpers/fake-agent.js';
 import { closedPort } from '../../helpers/net.js';
 
@@ -72,6 +72,12 @@ describe('mesh (process)', () => {
     assert.equal(Buffer.from(r.stdout.trim(), 'base64').length, 32);
   });
 
+  it('exits quietly when nobody reads its output (| head -1)', async () => {
+    for (const args of [['keygen'], ['--help']]) {
+      assert.deepEqual(await meshToClosedPipe(args), { code: 0, stderr: '' }, args.join(' '));
+    }
+  });
+
   it('exits 2 on a usage error', async () => {
     const r = await mesh(['members', '--no-such-flag']);
     assert.equal(r.code, 2);
@@ -107,6 +113,10 @@ describe('mesh (in process, against a fake agent)', () => {
     ]);
     assert.equal(await main(['members', '--json', '--status', 'failed', '--http', http], sink), 0);
     assert.deepEqual(JSON.parse(io.stdout[1]!), [member('mid', 'failed', 'eu-2')]);
+  });
+
+  it('a client command exits quietly, with its own status, when nobody reads its output', async () => {
+    assert.deepEqual(await meshToClosedPipe(['members', '--http', http]), { code: 0, stderr: '' });
   });
 
   it('join, info and leave', async () => {

@@ -25,8 +25,14 @@ export function addAgentCommand(program: Command): void {
     .option('--retry-join-max-interval <duration>', 'longest wait between join attempts (default: 30s)')
     .option('--retry-join-max-attempts <n>', 'give up after n rounds; 0 = never (default: 0)')
     .option('--leave-timeout <duration>', 'time to spread a graceful leave before exiting (default: 3s)')
-    .option('--dev', 'throwaway agent: loopback only, temporary data dir, pretty logs')
-    .option('--bootstrap', 'start a new Raft cluster with this agent as the first voter (implied by --dev)')
+    .option(
+      '--dev',
+      'throwaway agent: loopback only, temporary data dir, pretty logs; bootstraps Raft unless --join',
+    )
+    .option(
+      '--bootstrap',
+      'start a new Raft cluster with this agent as the first voter (implied by --dev without --join)',
+    )
     .option('--bootstrap-expect <n>', 'wait for n agents, then bootstrap Raft with them as voters')
     .option('--voters <n>', 'Raft voters the leader keeps (odd; default: 3)')
     .option(

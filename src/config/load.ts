@@ -165,8 +165,10 @@ export async function loadAgentConfig(
     logPretty: dev,
     dev,
     leaveTimeoutMs: s.leaveTimeoutMs ?? defaults.leaveTimeoutMs,
-    // A dev agent is a cluster of one: it bootstraps Raft by itself unless told to wait for others.
-    bootstrap: s.bootstrap ?? (dev && s.bootstrapExpect === undefined),
+    // A dev agent is a cluster of one: it bootstraps Raft by itself unless told to wait for others,
+    // or told to join some (a second dev agent on one machine). Bootstrapping there would start a
+    // second cluster that can never merge with the seed's. An explicit --bootstrap still wins.
+    bootstrap: s.bootstrap ?? (dev && s.bootstrapExpect === undefined && (s.join ?? []).length === 0),
     bootstrapExpect: s.bootstrapExpect ?? 0,
     voters: s.voters ?? defaults.voters,
     configDir: s.configDir,

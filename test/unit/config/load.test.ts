@@ -98,6 +98,13 @@ describe('loadAgentConfig defaults', () => {
     assert.equal(c.bootstrapExpect, 3);
   });
 
+  it('a dev agent told to join joins instead of bootstrapping; explicit --bootstrap still bootstraps', async () => {
+    const second = await load({ dev: true, join: ['127.0.0.1:7400'] });
+    assert.equal(second.bootstrap, false, 'it would otherwise start a second, separate cluster');
+    assert.deepEqual(second.join, ['127.0.0.1:7400']);
+    assert.equal((await load({ dev: true, bootstrap: true, join: ['127.0.0.1:7400'] })).bootstrap, true);
+  });
+
   it('refuses --bootstrap with --bootstrap-expect, and an even voter count', async () => {
     await rejectsWith(load({ dataDir: '/d', bootstrap: true, bootstrapExpect: '3' }), 'bootstrap-expect');
     await rejectsWith(load({ dataDir: '/d', voters: '4' }), '--voters', 'odd');

@@ -11,6 +11,7 @@ import { preSharedKey } from '@libp2p/pnet';
 import { tcp } from '@libp2p/tcp';
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p, type Libp2p } from 'libp2p';
+import { MeshError } from '../api/types.js';
 import type { HostPort } from './agent-config.js';
 
 export type Host = Libp2p<{ pubsub: GossipSub; identify: unknown; ping: unknown }>;
@@ -33,6 +34,37 @@ export function swarmKey(key: Uint8Array): Uint8Array {
 
 export async function createHost(init: HostInit): Promise<Host> {
   lazyWindowUpdates();
+  try {
+    return await createLibp2pHost(init);
+  } catch (err) {
+    throw listenError(init.bind, err) ?? err;
+  }
+}
+
+/**
+ * libp2p reports a listen address it could not bind as an UnsupportedListenAddressesError whose
+ * message is a paragraph about `faultTolerance` with the socket error's stack inside, and keeps
+ * no reference to that error. Say instead what the operator can act on, as --http, --dns and
+ * --inbound do; undefined when `err` is not such a failure.
+ */
+export function listenError(bind: HostPort, err: unknown): MeshError | undefined {
+  if (!(err instanceof Error) || err.name !== 'UnsupportedListenAddressesError') return undefined;
+  const code = /\blisten (E[A-Z]+)\b/.exec(err.message)?.[1];
+  const why =
+    code === 'EADDRINUSE'
+      ? 'the address is in use (is another agent running?)'
+      : code === 'EACCES'
+        ? 'no permission (ports below 1024 need privileges)'
+        : code === 'EADDRNOTAVAIL'
+          ? 'no interface of this host has that address'
+          : (code ?? 'libp2p could not listen there');
+  return new MeshError(
+    'unavailable',
+    `cannot listen for cluster traffic on ${formatAddress(bind)}: ${why}; set --bind`,
+  );
+}
+
+function createLibp2pHost(init: HostInit): Promise<Host> {
   return createLibp2p({
     privateKey: init.privateKey,
     addresses: {

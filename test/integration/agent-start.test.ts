@@ -2,8 +2,56 @@
 // one clear message it exits with when it cannot start or cannot join.
 import '../../src/polyfill.js';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { LocalCluster, waitFor } from '../../cluster-sim/launcher.js';
+import { freePort, LocalCluster, MESH_BIN, waitFor } from '../../cluster-sim/launcher.js';
+
+interface Exit {
+  code: number;
+  output: string;
+}
+
+/** Run `mesh agent ARGS` (JSON logs) until it exits, at most `timeoutMs`; never rejects. */
+function agentUntilExit(args: string[], timeoutMs = 30_000): Promise<Exit> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'mesh-agent-start-'));
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [MESH_BIN, 'agent', '--data-dir', dataDir, '--dns', 'off', '--inbound', '127.0.0.1:0', ...args],
+      { timeout: timeoutMs, killSignal: 'SIGKILL' },
+      (err, stdout, stderr) => {
+        rmSync(dataDir, { recursive: true, force: true });
+        const code = err ? Number((err as { code?: unknown }).code ?? 1) : 0;
+        resolve({ code, output: `${stdout}${stderr}` });
+      },
+    );
+  });
+}
+
+/** The `err` of the agent's fatal log line, or '' if it logged none. */
+function fatalError(output: string): string {
+  for (const line of output.split('\n')) {
+    try {
+      const j = JSON.parse(line) as { level?: number; err?: unknown };
+      if (j.level === 60) return String(j.err);
+    } catch {
+      // not a JSON log line
+    }
+  }
+  return '';
+}
+
+function listen(port: number): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve(server));
+  });
+}
 
 interface RaftStatus {
   id: string;
@@ -43,5 +91,25 @@ describe('mesh agent --dev', { timeout: 90_000 }, () => {
     );
     const b = await getJson<RaftStatus>(second.httpPort, '/v1/raft/status');
     assert.ok(sameLeader, `the second agent follows the first (${firstId}); it reports ${JSON.stringify(b)}`);
+  });
+});
+
+describe('mesh agent that cannot start', { timeout: 90_000 }, () => {
+  it('--bind on a port in use: one clear fatal message, no libp2p stack, exit 1', async () => {
+    const port = await freePort();
+    const occupant = await listen(port);
+    try {
+      const httpPort = await freePort();
+      const r = await agentUntilExit(['--bind', `127.0.0.1:${port}`, '--http', `127.0.0.1:${httpPort}`]);
+      assert.equal(r.code, 1, r.output);
+      assert.equal(
+        fatalError(r.output),
+        `cannot listen for cluster traffic on 127.0.0.1:${port}: the address is in use (is another agent running?); set --bind`,
+        r.output,
+      );
+      assert.doesNotMatch(r.output, /faultTolerance|UnsupportedListenAddresses|\n\s+at /);
+    } finally {
+      occupant.close();
+    }
   });
 });

@@ -5,7 +5,7 @@ import { yamux } from '@chainsafe/libp2p-yamux';
 import { StreamState, YamuxStream } from '@chainsafe/libp2p-yamux/stream';
 import { type GossipSub, gossipsub } from '@libp2p/gossipsub';
 import { identify } from '@libp2p/identify';
-import type { ConnectionEncrypter, MessageStream, PrivateKey } from '@libp2p/interface';
+import type { ConnectionEncrypter, ConnectionProtector, MessageStream, PrivateKey } from '@libp2p/interface';
 import { ping } from '@libp2p/ping';
 import { preSharedKey } from '@libp2p/pnet';
 import { tcp } from '@libp2p/tcp';
@@ -74,7 +74,9 @@ function createLibp2pHost(init: HostInit): Promise<Host> {
     transports: [tcp()],
     connectionEncrypters: [oneWritePerFrame(noise())],
     streamMuxers: [yamux()],
-    ...(init.clusterKey ? { connectionProtector: preSharedKey({ psk: swarmKey(init.clusterKey) }) } : {}),
+    ...(init.clusterKey
+      ? { connectionProtector: namedHandshakeFailures(preSharedKey({ psk: swarmKey(init.clusterKey) })) }
+      : {}),
     connectionManager: {
       maxConnections: init.connectionsMax,
       // Many agents behind one address (tests, NAT) connect at once; libp2p's default is 5/s per IP.
@@ -126,6 +128,39 @@ export function oneWritePerFrame<C>(
     const outer: ConnectionEncrypter = Object.create(inner);
     outer.secureOutbound = (conn, options) => inner.secureOutbound(joined(conn), options);
     outer.secureInbound = (conn, options) => inner.secureInbound(joined(conn), options);
+    return outer;
+  };
+}
+
+/** What the message of every failed pre-shared-key handshake starts with. */
+export const PSK_HANDSHAKE_FAILED = 'pre-shared key handshake';
+/** The dial progress event sent when the pre-shared-key handshake starts (TCP is connected). */
+export const PSK_HANDSHAKE_EVENT = 'mesh:psk-handshake';
+
+/**
+ * The pre-shared-key handshake is where agents with different cluster keys part: the other side
+ * reads our nonce as the start of a libp2p protocol, then resets the connection or waits for more.
+ * libp2p passes that on bare (`read ECONNRESET`), or, when the dial's signal fires first, as the
+ * signal's TimeoutError: indistinguishable from any network failure. So say where it happened:
+ * in the error's message, and by a progress event to the dial's `onProgress` (libp2p sends none
+ * between the TCP connect and the encryption handshake), which sees the timeouts too.
+ */
+export function namedHandshakeFailures<C>(
+  factory: (components: C) => ConnectionProtector,
+): (components: C) => ConnectionProtector {
+  return (components) => {
+    const inner = factory(components);
+    const outer: ConnectionProtector = Object.create(inner);
+    outer.protect = async (conn, options) => {
+      // libp2p hands the protector the dial's options, onProgress included (upgrader.js).
+      const progress = options as { onProgress?: (event: { type: string; detail: unknown }) => void };
+      progress?.onProgress?.({ type: PSK_HANDSHAKE_EVENT, detail: undefined });
+      try {
+        return await inner.protect(conn, options);
+      } catch (err) {
+        throw new Error(`${PSK_HANDSHAKE_FAILED}: ${(err as Error).message}`, { cause: err });
+      }
+    };
     return outer;
   };
 }

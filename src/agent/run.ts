@@ -88,6 +88,7 @@ export async function retryJoin(
   signal: AbortSignal,
 ): Promise<void> {
   let waitMs = config.retryJoinIntervalMs;
+  let lastError = '';
   for (
     let attempt = 1;
     config.retryJoinMaxAttempts === 0 || attempt <= config.retryJoinMaxAttempts;
@@ -99,7 +100,8 @@ export async function retryJoin(
       return;
     } catch (err) {
       if (signal.aborted) return;
-      log.warn({ attempt, retryInMs: waitMs, err: (err as Error).message }, 'join failed; will retry');
+      lastError = (err as Error).message;
+      log.warn({ attempt, retryInMs: waitMs, err: lastError }, 'join failed; will retry');
     }
     const jittered = Math.round(waitMs * (0.8 + 0.4 * Math.random()));
     await new Promise<void>((resolve) => {
@@ -115,7 +117,10 @@ export async function retryJoin(
     });
     waitMs = Math.min(waitMs * 2, config.retryJoinMaxIntervalMs);
   }
-  throw new Error(`gave up joining ${config.join.join(', ')} after ${config.retryJoinMaxAttempts} attempts`);
+  // The last reason goes in the fatal line too: it is the one an operator reads first.
+  throw new Error(
+    `gave up joining ${config.join.join(', ')} after ${config.retryJoinMaxAttempts} attempts; the last: ${lastError}`,
+  );
 }
 
 async function flushAndExit(log: Logger, code: number): Promise<void> {

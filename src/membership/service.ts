@@ -7,7 +7,7 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import type { Multiaddr } from '@multiformats/multiaddr';
 import type { Logger } from 'pino';
 import type { Host } from '../agent/host.js';
-import { hostPortToMultiaddr, multiaddrToAddress, parseAddress } from '../agent/host.js';
+import { hostPortToMultiaddr, multiaddrToAddress, PSK_HANDSHAKE_EVENT, parseAddress } from '../agent/host.js';
 import { MeshError } from '../api/types.js';
 import type { MembershipConfig } from '../core/membership/config.js';
 import { Membership, type MembershipStats } from '../core/membership/membership.js';
@@ -117,12 +117,23 @@ export class MembershipService {
     const timeout = AbortSignal.timeout(this.init.joinTimeoutMs);
     const sig = signal ? AbortSignal.any([signal, timeout]) : timeout;
     let conn: Awaited<ReturnType<Host['dial']>>;
+    // Whether the dial failed in the handshakes (pre-shared key, then encryption), where agents
+    // whose keys differ fail: a reset, or a timeout when the other side waits for more bytes.
+    let handshaking = false;
+    const onProgress = (event: { type: string }): void => {
+      if (event.type === PSK_HANDSHAKE_EVENT || event.type.startsWith('upgrader:encrypt-'))
+        handshaking = true;
+      else if (event.type.startsWith('upgrader:multiplex-')) handshaking = false;
+    };
     try {
-      conn = await this.init.host.dial(ma, { signal: sig });
+      conn = await this.init.host.dial(ma, { signal: sig, onProgress });
     } catch (err) {
       // A seed list usually names every server, this one included: joining oneself is a no-op.
       if (/dial self/i.test((err as Error).message)) return this.init.self.id;
-      throw new MeshError('join_failed', `cannot connect to ${ma.toString()}: ${describeDialError(err)}`);
+      throw new MeshError(
+        'join_failed',
+        `cannot connect to ${ma.toString()}: ${describeDialError(err, handshaking)}`,
+      );
     }
     const peer = conn.remotePeer.toString();
     if (peer === this.init.self.id) return peer;
@@ -260,14 +271,28 @@ export class MembershipService {
   }
 }
 
-function describeDialError(err: unknown): string {
+/**
+ * Why a dial failed, in words a user can act on. Agents whose cluster keys differ (or where only
+ * one has a key) fail in the handshakes, in one of several ways: an EncryptionFailedError, our
+ * pre-shared-key handshake failing (see namedHandshakeFailures), the other side resetting the
+ * connection, or a timeout while it waits for more; each says the keys may differ. A reset or a
+ * close can only come once TCP connected, so it is a handshake (or later) failure too.
+ * `handshaking`: the dial was in the handshakes when it failed.
+ */
+export function describeDialError(err: unknown, handshaking = false): string {
   const e = err as { name?: string; message?: string; errors?: Array<{ message?: string }> };
   const inner = e.errors?.map((x) => x.message).join('; ');
   const text = `${e.message ?? String(err)}${inner ? ` (${inner})` : ''}`;
+  const keyHint = 'is --cluster-key the same on both agents?';
   if (/ECONNREFUSED/.test(text)) return 'connection refused (no agent listening there)';
-  if (/psk|nonce|protect|pnet|encrypt|handshake/i.test(text)) {
-    return `handshake failed (${text}); is --cluster-key the same on both agents?`;
+  if (/psk|nonce|protect|pnet|encrypt|handshake/i.test(`${e.name} ${text}`)) {
+    return `handshake failed (${text}); ${keyHint}`;
   }
-  if (/abort|timeout/i.test(`${e.name} ${text}`)) return `timed out (${text})`;
+  if (/ECONNRESET|EPIPE|socket hang up|stream ended|closed|reset/i.test(text)) {
+    return `handshake failed (the other agent closed the connection: ${text}); ${keyHint}`;
+  }
+  const timedOut = /abort|timeout/i.test(`${e.name} ${text}`);
+  if (timedOut && handshaking) return `handshake failed (no answer: ${text}); ${keyHint}`;
+  if (timedOut) return `timed out (${text})`;
   return text;
 }

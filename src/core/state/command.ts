@@ -4,6 +4,7 @@
 import { canonical, estimateSize } from './canonical.js';
 import { kindModule, unknownKind } from './kinds/index.js';
 import { NAME_PATTERN, STATE_LIMITS } from './limits.js';
+import { RID_PATTERN } from './requests.js';
 import { describe, err, field, fieldName, isObj, joinField, type Obj, utf8Length } from './text.js';
 import type { Command, CommandOp, ValidationError } from './types.js';
 
@@ -99,6 +100,17 @@ function checkCas(o: Obj, isDelete: boolean): number | undefined | ValidationErr
 }
 
 function command(v: unknown): Command | ValidationError {
+  const c = commandBody(v);
+  if (isValidationError(c)) return c;
+  const rid = field(v as Obj, 'rid');
+  if (rid === undefined) return c;
+  if (typeof rid !== 'string' || !RID_PATTERN.test(rid)) {
+    return err('rid', "must be 1 to 64 letters, digits, '.', '_', ':' or '-'");
+  }
+  return { ...c, rid };
+}
+
+function commandBody(v: unknown): Command | ValidationError {
   if (!isObj(v)) return err('command', `must be an object, not ${describe(v)}`);
   const op = field(v, 'op');
   if (typeof op !== 'string' || !(OPS as string[]).includes(op)) {
@@ -107,7 +119,9 @@ function command(v: unknown): Command | ValidationError {
   const c = op as CommandOp;
   const allowed = FIELDS[c];
   for (const k of Object.keys(v)) {
-    if (!allowed.includes(k)) return err(fieldName(k), `unknown field; ${c} takes ${allowed.join(', ')}`);
+    // `rid` is the proposing agent's, on every op (requests.ts); clients never write it.
+    if (!allowed.includes(k) && k !== 'rid')
+      return err(fieldName(k), `unknown field; ${c} takes ${allowed.join(', ')}`);
   }
   switch (c) {
     case 'kv-set': {

@@ -19,6 +19,13 @@ export const STATE_LIMITS = Object.freeze({
   /** Deletions remembered per key for blocking queries; older ones fold into a floor index. */
   kvTombstonesMax: 100_000,
   configTombstonesMax: 10_000,
+  /**
+   * Request ids remembered so that a write proposed again after a leader failure applies once. A
+   * retry follows its first copy within the write's deadline (8 s); 20,000 writes is ~9 s at the
+   * most this cluster has committed (2,254 a second with 64 writers, docs/benchmarks.md). Results
+   * are ~50 bytes (a failure's message up to a few hundred): a few MB of state at most.
+   */
+  requestsMax: 20_000,
 });
 
 /** Names of kinds and entries: lower-case, digits, '.', '_', '-', starting with a letter or digit. */

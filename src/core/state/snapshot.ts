@@ -4,8 +4,12 @@
 // first problem ("state snapshot: kv[3].key: must not be empty").
 import { deepFreeze } from './canonical.js';
 import { checkKey, checkKind, checkName, checkSpec } from './command.js';
+import { RID_PATTERN } from './requests.js';
 import { describe, field, formatValidationError, isObj, type Obj } from './text.js';
 import type {
+  ApplyErrorCode,
+  ApplyResult,
+  CommandOp,
   ConfigEntry,
   ConfigTombstone,
   KvEntry,
@@ -132,6 +136,8 @@ export function parseSnapshot(s: unknown): StateSnapshot {
     return { kind, name: str(o, 'name'), index: prev };
   });
 
+  const requests = parseRequests(root, applied);
+
   return {
     format: 1,
     appliedIndex: applied,
@@ -144,5 +150,52 @@ export function parseSnapshot(s: unknown): StateSnapshot {
     configTombstoneFloor,
     configIndex,
     configKindIndexes,
+    requests,
   };
+}
+
+const OPS: readonly string[] = ['kv-set', 'kv-delete', 'kv-delete-tree', 'config-set', 'config-delete'];
+const APPLY_ERROR_CODES: readonly string[] = ['invalid', 'cas-failed', 'not-found'];
+/** Longer than any message apply() writes (names are quoted up to 80 characters). */
+const RESULT_MESSAGE_MAX = 4096;
+
+/** The remembered request ids (requests.ts): oldest first, results in apply order. */
+function parseRequests(root: Obj, applied: number): { rid: string; result: ApplyResult }[] {
+  if (field(root, 'requests') === undefined) return [];
+  const seen = new Set<string>();
+  let prev = 0;
+  return array(root, 'requests', 'snapshot').map((v, i) => {
+    const path = `requests[${i}]`;
+    const o = obj(v, path);
+    const rid = field(o, 'rid');
+    if (typeof rid !== 'string' || !RID_PATTERN.test(rid))
+      throw new SnapshotError(`${path}.rid`, 'must be a request id');
+    if (seen.has(rid)) throw new SnapshotError(`${path}.rid`, 'listed twice');
+    seen.add(rid);
+    const r = obj(field(o, 'result'), `${path}.result`);
+    prev = index(r, 'index', `${path}.result`, applied, prev + 1);
+    const ok = field(r, 'ok');
+    let result: ApplyResult;
+    if (ok === true) {
+      const op = field(r, 'op');
+      if (typeof op !== 'string' || !OPS.includes(op))
+        throw new SnapshotError(`${path}.result.op`, 'must be an op');
+      const changed = index(r, 'changed', `${path}.result`, Number.MAX_SAFE_INTEGER);
+      result = { ok: true, index: prev, op: op as CommandOp, changed };
+    } else if (ok === false) {
+      const code = field(r, 'code');
+      const message = field(r, 'message');
+      if (typeof code !== 'string' || !APPLY_ERROR_CODES.includes(code))
+        throw new SnapshotError(`${path}.result.code`, 'must be an apply error code');
+      if (typeof message !== 'string' || message.length > RESULT_MESSAGE_MAX)
+        throw new SnapshotError(
+          `${path}.result.message`,
+          `must be a string of at most ${RESULT_MESSAGE_MAX} characters`,
+        );
+      result = { ok: false, index: prev, code: code as ApplyErrorCode, message };
+    } else {
+      throw new SnapshotError(`${path}.result.ok`, `must be true or false, not ${describe(ok)}`);
+    }
+    return { rid, result: Object.freeze(result) };
+  });
 }

@@ -19,6 +19,7 @@
 import { deepFreeze } from './canonical.js';
 import { isValidationError, validateCommand } from './command.js';
 import { STATE_LIMITS } from './limits.js';
+import { RecentRequests } from './requests.js';
 import { parseSnapshot } from './snapshot.js';
 import { SortedIndex } from './sorted-index.js';
 import { formatValidationError } from './text.js';
@@ -96,6 +97,8 @@ export class StateMachine {
   private configTableIndex = 0;
   /** Last change per kind; bounded by the number of known kinds. */
   private readonly configKindIndex = new Map<string, number>();
+  /** Results of the last request ids applied: a copy proposed again gets the first one's. */
+  private readonly requests: RecentRequests;
 
   constructor(options: StateMachineOptions = {}) {
     this.limits = {
@@ -103,7 +106,9 @@ export class StateMachine {
       configEntriesMax: options.configEntriesMax ?? STATE_LIMITS.configEntriesMax,
       kvTombstonesMax: options.kvTombstonesMax ?? STATE_LIMITS.kvTombstonesMax,
       configTombstonesMax: options.configTombstonesMax ?? STATE_LIMITS.configTombstonesMax,
+      requestsMax: options.requestsMax ?? STATE_LIMITS.requestsMax,
     };
+    this.requests = new RecentRequests(this.limits.requestsMax);
     this.kvTombs = new Tombstones(this.limits.kvTombstonesMax, true);
     this.configTombs = new Tombstones(this.limits.configTombstonesMax, false);
   }
@@ -147,7 +152,14 @@ export class StateMachine {
     this.advance(index);
     const c = validateCommand(cmd);
     if (isValidationError(c)) return fail(index, 'invalid', formatValidationError(c));
-    return this.applyValid(index, c);
+    if (c.rid === undefined) return this.applyValid(index, c);
+    // A write proposed again after a leader failure, whose first copy was committed after all:
+    // it changes nothing, and its proposer hears what the first copy did (requests.ts).
+    const first = this.requests.get(c.rid);
+    if (first !== undefined) return first;
+    const result = Object.freeze(this.applyValid(index, c));
+    this.requests.add(c.rid, result);
+    return result;
   }
 
   private applyValid(index: number, c: Command): ApplyResult {
@@ -318,6 +330,7 @@ export class StateMachine {
       configKindIndexes: [...this.configKindIndex.entries()]
         .sort(([a], [b]) => (a < b ? -1 : 1))
         .map(([kind, index]) => ({ kind, index })),
+      requests: this.requests.entries(),
     };
   }
 
@@ -346,6 +359,8 @@ export class StateMachine {
     for (const t of snap.configTombstones) m.configTombs.add(entryKey(t.kind, t.name), t.index);
     m.configTableIndex = snap.configIndex;
     for (const k of snap.configKindIndexes) m.configKindIndex.set(k.kind, k.index);
+    // Oldest first; a snapshot from a machine with a larger bound keeps its newest.
+    for (const r of snap.requests ?? []) m.requests.add(r.rid, r.result);
     try {
       m.checkInvariants();
     } catch (e) {
@@ -362,6 +377,7 @@ export class StateMachine {
     this.kvTombs.checkInvariants();
     this.configKeys.checkInvariants();
     this.configTombs.checkInvariants();
+    this.requests.checkInvariants(this.applied);
     if (this.kvKeys.size !== this.kv.size) throw new Error('state machine: kv key index out of step');
     if (this.configKeys.size !== this.config.size)
       throw new Error('state machine: config key index out of step');

@@ -14,7 +14,15 @@ export interface ValidationError {
  * What a client proposes. `cas` is compare-and-set on the target's modifyIndex: on a set, 0 means
  * "only if absent" and n > 0 means "only if its modifyIndex is n"; on a delete it must be > 0.
  */
-export type Command =
+export type Command = CommandBody & {
+  /**
+   * The request id the proposing agent gave this write, so a copy proposed again after a leader
+   * failure applies once (requests.ts). Absent in commands that never needed it.
+   */
+  rid?: string;
+};
+
+type CommandBody =
   | { op: 'kv-set'; key: string; value: Uint8Array; cas?: number }
   | { op: 'kv-delete'; key: string; cas?: number }
   /** Delete every key starting with `prefix` ('' deletes every key, as Consul's `?recurse` on the root). */
@@ -80,6 +88,8 @@ export interface StateMachineOptions {
   kvTombstonesMax?: number;
   /** Remembered configuration deletions. */
   configTombstonesMax?: number;
+  /** Request ids remembered so a retried write applies once (requests.ts). */
+  requestsMax?: number;
 }
 
 /** A deletion remembered for blocking queries. */
@@ -116,4 +126,9 @@ export interface StateSnapshot {
   configIndex: number;
   /** Last change per kind, sorted by kind. */
   configKindIndexes: { kind: string; index: number }[];
+  /**
+   * The last request ids applied, oldest first, with the result each got (requests.ts). Absent in
+   * snapshots of agents that did not keep them: read as none.
+   */
+  requests?: { rid: string; result: ApplyResult }[];
 }

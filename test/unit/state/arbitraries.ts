@@ -91,15 +91,23 @@ export const commandArb: fc.Arbitrary<Command> = fc
   )
   .map(clean);
 
+/** A request id from a small pool, so some commands repeat an earlier one's (requests.ts). */
+const ridArb = fc.option(fc.constantFrom('r1', 'r2', 'r3', 'r4', 'r5', 'node.1:7'), { nil: undefined });
+
 /** Commands plus the occasional invalid one (which must still consume its index). */
 export const anyCommandArb: fc.Arbitrary<unknown> = fc.oneof(
   { weight: 12, arbitrary: commandArb },
+  {
+    weight: 4,
+    arbitrary: fc.tuple(commandArb, ridArb).map(([c, rid]) => (rid === undefined ? c : { ...c, rid })),
+  },
   {
     weight: 1,
     arbitrary: fc.constantFrom<unknown>(
       { op: 'kv-set', key: '', value: new Uint8Array() },
       { op: 'config-set', kind: 'nope', name: 'x', spec: {} },
       { op: 'config-set', kind: 'service-defaults', name: 'web', spec: { protocol: 'udp' } },
+      { op: 'kv-set', key: 'a', value: new Uint8Array(), rid: 'not an id' },
       undefined,
     ),
   },

@@ -49,7 +49,11 @@ describe('snapshot / restore', () => {
         fc.nat(80),
         fc.constantFrom(3, 1000),
         (cmds, cut, tombstonesMax) => {
-          const options = { kvTombstonesMax: tombstonesMax, configTombstonesMax: tombstonesMax };
+          const options = {
+            kvTombstonesMax: tombstonesMax,
+            configTombstonesMax: tombstonesMax,
+            requestsMax: tombstonesMax,
+          };
           const split = Math.min(cut, cmds.length);
           const whole = new StateMachine(options);
           applyAll(whole, cmds, 1);
@@ -133,5 +137,21 @@ describe('snapshot / restore', () => {
     (both.kvTombstones as unknown[]).push({ key: 'a', index: 4 });
     refuse(both, /inconsistent .*live and deleted|deleted and live/);
     refuse({ ...good(), kv: {} }, /snapshot.kv: must be an array/);
+    const withRequests = (requests: unknown): unknown => ({ ...good(), requests });
+    const ok = { ok: true, index: 2, op: 'kv-set', changed: 1 };
+    assert.equal(StateMachine.restore(withRequests([{ rid: 'r1', result: ok }])).appliedIndex, 4);
+    refuse(withRequests([{ rid: 'a b', result: ok }]), /requests\[0\].rid: must be a request id/);
+    refuse(
+      withRequests([
+        { rid: 'r1', result: ok },
+        { rid: 'r2', result: ok },
+      ]),
+      /requests\[1\].result.index: must be an integer from 3 to 4/,
+    );
+    refuse(withRequests([{ rid: 'r1', result: { ...ok, index: 5 } }]), /requests\[0\].result.index/);
+    refuse(
+      withRequests([{ rid: 'r1', result: { ok: false, index: 2, code: 'boom', message: '' } }]),
+      /result.code/,
+    );
   });
 });

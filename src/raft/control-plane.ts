@@ -4,6 +4,7 @@
 // the leader, runs autopilot: it keeps `voters` voters, preferring distinct zones, by adding a
 // healthy agent as a learner and promoting it once caught up, and removes voters gossip has marked
 // failed for longer than deadVoterMs or that left.
+import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { MeshError, type RaftPeerView } from '../api/types.js';
 import { Watchers } from '../api/watchers.js';
@@ -31,12 +32,31 @@ export interface ControlPlaneInit {
   deadVoterMs: number;
   /** Forwarded calls to the leader give up after this long. */
   forwardTimeoutMs: number;
+  /** How long a write is retried through leader failures (default WRITE_DEADLINE_MS; tests). */
+  writeDeadlineMs?: number;
   /** Applied indexes reported by gossip (set once the agent has wired it). */
   applied?: import('./applied-gossip.js').AppliedGossip;
 }
 
-/** How long a write waits for a leader to exist before failing (elections take ~1 s). */
+/** How long a read or a membership change waits for a leader to exist (elections take ~1 s). */
 const LEADER_WAIT_MS = 3_000;
+/**
+ * A write is proposed again (same request id, so it applies once) until this long after it began:
+ * long enough to outlast a leader's death (an election is ~1 s; a replica forgets a silent leader
+ * after 3 s), short enough that the CLI, which waits 10 s, hears why it failed. Consul holds an
+ * RPC 7 s for a leader (RPCHoldTimeout).
+ */
+export const WRITE_DEADLINE_MS = 8_000;
+/** Waits before proposing again to the same leader after it refused (overloaded, say): doubling. */
+const RETRY_WAIT_MIN_MS = 50;
+const RETRY_WAIT_MAX_MS = 1_000;
+/** How often a write in flight looks whether the leader it went to is still the leader. */
+const LEADER_CHECK_MS = 25;
+/**
+ * A write the leader confirmed waits this long at most for this agent to apply it too, so a read
+ * from this agent right after the write sees it (it usually takes a few ms, one batch on a replica).
+ */
+const APPLIED_HERE_WAIT_MS = 1_000;
 /** Agents asked whether a Raft cluster already exists before --bootstrap-expect bootstraps one. */
 const BOOTSTRAP_PROBE_MAX = 8;
 
@@ -103,11 +123,113 @@ export class ControlPlane {
     if (this.bootstrapTimer) clearInterval(this.bootstrapTimer);
   }
 
-  /** Apply a command through Raft; resolves with the state machine's result. */
-  async write(cmd: unknown): Promise<ApplyResult> {
-    const leader = await this.leaderOrWait();
-    if (leader === this.init.selfId) return this.init.raft.proposeLocal(cmd);
-    return (await this.forward(leader, { op: 'propose', cmd })) as ApplyResult;
+  /**
+   * Apply a command through Raft; resolves with the state machine's result once the leader has
+   * committed it and this agent has applied it (bounded: APPLIED_HERE_WAIT_MS).
+   *
+   * The command gets a request id. When the leader fails with the write in flight (it dies, loses
+   * its term, or does not answer), whether the write was committed is unknown: it is proposed
+   * again, with the same id, to the next leader; a copy of a write committed already applies as
+   * nothing and answers the first one's result (src/core/state/requests.ts). So a write survives
+   * a leader failover and still applies once. Retried until WRITE_DEADLINE_MS; errors other than
+   * `unavailable` (a refused command) are final at once.
+   */
+  async write(cmd: object): Promise<ApplyResult> {
+    const proposal = { ...cmd, rid: randomUUID() };
+    const deadlineMs = this.init.writeDeadlineMs ?? WRITE_DEADLINE_MS;
+    const deadline = Date.now() + deadlineMs;
+    let wake: (r: ApplyResult) => void = () => undefined;
+    const appliedHere = new Promise<ApplyResult>((resolve) => {
+      wake = resolve;
+    });
+    const cancel = this.init.raft.onRequestApplied(proposal.rid, (r) => wake(r));
+    if (!cancel) throw new MeshError('unavailable', 'too many writes in flight; retry');
+    try {
+      let waitMs = RETRY_WAIT_MIN_MS;
+      let lastProblem = '';
+      for (let attempt = 1; ; attempt++) {
+        const leader = await this.leaderOrWait(deadline);
+        const outcome = await Promise.race([
+          this.propose(leader, proposal, deadline),
+          appliedHere.then((result) => ({ result, here: true }) as const),
+        ]);
+        if ('result' in outcome) {
+          if (!outcome.here) {
+            await this.init.raft.waitApplied(
+              outcome.result.index,
+              Math.min(APPLIED_HERE_WAIT_MS, deadline - Date.now()),
+            );
+          }
+          if (attempt > 1)
+            this.init.log.info({ attempt, index: outcome.result.index }, 'write confirmed after a retry');
+          return outcome.result;
+        }
+        lastProblem = outcome.problem;
+        if (this.stopped) throw new MeshError('unavailable', 'the agent is stopping');
+        if (Date.now() >= deadline) break;
+        this.init.log.debug(
+          { attempt, leader, problem: outcome.problem },
+          'write not confirmed; proposing it again',
+        );
+        if (this.init.raft.leader === leader) {
+          // The same leader refused it or did not answer: give it a moment.
+          await sleep(Math.min(waitMs, Math.max(0, deadline - Date.now())));
+          waitMs = Math.min(waitMs * 2, RETRY_WAIT_MAX_MS);
+        }
+      }
+      throw new MeshError(
+        'unavailable',
+        `write not confirmed within ${deadlineMs / 1000} s (${lastProblem}); it may still be applied: read it back before writing again`,
+      );
+    } finally {
+      cancel();
+    }
+  }
+
+  /**
+   * One attempt of a write: proposed on this agent if it leads, or sent to `leader`. Ends with the
+   * leader's answer; or with the problem that makes it worth proposing again: a refusal
+   * (`unavailable`), no answer in forwardTimeoutMs, or `leader` no longer the leader. Any other
+   * error (the command was refused) is thrown.
+   */
+  private async propose(
+    leader: string,
+    proposal: object,
+    deadline: number,
+  ): Promise<{ result: ApplyResult; here: false } | { problem: string }> {
+    const until = Math.min(deadline, Date.now() + this.init.forwardTimeoutMs);
+    const call =
+      leader === this.init.selfId
+        ? this.init.raft.proposeLocal(proposal)
+        : (this.forward(
+            leader,
+            { op: 'propose', cmd: proposal },
+            Math.max(1, until - Date.now()),
+          ) as Promise<ApplyResult>);
+    let done = false;
+    const answered = call.then(
+      (result) => ({ result, here: false }) as const,
+      (err: unknown) => {
+        if (err instanceof MeshError && err.code === 'unavailable') return { problem: err.message };
+        throw err;
+      },
+    );
+    const watched = (async () => {
+      while (!done) {
+        await sleep(LEADER_CHECK_MS);
+        if (this.init.raft.leader !== leader)
+          return { problem: `leader ${leader.slice(-8)} is no longer the leader` };
+        if (Date.now() >= until) return { problem: 'no answer from the leader' };
+      }
+      return { problem: '' };
+    })();
+    try {
+      return await Promise.race([answered, watched]);
+    } finally {
+      done = true;
+      // An attempt given up on may still fail later: nobody waits for it any more.
+      answered.catch(() => undefined);
+    }
   }
 
   /** Wait until this agent has applied everything committed before the call (linearizable read point). */
@@ -226,8 +348,7 @@ export class ControlPlane {
     return { ...st, leaderName: leader?.name ?? '', applied: this.init.raft.state.appliedIndex };
   }
 
-  private async leaderOrWait(): Promise<string> {
-    const deadline = Date.now() + LEADER_WAIT_MS;
+  private async leaderOrWait(deadline = Date.now() + LEADER_WAIT_MS): Promise<string> {
     while (!this.init.raft.leader && Date.now() < deadline && !this.stopped) await sleep(25);
     const leader = this.init.raft.leader;
     if (!leader)
@@ -238,9 +359,13 @@ export class ControlPlane {
     return leader;
   }
 
-  private forward(leader: string, req: import('./client.js').ClientRequest): Promise<unknown> {
+  private forward(
+    leader: string,
+    req: import('./client.js').ClientRequest,
+    timeoutMs = this.init.forwardTimeoutMs,
+  ): Promise<unknown> {
     const addr = this.init.membership.member(leader)?.address ?? '';
-    return this.init.client.call(leader, addr, req, this.init.forwardTimeoutMs);
+    return this.init.client.call(leader, addr, req, timeoutMs);
   }
 
   /**

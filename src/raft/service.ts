@@ -228,6 +228,14 @@ export class RaftService {
     return confirmed;
   }
 
+  /**
+   * Call `applied` when this agent applies the write with request id `rid` (see
+   * ControlPlane.write); the cancel function, or undefined when too many writes wait.
+   */
+  onRequestApplied(rid: string, applied: (r: ApplyResult) => void): (() => void) | undefined {
+    return this.waiters.onRequest(rid, applied);
+  }
+
   /** Resolves once the state machine has applied `index` (or after `timeoutMs`, with false). */
   waitApplied(index: number, timeoutMs: number): Promise<boolean> {
     if (this.state.appliedIndex >= index) return Promise.resolve(true);
@@ -343,6 +351,8 @@ export class RaftService {
       if (e.type === 'normal' && e.data.length > 0) {
         const cmd = decode(e.data);
         result = this.state.apply(e.index, cmd instanceof DecodeError ? undefined : cmd);
+        const rid = requestId(cmd);
+        if (rid !== undefined) this.waiters.requestApplied(rid, result);
       } else {
         this.state.skip(e.index);
       }
@@ -386,6 +396,12 @@ export class RaftService {
     this.roleName = role;
     if (changed) this.init.log.info({ leader, role }, 'raft leader changed');
   }
+}
+
+/** The request id a decoded command carries, if any (the state machine has validated it). */
+function requestId(cmd: unknown): string | undefined {
+  const rid = typeof cmd === 'object' && cmd !== null ? (cmd as { rid?: unknown }).rid : undefined;
+  return typeof rid === 'string' ? rid : undefined;
 }
 
 function decodeSnapshot(s: Snapshot): unknown {

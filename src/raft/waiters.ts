@@ -5,7 +5,12 @@ import { MeshError } from '../api/types.js';
 import type { ApplyResult } from '../core/state/state-machine.js';
 
 /** Bounds on what callers can queue. */
-export const WAITERS_LIMITS = { proposalsMax: 20_000, readsMax: 10_000, appliedMax: 20_000 } as const;
+export const WAITERS_LIMITS = {
+  proposalsMax: 20_000,
+  readsMax: 10_000,
+  appliedMax: 20_000,
+  requestsMax: 20_000,
+} as const;
 
 interface Proposal {
   term: number;
@@ -30,6 +35,8 @@ export class RaftWaiters {
   private readonly proposals = new Map<number, Proposal>();
   private readonly reads = new Map<string, Read>();
   private readonly applied = new Set<AppliedWaiter>();
+  /** Writes this agent took from clients, by request id, until this agent applies them. */
+  private readonly requests = new Map<string, (r: ApplyResult) => void>();
 
   /** `timeoutMs`: how long a proposal or read may wait before its caller gets 'unavailable'. */
   constructor(private readonly timeoutMs: number) {}
@@ -91,6 +98,27 @@ export class RaftWaiters {
     r.resolve(index);
   }
 
+  /**
+   * Call `applied` with the result when this agent applies an entry carrying request id `rid`
+   * (the first copy, or a copy proposed again: both answer the first one's result). Returns the
+   * cancel function, or undefined when too many wait already. The caller bounds the wait.
+   */
+  onRequest(rid: string, applied: (r: ApplyResult) => void): (() => void) | undefined {
+    if (this.requests.size >= WAITERS_LIMITS.requestsMax || this.requests.has(rid)) return undefined;
+    this.requests.set(rid, applied);
+    return () => {
+      this.requests.delete(rid);
+    };
+  }
+
+  /** An entry carrying request id `rid` was applied here with `result`. */
+  requestApplied(rid: string, result: ApplyResult): void {
+    const w = this.requests.get(rid);
+    if (!w) return;
+    this.requests.delete(rid);
+    w(result);
+  }
+
   /** Resolves true once `appliedIndex()` reaches `index`, false after `timeoutMs` or when full. */
   untilApplied(index: number, timeoutMs: number): Promise<boolean> {
     if (this.applied.size >= WAITERS_LIMITS.appliedMax) return Promise.resolve(false);
@@ -134,5 +162,7 @@ export class RaftWaiters {
       w.resolve(false);
     }
     this.applied.clear();
+    // Their writers have their own deadlines; they stop waiting on this agent.
+    this.requests.clear();
   }
 }

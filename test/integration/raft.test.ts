@@ -1,5 +1,5 @@
 // Real agents on 127.0.0.1: 5 agents, 3 voters chosen automatically; kill -9 of the leader → a new
-// leader and writes continue; kill -9 of a voter → it is replaced by another agent; every
+// leader, the writes in flight confirmed (once each), and writes continue; kill -9 of a voter → it is replaced by another agent; every
 // acknowledged write is on every agent once settled (replicas and restarted agents included);
 // a config entry with a bad field is refused with a clear message.
 import '../../src/polyfill.js';
@@ -107,13 +107,35 @@ describe('raft control plane with real agents', { timeout: 240_000 }, () => {
     assert.deepEqual(list, [], 'nothing was committed');
   });
 
-  it('kill -9 of the leader: a new leader is elected and writes continue', async () => {
+  it('kill -9 of the leader: a new leader is elected, writes in flight are confirmed once, writes continue', async () => {
     const st = await status(cluster.agents[0]!);
     const leader = cluster.agents.find((a) => a.name === st.leaderName)!;
     assert.ok(leader, 'there is a leader');
+    const others = cluster.agents.filter((a) => a !== leader);
+    // Writers through every other agent (voters and replicas), each one create-only write after
+    // another, not retried by the test: every write in flight when the leader dies, or sent before
+    // the others notice, must be confirmed by the agent itself. Create-only (cas=0) shows a write
+    // applied twice: its second copy would fail, and the writer would hear `false`.
+    let stop = false;
+    const answers: { key: string; status: number | string; body: string }[] = [];
+    const writers = others.map(async (a, w) => {
+      for (let n = 0; n < 400 && !stop; n++) {
+        const key = `t/in-flight-${w}-${n}`;
+        try {
+          const res = await fetch(url(a, `/v1/kv/${key}?cas=0`), {
+            method: 'PUT',
+            body: key,
+            signal: AbortSignal.timeout(15_000),
+          });
+          answers.push({ key, status: res.status, body: (await res.text()).trim() });
+        } catch (err) {
+          answers.push({ key, status: (err as Error).message, body: '' });
+        }
+      }
+    });
+    await sleep(300);
     cluster.kill(leader, 'SIGKILL');
     await leader.exited;
-    const others = cluster.running();
     const elected = await waitFor(
       async () => {
         const s = await status(others[0]!).catch(() => undefined);
@@ -123,6 +145,13 @@ describe('raft control plane with real agents', { timeout: 240_000 }, () => {
       100,
     );
     assert.ok(elected, 'a new leader is elected');
+    await sleep(1_000);
+    stop = true;
+    await Promise.all(writers);
+    const failed = answers.filter((x) => x.status !== 200 || x.body !== 'true');
+    assert.deepEqual(failed, [], 'every write in flight through the failover is confirmed, once');
+    assert.ok(answers.length >= others.length * 2, `writes were in flight (${answers.length})`);
+    for (const x of answers) acknowledged.set(x.key, x.key);
     for (const [i, a] of others.entries()) {
       const key = `t/after-leader-kill-${i}`;
       assert.ok(await put(a, key, `w${i}`), `write through ${a.name} after failover`);

@@ -30,6 +30,8 @@ const QUOTED_CHARS_MAX = 60;
 const ABSOLUTE_HTTP = /^http:\/\/([^/?#]*)([^#]*)/i;
 
 const quoted = (s: string): string => JSON.stringify(s.slice(0, QUOTED_CHARS_MAX));
+/** A host name as the mesh compares it: without case or a trailing dot. */
+const hostName = (s: string): string => s.replace(/\.$/, '').toLowerCase();
 
 /**
  * The service a request on the HTTP proxy port names, and the target to forward (origin form);
@@ -37,7 +39,7 @@ const quoted = (s: string): string => JSON.stringify(s.slice(0, QUOTED_CHARS_MAX
  * a trailing dot: `API.:8080` names `api`.
  */
 export function hostTarget(method: string, target: string, host: string | undefined): HostTarget {
-  if (method === 'CONNECT') return connectTarget(target);
+  if (method === 'CONNECT') return connectTarget(target, host);
   let authority = host;
   let forward = target;
   const absolute = target[0] !== '/' && target !== '*';
@@ -55,7 +57,7 @@ export function hostTarget(method: string, target: string, host: string | undefi
   if (authority === undefined || authority === '')
     return { status: 400, message: 'mesh: the request names no service (no Host header)' };
   const hostPort = authority.slice(authority.lastIndexOf('@') + 1);
-  const service = hostPort.replace(/:\d*$/, '').replace(/\.$/, '').toLowerCase();
+  const service = hostName(hostPort.replace(/:\d*$/, ''));
   if (!SERVICE_NAME_PATTERN.test(service))
     return {
       status: 404,
@@ -67,19 +69,41 @@ export function hostTarget(method: string, target: string, host: string | undefi
 
 /** A CONNECT's authority-form target: a host and a port, nothing else (RFC 9110 §9.3.6). */
 const AUTHORITY_FORM = /^([^:/?#@[\]\s]+):(\d{1,5})$/;
+/** A Host field value as a CONNECT's may be: a name, then a port or none. */
+const HOST_FIELD = /^([^:]*)(?::(\d*))?$/;
+
+/**
+ * Does a CONNECT's Host name the authority its target names? The same host, and the same port
+ * when the Host has one (a Host without a port, `Host: greeter` for `CONNECT greeter:443`, names
+ * the host alone).
+ */
+function sameAuthority(host: string, name: string, port: string): boolean {
+  const m = HOST_FIELD.exec(host);
+  if (!m || hostName(m[1] as string) !== hostName(name)) return false;
+  const hostPort = m[2];
+  return hostPort === undefined || hostPort === '' || Number(hostPort) === Number(port);
+}
 
 /**
  * The service a CONNECT names (`CONNECT greeter:50051`: greeter), or the status and message to
  * refuse it with. The port is the client's idea of the service's: the mesh picks the instance.
+ * The target is the authority (RFC 9110 §9.3.6): `host` (the Host header, if any; empty counts as
+ * none) need not be there, but one that names another authority is refused, so nothing on the
+ * way can read the request as going elsewhere than where the tunnel goes.
  */
-export function connectTarget(target: string): HostTarget {
+export function connectTarget(target: string, host?: string): HostTarget {
   const m = AUTHORITY_FORM.exec(target);
   if (!m)
     return {
       status: 400,
       message: `mesh: CONNECT takes a service name and a port (CONNECT greeter:50051), got ${quoted(target)}`,
     };
-  const service = (m[1] as string).replace(/\.$/, '').toLowerCase();
+  if (host !== undefined && host !== '' && !sameAuthority(host, m[1] as string, m[2] as string))
+    return {
+      status: 400,
+      message: `mesh: the Host header ${quoted(host)} names another authority than the CONNECT target ${quoted(target)}: send the target as the Host, or no Host`,
+    };
+  const service = hostName(m[1] as string);
   if (!SERVICE_NAME_PATTERN.test(service))
     return {
       status: 404,

@@ -204,7 +204,7 @@ export function parseHead(
   const framing = framingOf(head, f.transferEncoding ?? NO_TOKENS, f.contentLength ?? NO_TOKENS, type);
   if (framing) return framing;
   if (type === 'request') {
-    const bad = hostError(head.minor, f.hosts, f.host);
+    const bad = hostError(head.minor, head.method === 'CONNECT', f.hosts, f.host);
     if (bad) return bad;
   }
   const keepAlive = head.connection.includes('keep-alive');
@@ -219,9 +219,14 @@ function framingNamed(tokens: readonly string[]): string | undefined {
   return undefined;
 }
 
-/** RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host, and it names a host (HTTP/1.0 may have none). */
-function hostError(minor: 0 | 1, hosts: number, host: string): HeadResult | undefined {
-  if (hosts === 0) return minor === 1 ? fail(400, 'no Host header in an HTTP/1.1 request') : undefined;
+/**
+ * RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host, and it names a host (HTTP/1.0 may have none).
+ * A CONNECT may have none: its authority is its request-target (RFC 9110 §9.3.6), which is what
+ * the HTTP proxy port reads it by, as Envoy does; a Host that names another is refused there.
+ */
+function hostError(minor: 0 | 1, connect: boolean, hosts: number, host: string): HeadResult | undefined {
+  if (hosts === 0)
+    return minor === 1 && !connect ? fail(400, 'no Host header in an HTTP/1.1 request') : undefined;
   if (hosts > 1) return fail(400, 'more than one Host header');
   if (!allOf(host, CHARS.host)) return fail(400, `invalid Host header "${host.slice(0, 40)}"`);
   return undefined;

@@ -511,6 +511,32 @@ describe('circuit breakers at the caller (upstreamConfig limits)', () => {
     );
   });
 
+  it('CONNECT on the HTTP proxy port: the target names the service, Host or not; a Host that names another is refused, saying so', async () => {
+    const any = ports['*'] as number;
+    // HTTP/1.1 with no Host: the target is the authority (RFC 9110 §9.3.6), as Envoy takes it.
+    const bare = await connectRetry(any);
+    let got = '';
+    bare.on('data', (b: Buffer) => {
+      got += b.toString();
+    });
+    bare.write('CONNECT echo:7 HTTP/1.1\r\n\r\nahead');
+    await until(() => got === `${ESTABLISHED}ahead`, 'the 200 to a CONNECT without a Host, then the echo');
+    bare.destroy();
+    await until(
+      async () => (await gauge('mesh_proxy_upstream_limit_active', 'echo')) === 0,
+      'the tunnel closed',
+    );
+    const refusedAny = async (): Promise<number> =>
+      metricValue(await text(), 'mesh_proxy_requests_total', { destination: '*', code: '400' });
+    const before = await refusedAny();
+    const other = await connectRetry(any);
+    other.write('CONNECT echo:7 HTTP/1.1\r\nHost: api\r\n\r\n');
+    const answer = await untilClosed(other);
+    assert.match(answer, /^HTTP\/1\.1 400 /);
+    assert.match(answer, /the Host header "api" names another authority than the CONNECT target "echo:7"/);
+    assert.equal(await refusedAny(), before + 1);
+  });
+
   it('closes an HTTP/2 tunnel with no call in flight once idle, and one whose call outlasted the timeout once that call ends', async () => {
     const any = ports['*'] as number;
     const quiet = await h2Tunnel(any, 'greeter:50051');

@@ -192,7 +192,7 @@ describe('HTTP/1.1 heads', () => {
     refused(req(long.slice(0, -4)), 431);
   });
 
-  it('refuses an HTTP/1.1 request without exactly one Host that names a host (RFC 9112 §3.2)', () => {
+  it('refuses an HTTP/1.1 request but a CONNECT without exactly one Host that names a host (RFC 9112 §3.2)', () => {
     refused(req('GET / HTTP/1.1\r\n\r\n'), 400);
     refused(req('GET / HTTP/1.1\r\nx-host: a\r\n\r\n'), 400);
     refused(req('GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n'), 400);
@@ -221,6 +221,9 @@ describe('HTTP/1.1 heads', () => {
       assert.equal(r.kind, 'head', ok);
     }
     assert.equal(req('GET / HTTP/1.0\r\n\r\n').kind, 'head');
+    // A CONNECT's authority is its target (RFC 9110 §9.3.6): it needs no Host, but one Host at most.
+    assert.equal(req('CONNECT greeter:50051 HTTP/1.1\r\n\r\n').kind, 'head');
+    refused(req('CONNECT greeter:50051 HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n'), 400);
     // A response has no Host to check.
     assert.equal(res('HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n').kind, 'head');
   });

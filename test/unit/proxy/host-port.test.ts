@@ -31,11 +31,12 @@ describe('the HTTP proxy port: which service a request names', () => {
     });
   });
 
-  it('reads the service a CONNECT names from its host:port target alone, whatever its Host', () => {
-    assert.deepEqual(hostTarget('CONNECT', 'greeter:50051', 'other'), {
-      service: 'greeter',
-      target: 'greeter:50051',
-    });
+  it('reads the service a CONNECT names from its host:port target, with or without a Host', () => {
+    for (const host of [undefined, '', 'greeter:50051', 'GREETER.:50051', 'greeter', 'greeter:'])
+      assert.deepEqual(hostTarget('CONNECT', 'greeter:50051', host), {
+        service: 'greeter',
+        target: 'greeter:50051',
+      });
     assert.deepEqual(connectTarget('Greeter.:443'), { service: 'greeter', target: 'Greeter.:443' });
     const refused = (t: ReturnType<typeof hostTarget>): number => ('status' in t ? t.status : 0);
     // Authority form only (RFC 9110 §9.3.6): a port, no path, userinfo or scheme.
@@ -52,6 +53,28 @@ describe('the HTTP proxy port: which service a request names', () => {
       assert.equal(refused(connectTarget(target)), 400, target);
     for (const target of ['127.0.0.1:443', 'api.internal:80', '-api:1', 'a_b:1'])
       assert.equal(refused(connectTarget(target)), 404, target);
+  });
+
+  it('refuses a CONNECT whose Host names another authority than its target, saying so', () => {
+    for (const host of [
+      'other',
+      'other:50051',
+      'greeter:443',
+      'greeter.internal:50051',
+      'u@greeter',
+      '[::1]:50051',
+    ]) {
+      const t = hostTarget('CONNECT', 'greeter:50051', host);
+      assert.ok('status' in t, host);
+      assert.equal(t.status, 400, host);
+      assert.match(
+        t.message,
+        /the Host header ".*" names another authority than the CONNECT target "greeter:50051"/,
+      );
+    }
+    // A target that is no host:port is refused for that, whatever the Host.
+    const bad = hostTarget('CONNECT', 'greeter', 'greeter');
+    assert.ok('status' in bad && /CONNECT takes a service name and a port/.test(bad.message));
   });
 
   it('refuses what names no service: other schemes 400, no Host 400, a non-name 404', () => {

@@ -68,7 +68,7 @@ const REQUESTS_HELP =
   'HTTP and gRPC requests through the proxy, by direction, source and destination service and status code';
 const LATENCY_NAME = 'mesh_proxy_request_duration_seconds';
 const LATENCY_HELP =
-  'Time from receiving a request to the end of its response, as seen by this agent, by direction, services and status code';
+  'Time from receiving a request to the end of its response (an upgrade: to its 101, not the upgraded connection), as seen by this agent, by direction, services and status code';
 const GRPC_NAME = 'mesh_proxy_grpc_requests_total';
 const GRPC_HELP =
   'gRPC calls through the proxy, by direction, source and destination service and grpc-status (the HTTP status of most is 200)';

@@ -49,6 +49,8 @@ const SPLIT_CONCURRENCY = 16;
 /** Sequential gRPC calls in the ewma test. */
 const GRPC_LB_CALLS = 30;
 const noEntries: Lookup = () => undefined;
+/** How long the metrics test keeps an upgraded connection open past its 101. */
+const UPGRADE_HELD_MS = 200;
 
 /** One gRPC-shaped call (an empty message) on `session`; resolves with who served it (`x-served-by`). */
 function grpcCallServedBy(session: ClientHttp2Session): Promise<string> {
@@ -79,6 +81,22 @@ function h2ServedBy(session: ClientHttp2Session, path: string): Promise<{ by: st
     req.on('close', () => resolve({ by, whole: ended && req.rstCode === h2constants.NGHTTP2_NO_ERROR }));
     req.resume();
     req.end();
+  });
+}
+
+/** Ask for an upgrade to the harness's echo protocol on `s`; resolves with the answer's head. */
+function askUpgrade(s: Socket): Promise<string> {
+  return new Promise<string>((resolve) => {
+    let got = '';
+    const onData = (d: Buffer): void => {
+      got += d.toString('latin1');
+      if (got.includes('\r\n\r\n')) {
+        s.off('data', onData);
+        resolve(got);
+      }
+    };
+    s.on('data', onData);
+    s.write('GET /chat HTTP/1.1\r\nhost: api\r\nconnection: Upgrade\r\nupgrade: echo\r\n\r\n');
   });
 }
 
@@ -454,21 +472,64 @@ describe('ProxyEngine (caller and callee in process)', () => {
 
   it('passes an HTTP Upgrade (WebSocket) through: after the 101, bytes flow both ways', async () => {
     const s = await connectRetry(port.api);
-    const head = await new Promise<string>((resolve) => {
-      let got = '';
-      const onData = (d: Buffer): void => {
-        got += d.toString('latin1');
-        if (got.includes('\r\n\r\n')) {
-          s.off('data', onData);
-          resolve(got);
-        }
-      };
-      s.on('data', onData);
-      s.write('GET /chat HTTP/1.1\r\nhost: api\r\nconnection: Upgrade\r\nupgrade: echo\r\n\r\n');
-    });
-    assert.match(head, /^HTTP\/1\.1 101 /);
+    assert.match(await askUpgrade(s), /^HTTP\/1\.1 101 /);
     assert.equal(await echo(s, 'frames after the upgrade'), 'frames after the upgrade');
     s.destroy();
+  });
+
+  it('counts an upgrade as a request with code 101 on both agents, timed to its 101, not for as long as the connection lasts', async () => {
+    const labels = { source: 'web', destination: 'api', code: '101' };
+    const seen = async (engine: ProxyEngine, direction: string) => {
+      const text = await engine.metrics.text();
+      const of = (name: string): number => metricValue(text, name, { direction, ...labels });
+      return {
+        counted: of('mesh_proxy_requests_total'),
+        timed: of('mesh_proxy_request_duration_seconds_count'),
+        seconds: of('mesh_proxy_request_duration_seconds_sum'),
+      };
+    };
+    const open = async (): Promise<number> =>
+      metricValue(await caller.metrics.text(), 'mesh_proxy_connections_open', { direction: 'outbound' });
+    const out = await seen(caller, 'outbound');
+    const into = await seen(callee, 'inbound');
+    const openBefore = await open();
+    const logged = logs.length;
+    const atInstance = inst['api-1']!.seen.length;
+    caller.apply(next(callerBase, { accessLogs: true }));
+    const s = await connectRetry(port.api);
+    try {
+      const sentMs = performance.now();
+      const head = await askUpgrade(s);
+      const toAnswerS = (performance.now() - sentMs) / 1_000;
+      assert.match(head, /^HTTP\/1\.1 101 /);
+      // The upgraded connection outlives its 101 by far more than the 101 took.
+      assert.equal(await echo(s, 'frames after the upgrade'), 'frames after the upgrade');
+      await sleep(UPGRADE_HELD_MS);
+      // Counted and timed once on each side while the connection is still open: at the 101.
+      for (const [was, now] of [
+        [out, await seen(caller, 'outbound')],
+        [into, await seen(callee, 'inbound')],
+      ] as const) {
+        assert.equal(now.counted, was.counted + 1);
+        assert.equal(now.timed, was.timed + 1);
+        assert.ok(now.seconds - was.seconds <= toAnswerS + 1e-6, `${now.seconds - was.seconds} s`);
+      }
+      // The request itself is a request: a traceparent, an access log line with its 101.
+      assert.match(
+        String(inst['api-1']!.seen[atInstance]?.headers.traceparent),
+        /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/,
+      );
+      const line = logs.slice(logged).find((l) => l.msg === 'request' && l.fields.status === 101);
+      assert.equal(line?.fields.destination, 'api');
+      assert.ok((line?.fields.durationMs as number) <= toAnswerS * 1_000 + 1e-3);
+    } finally {
+      s.destroy();
+      caller.apply(next(callerBase));
+    }
+    await until(async () => (await open()) === openBefore, 'the upgraded connection closed');
+    // Its end counts nothing more.
+    assert.equal((await seen(caller, 'outbound')).counted, out.counted + 1);
+    assert.equal((await seen(callee, 'inbound')).counted, into.counted + 1);
   });
 
   it('relays request bodies, chunked or with a length', async () => {

@@ -145,70 +145,101 @@ export class ControlPlane {
     const cancel = this.init.raft.onRequestApplied(proposal.rid, (r) => wake(r));
     if (!cancel) throw new MeshError('unavailable', 'too many writes in flight; retry');
     try {
-      let waitMs = RETRY_WAIT_MIN_MS;
-      let lastProblem = '';
-      for (let attempt = 1; ; attempt++) {
-        const leader = await this.leaderOrWait(deadline);
-        const outcome = await Promise.race([
-          this.propose(leader, proposal, deadline),
-          appliedHere.then((result) => ({ result, here: true }) as const),
-        ]);
-        if ('result' in outcome) {
-          if (!outcome.here) {
-            await this.init.raft.waitApplied(
-              outcome.result.index,
-              Math.min(APPLIED_HERE_WAIT_MS, deadline - Date.now()),
-            );
-          }
-          if (attempt > 1)
-            this.init.log.info({ attempt, index: outcome.result.index }, 'write confirmed after a retry');
-          return outcome.result;
-        }
-        lastProblem = outcome.problem;
-        if (this.stopped) throw new MeshError('unavailable', 'the agent is stopping');
-        if (Date.now() >= deadline) break;
-        this.init.log.debug(
-          { attempt, leader, problem: outcome.problem },
-          'write not confirmed; proposing it again',
-        );
-        if (this.init.raft.leader === leader) {
-          // The same leader refused it or did not answer: give it a moment.
-          await sleep(Math.min(waitMs, Math.max(0, deadline - Date.now())));
-          waitMs = Math.min(waitMs * 2, RETRY_WAIT_MAX_MS);
-        }
-      }
-      throw new MeshError(
-        'unavailable',
-        `write not confirmed within ${deadlineMs / 1000} s (${lastProblem}); it may still be applied: read it back before writing again`,
+      const answer = await this.untilLeaderAnswers(
+        deadline,
+        (leader, timeoutMs) =>
+          leader === this.init.selfId
+            ? this.init.raft.proposeLocal(proposal)
+            : (this.forward(leader, { op: 'propose', cmd: proposal }, timeoutMs) as Promise<ApplyResult>),
+        (problem) =>
+          `write not confirmed within ${deadlineMs / 1000} s (${problem}); it may still be applied: read it back before writing again`,
+        appliedHere,
       );
+      const result = answer.value;
+      if (!answer.here) {
+        await this.init.raft.waitApplied(result.index, Math.min(APPLIED_HERE_WAIT_MS, deadline - Date.now()));
+      }
+      if (answer.attempts > 1) {
+        this.init.log.info(
+          { attempts: answer.attempts, index: result.index },
+          'write confirmed after a retry',
+        );
+      }
+      return result;
     } finally {
       cancel();
     }
   }
 
   /**
-   * One attempt of a write: proposed on this agent if it leads, or sent to `leader`. Ends with the
-   * leader's answer; or with the problem that makes it worth proposing again: a refusal
-   * (`unavailable`), no answer in forwardTimeoutMs, or `leader` no longer the leader. Any other
-   * error (the command was refused) is thrown.
+   * Wait until this agent has applied everything committed before the call (linearizable read
+   * point). Asked of the leader again through a leader failure, as writes are (a read is safe to
+   * repeat), until WRITE_DEADLINE_MS.
    */
-  private async propose(
-    leader: string,
-    proposal: object,
+  async consistent(): Promise<number> {
+    const deadlineMs = this.init.writeDeadlineMs ?? WRITE_DEADLINE_MS;
+    const { value: index } = await this.untilLeaderAnswers(
+      Date.now() + deadlineMs,
+      (leader, timeoutMs) =>
+        leader === this.init.selfId
+          ? this.init.raft.readIndexLocal()
+          : (this.forward(leader, { op: 'read-index' }, timeoutMs) as Promise<number>),
+      (problem) => `consistent read not confirmed by a leader within ${deadlineMs / 1000} s (${problem})`,
+    );
+    if (!(await this.init.raft.waitApplied(index, this.init.forwardTimeoutMs))) {
+      throw new MeshError('unavailable', `this agent did not catch up to index ${index} in time`);
+    }
+    return index;
+  }
+
+  /**
+   * Ask the leader with `ask` (on this agent, or over the client protocol), and again, to whoever
+   * leads then, after each `unavailable` answer, each forwardTimeoutMs without one, and each change
+   * of leader while waiting, until `deadline`; then fail with `giveUp(the last problem)`. Any other
+   * error is final at once. `settled`, if it resolves first, is the answer (`here`).
+   */
+  private async untilLeaderAnswers<T>(
     deadline: number,
-  ): Promise<{ result: ApplyResult; here: false } | { problem: string }> {
-    const until = Math.min(deadline, Date.now() + this.init.forwardTimeoutMs);
-    const call =
-      leader === this.init.selfId
-        ? this.init.raft.proposeLocal(proposal)
-        : (this.forward(
-            leader,
-            { op: 'propose', cmd: proposal },
-            Math.max(1, until - Date.now()),
-          ) as Promise<ApplyResult>);
+    ask: (leader: string, timeoutMs: number) => Promise<T>,
+    giveUp: (problem: string) => string,
+    settled?: Promise<T>,
+  ): Promise<{ value: T; here: boolean; attempts: number }> {
+    let waitMs = RETRY_WAIT_MIN_MS;
+    for (let attempts = 1; ; attempts++) {
+      const leader = await this.leaderOrWait(deadline);
+      const until = Math.min(deadline, Date.now() + this.init.forwardTimeoutMs);
+      const answered = this.attempt(leader, ask(leader, Math.max(1, until - Date.now())), until);
+      const outcome = await (settled
+        ? Promise.race([answered, settled.then((value) => ({ value, here: true }))])
+        : answered);
+      if ('value' in outcome) return { value: outcome.value, here: 'here' in outcome, attempts };
+      if (this.stopped) throw new MeshError('unavailable', 'the agent is stopping');
+      if (Date.now() >= deadline) throw new MeshError('unavailable', giveUp(outcome.problem));
+      this.init.log.debug(
+        { attempts, leader, problem: outcome.problem },
+        'leader did not answer; asking again',
+      );
+      if (this.init.raft.leader === leader) {
+        // The same leader refused or did not answer: give it a moment.
+        await sleep(Math.min(waitMs, Math.max(0, deadline - Date.now())));
+        waitMs = Math.min(waitMs * 2, RETRY_WAIT_MAX_MS);
+      }
+    }
+  }
+
+  /**
+   * One call to `leader`: its answer, or the problem that makes it worth asking again (an
+   * `unavailable` refusal, no answer by `until`, or `leader` no longer the leader). Other errors
+   * are thrown.
+   */
+  private async attempt<T>(
+    leader: string,
+    call: Promise<T>,
+    until: number,
+  ): Promise<{ value: T } | { problem: string }> {
     let done = false;
     const answered = call.then(
-      (result) => ({ result, here: false }) as const,
+      (value) => ({ value }),
       (err: unknown) => {
         if (err instanceof MeshError && err.code === 'unavailable') return { problem: err.message };
         throw err;
@@ -227,22 +258,9 @@ export class ControlPlane {
       return await Promise.race([answered, watched]);
     } finally {
       done = true;
-      // An attempt given up on may still fail later: nobody waits for it any more.
+      // A call given up on may still fail later: nobody waits for it any more.
       answered.catch(() => undefined);
     }
-  }
-
-  /** Wait until this agent has applied everything committed before the call (linearizable read point). */
-  async consistent(): Promise<number> {
-    const leader = await this.leaderOrWait();
-    const index =
-      leader === this.init.selfId
-        ? await this.init.raft.readIndexLocal()
-        : ((await this.forward(leader, { op: 'read-index' })) as number);
-    if (!(await this.init.raft.waitApplied(index, this.init.forwardTimeoutMs))) {
-      throw new MeshError('unavailable', `this agent did not catch up to index ${index} in time`);
-    }
-    return index;
   }
 
   async transferLeader(to: string | undefined): Promise<string> {

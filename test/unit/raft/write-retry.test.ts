@@ -1,5 +1,5 @@
 // A write through ControlPlane survives a leader failure: it is proposed again, under the same
-// request id, to the next leader; it is confirmed as soon as this agent applies it; a refused
+// request id, to the next leader (and a consistent read asks the next leader too); it is confirmed as soon as this agent applies it; a refused
 // command is final; and it gives up at its deadline with a message that says the write may
 // still be applied. The Raft service and the client protocol are fakes driven by the test.
 import assert from 'node:assert/strict';
@@ -25,7 +25,7 @@ class FakeRaft {
     this.applied = Math.max(this.applied, result.index);
     this.requests.get(rid)?.(result);
   }
-  waitApplied(index: number): Promise<boolean> {
+  waitApplied(index: number, _timeoutMs?: number): Promise<boolean> {
     return Promise.resolve(this.applied >= index);
   }
   proposeLocal(): Promise<ApplyResult> {
@@ -129,6 +129,25 @@ describe('ControlPlane.write through a leader failure', () => {
       );
       return true;
     });
+  });
+
+  it('asks for a consistent read point again when the leader dies', async () => {
+    const raft = new FakeRaft();
+    raft.applied = 12;
+    const { cp, calls } = plane(raft, (c) => {
+      if (c.to === 'A') {
+        setTimeout(() => {
+          raft.leader = 'B';
+        }, 100);
+        return never();
+      }
+      return Promise.resolve(12);
+    });
+    assert.equal(await cp.consistent(), 12);
+    assert.deepEqual(
+      calls.map((c) => c.to),
+      ['A', 'B'],
+    );
   });
 
   it('waits for a leader when there is none, up to its deadline', async () => {

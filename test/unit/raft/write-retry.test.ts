@@ -57,20 +57,27 @@ const put = { op: 'kv-set', key: 'k', value: new Uint8Array([1]), cas: 0 };
 const ok = (index: number): ApplyResult => ({ ok: true, index, op: 'kv-set', changed: 1 });
 const never = (): Promise<unknown> => new Promise(() => undefined);
 
+/** Leader A dies with the call in flight (never answers); B is elected 100 ms later and answers. */
+function diesThenB(raft: FakeRaft, answerB: (c: Call) => Promise<unknown>): (c: Call) => Promise<unknown> {
+  return (c) => {
+    if (c.to !== 'A') return answerB(c);
+    setTimeout(() => {
+      raft.leader = 'B';
+    }, 100);
+    return never();
+  };
+}
+
 describe('ControlPlane.write through a leader failure', () => {
   it('proposes the write again, under the same id, to the next leader', async () => {
     const raft = new FakeRaft();
-    const { cp, calls } = plane(raft, (c) => {
-      if (c.to === 'A') {
-        // A dies with the write in flight; B is elected a little later.
-        setTimeout(() => {
-          raft.leader = 'B';
-        }, 100);
-        return never();
-      }
-      raft.apply(c.cmd.rid, ok(7));
-      return Promise.resolve(ok(7));
-    });
+    const { cp, calls } = plane(
+      raft,
+      diesThenB(raft, (c) => {
+        raft.apply(c.cmd.rid, ok(7));
+        return Promise.resolve(ok(7));
+      }),
+    );
     assert.deepEqual(await cp.write(put), ok(7));
     assert.deepEqual(
       calls.map((c) => c.to),
@@ -134,15 +141,10 @@ describe('ControlPlane.write through a leader failure', () => {
   it('asks for a consistent read point again when the leader dies', async () => {
     const raft = new FakeRaft();
     raft.applied = 12;
-    const { cp, calls } = plane(raft, (c) => {
-      if (c.to === 'A') {
-        setTimeout(() => {
-          raft.leader = 'B';
-        }, 100);
-        return never();
-      }
-      return Promise.resolve(12);
-    });
+    const { cp, calls } = plane(
+      raft,
+      diesThenB(raft, () => Promise.resolve(12)),
+    );
     assert.equal(await cp.consistent(), 12);
     assert.deepEqual(
       calls.map((c) => c.to),

@@ -42,6 +42,18 @@ export const limits = {
   zoneLengthMax: 64,
   joinAddressesMax: 256,
   retryJoinMaxAttemptsMax: 1_000_000,
+  /** A join wait beyond a day is surely a unit mistake (`30` meant as seconds is 30 ms, but `30h`
+   * meant as 30 s is not). It also keeps the ±20% jitter clear of the timer limit (2^31-1 ms), past
+   * which Node fires after 1 ms and the retries would become a storm. */
+  retryJoinIntervalMsMax: 24 * 3_600_000,
+  /** The agent force-exits leave-timeout + 2 s after a stop signal; that sum must stay below the
+   * timer limit (2^31-1 ms), or Node fires it after 1 ms and the agent exits without leaving.
+   * A day is far past any stop an init system waits for. */
+  leaveTimeoutMsMax: 24 * 3_600_000,
+  /** Leaf certificates live 1 minute to 30 days: shorter cannot be renewed in time, longer defeats
+   * rotation. */
+  caLeafTtlMsMin: 60_000,
+  caLeafTtlMsMax: 30 * 24 * 3_600_000,
   /** Config files are small; a huge file is a wrong path (a log, a binary). */
   configFileBytesMax: 1024 * 1024,
 } as const;

@@ -111,12 +111,6 @@ export async function loadAgentConfig(
   const bind = s.bind ?? (dev ? defaults.devBind : defaults.bind);
   const retryJoinIntervalMs = s.retryJoinIntervalMs ?? defaults.retryJoinIntervalMs;
   const retryJoinMaxIntervalMs = s.retryJoinMaxIntervalMs ?? defaults.retryJoinMaxIntervalMs;
-  if (retryJoinIntervalMs === 0) {
-    throw new MeshError(
-      'bad_request',
-      'retry-join-interval: must be more than 0 (a zero wait is a busy loop)',
-    );
-  }
   if (retryJoinMaxIntervalMs < retryJoinIntervalMs) {
     throw new MeshError(
       'bad_request',

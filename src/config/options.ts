@@ -7,7 +7,7 @@ import type { HostPort, LogLevel } from '../agent/agent-config.js';
 import { MeshError } from '../api/types.js';
 import { parseClusterKey } from './cluster-key.js';
 import { limits, logLevels } from './defaults.js';
-import { parseDurationMs } from './duration.js';
+import { type DurationRange, parseDurationMs } from './duration.js';
 import { describe, parseHostPort, validateJoinAddress } from './host-port.js';
 
 /** What the operator set, flags or file; every field optional until defaults are applied. */
@@ -113,11 +113,8 @@ function dnsAddress(v: unknown, what: string): HostPort | 'off' {
   return listenAddress(v, what);
 }
 
-/** Leaf certificates live 1 minute to 30 days: shorter cannot be renewed in time, longer defeats rotation. */
-function leafTtl(v: unknown, what: string): number {
-  const ms = parseDurationMs(v, what);
-  if (ms < 60_000 || ms > 30 * 24 * 3_600_000) fail(what, 'a duration from 1m to 720h', v);
-  return ms;
+function duration(range: DurationRange) {
+  return (v: unknown, what: string): number => parseDurationMs(v, what, range);
 }
 
 function logLevel(v: unknown, what: string): LogLevel {
@@ -147,10 +144,18 @@ export const options: readonly OptionSpec[] = [
   opt('cluster-key', 'clusterKey', parseClusterKey),
   opt('zone', 'zone', label(limits.zoneLengthMax, true)),
   opt('log-level', 'logLevel', logLevel),
-  opt('retry-join-interval', 'retryJoinIntervalMs', parseDurationMs),
-  opt('retry-join-max-interval', 'retryJoinMaxIntervalMs', parseDurationMs),
+  opt(
+    'retry-join-interval',
+    'retryJoinIntervalMs',
+    duration({ minMs: 1, maxMs: limits.retryJoinIntervalMsMax, minWhy: 'a zero wait is a busy loop' }),
+  ),
+  opt(
+    'retry-join-max-interval',
+    'retryJoinMaxIntervalMs',
+    duration({ minMs: 1, maxMs: limits.retryJoinIntervalMsMax }),
+  ),
   opt('retry-join-max-attempts', 'retryJoinMaxAttempts', smallCount(0, limits.retryJoinMaxAttemptsMax)),
-  opt('leave-timeout', 'leaveTimeoutMs', parseDurationMs),
+  opt('leave-timeout', 'leaveTimeoutMs', duration({ minMs: 0, maxMs: limits.leaveTimeoutMsMax })),
   opt('dev', 'dev', bool),
   opt('bootstrap', 'bootstrap', bool),
   opt('bootstrap-expect', 'bootstrapExpect', smallCount(1, 9)),
@@ -159,7 +164,7 @@ export const options: readonly OptionSpec[] = [
   opt('enable-script-checks', 'enableScriptChecks', bool),
   opt('dns', 'dns', dnsAddress),
   opt('inbound', 'inbound', listenAddress),
-  opt('ca-leaf-ttl', 'caLeafTtlMs', leafTtl),
+  opt('ca-leaf-ttl', 'caLeafTtlMs', duration({ minMs: limits.caLeafTtlMsMin, maxMs: limits.caLeafTtlMsMax })),
 ];
 
 export const optionKeys: readonly string[] = options.map((o) => o.key);

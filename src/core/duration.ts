@@ -6,16 +6,26 @@ const unitMs: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000
 /** Node's timers treat a delay above 2^31-1 ms as 1 ms, so no duration may exceed it (~24.8 days). */
 export const durationMsMax = 2 ** 31 - 1;
 
-/** Milliseconds, or undefined when `v` is not a duration in [0, durationMsMax]. */
-export function durationMs(v: unknown): number | undefined {
+/**
+ * The milliseconds `v` is written as, in any range (negative, or beyond durationMsMax), not yet
+ * rounded; undefined when `v` is not written as a duration at all. Callers tell "not a duration"
+ * apart from "a duration out of range" with it, so an operator learns which mistake was made.
+ */
+export function durationMsUnchecked(v: unknown): number | undefined {
   let ms = Number.NaN;
   if (typeof v === 'number') {
     ms = v;
   } else if (typeof v === 'string') {
-    const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(v.trim());
+    const m = /^(-?\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(v.trim());
     if (m) ms = Number(m[1]) * (unitMs[m[2] ?? 'ms'] ?? Number.NaN);
   }
-  if (!Number.isFinite(ms) || ms < 0 || ms > durationMsMax) return undefined;
+  return Number.isFinite(ms) ? ms : undefined;
+}
+
+/** Milliseconds, or undefined when `v` is not a duration in [0, durationMsMax]. */
+export function durationMs(v: unknown): number | undefined {
+  const ms = durationMsUnchecked(v);
+  if (ms === undefined || ms < 0 || ms > durationMsMax) return undefined;
   return Math.round(ms);
 }
 

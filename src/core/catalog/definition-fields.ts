@@ -1,6 +1,6 @@
 // The field checks shared by service and check definitions: each records its problem with the
 // field path and returns a usable value, so one pass reports every problem. Nothing throws.
-import { durationMs } from '../duration.js';
+import { durationMs, durationMsMax, durationMsUnchecked } from '../duration.js';
 import { LB_WEIGHT_MAX } from '../routing/lb-common.js';
 import { checkStringMap, type MapBounds } from '../state/kinds/fields.js';
 import { SERVICE_DEFAULTS_LIMITS } from '../state/kinds/service-defaults.js';
@@ -109,7 +109,13 @@ export function optDuration(o: Obj, key: string, path: string, p: Problems): num
   if (v === undefined) return undefined;
   const ms = durationMs(v);
   if (ms === undefined) {
-    p.add(at(path, key), `must be a duration like "10s", "500ms" or "1m", got ${describe(v)}`);
+    // A negative or too long duration is written correctly; say so rather than show the format again.
+    p.add(
+      at(path, key),
+      durationMsUnchecked(v) === undefined
+        ? `must be a duration like "10s", "500ms" or "1m", got ${describe(v)}`
+        : `must be from 0ms to ${durationMsMax}ms (about 24.8 days), got ${describe(v)}`,
+    );
   }
   return ms;
 }

@@ -134,6 +134,18 @@ describe('service definitions', () => {
         /^check\.interval: must be at least 100ms/,
       ],
       [
+        { name: 'web', port: 80, check: { tcp: 'x:1', interval: '1x' } },
+        /^check\.interval: must be a duration like/,
+      ],
+      [
+        { name: 'web', port: 80, check: { tcp: 'x:1', timeout: '-1s' } },
+        /^check\.timeout: must be from 0ms to 2147483647ms \(about 24\.8 days\), got "-1s"/,
+      ],
+      [
+        { name: 'web', port: 80, check: { tcp: 'x:1', interval: '1000h' } },
+        /^check\.interval: must be from 0ms to 2147483647ms/,
+      ],
+      [
         { name: 'web', port: 80, check: { tcp: 'x:1', interval: '1s', timeout: '2s' } },
         /^check\.timeout: must not be longer/,
       ],

@@ -256,6 +256,40 @@ describe('loadAgentConfig precedence and files', () => {
     await rejectsWith(load({ dataDir: '/d', leaveTimeout: '-1s' }), '--leave-timeout');
   });
 
+  it('reports an out-of-range duration as a range error with the allowed range', async () => {
+    const neg = await writeConfig('neg.yaml', 'data-dir: /d\nleave-timeout: -5s\n');
+    const err = await rejectsWith(load({ config: neg }));
+    assert.equal(err.message, `config file ${neg}: "leave-timeout": must be from 0ms to 24h, got "-5s"`);
+    await rejectsWith(
+      load({ dataDir: '/d', leaveTimeout: '25h' }),
+      '--leave-timeout: must be from 0ms to 24h, got "25h"',
+    );
+    const ttl = await writeConfig('ttl.yaml', 'data-dir: /d\nca-leaf-ttl: 10s\n');
+    await rejectsWith(
+      load({ config: ttl }),
+      `config file ${ttl}: "ca-leaf-ttl": must be from 1m to 720h, got "10s"`,
+    );
+    await rejectsWith(load({ dataDir: '/d', caLeafTtl: '721h' }), '--ca-leaf-ttl: must be from 1m to 720h');
+    await rejectsWith(
+      load({ dataDir: '/d', retryJoinMaxInterval: '48h' }),
+      '--retry-join-max-interval: must be from 1ms to 24h, got "48h"',
+    );
+    assert.equal((await load({ dataDir: '/d', leaveTimeout: '24h' })).leaveTimeoutMs, 24 * 3_600_000);
+  });
+
+  it('rejects a zero retry interval, naming the file and the key', async () => {
+    const zero = await writeConfig('zero.yaml', 'data-dir: /d\nretry-join-interval: 0\n');
+    const err = await rejectsWith(load({ config: zero }));
+    assert.equal(
+      err.message,
+      `config file ${zero}: "retry-join-interval": must be from 1ms to 24h, got number 0 (a zero wait is a busy loop)`,
+    );
+    await rejectsWith(
+      load({ dataDir: '/d', retryJoinInterval: '0s' }),
+      '--retry-join-interval: must be from 1ms',
+    );
+  });
+
   it('rejects a retry interval longer than its maximum', async () => {
     await rejectsWith(
       load({ dataDir: '/d', retryJoinInterval: '1m', retryJoinMaxInterval: '10s' }),

@@ -64,24 +64,42 @@ describe('parseDurationMs', () => {
     assert.equal(parseDurationMs(0, 'x'), 0);
   });
 
-  it('rejects everything else, naming the option', () => {
+  it('rejects what is not a duration as a bad format, naming the option', () => {
     for (const v of [
       '5x',
-      '-1s',
-      -1,
       '',
       's',
       '1 s',
       '30d',
+      '--1s',
+      '1e3',
       Number.NaN,
       Number.POSITIVE_INFINITY,
       true,
-      '100000h',
     ]) {
       assert.throws(
         () => parseDurationMs(v, '--leave-timeout'),
         /^MeshError: --leave-timeout: expected a duration/,
+        String(v),
       );
     }
+  });
+
+  it('reports a well-written duration out of range as a range error, with the range', () => {
+    for (const v of ['-1s', -1, '-0.3', '100000h', 2 ** 31]) {
+      assert.throws(
+        () => parseDurationMs(v, '--leave-timeout'),
+        /^MeshError: --leave-timeout: must be from 0ms to 2147483647ms \(about 24\.8 days, the longest a timer can wait\), got /,
+        String(v),
+      );
+    }
+    const range = { minMs: 60_000, maxMs: 3_600_000, minWhy: 'too short to renew' };
+    assert.throws(
+      () => parseDurationMs('10s', 'x', range),
+      /^MeshError: x: must be from 1m to 1h, got "10s" \(too short to renew\)$/,
+    );
+    assert.throws(() => parseDurationMs('2h', 'x', range), /^MeshError: x: must be from 1m to 1h, got "2h"$/);
+    assert.equal(parseDurationMs('1h', 'x', range), 3_600_000);
+    assert.equal(parseDurationMs(2 ** 31 - 1, 'x'), 2 ** 31 - 1);
   });
 });

@@ -90,26 +90,41 @@ function joinList(v: unknown, what: string): string[] {
   return list.map((a, i) => validateJoinAddress(a, Array.isArray(v) ? `${what}[${i}]` : what));
 }
 
-function smallCount(min: number, max: number) {
-  return (v: unknown, what: string, source: Source): number => {
-    const n = source.kind === 'flag' && typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
-    if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
-      fail(what, `a whole number from ${min} to ${max}`, v);
-    }
+/**
+ * A whole number from `min` to `max`. Flags arrive as strings, and a quoted number in a config file
+ * means the same number (as "1500" does for a duration), so every count reads "5" as 5: one rule
+ * for every numeric setting, wherever it is written.
+ */
+function wholeNumber(v: unknown, what: string): number {
+  const n = typeof v === 'string' && /^-?\d+$/.test(v) ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isInteger(n)) fail(what, 'a whole number', v);
+  return n;
+}
+
+function count(min: number, max: number) {
+  return (v: unknown, what: string): number => {
+    const n = wholeNumber(v, what);
+    if (n < min || n > max)
+      throw new MeshError('bad_request', `${what}: must be from ${min} to ${max}, got ${describe(v)}`);
     return n;
   };
 }
 
-function voterCount(v: unknown, what: string, source: Source): number {
-  const n = smallCount(1, 7)(v, what, source);
+function voterCount(v: unknown, what: string): number {
+  const n = wholeNumber(v, what);
   // An even voter count tolerates no more failures than the odd count below it, and costs more.
-  if (n % 2 === 0) fail(what, 'an odd number (1, 3, 5 or 7)', v);
+  if (![1, 3, 5, 7].includes(n)) {
+    throw new MeshError(
+      'bad_request',
+      `${what}: must be an odd number from 1 to 7 (1, 3, 5 or 7), got ${describe(v)}`,
+    );
+  }
   return n;
 }
 
 function dnsAddress(v: unknown, what: string): HostPort | 'off' {
   // `off` turns the DNS server off, e.g. where another resolver owns the port.
-  if (v === 'off' || v === false) return 'off';
+  if (v === 'off' || v === false || v === 'false') return 'off';
   return listenAddress(v, what);
 }
 
@@ -124,7 +139,9 @@ function logLevel(v: unknown, what: string): LogLevel {
   return v as LogLevel;
 }
 
+/** A quoted "true" or "false" means the same as the bare word, like a quoted number. */
 function bool(v: unknown, what: string): boolean {
+  if (v === 'true' || v === 'false') return v === 'true';
   if (typeof v !== 'boolean') fail(what, 'true or false', v);
   return v;
 }
@@ -154,11 +171,11 @@ export const options: readonly OptionSpec[] = [
     'retryJoinMaxIntervalMs',
     duration({ minMs: 1, maxMs: limits.retryJoinIntervalMsMax }),
   ),
-  opt('retry-join-max-attempts', 'retryJoinMaxAttempts', smallCount(0, limits.retryJoinMaxAttemptsMax)),
+  opt('retry-join-max-attempts', 'retryJoinMaxAttempts', count(0, limits.retryJoinMaxAttemptsMax)),
   opt('leave-timeout', 'leaveTimeoutMs', duration({ minMs: 0, maxMs: limits.leaveTimeoutMsMax })),
   opt('dev', 'dev', bool),
   opt('bootstrap', 'bootstrap', bool),
-  opt('bootstrap-expect', 'bootstrapExpect', smallCount(1, 9)),
+  opt('bootstrap-expect', 'bootstrapExpect', count(1, 9)),
   opt('voters', 'voters', voterCount),
   opt('config-dir', 'configDir', dir),
   opt('enable-script-checks', 'enableScriptChecks', bool),

@@ -6,6 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import type { AgentConfig, HostPort } from '../agent/agent-config.js';
 import { MeshError } from '../api/types.js';
 import { defaults } from './defaults.js';
+import { formatDurationMs } from './duration.js';
 import { readConfigFile } from './file.js';
 import { formatHostPort } from './host-port.js';
 import { type OptionSpec, options, type Settings, suggestKey } from './options.js';
@@ -40,47 +41,92 @@ const loaderFlags = new Set(['config']);
 
 type Partial_ = Partial<Record<keyof Settings, unknown>>;
 
-function fromFlags(flags: Record<string, unknown>): Partial_ {
+/**
+ * Where a setting was given, for messages about it: a flag (`--bind`), or a key in a config file
+ * (`config file /etc/mesh.yaml` + `"bind"`). A check across two settings names both this way, so
+ * its message points at the line to change like the check of a single field does.
+ */
+interface Place {
+  /** `config file PATH` for a file; absent for a flag or the environment. */
+  file?: string;
+  /** `--bind`, `"bind"` or `MESH_CLUSTER_KEY`. */
+  name: string;
+}
+type Places = Map<keyof Settings, Place>;
+
+function placeText(p: Place): string {
+  return p.file === undefined ? p.name : `${p.file}: ${p.name}`;
+}
+
+function fromFlags(flags: Record<string, unknown>, places: Places): Partial_ {
   const out: Partial_ = {};
   for (const [name, value] of Object.entries(flags)) {
     if (value === undefined || loaderFlags.has(name)) continue;
     const spec = byFlag.get(name) ?? byKey.get(name);
     if (!spec) throw new MeshError('bad_request', `unknown option --${name}`);
-    out[spec.prop] = spec.parse(value, `--${spec.key}`, { kind: 'flag' });
+    const place = { name: `--${spec.key}` };
+    out[spec.prop] = spec.parse(value, placeText(place), { kind: 'flag' });
+    places.set(spec.prop, place);
   }
   return out;
 }
 
-function fromFile(path: string, data: Record<string, unknown>): Partial_ {
+function fromFile(path: string, data: Record<string, unknown>, places: Places): Partial_ {
   const out: Partial_ = {};
   const source = { kind: 'file' as const, dir: dirname(path) };
+  const file = `config file ${path}`;
   for (const [key, value] of Object.entries(data)) {
     const spec = byKey.get(key);
     if (!spec) {
       const hint = suggestKey(key);
       throw new MeshError(
         'bad_request',
-        `config file ${path}: unknown key ${JSON.stringify(key)}` +
+        `${file}: unknown key ${JSON.stringify(key)}` +
           (hint ? ` (did you mean "${hint}"?)` : ` (known keys: ${options.map((o) => o.key).join(', ')})`),
       );
     }
-    out[spec.prop] = spec.parse(value, `config file ${path}: ${JSON.stringify(key)}`, source);
+    const place = { file, name: JSON.stringify(key) };
+    out[spec.prop] = spec.parse(value, placeText(place), source);
+    places.set(spec.prop, place);
   }
   return out;
+}
+
+/**
+ * Another setting, as named in a message about `here`: bare when it sits in the same file (or is
+ * a flag beside a flag), with its file when not, and marked as the default when nobody set it.
+ */
+function otherSetting(places: Places, prop: keyof Settings, key: string, value: string, here: Place): string {
+  const there = places.get(prop);
+  if (there === undefined) return `${key} (${value}, the default)`;
+  const elsewhere = there.file !== undefined && there.file !== here.file ? `, in ${there.file}` : '';
+  return `${there.name} (${value}${elsewhere})`;
+}
+
+/** Two settings that conflict, named together: `config file F: "a" and "b"`, or each with its place. */
+function bothSettings(a: Place, b: Place): string {
+  if (a.file === b.file) return placeText({ file: a.file, name: `${a.name} and ${b.name}` });
+  const one = (p: Place) => (p.file === undefined ? p.name : `${p.name} (in ${p.file})`);
+  return `${one(a)} and ${one(b)}`;
 }
 
 function isUnspecified(host: string): boolean {
   return host === '0.0.0.0' || host === '::';
 }
 
-function defaultAdvertise(bind: HostPort, sys: ConfigSystem): HostPort {
+function defaultAdvertise(bind: HostPort, bindPlace: Place | undefined, sys: ConfigSystem): HostPort {
   if (!isUnspecified(bind.host)) return bind;
   const ip = sys.externalIPv4()[0];
   if (ip === undefined) {
+    const what =
+      bindPlace === undefined
+        ? `--bind is ${formatHostPort(bind)} by default (every interface)`
+        : `${placeText(bindPlace)}: ${formatHostPort(bind)} is every interface`;
+    const set = bindPlace?.file === undefined ? '--advertise' : `"advertise" in ${bindPlace.file}`;
     throw new MeshError(
       'bad_request',
-      `--bind is ${formatHostPort(bind)} and this host has no non-loopback IPv4 address to advertise; ` +
-        'set --advertise to the address other agents should dial',
+      `${what}, and this host has no non-loopback IPv4 address to advertise; ` +
+        `set ${set} to the address other agents should dial`,
     );
   }
   return { host: ip, port: bind.port };
@@ -95,15 +141,17 @@ export async function loadAgentConfig(
   if (configPath !== undefined && (typeof configPath !== 'string' || configPath === '')) {
     throw new MeshError('bad_request', '--config: expected a file path');
   }
+  const places: Places = new Map();
   const file =
-    configPath === undefined ? {} : fromFile(resolve(configPath), await readConfigFile(configPath));
-  const flagValues = fromFlags(flags);
+    configPath === undefined ? {} : fromFile(resolve(configPath), await readConfigFile(configPath), places);
+  const flagValues = fromFlags(flags, places);
   // The environment variable sits at the level of the flag (it exists so the key stays out of `ps`),
   // above the file; an explicit --cluster-key still wins.
   const envKey = env.MESH_CLUSTER_KEY;
   if (flagValues.clusterKey === undefined && envKey !== undefined && envKey !== '') {
     const spec = byKey.get('cluster-key')!;
     flagValues.clusterKey = spec.parse(envKey, 'MESH_CLUSTER_KEY', { kind: 'flag' });
+    places.set('clusterKey', { name: 'MESH_CLUSTER_KEY' });
   }
   const s = { ...file, ...flagValues } as Partial<Settings>;
 
@@ -112,21 +160,33 @@ export async function loadAgentConfig(
   const retryJoinIntervalMs = s.retryJoinIntervalMs ?? defaults.retryJoinIntervalMs;
   const retryJoinMaxIntervalMs = s.retryJoinMaxIntervalMs ?? defaults.retryJoinMaxIntervalMs;
   if (retryJoinMaxIntervalMs < retryJoinIntervalMs) {
+    // Blame the setting the operator gave; when both were given, the maximum.
+    const maxPlace = places.get('retryJoinMaxIntervalMs');
+    const intervalText = formatDurationMs(retryJoinIntervalMs);
+    const maxText = formatDurationMs(retryJoinMaxIntervalMs);
     throw new MeshError(
       'bad_request',
-      `retry-join-max-interval (${retryJoinMaxIntervalMs}ms) must not be less than retry-join-interval ` +
-        `(${retryJoinIntervalMs}ms)`,
+      maxPlace !== undefined
+        ? `${placeText(maxPlace)}: must not be less than ` +
+            `${otherSetting(places, 'retryJoinIntervalMs', 'retry-join-interval', intervalText, maxPlace)}, got ${maxText}`
+        : `${placeText(places.get('retryJoinIntervalMs')!)}: must not be more than retry-join-max-interval ` +
+            `(${maxText}, the default), got ${intervalText}`,
     );
   }
-  if (s.bootstrap === true && s.bootstrapExpect !== undefined) {
-    throw new MeshError('bad_request', 'bootstrap and bootstrap-expect: give one or the other, not both');
+  const bootstrapPlace = places.get('bootstrap');
+  const bootstrapExpectPlace = places.get('bootstrapExpect');
+  if (s.bootstrap === true && bootstrapPlace !== undefined && bootstrapExpectPlace !== undefined) {
+    throw new MeshError(
+      'bad_request',
+      `${bothSettings(bootstrapPlace, bootstrapExpectPlace)}: give one or the other, not both`,
+    );
   }
   const nodeName = s.nodeName ?? sys.hostname();
   if (s.nodeName === undefined) {
     // The host name is not checked by the option parser; check it the same way.
     byKey.get('node-name')!.parse(nodeName, `the host name (default --node-name)`, { kind: 'flag' });
   }
-  const advertise = s.advertise ?? defaultAdvertise(bind, sys);
+  const advertise = s.advertise ?? defaultAdvertise(bind, places.get('bind'), sys);
 
   // Last, because it has a side effect: no temporary directory is left behind by a bad config.
   let dataDir = s.dataDir;

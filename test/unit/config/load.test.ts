@@ -335,10 +335,47 @@ describe('loadAgentConfig precedence and files', () => {
     );
   });
 
-  it('rejects a retry interval longer than its maximum', async () => {
+  it('rejects a retry interval longer than its maximum, naming where each was set', async () => {
+    const msg = async (flags: Record<string, unknown>) => (await rejectsWith(load(flags))).message;
+    assert.equal(
+      await msg({ dataDir: '/d', retryJoinInterval: '1m', retryJoinMaxInterval: '10s' }),
+      '--retry-join-max-interval: must not be less than --retry-join-interval (1m), got 10s',
+    );
+    const both = await writeConfig(
+      'both.yaml',
+      'data-dir: /d\nretry-join-interval: 1m\nretry-join-max-interval: 10s\n',
+    );
+    assert.equal(
+      await msg({ config: both }),
+      `config file ${both}: "retry-join-max-interval": must not be less than "retry-join-interval" (1m), got 10s`,
+    );
+    const one = await writeConfig('one.yaml', 'data-dir: /d\nretry-join-interval: 1m\n');
+    assert.equal(
+      await msg({ config: one }),
+      `config file ${one}: "retry-join-interval": must not be more than retry-join-max-interval (30s, the default), got 1m`,
+    );
+    assert.equal(
+      await msg({ config: one, retryJoinMaxInterval: '10s' }),
+      `--retry-join-max-interval: must not be less than "retry-join-interval" (1m, in config file ${one}), got 10s`,
+    );
+  });
+
+  it('names the file in a conflict between two settings, and in the advertise check', async () => {
+    const path = await writeConfig('b.yaml', 'data-dir: /d\nbootstrap: true\nbootstrap-expect: 3\n');
     await rejectsWith(
-      load({ dataDir: '/d', retryJoinInterval: '1m', retryJoinMaxInterval: '10s' }),
-      'retry-join-max-interval',
+      load({ config: path }),
+      `config file ${path}: "bootstrap" and "bootstrap-expect": give one or the other, not both`,
+    );
+    const half = await writeConfig('h.yaml', 'data-dir: /d\nbootstrap-expect: 3\n');
+    await rejectsWith(
+      load({ config: half, bootstrap: true }),
+      `--bootstrap and "bootstrap-expect" (in config file ${half}): give one or the other, not both`,
+    );
+    const wild = await writeConfig('w.yaml', 'data-dir: /d\nbind: 0.0.0.0:7400\n');
+    await rejectsWith(
+      load({ config: wild }, noEnv, fakeSystem([])),
+      `config file ${wild}: "bind": 0.0.0.0:7400 is every interface, and this host has no non-loopback IPv4`,
+      `set "advertise" in config file ${wild}`,
     );
   });
 

@@ -5,6 +5,7 @@ import YAML from 'yaml';
 import type { ApiClient } from '../api/client.js';
 import type { ConfigEntryView } from '../api/types.js';
 import { MeshError } from '../api/types.js';
+import { decodeDocument } from '../config/file.js';
 import { chainCommand } from './chain.js';
 import {
   clientCommand,
@@ -25,36 +26,16 @@ function fileError(source: string, message: string): MeshError {
   return new MeshError('bad_request', `${source}: ${message}`);
 }
 
-function firstLine(err: unknown): string {
-  const m = err instanceof Error ? err.message : String(err);
-  return m.split('\n')[0] ?? m;
-}
-
 /**
  * Decode a document file: JSON for .json, YAML for .yaml/.yml, otherwise (and for standard input)
- * JSON, then YAML. It must hold one object; `what` names it in the error.
+ * JSON, then YAML, by the rule of the agent's config file. It must hold one object; `what` names it
+ * in the error.
  */
 export function parseDocument(source: string, bytes: Uint8Array, what: string): Record<string, unknown> {
   const text = utf8OrUndefined(bytes);
   if (text === undefined) throw fileError(source, 'not UTF-8 text');
   const ext = source === '-' ? '' : extname(source).toLowerCase();
-  // YAML 1.2 core schema: "no" and "on" stay strings; a duplicate key is an error, not a override.
-  const yaml = (t: string): unknown =>
-    YAML.parse(t, { uniqueKeys: true, prettyErrors: false, maxAliasCount: 100 });
-  let data: unknown;
-  try {
-    if (ext === '.json') data = JSON.parse(text);
-    else if (ext === '.yaml' || ext === '.yml') data = yaml(text);
-    else {
-      try {
-        data = JSON.parse(text);
-      } catch {
-        data = yaml(text);
-      }
-    }
-  } catch (err) {
-    throw fileError(source, `not valid ${ext === '.json' ? 'JSON' : 'YAML'}: ${firstLine(err)}`);
-  }
+  const data = decodeDocument(text, ext, source);
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
     throw fileError(source, `${what} file must hold one object`);
   }

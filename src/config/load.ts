@@ -142,8 +142,10 @@ export async function loadAgentConfig(
     throw new MeshError('bad_request', '--config: expected a file path');
   }
   const places: Places = new Map();
-  const file =
-    configPath === undefined ? {} : fromFile(resolve(configPath), await readConfigFile(configPath), places);
+  // One spelling of the path in every message about the file: absolute, since an agent's working
+  // directory (a service manager's) is seldom the operator's.
+  const filePath = configPath === undefined ? undefined : resolve(configPath);
+  const file = filePath === undefined ? {} : fromFile(filePath, await readConfigFile(filePath), places);
   const flagValues = fromFlags(flags, places);
   // The environment variable sits at the level of the flag (it exists so the key stays out of `ps`),
   // above the file; an explicit --cluster-key still wins.

@@ -242,8 +242,15 @@ describe('formatting of state commands', () => {
     });
     assert.throws(() => parseEntryFile('w.yaml', b('- a\n')), /w.yaml: an entry file must hold one object/);
     assert.throws(() => parseEntryFile('w.yaml', b('kind: x\n')), /w.yaml: name: must be a non-empty string/);
-    assert.throws(() => parseEntryFile('w.json', b('{')), /w.json: not valid JSON/);
-    assert.throws(() => parseEntryFile('w.yaml', b('a: 1\na: 2\n')), /w.yaml: not valid YAML/);
+    assert.throws(() => parseEntryFile('w.json', b('{')), /w\.json:1:2: not valid JSON/);
+    assert.throws(
+      () => parseEntryFile('w.json', b('{"kind": "x",\n "name": }')),
+      /w\.json:2:10: not valid JSON/,
+    );
+    assert.throws(
+      () => parseEntryFile('w.yaml', b('a: 1\na: 2\n')),
+      /w\.yaml:2:1: not valid YAML: Map keys must be unique/,
+    );
   });
 
   it('config get output can be written back', () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { MeshError } from '../../../src/api/types.js';
 import { type ConfigSystem, loadAgentConfig } from '../../../src/config/load.js';
@@ -206,6 +206,14 @@ describe('loadAgentConfig precedence and files', () => {
     assert.equal((await load({ config: otherJson })).dev, true);
   });
 
+  it('names a relative config path the same, absolute, in every message about the file', async () => {
+    const path = await writeConfig('rel.yaml', 'zone: [\n');
+    const rel = relative(process.cwd(), path);
+    await rejectsWith(load({ config: rel }), `config file ${path}:2:1: not valid YAML`);
+    const field = await writeConfig('relf.yaml', 'voters: x\n');
+    await rejectsWith(load({ config: relative(process.cwd(), field) }), `config file ${field}: "voters"`);
+  });
+
   it('an empty YAML file sets nothing', async () => {
     const path = await writeConfig('empty.yaml', '');
     assert.equal((await load({ config: path, dataDir: '/d' })).nodeName, 'test-host');
@@ -387,6 +395,18 @@ describe('loadAgentConfig precedence and files', () => {
     );
     const bad = await writeConfig('bad.json', '{"data-dir": ');
     await rejectsWith(load({ config: bad }), `config file ${bad}`, 'not valid JSON');
+    const dup = await writeConfig('dup.yaml', 'data-dir: /d\nzone: a\nzone: b\n');
+    await rejectsWith(
+      load({ config: dup }),
+      `config file ${dup}:3:1: not valid YAML: Map keys must be unique`,
+    );
+    const indent = await writeConfig('indent.yml', 'data-dir: /d\nbind: [\n  x: 1\n');
+    await rejectsWith(load({ config: indent }), `config file ${indent}:4:1: not valid YAML: Flow sequence`);
+    // V8 names no position for an unexpected token; the loader finds it (here the "]" after a comma).
+    const comma = await writeConfig('comma.json', '{"data-dir": "/d",\n "join": ["a:1",]}');
+    await rejectsWith(load({ config: comma }), `config file ${comma}:2:17: not valid JSON: Unexpected token`);
+    const cut = await writeConfig('cut.json', '{"data-dir": "/d",\n');
+    await rejectsWith(load({ config: cut }), `config file ${cut}:2:1: not valid JSON`);
     const list = await writeConfig('list.yaml', '- a\n- b\n');
     await rejectsWith(load({ config: list }), 'mapping');
   });

@@ -15,6 +15,7 @@ import {
   processStdin,
   type ReadStdin,
   readSmallFile,
+  sourceName,
   utf8OrUndefined,
 } from './context.js';
 import { formatTable } from './table.js';
@@ -22,8 +23,9 @@ import { formatTable } from './table.js';
 /** An entry file is a few KiB; 1 MiB is the agent's request body limit, so more cannot be sent. */
 const entryFileBytesMax = 1024 * 1024;
 
+/** `source` is the file argument as given; `-` is named `standard input`. */
 function fileError(source: string, message: string): MeshError {
-  return new MeshError('bad_request', `${source}: ${message}`);
+  return new MeshError('bad_request', `${sourceName(source)}: ${message}`);
 }
 
 /**
@@ -35,7 +37,7 @@ export function parseDocument(source: string, bytes: Uint8Array, what: string): 
   const text = utf8OrUndefined(bytes);
   if (text === undefined) throw fileError(source, 'not UTF-8 text');
   const ext = source === '-' ? '' : extname(source).toLowerCase();
-  const data = decodeDocument(text, ext, source);
+  const data = decodeDocument(text, ext, sourceName(source));
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
     throw fileError(source, `${what} file must hold one object`);
   }
@@ -70,7 +72,7 @@ export async function configPutCommand(
   } catch (err) {
     // The agent's message names the field; say which file it is about.
     if (err instanceof MeshError && err.code === 'bad_request') {
-      throw new MeshError('bad_request', `${source === '-' ? 'standard input' : source}: ${err.message}`);
+      throw fileError(source, err.message);
     }
     throw err;
   }

@@ -59,7 +59,15 @@ export async function readBounded(
   return Buffer.concat(chunks, total);
 }
 
-export const processStdin: ReadStdin = (bytesMax) => readBounded(process.stdin, bytesMax, 'standard input');
+/** What every message calls the file argument `-`: one name, whichever step of reading it fails. */
+export const stdinName = 'standard input';
+
+/** A file argument as messages name it: its path, or `standard input` for `-`. */
+export function sourceName(file: string): string {
+  return file === '-' ? stdinName : file;
+}
+
+export const processStdin: ReadStdin = (bytesMax) => readBounded(process.stdin, bytesMax, stdinName);
 
 /** A file's bytes, refusing a file larger than `bytesMax`; errors name the file. */
 export async function readSmallFile(path: string, bytesMax: number): Promise<Uint8Array> {

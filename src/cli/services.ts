@@ -5,7 +5,15 @@ import type { ApiClient } from '../api/client.js';
 import type { LocalServiceView } from '../api/types.js';
 import { MeshError } from '../api/types.js';
 import { parseDocument } from './config.js';
-import { clientCommand, clientFor, type Io, processStdin, type ReadStdin, readSmallFile } from './context.js';
+import {
+  clientCommand,
+  clientFor,
+  type Io,
+  processStdin,
+  type ReadStdin,
+  readSmallFile,
+  sourceName,
+} from './context.js';
 import { formatTable } from './table.js';
 
 /** A definition file is a few KiB; 1 MiB is the agent's request body limit. */
@@ -17,7 +25,7 @@ export function servicesInFile(source: string, doc: Record<string, unknown>): un
   if (keys.length === 1 && keys[0] === 'service') return [doc.service];
   if (keys.length === 1 && keys[0] === 'services') {
     if (!Array.isArray(doc.services))
-      throw new MeshError('bad_request', `${source}: services: must be a list`);
+      throw new MeshError('bad_request', `${sourceName(source)}: services: must be a list`);
     return doc.services;
   }
   return [doc];
@@ -32,7 +40,7 @@ export async function registerCommand(client: ApiClient, source: string, bytes: 
       done.push(`Registered service ${r.name} (id ${r.id})`);
     } catch (err) {
       if (!(err instanceof MeshError)) throw err;
-      const where = defs.length > 1 ? `${source} services[${i}]` : source;
+      const where = defs.length > 1 ? `${sourceName(source)} services[${i}]` : sourceName(source);
       const before = done.length > 0 ? ` (${done.length} registered before it)` : '';
       throw new MeshError(err.code, `${where}: ${err.message}${before}`);
     }

@@ -141,6 +141,15 @@ export async function loadAgentConfig(
   if (configPath !== undefined && (typeof configPath !== 'string' || configPath === '')) {
     throw new MeshError('bad_request', '--config: expected a file path');
   }
+  if (configPath === '-') {
+    // Other commands read `-` from standard input; the agent does not (under a service manager its
+    // standard input is /dev/null, and relative paths in the file need the file's directory).
+    // Say so, rather than look for a file named "-".
+    throw new MeshError(
+      'bad_request',
+      "--config: the agent does not read its config from standard input; give the file's path",
+    );
+  }
   const places: Places = new Map();
   // One spelling of the path in every message about the file: absolute, since an agent's working
   // directory (a service manager's) is seldom the operator's.

@@ -51,6 +51,16 @@ describe('mesh kv, config, raft (process, against a fake agent)', () => {
     assert.equal((await mesh(['kv', 'put', 'k', 'v', '--cas', 'x', '--http', fake.addr])).code, 2);
   });
 
+  it('a file read from standard input is called "standard input" in every message', async () => {
+    const syntax = await mesh(['config', 'put', '-', '--http', fake.addr], 'kind: x\nkind: y\n');
+    assert.equal(syntax.code, 1);
+    assert.equal(syntax.stderr, 'Error: standard input:2:1: not valid YAML: Map keys must be unique\n');
+    const shape = await mesh(['config', 'put', '-', '--http', fake.addr], 'kind: x\n');
+    assert.equal(shape.stderr, 'Error: standard input: name: must be a non-empty string\n');
+    const services = await mesh(['services', 'register', '-', '--http', fake.addr], '{"services": 3}');
+    assert.equal(services.stderr, 'Error: standard input: services: must be a list\n');
+  });
+
   it('config put with a YAML file', async () => {
     const file = join(dir, 'web.yaml');
     await writeFile(file, 'kind: service-defaults\nname: web\nprotocol: http\nmeta:\n  team: payments\n');

@@ -214,6 +214,14 @@ describe('loadAgentConfig precedence and files', () => {
     await rejectsWith(load({ config: relative(process.cwd(), field) }), `config file ${field}: "voters"`);
   });
 
+  it('--config -: says the agent does not read standard input, not "no such file"', async () => {
+    const err = await rejectsWith(load({ config: '-' }));
+    assert.equal(
+      err.message,
+      "--config: the agent does not read its config from standard input; give the file's path",
+    );
+  });
+
   it('an empty YAML file sets nothing', async () => {
     const path = await writeConfig('empty.yaml', '');
     assert.equal((await load({ config: path, dataDir: '/d' })).nodeName, 'test-host');

@@ -4,7 +4,6 @@
 // the leader, runs autopilot: it keeps `voters` voters, preferring distinct zones, by adding a
 // healthy agent as a learner and promoting it once caught up, and removes voters gossip has marked
 // failed for longer than deadVoterMs or that left.
-import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { MeshError, type RaftPeerView } from '../api/types.js';
 import { Watchers } from '../api/watchers.js';
@@ -15,6 +14,7 @@ import type { ConfChange, ConfState, RaftStatus } from '../core/raft/types.js';
 import type { ApplyResult } from '../core/state/state-machine.js';
 import type { MembershipService } from '../membership/service.js';
 import type { RaftClient } from './client.js';
+import { LEADER_CALL_DEADLINE_MS, LeaderCalls } from './leader-calls.js';
 import type { RaftService } from './service.js';
 import type { RaftStorage } from './storage.js';
 
@@ -32,7 +32,7 @@ export interface ControlPlaneInit {
   deadVoterMs: number;
   /** Forwarded calls to the leader give up after this long. */
   forwardTimeoutMs: number;
-  /** How long a write is retried through leader failures (default WRITE_DEADLINE_MS; tests). */
+  /** How long a write or consistent read is retried through leader failures (default LEADER_CALL_DEADLINE_MS; tests). */
   writeDeadlineMs?: number;
   /** Applied indexes reported by gossip (set once the agent has wired it). */
   applied?: import('./applied-gossip.js').AppliedGossip;
@@ -40,23 +40,6 @@ export interface ControlPlaneInit {
 
 /** How long a read or a membership change waits for a leader to exist (elections take ~1 s). */
 const LEADER_WAIT_MS = 3_000;
-/**
- * A write is proposed again (same request id, so it applies once) until this long after it began:
- * long enough to outlast a leader's death (an election is ~1 s; a replica forgets a silent leader
- * after 3 s), short enough that the CLI, which waits 10 s, hears why it failed. Consul holds an
- * RPC 7 s for a leader (RPCHoldTimeout).
- */
-export const WRITE_DEADLINE_MS = 8_000;
-/** Waits before proposing again to the same leader after it refused (overloaded, say): doubling. */
-const RETRY_WAIT_MIN_MS = 50;
-const RETRY_WAIT_MAX_MS = 1_000;
-/** How often a write in flight looks whether the leader it went to is still the leader. */
-const LEADER_CHECK_MS = 25;
-/**
- * A write the leader confirmed waits this long at most for this agent to apply it too, so a read
- * from this agent right after the write sees it (it usually takes a few ms, one batch on a replica).
- */
-const APPLIED_HERE_WAIT_MS = 1_000;
 /** Agents asked whether a Raft cluster already exists before --bootstrap-expect bootstraps one. */
 const BOOTSTRAP_PROBE_MAX = 8;
 
@@ -70,9 +53,21 @@ export class ControlPlane {
   private confChangeInFlight = false;
   private stopped = false;
 
+  private readonly calls: LeaderCalls;
+
   constructor(private readonly init: ControlPlaneInit) {
     init.raft.onApply(() => {
       this.watchers.notify();
+    });
+    this.calls = new LeaderCalls({
+      selfId: init.selfId,
+      raft: init.raft,
+      log: init.log,
+      forward: (leader, req, timeoutMs) => this.forward(leader, req, timeoutMs),
+      leaderOrWait: (deadline) => this.leaderOrWait(deadline),
+      stopped: () => this.stopped,
+      forwardTimeoutMs: init.forwardTimeoutMs,
+      deadlineMs: init.writeDeadlineMs ?? LEADER_CALL_DEADLINE_MS,
     });
   }
 
@@ -123,144 +118,14 @@ export class ControlPlane {
     if (this.bootstrapTimer) clearInterval(this.bootstrapTimer);
   }
 
-  /**
-   * Apply a command through Raft; resolves with the state machine's result once the leader has
-   * committed it and this agent has applied it (bounded: APPLIED_HERE_WAIT_MS).
-   *
-   * The command gets a request id. When the leader fails with the write in flight (it dies, loses
-   * its term, or does not answer), whether the write was committed is unknown: it is proposed
-   * again, with the same id, to the next leader; a copy of a write committed already applies as
-   * nothing and answers the first one's result (src/core/state/requests.ts). So a write survives
-   * a leader failover and still applies once. Retried until WRITE_DEADLINE_MS; errors other than
-   * `unavailable` (a refused command) are final at once.
-   */
-  async write(cmd: object): Promise<ApplyResult> {
-    const proposal = { ...cmd, rid: randomUUID() };
-    const deadlineMs = this.init.writeDeadlineMs ?? WRITE_DEADLINE_MS;
-    const deadline = Date.now() + deadlineMs;
-    let wake: (r: ApplyResult) => void = () => undefined;
-    const appliedHere = new Promise<ApplyResult>((resolve) => {
-      wake = resolve;
-    });
-    const cancel = this.init.raft.onRequestApplied(proposal.rid, (r) => wake(r));
-    if (!cancel) throw new MeshError('unavailable', 'too many writes in flight; retry');
-    try {
-      const answer = await this.untilLeaderAnswers(
-        deadline,
-        (leader, timeoutMs) =>
-          leader === this.init.selfId
-            ? this.init.raft.proposeLocal(proposal)
-            : (this.forward(leader, { op: 'propose', cmd: proposal }, timeoutMs) as Promise<ApplyResult>),
-        (problem) =>
-          `write not confirmed within ${deadlineMs / 1000} s (${problem}); it may still be applied: read it back before writing again`,
-        appliedHere,
-      );
-      const result = answer.value;
-      if (!answer.here) {
-        await this.init.raft.waitApplied(result.index, Math.min(APPLIED_HERE_WAIT_MS, deadline - Date.now()));
-      }
-      if (answer.attempts > 1) {
-        this.init.log.info(
-          { attempts: answer.attempts, index: result.index },
-          'write confirmed after a retry',
-        );
-      }
-      return result;
-    } finally {
-      cancel();
-    }
+  /** Apply a command through Raft; see LeaderCalls.write (a write applies once, through failovers). */
+  write(cmd: object): Promise<ApplyResult> {
+    return this.calls.write(cmd);
   }
 
-  /**
-   * Wait until this agent has applied everything committed before the call (linearizable read
-   * point). Asked of the leader again through a leader failure, as writes are (a read is safe to
-   * repeat), until WRITE_DEADLINE_MS.
-   */
-  async consistent(): Promise<number> {
-    const deadlineMs = this.init.writeDeadlineMs ?? WRITE_DEADLINE_MS;
-    const { value: index } = await this.untilLeaderAnswers(
-      Date.now() + deadlineMs,
-      (leader, timeoutMs) =>
-        leader === this.init.selfId
-          ? this.init.raft.readIndexLocal()
-          : (this.forward(leader, { op: 'read-index' }, timeoutMs) as Promise<number>),
-      (problem) => `consistent read not confirmed by a leader within ${deadlineMs / 1000} s (${problem})`,
-    );
-    if (!(await this.init.raft.waitApplied(index, this.init.forwardTimeoutMs))) {
-      throw new MeshError('unavailable', `this agent did not catch up to index ${index} in time`);
-    }
-    return index;
-  }
-
-  /**
-   * Ask the leader with `ask` (on this agent, or over the client protocol), and again, to whoever
-   * leads then, after each `unavailable` answer, each forwardTimeoutMs without one, and each change
-   * of leader while waiting, until `deadline`; then fail with `giveUp(the last problem)`. Any other
-   * error is final at once. `settled`, if it resolves first, is the answer (`here`).
-   */
-  private async untilLeaderAnswers<T>(
-    deadline: number,
-    ask: (leader: string, timeoutMs: number) => Promise<T>,
-    giveUp: (problem: string) => string,
-    settled?: Promise<T>,
-  ): Promise<{ value: T; here: boolean; attempts: number }> {
-    let waitMs = RETRY_WAIT_MIN_MS;
-    for (let attempts = 1; ; attempts++) {
-      const leader = await this.leaderOrWait(deadline);
-      const until = Math.min(deadline, Date.now() + this.init.forwardTimeoutMs);
-      const answered = this.attempt(leader, ask(leader, Math.max(1, until - Date.now())), until);
-      const outcome = await (settled
-        ? Promise.race([answered, settled.then((value) => ({ value, here: true }))])
-        : answered);
-      if ('value' in outcome) return { value: outcome.value, here: 'here' in outcome, attempts };
-      if (this.stopped) throw new MeshError('unavailable', 'the agent is stopping');
-      if (Date.now() >= deadline) throw new MeshError('unavailable', giveUp(outcome.problem));
-      this.init.log.debug(
-        { attempts, leader, problem: outcome.problem },
-        'leader did not answer; asking again',
-      );
-      if (this.init.raft.leader === leader) {
-        // The same leader refused or did not answer: give it a moment.
-        await sleep(Math.min(waitMs, Math.max(0, deadline - Date.now())));
-        waitMs = Math.min(waitMs * 2, RETRY_WAIT_MAX_MS);
-      }
-    }
-  }
-
-  /**
-   * One call to `leader`: its answer, or the problem that makes it worth asking again (an
-   * `unavailable` refusal, no answer by `until`, or `leader` no longer the leader). Other errors
-   * are thrown.
-   */
-  private async attempt<T>(
-    leader: string,
-    call: Promise<T>,
-    until: number,
-  ): Promise<{ value: T } | { problem: string }> {
-    let done = false;
-    const answered = call.then(
-      (value) => ({ value }),
-      (err: unknown) => {
-        if (err instanceof MeshError && err.code === 'unavailable') return { problem: err.message };
-        throw err;
-      },
-    );
-    const watched = (async () => {
-      while (!done) {
-        await sleep(LEADER_CHECK_MS);
-        if (this.init.raft.leader !== leader)
-          return { problem: `leader ${leader.slice(-8)} is no longer the leader` };
-        if (Date.now() >= until) return { problem: 'no answer from the leader' };
-      }
-      return { problem: '' };
-    })();
-    try {
-      return await Promise.race([answered, watched]);
-    } finally {
-      done = true;
-      // A call given up on may still fail later: nobody waits for it any more.
-      answered.catch(() => undefined);
-    }
+  /** Wait until this agent has applied everything committed before the call (linearizable read point). */
+  consistent(): Promise<number> {
+    return this.calls.consistent();
   }
 
   async transferLeader(to: string | undefined): Promise<string> {

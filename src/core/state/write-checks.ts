@@ -2,8 +2,18 @@
 // Apply (and snapshot restore) must accept everything an older version committed, or agents of two
 // versions would hold different state; a rule that tightens what may be written therefore belongs
 // here, where it refuses the write at the agent the user talks to and leaves stored entries alone.
+import { serviceNameProblem } from './kinds/spec-fields.js';
 import { field, isObj } from './text.js';
 import type { Command, ValidationError } from './types.js';
+
+/**
+ * Kinds named after a service whose apply-time rule for the name is only the common pattern: the
+ * service-name rule came after entries of these kinds could be written, so apply must keep taking
+ * names such as `my_svc.v1`, while a new write must use a name a service can have, or the entry
+ * would never apply to any service. (service-router, -splitter, -resolver and -intentions enforce
+ * the rule on apply: they had it from the start.)
+ */
+const SERVICE_NAMED_ON_WRITE: ReadonlySet<string> = new Set(['service-defaults']);
 
 /**
  * Where each kind holds a regular expression matched against what callers send, as paths through
@@ -65,6 +75,10 @@ export function linearRegexProblem(source: string): string | undefined {
  */
 export function writeCheck(c: Command, previous?: unknown): ValidationError | undefined {
   if (c.op !== 'config-set') return undefined;
+  if (SERVICE_NAMED_ON_WRITE.has(c.kind)) {
+    const problem = serviceNameProblem(c.name);
+    if (problem !== undefined) return { field: 'name', message: problem };
+  }
   const sites = REGEX_SITES[c.kind];
   if (sites === undefined) return undefined;
   const inForce = new Set<string>();

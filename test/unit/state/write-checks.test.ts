@@ -153,3 +153,23 @@ describe('write checks: regexes must be matchable in linear time', () => {
     }
   });
 });
+
+describe('write checks: entries named after a service use a service name', () => {
+  it('refuses a service-defaults name no service can have, naming the field', () => {
+    for (const name of ['my_svc.v1', 'web.v1', 'a_b']) {
+      const c = validated('service-defaults', name, { protocol: 'http' });
+      const bad = writeCheck(c);
+      assert.equal(bad?.field, 'name', name);
+      assert.match(bad?.message ?? '', /must be a service name: 1 to 63 lower-case letters, digits or '-'/);
+    }
+    assert.equal(writeCheck(validated('service-defaults', 'web-v1', { protocol: 'http' })), undefined);
+  });
+
+  it('leaves apply alone: a service-defaults entry an older version wrote under such a name still applies', () => {
+    // validated() is what apply runs; only the write is refused, and a delete is never.
+    validated('service-defaults', 'my_svc.v1', {});
+    const del = validateCommand({ op: 'config-delete', kind: 'service-defaults', name: 'my_svc.v1' });
+    assert.ok(!isValidationError(del));
+    assert.equal(writeCheck(del), undefined);
+  });
+});

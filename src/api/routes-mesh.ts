@@ -8,6 +8,7 @@
 import type { DataPlane } from '../agent/data-plane.js';
 import { decideIntention, listIntentions } from '../core/routing/intentions.js';
 import type { CaRootsSpec } from '../core/state/kinds/ca-roots.js';
+import { ANY_SERVICE } from '../core/state/kinds/service-intentions.js';
 import { serviceNameProblem } from '../core/state/kinds/spec-fields.js';
 import type { ControlPlane } from '../raft/control-plane.js';
 import type { Reply, RequestContext, Route } from './router.js';
@@ -31,6 +32,34 @@ function need(ctx: RequestContext, key: string): string {
     throw new MeshError('bad_request', `give "${key}" once, e.g. ?source=web&destination=api`);
   return all[0] as string;
 }
+
+/**
+ * A service named by a query parameter, checked here so the error names the parameter (not the
+ * entry field it becomes) and a name no service can have is refused by check and delete too,
+ * instead of answering for, or deleting, a rule that cannot exist. `*` (every service) is for
+ * rules: a call, which check decides, comes from one service to one service.
+ */
+function serviceParam(ctx: RequestContext, key: string, wildcard: boolean): string {
+  const name = need(ctx, key);
+  if (name === ANY_SERVICE) {
+    if (wildcard) return name;
+    throw new MeshError('bad_request', `"${key}" must name one service: a call is not made by or to "*"`);
+  }
+  const problem = serviceNameProblem(name);
+  if (problem !== undefined)
+    throw new MeshError('bad_request', `"${key}" ${problem}${wildcard ? ' (or "*")' : ''}`);
+  return name;
+}
+
+/** What a PUT or DELETE of one intention did; `was` is the action of the rule it replaced. */
+interface IntentionEdit {
+  index: number;
+  change: 'created' | 'updated' | 'unchanged' | 'deleted';
+  was?: string;
+}
+
+const sameRule = (a: SourceRule, b: SourceRule): boolean =>
+  a.action === b.action && a.permissions === undefined && (a.description ?? '') === (b.description ?? '');
 
 function rootsView(r: CaRootsSpec | undefined) {
   if (!r) return { trustDomain: '', activeRootId: '', roots: [] };
@@ -79,10 +108,11 @@ export function meshRoutes(dp: DataPlane, cp: ControlPlane): Route[] {
     source: string,
     destination: string,
     rule: SourceRule | undefined,
-  ): Promise<number> {
+  ): Promise<IntentionEdit> {
     for (let attempt = 0; attempt < CAS_ATTEMPTS_MAX; attempt++) {
       const entry = sm().configGet('service-intentions', destination);
       const all = (entry?.spec as { sources?: SourceRule[] } | undefined)?.sources ?? [];
+      const old = all.find((s) => s.name === source);
       // `mesh intention allow|deny` would silently drop an L7 rule's permissions: as Consul's CLI,
       // refuse, and leave it to the entry (delete stays possible).
       if (rule !== undefined && all.some((s) => s.name === source && s.permissions !== undefined)) {
@@ -91,10 +121,13 @@ export function meshRoutes(dp: DataPlane, cp: ControlPlane): Route[] {
           `the intention ${source} → ${destination} has L7 permissions: edit them in the service-intentions entry (mesh config get service-intentions ${destination}, then mesh config put), or delete the intention first`,
         );
       }
+      // Nothing to do: say so rather than write (a delete of no rule, an allow that is in place).
+      if (entry !== undefined && old !== undefined && rule !== undefined && sameRule(old, rule))
+        return { index: entry.modifyIndex, change: 'unchanged', ...(old.action ? { was: old.action } : {}) };
+      if (old === undefined && rule === undefined) return { index: sm().appliedIndex, change: 'unchanged' };
       const prev = all.filter((s) => s.name !== source);
       const sources = rule ? [...prev, rule] : prev;
       const cas = entry?.modifyIndex ?? 0;
-      if (!rule && !entry) return sm().appliedIndex;
       const cmd =
         sources.length === 0
           ? checked({ op: 'config-delete', kind: 'service-intentions', name: destination, cas })
@@ -103,7 +136,10 @@ export function meshRoutes(dp: DataPlane, cp: ControlPlane): Route[] {
               entry?.spec,
             );
       const r = await cp.write(cmd);
-      if (writeOutcome(r)) return r.index;
+      if (writeOutcome(r)) {
+        const change = rule === undefined ? 'deleted' : old === undefined ? 'created' : 'updated';
+        return { index: r.index, change, ...(old?.action ? { was: old.action } : {}) };
+      }
       // Someone changed the entry meanwhile: catch up with the leader and edit again.
       await cp.consistent();
     }
@@ -111,8 +147,8 @@ export function meshRoutes(dp: DataPlane, cp: ControlPlane): Route[] {
   }
 
   async function putIntention(ctx: RequestContext): Promise<Reply> {
-    const source = need(ctx, 'source');
-    const destination = need(ctx, 'destination');
+    const source = serviceParam(ctx, 'source', true);
+    const destination = serviceParam(ctx, 'destination', true);
     let body: { action?: unknown; description?: unknown };
     try {
       body = JSON.parse(ctx.body.toString('utf8') || '{}') as typeof body;
@@ -133,16 +169,18 @@ export function meshRoutes(dp: DataPlane, cp: ControlPlane): Route[] {
       action: body.action,
       ...(body.description ? { description: body.description } : {}),
     };
-    return { body: { index: await editIntention(source, destination, rule) } };
+    return { body: await editIntention(source, destination, rule) };
   }
 
   async function deleteIntention(ctx: RequestContext): Promise<Reply> {
-    return { body: { index: await editIntention(need(ctx, 'source'), need(ctx, 'destination'), undefined) } };
+    const source = serviceParam(ctx, 'source', true);
+    const destination = serviceParam(ctx, 'destination', true);
+    return { body: await editIntention(source, destination, undefined) };
   }
 
   function checkIntention(ctx: RequestContext): Reply {
-    const source = need(ctx, 'source');
-    const destination = need(ctx, 'destination');
+    const source = serviceParam(ctx, 'source', false);
+    const destination = serviceParam(ctx, 'destination', false);
     const d = decideIntention((kind, name) => sm().configGet(kind, name)?.spec, source, destination);
     return { body: { allowed: d.action === 'allow', reason: d.reason } };
   }

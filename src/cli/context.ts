@@ -5,6 +5,8 @@ import { readFile, stat } from 'node:fs/promises';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { ApiClient, defaultHttpAddr } from '../api/client.js';
 import { MeshError } from '../api/types.js';
+import { ANY_SERVICE } from '../core/state/kinds/service-intentions.js';
+import { SERVICE_NAME_LENGTH_MAX, serviceNameProblem } from '../core/state/kinds/spec-fields.js';
 
 export interface Io {
   out(text: string): void;
@@ -38,6 +40,24 @@ export function parseIndex(min: number): (value: string) => number {
       throw new InvalidArgumentError(`expected an integer >= ${min}, got ${JSON.stringify(value)}`);
     }
     return n;
+  };
+}
+
+/**
+ * Commander parser for an argument that names a service, checked before the agent is asked so a
+ * typo is a usage error (exit 2) naming the argument, as a bad option value is. `wildcard`: `*`
+ * (every service) is accepted, as intention rules take it.
+ */
+export function parseServiceName(wildcard: boolean): (value: string) => string {
+  return (value) => {
+    if (value === ANY_SERVICE) {
+      if (wildcard) return value;
+      throw new InvalidArgumentError('a call is made by and to one service: give its name, not "*"');
+    }
+    if (serviceNameProblem(value) === undefined) return value;
+    throw new InvalidArgumentError(
+      `not a service name: 1 to ${SERVICE_NAME_LENGTH_MAX} lower-case letters, digits or '-', not starting or ending with '-'${wildcard ? ', or "*" for every service' : ''}`,
+    );
   };
 }
 

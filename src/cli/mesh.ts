@@ -1,7 +1,7 @@
 // `mesh ca`, `mesh intention` and `mesh proxy`: the data plane's identity, authorization and state.
 import type { Command } from 'commander';
 import type { ApiClient } from '../api/client.js';
-import { clientCommand, clientFor, ExitCode, type Io } from './context.js';
+import { clientCommand, clientFor, ExitCode, type Io, parseServiceName } from './context.js';
 import { formatKeyValues, formatTable } from './table.js';
 
 interface RootsView {
@@ -48,7 +48,37 @@ interface ProxyStatusView {
   restarts?: { exited: number; unresponsive: number };
 }
 
+/** The answer to `PUT` and `DELETE /v1/intentions/exact`; `change` is absent from older agents. */
+interface IntentionEditView {
+  index: number;
+  change?: 'created' | 'updated' | 'unchanged' | 'deleted';
+  /** The action of the rule that was there before. */
+  was?: string;
+}
+
 const pair = (source: string, destination: string) => new URLSearchParams({ source, destination });
+
+/** What `mesh intention allow|deny` did, from the agent's answer: a new rule is not a replaced one. */
+export function intentionPutText(
+  r: IntentionEditView,
+  source: string,
+  destination: string,
+  action: string,
+): string {
+  const rule = `${source} => ${destination}`;
+  switch (r.change) {
+    case 'created':
+      return `Created: ${rule} (${action})`;
+    case 'updated':
+      return r.was !== undefined && r.was !== action
+        ? `Updated: ${rule} (${action}, was ${r.was})`
+        : `Updated: ${rule} (${action}, description changed)`;
+    case 'unchanged':
+      return `Unchanged: ${rule} (${action}) is in place already`;
+    default:
+      return `Written: ${rule} (${action})`;
+  }
+}
 
 /**
  * An upstream's circuit breakers in a few words, those that apply to its protocol (`tcp`: only
@@ -135,25 +165,36 @@ export function registerMeshCommands(program: Command, io: Io): void {
   const intention = program
     .command('intention')
     .description('allow or deny calls between services (enforced by the destination agent)');
+  const ruleEnd = (name: string) =>
+    [name, 'a service name, or "*" for every service', parseServiceName(true)] as const;
   for (const action of ['allow', 'deny'] as const) {
     clientCommand(intention, action, `${action} calls from SOURCE to DESTINATION ("*" matches every service)`)
-      .argument('<source>')
-      .argument('<destination>')
+      .argument(...ruleEnd('<source>'))
+      .argument(...ruleEnd('<destination>'))
       .option('--description <text>', 'why the rule exists, shown by `mesh intention list`')
       .action(async (source: string, destination: string, opts: { http: string; description?: string }) => {
-        await clientFor(opts).send('PUT', '/v1/intentions/exact', pair(source, destination), {
+        const r = (await clientFor(opts).send('PUT', '/v1/intentions/exact', pair(source, destination), {
           action,
           ...(opts.description ? { description: opts.description } : {}),
-        });
-        io.out(`Created: ${source} => ${destination} (${action})`);
+        })) as IntentionEditView;
+        io.out(intentionPutText(r, source, destination, action));
       });
   }
   clientCommand(intention, 'delete', 'remove the rule for SOURCE to DESTINATION')
-    .argument('<source>')
-    .argument('<destination>')
+    .argument(...ruleEnd('<source>'))
+    .argument(...ruleEnd('<destination>'))
     .action(async (source: string, destination: string, opts: { http: string }) => {
-      await clientFor(opts).send('DELETE', '/v1/intentions/exact', pair(source, destination), {});
-      io.out(`Deleted: ${source} => ${destination}`);
+      const r = (await clientFor(opts).send(
+        'DELETE',
+        '/v1/intentions/exact',
+        pair(source, destination),
+        {},
+      )) as IntentionEditView;
+      io.out(
+        r.change === 'unchanged'
+          ? `Nothing to delete: there is no intention ${source} => ${destination}`
+          : `Deleted: ${source} => ${destination}`,
+      );
     });
   clientCommand(intention, 'list', 'list every rule, most specific first')
     .option('--json', 'print the JSON array from the API')
@@ -161,8 +202,8 @@ export function registerMeshCommands(program: Command, io: Io): void {
       io.out(await intentionListCommand(clientFor(opts), opts));
     });
   clientCommand(intention, 'check', 'would a call from SOURCE to DESTINATION be allowed? (exit 0 yes, 1 no)')
-    .argument('<source>')
-    .argument('<destination>')
+    .argument('<source>', 'the calling service', parseServiceName(false))
+    .argument('<destination>', 'the called service', parseServiceName(false))
     .action(async (source: string, destination: string, opts: { http: string }) => {
       const r = (await clientFor(opts).request('GET', '/v1/intentions/check', pair(source, destination))) as {
         allowed: boolean;

@@ -11,7 +11,7 @@ import { type HttpServer, startHttpServer } from '../../../src/api/http-server.j
 import { formatInfo } from '../../../src/cli/info.js';
 import { main } from '../../../src/cli/main.js';
 import { formatMembers } from '../../../src/cli/members.js';
-import { limitsText } from '../../../src/cli/mesh.js';
+import { intentionPutText, limitsText } from '../../../src/cli/mesh.js';
 import { formatKeyValues, formatTable } from '../../../src/cli/table.js';
 import { findPackageVersion } from '../../../src/version.js';
 import { captureIo, mesh, meshToClosedPipe } from '../../helpers/cli.js';
@@ -179,5 +179,51 @@ describe('output formatting', () => {
     assert.equal(limitsText(up('tcp', limits)), 'connections 10');
     assert.equal(limitsText(up('tcp', { maxConcurrentRequests: 20 } as typeof limits)), '-');
     assert.equal(limitsText(up('http')), '-');
+  });
+});
+
+describe('mesh intention: names are checked before the agent is asked', () => {
+  it('a name that is not a service name is a usage error naming the argument, exit 2', async () => {
+    const port = await closedPort();
+    const http = `127.0.0.1:${port}`;
+    for (const [args, argument] of [
+      [['allow', 'x y', 'api'], 'source'],
+      [['deny', 'web', 'API'], 'destination'],
+      [['delete', 'web', 'a_b'], 'destination'],
+      [['check', 'my_svc.v1', 'api'], 'source'],
+    ] as const) {
+      const r = await mesh(['intention', ...args, '--http', http]);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      const bad = args.find((a) => !/^[a-z0-9*]+$/.test(a));
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `value '${bad?.replace('.', '\\.')}' is invalid for argument '${argument}'\\. not a service name: 1 to 63 lower-case letters`,
+        ),
+      );
+      assert.doesNotMatch(
+        r.stderr,
+        /no agent answered|sources\[|spec\.|rror: name:/,
+        'the agent was not asked',
+      );
+    }
+  });
+
+  it('"*" is a name for rules, not for a call: allow and delete take it, check does not', async () => {
+    const port = await closedPort();
+    const http = `127.0.0.1:${port}`;
+    const check = await mesh(['intention', 'check', '*', 'api', '--http', http]);
+    assert.equal(check.code, 2);
+    assert.match(check.stderr, /invalid for argument 'source'\. a call is made by and to one service/);
+    // Past the name check, the command goes on to ask the (absent) agent.
+    for (const verb of ['allow', 'delete']) {
+      const r = await mesh(['intention', verb, '*', '*', '--http', http]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /no agent answered/);
+    }
+  });
+
+  it('reads older agents, which do not say what changed, without claiming a creation', () => {
+    assert.equal(intentionPutText({ index: 3 }, 'web', 'api', 'allow'), 'Written: web => api (allow)');
   });
 });

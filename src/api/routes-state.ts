@@ -3,6 +3,7 @@
 // the leader (ReadIndex); `?index=N&wait=D` blocks until the data changes past N (like Consul).
 // Writes go through Raft, forwarded to the leader when this agent is not the leader.
 import {
+  checkKind,
   formatValidationError,
   isValidationError,
   kindModule,
@@ -56,6 +57,21 @@ export function writeOutcome(r: ApplyResult): boolean {
   if (r.code === 'cas-failed') return false;
   if (r.code === 'not-found') throw new MeshError('not_found', r.message);
   throw new MeshError('bad_request', r.message);
+}
+
+/**
+ * Why a check-and-set write of an entry was refused, from what is stored now: `cas=0` (Consul's
+ * "create only") met an entry that exists, or the entry was modified after, or deleted since, the
+ * index the writer read.
+ */
+export function casFailed(what: string, cas: number, now: ConfigEntry | undefined): MeshError {
+  const why =
+    cas === 0
+      ? `${what} exists already${now ? ` (modify index ${now.modifyIndex})` : ''}, and a cas of 0 writes only a new entry`
+      : now === undefined
+        ? `${what} does not exist (any more), so it cannot be at modify index ${cas}`
+        : `${what} was modified at index ${now.modifyIndex}, after the index ${cas} the write expected (read it again)`;
+  return new MeshError('bad_request', `check-and-set failed, nothing was written: ${why}`);
 }
 
 export function stateRoutes(cp: ControlPlane): Route[] {
@@ -112,6 +128,9 @@ export function stateRoutes(cp: ControlPlane): Route[] {
 
   async function configGet(ctx: RequestContext): Promise<Reply> {
     const { kind, name } = kindName(ctx.rest);
+    // A misspelt kind has no entries: say so, rather than answer an empty list or "not found".
+    const badKind = kind === undefined ? undefined : checkKind(kind);
+    if (badKind) throw new MeshError('bad_request', formatValidationError(badKind));
     const indexOf = () => sm().configIndex(kind, name);
     await readPoint(cp, ctx, indexOf);
     const headers = indexHeader(indexOf());
@@ -146,6 +165,11 @@ export function stateRoutes(cp: ControlPlane): Route[] {
       throw new MeshError('bad_request', `the body must be a JSON config entry: ${(err as Error).message}`);
     }
     const { kind, name } = kindName(ctx.rest);
+    // A managed kind is refused before its fields are read: an operator writing ca-roots needs to
+    // learn that the agents write it, not which of its fields was wrong.
+    if (kind !== undefined) refuseManaged(kind);
+    const docKind = (doc as { kind?: unknown } | null)?.kind;
+    if (typeof docKind === 'string') refuseManaged(docKind);
     if (kind !== undefined && doc && typeof doc === 'object' && !Array.isArray(doc)) {
       doc = { kind, ...(name !== undefined ? { name } : {}), ...(doc as object) };
     }
@@ -154,7 +178,6 @@ export function stateRoutes(cp: ControlPlane): Route[] {
     if ((kind !== undefined && entry.kind !== kind) || (name !== undefined && entry.name !== name)) {
       throw new MeshError('bad_request', "the entry's kind and name must match the path");
     }
-    refuseManaged(entry.kind);
     const cas = nonNegInt(ctx, 'cas');
     const cmd = checked(
       {
@@ -168,10 +191,7 @@ export function stateRoutes(cp: ControlPlane): Route[] {
     );
     const r = await cp.write(cmd);
     if (!writeOutcome(r))
-      throw new MeshError(
-        'bad_request',
-        `check-and-set failed: ${entry.kind}/${entry.name} changed since index ${cas}`,
-      );
+      throw casFailed(`${entry.kind}/${entry.name}`, cas ?? 0, sm().configGet(entry.kind, entry.name));
     return { body: { index: r.index } };
   }
 

@@ -1,17 +1,19 @@
 // `mesh config`: write, read, list and delete configuration entries (service-defaults, ...).
 import { extname } from 'node:path';
-import type { Command } from 'commander';
+import { Argument, type Command } from 'commander';
 import YAML from 'yaml';
 import type { ApiClient } from '../api/client.js';
 import type { ConfigEntryView } from '../api/types.js';
 import { MeshError } from '../api/types.js';
 import { decodeDocument } from '../config/file.js';
+import { KIND_NAMES } from '../core/state/kinds/index.js';
 import { chainCommand } from './chain.js';
 import {
   clientCommand,
   clientFor,
   type Io,
   parseIndex,
+  parseServiceName,
   processStdin,
   type ReadStdin,
   readSmallFile,
@@ -119,6 +121,14 @@ export async function configDeleteCommand(client: ApiClient, kind: string, name:
   throw new MeshError('internal', `the agent did not delete ${kind}/${name}`);
 }
 
+/**
+ * A KIND argument: one of the kinds this CLI knows, checked before the agent is asked, so a typo is
+ * a usage error (exit 2) listing the kinds instead of an empty list or "not found".
+ */
+function kindArgument(spec: string): Argument {
+  return new Argument(spec, 'the kind of entry').choices(KIND_NAMES);
+}
+
 export function registerConfigCommands(program: Command, io: Io, readStdin: ReadStdin = processStdin): void {
   const config = program
     .command('config')
@@ -138,7 +148,7 @@ export function registerConfigCommands(program: Command, io: Io, readStdin: Read
     });
 
   clientCommand(config, 'get', 'print one configuration entry')
-    .argument('<kind>')
+    .addArgument(kindArgument('<kind>'))
     .argument('<name>')
     .option('--consistent', 'read through the leader (never stale)')
     .option('--json', 'print the entry as the API answers it')
@@ -149,7 +159,7 @@ export function registerConfigCommands(program: Command, io: Io, readStdin: Read
     );
 
   clientCommand(config, 'list', 'list the configuration entries of one kind, or of all kinds')
-    .argument('[kind]')
+    .addArgument(kindArgument('[kind]'))
     .option('--consistent', 'read through the leader (never stale)')
     .option('--json', 'print the entries as the API answers them')
     .action(
@@ -163,14 +173,14 @@ export function registerConfigCommands(program: Command, io: Io, readStdin: Read
     'chain',
     'show where calls to a service go: its routes, targets and instances as the agent compiles them, and why entries do not compile',
   )
-    .argument('<service>')
+    .argument('<service>', 'a service name', parseServiceName(false))
     .option('--json', 'print the chain as the API answers it')
     .action(async (service: string, opts: { http: string; json?: boolean }) => {
       io.out(await chainCommand(clientFor(opts), service, opts));
     });
 
   clientCommand(config, 'delete', 'delete one configuration entry')
-    .argument('<kind>')
+    .addArgument(kindArgument('<kind>'))
     .argument('<name>')
     .action(async (kind: string, name: string, opts: { http: string }) => {
       io.out(await configDeleteCommand(clientFor(opts), kind, name));

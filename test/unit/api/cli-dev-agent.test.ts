@@ -2,6 +2,9 @@
 // intention and config commands, where the answer depends on what the agent did.
 import '../../../src/polyfill.js';
 import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type AgentProc, LocalCluster, waitFor } from '../../../cluster-sim/launcher.js';
 import { mesh } from '../../helpers/cli.js';
@@ -11,8 +14,16 @@ describe('mesh against a dev agent', { timeout: 120_000 }, () => {
   let agent: AgentProc;
   let http: string;
   const cli = (...args: string[]) => mesh([...args, '--http', http]);
+  let dir: string;
+  /** An entry file in a temporary directory. */
+  const entryFile = async (name: string, text: string): Promise<string> => {
+    const file = join(dir, name);
+    await writeFile(file, text);
+    return file;
+  };
 
   before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'mesh-cli-dev-'));
     agent = await cluster.add(['--dev']);
     http = `127.0.0.1:${agent.httpPort}`;
     await cluster.ready(agent);
@@ -23,7 +34,10 @@ describe('mesh against a dev agent', { timeout: 120_000 }, () => {
     );
     assert.ok(leader, 'the dev agent became Raft leader');
   });
-  after(() => cluster.stop());
+  after(async () => {
+    await cluster.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
 
   it('intention allow|deny say whether they created, updated or left the rule', async () => {
     const said = async (...args: string[]) => {
@@ -61,5 +75,60 @@ describe('mesh against a dev agent', { timeout: 120_000 }, () => {
       ((await check.json()) as { error: { message: string } }).error.message,
       /^"source" must name one service/,
     );
+  });
+
+  it('config put of a ca-roots file is refused as a managed kind, before its fields are read', async () => {
+    for (const text of ['kind: ca-roots\nname: global\n', 'kind: ca-roots\nname: foo\ntrustDomain: x\n']) {
+      const file = await entryFile('ca.yaml', text);
+      const r = await cli('config', 'put', file);
+      assert.equal(r.code, 1);
+      assert.equal(
+        r.stderr,
+        `Error: ${file}: ca-roots entries are managed by the agents and cannot be written directly (see \`mesh ca\`)\n`,
+      );
+    }
+  });
+
+  it('config put --cas says why nothing was written', async () => {
+    const file = await entryFile('cas.yaml', 'kind: service-defaults\nname: cas\nprotocol: http\n');
+    const first = await cli('config', 'put', file, '--cas', '0');
+    assert.equal(first.code, 0, first.stderr);
+    const index = Number(/index (\d+)/.exec(first.stdout)?.[1]);
+    const again = await cli('config', 'put', file, '--cas', '0');
+    assert.equal(again.code, 1);
+    assert.equal(
+      again.stderr,
+      `Error: ${file}: check-and-set failed, nothing was written: service-defaults/cas exists already (modify index ${index}), and a cas of 0 writes only a new entry\n`,
+    );
+    const stale = await cli('config', 'put', file, '--cas', String(index - 1));
+    assert.match(
+      stale.stderr,
+      new RegExp(`was modified at index ${index}, after the index ${index - 1} the write expected`),
+    );
+    assert.equal((await cli('config', 'delete', 'service-defaults', 'cas')).code, 0);
+    const gone = await cli('config', 'put', file, '--cas', String(index));
+    assert.match(
+      gone.stderr,
+      new RegExp(`does not exist \\(any more\\), so it cannot be at modify index ${index}$`, 'm'),
+    );
+  });
+
+  it('config put refuses a service-defaults name no service can have', async () => {
+    const file = await entryFile('sd.yaml', 'kind: service-defaults\nname: my_svc.v1\nprotocol: http\n');
+    const r = await cli('config', 'put', file);
+    assert.equal(r.code, 1);
+    assert.match(
+      r.stderr,
+      /^Error: .*sd\.yaml: name: must be a service name: 1 to 63 lower-case letters, digits or '-'.*got "my_svc\.v1"\n$/,
+    );
+  });
+
+  it('the config API answers a read of an unknown kind with 400 and the known kinds', async () => {
+    for (const path of ['/v1/config/bogus', '/v1/config/bogus/x']) {
+      const res = await fetch(`http://${http}${path}`);
+      assert.equal(res.status, 400, path);
+      const body = (await res.json()) as { error: { message: string } };
+      assert.match(body.error.message, /^kind: unknown kind "bogus"; known kinds: ca-roots, mesh, /);
+    }
   });
 });

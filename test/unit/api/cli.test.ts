@@ -227,3 +227,28 @@ describe('mesh intention: names are checked before the agent is asked', () => {
     assert.equal(intentionPutText({ index: 3 }, 'web', 'api', 'allow'), 'Written: web => api (allow)');
   });
 });
+
+describe('mesh config: a KIND or SERVICE argument is checked before the agent is asked', () => {
+  it('an unknown kind is a usage error naming it and listing the kinds, exit 2', async () => {
+    const http = `127.0.0.1:${await closedPort()}`;
+    for (const args of [
+      ['list', 'bogus'],
+      ['get', 'bogus', 'x'],
+      ['delete', 'bogus', 'x'],
+    ]) {
+      const r = await mesh(['config', ...args, '--http', http]);
+      assert.equal(r.code, 2, args.join(' '));
+      assert.match(
+        r.stderr,
+        /value 'bogus' is invalid for argument 'kind'\. Allowed choices are ca-roots, mesh, proxy-defaults, service-defaults, service-intentions, service-resolver, service-router, service-splitter\./,
+      );
+    }
+  });
+
+  it('config chain of a name that is not a service name says so, without the API path, exit 2', async () => {
+    const r = await mesh(['config', 'chain', 'Web', '--http', `127.0.0.1:${await closedPort()}`]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /value 'Web' is invalid for argument 'service'\. not a service name: 1 to 63/);
+    assert.doesNotMatch(r.stderr, /discovery-chain/);
+  });
+});

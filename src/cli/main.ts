@@ -1,5 +1,5 @@
 // The `mesh` command line: parse, call the API client, print. bin/mesh.ts only calls main().
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, Option, type OutputConfiguration } from 'commander';
 import { MeshError } from '../api/types.js';
 import { generateClusterKey } from '../config/cluster-key.js';
 import { packageVersion } from '../version.js';
@@ -30,6 +30,19 @@ function descendants(c: Command): Command[] {
   return c.commands.flatMap((sub) => [sub, ...descendants(sub)]);
 }
 
+/**
+ * Where commander writes, and how its errors read: commander starts a usage error with `error: `,
+ * while every other failure is printed by main() as `Error: `; one spelling for both, so an
+ * operator (or a script matching stderr) sees the same prefix for every failure.
+ */
+function outputFor(io: Io): OutputConfiguration {
+  return {
+    writeOut: (s) => io.out(s.trimEnd()),
+    writeErr: (s) => io.err(s.trimEnd()),
+    outputError: (s, write) => write(s.replace(/^error: /, 'Error: ')),
+  };
+}
+
 /** `readStdin` is where `mesh kv put KEY -` and `mesh config put -` read; tests pass their own. */
 export function buildProgram(io: Io = processIo, readStdin?: ReadStdin): Command {
   const program = new Command('mesh')
@@ -37,7 +50,7 @@ export function buildProgram(io: Io = processIo, readStdin?: ReadStdin): Command
     .version(packageVersion())
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
-    .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) });
+    .configureOutput(outputFor(io));
 
   addAgentCommand(program);
 
@@ -89,10 +102,7 @@ export function buildProgram(io: Io = processIo, readStdin?: ReadStdin): Command
 
   // Subcommands inherit the parent's settings only when created after them; apply to all.
   for (const c of descendants(program)) {
-    c.exitOverride().configureOutput({
-      writeOut: (s) => io.out(s.trimEnd()),
-      writeErr: (s) => io.err(s.trimEnd()),
-    });
+    c.exitOverride().configureOutput(outputFor(io));
   }
   return program;
 }

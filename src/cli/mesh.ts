@@ -1,5 +1,5 @@
 // `mesh ca`, `mesh intention` and `mesh proxy`: the data plane's identity, authorization and state.
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import type { ApiClient } from '../api/client.js';
 import { clientCommand, clientFor, ExitCode, type Io, parseServiceName } from './context.js';
 import { formatKeyValues, formatTable } from './table.js';
@@ -145,7 +145,8 @@ export function registerMeshCommands(program: Command, io: Io): void {
     'show the trusted CA roots (the active one and those it replaced whose leaves may be in use)',
   )
     .option('--json', 'print the JSON object from the API')
-    .option('--pem', 'print the root certificates as PEM')
+    // Two output formats at once cannot both be honoured: refuse, rather than print one silently.
+    .addOption(new Option('--pem', 'print the root certificates as PEM').conflicts('json'))
     .action(async (opts: { http: string; json?: boolean; pem?: boolean }) => {
       io.out(await caRootsCommand(clientFor(opts), opts));
     });

@@ -84,6 +84,32 @@ describe('mesh (process)', () => {
     assert.match(r.stderr, /unknown option/);
   });
 
+  it('prints every error with the same prefix, usage errors included', async () => {
+    const http = `127.0.0.1:${await closedPort()}`;
+    for (const args of [
+      ['members', '--json-pretty'],
+      ['kv', 'get'],
+      ['bogus'],
+      ['kv', 'put', 'k', 'v', '--cas', 'x'],
+    ]) {
+      const r = await mesh(args);
+      assert.equal(r.code, 2, args.join(' '));
+      assert.match(r.stderr, /^Error: [^\n]+\n\(run with --help for usage\)\n$/, args.join(' '));
+    }
+    const failed = await mesh(['members', '--http', http]);
+    assert.equal(failed.code, 1);
+    assert.match(failed.stderr, /^Error: no agent answered/);
+  });
+
+  it('ca roots: --json and --pem together are a usage error naming both', async () => {
+    const r = await mesh(['ca', 'roots', '--json', '--pem', '--http', `127.0.0.1:${await closedPort()}`]);
+    assert.equal(r.code, 2);
+    assert.equal(
+      r.stderr,
+      "Error: option '--pem' cannot be used with option '--json'\n(run with --help for usage)\n",
+    );
+  });
+
   it('agent: a config error is one line and exit 1', async () => {
     const r = await mesh(['agent', '--bind', '10.0.0.1']);
     assert.equal(r.code, 1);

@@ -9,6 +9,10 @@ const statusByCode: Record<MeshErrorCode, number> = {
   not_found: 404,
   method_not_allowed: 405,
   payload_too_large: 413,
+  /** The request (headers and body) did not arrive in time; the connection is closed. */
+  request_timeout: 408,
+  /** The request line and headers are over Node's limit (16 KiB), e.g. a 100 KB URL. */
+  request_header_fields_too_large: 431,
   /** The request contradicts what exists (a duplicate id, a service owned by a config file). */
   conflict: 409,
   internal: 500,

@@ -217,16 +217,18 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
       socket.destroy();
       return;
     }
-    let status = 400;
-    let message = 'malformed HTTP request';
+    // The code matches the status, so a client that programs against `code` can tell them apart.
+    let error = new MeshError('bad_request', 'malformed HTTP request');
     if (err.code === 'HPE_HEADER_OVERFLOW') {
-      status = 431;
-      message = 'request headers are too large';
+      error = new MeshError(
+        'request_header_fields_too_large',
+        'the request line and headers are too large (over 16 KiB): is a key or name that long?',
+      );
     } else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-      status = 408;
-      message = 'the request did not arrive in time';
+      error = new MeshError('request_timeout', 'the request did not arrive in time');
     }
-    const text = `${JSON.stringify(errorBody(new MeshError('bad_request', message)))}\n`;
+    const status = statusForCode(error.code);
+    const text = `${JSON.stringify(errorBody(error))}\n`;
     socket.end(
       `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json; charset=utf-8\r\n` +
         `content-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,

@@ -147,6 +147,8 @@ export type MeshErrorCode =
   | 'method_not_allowed'
   | 'join_failed'
   | 'payload_too_large'
+  | 'request_timeout'
+  | 'request_header_fields_too_large'
   | 'conflict'
   | 'unavailable'
   | 'internal';

@@ -173,6 +173,13 @@ describe('HTTP API server', () => {
     assert.equal(r.status, 200);
   });
 
+  it('a 100 KB URL: 431 with the code of that status, not bad_request', async () => {
+    const r = await call('GET', `/v1/agent/members?status=${'a'.repeat(100_000)}`);
+    assert.equal(r.status, 431);
+    assert.equal(r.body.error.code, 'request_header_fields_too_large');
+    assert.match(r.body.error.message, /too large \(over 16 KiB\)/);
+  });
+
   it('PUT /v1/agent/leave answers, then leaves, then calls onLeave', async () => {
     const r = await call('PUT', '/v1/agent/leave');
     assert.equal(r.status, 200);

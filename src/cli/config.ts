@@ -20,6 +20,7 @@ import {
   sourceName,
   utf8OrUndefined,
 } from './context.js';
+import { entryFileOrder } from './entry-order.js';
 import { formatTable } from './table.js';
 
 /** An entry file is a few KiB; 1 MiB is the agent's request body limit, so more cannot be sent. */
@@ -83,7 +84,7 @@ export async function configPutCommand(
 /** An entry as an entry file (it can be given back to `mesh config put`), indexes in a comment. */
 export function formatEntry(e: ConfigEntryView): string {
   const head = `# ${e.kind}/${e.name}: created at index ${e.createIndex}, modified at index ${e.modifyIndex}`;
-  return `${head}\n${YAML.stringify({ kind: e.kind, name: e.name, ...e.spec }).trimEnd()}`;
+  return `${head}\n${YAML.stringify(entryFileOrder(e.kind, e.name, e.spec)).trimEnd()}`;
 }
 
 export function formatEntries(entries: readonly ConfigEntryView[]): string {

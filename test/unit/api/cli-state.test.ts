@@ -1,11 +1,14 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { formatEntry, parseEntryFile } from '../../../src/cli/config.js';
+import { ENTRY_FIELD_ORDER } from '../../../src/cli/entry-order.js';
 import { main } from '../../../src/cli/main.js';
 import { formatPeers, formatRaftStatus } from '../../../src/cli/raft.js';
+import { KIND_NAMES } from '../../../src/core/state/index.js';
 import { captureIo, mesh } from '../../helpers/cli.js';
 import { FakeStateServer, fakePeers } from '../../helpers/fake-state-server.js';
 
@@ -277,5 +280,65 @@ describe('formatting of state commands', () => {
       protocol: 'grpc',
       meta: { team: 'a' },
     });
+  });
+
+  it('config get prints kind and name, then the fields in the documented order, list items by name first', () => {
+    const text = formatEntry({
+      kind: 'service-defaults',
+      name: 'web',
+      // As stored: canonical, keys sorted.
+      spec: {
+        connectTimeoutMs: 5000,
+        meta: { team: 'a' },
+        protocol: 'http',
+        upstreamConfig: { overrides: [{ limits: { maxConnections: 5 }, name: 'api' }] },
+      },
+      createIndex: 1,
+      modifyIndex: 2,
+    });
+    assert.deepEqual(text.split('\n'), [
+      '# service-defaults/web: created at index 1, modified at index 2',
+      'kind: service-defaults',
+      'name: web',
+      'protocol: http',
+      'connectTimeoutMs: 5000',
+      'meta:',
+      '  team: a',
+      'upstreamConfig:',
+      '  overrides:',
+      '    - name: api',
+      '      limits:',
+      '        maxConnections: 5',
+    ]);
+    const intentions = formatEntry({
+      kind: 'service-intentions',
+      name: 'api',
+      spec: { sources: [{ action: 'allow', description: 'why', name: 'web' }], zNewField: 1 },
+      createIndex: 1,
+      modifyIndex: 1,
+    });
+    assert.match(
+      intentions,
+      /^sources:\n {2}- name: web\n {4}action: allow\n {4}description: why\nzNewField: 1$/m,
+    );
+  });
+
+  it("the field order is the order of each kind's table in docs/configuration-entries.md", () => {
+    const docs = readFileSync(new URL('../../../../docs/configuration-entries.md', import.meta.url), 'utf8');
+    assert.deepEqual(Object.keys(ENTRY_FIELD_ORDER).sort(), [...KIND_NAMES]);
+    for (const kind of KIND_NAMES) {
+      if (kind === 'ca-roots') continue; // described in prose, in this order
+      const section = docs.split(`\n### \`${kind}\`\n`)[1]?.split(/\n#{2,4} /)[0] ?? '';
+      const documented: string[] = [];
+      for (const row of section.split('\n').filter((l) => l.startsWith('| `'))) {
+        // A row's first cell names one field (a second name in it continues the first's path).
+        const f = /`([^`]+)`/.exec(row.split('|')[1] ?? '')?.[1] ?? '';
+        const top = f.split(/[.[]/)[0] as string;
+        if (/^[a-zA-Z]+$/.test(top) && !documented.includes(top)) documented.push(top);
+      }
+      // The first table lists the kind's own fields; later tables in the section describe nested ones.
+      const own = ENTRY_FIELD_ORDER[kind] ?? [];
+      assert.deepEqual(documented.slice(0, own.length), own, kind);
+    }
   });
 });

@@ -21,9 +21,11 @@ export const STATE_LIMITS = Object.freeze({
   configTombstonesMax: 10_000,
   /**
    * Request ids remembered so that a write proposed again after a leader failure applies once. A
-   * retry follows its first copy within the write's deadline (8 s); 20,000 writes is ~9 s at the
-   * most this cluster has committed (2,254 a second with 64 writers, docs/benchmarks.md). Results
-   * are ~50 bytes (a failure's message up to a few hundred): a few MB of state at most.
+   * retry comes once a new leader is known (~1 s after a leader dies) and never more than 8 s
+   * (the write's deadline) after its first copy. 20,000 writes is ~5 s at the most this cluster
+   * has committed (3,707 a second with 64 writers, `BENCH_ONLY=seq npm run bench:raft`, 3439bb9),
+   * and all 8 s below ~2,500 a second. Results are ~50 bytes (a failure's message up to a few
+   * hundred): a few MB of state and snapshot at most. A copy later than that applies again.
    */
   requestsMax: 20_000,
 });
